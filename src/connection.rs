@@ -1,0 +1,699 @@
+//! The state machine after the handshake: bytes in, events out; messages in, bytes out.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::frame::{Header, OpCode, MAX_HEADER_LEN};
+use crate::mask::apply_mask;
+use crate::utf8::Utf8Validator;
+use crate::{
+    CloseCode, CloseFrame, Closed, Config, Event, Fragment, Initiator, Message, MessageKind,
+    ProtocolError, Role, UsageError, Utf8Bytes,
+};
+
+/// Where the closing handshake stands (§7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Messages flow both ways.
+    Open,
+    /// We sent a Close frame and wait for the peer's. Messages still arrive;
+    /// we send nothing more.
+    Closing,
+    /// Both Close frames were exchanged, or the connection failed, or the
+    /// transport ended. Input is ignored from here on.
+    Closed,
+}
+
+/// One WebSocket connection after a successful handshake, with no I/O.
+///
+/// # The driver loop
+///
+/// The connection never touches a socket or a clock. Whoever drives it (the
+/// [`blocking`](crate::blocking) adapter, a tokio task, a test) repeats:
+///
+/// 1. **Input**: pass every byte read from the transport to
+///    [`handle_read`](Connection::handle_read); when the transport reports
+///    end of stream, call [`handle_eof`](Connection::handle_eof).
+/// 2. **Events**: call [`poll_event`](Connection::poll_event) until it gives
+///    `None`. Frames are decoded here, lazily, so a driver that stops
+///    polling stops the work. Handling a Ping or a Close may queue output.
+/// 3. **Commands**: [`send_text`](Connection::send_text),
+///    [`send_binary`](Connection::send_binary), [`ping`](Connection::ping),
+///    [`close`](Connection::close) and friends queue output. They fail only
+///    on misuse ([`UsageError`]); the connection is then unchanged.
+/// 4. **Output**: write [`pending_output`](Connection::pending_output) to
+///    the transport and report how much went with
+///    [`consume_output`](Connection::consume_output).
+/// 5. **Shutdown**: once [`should_close_transport`](Connection::should_close_transport)
+///    is true, close the transport. It becomes true only when the output is
+///    drained, so the peer gets our Close frame before the socket goes.
+///
+/// ```
+/// use rfc6455::{Config, Connection, Event, Role};
+///
+/// let mut server = Connection::new(Role::Server, Config::default());
+/// // A masked "Hello" text frame from RFC 6455 §5.7.
+/// server.handle_read(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+/// match server.poll_event() {
+///     Some(Event::Message(message)) => assert_eq!(message.as_text(), Some("Hello")),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// server.send_text("Hello").unwrap();
+/// assert_eq!(server.pending_output(), b"\x81\x05Hello");
+/// ```
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    config: Config,
+    state: State,
+    /// Received bytes not yet turned into events. While `frame` is `Some`,
+    /// this starts with that frame's unconsumed payload.
+    input: BytesMut,
+    /// The frame whose header has been decoded and whose payload is arriving.
+    frame: Option<FrameInProgress>,
+    /// The data message being received, from its first frame to its last.
+    message: Option<MessageInProgress>,
+    /// The transport reported end of stream.
+    eof: bool,
+    /// We failed the connection because of a peer's fault.
+    failed: bool,
+    /// The final event, waiting to be polled.
+    closed_event: Option<Closed>,
+    close_sent: Option<CloseFrame>,
+    close_received: Option<CloseFrame>,
+    /// Bytes to send; `output[output_sent..]` are still pending.
+    output: Vec<u8>,
+    output_sent: usize,
+    /// The kind of the fragmented message we are sending, if any.
+    sending: Option<MessageKind>,
+    /// A fixed masking key, for tests; `None` draws a fresh random key per frame.
+    fixed_mask: Option<[u8; 4]>,
+    /// RSV bits that negotiated extensions define; any other set bit is a fault.
+    rsv_allowed: u8,
+}
+
+#[derive(Debug)]
+struct FrameInProgress {
+    header: Header,
+    /// Payload bytes not yet split off the front of `input`.
+    remaining: u64,
+    /// How many bytes at the front of `input` are already unmasked and
+    /// checked; at most `remaining`.
+    processed: usize,
+    /// Payload bytes of this frame unmasked so far: the masking key's phase.
+    unmasked: usize,
+}
+
+#[derive(Debug)]
+struct MessageInProgress {
+    kind: MessageKind,
+    /// The fragments so far (not used in streaming mode).
+    data: BytesMut,
+    /// The declared length of every frame so far, for the message limit.
+    len: u64,
+    utf8: Utf8Validator,
+    /// Streaming mode: a piece of this message was already delivered.
+    delivered: bool,
+}
+
+/// What one decoding step produced.
+enum Step {
+    Event(Event),
+    /// Progress was made; step again.
+    Continue,
+    /// Nothing more can be done until more bytes arrive.
+    NeedMore,
+}
+
+impl Connection {
+    /// A connection in the open state, for the given role.
+    ///
+    /// Normally the handshake gives you one (with any bytes that followed
+    /// the handshake already fed in); build one directly when the handshake
+    /// happened elsewhere.
+    pub fn new(role: Role, config: Config) -> Connection {
+        Connection {
+            role,
+            config,
+            state: State::Open,
+            input: BytesMut::new(),
+            frame: None,
+            message: None,
+            eof: false,
+            failed: false,
+            closed_event: None,
+            close_sent: None,
+            close_received: None,
+            output: Vec::new(),
+            output_sent: 0,
+            sending: None,
+            fixed_mask: None,
+            rsv_allowed: 0,
+        }
+    }
+
+    // ----- getters -----
+
+    /// Our role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Where the closing handshake stands.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Whether [`send_text`](Connection::send_text) and the other data
+    /// commands would be accepted now.
+    pub fn can_send(&self) -> bool {
+        self.state == State::Open
+    }
+
+    /// Bytes received but not yet decoded into events.
+    pub fn buffered_input(&self) -> usize {
+        self.input.len()
+    }
+
+    // ----- input -----
+
+    /// Feeds bytes read from the transport. Decoding happens in
+    /// [`poll_event`](Connection::poll_event). Bytes that arrive after the
+    /// connection is closed are dropped.
+    pub fn handle_read(&mut self, data: &[u8]) {
+        if self.state != State::Closed {
+            self.input.extend_from_slice(data);
+        }
+    }
+
+    /// Reports that the transport will deliver no more bytes. Events for
+    /// the bytes already fed still come first; then, unless the closing
+    /// handshake had finished, [`Event::Closed`] with code 1006.
+    pub fn handle_eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// The next event, or `None` when more input is needed (or the
+    /// connection is closed and its [`Event::Closed`] was delivered).
+    pub fn poll_event(&mut self) -> Option<Event> {
+        loop {
+            if self.state == State::Closed {
+                return self.closed_event.take().map(Event::Closed);
+            }
+            match self.step() {
+                Ok(Step::Event(event)) => return Some(event),
+                Ok(Step::Continue) => {}
+                Ok(Step::NeedMore) if self.eof => {
+                    let mid_frame =
+                        self.frame.is_some() || self.message.is_some() || !self.input.is_empty();
+                    self.finish(
+                        Initiator::Remote,
+                        Some(ProtocolError::UnexpectedEof { mid_frame }),
+                    );
+                }
+                Ok(Step::NeedMore) => return None,
+                Err(error) => self.fail(error),
+            }
+        }
+    }
+
+    /// Decodes as far as the next event.
+    fn step(&mut self) -> Result<Step, ProtocolError> {
+        if self.frame.is_none() {
+            let Some((header, header_len)) = Header::decode(&self.input)? else {
+                return Ok(Step::NeedMore);
+            };
+            self.check_header(&header)?;
+            self.input.advance(header_len);
+            self.begin_frame(header);
+        }
+        let frame = self.frame.as_mut().expect("a frame is in progress");
+        let available = (self.input.len() as u64).min(frame.remaining) as usize;
+        if available > frame.processed {
+            let fresh = &mut self.input[frame.processed..available];
+            if let Some(key) = frame.header.mask {
+                apply_mask(fresh, key, frame.unmasked);
+            }
+            frame.unmasked += fresh.len();
+            frame.processed = available;
+            if !frame.header.opcode.is_control() {
+                let message = self
+                    .message
+                    .as_mut()
+                    .expect("data frames belong to a message");
+                // Fail fast: check text as it arrives, not when it is whole.
+                if message.kind == MessageKind::Text && message.utf8.feed(fresh).is_err() {
+                    return Err(ProtocolError::InvalidUtf8);
+                }
+            }
+        }
+        if (frame.processed as u64) < frame.remaining {
+            if self.config.streaming && !frame.header.opcode.is_control() && frame.processed > 0 {
+                let data = self.input.split_to(frame.processed).freeze();
+                frame.remaining -= frame.processed as u64;
+                frame.processed = 0;
+                return Ok(Step::Event(self.fragment(data, false)));
+            }
+            return Ok(Step::NeedMore);
+        }
+        let frame = self.frame.take().expect("a frame is in progress");
+        let payload = self.input.split_to(frame.remaining as usize);
+        self.end_frame(frame.header, payload)
+    }
+
+    /// Checks what the header alone can tell (§5.2, §5.4, §5.5) and the limits.
+    fn check_header(&self, header: &Header) -> Result<(), ProtocolError> {
+        // "MUST be 0 unless an extension is negotiated that defines meanings
+        // for non-zero values. If a nonzero value is received and none of
+        // the negotiated extensions defines the meaning of such a nonzero
+        // value, the receiving endpoint MUST _Fail the WebSocket
+        // Connection_." (§5.2)
+        let stray = header.rsv & !self.rsv_allowed;
+        if stray != 0 {
+            return Err(ProtocolError::ReservedBits(stray));
+        }
+        // "a client MUST mask all frames that it sends to the server ... A
+        // server MUST NOT mask any frames that it sends to the client. A
+        // client MUST close a connection if it detects a masked frame." (§5.1)
+        match (self.role, header.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        if header.opcode.is_control() {
+            // "All control frames MUST have a payload length of 125 bytes or
+            // less and MUST NOT be fragmented." (§5.5)
+            if !header.fin {
+                return Err(ProtocolError::FragmentedControl);
+            }
+            if header.len > 125 {
+                return Err(ProtocolError::ControlTooLong(header.len));
+            }
+            return Ok(());
+        }
+        match (header.opcode, &self.message) {
+            (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+            (OpCode::Text | OpCode::Binary, Some(_)) => {
+                return Err(ProtocolError::ExpectedContinuation)
+            }
+            _ => {}
+        }
+        if let Some(max) = self.config.max_frame_size {
+            if header.len > max as u64 {
+                return Err(ProtocolError::FrameTooBig {
+                    len: header.len,
+                    max,
+                });
+            }
+        }
+        if let Some(max) = self.config.max_message_size {
+            let len = self
+                .message
+                .as_ref()
+                .map_or(0, |m| m.len)
+                .saturating_add(header.len);
+            if len > max as u64 {
+                return Err(ProtocolError::MessageTooBig { len, max });
+            }
+        }
+        Ok(())
+    }
+
+    fn begin_frame(&mut self, header: Header) {
+        match header.opcode {
+            OpCode::Text | OpCode::Binary => {
+                let kind = if header.opcode == OpCode::Text {
+                    MessageKind::Text
+                } else {
+                    MessageKind::Binary
+                };
+                self.message = Some(MessageInProgress {
+                    kind,
+                    data: BytesMut::new(),
+                    len: header.len,
+                    utf8: Utf8Validator::new(),
+                    delivered: false,
+                });
+            }
+            OpCode::Continuation => {
+                let message = self.message.as_mut().expect("checked in check_header");
+                message.len = message.len.saturating_add(header.len);
+            }
+            OpCode::Close | OpCode::Ping | OpCode::Pong => {}
+        }
+        self.frame = Some(FrameInProgress {
+            header,
+            remaining: header.len,
+            processed: 0,
+            unmasked: 0,
+        });
+    }
+
+    /// A frame's payload is complete (and unmasked, and its text checked).
+    fn end_frame(&mut self, header: Header, payload: BytesMut) -> Result<Step, ProtocolError> {
+        match header.opcode {
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                let message = self
+                    .message
+                    .as_mut()
+                    .expect("data frames belong to a message");
+                if header.fin && message.kind == MessageKind::Text && !message.utf8.is_complete() {
+                    return Err(ProtocolError::InvalidUtf8);
+                }
+                if self.config.streaming {
+                    if payload.is_empty() && !header.fin {
+                        return Ok(Step::Continue);
+                    }
+                    return Ok(Step::Event(self.fragment(payload.freeze(), header.fin)));
+                }
+                if !header.fin {
+                    if message.data.is_empty() {
+                        message.data = payload;
+                    } else {
+                        message.data.extend_from_slice(&payload);
+                    }
+                    return Ok(Step::Continue);
+                }
+                let mut message = self.message.take().expect("checked above");
+                let data = if message.data.is_empty() {
+                    payload.freeze()
+                } else {
+                    message.data.extend_from_slice(&payload);
+                    message.data.freeze()
+                };
+                let message = match message.kind {
+                    MessageKind::Text => Message::Text(Utf8Bytes::from_validated(data)),
+                    MessageKind::Binary => Message::Binary(data),
+                };
+                Ok(Step::Event(Event::Message(message)))
+            }
+            OpCode::Ping => {
+                // "Upon receipt of a Ping frame, an endpoint MUST send a Pong
+                // frame in response, unless it already received a Close
+                // frame." (§5.5.2) Once we sent our Close we send nothing.
+                if self.config.auto_pong && self.state == State::Open {
+                    self.write_frame(true, OpCode::Pong, &payload);
+                }
+                Ok(Step::Event(Event::Ping(payload.freeze())))
+            }
+            OpCode::Pong => Ok(Step::Event(Event::Pong(payload.freeze()))),
+            OpCode::Close => {
+                let frame = CloseFrame::parse(&payload)?;
+                self.close_received = Some(frame.clone());
+                let initiator = match self.state {
+                    State::Open => {
+                        // "If an endpoint receives a Close frame and did not
+                        // previously send a Close frame, the endpoint MUST
+                        // send a Close frame in response. ... it typically
+                        // echos the status code it received." (§5.5.1)
+                        self.queue_close(CloseFrame::new(frame.code, ""));
+                        Initiator::Remote
+                    }
+                    _ => Initiator::Local,
+                };
+                self.finish(initiator, None);
+                Ok(Step::Continue)
+            }
+        }
+    }
+
+    /// A streaming-mode piece of the current message.
+    fn fragment(&mut self, data: Bytes, last: bool) -> Event {
+        let message = self
+            .message
+            .as_mut()
+            .expect("data frames belong to a message");
+        let first = !message.delivered;
+        message.delivered = true;
+        let kind = message.kind;
+        if last {
+            self.message = None;
+        }
+        Event::Fragment(Fragment {
+            kind,
+            data,
+            first,
+            last,
+        })
+    }
+
+    /// _Fail the WebSocket Connection_ (§7.1.7): send a Close frame with the
+    /// code for this fault, unless we already sent one, and stop reading.
+    fn fail(&mut self, error: ProtocolError) {
+        if self.state == State::Open {
+            self.queue_close(CloseFrame::new(error.close_code(), error.close_reason()));
+        }
+        self.failed = true;
+        self.finish(Initiator::Local, Some(error));
+    }
+
+    /// Enters the closed state and prepares the final event.
+    fn finish(&mut self, initiator: Initiator, error: Option<ProtocolError>) {
+        self.state = State::Closed;
+        self.input = BytesMut::new();
+        self.frame = None;
+        self.message = None;
+        self.closed_event = Some(Closed {
+            initiator,
+            sent: self.close_sent.clone(),
+            received: self.close_received.clone(),
+            error,
+        });
+    }
+
+    // ----- commands -----
+
+    /// Queues a text message in one frame.
+    pub fn send_text(&mut self, text: &str) -> Result<(), UsageError> {
+        self.send(MessageKind::Text, text.as_bytes())
+    }
+
+    /// Queues a binary message in one frame.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), UsageError> {
+        self.send(MessageKind::Binary, data)
+    }
+
+    /// Queues a message in one frame.
+    pub fn send_message(&mut self, message: &Message) -> Result<(), UsageError> {
+        self.send(message.kind(), message.as_bytes())
+    }
+
+    /// Queues a data message of either kind in one frame.
+    ///
+    /// For [`MessageKind::Text`] the caller vouches that `data` is UTF-8;
+    /// prefer [`send_text`](Connection::send_text), which takes a `&str`.
+    pub fn send(&mut self, kind: MessageKind, data: &[u8]) -> Result<(), UsageError> {
+        self.check_can_start_message()?;
+        self.write_frame(true, opcode_of(kind), data);
+        Ok(())
+    }
+
+    /// Queues a data message split into frames of at most `fragment_size`
+    /// payload bytes (an empty message is one empty frame).
+    pub fn send_fragmented(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        fragment_size: usize,
+    ) -> Result<(), UsageError> {
+        if fragment_size == 0 {
+            return Err(UsageError::ZeroFragmentSize);
+        }
+        self.check_can_start_message()?;
+        let mut chunks = data.chunks(fragment_size).peekable();
+        let mut opcode = opcode_of(kind);
+        if chunks.peek().is_none() {
+            self.write_frame(true, opcode, &[]);
+        }
+        while let Some(chunk) = chunks.next() {
+            self.write_frame(chunks.peek().is_none(), opcode, chunk);
+            opcode = OpCode::Continuation;
+        }
+        Ok(())
+    }
+
+    /// Queues one frame of a message sent in pieces, for messages too large
+    /// to hold whole. The first call starts a message of `kind`; each later
+    /// call continues it (and `kind` is ignored) until one with `last` set.
+    /// Control frames may be sent in between.
+    ///
+    /// For text, the concatenation of the pieces must be UTF-8; a piece may
+    /// end inside a character.
+    pub fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        last: bool,
+    ) -> Result<(), UsageError> {
+        if self.state != State::Open {
+            return Err(UsageError::Closed);
+        }
+        let opcode = match self.sending {
+            Some(_) => OpCode::Continuation,
+            None => opcode_of(kind),
+        };
+        self.sending = if last { None } else { Some(kind) };
+        self.write_frame(last, opcode, data);
+        Ok(())
+    }
+
+    /// Queues a Ping with up to 125 bytes of payload.
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), UsageError> {
+        self.send_control(OpCode::Ping, payload)
+    }
+
+    /// Queues an unsolicited Pong (a one-way heartbeat, §5.5.3). Pongs that
+    /// answer Pings are sent automatically unless
+    /// [`auto_pong`](Config::auto_pong) is off.
+    pub fn pong(&mut self, payload: &[u8]) -> Result<(), UsageError> {
+        self.send_control(OpCode::Pong, payload)
+    }
+
+    /// Starts the closing handshake: queues a Close frame and moves to
+    /// [`State::Closing`]. Messages may still arrive until the peer's Close.
+    ///
+    /// Use [`CloseCode::NO_STATUS`] to send a Close frame with no payload.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), UsageError> {
+        if self.state != State::Open {
+            return Err(UsageError::Closed);
+        }
+        if code != CloseCode::NO_STATUS && !code.is_sendable() {
+            return Err(UsageError::InvalidCloseCode(code.0));
+        }
+        if reason.len() > CloseFrame::MAX_REASON
+            || (code == CloseCode::NO_STATUS && !reason.is_empty())
+        {
+            return Err(UsageError::ReasonTooLong(reason.len()));
+        }
+        self.queue_close(CloseFrame::new(code, reason));
+        self.state = State::Closing;
+        Ok(())
+    }
+
+    fn check_can_start_message(&self) -> Result<(), UsageError> {
+        if self.state != State::Open {
+            return Err(UsageError::Closed);
+        }
+        if self.sending.is_some() {
+            return Err(UsageError::MessageInProgress);
+        }
+        Ok(())
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), UsageError> {
+        if self.state != State::Open {
+            return Err(UsageError::Closed);
+        }
+        if payload.len() > 125 {
+            return Err(UsageError::ControlTooLong(payload.len()));
+        }
+        self.write_frame(true, opcode, payload);
+        Ok(())
+    }
+
+    fn queue_close(&mut self, frame: CloseFrame) {
+        let mut payload = Vec::with_capacity(2 + frame.reason.len());
+        frame.write_payload(&mut payload);
+        self.write_frame(true, OpCode::Close, &payload);
+        self.close_sent = Some(frame);
+    }
+
+    /// Encodes one frame into the output, masked if we are the client.
+    fn write_frame(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
+        let mask = match self.role {
+            Role::Client => Some(self.fixed_mask.unwrap_or_else(rand::random)),
+            Role::Server => None,
+        };
+        let header = Header {
+            fin,
+            rsv: 0,
+            opcode,
+            mask,
+            len: payload.len() as u64,
+        };
+        let mut head = [0; MAX_HEADER_LEN];
+        let head_len = header.encode(&mut head);
+        self.output.reserve(head_len + payload.len());
+        self.output.extend_from_slice(&head[..head_len]);
+        let start = self.output.len();
+        self.output.extend_from_slice(payload);
+        if let Some(key) = mask {
+            apply_mask(&mut self.output[start..], key, 0);
+        }
+    }
+
+    /// Uses `key` to mask every frame we send (client role), instead of a
+    /// fresh random key per frame; `None` goes back to random keys.
+    ///
+    /// For tests and examples only: §10.3 requires keys the peer cannot
+    /// predict.
+    pub fn set_fixed_mask(&mut self, key: Option<[u8; 4]>) {
+        self.fixed_mask = key;
+    }
+
+    // ----- output -----
+
+    /// Bytes waiting to be written to the transport.
+    pub fn pending_output(&self) -> &[u8] {
+        &self.output[self.output_sent..]
+    }
+
+    /// Records that the first `n` bytes of
+    /// [`pending_output`](Connection::pending_output) were written.
+    ///
+    /// # Panics
+    /// If `n` is more than is pending: that is a bug in the driver.
+    pub fn consume_output(&mut self, n: usize) {
+        assert!(
+            n <= self.output.len() - self.output_sent,
+            "consumed more output than was pending"
+        );
+        self.output_sent += n;
+        if self.output_sent == self.output.len() {
+            self.output.clear();
+            self.output_sent = 0;
+        } else if self.output_sent > 64 * 1024 && self.output_sent * 2 > self.output.len() {
+            self.output.drain(..self.output_sent);
+            self.output_sent = 0;
+        }
+    }
+
+    /// Whether the driver should close the transport now.
+    ///
+    /// True once the connection is [`State::Closed`] and its output is
+    /// drained, and we are the one to close: the server after the closing
+    /// handshake (§7.1.1: "the underlying TCP connection ... SHOULD be
+    /// closed first by the server"), either side after failing the
+    /// connection or after the peer's end of stream. A client that finished
+    /// the closing handshake waits for the server's end of stream; its
+    /// driver should stop waiting after a timeout of its choice.
+    pub fn should_close_transport(&self) -> bool {
+        self.state == State::Closed
+            && self.pending_output().is_empty()
+            && (self.role == Role::Server || self.failed || self.eof)
+    }
+
+    /// Releases the receive and send buffers if they are empty, so an idle
+    /// connection holds no buffer memory. Call it when the connection goes
+    /// quiet; the buffers are allocated again when bytes arrive.
+    pub fn shrink_buffers(&mut self) {
+        if self.input.is_empty() && self.frame.is_none() {
+            self.input = BytesMut::new();
+        }
+        if self.pending_output().is_empty() {
+            self.output = Vec::new();
+            self.output_sent = 0;
+        }
+    }
+}
+
+fn opcode_of(kind: MessageKind) -> OpCode {
+    match kind {
+        MessageKind::Text => OpCode::Text,
+        MessageKind::Binary => OpCode::Binary,
+    }
+}

@@ -1,0 +1,235 @@
+//! The client side of the opening handshake (§4.1).
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+
+use super::{
+    accept_key, has_token, header_tokens, header_values, httparse_error, owned_headers,
+    HandshakeError, HeadBuffer,
+};
+use crate::{Config, Connection, Role};
+
+/// What the client asks for: where, and with which subprotocols and fields.
+#[derive(Clone, Debug)]
+pub struct ClientRequest {
+    host: String,
+    path: String,
+    protocols: Vec<String>,
+    headers: Vec<(String, String)>,
+}
+
+impl ClientRequest {
+    /// A request for `path` (such as `/chat?room=1`) on `host` (the Host
+    /// field: `example.com`, or `example.com:8080` for a port other than
+    /// the scheme's default).
+    pub fn new(host: impl Into<String>, path: impl Into<String>) -> Self {
+        let path = path.into();
+        ClientRequest {
+            host: host.into(),
+            path: if path.is_empty() { "/".into() } else { path },
+            protocols: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Offers a subprotocol; offer several in order of preference.
+    pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
+        self.protocols.push(protocol.into());
+        self
+    }
+
+    /// Adds a header field (Origin, Authorization, a cookie). A name or
+    /// value containing CR or LF is dropped, so a field can never split
+    /// the request.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let (name, value) = (name.into(), value.into());
+        let clean = |s: &str| !s.contains(['\r', '\n']);
+        if clean(&name) && clean(&value) && !name.is_empty() {
+            self.headers.push((name, value));
+        }
+        self
+    }
+
+    /// The path requested.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The Host field.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
+
+/// Builds the client's request and checks the server's response.
+///
+/// ```
+/// use rfc6455::handshake::{accept_key, ClientHandshake, ClientRequest};
+/// use rfc6455::Config;
+///
+/// let mut handshake = ClientHandshake::new(&ClientRequest::new("example.com", "/chat"), Config::default());
+/// let request = String::from_utf8(handshake.request().to_vec()).unwrap();
+/// assert!(request.starts_with("GET /chat HTTP/1.1\r\nHost: example.com\r\n"));
+///
+/// let response = format!(
+///     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+///      Sec-WebSocket-Accept: {}\r\n\r\n",
+///     accept_key(handshake.key().as_bytes())
+/// );
+/// let connected = handshake.handle_read(response.as_bytes()).unwrap().expect("complete");
+/// assert_eq!(connected.response.status, 101);
+/// ```
+#[derive(Debug)]
+pub struct ClientHandshake {
+    key: String,
+    request: Vec<u8>,
+    protocols: Vec<String>,
+    head: HeadBuffer,
+    config: Config,
+}
+
+impl ClientHandshake {
+    /// A handshake with a fresh random key (§4.1: "a nonce consisting of a
+    /// randomly selected 16-byte value").
+    pub fn new(request: &ClientRequest, config: Config) -> Self {
+        Self::with_key(request, config, rand::random())
+    }
+
+    /// A handshake with a given 16-byte key, for tests and examples only.
+    pub fn with_key(request: &ClientRequest, config: Config, key: [u8; 16]) -> Self {
+        let key = BASE64.encode(key);
+        let mut head = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n",
+            request.path, request.host
+        );
+        if !request.protocols.is_empty() {
+            head.push_str(&format!(
+                "Sec-WebSocket-Protocol: {}\r\n",
+                request.protocols.join(", ")
+            ));
+        }
+        for (name, value) in &request.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        ClientHandshake {
+            key,
+            request: head.into_bytes(),
+            protocols: request.protocols.clone(),
+            head: HeadBuffer::new(config.max_header_bytes),
+            config,
+        }
+    }
+
+    /// The request bytes to send.
+    pub fn request(&self) -> &[u8] {
+        &self.request
+    }
+
+    /// The `Sec-WebSocket-Key` value sent, in base64.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Feeds bytes read from the server.
+    ///
+    /// `Ok(None)`: the response head is not complete yet. `Ok(Some(_))`:
+    /// the server accepted; the connection is ready, with any bytes that
+    /// followed the response already fed to it. `Err`: the handshake
+    /// failed, and the error names the check.
+    ///
+    /// Do not call it again after it returned `Some` or `Err`.
+    pub fn handle_read(&mut self, data: &[u8]) -> Result<Option<Connected>, HandshakeError> {
+        let Some(head_len) = self.head.push(data)? else {
+            return Ok(None);
+        };
+        let bytes = self.head.bytes();
+        let mut fields = vec![httparse::EMPTY_HEADER; self.config.max_headers];
+        let mut parsed = httparse::Response::new(&mut fields);
+        match parsed.parse(&bytes[..head_len]) {
+            Ok(httparse::Status::Complete(_)) => {}
+            Ok(httparse::Status::Partial) => {
+                return Err(HandshakeError::Malformed("incomplete response head"))
+            }
+            Err(err) => return Err(httparse_error(err, self.config.max_headers)),
+        }
+        let status = parsed.code.unwrap_or(0);
+        let headers = owned_headers(parsed.headers);
+        // "If the status code received from the server is not 101, the
+        // client handles the response per HTTP procedures." (§4.1)
+        if status != 101 {
+            return Err(HandshakeError::Status(status));
+        }
+        // "If the response lacks an |Upgrade| header field or the |Upgrade|
+        // header field contains a value that is not an ASCII case-insensitive
+        // match for the value "websocket", the client MUST _Fail the
+        // WebSocket Connection_."
+        if !has_token(&headers, "Upgrade", "websocket") {
+            return Err(HandshakeError::MissingUpgrade);
+        }
+        if !has_token(&headers, "Connection", "Upgrade") {
+            return Err(HandshakeError::MissingConnectionUpgrade);
+        }
+        let expected = accept_key(self.key.as_bytes());
+        let accepts: Vec<&[u8]> = header_values(&headers, "Sec-WebSocket-Accept").collect();
+        if !matches!(accepts.as_slice(), [value] if value.trim_ascii() == expected.as_bytes()) {
+            return Err(HandshakeError::InvalidAccept);
+        }
+        // "If the response includes a |Sec-WebSocket-Extensions| header field
+        // and this header field indicates the use of an extension that was
+        // not present in the client's handshake ... the client MUST _Fail
+        // the WebSocket Connection_." We offer none.
+        if let Some(extension) = header_tokens(&headers, "Sec-WebSocket-Extensions").next() {
+            return Err(HandshakeError::UnexpectedExtension(extension.to_string()));
+        }
+        // "If the response includes a |Sec-WebSocket-Protocol| header field
+        // and this header field indicates the use of a subprotocol that was
+        // not present in the client's handshake ..., the client MUST _Fail
+        // the WebSocket Connection_."
+        let chosen: Vec<&str> = header_tokens(&headers, "Sec-WebSocket-Protocol").collect();
+        let protocol = match chosen.as_slice() {
+            [] => None,
+            [one] if self.protocols.iter().any(|p| p == one) => Some(one.to_string()),
+            _ => return Err(HandshakeError::UnexpectedProtocol(chosen.join(", "))),
+        };
+        let mut connection = Connection::new(Role::Client, self.config.clone());
+        connection.handle_read(&bytes[head_len..]);
+        Ok(Some(Connected {
+            response: Response {
+                status,
+                headers,
+                protocol,
+            },
+            connection,
+        }))
+    }
+}
+
+/// The server's accepting response.
+#[derive(Clone, Debug)]
+pub struct Response {
+    /// The status: always 101 here.
+    pub status: u16,
+    /// Every header field, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The subprotocol the server chose, if any.
+    pub protocol: Option<String>,
+}
+
+impl Response {
+    /// The first field named `name` (case-insensitive), if it is UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_values(&self.headers, name)
+            .next()
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+}
+
+/// A completed client handshake.
+#[derive(Debug)]
+pub struct Connected {
+    /// The server's response.
+    pub response: Response,
+    /// The connection, already fed with any bytes that followed the response.
+    pub connection: Connection,
+}

@@ -1,0 +1,322 @@
+//! The opening handshake (RFC 6455 §4): an HTTP/1.1 Upgrade exchange.
+//!
+//! The client sends a GET with `Upgrade: websocket`, `Connection: Upgrade`,
+//! a random `Sec-WebSocket-Key` and `Sec-WebSocket-Version: 13`
+//! ([`ClientHandshake`]). The server checks it and answers `101 Switching
+//! Protocols` with `Sec-WebSocket-Accept`, the base64 SHA-1 of the key and a
+//! fixed GUID, which proves it understood the request ([`ServerHandshake`]).
+//! After the blank line that ends the response, both sides speak frames.
+//!
+//! Both parsers take bytes in pieces and find the end of the head once, in
+//! time linear in the bytes received; the head is then parsed by
+//! `httparse` exactly once.
+
+mod client;
+mod server;
+
+use std::fmt;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use sha1::{Digest, Sha1};
+
+pub use client::{ClientHandshake, ClientRequest, Connected, Response};
+pub use server::{Accept, Accepted, Request, ServerHandshake};
+
+/// The GUID that §1.3 appends to the key before hashing.
+pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key` (§4.2.2, item 5.4):
+/// base64(SHA-1(key + GUID)).
+///
+/// ```
+/// // The example of RFC 6455 §1.3.
+/// assert_eq!(
+///     rfc6455::handshake::accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+///     "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+/// );
+/// ```
+pub fn accept_key(key: &[u8]) -> String {
+    let mut sha1 = Sha1::new();
+    sha1.update(key);
+    sha1.update(GUID.as_bytes());
+    BASE64.encode(sha1.finalize())
+}
+
+/// Why a handshake failed.
+///
+/// On the server, [`HandshakeError::status`] is the HTTP status to answer
+/// with, and [`HandshakeError::response`] builds the whole response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    /// The head is not valid HTTP/1.1 (httparse's verdict).
+    Malformed(&'static str),
+    /// The head is larger than `Config::max_header_bytes`.
+    HeadTooLarge {
+        /// The configured maximum.
+        max: usize,
+    },
+    /// The head has more fields than `Config::max_headers`.
+    TooManyHeaders {
+        /// The configured maximum.
+        max: usize,
+    },
+    /// The request method is not GET (§4.2.1 item 1).
+    MethodNotGet(String),
+    /// The HTTP version is older than 1.1 (§4.2.1 item 1).
+    HttpVersion,
+    /// The request has no Host field (§4.2.1 item 2).
+    MissingHost,
+    /// The head has no `Upgrade: websocket` (§4.2.1 item 3, §4.1).
+    MissingUpgrade,
+    /// The head has no `Connection: Upgrade` (§4.2.1 item 4, §4.1).
+    MissingConnectionUpgrade,
+    /// `Sec-WebSocket-Key` is missing, repeated, or not 16 bytes in base64 (§4.2.1 item 5).
+    InvalidKey,
+    /// `Sec-WebSocket-Version` is missing or not 13 (§4.2.1 item 6).
+    UnsupportedVersion,
+    /// The server answered with a status other than 101 (§4.1).
+    Status(u16),
+    /// `Sec-WebSocket-Accept` is missing or does not match our key (§4.1).
+    InvalidAccept,
+    /// The server chose a subprotocol we did not offer, or several (§4.1).
+    UnexpectedProtocol(String),
+    /// The server named an extension we did not offer (§4.1).
+    UnexpectedExtension(String),
+}
+
+impl HandshakeError {
+    /// The HTTP status a server answers this error with.
+    pub fn status(&self) -> u16 {
+        match self {
+            HandshakeError::HeadTooLarge { .. } | HandshakeError::TooManyHeaders { .. } => 431,
+            HandshakeError::MethodNotGet(_) => 405,
+            HandshakeError::UnsupportedVersion => 426,
+            _ => 400,
+        }
+    }
+
+    /// The whole HTTP response a server sends for this error: the status,
+    /// `Sec-WebSocket-Version: 13` with a 426 (§4.4), `Allow: GET` with a
+    /// 405, and this error's text as a short plain-text body.
+    pub fn response(&self) -> Vec<u8> {
+        let extra: &[(&str, &str)] = match self {
+            HandshakeError::UnsupportedVersion => &[("Sec-WebSocket-Version", "13")],
+            HandshakeError::MethodNotGet(_) => &[("Allow", "GET")],
+            _ => &[],
+        };
+        error_response(self.status(), extra, &self.to_string())
+    }
+}
+
+impl fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandshakeError::Malformed(why) => write!(f, "malformed HTTP head: {why}"),
+            HandshakeError::HeadTooLarge { max } => {
+                write!(f, "HTTP head larger than {max} bytes")
+            }
+            HandshakeError::TooManyHeaders { max } => {
+                write!(f, "more than {max} header fields")
+            }
+            HandshakeError::MethodNotGet(m) => write!(f, "method {m} is not GET"),
+            HandshakeError::HttpVersion => f.write_str("HTTP version older than 1.1"),
+            HandshakeError::MissingHost => f.write_str("missing Host header"),
+            HandshakeError::MissingUpgrade => f.write_str("missing `Upgrade: websocket`"),
+            HandshakeError::MissingConnectionUpgrade => {
+                f.write_str("missing `Connection: Upgrade`")
+            }
+            HandshakeError::InvalidKey => {
+                f.write_str("Sec-WebSocket-Key must be one base64 value of 16 bytes")
+            }
+            HandshakeError::UnsupportedVersion => f.write_str("Sec-WebSocket-Version must be 13"),
+            HandshakeError::Status(code) => {
+                write!(f, "server answered with status {code}, not 101")
+            }
+            HandshakeError::InvalidAccept => {
+                f.write_str("Sec-WebSocket-Accept is missing or does not match the key")
+            }
+            HandshakeError::UnexpectedProtocol(p) => {
+                write!(f, "server chose subprotocol {p:?}, which was not offered")
+            }
+            HandshakeError::UnexpectedExtension(e) => {
+                write!(f, "server chose extension {e:?}, which was not offered")
+            }
+        }
+    }
+}
+
+impl std::error::Error for HandshakeError {}
+
+/// A plain-text HTTP response with a status, extra fields and a body.
+pub(crate) fn error_response(status: u16, extra: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status} {}\r\n", reason_phrase(status)).into_bytes();
+    for (name, value) in extra {
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len() + 1
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(body.as_bytes());
+    out.push(b'\n');
+    out
+}
+
+/// The standard reason phrase for the statuses a WebSocket server uses.
+pub(crate) fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+/// Collects a head in pieces and finds the blank line that ends it, in
+/// time linear in the bytes received.
+#[derive(Debug)]
+pub(crate) struct HeadBuffer {
+    buf: Vec<u8>,
+    /// Every line end that could start the terminator lies at or after this.
+    scanned: usize,
+    max: usize,
+}
+
+impl HeadBuffer {
+    pub(crate) fn new(max: usize) -> Self {
+        HeadBuffer {
+            buf: Vec::new(),
+            scanned: 0,
+            max,
+        }
+    }
+
+    /// Adds bytes; returns the length of the head (through its blank line)
+    /// once it is complete. Everything after it in the buffer is leftover.
+    pub(crate) fn push(&mut self, data: &[u8]) -> Result<Option<usize>, HandshakeError> {
+        // The buffer holds at most the limit plus one read: a head that has
+        // not ended within the limit is refused below.
+        self.buf.extend_from_slice(data);
+        let end = find_head_end(&self.buf, self.scanned);
+        // The terminator is at most 4 bytes; rescan only that much next time.
+        self.scanned = self.buf.len().saturating_sub(3);
+        match end {
+            Some(end) if end <= self.max => Ok(Some(end)),
+            Some(_) => Err(HandshakeError::HeadTooLarge { max: self.max }),
+            None if self.buf.len() > self.max => {
+                Err(HandshakeError::HeadTooLarge { max: self.max })
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+/// The index just past the blank line ending a head (`\r\n\r\n`, or `\n\n`
+/// from a lenient peer), searching from `from`.
+fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(pos) = buf[i..].iter().position(|&b| b == b'\n') {
+        let nl = i + pos;
+        match buf.get(nl + 1) {
+            Some(b'\n') => return Some(nl + 2),
+            Some(b'\r') if buf.get(nl + 2) == Some(&b'\n') => return Some(nl + 3),
+            _ => i = nl + 1,
+        }
+    }
+    None
+}
+
+/// Parses a head with httparse into owned header fields, enforcing the
+/// field-count limit. `parse` is given the header array to fill.
+pub(crate) fn owned_headers(headers: &[httparse::Header<'_>]) -> Vec<(String, Vec<u8>)> {
+    headers
+        .iter()
+        .map(|h| (h.name.to_string(), h.value.to_vec()))
+        .collect()
+}
+
+pub(crate) fn httparse_error(err: httparse::Error, max_headers: usize) -> HandshakeError {
+    match err {
+        httparse::Error::TooManyHeaders => HandshakeError::TooManyHeaders { max: max_headers },
+        httparse::Error::HeaderName => HandshakeError::Malformed("invalid header name"),
+        httparse::Error::HeaderValue => HandshakeError::Malformed("invalid header value"),
+        httparse::Error::NewLine => HandshakeError::Malformed("invalid line ending"),
+        httparse::Error::Status => HandshakeError::Malformed("invalid status"),
+        httparse::Error::Token => HandshakeError::Malformed("invalid token"),
+        httparse::Error::Version => HandshakeError::Malformed("invalid HTTP version"),
+    }
+}
+
+/// The values of every field named `name` (case-insensitive).
+pub(crate) fn header_values<'a: 'b, 'b>(
+    headers: &'a [(String, Vec<u8>)],
+    name: &'b str,
+) -> impl Iterator<Item = &'a [u8]> + 'b {
+    headers
+        .iter()
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_slice())
+}
+
+/// The comma-separated tokens of every field named `name`, trimmed, empty
+/// elements skipped (RFC 7230 §7: `#rule` lists).
+pub(crate) fn header_tokens<'a: 'b, 'b>(
+    headers: &'a [(String, Vec<u8>)],
+    name: &'b str,
+) -> impl Iterator<Item = &'a str> + 'b {
+    header_values(headers, name)
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim_matches([' ', '\t']))
+        .filter(|t| !t.is_empty())
+}
+
+/// Whether a token list field contains `token` (case-insensitive).
+pub(crate) fn has_token(headers: &[(String, Vec<u8>)], name: &str, token: &str) -> bool {
+    header_tokens(headers, name).any(|t| t.eq_ignore_ascii_case(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_end_is_found_across_pieces() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nrest";
+        for split in 0..head.len() {
+            let mut buf = HeadBuffer::new(1024);
+            let first = buf.push(&head[..split]).unwrap();
+            let end = first.or_else(|| buf.push(&head[split..]).unwrap());
+            assert_eq!(end, Some(head.len() - 4), "split {split}");
+        }
+    }
+
+    #[test]
+    fn head_over_the_limit_is_refused() {
+        let mut buf = HeadBuffer::new(16);
+        assert_eq!(buf.push(b"GET / HTTP/1.1\r\n"), Ok(None));
+        assert_eq!(
+            buf.push(b"X"),
+            Err(HandshakeError::HeadTooLarge { max: 16 })
+        );
+    }
+}

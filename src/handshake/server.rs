@@ -1,0 +1,276 @@
+//! The server side of the opening handshake (§4.2).
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+
+use super::{
+    accept_key, error_response, has_token, header_tokens, header_values, httparse_error,
+    owned_headers, HandshakeError, HeadBuffer,
+};
+use crate::{Config, Connection, Role};
+
+/// Reads a client's opening handshake in pieces.
+///
+/// ```
+/// use rfc6455::handshake::{Accept, ServerHandshake};
+/// use rfc6455::Config;
+///
+/// let mut handshake = ServerHandshake::new(Config::default());
+/// let request = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\n\
+///     Upgrade: websocket\r\nConnection: Upgrade\r\n\
+///     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+///     Sec-WebSocket-Version: 13\r\n\r\n";
+/// let request = handshake.handle_read(request).unwrap().expect("complete");
+/// assert_eq!(request.path(), "/chat");
+/// let accepted = request.accept(Accept::new()).unwrap();
+/// assert!(accepted.response.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+/// ```
+#[derive(Debug)]
+pub struct ServerHandshake {
+    config: Config,
+    head: HeadBuffer,
+}
+
+impl ServerHandshake {
+    /// A handshake waiting for the first byte of the request.
+    pub fn new(config: Config) -> Self {
+        let head = HeadBuffer::new(config.max_header_bytes);
+        ServerHandshake { config, head }
+    }
+
+    /// Feeds bytes read from the client.
+    ///
+    /// `Ok(None)`: the head is not complete yet. `Ok(Some(request))`: the
+    /// whole head arrived; it is a well-formed HTTP request, which may or
+    /// may not be a valid WebSocket upgrade (see [`Request::accept`]).
+    /// `Err`: the bytes are not an acceptable HTTP request; send
+    /// [`HandshakeError::response`] and close.
+    ///
+    /// Do not call it again after it returned `Some` or `Err`.
+    pub fn handle_read(&mut self, data: &[u8]) -> Result<Option<Request>, HandshakeError> {
+        let Some(head_len) = self.head.push(data)? else {
+            return Ok(None);
+        };
+        let bytes = self.head.bytes();
+        let mut fields = vec![httparse::EMPTY_HEADER; self.config.max_headers];
+        let mut parsed = httparse::Request::new(&mut fields);
+        match parsed.parse(&bytes[..head_len]) {
+            Ok(httparse::Status::Complete(_)) => {}
+            // The blank line was found, so httparse has the whole head.
+            Ok(httparse::Status::Partial) => {
+                return Err(HandshakeError::Malformed("incomplete request head"))
+            }
+            Err(err) => return Err(httparse_error(err, self.config.max_headers)),
+        }
+        Ok(Some(Request {
+            method: parsed.method.unwrap_or_default().to_string(),
+            path: parsed.path.unwrap_or_default().to_string(),
+            http_minor: parsed.version.unwrap_or(0),
+            headers: owned_headers(parsed.headers),
+            leftover: bytes[head_len..].to_vec(),
+            config: self.config.clone(),
+        }))
+    }
+}
+
+/// A complete HTTP request head, waiting for the embedder's decision.
+///
+/// Look at the path, Origin, subprotocols and any header, then either
+/// [`accept`](Request::accept) (which also checks that this really is a
+/// WebSocket upgrade) or [`reject`](Request::reject) with a status of your
+/// choice. A request that is plain HTTP ([`is_upgrade`](Request::is_upgrade)
+/// is false) can be served as such: the handshake parser is only a parser.
+#[derive(Clone, Debug)]
+pub struct Request {
+    method: String,
+    path: String,
+    http_minor: u8,
+    headers: Vec<(String, Vec<u8>)>,
+    leftover: Vec<u8>,
+    config: Config,
+}
+
+impl Request {
+    /// The method, such as `GET`.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The request target, such as `/chat?room=1`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Every header field, in order, names as sent.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+    }
+
+    /// The first field named `name` (case-insensitive), if it is UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_values(&self.headers, name)
+            .next()
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The Host field.
+    pub fn host(&self) -> Option<&str> {
+        self.header("Host")
+    }
+
+    /// The Origin field, which browsers always send (§4.2.1 item 7, §10.2).
+    /// Check it against the origins you serve, and reject with 403.
+    pub fn origin(&self) -> Option<&str> {
+        self.header("Origin")
+    }
+
+    /// The subprotocols the client offers, in its order of preference.
+    pub fn protocols(&self) -> Vec<&str> {
+        header_tokens(&self.headers, "Sec-WebSocket-Protocol").collect()
+    }
+
+    /// The raw `Sec-WebSocket-Extensions` field values the client sent.
+    pub fn extensions(&self) -> Vec<&str> {
+        header_values(&self.headers, "Sec-WebSocket-Extensions")
+            .filter_map(|v| std::str::from_utf8(v).ok())
+            .collect()
+    }
+
+    /// Whether this asks for a WebSocket (`Upgrade: websocket`), as opposed
+    /// to plain HTTP. It may still be an invalid one.
+    pub fn is_upgrade(&self) -> bool {
+        has_token(&self.headers, "Upgrade", "websocket")
+    }
+
+    /// Bytes that arrived after the head in the same reads: the client's
+    /// first frames, or an HTTP body.
+    pub fn leftover(&self) -> &[u8] {
+        &self.leftover
+    }
+
+    /// Checks the request against §4.2.1 and returns the key.
+    pub fn validate(&self) -> Result<&str, HandshakeError> {
+        // 1. "An HTTP/1.1 or higher GET request"
+        if self.method != "GET" {
+            return Err(HandshakeError::MethodNotGet(self.method.clone()));
+        }
+        if self.http_minor < 1 {
+            return Err(HandshakeError::HttpVersion);
+        }
+        // 2. "A |Host| header field containing the server's authority."
+        if self.host().is_none_or(str::is_empty) {
+            return Err(HandshakeError::MissingHost);
+        }
+        // 3. "An |Upgrade| header field containing the value "websocket",
+        // treated as an ASCII case-insensitive value."
+        if !self.is_upgrade() {
+            return Err(HandshakeError::MissingUpgrade);
+        }
+        // 4. "A |Connection| header field that includes the token "Upgrade",
+        // treated as an ASCII case-insensitive value."
+        if !has_token(&self.headers, "Connection", "Upgrade") {
+            return Err(HandshakeError::MissingConnectionUpgrade);
+        }
+        // 6. "A |Sec-WebSocket-Version| header field, with a value of 13."
+        // Checked before the key so that an old client learns the version
+        // we speak (426 with Sec-WebSocket-Version: 13, §4.4).
+        let mut versions = header_values(&self.headers, "Sec-WebSocket-Version");
+        if versions.next().map(<[u8]>::trim_ascii) != Some(b"13") || versions.next().is_some() {
+            return Err(HandshakeError::UnsupportedVersion);
+        }
+        // 5. "A |Sec-WebSocket-Key| header field with a base64-encoded value
+        // that, when decoded, is 16 bytes in length."
+        let mut keys = header_values(&self.headers, "Sec-WebSocket-Key");
+        let (Some(key), None) = (keys.next(), keys.next()) else {
+            return Err(HandshakeError::InvalidKey);
+        };
+        let key = std::str::from_utf8(key.trim_ascii()).map_err(|_| HandshakeError::InvalidKey)?;
+        match BASE64.decode(key) {
+            Ok(raw) if raw.len() == 16 => Ok(key),
+            _ => Err(HandshakeError::InvalidKey),
+        }
+    }
+
+    /// Accepts the upgrade: checks the request (§4.2.1), builds the `101`
+    /// response (§4.2.2) and the connection, with any leftover bytes already
+    /// fed to it.
+    ///
+    /// On `Err`, send [`HandshakeError::response`] and close.
+    pub fn accept(self, options: Accept) -> Result<Accepted, HandshakeError> {
+        let key = self.validate()?;
+        let mut response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
+            accept_key(key.as_bytes())
+        );
+        // "the value MUST be one of the values the client sent" (§4.2.2, /subprotocol/)
+        let protocol = options
+            .protocol
+            .filter(|chosen| self.protocols().iter().any(|offered| offered == chosen));
+        if let Some(protocol) = &protocol {
+            response.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
+        }
+        for (name, value) in &options.headers {
+            response.push_str(&format!("{name}: {value}\r\n"));
+        }
+        response.push_str("\r\n");
+        let mut connection = Connection::new(Role::Server, self.config);
+        connection.handle_read(&self.leftover);
+        Ok(Accepted {
+            response: response.into_bytes(),
+            connection,
+            protocol,
+        })
+    }
+
+    /// A response refusing the upgrade with `status` (403 for an Origin you
+    /// do not serve, 401 without credentials, ...) and `reason` as a short
+    /// plain-text body. Send it and close.
+    pub fn reject(&self, status: u16, reason: &str) -> Vec<u8> {
+        error_response(status, &[], reason)
+    }
+}
+
+/// The embedder's choices when accepting: a subprotocol and extra fields.
+#[derive(Clone, Debug, Default)]
+pub struct Accept {
+    protocol: Option<String>,
+    headers: Vec<(String, String)>,
+}
+
+impl Accept {
+    /// Accept with no subprotocol and no extra fields.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Chooses a subprotocol. It is sent only if the client offered it
+    /// ([`Accepted::protocol`] says what was agreed); a server must not
+    /// choose one the client did not offer.
+    pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
+        self.protocol = Some(protocol.into());
+        self
+    }
+
+    /// Adds a header field to the 101 response (a cookie, a server name).
+    /// A name or value containing CR or LF is dropped, so a field can never
+    /// split the response.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let (name, value) = (name.into(), value.into());
+        let clean = |s: &str| !s.contains(['\r', '\n']);
+        if clean(&name) && clean(&value) && !name.is_empty() {
+            self.headers.push((name, value));
+        }
+        self
+    }
+}
+
+/// The result of accepting: the response to send, and the connection.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The `101 Switching Protocols` response: write it before any frame.
+    pub response: Vec<u8>,
+    /// The connection, already fed with any bytes that followed the request.
+    pub connection: Connection,
+    /// The subprotocol agreed, if any.
+    pub protocol: Option<String>,
+}

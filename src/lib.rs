@@ -1,0 +1,68 @@
+//! A sans-IO implementation of the WebSocket protocol, [RFC 6455].
+//!
+//! The core of this crate does no I/O: no sockets, no threads, no clock.
+//! You give it the bytes you read and it gives you events; you give it
+//! messages and it gives you the bytes to write. That makes it usable with
+//! any transport (TCP, TLS, a test buffer, a fuzzer) and any runtime, and
+//! makes every behaviour testable in memory.
+//!
+//! - [`handshake`]: the HTTP/1.1 Upgrade exchange, for the
+//!   [client](handshake::ClientHandshake) and the [server](handshake::ServerHandshake).
+//! - [`Connection`]: the state machine after the handshake: frames,
+//!   fragmentation, UTF-8, pings, the closing handshake, limits.
+//! - [`blocking`]: a thin adapter over `std::io::Read + Write`.
+//!
+//! # The driver loop
+//!
+//! ```
+//! use rfc6455::handshake::{Accept, ClientHandshake, ClientRequest, ServerHandshake};
+//! use rfc6455::{Config, Event, Message};
+//!
+//! // Two endpoints in memory; a real driver moves these bytes over a socket.
+//! let mut client = ClientHandshake::new(&ClientRequest::new("localhost", "/"), Config::default());
+//! let mut server = ServerHandshake::new(Config::default());
+//!
+//! let request = server.handle_read(client.request()).unwrap().expect("whole request");
+//! let accepted = request.accept(Accept::new()).unwrap();
+//! let mut server = accepted.connection;
+//! let mut client = client.handle_read(&accepted.response).unwrap().expect("101").connection;
+//!
+//! client.send_text("Hello").unwrap();
+//! server.handle_read(client.pending_output());
+//! let n = client.pending_output().len();
+//! client.consume_output(n);
+//!
+//! assert_eq!(server.poll_event(), Some(Event::Message(Message::from("Hello"))));
+//! ```
+//!
+//! [RFC 6455]: https://www.rfc-editor.org/rfc/rfc6455
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod close;
+mod config;
+mod connection;
+mod error;
+pub mod frame;
+pub mod handshake;
+mod mask;
+mod message;
+mod utf8;
+
+#[cfg(feature = "blocking")]
+pub mod blocking;
+
+pub use close::{CloseCode, CloseFrame};
+pub use config::Config;
+pub use connection::{Connection, State};
+pub use error::{ProtocolError, UsageError};
+pub use message::{Closed, Event, Fragment, Initiator, Message, MessageKind, Role};
+pub use utf8::Utf8Bytes;
+
+/// Internals exposed to the fuzz targets and benchmarks, not a stable API.
+#[cfg(any(fuzzing, feature = "internals"))]
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::mask::{apply_mask, apply_mask_reference};
+    pub use crate::utf8::{InvalidUtf8, Utf8Validator};
+}
