@@ -49,8 +49,12 @@ mod mask;
 mod message;
 mod utf8;
 
+#[cfg(any(feature = "blocking", feature = "tokio"))]
+mod adapter;
 #[cfg(feature = "blocking")]
 pub mod blocking;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use close::{CloseCode, CloseFrame};
 pub use config::Config;

@@ -84,6 +84,9 @@ pub enum HandshakeError {
     UnexpectedProtocol(String),
     /// The server named an extension we did not offer (§4.1).
     UnexpectedExtension(String),
+    /// The embedder refused the request with this status (a foreign
+    /// Origin, missing credentials).
+    Rejected(u16),
 }
 
 impl HandshakeError {
@@ -93,6 +96,7 @@ impl HandshakeError {
             HandshakeError::HeadTooLarge { .. } | HandshakeError::TooManyHeaders { .. } => 431,
             HandshakeError::MethodNotGet(_) => 405,
             HandshakeError::UnsupportedVersion => 426,
+            HandshakeError::Rejected(status) => *status,
             _ => 400,
         }
     }
@@ -143,6 +147,7 @@ impl fmt::Display for HandshakeError {
             HandshakeError::UnexpectedExtension(e) => {
                 write!(f, "server chose extension {e:?}, which was not offered")
             }
+            HandshakeError::Rejected(status) => write!(f, "request refused with status {status}"),
         }
     }
 }

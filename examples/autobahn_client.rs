@@ -1,0 +1,117 @@
+//! The standard Autobahn TestSuite client driver.
+//!
+//! ```text
+//! cargo run --release --example autobahn_client -- [URL] [--blocking] [--agent NAME]
+//! ```
+//!
+//! Asks the fuzzing server at URL (default ws://127.0.0.1:9001) for
+//! `/getCaseCount`, runs every case at `/runCase?case=N&agent=NAME` by
+//! echoing each message back, then asks for `/updateReports?agent=NAME`.
+
+use rfc6455::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut url = "ws://127.0.0.1:9001".to_string();
+    let mut blocking = false;
+    let mut agent = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--blocking" => blocking = true,
+            "--agent" => agent = args.next(),
+            other => url = other.trim_end_matches('/').to_string(),
+        }
+    }
+    let agent = agent.unwrap_or_else(|| {
+        if blocking {
+            "rfc6455-blocking"
+        } else {
+            "rfc6455-tokio"
+        }
+        .to_string()
+    });
+    if blocking {
+        run_blocking(&url, &agent)
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(run_tokio(&url, &agent))
+    }
+}
+
+fn case_count(message: Option<Message>) -> Result<u32, Box<dyn std::error::Error>> {
+    let text = message
+        .as_ref()
+        .and_then(Message::as_text)
+        .ok_or("no case count")?;
+    Ok(text.trim().parse()?)
+}
+
+async fn run_tokio(url: &str, agent: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let mut ws = rfc6455::tokio::connect(&format!("{url}/getCaseCount")).await?;
+    let count = case_count(ws.recv().await?)?;
+    while ws.recv().await?.is_some() {}
+    println!("{count} cases");
+    for case in 1..=count {
+        let mut ws = match rfc6455::tokio::connect(&format!(
+            "{url}/runCase?case={case}&agent={agent}"
+        ))
+        .await
+        {
+            Ok(ws) => ws,
+            Err(err) => {
+                println!("case {case}: {err}");
+                continue;
+            }
+        };
+        loop {
+            match ws.recv().await {
+                Ok(Some(message)) => {
+                    if ws.send(&message).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+    let mut ws = rfc6455::tokio::connect(&format!("{url}/updateReports?agent={agent}")).await?;
+    while let Ok(Some(_)) = ws.recv().await {}
+    println!("reports updated for {agent}");
+    Ok(())
+}
+
+fn run_blocking(url: &str, agent: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let mut ws = rfc6455::blocking::connect(&format!("{url}/getCaseCount"))?;
+    let count = case_count(ws.read()?)?;
+    while ws.read()?.is_some() {}
+    println!("{count} cases");
+    for case in 1..=count {
+        let mut ws =
+            match rfc6455::blocking::connect(&format!("{url}/runCase?case={case}&agent={agent}")) {
+                Ok(ws) => ws,
+                Err(err) => {
+                    println!("case {case}: {err}");
+                    continue;
+                }
+            };
+        let _ = ws
+            .get_mut()
+            .set_read_timeout(Some(std::time::Duration::from_secs(1)));
+        loop {
+            match ws.read() {
+                Ok(Some(message)) => {
+                    if ws.send(&message).is_err() {
+                        break;
+                    }
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+    let mut ws = rfc6455::blocking::connect(&format!("{url}/updateReports?agent={agent}"))?;
+    while let Ok(Some(_)) = ws.read() {}
+    println!("reports updated for {agent}");
+    Ok(())
+}

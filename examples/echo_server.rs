@@ -1,0 +1,135 @@
+//! An echo server: every text and binary message comes back unchanged.
+//!
+//! ```text
+//! cargo run --release --example echo_server -- [ADDR] [--blocking]
+//! ```
+//!
+//! ADDR defaults to 127.0.0.1:9001. The default serves with the tokio
+//! adapter, a task per connection; `--blocking` serves with the blocking
+//! adapter, a thread per connection. One log line per connection.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rfc6455::handshake::Accept;
+use rfc6455::{Closed, Config};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut addr = "127.0.0.1:9001".to_string();
+    let mut blocking = false;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--blocking" => blocking = true,
+            "-h" | "--help" => {
+                println!("usage: echo_server [ADDR] [--blocking]");
+                return Ok(());
+            }
+            other => addr = other.to_string(),
+        }
+    }
+    if blocking {
+        serve_blocking(&addr)
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(serve_tokio(&addr))
+    }
+}
+
+/// One line per connection: who, what path, how it ended.
+fn log(peer: SocketAddr, path: &str, outcome: Result<Option<&Closed>, String>) {
+    match outcome {
+        Ok(Some(closed)) => println!("{peer} {path}: closed with {}", closed.code()),
+        Ok(None) => println!("{peer} {path}: closed"),
+        Err(err) => println!("{peer} {path}: {err}"),
+    }
+}
+
+async fn serve_tokio(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!(
+        "echo server (tokio) listening on ws://{}",
+        listener.local_addr()?
+    );
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let mut path = String::new();
+            let accepted = rfc6455::tokio::accept_with(
+                stream,
+                Config::default(),
+                Default::default(),
+                |request| {
+                    path = request.path().to_string();
+                    Ok(Accept::new())
+                },
+            )
+            .await;
+            let mut ws = match accepted {
+                Ok(ws) => ws,
+                Err(err) => return log(peer, &path, Err(err.to_string())),
+            };
+            let outcome = loop {
+                match ws.recv().await {
+                    Ok(Some(message)) => {
+                        if let Err(err) = ws.send(&message).await {
+                            break Err(err.to_string());
+                        }
+                    }
+                    Ok(None) => break Ok(()),
+                    Err(err) => break Err(err.to_string()),
+                }
+            };
+            log(peer, &path, outcome.map(|()| ws.closed()));
+        });
+    }
+}
+
+fn serve_blocking(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    println!(
+        "echo server (blocking) listening on ws://{}",
+        listener.local_addr()?
+    );
+    for stream in listener.incoming() {
+        let stream = stream?;
+        std::thread::spawn(move || {
+            let peer = stream
+                .peer_addr()
+                .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
+            let _ = stream.set_nodelay(true);
+            // The blocking adapter's timers tick on the read timeout.
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+            let mut path = String::new();
+            let accepted = rfc6455::blocking::accept_with(
+                stream,
+                Config::default(),
+                Default::default(),
+                |request| {
+                    path = request.path().to_string();
+                    Ok(Accept::new())
+                },
+            );
+            let mut ws = match accepted {
+                Ok(ws) => ws,
+                Err(err) => return log(peer, &path, Err(err.to_string())),
+            };
+            let outcome = loop {
+                match ws.read() {
+                    Ok(Some(message)) => {
+                        if let Err(err) = ws.send(&message) {
+                            break Err(err.to_string());
+                        }
+                    }
+                    Ok(None) => break Ok(()),
+                    Err(err) => break Err(err.to_string()),
+                }
+            };
+            log(peer, &path, outcome.map(|()| ws.closed()));
+            rfc6455::blocking::close_tcp(ws.into_inner(), Duration::from_secs(2));
+        });
+    }
+    Ok(())
+}

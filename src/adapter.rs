@@ -1,0 +1,247 @@
+//! What the blocking and tokio adapters share: their error type, URL
+//! parsing and the timing options. No protocol logic lives here.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use crate::handshake::{ClientRequest, HandshakeError};
+use crate::{Closed, ProtocolError, UsageError};
+
+/// What can go wrong on a connection driven by an adapter.
+///
+/// I/O failures, handshake failures, the peer's protocol faults and the
+/// caller's misuse are distinct variants, so a caller can tell "the network
+/// broke" from "the peer misbehaved" from "I called it wrong".
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The transport failed.
+    Io(io::Error),
+    /// The opening handshake failed. On a server, the HTTP error response
+    /// was already sent.
+    Handshake(HandshakeError),
+    /// The peer broke the protocol; we sent a Close frame with the
+    /// matching code and closed. Also the transport ending without a
+    /// closing handshake ([`ProtocolError::UnexpectedEof`]).
+    Protocol(ProtocolError),
+    /// The call is not allowed in this state (sending after close, ...).
+    Usage(UsageError),
+    /// A `ws://` URL that cannot be parsed.
+    Url(String),
+    /// A timer of the adapter expired: the handshake, the closing
+    /// handshake, or the heartbeat found the peer silent.
+    Timeout(&'static str),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::Handshake(e) => write!(f, "handshake failed: {e}"),
+            Error::Protocol(e) => write!(f, "protocol error: {e}"),
+            Error::Usage(e) => write!(f, "usage error: {e}"),
+            Error::Url(e) => write!(f, "invalid URL: {e}"),
+            Error::Timeout(what) => write!(f, "timed out: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::Handshake(e) => Some(e),
+            Error::Protocol(e) => Some(e),
+            Error::Usage(e) => Some(e),
+            Error::Url(_) | Error::Timeout(_) => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<HandshakeError> for Error {
+    fn from(e: HandshakeError) -> Self {
+        Error::Handshake(e)
+    }
+}
+
+impl From<UsageError> for Error {
+    fn from(e: UsageError) -> Self {
+        Error::Usage(e)
+    }
+}
+
+/// The error, if any, that a finished connection reports to `recv`/`read`:
+/// none for a closing handshake, the fault for a failed connection.
+pub(crate) fn closed_error(closed: &Closed) -> Option<Error> {
+    closed.error.clone().map(Error::Protocol)
+}
+
+/// Timers the adapters run around the sans-IO core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Timeouts {
+    /// The opening handshake must finish within this time, or the
+    /// connection is dropped (a client sending one header byte a minute).
+    ///
+    /// Default: 10 seconds.
+    pub handshake: Option<Duration>,
+    /// Once the closing handshake starts (or the connection fails), the
+    /// peer has this long to finish it before the transport is closed.
+    ///
+    /// Default: 5 seconds.
+    pub close: Option<Duration>,
+    /// Send a Ping after this much silence from the peer.
+    ///
+    /// Default: none.
+    pub ping_interval: Option<Duration>,
+    /// Close with 1001 (going away) after this much silence from the peer;
+    /// any frame, including a Pong, counts as a sign of life.
+    ///
+    /// Default: none.
+    pub idle: Option<Duration>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            handshake: Some(Duration::from_secs(10)),
+            close: Some(Duration::from_secs(5)),
+            ping_interval: None,
+            idle: None,
+        }
+    }
+}
+
+/// A `ws://` or `wss://` URL, split into what the handshake and the
+/// transport need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WsUrl {
+    /// `true` for `wss://`.
+    pub secure: bool,
+    /// The host name or address, without brackets for IPv6.
+    pub host: String,
+    /// The port: explicit, or 80 / 443.
+    pub port: u16,
+    /// The path and query, at least `/`.
+    pub path: String,
+}
+
+impl WsUrl {
+    /// Parses `ws://host[:port][/path][?query]` (or `wss://`).
+    pub fn parse(url: &str) -> Result<WsUrl, Error> {
+        let bad = |why: &str| Error::Url(format!("{url}: {why}"));
+        let (secure, rest) = if let Some(rest) = url.strip_prefix("ws://") {
+            (false, rest)
+        } else if let Some(rest) = url.strip_prefix("wss://") {
+            (true, rest)
+        } else {
+            return Err(bad("scheme must be ws:// or wss://"));
+        };
+        // "The <resource-name> ... and fragment identifiers are meaningless
+        // in the context of WebSocket URIs and MUST NOT be used" (§3).
+        if rest.contains('#') {
+            return Err(bad("fragment identifiers are not allowed"));
+        }
+        let split = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(split);
+        if authority.contains('@') {
+            return Err(bad("user information is not supported"));
+        }
+        let default_port = if secure { 443 } else { 80 };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
+            match after.strip_prefix(':') {
+                Some(port) => (host, port.parse().map_err(|_| bad("invalid port"))?),
+                None if after.is_empty() => (host, default_port),
+                None => return Err(bad("junk after IPv6 address")),
+            }
+        } else {
+            match authority.rsplit_once(':') {
+                Some((host, port)) => (host, port.parse().map_err(|_| bad("invalid port"))?),
+                None => (authority, default_port),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("missing host"));
+        }
+        let path = match path {
+            "" => "/".to_string(),
+            p if p.starts_with('?') => format!("/{p}"),
+            p => p.to_string(),
+        };
+        Ok(WsUrl {
+            secure,
+            host: host.to_string(),
+            port,
+            path,
+        })
+    }
+
+    /// The Host field: the host, with the port unless it is the default.
+    pub fn host_header(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let default_port = if self.secure { 443 } else { 80 };
+        if self.port == default_port {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
+    /// `host:port`, for connecting a socket.
+    pub fn socket_addr(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// A handshake request for this URL.
+    pub fn request(&self) -> ClientRequest {
+        ClientRequest::new(self.host_header(), self.path.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let u = WsUrl::parse("ws://example.com/chat?x=1").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("example.com", 80, "/chat?x=1")
+        );
+        assert_eq!(u.host_header(), "example.com");
+        let u = WsUrl::parse("wss://[::1]:9001").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("::1", 9001, "/")
+        );
+        assert_eq!(u.host_header(), "[::1]:9001");
+        let u = WsUrl::parse("ws://h?q").unwrap();
+        assert_eq!(u.path, "/?q");
+        for bad in [
+            "http://a/",
+            "ws://",
+            "ws://a:x/",
+            "ws://a/#frag",
+            "ws://u@a/",
+        ] {
+            assert!(WsUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

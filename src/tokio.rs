@@ -1,0 +1,788 @@
+//! An async adapter over tokio's `AsyncRead + AsyncWrite` (feature `tokio`).
+//!
+//! Like the [`blocking`](crate::blocking) adapter it only moves bytes
+//! between a stream and a [`Connection`]; every protocol decision is the
+//! core's. It adds what an async program expects: a [`Stream`] of incoming
+//! messages, a [`Sink`] for outgoing ones, halves that can live in different
+//! tasks, and the timers (handshake, closing handshake, heartbeat).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), rfc6455::tokio::Error> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+//! let (stream, _) = listener.accept().await?;
+//! let mut ws = rfc6455::tokio::accept(stream).await?;
+//! while let Some(message) = ws.recv().await? {
+//!     ws.send(&message).await?;
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Cancel safety
+//!
+//! [`WebSocket::recv`] keeps all of its state in the connection, not in
+//! the future: dropping a `recv` future (a `select!` branch that lost)
+//! loses no bytes and no message; the next `recv` continues where it was.
+//!
+//! # Writing and backpressure
+//!
+//! [`WebSocket::send`] queues the frame and writes until everything queued
+//! has gone to the stream. The [`Sink`] impl queues instead: `poll_ready`
+//! waits only while more than [`HIGH_WATER`] bytes are unsent, and
+//! `poll_flush` writes them out, so `feed`ing many messages and flushing
+//! once sends them in as few writes as the stream takes.
+//!
+//! While the program only reads, Pongs and Close replies still go out:
+//! reading writes whatever the connection queued.
+
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{ready, Context, Poll, Wake, Waker};
+
+use futures_core::Stream;
+use futures_sink::Sink;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+use crate::adapter::closed_error;
+pub use crate::adapter::{Error, Timeouts, WsUrl};
+use crate::handshake::{
+    Accept, ClientHandshake, ClientRequest, HandshakeError, Request, ServerHandshake,
+};
+use crate::{CloseCode, Closed, Config, Connection, Event, Message, MessageKind, State};
+
+/// Size of the buffer each read fills.
+const READ_BUF: usize = 32 * 1024;
+
+/// Unsent bytes above which [`Sink::poll_ready`] waits for the stream.
+pub const HIGH_WATER: usize = 256 * 1024;
+
+/// A WebSocket over an async stream.
+#[derive(Debug)]
+pub struct WebSocket<S> {
+    inner: Inner<S>,
+}
+
+/// Accepts a client on `stream` with the default configuration, no
+/// subprotocol and no check of Origin.
+pub async fn accept<S>(stream: S) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    accept_with(stream, Config::default(), Timeouts::default(), |_| {
+        Ok(Accept::new())
+    })
+    .await
+}
+
+/// Accepts a client on `stream`, letting `decide` look at the request.
+///
+/// `decide` returns the [`Accept`] options, or a status and reason to
+/// refuse with; the refusal is sent and the call fails with
+/// [`Error::Handshake`]. A malformed request gets its 400, 426 or 431
+/// response the same way. The whole handshake must finish within
+/// [`Timeouts::handshake`].
+pub async fn accept_with<S, F>(
+    mut stream: S,
+    config: Config,
+    timeouts: Timeouts,
+    decide: F,
+) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&Request) -> Result<Accept, (u16, String)>,
+{
+    let handshake = async {
+        let mut handshake = ServerHandshake::new(config);
+        let mut buf = vec![0; READ_BUF];
+        let request = loop {
+            let n = read_some(&mut stream, &mut buf).await?;
+            match handshake.handle_read(&buf[..n]) {
+                Ok(Some(request)) => break request,
+                Ok(None) => {}
+                Err(e) => {
+                    write_and_close(&mut stream, &e.response()).await;
+                    return Err(Error::Handshake(e));
+                }
+            }
+        };
+        let options = match decide(&request) {
+            Ok(options) => options,
+            Err((status, reason)) => {
+                write_and_close(&mut stream, &request.reject(status, &reason)).await;
+                return Err(Error::Handshake(HandshakeError::Rejected(status)));
+            }
+        };
+        match request.accept(options) {
+            Ok(accepted) => {
+                stream.write_all(&accepted.response).await?;
+                stream.flush().await?;
+                Ok((accepted.connection, accepted.protocol, buf))
+            }
+            Err(e) => {
+                write_and_close(&mut stream, &e.response()).await;
+                Err(Error::Handshake(e))
+            }
+        }
+    };
+    let (conn, protocol, buf) = with_timeout(timeouts.handshake, handshake).await?;
+    Ok(WebSocket {
+        inner: Inner::new(stream, conn, protocol, buf, timeouts),
+    })
+}
+
+/// Opens a TCP connection to a `ws://` URL and performs the handshake.
+/// For `wss://`, open the TLS stream yourself and use [`client`].
+pub async fn connect(url: &str) -> Result<WebSocket<tokio::net::TcpStream>, Error> {
+    let url = WsUrl::parse(url)?;
+    if url.secure {
+        return Err(Error::Url(
+            "wss:// needs a TLS stream: open one and call tokio::client".into(),
+        ));
+    }
+    let stream = tokio::net::TcpStream::connect(url.socket_addr()).await?;
+    stream.set_nodelay(true)?;
+    client_with(
+        stream,
+        &url.request(),
+        Config::default(),
+        Timeouts::default(),
+    )
+    .await
+}
+
+/// Performs the client handshake on `stream` for a `ws://` or `wss://` URL
+/// (the URL gives the Host field and the path; the stream is already open).
+pub async fn client<S>(stream: S, url: &str) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let url = WsUrl::parse(url)?;
+    client_with(
+        stream,
+        &url.request(),
+        Config::default(),
+        Timeouts::default(),
+    )
+    .await
+}
+
+/// Performs the client handshake on `stream` with a full request.
+pub async fn client_with<S>(
+    mut stream: S,
+    request: &ClientRequest,
+    config: Config,
+    timeouts: Timeouts,
+) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let handshake = async {
+        let mut handshake = ClientHandshake::new(request, config);
+        stream.write_all(handshake.request()).await?;
+        stream.flush().await?;
+        let mut buf = vec![0; READ_BUF];
+        loop {
+            let n = read_some(&mut stream, &mut buf).await?;
+            if let Some(connected) = handshake.handle_read(&buf[..n])? {
+                return Ok((connected.connection, connected.response.protocol, buf));
+            }
+        }
+    };
+    let (conn, protocol, buf) = with_timeout(timeouts.handshake, handshake).await?;
+    Ok(WebSocket {
+        inner: Inner::new(stream, conn, protocol, buf, timeouts),
+    })
+}
+
+async fn with_timeout<T>(
+    limit: Option<std::time::Duration>,
+    work: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, work)
+            .await
+            .map_err(|_| Error::Timeout("opening handshake"))?,
+        None => work.await,
+    }
+}
+
+/// One read during the handshake; end of stream is an error.
+async fn read_some<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut [u8]) -> Result<usize, Error> {
+    let n = tokio::io::AsyncReadExt::read(stream, buf).await?;
+    if n == 0 {
+        return Err(Error::Io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the stream ended during the opening handshake",
+        )));
+    }
+    Ok(n)
+}
+
+/// Sends an HTTP error response and closes, ignoring failures: the
+/// handshake has failed already.
+async fn write_and_close<S: AsyncWrite + Unpin>(stream: &mut S, response: &[u8]) {
+    let _ = stream.write_all(response).await;
+    let _ = stream.shutdown().await;
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// Wraps a stream on which the handshake already happened.
+    pub fn from_connection(stream: S, conn: Connection, timeouts: Timeouts) -> Self {
+        WebSocket {
+            inner: Inner::new(stream, conn, None, vec![0; READ_BUF], timeouts),
+        }
+    }
+
+    /// The next data message. Pings are answered on the way. `Ok(None)`:
+    /// the connection closed cleanly; see [`closed`](WebSocket::closed).
+    /// `Err(Error::Protocol(_))`: the peer broke the protocol and we sent
+    /// it a Close frame saying so. Cancel-safe.
+    pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
+        poll_fn(|cx| self.inner.poll_message(cx, Side::Reader)).await
+    }
+
+    /// The next event of any kind, [`Event::Closed`] last (and again on
+    /// every later call). Cancel-safe.
+    pub async fn recv_event(&mut self) -> Result<Event, Error> {
+        poll_fn(|cx| self.inner.poll_event(cx, Side::Reader)).await
+    }
+
+    /// Sends a message in one frame and writes it out.
+    pub async fn send(&mut self, message: &Message) -> Result<(), Error> {
+        self.inner.conn.send_message(message)?;
+        self.flush().await
+    }
+
+    /// Sends a text message and writes it out.
+    pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.inner.conn.send_text(text)?;
+        self.flush().await
+    }
+
+    /// Sends a binary message and writes it out.
+    pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.inner.conn.send_binary(data)?;
+        self.flush().await
+    }
+
+    /// Sends a message in frames of `fragment_size` bytes and writes it out.
+    pub async fn send_fragmented(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        fragment_size: usize,
+    ) -> Result<(), Error> {
+        self.inner.conn.send_fragmented(kind, data, fragment_size)?;
+        self.flush().await
+    }
+
+    /// Sends a Ping. The Pong arrives as [`Event::Pong`].
+    pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.inner.conn.ping(payload)?;
+        self.flush().await
+    }
+
+    /// Starts the closing handshake. Keep calling [`recv`](WebSocket::recv)
+    /// until it returns `Ok(None)` to let the peer answer; the closing
+    /// timeout bounds the wait.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.inner.conn.close(code, reason)?;
+        self.inner.arm_timer();
+        self.flush().await
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.inner.poll_flush_output(cx, Side::Writer)).await
+    }
+
+    /// How the connection ended, once it has.
+    pub fn closed(&self) -> Option<&Closed> {
+        self.inner.closed.as_ref()
+    }
+
+    /// The subprotocol agreed in the handshake.
+    pub fn protocol(&self) -> Option<&str> {
+        self.inner.protocol.as_deref()
+    }
+
+    /// The sans-IO connection underneath.
+    pub fn connection(&self) -> &Connection {
+        &self.inner.conn
+    }
+
+    /// The sans-IO connection underneath, for commands the adapter does
+    /// not wrap. Call [`flush`](WebSocket::flush) after queueing output.
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.inner.conn
+    }
+
+    /// The stream.
+    pub fn get_ref(&self) -> &S {
+        &self.inner.stream
+    }
+
+    /// Splits into a reading half and a writing half that can be used from
+    /// different tasks. The reading half also writes what the protocol
+    /// itself asks for (Pongs, Close replies), so a task that only reads
+    /// keeps the connection healthy.
+    pub fn split(self) -> (ReadHalf<S>, WriteHalf<S>) {
+        let shared = Arc::new(Mutex::new(self.inner));
+        (
+            ReadHalf {
+                shared: shared.clone(),
+            },
+            WriteHalf { shared },
+        )
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let inner = &mut self.get_mut().inner;
+        inner.poll_next_item(cx, Side::Reader)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().inner.poll_ready(cx, Side::Writer)
+    }
+
+    fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
+        Ok(self.get_mut().inner.conn.send_message(&message)?)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().inner.poll_flush_output(cx, Side::Writer)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().inner.poll_close_sink(cx, Side::Writer)
+    }
+}
+
+/// The reading half of a split [`WebSocket`].
+#[derive(Debug)]
+pub struct ReadHalf<S> {
+    shared: Arc<Mutex<Inner<S>>>,
+}
+
+/// The writing half of a split [`WebSocket`].
+#[derive(Debug)]
+pub struct WriteHalf<S> {
+    shared: Arc<Mutex<Inner<S>>>,
+}
+
+fn lock<S>(shared: &Mutex<Inner<S>>) -> MutexGuard<'_, Inner<S>> {
+    // A panic while holding the lock can only come from a bug in this
+    // module; the state is still consistent enough to report errors.
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
+    /// The next data message; see [`WebSocket::recv`]. Cancel-safe.
+    pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
+        poll_fn(|cx| lock(&self.shared).poll_message(cx, Side::Reader)).await
+    }
+
+    /// The next event of any kind; see [`WebSocket::recv_event`]. Cancel-safe.
+    pub async fn recv_event(&mut self) -> Result<Event, Error> {
+        poll_fn(|cx| lock(&self.shared).poll_event(cx, Side::Reader)).await
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for ReadHalf<S> {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        lock(&self.shared).poll_next_item(cx, Side::Reader)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
+    /// Sends a message and writes it out.
+    pub async fn send(&mut self, message: &Message) -> Result<(), Error> {
+        lock(&self.shared).conn.send_message(message)?;
+        self.flush().await
+    }
+
+    /// Sends a text message and writes it out.
+    pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        lock(&self.shared).conn.send_text(text)?;
+        self.flush().await
+    }
+
+    /// Sends a binary message and writes it out.
+    pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        lock(&self.shared).conn.send_binary(data)?;
+        self.flush().await
+    }
+
+    /// Sends a Ping.
+    pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        lock(&self.shared).conn.ping(payload)?;
+        self.flush().await
+    }
+
+    /// Starts the closing handshake; the reading half sees it finish.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        {
+            let mut inner = lock(&self.shared);
+            inner.conn.close(code, reason)?;
+            inner.arm_timer();
+        }
+        self.flush().await
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| lock(&self.shared).poll_flush_output(cx, Side::Writer)).await
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WriteHalf<S> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        lock(&self.shared).poll_ready(cx, Side::Writer)
+    }
+
+    fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
+        Ok(lock(&self.shared).conn.send_message(&message)?)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        lock(&self.shared).poll_flush_output(cx, Side::Writer)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        lock(&self.shared).poll_close_sink(cx, Side::Writer)
+    }
+}
+
+/// Which half is polling: each keeps its own waker for write readiness.
+#[derive(Clone, Copy)]
+enum Side {
+    Reader = 0,
+    Writer = 1,
+}
+
+/// Wakes every task waiting for the stream to take more bytes. Both halves
+/// may wait on one write; a stream keeps only the last waker it was given,
+/// so it is given this one, which wakes both.
+#[derive(Debug, Default)]
+struct WriteWakers {
+    wakers: Mutex<[Option<Waker>; 2]>,
+}
+
+impl Wake for WriteWakers {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let wakers = std::mem::take(&mut *self.wakers.lock().unwrap_or_else(|p| p.into_inner()));
+        for waker in wakers.into_iter().flatten() {
+            waker.wake();
+        }
+    }
+}
+
+/// Where the shutdown after the Closed event stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Finish {
+    /// Writing the last output; then shutting our side if it is ours to close.
+    Flush,
+    /// Reading and discarding until the peer ends the stream.
+    Drain,
+    /// Our side is shut down (after the drain, for a client).
+    Shutdown,
+    Done,
+}
+
+#[derive(Debug)]
+struct Inner<S> {
+    stream: S,
+    conn: Connection,
+    buf: Vec<u8>,
+    protocol: Option<String>,
+    closed: Option<Closed>,
+    /// The Closed event was handed out, so the `Stream` impls end.
+    reported: bool,
+    finish: Finish,
+    timeouts: Timeouts,
+    timer: Option<Pin<Box<Sleep>>>,
+    last_seen: Instant,
+    last_ping: Instant,
+    closing_since: Option<Instant>,
+    write_wakers: Arc<WriteWakers>,
+    write_waker: Waker,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
+    fn new(
+        stream: S,
+        conn: Connection,
+        protocol: Option<String>,
+        buf: Vec<u8>,
+        timeouts: Timeouts,
+    ) -> Self {
+        let now = Instant::now();
+        let write_wakers = Arc::new(WriteWakers::default());
+        let mut inner = Inner {
+            stream,
+            conn,
+            buf,
+            protocol,
+            closed: None,
+            reported: false,
+            finish: Finish::Flush,
+            timeouts,
+            timer: None,
+            last_seen: now,
+            last_ping: now,
+            closing_since: None,
+            write_waker: Waker::from(write_wakers.clone()),
+            write_wakers,
+        };
+        inner.arm_timer();
+        inner
+    }
+
+    fn poll_message(
+        &mut self,
+        cx: &mut Context<'_>,
+        side: Side,
+    ) -> Poll<Result<Option<Message>, Error>> {
+        loop {
+            match ready!(self.poll_event(cx, side))? {
+                Event::Message(message) => return Poll::Ready(Ok(Some(message))),
+                Event::Closed(closed) => {
+                    return Poll::Ready(match closed_error(&closed) {
+                        Some(err) => Err(err),
+                        None => Ok(None),
+                    })
+                }
+                Event::Fragment(_) | Event::Ping(_) | Event::Pong(_) => {}
+            }
+        }
+    }
+
+    fn poll_next_item(
+        &mut self,
+        cx: &mut Context<'_>,
+        side: Side,
+    ) -> Poll<Option<Result<Message, Error>>> {
+        if self.reported {
+            return Poll::Ready(None);
+        }
+        let item = ready!(self.poll_message(cx, side)).transpose();
+        if self.closed.is_some() {
+            self.reported = true;
+        }
+        Poll::Ready(item)
+    }
+
+    fn poll_event(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<Result<Event, Error>> {
+        loop {
+            if self.closed.is_some() {
+                ready!(self.poll_finish(cx, side))?;
+                let closed = self.closed.clone().expect("checked above");
+                return Poll::Ready(Ok(Event::Closed(closed)));
+            }
+            if let Some(event) = self.conn.poll_event() {
+                if let Event::Closed(closed) = event {
+                    self.closed = Some(closed);
+                    self.arm_close_timer();
+                    continue;
+                }
+                // Write any Pong now, without waiting for the stream.
+                if let Poll::Ready(Err(e)) = self.poll_flush_output(cx, side) {
+                    return Poll::Ready(Err(e));
+                }
+                return Poll::Ready(Ok(event));
+            }
+            if let Poll::Ready(Err(e)) = self.poll_flush_output(cx, side) {
+                return Poll::Ready(Err(e));
+            }
+            self.poll_timers(cx)?;
+            let mut read = ReadBuf::new(&mut self.buf);
+            ready!(Pin::new(&mut self.stream).poll_read(cx, &mut read))?;
+            let n = read.filled().len();
+            if n == 0 {
+                self.conn.handle_eof();
+            } else {
+                self.last_seen = Instant::now();
+                self.conn.handle_read(&self.buf[..n]);
+            }
+        }
+    }
+
+    /// After the Closed event: write the last output, shut down our side
+    /// when it is ours to close, and wait (bounded by the closing timeout)
+    /// for the peer to end the stream, so nothing it sent resets the
+    /// connection before it has read our Close frame.
+    fn poll_finish(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<Result<(), Error>> {
+        loop {
+            match self.finish {
+                Finish::Flush => {
+                    // A peer that stopped reading cannot hold us past the timer.
+                    if self.close_timer_expired(cx) {
+                        self.finish = Finish::Done;
+                        continue;
+                    }
+                    if ready!(self.poll_flush_output(cx, side)).is_err() {
+                        self.finish = Finish::Done;
+                        continue;
+                    }
+                    if self.conn.should_close_transport() {
+                        let _ = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
+                    }
+                    self.finish = Finish::Drain;
+                }
+                Finish::Drain => {
+                    if self.close_timer_expired(cx) {
+                        self.finish = Finish::Shutdown;
+                        continue;
+                    }
+                    let mut read = ReadBuf::new(&mut self.buf);
+                    match ready!(Pin::new(&mut self.stream).poll_read(cx, &mut read)) {
+                        Ok(()) if read.filled().is_empty() => self.finish = Finish::Shutdown,
+                        Ok(()) => {}
+                        Err(_) => self.finish = Finish::Shutdown,
+                    }
+                }
+                Finish::Shutdown => {
+                    let _ = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
+                    self.finish = Finish::Done;
+                }
+                Finish::Done => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+
+    fn close_timer_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        match &mut self.timer {
+            Some(timer) => timer.as_mut().poll(cx).is_ready(),
+            None => false,
+        }
+    }
+
+    fn arm_close_timer(&mut self) {
+        self.closing_since.get_or_insert_with(Instant::now);
+        self.arm_timer();
+    }
+
+    /// Points the timer at the next deadline: closing handshake, idle, or ping.
+    fn arm_timer(&mut self) {
+        if self.conn.state() != State::Open {
+            self.closing_since.get_or_insert_with(Instant::now);
+        }
+        let deadline = match self.closing_since {
+            Some(since) => self.timeouts.close.map(|t| since + t),
+            None => {
+                let idle = self.timeouts.idle.map(|t| self.last_seen + t);
+                let ping = self
+                    .timeouts
+                    .ping_interval
+                    .map(|t| self.last_seen.max(self.last_ping) + t);
+                match (idle, ping) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+        };
+        match (deadline, &mut self.timer) {
+            (None, _) => self.timer = None,
+            (Some(at), Some(timer)) => timer.as_mut().reset(at),
+            (Some(at), None) => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
+        }
+    }
+
+    /// Runs the heartbeat and the closing timeout. Registers the timer's
+    /// waker for the next deadline.
+    fn poll_timers(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        loop {
+            let Some(timer) = &mut self.timer else {
+                return Ok(());
+            };
+            if timer.as_mut().poll(cx).is_pending() {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if self.closing_since.is_some() {
+                return Err(Error::Timeout("closing handshake"));
+            }
+            let silent = now - self.last_seen;
+            if self.timeouts.idle.is_some_and(|t| silent >= t) {
+                // The peer is gone or stuck: start closing; the closing
+                // timeout ends it if no answer comes.
+                self.conn.close(CloseCode::GOING_AWAY, "idle timeout")?;
+            } else if self.timeouts.ping_interval.is_some_and(|t| silent >= t) {
+                self.conn.ping(b"")?;
+                self.last_ping = now;
+            }
+            self.arm_timer();
+        }
+    }
+
+    fn poll_write_some(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<io::Result<usize>> {
+        self.write_wakers
+            .wakers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())[side as usize] = Some(cx.waker().clone());
+        let waker = self.write_waker.clone();
+        let mut shared_cx = Context::from_waker(&waker);
+        let pending = self.conn.pending_output();
+        Pin::new(&mut self.stream).poll_write(&mut shared_cx, pending)
+    }
+
+    fn poll_flush_output(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<Result<(), Error>> {
+        let mut wrote = false;
+        while !self.conn.pending_output().is_empty() {
+            match ready!(self.poll_write_some(cx, side)) {
+                Ok(0) => return Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into()))),
+                Ok(n) => {
+                    self.conn.consume_output(n);
+                    wrote = true;
+                }
+                Err(e) => return Poll::Ready(Err(e.into())),
+            }
+        }
+        if wrote {
+            ready!(Pin::new(&mut self.stream).poll_flush(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<Result<(), Error>> {
+        if !self.conn.can_send() {
+            return Poll::Ready(Err(Error::Usage(crate::UsageError::Closed)));
+        }
+        while self.conn.pending_output().len() >= HIGH_WATER {
+            match ready!(self.poll_write_some(cx, side)) {
+                Ok(0) => return Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into()))),
+                Ok(n) => self.conn.consume_output(n),
+                Err(e) => return Poll::Ready(Err(e.into())),
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close_sink(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<Result<(), Error>> {
+        if self.conn.state() == State::Open {
+            self.conn.close(CloseCode::NORMAL, "")?;
+            self.arm_timer();
+        }
+        self.poll_flush_output(cx, side)
+    }
+}
