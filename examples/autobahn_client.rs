@@ -65,14 +65,9 @@ async fn run_tokio(url: &str, agent: &str) -> Result<(), Box<dyn std::error::Err
                 continue;
             }
         };
-        loop {
-            match ws.recv().await {
-                Ok(Some(message)) => {
-                    if ws.send(&message).await.is_err() {
-                        break;
-                    }
-                }
-                Ok(None) | Err(_) => break,
+        while let Ok(Some(message)) = ws.recv().await {
+            if ws.send(&message).await.is_err() {
+                break;
             }
         }
     }
@@ -99,14 +94,9 @@ fn run_blocking(url: &str, agent: &str) -> Result<(), Box<dyn std::error::Error>
         let _ = ws
             .get_mut()
             .set_read_timeout(Some(std::time::Duration::from_secs(1)));
-        loop {
-            match ws.read() {
-                Ok(Some(message)) => {
-                    if ws.send(&message).is_err() {
-                        break;
-                    }
-                }
-                Ok(None) | Err(_) => break,
+        while let Ok(Some(message)) = ws.read() {
+            if ws.send(&message).is_err() {
+                break;
             }
         }
     }

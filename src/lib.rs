@@ -70,3 +70,8 @@ pub mod internals {
     pub use crate::mask::{apply_mask, apply_mask_reference};
     pub use crate::utf8::{InvalidUtf8, Utf8Validator};
 }
+
+/// The code in README.md, compiled and run as doc tests so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
