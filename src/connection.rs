@@ -208,8 +208,9 @@ impl Connection {
                 Ok(Step::Event(event)) => return Some(event),
                 Ok(Step::Continue) => {}
                 Ok(Step::NeedMore) if self.eof => {
-                    let mid_frame =
-                        self.frame.is_some() || self.message.is_some() || !self.input.is_empty();
+                    // Inside a frame: its header or payload was cut off.
+                    // Between the frames of a fragmented message is not.
+                    let mid_frame = self.frame.is_some() || !self.input.is_empty();
                     self.finish(
                         Initiator::Remote,
                         Some(ProtocolError::UnexpectedEof { mid_frame }),

@@ -22,10 +22,14 @@ impl ClientRequest {
     /// A request for `path` (such as `/chat?room=1`) on `host` (the Host
     /// field: `example.com`, or `example.com:8080` for a port other than
     /// the scheme's default).
+    ///
+    /// Bytes that may not appear in a request line or a field value
+    /// (controls, space, non-ASCII) are percent-encoded, so neither
+    /// argument can split the request.
     pub fn new(host: impl Into<String>, path: impl Into<String>) -> Self {
-        let path = path.into();
+        let path = percent_encode_unsafe(path.into());
         ClientRequest {
-            host: host.into(),
+            host: percent_encode_unsafe(host.into()),
             path: if path.is_empty() { "/".into() } else { path },
             protocols: Vec::new(),
             headers: Vec::new(),
@@ -59,6 +63,23 @@ impl ClientRequest {
     pub fn host(&self) -> &str {
         &self.host
     }
+}
+
+/// Percent-encodes every byte outside visible ASCII (0x21–0x7E): a CR or
+/// LF in a host or path would otherwise end the line it is written on.
+fn percent_encode_unsafe(s: String) -> String {
+    if s.bytes().all(|b| b.is_ascii_graphic()) {
+        return s;
+    }
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_graphic() {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Builds the client's request and checks the server's response.

@@ -1,0 +1,525 @@
+//! Base framing: RFC 6455 §5.2 (the wire format and what a receiver must
+//! refuse) and the examples of §5.7, decoded and encoded byte for byte.
+
+mod common;
+
+use bytes::Bytes;
+use common::{
+    assert_failed, client, client_frame, conn, decode_frames, drain, feed_all, frame, header,
+    same_for_every_chunking, server, server_frame, Chunking, BINARY, CLOSE, CONTINUATION, KEY,
+    PING, PONG, TEXT,
+};
+use rfc6455::{Connection, Event, Message, MessageKind, ProtocolError, Role, State};
+
+/// §5.7: "A single-frame unmasked text message (contains "Hello")".
+const UNMASKED_HELLO: &[u8] = &[0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f];
+/// §5.7: "A single-frame masked text message (contains "Hello")".
+const MASKED_HELLO: &[u8] = &[
+    0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+];
+/// §5.7: "A fragmented unmasked text message": "Hel" then "lo".
+const FRAGMENTED_HELLO: &[u8] = &[
+    0x01, 0x03, 0x48, 0x65, 0x6c, // contains "Hel"
+    0x80, 0x02, 0x6c, 0x6f, // contains "lo"
+];
+/// §5.7: "Unmasked Ping request".
+const UNMASKED_PING: &[u8] = &[0x89, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f];
+/// §5.7: "masked Ping response" (a Pong).
+const MASKED_PONG: &[u8] = &[
+    0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+];
+
+/// §5.7: "256 bytes binary message in a single unmasked frame".
+fn binary_256() -> (Vec<u8>, Vec<u8>) {
+    let payload: Vec<u8> = (0..=255).collect();
+    let mut wire = vec![0x82, 0x7E, 0x01, 0x00];
+    wire.extend_from_slice(&payload);
+    (wire, payload)
+}
+
+/// §5.7: "64KiB binary message in a single unmasked frame".
+fn binary_64k() -> (Vec<u8>, Vec<u8>) {
+    let payload: Vec<u8> = (0..65536u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut wire = vec![0x82, 0x7F, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00];
+    wire.extend_from_slice(&payload);
+    (wire, payload)
+}
+
+fn hello() -> Event {
+    Event::Message(Message::from("Hello"))
+}
+
+#[test]
+fn unmasked_hello_received_by_a_client() {
+    let (events, output) = same_for_every_chunking(client, UNMASKED_HELLO, None);
+    assert_eq!(events, [hello()]);
+    assert!(output.is_empty());
+}
+
+#[test]
+fn masked_hello_received_by_a_server() {
+    let (events, output) = same_for_every_chunking(server, MASKED_HELLO, None);
+    assert_eq!(events, [hello()]);
+    assert!(output.is_empty());
+}
+
+#[test]
+fn fragmented_hello_received_by_a_client() {
+    let (events, _) = same_for_every_chunking(client, FRAGMENTED_HELLO, None);
+    assert_eq!(events, [hello()]);
+}
+
+#[test]
+fn unmasked_ping_is_answered_with_the_masked_pong_of_the_rfc() {
+    // §5.5.3: "A Pong frame sent in response to a Ping frame must have
+    // identical "Application data" as found in the message body of the
+    // Ping frame being replied to." With the example's key, our answer is
+    // the example's bytes.
+    let (events, output) = same_for_every_chunking(client, UNMASKED_PING, None);
+    assert_eq!(events, [Event::Ping(Bytes::from_static(b"Hello"))]);
+    assert_eq!(output, MASKED_PONG);
+}
+
+#[test]
+fn masked_pong_received_by_a_server() {
+    let (events, output) = same_for_every_chunking(server, MASKED_PONG, None);
+    assert_eq!(events, [Event::Pong(Bytes::from_static(b"Hello"))]);
+    // A Pong needs no answer.
+    assert!(output.is_empty());
+}
+
+#[test]
+fn binary_256_received_by_a_client() {
+    let (wire, payload) = binary_256();
+    let (events, _) = same_for_every_chunking(client, &wire, None);
+    assert_eq!(events, [Event::Message(Message::from(payload))]);
+}
+
+#[test]
+fn binary_64k_received_by_a_client() {
+    let (wire, payload) = binary_64k();
+    // Every split of 64 KiB would copy 4 GiB; split inside and around the
+    // header, at a stride through the payload, and near the end.
+    let mut splits: Vec<usize> = (0..=20).collect();
+    splits.extend((20..wire.len()).step_by(4093));
+    splits.extend(wire.len() - 20..=wire.len());
+    let (events, _) = same_for_every_chunking(client, &wire, Some(&splits));
+    assert_eq!(events, [Event::Message(Message::from(payload))]);
+}
+
+#[test]
+fn server_encodes_the_rfc_examples() {
+    let mut s = server();
+    s.send_text("Hello").unwrap();
+    assert_eq!(drain(&mut s), UNMASKED_HELLO);
+
+    s.send_fragmented(MessageKind::Text, b"Hello", 3).unwrap();
+    assert_eq!(drain(&mut s), FRAGMENTED_HELLO);
+
+    s.ping(b"Hello").unwrap();
+    assert_eq!(drain(&mut s), UNMASKED_PING);
+
+    let (wire, payload) = binary_256();
+    s.send_binary(&payload).unwrap();
+    assert_eq!(drain(&mut s), wire);
+
+    let (wire, payload) = binary_64k();
+    s.send_binary(&payload).unwrap();
+    assert_eq!(drain(&mut s), wire);
+}
+
+#[test]
+fn client_encodes_the_rfc_masked_examples() {
+    let mut c = Connection::new(Role::Client, rfc6455::Config::default());
+    c.set_fixed_mask(Some([0x37, 0xfa, 0x21, 0x3d]));
+    c.send_text("Hello").unwrap();
+    assert_eq!(drain(&mut c), MASKED_HELLO);
+    c.pong(b"Hello").unwrap();
+    assert_eq!(drain(&mut c), MASKED_PONG);
+}
+
+#[test]
+fn client_masks_with_fresh_keys() {
+    // §5.3: "The masking key is a 32-bit value chosen at random by the
+    // client. When preparing a masked frame, the client MUST pick a fresh
+    // masking key from the set of allowed 32-bit values."
+    let mut c = Connection::new(Role::Client, rfc6455::Config::default());
+    for _ in 0..8 {
+        c.send_text("Hello").unwrap();
+    }
+    let frames = decode_frames(Role::Client, &drain(&mut c));
+    assert_eq!(frames.len(), 8);
+    let mut keys: Vec<[u8; 4]> = frames.iter().map(|f| f.mask.unwrap()).collect();
+    assert!(frames.iter().all(|f| f.payload == b"Hello"));
+    keys.sort();
+    keys.dedup();
+    assert!(keys.len() > 1, "eight frames with one key");
+}
+
+#[test]
+fn every_length_form_round_trips() {
+    // §5.2: "the minimal number of bytes MUST be used to encode the length".
+    // `decode_frames` checks that; here we check every boundary both ways.
+    for len in [0, 1, 125, 126, 127, 65535, 65536, 70000] {
+        let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+        for role in [Role::Client, Role::Server] {
+            let peer = match role {
+                Role::Client => Role::Server,
+                Role::Server => Role::Client,
+            };
+            let mut sender = conn(role);
+            sender.send_binary(&payload).unwrap();
+            let wire = drain(&mut sender);
+            let header_len = match len {
+                0..=125 => 2,
+                126..=65535 => 4,
+                _ => 10,
+            } + if role == Role::Client { 4 } else { 0 };
+            assert_eq!(wire.len(), header_len + len, "{role:?} {len}");
+            let mut receiver = conn(peer);
+            let events = feed_all(&mut receiver, &wire, Chunking::Sizes(&[1, 3, 1000]));
+            assert_eq!(
+                events,
+                [Event::Message(Message::from(payload.clone()))],
+                "{role:?} {len}"
+            );
+        }
+    }
+}
+
+#[test]
+fn non_minimal_lengths_are_accepted() {
+    // The minimal-length rule binds the sender; a receiver that refused a
+    // 126-form length for 5 bytes would gain nothing. We accept them.
+    let mut wire = vec![0x81, 0x7E, 0x00, 0x05];
+    wire.extend_from_slice(b"Hello");
+    let (events, _) = same_for_every_chunking(client, &wire, None);
+    assert_eq!(events, [hello()]);
+    let mut wire = vec![0x81, 0x7F, 0, 0, 0, 0, 0, 0, 0, 5];
+    wire.extend_from_slice(b"Hello");
+    let (events, _) = same_for_every_chunking(client, &wire, None);
+    assert_eq!(events, [hello()]);
+}
+
+/// A protocol violation, the role that receives it, and the code we must
+/// answer with.
+struct Violation {
+    name: String,
+    role: Role,
+    bytes: Vec<u8>,
+    code: u16,
+    error: ProtocolError,
+}
+
+fn violations() -> Vec<Violation> {
+    let mut cases = Vec::new();
+    let mut add = |name: String, role: Role, bytes: Vec<u8>, error: ProtocolError| {
+        cases.push(Violation {
+            name,
+            role,
+            bytes,
+            code: 1002,
+            error,
+        });
+    };
+    for role in [Role::Server, Role::Client] {
+        let mask = (role == Role::Server).then_some(KEY);
+        let f = |fin, opcode, rsv, payload: &[u8]| frame(fin, opcode, rsv, mask, payload);
+        // §5.2 RSV1-3: "MUST be 0 unless an extension is negotiated that
+        // defines meanings for non-zero values. If a nonzero value is
+        // received and none of the negotiated extensions defines the
+        // meaning of such a nonzero value, the receiving endpoint MUST
+        // _Fail the WebSocket Connection_."
+        for rsv in 1..=7u8 {
+            add(
+                format!("{role:?} RSV {rsv:#05b}"),
+                role,
+                f(true, TEXT, rsv, b"Hello"),
+                ProtocolError::ReservedBits(rsv),
+            );
+        }
+        add(
+            format!("{role:?} RSV1 on a ping"),
+            role,
+            f(true, PING, 0b100, b""),
+            ProtocolError::ReservedBits(0b100),
+        );
+        // §5.2 Opcode: "If an unknown opcode is received, the receiving
+        // endpoint MUST _Fail the WebSocket Connection_." (%x3-7 and
+        // %xB-F are reserved.)
+        for opcode in (0x3..=0x7).chain(0xB..=0xF) {
+            add(
+                format!("{role:?} opcode {opcode:#x}"),
+                role,
+                f(true, opcode, 0, b"x"),
+                ProtocolError::ReservedOpcode(opcode),
+            );
+        }
+        // §5.5: "All control frames MUST have a payload length of 125 bytes
+        // or less and MUST NOT be fragmented."
+        for opcode in [PING, PONG, CLOSE] {
+            add(
+                format!("{role:?} opcode {opcode:#x} without FIN"),
+                role,
+                f(false, opcode, 0, b""),
+                ProtocolError::FragmentedControl,
+            );
+            add(
+                format!("{role:?} opcode {opcode:#x} of 126 bytes"),
+                role,
+                f(true, opcode, 0, &[b'a'; 126]),
+                ProtocolError::ControlTooLong(126),
+            );
+        }
+        // §5.2: "the most significant bit MUST be 0".
+        let mut top_bit = vec![0x82, 0x7F | if mask.is_some() { 0x80 } else { 0 }];
+        top_bit.extend_from_slice(&(1u64 << 63).to_be_bytes());
+        top_bit.extend_from_slice(&mask.unwrap_or_default()[..if mask.is_some() { 4 } else { 0 }]);
+        add(
+            format!("{role:?} length with the top bit set"),
+            role,
+            top_bit,
+            ProtocolError::LengthTopBit,
+        );
+        let mut top_bit_alone = vec![0x82, 0x7F];
+        top_bit_alone.extend_from_slice(&u64::MAX.to_be_bytes());
+        if role == Role::Server {
+            top_bit_alone[1] |= 0x80;
+        }
+        add(
+            format!("{role:?} length of all ones"),
+            role,
+            top_bit_alone,
+            ProtocolError::LengthTopBit,
+        );
+        // §5.4: a continuation frame continues a fragmented message; with
+        // none in progress there is nothing to continue.
+        add(
+            format!("{role:?} continuation first"),
+            role,
+            f(true, CONTINUATION, 0, b"lo"),
+            ProtocolError::UnexpectedContinuation,
+        );
+        let mut after_whole = f(true, TEXT, 0, b"Hel");
+        after_whole.extend(f(true, CONTINUATION, 0, b"lo"));
+        add(
+            format!("{role:?} continuation after a whole message"),
+            role,
+            after_whole,
+            ProtocolError::UnexpectedContinuation,
+        );
+        // §5.4: "The fragments of one message MUST NOT be interleaved
+        // between the fragments of another message".
+        for opcode in [TEXT, BINARY] {
+            let mut interleaved = f(false, TEXT, 0, b"Hel");
+            interleaved.extend(f(true, opcode, 0, b"lo"));
+            add(
+                format!("{role:?} opcode {opcode:#x} inside a fragmented message"),
+                role,
+                interleaved,
+                ProtocolError::ExpectedContinuation,
+            );
+        }
+    }
+    // §5.1: "The server MUST close the connection upon receiving a frame
+    // that is not masked." "A client MUST close a connection if it detects
+    // a masked frame."
+    add(
+        "unmasked frame to a server".into(),
+        Role::Server,
+        server_frame(TEXT, b"Hello"),
+        ProtocolError::UnmaskedFrame,
+    );
+    add(
+        "unmasked ping to a server".into(),
+        Role::Server,
+        server_frame(PING, b""),
+        ProtocolError::UnmaskedFrame,
+    );
+    add(
+        "masked frame to a client".into(),
+        Role::Client,
+        client_frame(TEXT, b"Hello"),
+        ProtocolError::MaskedFrame,
+    );
+    add(
+        "masked close to a client".into(),
+        Role::Client,
+        client_frame(CLOSE, &[0x03, 0xe8]),
+        ProtocolError::MaskedFrame,
+    );
+    cases
+}
+
+#[test]
+fn protocol_violations_fail_with_1002() {
+    for case in violations() {
+        let Violation {
+            name,
+            role,
+            bytes,
+            code,
+            error,
+        } = case;
+        let events = {
+            let mut c = conn(role);
+            let events = feed_all(&mut c, &bytes, Chunking::Whole);
+            assert_eq!(c.state(), State::Closed, "{name}");
+            let closed = common::last_closed(&events);
+            assert_eq!(closed.error.as_ref(), Some(&error), "{name}");
+            assert_failed(&mut c, &events, code);
+            events
+        };
+        // The same events however the bytes arrive.
+        for chunking in [Chunking::Bytewise, Chunking::Sizes(&[2, 3])] {
+            let mut c = conn(role);
+            assert_eq!(
+                feed_all(&mut c, &bytes, chunking.clone()),
+                events,
+                "{name} {chunking:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_violation_is_found_before_the_payload_arrives() {
+    // What the header alone shows needs no payload: a reserved opcode with
+    // a declared (but unsent) payload fails at once.
+    let mut s = server();
+    s.handle_read(&header(true, 0x3, 0, Some(KEY), 1000));
+    let events = common::poll_all(&mut s);
+    assert_failed(&mut s, &events, 1002);
+}
+
+#[test]
+fn messages_before_a_violation_are_delivered() {
+    let mut bytes = client_frame(TEXT, b"first");
+    bytes.extend(frame(true, TEXT, 0b010, Some(KEY), b"bad"));
+    bytes.extend(client_frame(TEXT, b"never"));
+    let mut s = server();
+    let events = feed_all(&mut s, &bytes, Chunking::Whole);
+    assert_eq!(events[0], Event::Message(Message::from("first")));
+    assert_eq!(events.len(), 2);
+    assert_failed(&mut s, &events, 1002);
+}
+
+#[test]
+fn pings_are_answered_and_reported() {
+    // §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong
+    // frame in response".
+    let mut s = server();
+    let mut bytes = client_frame(PING, b"");
+    bytes.extend(client_frame(PING, &[7; 125]));
+    let events = feed_all(&mut s, &bytes, Chunking::Whole);
+    assert_eq!(
+        events,
+        [
+            Event::Ping(Bytes::new()),
+            Event::Ping(Bytes::from(vec![7; 125]))
+        ]
+    );
+    let frames = common::drain_frames(&mut s);
+    assert_eq!(frames.len(), 2);
+    assert_eq!((frames[0].opcode, frames[0].payload.len()), (PONG, 0));
+    assert_eq!(
+        (frames[1].opcode, frames[1].payload.clone()),
+        (PONG, vec![7; 125])
+    );
+}
+
+#[test]
+fn without_auto_pong_pings_are_only_reported() {
+    let mut config = rfc6455::Config::default();
+    config.auto_pong = false;
+    let mut s = common::conn_with(Role::Server, config);
+    let events = feed_all(&mut s, &client_frame(PING, b"x"), Chunking::Whole);
+    assert_eq!(events, [Event::Ping(Bytes::from_static(b"x"))]);
+    assert!(s.pending_output().is_empty());
+    s.pong(b"x").unwrap();
+    assert_eq!(drain(&mut s), [0x8a, 0x01, b'x']);
+}
+
+#[test]
+fn control_payloads_over_125_bytes_are_refused_locally() {
+    let mut s = server();
+    assert_eq!(
+        s.ping(&[0; 126]),
+        Err(rfc6455::UsageError::ControlTooLong(126))
+    );
+    assert_eq!(
+        s.pong(&[0; 200]),
+        Err(rfc6455::UsageError::ControlTooLong(200))
+    );
+    assert!(s.pending_output().is_empty());
+    s.ping(&[0; 125]).unwrap();
+    assert_eq!(drain(&mut s).len(), 127);
+}
+
+#[test]
+fn a_partial_frame_waits_for_the_rest() {
+    // Bytes of a frame that has not finished produce nothing, and are
+    // buffered until the rest comes.
+    let mut c = client();
+    c.handle_read(&UNMASKED_HELLO[..4]);
+    assert_eq!(c.poll_event(), None);
+    c.handle_read(&UNMASKED_HELLO[4..]);
+    assert_eq!(c.poll_event(), Some(hello()));
+    assert_eq!(c.poll_event(), None);
+    assert_eq!(c.buffered_input(), 0);
+}
+
+#[test]
+fn output_can_be_written_in_pieces() {
+    // A driver may write any prefix of the pending output; what remains
+    // must be exactly the rest, across many frames and large payloads.
+    let mut s = server();
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    s.send_binary(&big).unwrap();
+    s.send_text("after").unwrap();
+    let mut expected = s.pending_output().to_vec();
+    let mut written = Vec::new();
+    let mut step = 1;
+    let mut pinged = false;
+    while !s.pending_output().is_empty() {
+        assert_eq!(s.pending_output(), &expected[written.len()..]);
+        let n = step.min(s.pending_output().len());
+        written.extend_from_slice(&s.pending_output()[..n]);
+        s.consume_output(n);
+        step = step * 3 + 1;
+        if written.len() >= 1000 && !pinged {
+            pinged = true;
+            // New output queued mid-write goes after what is pending.
+            s.ping(b"p").unwrap();
+            expected.extend_from_slice(&[0x89, 0x01, b'p']);
+        }
+    }
+    assert!(pinged);
+    assert_eq!(written, expected);
+    let mut c = client();
+    let events = feed_all(&mut c, &written, Chunking::Whole);
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[0], Event::Message(Message::from(big)));
+}
+
+#[test]
+fn shrink_buffers_keeps_a_partial_frame() {
+    // Releasing idle buffers must not drop a frame that is half read.
+    let bytes = client_frame(BINARY, &[5; 1000]);
+    let mut s = server();
+    s.handle_read(&bytes[..3]);
+    assert_eq!(common::poll_all(&mut s), []);
+    s.shrink_buffers();
+    s.handle_read(&bytes[3..600]);
+    assert_eq!(common::poll_all(&mut s), []);
+    s.shrink_buffers();
+    s.handle_read(&bytes[600..]);
+    s.shrink_buffers();
+    assert_eq!(
+        common::poll_all(&mut s),
+        [Event::Message(Message::from(vec![5; 1000]))]
+    );
+    s.shrink_buffers();
+    s.ping(b"still works").unwrap();
+    assert_eq!(&drain(&mut s)[2..], b"still works");
+}
