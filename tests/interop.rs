@@ -1,0 +1,727 @@
+//! Interoperability with real peers: the Python `websockets` library and the
+//! Node `ws` library, each as client and as server, against both of our
+//! adapters. Run them with `tests/interop/run`, which installs the peers
+//! (tests/interop/.venv, tests/interop/node_modules) and then runs
+//! `cargo test --all-features --test interop -- --ignored`.
+//!
+//! Each test is one cell of {our server, our client} x {tokio, blocking} x
+//! {Python, Node}. It starts the peer (tests/interop/peer.py or peer.mjs) as
+//! a process on 127.0.0.1, runs our side in this process, and checks both:
+//!
+//! 1. The peer sends every message of [`messages`] (text, binary, empty,
+//!    64 KiB, 1 MiB, and two sent in several frames); we check each and echo
+//!    it; the peer checks the echo. The peer pings with [`PEER_PING`]: we see
+//!    the Ping, the peer checks that the Pong carries the payload.
+//! 2. We send the same messages (the fragmented ones with `send_fragmented`)
+//!    and check each echo; we ping with [`RUST_PING`] and check the Pong.
+//! 3. The closing handshake with 4000 "done here", started by us or by the
+//!    peer (we ask with the text "close-me"). The receiving side checks the
+//!    code and the reason; the peer prints what it received and sent, and we
+//!    check that against what our side says it sent and received.
+//!
+//! Who closes varies so that every adapter, every peer and every role sees
+//! both: we close in the tokio x Python and blocking x Node cells, the peer
+//! closes in the others.
+//!
+//! Every wait is bounded: the peer gives up after 60 s, our side after
+//! [`CELL_TIMEOUT`], and the peer process is killed when its test ends,
+//! even by a panic. The peers find their interpreters through
+//! `INTEROP_PYTHON` and `INTEROP_NODE` (set by the run script); without
+//! them, tests/interop/.venv/bin/python and `node` on the PATH.
+#![cfg(all(feature = "blocking", feature = "tokio"))]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rfc6455::handshake::Accept;
+use rfc6455::{CloseCode, CloseFrame, Closed, Config, Event, Initiator, Message, MessageKind};
+
+/// The most our side of one cell may take, handshake to closed.
+const CELL_TIMEOUT: Duration = Duration::from_secs(60);
+/// The most a peer may take to start listening, or to exit at the end.
+const PEER_TIMEOUT: Duration = Duration::from_secs(20);
+/// The read timeout of the blocking adapter's socket: its timer tick.
+const TICK: Duration = Duration::from_millis(250);
+
+const CLOSE_CODE: CloseCode = CloseCode(4000);
+const CLOSE_REASON: &str = "done here";
+const PEER_PING: &str = "ping from peer \u{2713}";
+const RUST_PING: &str = "ping from rust \u{2713}";
+const PATH: &str = "/interop";
+
+/// One message of the exchange.
+struct Sample {
+    kind: MessageKind,
+    data: Vec<u8>,
+    /// Sent in frames of this many bytes.
+    fragment: Option<usize>,
+}
+
+impl Sample {
+    fn message(&self) -> Message {
+        match self.kind {
+            MessageKind::Text => Message::Text(
+                String::from_utf8(self.data.clone())
+                    .expect("text samples are UTF-8")
+                    .into(),
+            ),
+            MessageKind::Binary => Message::Binary(self.data.clone().into()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let how = match self.fragment {
+            Some(size) => format!(", in frames of {size} bytes"),
+            None => String::new(),
+        };
+        format!("{:?} of {} bytes{how}", self.kind, self.data.len())
+    }
+}
+
+fn pattern(n: usize, mul: usize, add: usize) -> Vec<u8> {
+    (0..n).map(|i| ((i * mul + add) % 251) as u8).collect()
+}
+
+/// The messages each side sends, in order. The same list is in peer.py and
+/// peer.mjs.
+fn messages() -> Vec<Sample> {
+    let text = |s: String| Sample {
+        kind: MessageKind::Text,
+        data: s.into_bytes(),
+        fragment: None,
+    };
+    let binary = |data: Vec<u8>| Sample {
+        kind: MessageKind::Binary,
+        data,
+        fragment: None,
+    };
+    let ascii: String = (0..64 * 1024)
+        .map(|i| char::from(0x20 + (i * 7 % 95) as u8))
+        .collect();
+    vec![
+        text("hello, interop \u{2713} \u{2014} \u{fc}n\u{ef}c\u{f6}d\u{e9} \u{1F600}".into()),
+        binary((0..=255).collect()),
+        text(String::new()),
+        binary(Vec::new()),
+        text(ascii),
+        binary(pattern(1 << 20, 31, 7)),
+        // 1000-byte frames end inside multi-byte characters on purpose.
+        Sample {
+            fragment: Some(1000),
+            ..text("\u{a1}fragmented \u{2713} message \u{1F600}! ".repeat(300))
+        },
+        Sample {
+            fragment: Some(16 * 1024),
+            ..binary(pattern(100_000, 13, 1))
+        },
+    ]
+}
+
+/// Checks that `got` is `want`, without printing a megabyte when it is not.
+fn assert_same(got: &Message, want: &Sample, what: &str) {
+    assert_eq!(got.kind(), want.kind, "{what}: wrong kind");
+    let (got, want_bytes) = (got.as_bytes(), &want.data[..]);
+    if got != want_bytes {
+        let at = got
+            .iter()
+            .zip(want_bytes)
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.len().min(want_bytes.len()));
+        panic!(
+            "{what}: got {} bytes, expected {}, first difference at byte {at}",
+            got.len(),
+            want_bytes.len()
+        );
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Peer {
+    Python,
+    Node,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Adapter {
+    Tokio,
+    Blocking,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    /// We are the server, the peer connects.
+    Server,
+    /// We are the client, the peer listens.
+    Client,
+}
+
+/// Who starts the closing handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Closer {
+    Us,
+    Peer,
+}
+
+impl Closer {
+    fn of(peer: Peer, adapter: Adapter) -> Closer {
+        match (peer, adapter) {
+            (Peer::Python, Adapter::Tokio) | (Peer::Node, Adapter::Blocking) => Closer::Us,
+            (Peer::Python, Adapter::Blocking) | (Peer::Node, Adapter::Tokio) => Closer::Peer,
+        }
+    }
+
+    fn arg(self) -> &'static str {
+        match self {
+            Closer::Us => "us",
+            Closer::Peer => "peer",
+        }
+    }
+}
+
+fn interop_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
+}
+
+/// A peer process. Dropping it kills the process, so a failed test leaves
+/// nothing running.
+struct PeerProcess {
+    name: String,
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    stdout: Vec<String>,
+    stderr: Option<thread::JoinHandle<String>>,
+}
+
+/// What a peer printed, and how it ended.
+struct PeerReport {
+    status: Option<ExitStatus>,
+    stdout: Vec<String>,
+    stderr: String,
+}
+
+impl PeerReport {
+    fn show(&self) -> String {
+        format!(
+            "peer exit status: {:?}\n--- peer stdout ---\n{}\n--- peer stderr ---\n{}",
+            self.status,
+            self.stdout.join("\n"),
+            self.stderr
+        )
+    }
+
+    /// The `<code> <reason>` after `key` on a line of its own, as a frame.
+    fn close_line(&self, key: &str) -> Option<CloseFrame> {
+        self.stdout.iter().find_map(|line| {
+            let rest = line.strip_prefix(key)?.strip_prefix(' ')?;
+            let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+            let code = code.parse().expect("a numeric close code");
+            Some(CloseFrame::new(CloseCode(code), reason))
+        })
+    }
+}
+
+impl PeerProcess {
+    fn spawn(peer: Peer, args: &[&str]) -> PeerProcess {
+        let dir = interop_dir();
+        let (program, script) = match peer {
+            Peer::Python => (
+                std::env::var_os("INTEROP_PYTHON")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| dir.join(".venv/bin/python")),
+                dir.join("peer.py"),
+            ),
+            Peer::Node => (
+                std::env::var_os("INTEROP_NODE")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| "node".into()),
+                dir.join("peer.mjs"),
+            ),
+        };
+        let name = format!("{peer:?} peer {}", args.join(" "));
+        let mut child = Command::new(&program)
+            .arg(&script)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {} {}: {e}; run tests/interop/run",
+                    program.display(),
+                    script.display()
+                )
+            });
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        PeerProcess {
+            name,
+            child,
+            lines,
+            stdout: Vec::new(),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// Waits for the `LISTENING <port>` line of a peer server.
+    fn listening_port(&mut self) -> u16 {
+        let deadline = Instant::now() + PEER_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.stdout.push(line.clone());
+                    if let Some(port) = line.strip_prefix("LISTENING ") {
+                        return port.trim().parse().expect("a port number");
+                    }
+                }
+                Err(_) => {
+                    let report = self.finish(Duration::ZERO);
+                    panic!("{} did not start listening\n{}", self.name, report.show());
+                }
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the peer to exit (then kills it), and
+    /// collects what it printed.
+    fn finish(&mut self, timeout: Duration) -> PeerReport {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+                Ok(None) | Err(_) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break None;
+                }
+            }
+        };
+        // The process is gone, so its pipes are closed and the readers end.
+        let reader_deadline = Instant::now() + Duration::from_secs(5);
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(reader_deadline.saturating_duration_since(Instant::now()))
+        {
+            self.stdout.push(line);
+        }
+        let stderr = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        PeerReport {
+            status,
+            stdout: self.stdout.clone(),
+            stderr,
+        }
+    }
+}
+
+impl Drop for PeerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs one cell of the matrix.
+fn run_cell(side: Side, adapter: Adapter, peer: Peer) {
+    let closer = Closer::of(peer, adapter);
+    let (mut process, ours): (PeerProcess, Box<dyn FnOnce() -> Closed + Send>) = match side {
+        Side::Server => {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+            let addr = listener.local_addr().expect("local address");
+            let url = format!("ws://{addr}{PATH}");
+            let process = PeerProcess::spawn(peer, &["client", &url, "--closer", closer.arg()]);
+            let ours: Box<dyn FnOnce() -> Closed + Send> = match adapter {
+                Adapter::Blocking => Box::new(move || blocking_server(listener, closer)),
+                Adapter::Tokio => Box::new(move || tokio_side(tokio_server(listener, closer))),
+            };
+            (process, ours)
+        }
+        Side::Client => {
+            let mut process = PeerProcess::spawn(peer, &["server", "--closer", closer.arg()]);
+            let addr = SocketAddr::from(([127, 0, 0, 1], process.listening_port()));
+            let url = format!("ws://{addr}{PATH}");
+            let ours: Box<dyn FnOnce() -> Closed + Send> = match adapter {
+                Adapter::Blocking => Box::new(move || blocking_client(addr, &url, closer)),
+                Adapter::Tokio => Box::new(move || tokio_side(tokio_client(url, closer))),
+            };
+            (process, ours)
+        }
+    };
+
+    // Our side runs in a thread, so that a hang becomes a failure here:
+    // killing the peer then ends its connection and frees the thread.
+    let (tx, rx) = mpsc::channel();
+    let worker = thread::spawn(move || {
+        let _ = tx.send(ours());
+    });
+    let closed = match rx.recv_timeout(CELL_TIMEOUT + Duration::from_secs(5)) {
+        Ok(closed) => closed,
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            let report = process.finish(Duration::ZERO);
+            panic!("our side did not finish in time\n{}", report.show());
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            // Our side panicked: show what the peer saw, then its panic.
+            let report = process.finish(Duration::from_secs(2));
+            eprintln!("{}", report.show());
+            let panic = worker
+                .join()
+                .expect_err("the worker sent nothing, so it panicked");
+            std::panic::resume_unwind(panic);
+        }
+    };
+    let _ = worker.join();
+
+    let report = process.finish(PEER_TIMEOUT);
+    assert!(
+        report.status.is_some_and(|s| s.success()) && report.stdout.iter().any(|l| l == "PEER OK"),
+        "the {peer:?} peer failed\n{}",
+        report.show()
+    );
+    // What the peer received is what we sent, and the other way round.
+    assert_eq!(
+        report.close_line("CLOSE-RECEIVED").as_ref(),
+        closed.sent.as_ref(),
+        "the Close frame the peer received is not the one we sent\n{}",
+        report.show()
+    );
+    if let Some(peer_sent) = report.close_line("CLOSE-SENT") {
+        assert_eq!(
+            Some(&peer_sent),
+            closed.received.as_ref(),
+            "the Close frame we received is not the one the peer sent\n{}",
+            report.show()
+        );
+    }
+}
+
+/// Checks how the connection ended, as our side reports it.
+fn check_closed(closed: &Closed, closer: Closer) {
+    let wanted = CloseFrame::new(CLOSE_CODE, CLOSE_REASON);
+    assert_eq!(closed.error, None, "the connection failed: {closed:?}");
+    assert!(
+        closed.is_clean(),
+        "not a clean closing handshake: {closed:?}"
+    );
+    match closer {
+        Closer::Us => {
+            assert_eq!(closed.initiator, Initiator::Local, "{closed:?}");
+            assert_eq!(closed.sent.as_ref(), Some(&wanted), "{closed:?}");
+            // Both peers echo the code and the reason in their reply.
+            assert_eq!(
+                closed.received.as_ref(),
+                Some(&wanted),
+                "the peer's reply: {closed:?}"
+            );
+        }
+        Closer::Peer => {
+            assert_eq!(closed.initiator, Initiator::Remote, "{closed:?}");
+            assert_eq!(
+                closed.received.as_ref(),
+                Some(&wanted),
+                "the peer's Close frame arrived changed: {closed:?}"
+            );
+            // "It typically echos the status code it received" (§5.5.1).
+            assert_eq!(
+                closed.sent.as_ref().map(|f| f.code),
+                Some(CLOSE_CODE),
+                "our reply: {closed:?}"
+            );
+        }
+    }
+    assert_eq!(closed.code(), CLOSE_CODE, "{closed:?}");
+}
+
+// ---------------------------------------------------------------------------
+// The blocking adapter
+
+fn blocking_server(listener: TcpListener, closer: Closer) -> Closed {
+    // A nonblocking accept, so that a peer that never connects cannot hang us.
+    listener
+        .set_nonblocking(true)
+        .expect("nonblocking listener");
+    let deadline = Instant::now() + PEER_TIMEOUT;
+    let stream = loop {
+        match listener.accept() {
+            Ok((stream, _)) => break stream,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(Instant::now() < deadline, "the peer did not connect");
+                thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    stream.set_nonblocking(false).expect("blocking stream");
+    stream.set_nodelay(true).expect("nodelay");
+    stream.set_read_timeout(Some(TICK)).expect("read timeout");
+    let mut path = String::new();
+    let mut ws =
+        rfc6455::blocking::accept_with(stream, Config::default(), Default::default(), |request| {
+            path = request.path().to_string();
+            Ok(Accept::new())
+        })
+        .expect("server handshake");
+    assert_eq!(path, PATH);
+    let closed = blocking_exchange(&mut ws, closer);
+    rfc6455::blocking::close_tcp(ws.into_inner(), Duration::from_secs(2));
+    closed
+}
+
+fn blocking_client(addr: SocketAddr, url: &str, closer: Closer) -> Closed {
+    let stream = TcpStream::connect_timeout(&addr, PEER_TIMEOUT).expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    stream.set_read_timeout(Some(TICK)).expect("read timeout");
+    let mut ws = rfc6455::blocking::client(stream, url).expect("client handshake");
+    blocking_exchange(&mut ws, closer)
+}
+
+fn blocking_exchange<S: Read + Write>(
+    ws: &mut rfc6455::blocking::WebSocket<S>,
+    closer: Closer,
+) -> Closed {
+    let deadline = Instant::now() + CELL_TIMEOUT;
+    let next = |ws: &mut rfc6455::blocking::WebSocket<S>, what: &str| {
+        assert!(Instant::now() < deadline, "{what}: out of time");
+        ws.read_event()
+            .unwrap_or_else(|e| panic!("{what}: read_event failed: {e}"))
+    };
+
+    // Phase 1: the peer sends, we check and echo.
+    for sample in messages() {
+        let what = format!("phase 1, receiving {}", sample.describe());
+        match next(ws, &what) {
+            Event::Message(message) => {
+                assert_same(&message, &sample, &what);
+                ws.send(&message).expect("echo");
+            }
+            other => panic!("{what}: got {other:?}"),
+        }
+    }
+    match next(ws, "phase 1, the peer's ping") {
+        Event::Ping(payload) => assert_eq!(&payload[..], PEER_PING.as_bytes()),
+        other => panic!("phase 1: expected the peer's Ping, got {other:?}"),
+    }
+
+    // Phase 2: we send, the peer echoes.
+    for sample in messages() {
+        let what = format!("phase 2, echo of {}", sample.describe());
+        match sample.fragment {
+            Some(size) => ws.send_fragmented(sample.kind, &sample.data, size),
+            None => ws.send(&sample.message()),
+        }
+        .unwrap_or_else(|e| panic!("{what}: send failed: {e}"));
+        match next(ws, &what) {
+            Event::Message(message) => assert_same(&message, &sample, &what),
+            other => panic!("{what}: got {other:?}"),
+        }
+    }
+    ws.ping(RUST_PING.as_bytes()).expect("ping");
+    match next(ws, "phase 2, the Pong") {
+        Event::Pong(payload) => assert_eq!(&payload[..], RUST_PING.as_bytes(), "pong payload"),
+        other => panic!("phase 2: expected our Pong, got {other:?}"),
+    }
+
+    // Phase 3: the closing handshake.
+    match closer {
+        Closer::Us => ws.close(CLOSE_CODE, CLOSE_REASON).expect("close"),
+        Closer::Peer => ws.send_text("close-me").expect("send close-me"),
+    }
+    let closed = match next(ws, "closing") {
+        Event::Closed(closed) => closed,
+        other => panic!("closing: expected Closed, got {other:?}"),
+    };
+    check_closed(&closed, closer);
+    assert_eq!(ws.closed(), Some(&closed));
+    assert!(
+        matches!(ws.read(), Ok(None)),
+        "read after the closing handshake"
+    );
+    closed
+}
+
+// ---------------------------------------------------------------------------
+// The tokio adapter
+
+/// Runs our side of a tokio cell on a runtime of its own, bounded by
+/// [`CELL_TIMEOUT`].
+fn tokio_side(work: impl std::future::Future<Output = Closed>) -> Closed {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        tokio::time::timeout(CELL_TIMEOUT, work)
+            .await
+            .expect("our side timed out")
+    })
+}
+
+async fn tokio_server(listener: TcpListener, closer: Closer) -> Closed {
+    listener
+        .set_nonblocking(true)
+        .expect("nonblocking listener");
+    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+    let (stream, _) = tokio::time::timeout(PEER_TIMEOUT, listener.accept())
+        .await
+        .expect("the peer did not connect")
+        .expect("accept");
+    stream.set_nodelay(true).expect("nodelay");
+    let mut path = String::new();
+    let mut ws =
+        rfc6455::tokio::accept_with(stream, Config::default(), Default::default(), |request| {
+            path = request.path().to_string();
+            Ok(Accept::new())
+        })
+        .await
+        .expect("server handshake");
+    assert_eq!(path, PATH);
+    tokio_exchange(&mut ws, closer).await
+}
+
+async fn tokio_client(url: String, closer: Closer) -> Closed {
+    let mut ws = rfc6455::tokio::connect(&url)
+        .await
+        .expect("client handshake");
+    tokio_exchange(&mut ws, closer).await
+}
+
+async fn tokio_exchange<S>(ws: &mut rfc6455::tokio::WebSocket<S>, closer: Closer) -> Closed
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    async fn next<S>(ws: &mut rfc6455::tokio::WebSocket<S>, what: &str) -> Event
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        ws.recv_event()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: recv_event failed: {e}"))
+    }
+
+    // Phase 1: the peer sends, we check and echo.
+    for sample in messages() {
+        let what = format!("phase 1, receiving {}", sample.describe());
+        match next(ws, &what).await {
+            Event::Message(message) => {
+                assert_same(&message, &sample, &what);
+                ws.send(&message).await.expect("echo");
+            }
+            other => panic!("{what}: got {other:?}"),
+        }
+    }
+    match next(ws, "phase 1, the peer's ping").await {
+        Event::Ping(payload) => assert_eq!(&payload[..], PEER_PING.as_bytes()),
+        other => panic!("phase 1: expected the peer's Ping, got {other:?}"),
+    }
+
+    // Phase 2: we send, the peer echoes.
+    for sample in messages() {
+        let what = format!("phase 2, echo of {}", sample.describe());
+        match sample.fragment {
+            Some(size) => ws.send_fragmented(sample.kind, &sample.data, size).await,
+            None => ws.send(&sample.message()).await,
+        }
+        .unwrap_or_else(|e| panic!("{what}: send failed: {e}"));
+        match next(ws, &what).await {
+            Event::Message(message) => assert_same(&message, &sample, &what),
+            other => panic!("{what}: got {other:?}"),
+        }
+    }
+    ws.ping(RUST_PING.as_bytes()).await.expect("ping");
+    match next(ws, "phase 2, the Pong").await {
+        Event::Pong(payload) => assert_eq!(&payload[..], RUST_PING.as_bytes(), "pong payload"),
+        other => panic!("phase 2: expected our Pong, got {other:?}"),
+    }
+
+    // Phase 3: the closing handshake.
+    match closer {
+        Closer::Us => ws.close(CLOSE_CODE, CLOSE_REASON).await.expect("close"),
+        Closer::Peer => ws.send_text("close-me").await.expect("send close-me"),
+    }
+    let closed = match next(ws, "closing").await {
+        Event::Closed(closed) => closed,
+        other => panic!("closing: expected Closed, got {other:?}"),
+    };
+    check_closed(&closed, closer);
+    assert_eq!(ws.closed(), Some(&closed));
+    assert!(
+        matches!(ws.recv().await, Ok(None)),
+        "recv after the closing handshake"
+    );
+    closed
+}
+
+// ---------------------------------------------------------------------------
+// The matrix
+
+#[test]
+#[ignore = "needs the Python and Node peers: run tests/interop/run"]
+fn server_tokio_python() {
+    run_cell(Side::Server, Adapter::Tokio, Peer::Python);
+}
+
+#[test]
+#[ignore = "needs the Python and Node peers: run tests/interop/run"]
+fn server_tokio_node() {
+    run_cell(Side::Server, Adapter::Tokio, Peer::Node);
+}
+
+#[test]
+#[ignore = "needs the Python and Node peers: run tests/interop/run"]
+fn server_blocking_python() {
+    run_cell(Side::Server, Adapter::Blocking, Peer::Python);
+}
+
+#[test]
+#[ignore = "needs the Python and Node peers: run tests/interop/run"]
+fn server_blocking_node() {
+    run_cell(Side::Server, Adapter::Blocking, Peer::Node);
+}
+
+#[test]
+#[ignore = "needs the Python and Node peers: run tests/interop/run"]
+fn client_tokio_python() {
+    run_cell(Side::Client, Adapter::Tokio, Peer::Python);
+}
+
+#[test]
+#[ignore = "needs the Python and Node peers: run tests/interop/run"]
+fn client_tokio_node() {
+    run_cell(Side::Client, Adapter::Tokio, Peer::Node);
+}
+
+#[test]
+#[ignore = "needs the Python and Node peers: run tests/interop/run"]
+fn client_blocking_python() {
+    run_cell(Side::Client, Adapter::Blocking, Peer::Python);
+}
+
+#[test]
+#[ignore = "needs the Python and Node peers: run tests/interop/run"]
+fn client_blocking_node() {
+    run_cell(Side::Client, Adapter::Blocking, Peer::Node);
+}
