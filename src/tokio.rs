@@ -611,10 +611,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 }
                 return Poll::Ready(Ok(event));
             }
+            // Timers first: the Ping or Close they queue is written now,
+            // not at the next wakeup (which may be the idle deadline).
+            self.poll_timers(cx)?;
             if let Poll::Ready(Err(e)) = self.poll_flush_output(cx, side) {
                 return Poll::Ready(Err(e));
             }
-            self.poll_timers(cx)?;
             let mut read = ReadBuf::new(&mut self.buf);
             ready!(Pin::new(&mut self.stream).poll_read(cx, &mut read))?;
             let n = read.filled().len();
