@@ -1,0 +1,196 @@
+//! Arbitrary messages, fragment sizes and interleaved pings, encoded by one
+//! role and decoded by the other, in both directions, through arbitrary
+//! chunks.
+//!
+//! Invariants: the receiver gets exactly the messages sent (whole, or as
+//! streamed pieces that join up to them), the pings as `Ping` events with
+//! their payloads, in order; its automatic Pongs come back to the sender
+//! with the same payloads; and the closing handshake that ends it all is
+//! clean on both sides.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use rfc6455::{CloseCode, CloseFrame, Config, Connection, Event, Initiator, MessageKind, Role};
+use rfc6455_fuzz::{check_output, chunks, drain, normalize, Norm};
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    /// A text message, in one frame (`fragment == 0`) or in frames of at
+    /// most `fragment` bytes, which may end inside a character.
+    Text { text: String, fragment: u8 },
+    /// A binary message, likewise.
+    Binary { data: Vec<u8>, fragment: u8 },
+    /// A message sent piece by piece with `send_fragment`, with a Ping
+    /// after some pieces. For text the data is made UTF-8 first; pieces
+    /// are cut at byte offsets, inside characters too.
+    Pieces {
+        binary: bool,
+        data: Vec<u8>,
+        lengths: Vec<u8>,
+        pings: Vec<Option<Vec<u8>>>,
+    },
+    Ping(Vec<u8>),
+    /// An unsolicited Pong (§5.5.3).
+    Pong(Vec<u8>),
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    /// Bit 0: the receiver streams. Bit 1: the sender streams.
+    flags: u8,
+    mask: [u8; 4],
+    sizes: [u8; 8],
+    close_code: u16,
+    close_reason: String,
+    ops: Vec<Op>,
+}
+
+fn control(payload: &[u8]) -> &[u8] {
+    &payload[..payload.len().min(125)]
+}
+
+/// Sends the ops and returns what the receiver should see, and the pings.
+fn send(sender: &mut Connection, ops: &[Op]) -> (Vec<Norm>, Vec<Vec<u8>>) {
+    let mut expected = Vec::new();
+    let mut pings = Vec::new();
+    let mut ping = |sender: &mut Connection, payload: &[u8], expected: &mut Vec<Norm>| {
+        let payload = control(payload);
+        sender.ping(payload).expect("open");
+        expected.push(Norm::Ping(payload.to_vec()));
+        pings.push(payload.to_vec());
+    };
+    for op in ops {
+        match op {
+            Op::Text { text, fragment } => {
+                let bytes = text.as_bytes();
+                match fragment {
+                    0 => sender.send_text(text).expect("open"),
+                    n => sender
+                        .send_fragmented(MessageKind::Text, bytes, usize::from(*n))
+                        .expect("open"),
+                }
+                expected.push(Norm::Message(MessageKind::Text, bytes.to_vec()));
+            }
+            Op::Binary { data, fragment } => {
+                match fragment {
+                    0 => sender.send_binary(data).expect("open"),
+                    n => sender
+                        .send_fragmented(MessageKind::Binary, data, usize::from(*n))
+                        .expect("open"),
+                }
+                expected.push(Norm::Message(MessageKind::Binary, data.clone()));
+            }
+            Op::Pieces {
+                binary,
+                data,
+                lengths,
+                pings: between,
+            } => {
+                let (kind, data) = if *binary {
+                    (MessageKind::Binary, data.clone())
+                } else {
+                    let text = String::from_utf8_lossy(data).into_owned();
+                    (MessageKind::Text, text.into_bytes())
+                };
+                let mut rest = &data[..];
+                let mut i = 0;
+                loop {
+                    let len = lengths.get(i).map_or(rest.len(), |&l| usize::from(l));
+                    let (piece, after) = rest.split_at(len.min(rest.len()));
+                    // The last piece: the lengths ran out, or the data did.
+                    let last = i >= lengths.len() || after.is_empty();
+                    sender.send_fragment(kind, piece, last).expect("open");
+                    rest = after;
+                    if last {
+                        break;
+                    }
+                    if let Some(Some(payload)) = between.get(i) {
+                        ping(sender, payload, &mut expected);
+                    }
+                    i += 1;
+                }
+                assert!(rest.is_empty());
+                expected.push(Norm::Message(kind, data));
+            }
+            Op::Ping(payload) => ping(sender, payload, &mut expected),
+            Op::Pong(payload) => {
+                let payload = control(payload);
+                sender.pong(payload).expect("open");
+                expected.push(Norm::Pong(payload.to_vec()));
+            }
+        }
+    }
+    (expected, pings)
+}
+
+/// Moves everything `from` wrote into `to`, in chunks, and collects `to`'s events.
+fn transfer(from: &mut Connection, to: &mut Connection, sizes: &[u8], events: &mut Vec<Event>) {
+    let bytes = from.pending_output().to_vec();
+    from.consume_output(bytes.len());
+    check_output(&bytes, from.role(), sizes);
+    for chunk in chunks(&bytes, sizes) {
+        to.handle_read(chunk);
+        drain(to, events);
+    }
+}
+
+fn roundtrip(input: &Input, sender_role: Role) {
+    let receiver_role = match sender_role {
+        Role::Client => Role::Server,
+        Role::Server => Role::Client,
+    };
+    let mut config = Config::default();
+    config.streaming = input.flags & 1 != 0;
+    let mut receiver = Connection::new(receiver_role, config.clone());
+    config.streaming = input.flags & 2 != 0;
+    let mut sender = Connection::new(sender_role, config);
+    sender.set_fixed_mask(Some(input.mask));
+    receiver.set_fixed_mask(Some(input.mask));
+
+    let (mut expected, pings) = send(&mut sender, &input.ops);
+    let code = CloseCode(input.close_code);
+    let code = if code.is_sendable() { code } else { CloseCode::NORMAL };
+    let mut reason = input.close_reason.as_str();
+    while reason.len() > CloseFrame::MAX_REASON {
+        let mut end = reason.len() - 1;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason = &reason[..end];
+    }
+    sender.close(code, reason).expect("open");
+
+    // Sender to receiver: the messages, the pings, the Close.
+    let mut received = Vec::new();
+    transfer(&mut sender, &mut receiver, &input.sizes, &mut received);
+    let received = normalize(&received, input.flags & 1 != 0);
+    let Some((Norm::Closed(closed), received)) = received.split_last() else {
+        panic!("the receiver did not close: {received:?}");
+    };
+    assert_eq!(received, &expected[..], "the messages changed on the way");
+    assert_eq!(closed.initiator, Initiator::Remote);
+    assert_eq!(closed.received, Some(CloseFrame::new(code, reason)));
+    assert!(closed.is_clean(), "{closed:?}");
+
+    // Receiver to sender: one Pong per Ping, then the echoed Close.
+    let mut answers = Vec::new();
+    transfer(&mut receiver, &mut sender, &input.sizes, &mut answers);
+    expected = pings.into_iter().map(Norm::Pong).collect();
+    let answers = normalize(&answers, input.flags & 2 != 0);
+    let Some((Norm::Closed(closed), pongs)) = answers.split_last() else {
+        panic!("the sender did not close: {answers:?}");
+    };
+    assert_eq!(pongs, &expected[..], "the Pongs do not answer the Pings");
+    assert_eq!(closed.initiator, Initiator::Local);
+    assert_eq!(closed.received, Some(CloseFrame::new(code, "")));
+    assert!(closed.is_clean(), "{closed:?}");
+    // The server closes the transport first (§7.1.1); the client waits.
+    assert_eq!(receiver.should_close_transport(), receiver_role == Role::Server);
+    assert_eq!(sender.should_close_transport(), sender_role == Role::Server);
+}
+
+fuzz_target!(|input: Input| {
+    roundtrip(&input, Role::Client);
+    roundtrip(&input, Role::Server);
+});
