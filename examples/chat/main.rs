@@ -1,0 +1,431 @@
+//! A chat for browser tabs: every message goes to every open tab, with
+//! names, join and leave notices and a "typing..." indicator.
+//!
+//! ```text
+//! cargo run --example chat -- [ADDR] [--tls] [--token TOKEN] [--heartbeat SECS] [--origin URL]
+//! ```
+//!
+//! One tokio listener (ADDR, default 127.0.0.1:8080) serves the page on
+//! `GET /` and upgrades `GET /ws` to WebSocket: the request head is read
+//! once with the library's parser, then the path decides. Open the address
+//! it prints (it carries the token) in two tabs.
+//!
+//! At the upgrade the server checks, in this order:
+//! - Origin: only pages served from here may connect (403 otherwise);
+//! - the `token` query parameter, printed at start or set with `--token`
+//!   (401 without it or with a wrong one).
+//!
+//! Once connected, each client may send [`BURST`] messages at once and
+//! [`RATE`] a second after that; more closes its connection with 1008
+//! (policy violation). Messages are limited to [`MAX_MESSAGE`] bytes (1009
+//! beyond). The heartbeat pings a silent client every `--heartbeat`
+//! seconds (default 15) and drops it after three times that without a
+//! sign of life. `--tls` serves https:// and wss:// with a self-signed
+//! certificate made at start.
+//!
+//! Browser to server, JSON text messages: `{"type":"message","text":"..."}`,
+//! `{"type":"typing"}`. Server to browser: `welcome` (your id and name, who
+//! is here), `join`, `leave` (with why), `message`, `typing`.
+
+mod site;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rfc6455::handshake::Request;
+use rfc6455::tokio::{Error, ReadHalf, Timeouts, WriteHalf};
+use rfc6455::{CloseCode, Config, Event, Message};
+use serde_json::{json, Value};
+use site::{Site, Stream};
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+/// The page: HTML, CSS and the script using the browser's WebSocket API.
+const PAGE: &str = include_str!("index.html");
+
+/// Messages a client may send at once before the rate applies.
+const BURST: f64 = 20.0;
+/// Messages a second a client may send, on average, after its burst.
+const RATE: f64 = 5.0;
+/// The largest message accepted from a browser, in bytes.
+const MAX_MESSAGE: usize = 4096;
+/// The longest name kept, in characters.
+const MAX_NAME: usize = 24;
+/// A tab that takes longer than this to accept a message is dropped: it
+/// must not hold up the others (its socket buffer is full; it is gone or
+/// stuck).
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = site::Args::parse("127.0.0.1:8080");
+    if args.rest.iter().any(|a| a == "--help") {
+        println!("usage: chat [ADDR] [--tls] [--token TOKEN] [--heartbeat SECS] [--origin URL]");
+        return Ok(());
+    }
+    let token = match args.flag("--token") {
+        Some(token) => token.to_string(),
+        None => format!("{:016x}", rand::random::<u64>()),
+    };
+    let heartbeat = match args.flag("--heartbeat") {
+        Some(secs) => Duration::from_secs_f64(secs.parse()?),
+        None => Duration::from_secs(15),
+    };
+    let mut timeouts = Timeouts::default();
+    // A Ping after `heartbeat` of silence; a browser answers it by itself,
+    // even from a background tab. Three times that without any frame and
+    // the tab is taken for dead: the adapter closes with 1001, waits a
+    // little for the answer, and ends the connection.
+    timeouts.ping_interval = Some(heartbeat);
+    timeouts.idle = Some(heartbeat * 3);
+    timeouts.close = Some((heartbeat * 2).min(Duration::from_secs(5)));
+    let mut config = Config::default();
+    config.max_frame_size = Some(MAX_MESSAGE);
+    config.max_message_size = Some(MAX_MESSAGE);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut site = Site::bind(&args.addr, args.tls, config).await?;
+        if let Some(origin) = args.flag("--origin") {
+            site.allow_origin(origin);
+        }
+        println!("chat: listening on {}", site.url());
+        println!("chat: WebSocket at {}", site.ws_url("/ws"));
+        println!("chat: open {}/?token={token} in two tabs", site.url());
+        let site = Arc::new(site);
+        let chat = Arc::new(Chat::new(token, timeouts));
+        loop {
+            let (tcp, peer) = match site.accept().await {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors, say: wait, do not exit.
+                    println!("accept: {err}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let (site, chat) = (site.clone(), chat.clone());
+            tokio::spawn(async move {
+                match site.open(tcp).await {
+                    Ok((stream, request)) => serve(&site, &chat, stream, request, peer).await,
+                    Err(err) => println!("{peer}: {err}"),
+                }
+            });
+        }
+    })
+}
+
+/// What every connection shares: who is here, and the channel every tab
+/// listens to.
+struct Chat {
+    token: String,
+    timeouts: Timeouts,
+    /// Every event, as the JSON text sent to the tabs.
+    events: broadcast::Sender<Arc<str>>,
+    users: Mutex<BTreeMap<u64, String>>,
+    next_id: AtomicU64,
+}
+
+impl Chat {
+    fn new(token: String, timeouts: Timeouts) -> Self {
+        Chat {
+            token,
+            timeouts,
+            events: broadcast::channel(1024).0,
+            users: Mutex::default(),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Sends `event` to every tab, the sender's included.
+    fn broadcast(&self, event: Value) {
+        // No receiver is not an error: nobody is connected.
+        let _ = self.events.send(event.to_string().into());
+    }
+
+    fn users(&self) -> Value {
+        let users = self.users.lock().expect("no panic while holding it");
+        users
+            .iter()
+            .map(|(id, name)| json!({ "id": id, "name": name }))
+            .collect()
+    }
+}
+
+/// One HTTP request: the page, the WebSocket, or a 404.
+async fn serve(
+    site: &Site,
+    chat: &Arc<Chat>,
+    mut stream: Stream,
+    request: Request,
+    peer: SocketAddr,
+) {
+    let path = request.path().to_string();
+    match (request.method(), site::route(&path)) {
+        ("GET", "/") => {
+            let page = site::response("200 OK", "", "text/html; charset=utf-8", PAGE);
+            site::send(&mut stream, &page).await;
+        }
+        ("GET", "/ws") => {
+            if let Err((status, why)) = admit(site, chat, &request) {
+                // The route alone: the query holds the token.
+                println!("{peer} /ws: refused with {status}: {why}");
+                site::send(&mut stream, &request.reject(status, &why)).await;
+                return;
+            }
+            if !request.is_upgrade() {
+                return site::not_upgrade(&mut stream).await;
+            }
+            let name = query_param(&path, "name").unwrap_or_default();
+            // Chromium offers permessage-deflate; the log shows what was
+            // offered, the page shows what was agreed (WebSocket.extensions).
+            let offered = request.extensions().join(", ");
+            match site::upgrade(stream, request, chat.timeouts.clone()).await {
+                Ok(ws) => {
+                    println!("{peer} /ws: upgraded; extensions offered: {offered:?}");
+                    let (reader, writer) = ws.split();
+                    session(chat, reader, writer, &name).await;
+                }
+                Err(err) => println!("{peer} /ws: {err}"),
+            }
+        }
+        _ => {
+            let body = "not found\n";
+            let page = site::response("404 Not Found", "", "text/plain; charset=utf-8", body);
+            site::send(&mut stream, &page).await;
+        }
+    }
+}
+
+/// The checks at the upgrade, as the status and reason to refuse with.
+/// A plain GET of /ws runs them too, so a page can learn why it was refused.
+fn admit(site: &Site, chat: &Chat, request: &Request) -> Result<(), (u16, String)> {
+    site.origin_allowed(request).map_err(|why| (403, why))?;
+    match query_param(request.path(), "token") {
+        None => Err((
+            401,
+            "a token is required: open the address the server printed, which ends in ?token=..."
+                .into(),
+        )),
+        Some(token) if !same(token.as_bytes(), chat.token.as_bytes()) => {
+            Err((401, "wrong token".into()))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// The value of `name` in the query string of `path`, percent-decoded.
+fn query_param(path: &str, name: &str) -> Option<String> {
+    let (_, query) = path.split_once('?')?;
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then(|| percent_decode(value))
+    })
+}
+
+/// `%XX` to the byte, `+` to a space; the result read as UTF-8.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+            (b'+', _) => out.push(b' '),
+            (b, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Compares in time that does not depend on where the first difference is.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A name for the chat: printable, trimmed, not too long.
+fn clean_name(name: &str, id: u64) -> String {
+    let name: String = name
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_NAME)
+        .collect();
+    match name.trim() {
+        "" => format!("guest-{id}"),
+        name => name.to_string(),
+    }
+}
+
+/// Allows [`BURST`] messages at once, then [`RATE`] a second.
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new() -> Self {
+        Bucket {
+            tokens: BURST,
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes one message's worth; `false` when the client is over its rate.
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * RATE;
+        self.tokens = (self.tokens + refill).min(BURST);
+        self.last = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+}
+
+/// What a tab asks for.
+enum Incoming {
+    Say(String),
+    Typing,
+}
+
+fn parse(message: &Message) -> Option<Incoming> {
+    let value: Value = serde_json::from_str(message.as_text()?).ok()?;
+    match value.get("type")?.as_str()? {
+        "message" => Some(Incoming::Say(
+            value.get("text")?.as_str()?.trim().to_string(),
+        )),
+        "typing" => Some(Incoming::Typing),
+        _ => None,
+    }
+}
+
+/// One connected tab, from welcome to leave notice.
+async fn session(
+    chat: &Chat,
+    mut reader: ReadHalf<Stream>,
+    mut writer: WriteHalf<Stream>,
+    name: &str,
+) {
+    let id = chat.next_id.fetch_add(1, Ordering::Relaxed);
+    let name = clean_name(name, id);
+    // Listen before announcing, so this tab sees its own join.
+    let mut events = chat.events.subscribe();
+    chat.users
+        .lock()
+        .expect("no panic while holding it")
+        .insert(id, name.clone());
+    println!("{name} (#{id}) joined");
+    let welcome = json!({ "type": "welcome", "id": id, "name": name, "users": chat.users() });
+    // Why we closed this tab, once we did.
+    let mut closing: Option<&str> = None;
+    if let Err(error) = send(&mut writer, &welcome.to_string()).await {
+        println!("{name} (#{id}): {error}");
+    }
+    chat.broadcast(json!({ "type": "join", "id": id, "name": name }));
+
+    let mut bucket = Bucket::new();
+    let why = loop {
+        tokio::select! {
+            event = reader.recv_event() => match event {
+                Ok(Event::Message(message)) => {
+                    // Once we closed, what still arrives is read and dropped.
+                    if closing.is_some() {
+                        continue;
+                    }
+                    let why = if !bucket.take() {
+                        Some("rate limit: too many messages")
+                    } else {
+                        match parse(&message) {
+                            Some(Incoming::Say(text)) if text.is_empty() => None,
+                            Some(Incoming::Say(text)) => {
+                                chat.broadcast(json!({
+                                    "type": "message", "id": id, "name": name, "text": text
+                                }));
+                                None
+                            }
+                            Some(Incoming::Typing) => {
+                                chat.broadcast(json!({ "type": "typing", "id": id, "name": name }));
+                                None
+                            }
+                            None => Some("expected JSON with type message or typing"),
+                        }
+                    };
+                    if let Some(why) = why {
+                        println!("{name} (#{id}): closing with 1008: {why}");
+                        closing = Some(why);
+                        // The reader sees the closing handshake finish.
+                        let _ = writer.close(CloseCode::POLICY_VIOLATION, why).await;
+                    }
+                }
+                Ok(Event::Closed(closed)) => {
+                    let reason = closed
+                        .received
+                        .as_ref()
+                        .or(closed.sent.as_ref())
+                        .map(|frame| frame.reason.clone())
+                        .unwrap_or_default();
+                    break match (closing, &closed.error) {
+                        (_, Some(error)) => format!("protocol error: {error}"),
+                        (Some(why), None) => format!("closed by the server: {why}"),
+                        (None, None) if reason.is_empty() => format!("closed ({})", closed.code()),
+                        (None, None) => format!("closed ({}: {reason})", closed.code()),
+                    };
+                }
+                Ok(_) => {} // Pings and Pongs: the adapter answers and counts them.
+                Err(Error::Timeout(_)) if closing.is_none() => {
+                    // We never closed, so the heartbeat did: the tab was
+                    // silent for three intervals and did not answer the
+                    // Close either.
+                    break "dropped: no answer to the heartbeat".to_string();
+                }
+                Err(error) => break format!("connection lost: {error}"),
+            },
+            event = events.recv() => match event {
+                Ok(json) if closing.is_none() => {
+                    if let Err(error) = send(&mut writer, &json).await {
+                        break format!("dropped: {error}");
+                    }
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    println!("{name} (#{id}): missed {missed} events");
+                }
+                Err(broadcast::error::RecvError::Closed) => break "server stopped".to_string(),
+            },
+        }
+    };
+    chat.users
+        .lock()
+        .expect("no panic while holding it")
+        .remove(&id);
+    println!("{name} (#{id}) left: {why}");
+    chat.broadcast(json!({ "type": "leave", "id": id, "name": name, "why": why }));
+}
+
+/// Sends one text message, giving up on a tab that does not take it in time.
+async fn send(writer: &mut WriteHalf<Stream>, text: &str) -> Result<(), String> {
+    match tokio::time::timeout(SEND_TIMEOUT, writer.send_text(text)).await {
+        Ok(Ok(())) => Ok(()),
+        // The tab is closing (its Close frame arrived first): the reader
+        // will see the end.
+        Ok(Err(Error::Usage(_))) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(format!("took more than {SEND_TIMEOUT:?} to take a message")),
+    }
+}

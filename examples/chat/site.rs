@@ -1,0 +1,282 @@
+//! What the chat and ticker examples share: one listener that serves a page
+//! over plain HTTP and upgrades `/ws` to WebSocket, optionally behind TLS,
+//! and the Origin check at the upgrade.
+//!
+//! The request head is read with the library's own parser,
+//! [`ServerHandshake`]: it parses any HTTP/1.1 request, so the program can
+//! look at the path and answer a page, a 404 or an upgrade. Only the
+//! upgrade goes on to [`Request::accept`].
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rfc6455::handshake::{Accept, Request, ServerHandshake};
+use rfc6455::tokio::{Timeouts, WebSocket};
+use rfc6455::Config;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_rustls::rustls;
+use tokio_rustls::TlsAcceptor;
+
+/// A byte stream the site can serve on: plain TCP or TLS over TCP.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A boxed [`Io`]; the WebSocket adapter takes it like any other stream.
+pub type Stream = Box<dyn Io>;
+
+/// How long a client has to finish the TLS handshake and send its request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The command line both examples take: `[ADDR] [--tls]` and their own flags.
+pub struct Args {
+    /// Where to listen.
+    pub addr: String,
+    /// Serve https:// and wss:// with a self-signed certificate.
+    pub tls: bool,
+    /// Flags the example itself knows, with their values, in order.
+    pub rest: Vec<String>,
+}
+
+impl Args {
+    /// Splits the command line; `default_addr` applies when no address is given.
+    pub fn parse(default_addr: &str) -> Args {
+        let mut args = Args {
+            addr: default_addr.to_string(),
+            tls: false,
+            rest: Vec::new(),
+        };
+        let mut all = std::env::args().skip(1);
+        while let Some(arg) = all.next() {
+            match arg.as_str() {
+                "--tls" => args.tls = true,
+                flag if flag.starts_with("--") => {
+                    args.rest.push(arg.clone());
+                    if let Some(value) = all.next() {
+                        args.rest.push(value);
+                    }
+                }
+                _ => args.addr = arg,
+            }
+        }
+        args
+    }
+
+    /// The value given to `--name`, if any.
+    pub fn flag(&self, name: &str) -> Option<&str> {
+        self.rest
+            .chunks(2)
+            .find(|pair| pair[0] == name)
+            .and_then(|pair| pair.get(1))
+            .map(String::as_str)
+    }
+}
+
+/// The listener, the TLS acceptor when serving https://, and the origins
+/// that may open a WebSocket.
+pub struct Site {
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    origins: Vec<String>,
+    config: Config,
+}
+
+impl Site {
+    /// Binds `addr` (port 0 picks a free port). With `tls`, makes a
+    /// self-signed certificate for `localhost` and `127.0.0.1`. `config`
+    /// applies to request heads and to the WebSocket connections.
+    pub async fn bind(
+        addr: &str,
+        tls: bool,
+        config: Config,
+    ) -> Result<Site, Box<dyn std::error::Error>> {
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let tls = if tls { Some(self_signed()?) } else { None };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        // The page's own origin, as the browser writes it: the scheme, the
+        // host it was loaded from and the port (§4.1 item 8, RFC 6454).
+        let mut origins = vec![format!("{scheme}://{local}")];
+        if local.ip().is_loopback() {
+            origins.push(format!("{scheme}://localhost:{}", local.port()));
+        }
+        Ok(Site {
+            listener,
+            tls,
+            origins,
+            config,
+        })
+    }
+
+    /// Also accepts WebSocket connections from pages of `origin`
+    /// (`--origin https://chat.example`).
+    pub fn allow_origin(&mut self, origin: &str) {
+        self.origins.push(origin.trim_end_matches('/').to_string());
+    }
+
+    /// The page's address, `http://127.0.0.1:PORT` or `https://...`.
+    pub fn url(&self) -> String {
+        self.origins[0].clone()
+    }
+
+    /// The WebSocket address for `path`, `ws://...` or `wss://...`.
+    pub fn ws_url(&self, path: &str) -> String {
+        let url = self.url();
+        let rest = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{rest}{path}")
+    }
+
+    /// The next TCP connection. Call [`Site::open`] on it in its own task.
+    pub async fn accept(&self) -> io::Result<(tokio::net::TcpStream, SocketAddr)> {
+        let (tcp, peer) = self.listener.accept().await?;
+        tcp.set_nodelay(true)?;
+        Ok((tcp, peer))
+    }
+
+    /// Runs the TLS handshake if serving https://, then reads the request
+    /// head. Errors are answered (400, 431 ...) before they are returned.
+    pub async fn open(&self, tcp: tokio::net::TcpStream) -> io::Result<(Stream, Request)> {
+        let work = async {
+            let mut stream: Stream = match &self.tls {
+                Some(acceptor) => Box::new(acceptor.accept(tcp).await?),
+                None => Box::new(tcp),
+            };
+            let request = read_head(&mut stream, self.config.clone()).await?;
+            Ok((stream, request))
+        };
+        tokio::time::timeout(HEAD_TIMEOUT, work)
+            .await
+            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+    }
+
+    /// Whether the page that opens this WebSocket may do so.
+    ///
+    /// Browsers always send Origin with a WebSocket request (§4.1 item 8),
+    /// and a page on any other site can make the browser connect here:
+    /// checking it is how a server keeps foreign pages out (§10.2). A
+    /// client that is not a browser sends no Origin; it gets no ambient
+    /// credentials from a browser either, so it is let through to the
+    /// other checks.
+    pub fn origin_allowed(&self, request: &Request) -> Result<(), String> {
+        match request.origin() {
+            None => Ok(()),
+            Some(origin) if self.origins.iter().any(|o| o == origin) => Ok(()),
+            Some(origin) => Err(format!(
+                "origin {origin} is not allowed; this server serves {}",
+                self.origins.join(", ")
+            )),
+        }
+    }
+}
+
+/// Reads an HTTP request head with the library's handshake parser.
+async fn read_head(stream: &mut Stream, config: Config) -> io::Result<Request> {
+    let mut handshake = ServerHandshake::new(config);
+    let mut buf = [0; 4096];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        match handshake.handle_read(&buf[..n]) {
+            Ok(Some(request)) => return Ok(request),
+            Ok(None) => {}
+            Err(error) => {
+                send(stream, &error.response()).await;
+                return Err(io::Error::new(io::ErrorKind::InvalidData, error));
+            }
+        }
+    }
+}
+
+/// Accepts a WebSocket upgrade: writes the `101` response and hands the
+/// stream to the tokio adapter. A request that is not a valid upgrade gets
+/// its error response (400, 426 ...) and the error comes back as text.
+pub async fn upgrade(
+    mut stream: Stream,
+    request: Request,
+    timeouts: Timeouts,
+) -> Result<WebSocket<Stream>, String> {
+    let accepted = match request.accept(Accept::new()) {
+        Ok(accepted) => accepted,
+        Err(error) => {
+            send(&mut stream, &error.response()).await;
+            return Err(format!("{} {error}", error.status()));
+        }
+    };
+    let written = async {
+        stream.write_all(&accepted.response).await?;
+        stream.flush().await
+    };
+    written.await.map_err(|e| e.to_string())?;
+    Ok(WebSocket::from_connection(
+        stream,
+        accepted.connection,
+        timeouts,
+    ))
+}
+
+/// Answers a plain (not upgrade) GET of the WebSocket address. A page whose
+/// WebSocket failed asks here why: the browser tells a script nothing
+/// about a refused upgrade but "closed with 1006", so the page repeats the
+/// request over fetch and shows this answer. The checks passed if we got
+/// here, so the answer is that this address speaks WebSocket only.
+pub async fn not_upgrade(stream: &mut Stream) {
+    let body = "this address accepts WebSocket connections only\n";
+    let head = "Upgrade: websocket\r\n";
+    send(
+        stream,
+        &response(
+            "426 Upgrade Required",
+            head,
+            "text/plain; charset=utf-8",
+            body,
+        ),
+    )
+    .await;
+}
+
+/// Writes a whole response and closes our side, ignoring failures: the
+/// client may be gone already.
+pub async fn send(stream: &mut Stream, response: &[u8]) {
+    let _ = stream.write_all(response).await;
+    let _ = stream.shutdown().await;
+}
+
+/// A complete HTTP/1.1 response that ends the connection. `headers` are
+/// extra fields, each ending in CRLF.
+pub fn response(status: &str, headers: &str, content_type: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\n{headers}Content-Type: {content_type}\r\n\
+         Content-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// The path without its query string.
+pub fn route(path: &str) -> &str {
+    path.split_once('?').map_or(path, |(route, _)| route)
+}
+
+/// A TLS acceptor with a certificate made now, signed by its own key, for
+/// `localhost` and `127.0.0.1`. Browsers warn about it (nobody vouches for
+/// it); accept the warning once, or start Chromium with
+/// `--ignore-certificate-errors` for tests.
+fn self_signed() -> Result<TlsAcceptor, Box<dyn std::error::Error>> {
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let certified = rcgen::generate_simple_self_signed(names)?;
+    let cert = certified.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
+    // Name the provider rather than rely on the process default, which
+    // panics if another crate in the build enables a second one.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}

@@ -1,0 +1,351 @@
+// End-to-end tests of the chat and ticker examples in a real browser:
+// Debian's Chromium, driven by playwright-core. tests/browser/run builds
+// and starts the servers and passes their addresses:
+//
+//   CHAT_URL, CHAT_TLS_URL, TICKER_URL, TICKER_TLS_URL  (http[s]://127.0.0.1:PORT)
+//   CHAT_TOKEN   the token the chat servers were started with
+//   HEARTBEAT    the chat's --heartbeat, in seconds
+//   OUTPUT       where screenshots go
+//
+// One line per check, then "N passed, N failed"; the exit code is 1 if any
+// check failed.
+
+import { chromium } from "playwright-core";
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import net from "node:net";
+import tls from "node:tls";
+import crypto from "node:crypto";
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set (run tests/browser/run)`);
+  return value;
+};
+const CHAT_URL = env("CHAT_URL");
+const CHAT_TLS_URL = env("CHAT_TLS_URL");
+const TICKER_URL = env("TICKER_URL");
+const TICKER_TLS_URL = env("TICKER_TLS_URL");
+const TOKEN = env("CHAT_TOKEN");
+const HEARTBEAT = Number(env("HEARTBEAT"));
+const OUTPUT = env("OUTPUT");
+// The features the examples were built with (tests/browser/run passes them on).
+const DEFLATE = (process.env.CARGO_FEATURES || "").split(/[\s,]+/).includes("deflate");
+mkdirSync(OUTPUT, { recursive: true });
+
+// The flags of the machine notes: no network but loopback, no first-run UI,
+// no background services, a fresh profile per browser.
+const FLAGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+const VIEWPORT = { width: 640, height: 600 };
+
+let passed = 0;
+let failed = 0;
+
+async function check(name, body) {
+  const started = Date.now();
+  try {
+    const detail = await body();
+    passed += 1;
+    const ms = Date.now() - started;
+    console.log(`ok   ${name}${detail ? ` (${detail})` : ""} [${ms} ms]`);
+  } catch (error) {
+    failed += 1;
+    console.log(`FAIL ${name}: ${String(error.message || error).split("\n")[0]}`);
+  }
+}
+
+/// A browser with a profile of its own, removed at the end.
+async function launch(extraFlags = []) {
+  const profile = mkdtempSync(join(tmpdir(), "rfc6455-chromium-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    args: [...FLAGS, ...extraFlags],
+    viewport: VIEWPORT,
+    ignoreHTTPSErrors: extraFlags.includes("--ignore-certificate-errors"),
+    timeout: 30000,
+  });
+  context.setDefaultTimeout(10000);
+  return {
+    context,
+    async close() {
+      await context.close().catch(() => {});
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/// Opens a tab and keeps what its console says, for the failure messages.
+async function openTab(context, url) {
+  const page = await context.newPage();
+  page.consoleLines = [];
+  page.on("console", (m) => page.consoleLines.push(m.text()));
+  page.on("pageerror", (e) => page.consoleLines.push(`page error: ${e.message}`));
+  await page.goto(url);
+  return page;
+}
+
+/// Waits until `tab`'s log has an entry with `text`; `ms` bounds the wait.
+async function waitForLog(tab, text, ms = 3000, selector = "#log li") {
+  try {
+    await tab.waitForFunction(
+      ([sel, t]) => [...document.querySelectorAll(sel)].some((li) => li.textContent.includes(t)),
+      [selector, text],
+      { timeout: ms, polling: 20 },
+    );
+  } catch {
+    const log = await tab.$$eval(selector, (lis) => lis.map((li) => li.textContent)).catch(() => []);
+    throw new Error(`no "${text}" within ${ms} ms; the log has: ${JSON.stringify(log.slice(-6))}`);
+  }
+}
+
+async function waitForStatus(tab, cls, text, ms = 5000) {
+  try {
+    await tab.waitForFunction(
+      ([c, t]) => {
+        const s = document.getElementById("status");
+        return s.className === c && s.textContent.includes(t);
+      },
+      [cls, text],
+      { timeout: ms, polling: 20 },
+    );
+  } catch {
+    const status = await tab.$eval("#status", (s) => `${s.className}: ${s.textContent}`).catch(() => "?");
+    throw new Error(`status is not ${cls} with "${text}" within ${ms} ms; it is "${status}"`);
+  }
+  return tab.$eval("#status", (s) => s.textContent);
+}
+
+/// A WebSocket upgrade by hand, outside the browser: for a foreign Origin
+/// and for a client that goes silent. Resolves with the status line and the
+/// socket, still open.
+function rawUpgrade(base, path, headers = {}) {
+  const url = new URL(base);
+  const options = { host: url.hostname, port: Number(url.port) };
+  return new Promise((resolve, reject) => {
+    const socket = url.protocol === "https:"
+      ? tls.connect({ ...options, rejectUnauthorized: false })
+      : net.connect(options);
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error("no response in 5 s")); }, 5000);
+    socket.once("error", (e) => { clearTimeout(timer); reject(e); });
+    socket.once(url.protocol === "https:" ? "secureConnect" : "connect", () => {
+      const key = crypto.randomBytes(16).toString("base64");
+      const lines = [
+        `GET ${path} HTTP/1.1`, `Host: ${url.host}`, "Upgrade: websocket", "Connection: Upgrade",
+        `Sec-WebSocket-Key: ${key}`, "Sec-WebSocket-Version: 13",
+        ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+      ];
+      socket.write(lines.join("\r\n") + "\r\n\r\n");
+    });
+    let head = "";
+    const onData = (chunk) => {
+      head += chunk.toString("latin1");
+      const end = head.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      clearTimeout(timer);
+      socket.off("data", onData);
+      // A silent client: stop reading, so nothing is answered, not even Pings.
+      socket.pause();
+      resolve({ status: Number(head.split(" ")[1]), head: head.slice(0, end), body: head.slice(end + 4), socket });
+    };
+    socket.on("data", onData);
+  });
+}
+
+/// Both tabs' screenshots, side by side with captions, as one PNG.
+async function sideBySide(context, tabs, file) {
+  const shots = [];
+  for (const { page, caption } of tabs) {
+    shots.push({ caption, data: (await page.screenshot()).toString("base64") });
+  }
+  const page = await context.newPage();
+  await page.setViewportSize({ width: VIEWPORT.width * 2 + 60, height: VIEWPORT.height + 70 });
+  const figures = shots.map((s) =>
+    `<figure><figcaption>${s.caption}</figcaption><img src="data:image/png;base64,${s.data}"></figure>`).join("");
+  await page.setContent(`<!doctype html><style>
+      body { margin: 0; padding: 14px; display: flex; gap: 20px; background: #5b6475; font: 14px system-ui; }
+      figure { margin: 0; } figcaption { color: #fff; margin-bottom: 6px; }
+      img { display: block; box-shadow: 0 2px 10px #0006; }
+    </style>${figures}`);
+  await page.screenshot({ path: file, fullPage: true });
+  await page.close();
+}
+
+/// The chat checks, over ws:// or wss://.
+async function chatSuite(label, base, foreignBase, extraFlags) {
+  const browser = await launch(extraFlags);
+  const { context } = browser;
+  const url = (name, token = TOKEN) =>
+    `${base}/?${token === null ? "" : `token=${encodeURIComponent(token)}&`}name=${name}`;
+  const wsScheme = base.startsWith("https:") ? "wss:" : "ws:";
+  let alice, bob;
+  try {
+    await check(`${label}: two tabs connect and see each other join`, async () => {
+      alice = await openTab(context, url("alice"));
+      await waitForStatus(alice, "open", `${wsScheme}//`);
+      bob = await openTab(context, url("bob"));
+      await waitForStatus(bob, "open", `${wsScheme}//`);
+      await waitForLog(alice, "bob joined");
+      await waitForLog(bob, "you joined as bob");
+      // Chromium offers permessage-deflate: it must be agreed exactly when
+      // the examples are built with the deflate feature.
+      const extensions = await bob.evaluate(() => window.chat.socket.extensions);
+      if (DEFLATE !== extensions.includes("permessage-deflate")) {
+        throw new Error(`built ${DEFLATE ? "with" : "without"} deflate, but the browser reports extensions "${extensions}"`);
+      }
+      return `extensions "${extensions}"; status: ${await bob.$eval("#status", (s) => s.textContent)}`;
+    });
+
+    await check(`${label}: a message sent in one tab appears in the other within a second`, async () => {
+      await alice.fill("#input", "Hello from alice's tab");
+      const sent = Date.now();
+      await alice.press("#input", "Enter");
+      await waitForLog(bob, "Hello from alice's tab", 1000);
+      const first = Date.now() - sent;
+      await bob.fill("#input", "And hello back from bob");
+      const sent2 = Date.now();
+      await bob.press("#input", "Enter");
+      await waitForLog(alice, "And hello back from bob", 1000);
+      return `alice to bob ${first} ms, bob to alice ${Date.now() - sent2} ms`;
+    });
+
+    await check(`${label}: the typing indicator shows in the other tab`, async () => {
+      await bob.locator("#input").pressSequentially("I am typing a rep", { delay: 30 });
+      await waitForLog(alice, "bob is typing...", 2000, "#typing");
+      return await alice.$eval("#typing", (t) => `alice sees "${t.textContent}"`);
+    });
+
+    await check(`${label}: screenshot of the two chat tabs side by side`, async () => {
+      const file = join(OUTPUT, `chat-two-tabs${label.includes("wss") ? "-tls" : ""}.png`);
+      await sideBySide(context, [
+        { page: alice, caption: `Tab 1: alice, ${base}/ (bob is typing)` },
+        { page: bob, caption: `Tab 2: bob, ${base}/` },
+      ], file);
+      return file;
+    });
+
+    await check(`${label}: a dead client is dropped by the heartbeat (leave notice)`, async () => {
+      const ghost = await rawUpgrade(base, `/ws?token=${TOKEN}&name=ghost`);
+      if (ghost.status !== 101) throw new Error(`expected 101, got ${ghost.head}`);
+      try {
+        await waitForLog(alice, "ghost joined");
+        const started = Date.now();
+        // Silent for three heartbeats, then the closing handshake times out.
+        await waitForLog(alice, "ghost left (dropped: no answer to the heartbeat)", (HEARTBEAT * 6 + 5) * 1000);
+        return `dropped after ${((Date.now() - started) / 1000).toFixed(1)} s with a ${HEARTBEAT} s heartbeat`;
+      } finally {
+        ghost.socket.destroy();
+      }
+    });
+
+    await check(`${label}: closing one tab gives a leave notice in the other`, async () => {
+      await bob.close();
+      await waitForLog(alice, "bob left (closed (1001", 3000);
+      return await alice.$$eval("#log li.leave", (lis) => lis.at(-1).textContent);
+    });
+
+    await check(`${label}: a tab without the token is refused and shows why`, async () => {
+      const stranger = await openTab(context, url("mallory", null));
+      const status = await waitForStatus(stranger, "refused", "401 Unauthorized: a token is required");
+      await waitForLog(stranger, "could not connect: 1006");
+      await waitForLog(stranger, "WebSocket error");
+      const wrong = await openTab(context, url("mallory", "not-the-token"));
+      await waitForStatus(wrong, "refused", "401 Unauthorized: wrong token");
+      await stranger.close();
+      await wrong.close();
+      return `"${status}"`;
+    });
+
+    await check(`${label}: an upgrade with a foreign Origin gets 403`, async () => {
+      const foreign = await rawUpgrade(base, `/ws?token=${TOKEN}`, { Origin: "http://evil.example" });
+      foreign.socket.destroy();
+      if (foreign.status !== 403) throw new Error(`expected 403, got ${foreign.head}`);
+      const own = await rawUpgrade(base, `/ws?token=${TOKEN}&name=probe`, { Origin: base });
+      own.socket.destroy();
+      if (own.status !== 101) throw new Error(`own origin: expected 101, got ${own.head}`);
+      return `403 body: ${foreign.body.trim()}`;
+    });
+
+    await check(`${label}: a page from another origin cannot open the chat's WebSocket`, async () => {
+      const page = await openTab(context, `${foreignBase}/`);
+      const target = `${wsScheme}//${new URL(base).host}/ws?token=${TOKEN}&name=intruder`;
+      const result = await page.evaluate((target) => new Promise((resolve) => {
+        const ws = new WebSocket(target);
+        let opened = false;
+        ws.onopen = () => { opened = true; ws.close(); };
+        ws.onclose = (e) => resolve({ opened, code: e.code });
+      }), target);
+      await page.close();
+      if (result.opened || result.code !== 1006) throw new Error(`expected refusal, got ${JSON.stringify(result)}`);
+      return `from ${foreignBase}: closed with ${result.code} without opening`;
+    });
+
+    await check(`${label}: a flood closes that tab with 1008, the other tab keeps working`, async () => {
+      const flooder = await openTab(context, url("flooder"));
+      await waitForStatus(flooder, "open", "connected");
+      await waitForLog(alice, "flooder joined");
+      await flooder.evaluate(() => { for (let i = 0; i < 200; i++) window.chat.say(`flood ${i}`); });
+      const status = await waitForStatus(flooder, "closed", "1008 policy violation: rate limit", 5000);
+      await waitForLog(alice, "flooder left (closed by the server: rate limit", 3000);
+      await alice.fill("#input", "alice is still here");
+      await alice.press("#input", "Enter");
+      await waitForLog(alice, "alice is still here", 1000);
+      await waitForStatus(alice, "open", "connected", 100);
+      // And the flooded tab comes back after its backoff.
+      await waitForLog(flooder, "reconnecting in");
+      await waitForStatus(flooder, "open", "connected", 5000);
+      await flooder.close();
+      return `flooder: "${status}"`;
+    });
+  } finally {
+    for (const tab of [alice, bob]) {
+      if (tab && !tab.isClosed() && failed > 0) {
+        console.log(`  console of ${tab.url()}: ${JSON.stringify(tab.consoleLines.slice(-5))}`);
+      }
+    }
+    await browser.close();
+  }
+}
+
+async function tickerSuite(label, base, extraFlags) {
+  const browser = await launch(extraFlags);
+  try {
+    await check(`${label}: the page receives at least three "Hello!" in 3.5 seconds`, async () => {
+      const page = await browser.context.newPage();
+      await page.goto(`${base}/`);
+      const loaded = Date.now();
+      await page.waitForTimeout(3500 - (Date.now() - loaded));
+      const messages = await page.$$eval("#messages li", (lis) => lis.map((li) => li.textContent));
+      const hellos = messages.filter((m) => m.includes("Hello! #"));
+      await page.screenshot({ path: join(OUTPUT, `ticker${label.includes("wss") ? "-tls" : ""}.png`) });
+      if (hellos.length < 3) throw new Error(`only ${hellos.length}: ${JSON.stringify(messages)}`);
+      return `${hellos.length} messages, newest "${hellos[0].replace(/^.*Hello/, "Hello")}"`;
+    });
+  } finally {
+    await browser.close();
+  }
+}
+
+const deadline = setTimeout(() => {
+  console.log("FAIL the browser tests took longer than 240 s");
+  console.log(`${passed} passed, ${failed + 1} failed`);
+  process.exit(1);
+}, 240000);
+
+try {
+  await chatSuite("chat ws://", CHAT_URL, TICKER_URL, []);
+  await chatSuite("chat wss://", CHAT_TLS_URL, TICKER_TLS_URL, ["--ignore-certificate-errors"]);
+  await tickerSuite("ticker ws://", TICKER_URL, []);
+  await tickerSuite("ticker wss://", TICKER_TLS_URL, ["--ignore-certificate-errors"]);
+} catch (error) {
+  failed += 1;
+  console.log(`FAIL the run stopped: ${error.stack || error}`);
+}
+clearTimeout(deadline);
+writeFileSync(join(OUTPUT, "result.txt"), `${passed} passed, ${failed} failed\n`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed > 0 ? 1 : 0);
