@@ -8,7 +8,24 @@
 //! `/getCaseCount`, runs every case at `/runCase?case=N&agent=NAME` by
 //! echoing each message back, then asks for `/updateReports?agent=NAME`.
 
-use rfc6455::Message;
+use rfc6455::{Config, Message};
+
+/// The default configuration, offering permessage-deflate when the
+/// `deflate` feature is on.
+fn config() -> Config {
+    #[allow(unused_mut)]
+    let mut config = Config::default();
+    #[cfg(feature = "deflate")]
+    {
+        // Compress every message, however short. Sending short messages
+        // uncompressed is allowed (RFC 7692 §6), but kosoku 0.1.0, which
+        // runs our Autobahn passes, fails cases on uncompressed echoes.
+        let mut deflate = rfc6455::DeflateConfig::default();
+        deflate.threshold = 0;
+        config.deflate = Some(deflate);
+    }
+    config
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut url = "ws://127.0.0.1:9001".to_string();
@@ -54,11 +71,8 @@ async fn run_tokio(url: &str, agent: &str) -> Result<(), Box<dyn std::error::Err
     while ws.recv().await?.is_some() {}
     println!("{count} cases");
     for case in 1..=count {
-        let mut ws = match rfc6455::tokio::connect(&format!(
-            "{url}/runCase?case={case}&agent={agent}"
-        ))
-        .await
-        {
+        let url = format!("{url}/runCase?case={case}&agent={agent}");
+        let mut ws = match rfc6455::tokio::connect_with(&url, config(), Default::default()).await {
             Ok(ws) => ws,
             Err(err) => {
                 println!("case {case}: {err}");
@@ -83,14 +97,17 @@ fn run_blocking(url: &str, agent: &str) -> Result<(), Box<dyn std::error::Error>
     while ws.read()?.is_some() {}
     println!("{count} cases");
     for case in 1..=count {
-        let mut ws =
-            match rfc6455::blocking::connect(&format!("{url}/runCase?case={case}&agent={agent}")) {
-                Ok(ws) => ws,
-                Err(err) => {
-                    println!("case {case}: {err}");
-                    continue;
-                }
-            };
+        let mut ws = match rfc6455::blocking::connect_with(
+            &format!("{url}/runCase?case={case}&agent={agent}"),
+            config(),
+            Default::default(),
+        ) {
+            Ok(ws) => ws,
+            Err(err) => {
+                println!("case {case}: {err}");
+                continue;
+            }
+        };
         let _ = ws
             .get_mut()
             .set_read_timeout(Some(std::time::Duration::from_secs(1)));

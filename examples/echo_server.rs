@@ -37,6 +37,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
+/// The default configuration, with permessage-deflate accepted when the
+/// `deflate` feature is on.
+fn config() -> Config {
+    #[allow(unused_mut)]
+    let mut config = Config::default();
+    #[cfg(feature = "deflate")]
+    {
+        // Compress every message, however short. Sending short messages
+        // uncompressed is allowed (RFC 7692 §6), but kosoku 0.1.0, which
+        // runs our Autobahn passes, fails cases on uncompressed echoes.
+        let mut deflate = rfc6455::DeflateConfig::default();
+        deflate.threshold = 0;
+        config.deflate = Some(deflate);
+    }
+    config
+}
+
 /// One line per connection: who, what path, how it ended.
 fn log(peer: SocketAddr, path: &str, outcome: Result<Option<&Closed>, String>) {
     match outcome {
@@ -57,16 +74,12 @@ async fn serve_tokio(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             let mut path = String::new();
-            let accepted = rfc6455::tokio::accept_with(
-                stream,
-                Config::default(),
-                Default::default(),
-                |request| {
+            let accepted =
+                rfc6455::tokio::accept_with(stream, config(), Default::default(), |request| {
                     path = request.path().to_string();
                     Ok(Accept::new())
-                },
-            )
-            .await;
+                })
+                .await;
             let mut ws = match accepted {
                 Ok(ws) => ws,
                 Err(err) => return log(peer, &path, Err(err.to_string())),
@@ -103,15 +116,11 @@ fn serve_blocking(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
             // The blocking adapter's timers tick on the read timeout.
             let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
             let mut path = String::new();
-            let accepted = rfc6455::blocking::accept_with(
-                stream,
-                Config::default(),
-                Default::default(),
-                |request| {
+            let accepted =
+                rfc6455::blocking::accept_with(stream, config(), Default::default(), |request| {
                     path = request.path().to_string();
                     Ok(Accept::new())
-                },
-            );
+                });
             let mut ws = match accepted {
                 Ok(ws) => ws,
                 Err(err) => return log(peer, &path, Err(err.to_string())),

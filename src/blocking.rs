@@ -132,6 +132,15 @@ where
 /// Opens a TCP connection to a `ws://` URL and performs the handshake.
 /// For `wss://`, open the TLS stream yourself and use [`client`].
 pub fn connect(url: &str) -> Result<WebSocket<TcpStream>, Error> {
+    connect_with(url, Config::default(), Timeouts::default())
+}
+
+/// [`connect`] with a configuration and timeouts of your choice.
+pub fn connect_with(
+    url: &str,
+    config: Config,
+    timeouts: Timeouts,
+) -> Result<WebSocket<TcpStream>, Error> {
     let url = WsUrl::parse(url)?;
     if url.secure {
         return Err(Error::Url(
@@ -140,12 +149,7 @@ pub fn connect(url: &str) -> Result<WebSocket<TcpStream>, Error> {
     }
     let stream = TcpStream::connect(url.socket_addr())?;
     stream.set_nodelay(true)?;
-    client_with(
-        stream,
-        &url.request(),
-        Config::default(),
-        Timeouts::default(),
-    )
+    client_with(stream, &url.request(), config, timeouts)
 }
 
 /// Performs the client handshake on `stream` for a `ws://` or `wss://` URL

@@ -44,6 +44,13 @@ pub struct Config {
     ///
     /// Default: 64.
     pub max_headers: usize,
+    /// Negotiate permessage-deflate (RFC 7692) with these preferences: a
+    /// client offers it, a server accepts a valid offer. `None` neither
+    /// offers nor accepts it.
+    ///
+    /// Default: `None`.
+    #[cfg(feature = "deflate")]
+    pub deflate: Option<crate::DeflateConfig>,
 }
 
 impl Default for Config {
@@ -55,6 +62,8 @@ impl Default for Config {
             streaming: false,
             max_header_bytes: 16 << 10,
             max_headers: 64,
+            #[cfg(feature = "deflate")]
+            deflate: None,
         }
     }
 }

@@ -2,6 +2,8 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
+#[cfg(feature = "deflate")]
+use crate::deflate::{Deflate, DeflateParams, InflateError};
 use crate::frame::{Header, OpCode, MAX_HEADER_LEN};
 use crate::mask::apply_mask;
 use crate::utf8::Utf8Validator;
@@ -83,13 +85,23 @@ pub struct Connection {
     /// Bytes to send; `output[output_sent..]` are still pending.
     output: Vec<u8>,
     output_sent: usize,
-    /// The kind of the fragmented message we are sending, if any.
-    sending: Option<MessageKind>,
+    /// The fragmented message we are sending, if any: its kind, and
+    /// whether it is compressed.
+    sending: Option<(MessageKind, bool)>,
     /// A fixed masking key, for tests; `None` draws a fresh random key per frame.
     fixed_mask: Option<[u8; 4]>,
     /// RSV bits that negotiated extensions define; any other set bit is a fault.
     rsv_allowed: u8,
+    /// permessage-deflate, when negotiated.
+    #[cfg(feature = "deflate")]
+    deflate: Option<Box<Deflate>>,
+    /// A reused buffer for compressed output.
+    #[cfg(feature = "deflate")]
+    scratch: Vec<u8>,
 }
+
+/// RSV1: "Per-Message Compressed" under permessage-deflate (RFC 7692 §6).
+const RSV1: u8 = 0b100;
 
 #[derive(Debug)]
 struct FrameInProgress {
@@ -113,6 +125,10 @@ struct MessageInProgress {
     utf8: Utf8Validator,
     /// Streaming mode: a piece of this message was already delivered.
     delivered: bool,
+    /// RSV1 was set on the first frame: the payload is DEFLATE data.
+    compressed: bool,
+    /// The inflated payload so far, for a compressed message.
+    inflated: Vec<u8>,
 }
 
 /// What one decoding step produced.
@@ -148,7 +164,30 @@ impl Connection {
             sending: None,
             fixed_mask: None,
             rsv_allowed: 0,
+            #[cfg(feature = "deflate")]
+            deflate: None,
+            #[cfg(feature = "deflate")]
+            scratch: Vec::new(),
         }
+    }
+
+    /// A connection that speaks permessage-deflate with the parameters a
+    /// handshake agreed. (The handshakes in [`handshake`](crate::handshake)
+    /// do this for you.) The compression level and threshold come from
+    /// [`Config::deflate`], or its defaults.
+    #[cfg(feature = "deflate")]
+    pub fn with_deflate(role: Role, config: Config, params: DeflateParams) -> Connection {
+        let deflate_config = config.deflate.clone().unwrap_or_default();
+        let mut conn = Connection::new(role, config);
+        conn.deflate = Some(Box::new(Deflate::new(role, params, &deflate_config)));
+        conn.rsv_allowed = RSV1;
+        conn
+    }
+
+    /// The permessage-deflate parameters in force, if it was negotiated.
+    #[cfg(feature = "deflate")]
+    pub fn deflate_params(&self) -> Option<DeflateParams> {
+        self.deflate.as_ref().map(|d| d.params())
     }
 
     // ----- getters -----
@@ -246,18 +285,35 @@ impl Connection {
                     .message
                     .as_mut()
                     .expect("data frames belong to a message");
+                if message.compressed {
+                    #[cfg(feature = "deflate")]
+                    inflate(&mut self.deflate, message, fresh, false, &self.config)?;
                 // Fail fast: check text as it arrives, not when it is whole.
-                if message.kind == MessageKind::Text && message.utf8.feed(fresh).is_err() {
+                } else if message.kind == MessageKind::Text && message.utf8.feed(fresh).is_err() {
                     return Err(ProtocolError::InvalidUtf8);
                 }
             }
         }
         if (frame.processed as u64) < frame.remaining {
-            if self.config.streaming && !frame.header.opcode.is_control() && frame.processed > 0 {
-                let data = self.input.split_to(frame.processed).freeze();
-                frame.remaining -= frame.processed as u64;
-                frame.processed = 0;
-                return Ok(Step::Event(self.fragment(data, false)));
+            if self.config.streaming && !frame.header.opcode.is_control() {
+                let message = self
+                    .message
+                    .as_mut()
+                    .expect("data frames belong to a message");
+                if message.compressed && !message.inflated.is_empty() {
+                    // The compressed bytes are spent; deliver what they made.
+                    self.input.advance(frame.processed);
+                    frame.remaining -= frame.processed as u64;
+                    frame.processed = 0;
+                    let data = Bytes::from(std::mem::take(&mut message.inflated));
+                    return Ok(Step::Event(self.fragment(data, false)));
+                }
+                if !message.compressed && frame.processed > 0 {
+                    let data = self.input.split_to(frame.processed).freeze();
+                    frame.remaining -= frame.processed as u64;
+                    frame.processed = 0;
+                    return Ok(Step::Event(self.fragment(data, false)));
+                }
             }
             return Ok(Step::NeedMore);
         }
@@ -276,6 +332,13 @@ impl Connection {
         let stray = header.rsv & !self.rsv_allowed;
         if stray != 0 {
             return Err(ProtocolError::ReservedBits(stray));
+        }
+        // "An endpoint MUST NOT set the "Per-Message Compressed" bit of
+        // control frames and non-first fragments of a data message. An
+        // endpoint receiving such a frame MUST _Fail the WebSocket
+        // Connection_." (RFC 7692 §6.1)
+        if header.rsv & RSV1 != 0 && !matches!(header.opcode, OpCode::Text | OpCode::Binary) {
+            return Err(ProtocolError::ReservedBits(RSV1));
         }
         // "a client MUST mask all frames that it sends to the server ... A
         // server MUST NOT mask any frames that it sends to the client. A
@@ -338,6 +401,8 @@ impl Connection {
                     len: header.len,
                     utf8: Utf8Validator::new(),
                     delivered: false,
+                    compressed: header.rsv & RSV1 != 0,
+                    inflated: Vec::new(),
                 });
             }
             OpCode::Continuation => {
@@ -362,6 +427,14 @@ impl Connection {
                     .message
                     .as_mut()
                     .expect("data frames belong to a message");
+                if message.compressed {
+                    if header.fin {
+                        // The message's DEFLATE data ends here (RFC 7692 §7.2.2).
+                        #[cfg(feature = "deflate")]
+                        inflate(&mut self.deflate, message, &[], true, &self.config)?;
+                    }
+                    return self.end_compressed_frame(header.fin);
+                }
                 if header.fin && message.kind == MessageKind::Text && !message.utf8.is_complete() {
                     return Err(ProtocolError::InvalidUtf8);
                 }
@@ -397,7 +470,7 @@ impl Connection {
                 // frame in response, unless it already received a Close
                 // frame." (§5.5.2) Once we sent our Close we send nothing.
                 if self.config.auto_pong && self.state == State::Open {
-                    self.write_frame(true, OpCode::Pong, &payload);
+                    self.write_frame(true, OpCode::Pong, 0, &payload);
                 }
                 Ok(Step::Event(Event::Ping(payload.freeze())))
             }
@@ -420,6 +493,35 @@ impl Connection {
                 Ok(Step::Continue)
             }
         }
+    }
+
+    /// A frame of a compressed message is complete: its payload was
+    /// inflated on arrival, so only the inflated bytes matter now.
+    fn end_compressed_frame(&mut self, fin: bool) -> Result<Step, ProtocolError> {
+        let message = self
+            .message
+            .as_mut()
+            .expect("data frames belong to a message");
+        if fin && message.kind == MessageKind::Text && !message.utf8.is_complete() {
+            return Err(ProtocolError::InvalidUtf8);
+        }
+        if self.config.streaming {
+            if message.inflated.is_empty() && !fin {
+                return Ok(Step::Continue);
+            }
+            let data = Bytes::from(std::mem::take(&mut message.inflated));
+            return Ok(Step::Event(self.fragment(data, fin)));
+        }
+        if !fin {
+            return Ok(Step::Continue);
+        }
+        let message = self.message.take().expect("checked above");
+        let data = Bytes::from(message.inflated);
+        let message = match message.kind {
+            MessageKind::Text => Message::Text(Utf8Bytes::from_validated(data)),
+            MessageKind::Binary => Message::Binary(data),
+        };
+        Ok(Step::Event(Event::Message(message)))
     }
 
     /// A streaming-mode piece of the current message.
@@ -489,8 +591,28 @@ impl Connection {
     /// prefer [`send_text`](Connection::send_text), which takes a `&str`.
     pub fn send(&mut self, kind: MessageKind, data: &[u8]) -> Result<(), UsageError> {
         self.check_can_start_message()?;
-        self.write_frame(true, opcode_of(kind), data);
+        #[cfg(feature = "deflate")]
+        if let Some(compressed) = self.compress_message(data) {
+            self.write_frame(true, opcode_of(kind), RSV1, &compressed);
+            self.scratch = compressed;
+            return Ok(());
+        }
+        self.write_frame(true, opcode_of(kind), 0, data);
         Ok(())
+    }
+
+    /// The whole message compressed, if permessage-deflate is on and the
+    /// message is worth compressing.
+    #[cfg(feature = "deflate")]
+    fn compress_message(&mut self, data: &[u8]) -> Option<Vec<u8>> {
+        let deflate = self
+            .deflate
+            .as_mut()
+            .filter(|d| d.should_compress(data.len()))?;
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
+        deflate.compress(data, true, &mut out);
+        Some(out)
     }
 
     /// Queues a data message split into frames of at most `fragment_size`
@@ -505,16 +627,28 @@ impl Connection {
             return Err(UsageError::ZeroFragmentSize);
         }
         self.check_can_start_message()?;
+        #[cfg(feature = "deflate")]
+        if let Some(compressed) = self.compress_message(data) {
+            // The compressed bytes are what gets fragmented (RFC 7692 §6.1).
+            self.write_fragments(kind, RSV1, &compressed, fragment_size);
+            self.scratch = compressed;
+            return Ok(());
+        }
+        self.write_fragments(kind, 0, data, fragment_size);
+        Ok(())
+    }
+
+    fn write_fragments(&mut self, kind: MessageKind, rsv: u8, data: &[u8], fragment_size: usize) {
         let mut chunks = data.chunks(fragment_size).peekable();
-        let mut opcode = opcode_of(kind);
+        let (mut opcode, mut rsv) = (opcode_of(kind), rsv);
         if chunks.peek().is_none() {
-            self.write_frame(true, opcode, &[]);
+            self.write_frame(true, opcode, rsv, &[]);
         }
         while let Some(chunk) = chunks.next() {
-            self.write_frame(chunks.peek().is_none(), opcode, chunk);
-            opcode = OpCode::Continuation;
+            self.write_frame(chunks.peek().is_none(), opcode, rsv, chunk);
+            // Continuations carry neither the opcode nor RSV1.
+            (opcode, rsv) = (OpCode::Continuation, 0);
         }
-        Ok(())
     }
 
     /// Queues one frame of a message sent in pieces, for messages too large
@@ -533,12 +667,30 @@ impl Connection {
         if self.state != State::Open {
             return Err(UsageError::Closed);
         }
-        let opcode = match self.sending {
-            Some(_) => OpCode::Continuation,
-            None => opcode_of(kind),
+        let (opcode, compressed) = match self.sending {
+            Some((_, compressed)) => (OpCode::Continuation, compressed),
+            None => (opcode_of(kind), self.can_compress_stream()),
         };
-        self.sending = if last { None } else { Some(kind) };
-        self.write_frame(last, opcode, data);
+        self.sending = if last { None } else { Some((kind, compressed)) };
+        #[cfg(feature = "deflate")]
+        if compressed {
+            let deflate = self
+                .deflate
+                .as_mut()
+                .expect("checked when the message began");
+            let mut out = std::mem::take(&mut self.scratch);
+            out.clear();
+            deflate.compress(data, last, &mut out);
+            let rsv = if opcode == OpCode::Continuation {
+                0
+            } else {
+                RSV1
+            };
+            self.write_frame(last, opcode, rsv, &out);
+            self.scratch = out;
+            return Ok(());
+        }
+        self.write_frame(last, opcode, 0, data);
         Ok(())
     }
 
@@ -575,6 +727,14 @@ impl Connection {
         Ok(())
     }
 
+    /// Whether a message sent in pieces will be compressed.
+    fn can_compress_stream(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        return self.deflate.as_ref().is_some_and(|d| d.can_compress());
+        #[cfg(not(feature = "deflate"))]
+        false
+    }
+
     fn check_can_start_message(&self) -> Result<(), UsageError> {
         if self.state != State::Open {
             return Err(UsageError::Closed);
@@ -592,26 +752,26 @@ impl Connection {
         if payload.len() > 125 {
             return Err(UsageError::ControlTooLong(payload.len()));
         }
-        self.write_frame(true, opcode, payload);
+        self.write_frame(true, opcode, 0, payload);
         Ok(())
     }
 
     fn queue_close(&mut self, frame: CloseFrame) {
         let mut payload = Vec::with_capacity(2 + frame.reason.len());
         frame.write_payload(&mut payload);
-        self.write_frame(true, OpCode::Close, &payload);
+        self.write_frame(true, OpCode::Close, 0, &payload);
         self.close_sent = Some(frame);
     }
 
     /// Encodes one frame into the output, masked if we are the client.
-    fn write_frame(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
+    fn write_frame(&mut self, fin: bool, opcode: OpCode, rsv: u8, payload: &[u8]) {
         let mask = match self.role {
             Role::Client => Some(self.fixed_mask.unwrap_or_else(rand::random)),
             Role::Server => None,
         };
         let header = Header {
             fin,
-            rsv: 0,
+            rsv,
             opcode,
             mask,
             len: payload.len() as u64,
@@ -690,6 +850,40 @@ impl Connection {
             self.output_sent = 0;
         }
     }
+}
+
+/// Inflates the newly arrived part of a compressed message (or, with
+/// `last`, finishes it), checking the inflated text and the size limit.
+#[cfg(feature = "deflate")]
+fn inflate(
+    deflate: &mut Option<Box<Deflate>>,
+    message: &mut MessageInProgress,
+    input: &[u8],
+    last: bool,
+    config: &Config,
+) -> Result<(), ProtocolError> {
+    let deflate = deflate
+        .as_mut()
+        .expect("RSV1 is accepted only when deflate was negotiated");
+    let text = message.kind == MessageKind::Text;
+    let start = message.inflated.len();
+    let limit = config.max_message_size;
+    // In streaming mode `inflated` is drained as it fills, so the limit is
+    // on what one step inflates; otherwise it is on the whole message.
+    match deflate.decompress(input, last, &mut message.inflated, limit) {
+        Ok(()) => {}
+        Err(InflateError::Corrupt) => return Err(ProtocolError::InvalidCompression { text }),
+        Err(InflateError::TooBig) => {
+            return Err(ProtocolError::MessageTooBig {
+                len: message.inflated.len() as u64,
+                max: limit.unwrap_or(usize::MAX),
+            })
+        }
+    }
+    if text && message.utf8.feed(&message.inflated[start..]).is_err() {
+        return Err(ProtocolError::InvalidUtf8);
+    }
+    Ok(())
 }
 
 fn opcode_of(kind: MessageKind) -> OpCode {

@@ -60,6 +60,11 @@ pub enum ProtocolError {
         /// The configured maximum.
         max: usize,
     },
+    /// A compressed message was not valid DEFLATE data (RFC 7692 §6.2).
+    InvalidCompression {
+        /// Whether the message was text (closed with 1007) or binary (1002).
+        text: bool,
+    },
     /// The transport ended without a closing handshake.
     UnexpectedEof {
         /// Whether the transport ended inside a frame.
@@ -75,9 +80,9 @@ impl ProtocolError {
     /// 1006 (reported, never sent) for a transport that simply ended.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => {
-                CloseCode::INVALID_PAYLOAD
-            }
+            ProtocolError::InvalidUtf8
+            | ProtocolError::InvalidCloseReason
+            | ProtocolError::InvalidCompression { text: true } => CloseCode::INVALID_PAYLOAD,
             ProtocolError::FrameTooBig { .. } | ProtocolError::MessageTooBig { .. } => {
                 CloseCode::MESSAGE_TOO_BIG
             }
@@ -92,7 +97,8 @@ impl ProtocolError {
             | ProtocolError::UnexpectedContinuation
             | ProtocolError::ExpectedContinuation
             | ProtocolError::CloseLengthOne
-            | ProtocolError::InvalidCloseCode(_) => CloseCode::PROTOCOL_ERROR,
+            | ProtocolError::InvalidCloseCode(_)
+            | ProtocolError::InvalidCompression { text: false } => CloseCode::PROTOCOL_ERROR,
         }
     }
 
@@ -115,6 +121,7 @@ impl ProtocolError {
             ProtocolError::InvalidCloseReason => "close reason is not valid UTF-8",
             ProtocolError::FrameTooBig { .. } => "frame too big",
             ProtocolError::MessageTooBig { .. } => "message too big",
+            ProtocolError::InvalidCompression { .. } => "invalid compressed data",
             ProtocolError::UnexpectedEof { .. } => "",
         }
     }

@@ -42,6 +42,8 @@
 mod close;
 mod config;
 mod connection;
+#[cfg(feature = "deflate")]
+mod deflate;
 mod error;
 pub mod frame;
 pub mod handshake;
@@ -59,6 +61,8 @@ pub mod tokio;
 pub use close::{CloseCode, CloseFrame};
 pub use config::Config;
 pub use connection::{Connection, State};
+#[cfg(feature = "deflate")]
+pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::{ProtocolError, UsageError};
 pub use message::{Closed, Event, Fragment, Initiator, Message, MessageKind, Role};
 pub use utf8::Utf8Bytes;

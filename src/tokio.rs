@@ -93,48 +93,105 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request) -> Result<Accept, (u16, String)>,
 {
-    let handshake = async {
+    let start = tokio::time::Instant::now();
+    let request = read_request(&mut stream, config, timeouts.handshake).await?;
+    let options = match decide(&request) {
+        Ok(options) => options,
+        Err((status, reason)) => {
+            write_and_close(&mut stream, &request.reject(status, &reason)).await;
+            return Err(Error::Handshake(HandshakeError::Rejected(status)));
+        }
+    };
+    // What is left of the handshake's time goes to writing the response.
+    let mut rest = timeouts.clone();
+    rest.handshake = timeouts
+        .handshake
+        .map(|t| t.saturating_sub(start.elapsed()));
+    let mut ws = accept_request(stream, request, options, rest).await?;
+    ws.inner.timeouts = timeouts;
+    Ok(ws)
+}
+
+/// Reads one HTTP request head from `stream`, within `limit`.
+///
+/// For servers that answer plain HTTP and WebSocket on one listener: look
+/// at [`Request::path`] and [`Request::is_upgrade`], then either write your
+/// own HTTP response, or finish the upgrade with [`accept_request`]. A
+/// malformed head gets its 400 or 431 response here, and an error.
+pub async fn read_request<S>(
+    stream: &mut S,
+    config: Config,
+    limit: Option<std::time::Duration>,
+) -> Result<Request, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let read = async {
         let mut handshake = ServerHandshake::new(config);
-        let mut buf = vec![0; READ_BUF];
-        let request = loop {
-            let n = read_some(&mut stream, &mut buf).await?;
+        let mut buf = [0; 4096];
+        loop {
+            let n = read_some(stream, &mut buf).await?;
             match handshake.handle_read(&buf[..n]) {
-                Ok(Some(request)) => break request,
+                Ok(Some(request)) => return Ok(request),
                 Ok(None) => {}
                 Err(e) => {
-                    write_and_close(&mut stream, &e.response()).await;
+                    write_and_close(stream, &e.response()).await;
                     return Err(Error::Handshake(e));
                 }
             }
-        };
-        let options = match decide(&request) {
-            Ok(options) => options,
-            Err((status, reason)) => {
-                write_and_close(&mut stream, &request.reject(status, &reason)).await;
-                return Err(Error::Handshake(HandshakeError::Rejected(status)));
-            }
-        };
-        match request.accept(options) {
-            Ok(accepted) => {
-                stream.write_all(&accepted.response).await?;
-                stream.flush().await?;
-                Ok((accepted.connection, accepted.protocol, buf))
-            }
-            Err(e) => {
-                write_and_close(&mut stream, &e.response()).await;
-                Err(Error::Handshake(e))
-            }
         }
     };
-    let (conn, protocol, buf) = with_timeout(timeouts.handshake, handshake).await?;
+    with_timeout(limit, read).await
+}
+
+/// Finishes the upgrade of a request read with [`read_request`]: checks it
+/// (answering 400, 405 or 426 if it is not a valid upgrade), sends the 101
+/// response, and returns the WebSocket.
+pub async fn accept_request<S>(
+    mut stream: S,
+    request: Request,
+    options: Accept,
+    timeouts: Timeouts,
+) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let accepted = match request.accept(options) {
+        Ok(accepted) => accepted,
+        Err(e) => {
+            write_and_close(&mut stream, &e.response()).await;
+            return Err(Error::Handshake(e));
+        }
+    };
+    let write = async {
+        stream.write_all(&accepted.response).await?;
+        stream.flush().await?;
+        Ok(())
+    };
+    with_timeout(timeouts.handshake, write).await?;
     Ok(WebSocket {
-        inner: Inner::new(stream, conn, protocol, buf, timeouts),
+        inner: Inner::new(
+            stream,
+            accepted.connection,
+            accepted.protocol,
+            vec![0; READ_BUF],
+            timeouts,
+        ),
     })
 }
 
 /// Opens a TCP connection to a `ws://` URL and performs the handshake.
 /// For `wss://`, open the TLS stream yourself and use [`client`].
 pub async fn connect(url: &str) -> Result<WebSocket<tokio::net::TcpStream>, Error> {
+    connect_with(url, Config::default(), Timeouts::default()).await
+}
+
+/// [`connect`] with a configuration and timeouts of your choice.
+pub async fn connect_with(
+    url: &str,
+    config: Config,
+    timeouts: Timeouts,
+) -> Result<WebSocket<tokio::net::TcpStream>, Error> {
     let url = WsUrl::parse(url)?;
     if url.secure {
         return Err(Error::Url(
@@ -143,13 +200,7 @@ pub async fn connect(url: &str) -> Result<WebSocket<tokio::net::TcpStream>, Erro
     }
     let stream = tokio::net::TcpStream::connect(url.socket_addr()).await?;
     stream.set_nodelay(true)?;
-    client_with(
-        stream,
-        &url.request(),
-        Config::default(),
-        Timeouts::default(),
-    )
-    .await
+    client_with(stream, &url.request(), config, timeouts).await
 }
 
 /// Performs the client handshake on `stream` for a `ws://` or `wss://` URL
@@ -400,6 +451,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
     }
 }
 
+impl<S> ReadHalf<S> {
+    /// How the connection ended, once it has.
+    pub fn closed(&self) -> Option<Closed> {
+        lock(&self.shared).closed.clone()
+    }
+
+    /// The subprotocol agreed in the handshake.
+    pub fn protocol(&self) -> Option<String> {
+        lock(&self.shared).protocol.clone()
+    }
+}
+
+impl<S> WriteHalf<S> {
+    /// How the connection ended, once it has.
+    pub fn closed(&self) -> Option<Closed> {
+        lock(&self.shared).closed.clone()
+    }
+
+    /// Whether messages can still be sent.
+    pub fn can_send(&self) -> bool {
+        lock(&self.shared).conn.can_send()
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Stream for ReadHalf<S> {
     type Item = Result<Message, Error>;
 
@@ -524,6 +599,8 @@ struct Inner<S> {
     last_seen: Instant,
     last_ping: Instant,
     closing_since: Option<Instant>,
+    /// We started the closing handshake because the peer was silent.
+    idle_closed: bool,
     write_wakers: Arc<WriteWakers>,
     write_waker: Waker,
 }
@@ -551,6 +628,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             last_seen: now,
             last_ping: now,
             closing_since: None,
+            idle_closed: false,
             write_waker: Waker::from(write_wakers.clone()),
             write_wakers,
         };
@@ -593,6 +671,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     }
 
     fn poll_event(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<Result<Event, Error>> {
+        // Set once the closing deadline passed but bytes were waiting: they
+        // get one look (the peer's Close may be among them), then we give up.
+        let mut last_look = false;
         loop {
             if self.closed.is_some() {
                 ready!(self.poll_finish(cx, side))?;
@@ -611,14 +692,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 }
                 return Poll::Ready(Ok(event));
             }
+            if last_look {
+                return Poll::Ready(Err(self.closing_timeout()));
+            }
             // Timers first: the Ping or Close they queue is written now,
             // not at the next wakeup (which may be the idle deadline).
-            self.poll_timers(cx)?;
+            let closing_expired = self.poll_timers(cx)?;
             if let Poll::Ready(Err(e)) = self.poll_flush_output(cx, side) {
                 return Poll::Ready(Err(e));
             }
             let mut read = ReadBuf::new(&mut self.buf);
-            ready!(Pin::new(&mut self.stream).poll_read(cx, &mut read))?;
+            match Pin::new(&mut self.stream).poll_read(cx, &mut read) {
+                Poll::Ready(result) => result?,
+                Poll::Pending if closing_expired => {
+                    return Poll::Ready(Err(self.closing_timeout()))
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+            last_look = closing_expired;
             let n = read.filled().len();
             if n == 0 {
                 self.conn.handle_eof();
@@ -710,31 +801,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         }
     }
 
-    /// Runs the heartbeat and the closing timeout. Registers the timer's
-    /// waker for the next deadline.
-    fn poll_timers(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+    /// Runs the heartbeat and registers the timer's waker for the next
+    /// deadline. Returns whether the closing handshake's deadline passed.
+    fn poll_timers(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
         loop {
             let Some(timer) = &mut self.timer else {
-                return Ok(());
+                return Ok(false);
             };
             if timer.as_mut().poll(cx).is_pending() {
-                return Ok(());
+                return Ok(false);
             }
             let now = Instant::now();
             if self.closing_since.is_some() {
-                return Err(Error::Timeout("closing handshake"));
+                return Ok(true);
             }
             let silent = now - self.last_seen;
             if self.timeouts.idle.is_some_and(|t| silent >= t) {
                 // The peer is gone or stuck: start closing; the closing
                 // timeout ends it if no answer comes.
                 self.conn.close(CloseCode::GOING_AWAY, "idle timeout")?;
+                self.idle_closed = true;
             } else if self.timeouts.ping_interval.is_some_and(|t| silent >= t) {
                 self.conn.ping(b"")?;
                 self.last_ping = now;
             }
             self.arm_timer();
         }
+    }
+
+    /// The error for a closing handshake the peer never finished.
+    fn closing_timeout(&self) -> Error {
+        Error::Timeout(if self.idle_closed {
+            "idle timeout: the peer was silent and did not answer our Close"
+        } else {
+            "closing handshake"
+        })
     }
 
     fn poll_write_some(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<io::Result<usize>> {

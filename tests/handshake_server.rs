@@ -482,3 +482,52 @@ fn malformed_http_is_400() {
         assert!(text(&err.response()).starts_with("HTTP/1.1 400 "));
     }
 }
+
+#[test]
+fn query_parameters_are_percent_decoded() {
+    let bytes = request(
+        "GET /ws?room=a%20b&token=x%2By+z&empty&bad=%zz HTTP/1.1",
+        &good_fields(),
+    );
+    let request = parse(&bytes).unwrap().unwrap();
+    assert_eq!(
+        request.query(),
+        Some("room=a%20b&token=x%2By+z&empty&bad=%zz")
+    );
+    let cases = [
+        ("room", Some("a b")),
+        ("token", Some("x+y z")),
+        ("empty", Some("")),
+        ("bad", Some("%zz")),
+        ("missing", None),
+    ];
+    for (name, expected) in cases {
+        assert_eq!(request.query_param(name).as_deref(), expected, "{name}");
+    }
+}
+
+#[test]
+fn a_rejection_carries_its_extra_fields_but_never_a_line_break() {
+    let request = parse(&request("GET / HTTP/1.1", &good_fields()))
+        .unwrap()
+        .unwrap();
+    let response = request.reject_with_headers(
+        401,
+        &[
+            ("WWW-Authenticate", "Bearer"),
+            ("X-Evil", "a\r\nSet-Cookie: x"),
+        ],
+        "a token is required",
+    );
+    let response = text(&response);
+    assert!(
+        response.starts_with("HTTP/1.1 401 Unauthorized\r\n"),
+        "{response}"
+    );
+    assert!(
+        response.contains("\r\nWWW-Authenticate: Bearer\r\n"),
+        "{response}"
+    );
+    assert!(!response.contains("Set-Cookie"), "{response}");
+    assert!(response.ends_with("a token is required\n"), "{response}");
+}

@@ -5,7 +5,7 @@ use base64::Engine as _;
 
 use super::{
     accept_key, has_token, header_tokens, header_values, httparse_error, owned_headers,
-    HandshakeError, HeadBuffer,
+    parse_extensions, HandshakeError, HeadBuffer,
 };
 use crate::{Config, Connection, Role};
 
@@ -129,6 +129,13 @@ impl ClientHandshake {
                 request.protocols.join(", ")
             ));
         }
+        #[cfg(feature = "deflate")]
+        if let Some(deflate) = &config.deflate {
+            head.push_str(&format!(
+                "Sec-WebSocket-Extensions: {}\r\n",
+                crate::deflate::client_offer(deflate)
+            ));
+        }
         for (name, value) in &request.headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -199,9 +206,21 @@ impl ClientHandshake {
         // "If the response includes a |Sec-WebSocket-Extensions| header field
         // and this header field indicates the use of an extension that was
         // not present in the client's handshake ... the client MUST _Fail
-        // the WebSocket Connection_." We offer none.
-        if let Some(extension) = header_tokens(&headers, "Sec-WebSocket-Extensions").next() {
-            return Err(HandshakeError::UnexpectedExtension(extension.to_string()));
+        // the WebSocket Connection_." We offer permessage-deflate at most.
+        let answer = parse_extensions(header_values(&headers, "Sec-WebSocket-Extensions"))
+            .map_err(|_| HandshakeError::UnexpectedExtension("(malformed)".into()))?;
+        #[cfg(feature = "deflate")]
+        let deflate = match &self.config.deflate {
+            Some(config) => crate::deflate::client_accept(&answer, config)?,
+            None => None,
+        };
+        #[cfg(feature = "deflate")]
+        let unexpected = deflate.is_none() && !answer.is_empty();
+        #[cfg(not(feature = "deflate"))]
+        let unexpected = !answer.is_empty();
+        if unexpected {
+            let names: Vec<String> = answer.iter().map(ToString::to_string).collect();
+            return Err(HandshakeError::UnexpectedExtension(names.join(", ")));
         }
         // "If the response includes a |Sec-WebSocket-Protocol| header field
         // and this header field indicates the use of a subprotocol that was
@@ -213,6 +232,12 @@ impl ClientHandshake {
             [one] if self.protocols.iter().any(|p| p == one) => Some(one.to_string()),
             _ => return Err(HandshakeError::UnexpectedProtocol(chosen.join(", "))),
         };
+        #[cfg(feature = "deflate")]
+        let mut connection = match deflate {
+            Some(params) => Connection::with_deflate(Role::Client, self.config.clone(), params),
+            None => Connection::new(Role::Client, self.config.clone()),
+        };
+        #[cfg(not(feature = "deflate"))]
         let mut connection = Connection::new(Role::Client, self.config.clone());
         connection.handle_read(&bytes[head_len..]);
         Ok(Some(Connected {

@@ -12,6 +12,7 @@
 //! `httparse` exactly once.
 
 mod client;
+mod extensions;
 mod server;
 
 use std::fmt;
@@ -21,6 +22,7 @@ use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
 pub use client::{ClientHandshake, ClientRequest, Connected, Response};
+pub use extensions::{parse_extensions, Extension, MalformedExtensions};
 pub use server::{Accept, Accepted, Request, ServerHandshake};
 
 /// The GUID that §1.3 appends to the key before hashing.

@@ -101,6 +101,20 @@ impl Request {
         &self.path
     }
 
+    /// The query string of the request target, without the `?`.
+    pub fn query(&self) -> Option<&str> {
+        self.path.split_once('?').map(|(_, query)| query)
+    }
+
+    /// The first value of a query parameter, percent-decoded (`+` as a
+    /// space), such as the `token` in `/ws?token=abc`.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query()?.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(key) == name).then(|| percent_decode(value))
+        })
+    }
+
     /// Every header field, in order, names as sent.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
@@ -209,10 +223,29 @@ impl Request {
         if let Some(protocol) = &protocol {
             response.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
         }
+        // permessage-deflate: accept the first valid offer, if configured.
+        // A malformed field is declined, not failed: RFC 7692 §5 lets a
+        // server ignore offers it does not understand.
+        #[cfg(feature = "deflate")]
+        let deflate = self.config.deflate.as_ref().and_then(|config| {
+            let offers =
+                super::parse_extensions(header_values(&self.headers, "Sec-WebSocket-Extensions"));
+            crate::deflate::server_negotiate(&offers.ok()?, config)
+        });
+        #[cfg(feature = "deflate")]
+        if let Some((_, value)) = &deflate {
+            response.push_str(&format!("Sec-WebSocket-Extensions: {value}\r\n"));
+        }
         for (name, value) in &options.headers {
             response.push_str(&format!("{name}: {value}\r\n"));
         }
         response.push_str("\r\n");
+        #[cfg(feature = "deflate")]
+        let mut connection = match deflate {
+            Some((params, _)) => Connection::with_deflate(Role::Server, self.config, params),
+            None => Connection::new(Role::Server, self.config),
+        };
+        #[cfg(not(feature = "deflate"))]
         let mut connection = Connection::new(Role::Server, self.config);
         connection.handle_read(&self.leftover);
         Ok(Accepted {
@@ -228,6 +261,52 @@ impl Request {
     pub fn reject(&self, status: u16, reason: &str) -> Vec<u8> {
         error_response(status, &[], reason)
     }
+
+    /// Like [`reject`](Request::reject), with extra header fields:
+    /// `WWW-Authenticate` with a 401, `Retry-After` with a 429 or 503.
+    /// A field whose name or value contains CR or LF is dropped.
+    pub fn reject_with_headers(
+        &self,
+        status: u16,
+        headers: &[(&str, &str)],
+        reason: &str,
+    ) -> Vec<u8> {
+        let clean: Vec<(&str, &str)> = headers
+            .iter()
+            .copied()
+            .filter(|(n, v)| {
+                !n.is_empty() && !n.contains(['\r', '\n']) && !v.contains(['\r', '\n'])
+            })
+            .collect();
+        error_response(status, &clean, reason)
+    }
+}
+
+/// Decodes `%XX` escapes and `+`; invalid escapes are kept as they are,
+/// and bytes that do not form UTF-8 become U+FFFD.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                bytes.get(i + 1).and_then(|&b| hex(b)),
+                bytes.get(i + 2).and_then(|&b| hex(b)),
+            ) {
+                (Some(hi), Some(lo)) => {
+                    out.push((hi * 16 + lo) as u8);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The embedder's choices when accepting: a subprotocol and extra fields.
