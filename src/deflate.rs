@@ -88,8 +88,13 @@ pub struct DeflateParams {
 }
 
 impl DeflateParams {
-    /// The value of the server's `Sec-WebSocket-Extensions` answer.
-    pub fn response_value(&self, client_offered_max_bits: bool) -> String {
+    /// The value of the server's `Sec-WebSocket-Extensions` answer, for an
+    /// offer that did or did not carry each window-bits parameter.
+    pub(crate) fn response_value(
+        &self,
+        offered_server_bits: bool,
+        offered_client_bits: bool,
+    ) -> String {
         let mut value = PERMESSAGE_DEFLATE.to_string();
         if self.server_no_context_takeover {
             value.push_str("; server_no_context_takeover");
@@ -97,7 +102,9 @@ impl DeflateParams {
         if self.client_no_context_takeover {
             value.push_str("; client_no_context_takeover");
         }
-        if self.server_max_window_bits < 15 {
+        // Accepting a limit the client asked for means repeating it
+        // (§7.1.2.1); a tighter one of ours is stated either way.
+        if offered_server_bits || self.server_max_window_bits < 15 {
             value.push_str(&format!(
                 "; server_max_window_bits={}",
                 self.server_max_window_bits
@@ -105,7 +112,7 @@ impl DeflateParams {
         }
         // "A server MUST NOT include the client_max_window_bits parameter if
         // the offer did not have it" (§7.1.2.2).
-        if client_offered_max_bits && self.client_max_window_bits < 15 {
+        if offered_client_bits && self.client_max_window_bits < 15 {
             value.push_str(&format!(
                 "; client_max_window_bits={}",
                 self.client_max_window_bits
@@ -206,8 +213,11 @@ pub(crate) fn server_negotiate(
                     None => 15,
                 },
             };
-            let offered = offer.client_max_window_bits.is_some();
-            Some((params, params.response_value(offered)))
+            let value = params.response_value(
+                offer.server_max_window_bits.is_some(),
+                offer.client_max_window_bits.is_some(),
+            );
+            Some((params, value))
         })
 }
 
