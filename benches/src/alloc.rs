@@ -1,0 +1,214 @@
+//! Part 4: allocations per message in steady state, counted by a
+//! `#[global_allocator]` wrapper around `System`.
+//!
+//! Counting is off unless both the global switch is on and the allocating
+//! thread has opted in, so the other parts pay one relaxed load per
+//! allocation and nothing else.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use crate::codec::{Content, Decoder, Encoder, Feed, Input, Lib, DECODERS, ENCODERS};
+use crate::echo::{connect, drive, Job, Mode};
+use crate::harness::{size_name, Budget, Table};
+use crate::servers::{serve, ServerLib};
+
+pub struct Counting;
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static THIS_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+#[inline]
+fn record(size: usize) {
+    if ENABLED.load(Relaxed) && THIS_THREAD.try_with(Cell::get).unwrap_or(false) {
+        ALLOCS.fetch_add(1, Relaxed);
+        BYTES.fetch_add(size as u64, Relaxed);
+    }
+}
+
+// SAFETY: every call forwards to System with the same arguments.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        record(layout.size());
+        // SAFETY: forwarded as is.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        record(layout.size());
+        // SAFETY: forwarded as is.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as is.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        record(new_size);
+        // SAFETY: forwarded as is.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// Counts the allocations (and bytes) of the current thread during `f`.
+fn count_here<R>(f: impl FnOnce() -> R) -> (R, u64, u64) {
+    let (a, b) = (ALLOCS.load(Relaxed), BYTES.load(Relaxed));
+    THIS_THREAD.with(|t| t.set(true));
+    ENABLED.store(true, Relaxed);
+    let r = f();
+    ENABLED.store(false, Relaxed);
+    THIS_THREAD.with(|t| t.set(false));
+    (r, ALLOCS.load(Relaxed) - a, BYTES.load(Relaxed) - b)
+}
+
+fn cell(allocs: u64, bytes: u64, msgs: u64) -> String {
+    let per = allocs as f64 / msgs as f64;
+    let bytes_per = bytes as f64 / msgs as f64;
+    if allocs == 0 {
+        "0".into()
+    } else if per < 0.01 {
+        format!("{allocs} in {msgs} msgs")
+    } else {
+        format!("{per:.2} ({bytes_per:.0} B)")
+    }
+}
+
+pub fn run(budget: Budget) {
+    println!("\n## Part 4: allocations per message, steady state");
+    let rows: Vec<(usize, Content, Feed)> = {
+        let mut v = Vec::new();
+        for size in [16, 1024, 64 << 10, 1 << 20] {
+            for feed in Feed::ALL {
+                v.push((size, Content::Binary, feed));
+            }
+        }
+        v.push((1024, Content::Mixed, Feed::Many));
+        v.push((1024, Content::Mixed, Feed::One));
+        v
+    };
+
+    let mut recv = Table::new(
+        "Receive path, in memory (as part 1's decode): allocations per message (bytes allocated per message)",
+        &["size", "content", "feed", "rfc6455", "tungstenite", "tungstenite 4k", "fastwebsockets"],
+    );
+    for &(size, content, feed) in &rows {
+        let frames = if budget.quick { 256 } else { 2048 }.min(crate::codec::frames_per_pass(size));
+        let input = Input::new(content, size, frames);
+        let mut row = vec![size_name(size), content.name().into(), feed.name().into()];
+        for lib in DECODERS {
+            let mut decoder = Decoder::new(lib, &input, feed);
+            decoder.pass(true);
+            decoder.pass(false);
+            let (_, allocs, bytes) = count_here(|| decoder.pass(false));
+            row.push(cell(allocs, bytes, frames as u64));
+        }
+        recv.row(row);
+    }
+    recv.print();
+
+    let mut send = Table::new(
+        "Send path, in memory (as part 1's encode): allocations per message (bytes allocated per message)",
+        &["size", "content", "rfc6455", "tungstenite", "fastwebsockets"],
+    );
+    for &(size, content, feed) in &rows {
+        if feed != Feed::Many {
+            continue;
+        }
+        let frames = if budget.quick { 256 } else { 2048 }.min(crate::codec::frames_per_pass(size));
+        let input = Input::new(content, size, frames);
+        let mut row = vec![size_name(size), content.name().into()];
+        for lib in ENCODERS {
+            let mut encoder = Encoder::new(lib, &input);
+            encoder.pass(lib != Lib::Fastwebsockets);
+            encoder.pass(false);
+            let (_, allocs, bytes) = count_here(|| encoder.pass(false));
+            row.push(cell(allocs, bytes, frames as u64));
+        }
+        send.row(row);
+    }
+    send.note("rfc6455 and tungstenite as client; the mask is random per frame. fastwebsockets masks a Payload::Borrowed by copying it to an owned Vec.");
+    send.print();
+
+    let mut adapter = Table::new(
+        "Echo server over loopback TCP (recv + send per message, server thread only): allocations per message",
+        &["mode", "size", "rfc6455", "tungstenite", "tungstenite4k", "fastwebsockets", "rfc6455-batch"],
+    );
+    let cases = [
+        (Mode::PingPong, 16usize),
+        (Mode::PingPong, 1024),
+        (Mode::PingPong, 64 << 10),
+        (Mode::Pipelined, 16),
+        (Mode::Pipelined, 1024),
+    ];
+    let msgs: u64 = if budget.quick { 2000 } else { 20_000 };
+    for (mode, size) in cases {
+        let mut row = vec![mode.name().to_string(), size_name(size)];
+        for lib in ServerLib::MAIN.iter().chain(&[ServerLib::Rfc6455Batch]) {
+            if *lib == ServerLib::Rfc6455Batch && mode == Mode::PingPong {
+                row.push("-".into());
+                continue;
+            }
+            let (allocs, bytes) = server_allocs(*lib, mode, size, msgs)
+                .unwrap_or_else(|e| panic!("alloc {}: {e}", lib.name()));
+            row.push(cell(allocs, bytes, msgs));
+        }
+        adapter.row(row);
+    }
+    adapter.note("One connection; the load generator runs on another thread and is not counted. Warm-up of 2,000 messages first.");
+    adapter.print();
+}
+
+/// Runs `msgs` echoes against an in-process server of `lib` whose thread
+/// alone is counted, and returns its allocations.
+fn server_allocs(lib: ServerLib, mode: Mode, size: usize, msgs: u64) -> io::Result<(u64, u64)> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        THIS_THREAD.with(|t| t.set(true));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            tokio::select! {
+                _ = serve(lib, listener) => {}
+                _ = stop_rx => {}
+            }
+        });
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(async {
+        let mut stream = connect(addr).await?;
+        let job = |n: u64| Job {
+            size,
+            window: mode.window(size),
+            measure_start: Instant::now(),
+            end: Instant::now() + Duration::from_secs(60),
+            max_msgs: n,
+        };
+        let warm = drive(&mut stream, &job(2000), 3).await?;
+        assert_eq!(warm.completed, 2000, "warm-up echoes");
+        let (a, b) = (ALLOCS.load(Relaxed), BYTES.load(Relaxed));
+        ENABLED.store(true, Relaxed);
+        let stats = drive(&mut stream, &job(msgs), 3).await;
+        ENABLED.store(false, Relaxed);
+        let stats = stats?;
+        assert_eq!(stats.completed, msgs, "echoes");
+        Ok::<_, io::Error>((ALLOCS.load(Relaxed) - a, BYTES.load(Relaxed) - b))
+    });
+    let _ = stop_tx.send(());
+    let _ = server.join();
+    result
+}

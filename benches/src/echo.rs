@@ -1,0 +1,449 @@
+//! Part 2: loopback echo. One load generator (this process, one thread,
+//! 127.0.0.1 only, bounded in time and in messages) against an echo server
+//! process per library.
+//!
+//! The load generator speaks raw WebSocket: a pre-masked binary frame per
+//! connection, and a check of every echoed frame (header, length, every
+//! payload byte), so a broken server setup cannot report fast numbers. It
+//! is the same code against every server.
+//!
+//! - ping-pong: one message in flight per connection; round trip = send to
+//!   reply.
+//! - pipelined: up to `window` messages in flight per connection (64, or
+//!   256 KiB worth for big messages); round trip includes queueing.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::TcpStream;
+
+use crate::codec::{header_len, push_client_frame};
+use crate::harness::{
+    fmt_rate, fmt_ratio, fmt_us, median, pin_current_thread, softnet_dropped, Budget, Rng, Table,
+};
+use crate::servers::{ServerLib, ServerProcess};
+
+pub const CONNS: [usize; 3] = [1, 16, 256];
+pub const SIZES: [usize; 3] = [16, 1024, 64 << 10];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    PingPong,
+    Pipelined,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::PingPong => "ping-pong",
+            Mode::Pipelined => "pipelined",
+        }
+    }
+    pub fn window(self, size: usize) -> usize {
+        match self {
+            Mode::PingPong => 1,
+            Mode::Pipelined => ((256 << 10) / size).clamp(1, 64),
+        }
+    }
+}
+
+/// The request from RFC 6455 §1.3, and the answer it must get.
+const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+pub fn handshake_request(addr: SocketAddr) -> String {
+    format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
+/// Checks a response head; `Err` says what was wrong.
+pub fn check_response(head: &[u8]) -> io::Result<()> {
+    let text = String::from_utf8_lossy(head);
+    if text.starts_with("HTTP/1.1 101") && text.contains(ACCEPT) {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "bad handshake response: {text:?}"
+        )))
+    }
+}
+
+pub async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    stream.write_all(handshake_request(addr).as_bytes()).await?;
+    // Read byte by byte up to the blank line: no frame bytes follow a 101
+    // until we send, and this runs once per connection.
+    let mut head = Vec::with_capacity(256);
+    while !head.ends_with(b"\r\n\r\n") {
+        let b = stream.read_u8().await?;
+        head.push(b);
+        if head.len() > 4096 {
+            return Err(io::Error::other("handshake response too long"));
+        }
+    }
+    check_response(&head)?;
+    Ok(stream)
+}
+
+/// What each connection of one measurement does.
+pub struct Job {
+    pub size: usize,
+    pub window: usize,
+    /// Replies received from here to `end` count.
+    pub measure_start: Instant,
+    /// No new message is sent after this.
+    pub end: Instant,
+    /// Nor after this many per connection.
+    pub max_msgs: u64,
+}
+
+#[derive(Default)]
+pub struct ConnStats {
+    pub completed: u64,
+    pub latencies_ns: Vec<u32>,
+}
+
+/// The message of connection `index`: random bytes, so a reply that
+/// belongs to another connection or is unmasked wrongly is caught.
+pub fn message_for(index: usize, size: usize) -> (Vec<u8>, [u8; 4]) {
+    let mut rng = Rng::new(index as u64 + 7);
+    let mut payload = vec![0; size];
+    rng.fill(&mut payload);
+    let key = (rng.next_u64() as u32).to_ne_bytes();
+    (payload, key)
+}
+
+/// Sends and checks messages on one connection until the job ends, then
+/// waits for the replies still in flight.
+pub async fn drive(stream: &mut TcpStream, job: &Job, index: usize) -> io::Result<ConnStats> {
+    let (payload, key) = message_for(index, job.size);
+    let mut frame = Vec::new();
+    push_client_frame(&mut frame, 2, &payload, key);
+    let flen = frame.len();
+    let wire = frame.repeat(job.window);
+    let mut expected = vec![0x82u8];
+    match job.size {
+        0..=125 => expected.push(job.size as u8),
+        126..=0xFFFF => {
+            expected.push(126);
+            expected.extend_from_slice(&(job.size as u16).to_be_bytes());
+        }
+        _ => {
+            expected.push(127);
+            expected.extend_from_slice(&(job.size as u64).to_be_bytes());
+        }
+    }
+    let hlen = header_len(job.size, false);
+    assert_eq!(expected.len(), hlen);
+    expected.extend_from_slice(&payload);
+    let rlen = expected.len();
+
+    let mut stats = ConnStats::default();
+    let mut inflight: VecDeque<Instant> = VecDeque::with_capacity(job.window);
+    let (mut wpos, mut wend) = (0, 0);
+    let mut rbuf = vec![0u8; (256 << 10).max(2 * rlen)];
+    let mut filled = 0;
+    let mut sent = 0u64;
+    let give_up = job.end + Duration::from_secs(5);
+    loop {
+        let now = Instant::now();
+        if wpos == wend && now < job.end && sent < job.max_msgs {
+            let k = (job.window - inflight.len()).min((job.max_msgs - sent) as usize);
+            if k > 0 {
+                inflight.extend(std::iter::repeat_n(now, k));
+                wpos = 0;
+                wend = k * flen;
+                sent += k as u64;
+            }
+        }
+        if inflight.is_empty() && wpos == wend {
+            return Ok(stats);
+        }
+        let interest = if wpos < wend {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        let ready = tokio::time::timeout_at(give_up.into(), stream.ready(interest))
+            .await
+            .map_err(|_| io::Error::other("the server stopped answering"))??;
+        if ready.is_writable() && wpos < wend {
+            match stream.try_write(&wire[wpos..wend]) {
+                Ok(n) => wpos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if ready.is_readable() {
+            match stream.try_read(&mut rbuf[filled..]) {
+                Ok(0) => return Err(io::Error::other("the server closed the connection")),
+                Ok(n) => {
+                    filled += n;
+                    let t = Instant::now();
+                    let mut off = 0;
+                    while filled - off >= rlen {
+                        if rbuf[off..off + rlen] != expected[..] {
+                            return Err(io::Error::other(
+                                "an echoed frame differs from the message sent",
+                            ));
+                        }
+                        let sent_at = inflight
+                            .pop_front()
+                            .ok_or_else(|| io::Error::other("a reply to nothing"))?;
+                        if t >= job.measure_start && t <= job.end {
+                            stats.completed += 1;
+                            if sent_at >= job.measure_start {
+                                stats
+                                    .latencies_ns
+                                    .push((t - sent_at).as_nanos().min(u32::MAX as u128) as u32);
+                            }
+                        }
+                        off += rlen;
+                    }
+                    rbuf.copy_within(off..filled, 0);
+                    filled -= off;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct EchoResult {
+    pub msgs_per_s: f64,
+    pub p50_ns: f64,
+    pub p99_ns: f64,
+}
+
+pub struct Timing {
+    pub warmup: Duration,
+    pub window: Duration,
+}
+
+/// One measurement: `conns` connections, all driven until the window ends.
+pub async fn measure(
+    addr: SocketAddr,
+    conns: usize,
+    size: usize,
+    mode: Mode,
+    timing: &Timing,
+) -> io::Result<EchoResult> {
+    let mut streams = Vec::with_capacity(conns);
+    for chunk_start in (0..conns).step_by(64) {
+        let n = 64.min(conns - chunk_start);
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            set.spawn(connect(addr));
+        }
+        while let Some(r) = set.join_next().await {
+            streams.push(r.map_err(io::Error::other)??);
+        }
+    }
+    let start = Instant::now() + Duration::from_millis(2);
+    let job = Arc::new(Job {
+        size,
+        window: mode.window(size),
+        measure_start: start + timing.warmup,
+        end: start + timing.warmup + timing.window,
+        max_msgs: 50_000_000,
+    });
+    let mut set = tokio::task::JoinSet::new();
+    for (i, mut stream) in streams.into_iter().enumerate() {
+        let job = job.clone();
+        set.spawn(async move {
+            tokio::time::sleep_until(start.into()).await;
+            drive(&mut stream, &job, i).await
+        });
+    }
+    let mut completed = 0;
+    let mut latencies = Vec::new();
+    while let Some(r) = set.join_next().await {
+        let stats = r.map_err(io::Error::other)??;
+        completed += stats.completed;
+        latencies.extend(stats.latencies_ns);
+    }
+    if latencies.is_empty() {
+        // Starved (a loaded machine can stall a process for a whole short
+        // window): report nothing done rather than a number.
+        return Ok(EchoResult {
+            msgs_per_s: completed as f64 / timing.window.as_secs_f64(),
+            p50_ns: f64::NAN,
+            p99_ns: f64::NAN,
+        });
+    }
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize] as f64;
+    Ok(EchoResult {
+        msgs_per_s: completed as f64 / timing.window.as_secs_f64(),
+        p50_ns: pct(0.50),
+        p99_ns: pct(0.99),
+    })
+}
+
+/// Where the server and the load generator run.
+#[derive(Clone, Copy, Debug)]
+pub struct Placement {
+    pub name: &'static str,
+    pub server_cpus: &'static [usize],
+    pub load_cpus: &'static [usize],
+}
+
+pub fn placements(quick: bool) -> Vec<Placement> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let shared = Placement {
+        name: "server and load generator on one core (CPU 0)",
+        server_cpus: &[0],
+        load_cpus: &[0],
+    };
+    let separate = Placement {
+        name: "server on CPU 0, load generator on CPU 1",
+        server_cpus: &[0],
+        load_cpus: &[1],
+    };
+    match (cpus, quick) {
+        (1, _) => vec![shared],
+        (_, true) => vec![separate],
+        _ => vec![shared, separate],
+    }
+}
+
+pub fn run(budget: Budget) {
+    println!("\n## Part 2: loopback echo");
+    let runs = if budget.quick { 1 } else { 3 };
+    let timing = if budget.quick {
+        Timing {
+            warmup: Duration::from_millis(30),
+            window: Duration::from_millis(100),
+        }
+    } else {
+        Timing {
+            warmup: Duration::from_millis(100),
+            window: Duration::from_millis(350),
+        }
+    };
+    for placement in placements(budget.quick) {
+        pin_current_thread(Some(placement.load_cpus));
+        let mut servers: Vec<ServerProcess> = ServerLib::MAIN
+            .iter()
+            .chain(&[ServerLib::Rfc6455Batch])
+            .map(|&lib| ServerProcess::start(lib, placement.server_cpus).expect("start a server"))
+            .collect();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let mut table = Table::new(
+            format!(
+                "Echo, {}: msgs/s (p50/p99 round trip, µs); median of {runs} interleaved run(s)",
+                placement.name
+            ),
+            &[
+                "mode",
+                "conns",
+                "size",
+                "rfc6455",
+                "tungstenite",
+                "tungstenite4k",
+                "fastwebsockets",
+                "ours/best peer",
+                "p99 ours/best peer",
+                "rfc6455-batch",
+                "batch/best peer",
+                "drops",
+            ],
+        );
+        for mode in [Mode::PingPong, Mode::Pipelined] {
+            for &conns in &CONNS {
+                for &size in &SIZES {
+                    let libs: Vec<ServerLib> = match mode {
+                        Mode::PingPong => ServerLib::MAIN.to_vec(),
+                        Mode::Pipelined => {
+                            let mut v = ServerLib::MAIN.to_vec();
+                            v.push(ServerLib::Rfc6455Batch);
+                            v
+                        }
+                    };
+                    let mut samples: Vec<Vec<EchoResult>> = vec![Vec::new(); libs.len()];
+                    let drops_before = softnet_dropped();
+                    for run in 0..runs {
+                        // Interleaved: every run visits every server, in a
+                        // rotated order.
+                        for k in 0..libs.len() {
+                            let i = (k + run) % libs.len();
+                            let server = servers
+                                .iter_mut()
+                                .find(|s| s.lib == libs[i])
+                                .expect("started above");
+                            let result = rt
+                                .block_on(measure(server.addr, conns, size, mode, &timing))
+                                .unwrap_or_else(|e| {
+                                    panic!(
+                                        "{} {} x{conns} {size} B: {e}",
+                                        libs[i].name(),
+                                        mode.name()
+                                    )
+                                });
+                            samples[i].push(result);
+                        }
+                    }
+                    let med: Vec<EchoResult> = samples
+                        .iter()
+                        .map(|s| EchoResult {
+                            msgs_per_s: median(
+                                &mut s.iter().map(|r| r.msgs_per_s).collect::<Vec<_>>(),
+                            ),
+                            p50_ns: median(&mut s.iter().map(|r| r.p50_ns).collect::<Vec<_>>()),
+                            p99_ns: median(&mut s.iter().map(|r| r.p99_ns).collect::<Vec<_>>()),
+                        })
+                        .collect();
+                    let cell = |r: &EchoResult| {
+                        format!(
+                            "{} ({}/{})",
+                            fmt_rate(r.msgs_per_s),
+                            fmt_us(r.p50_ns),
+                            fmt_us(r.p99_ns)
+                        )
+                    };
+                    let ours = med[0];
+                    let peers = &med[1..4];
+                    let best_rate = peers.iter().map(|r| r.msgs_per_s).fold(0.0, f64::max);
+                    let best_p99 = peers.iter().map(|r| r.p99_ns).fold(f64::INFINITY, f64::min);
+                    let drops = softnet_dropped() - drops_before;
+                    let mut row = vec![
+                        mode.name().to_string(),
+                        conns.to_string(),
+                        crate::harness::size_name(size),
+                    ];
+                    row.extend(med[..4].iter().map(cell));
+                    row.push(fmt_ratio(ours.msgs_per_s / best_rate));
+                    row.push(fmt_ratio(ours.p99_ns / best_p99));
+                    if med.len() > 4 {
+                        row.push(cell(&med[4]));
+                        row.push(fmt_ratio(med[4].msgs_per_s / best_rate));
+                    } else {
+                        row.push("-".into());
+                        row.push("-".into());
+                    }
+                    row.push(drops.to_string());
+                    table.row(row);
+                }
+            }
+            eprintln!("  echo: {} {} done", placement.name, mode.name());
+        }
+        table.note("ours/best peer: msgs/s, > 1 means rfc6455 is faster. p99 ours/best peer: < 1 means rfc6455 has the lower p99.");
+        table.note("Every server: its own process, tokio current-thread runtime, TCP_NODELAY, recv-then-send per message.");
+        table.note("drops: packets the kernel dropped (softnet backlog, whole machine) during the row; each costs a 200 ms+ retransmission timeout, so such a row says more about loopback than about the servers.");
+        table.note("rfc6455-batch (pipelined only, not in the ratios): Sink::feed while recv().now_or_never() has more, then flush.");
+        table.print();
+        drop(servers.drain(..));
+    }
+    pin_current_thread(None);
+}

@@ -1,0 +1,278 @@
+//! The echo servers, one per library, each written the way its docs and
+//! examples show, and each run in its own process (`bench serve`) so that
+//! its RSS can be read and its CPU pinned.
+//!
+//! Every server: a tokio current-thread runtime (the process is pinned to
+//! one CPU anyway), TCP_NODELAY on every socket, a task per connection,
+//! every text or binary message sent back as it came.
+
+use std::io;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerLib {
+    /// rfc6455's tokio adapter: `recv`, then `send` (what examples/echo_server.rs does).
+    Rfc6455,
+    /// rfc6455's tokio adapter through `Sink`: `feed` every message that is
+    /// already decoded, `flush` once none is left. Informational.
+    Rfc6455Batch,
+    /// tokio-tungstenite with tungstenite's default config: `next`, then `send`.
+    Tungstenite,
+    /// The same with `read_buffer_size` = 4 KiB.
+    Tungstenite4k,
+    /// fastwebsockets (simd) with `FragmentCollector`: `read_frame`, then `write_frame`.
+    Fastwebsockets,
+}
+
+impl ServerLib {
+    pub const MAIN: [ServerLib; 4] = [
+        ServerLib::Rfc6455,
+        ServerLib::Tungstenite,
+        ServerLib::Tungstenite4k,
+        ServerLib::Fastwebsockets,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerLib::Rfc6455 => "rfc6455",
+            ServerLib::Rfc6455Batch => "rfc6455-batch",
+            ServerLib::Tungstenite => "tungstenite",
+            ServerLib::Tungstenite4k => "tungstenite4k",
+            ServerLib::Fastwebsockets => "fastwebsockets",
+        }
+    }
+    pub fn parse(s: &str) -> Option<ServerLib> {
+        [
+            ServerLib::Rfc6455,
+            ServerLib::Rfc6455Batch,
+            ServerLib::Tungstenite,
+            ServerLib::Tungstenite4k,
+            ServerLib::Fastwebsockets,
+        ]
+        .into_iter()
+        .find(|l| l.name() == s)
+    }
+}
+
+/// `bench serve --lib LIB [--addr ADDR]`: binds (port 0 by default),
+/// prints `ready PORT`, and serves until killed.
+pub fn serve_main(lib: ServerLib, addr: &str) -> io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = TcpListener::bind(addr).await?;
+        println!("ready {}", listener.local_addr()?.port());
+        serve(lib, listener).await
+    })
+}
+
+/// The accept loop. Each library's connection task is spawned in its own
+/// arm, so that its future (which tokio allocates per connection) has the
+/// size of that library's code alone.
+pub async fn serve(lib: ServerLib, listener: TcpListener) -> io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        // A connection that ends in an error (the load generator drops its
+        // sockets) just ends.
+        match lib {
+            ServerLib::Rfc6455 => drop(tokio::spawn(async move {
+                let _ = echo_rfc6455(stream).await;
+            })),
+            ServerLib::Rfc6455Batch => drop(tokio::spawn(async move {
+                let _ = echo_rfc6455_batch(stream).await;
+            })),
+            ServerLib::Tungstenite => drop(tokio::spawn(async move {
+                let _ = echo_tungstenite(stream, None).await;
+            })),
+            ServerLib::Tungstenite4k => drop(tokio::spawn(async move {
+                let _ = echo_tungstenite(stream, Some(tungstenite_4k())).await;
+            })),
+            ServerLib::Fastwebsockets => drop(tokio::spawn(async move {
+                let _ = echo_fastwebsockets(stream).await;
+            })),
+        }
+    }
+}
+
+fn tungstenite_4k() -> tungstenite::protocol::WebSocketConfig {
+    tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096)
+}
+
+/// The size of each library's connection future before its first poll
+/// (tokio allocates it, with a task header, per connection).
+pub async fn task_sizes() -> io::Result<Vec<(ServerLib, usize)>> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let _client = TcpStream::connect(addr).await?;
+    let (stream, _) = listener.accept().await?;
+    let (a, b, c, d) = (
+        std::mem::size_of_val(&echo_rfc6455(stream)),
+        std::mem::size_of_val(&echo_rfc6455_batch(TcpStream::connect(addr).await?)),
+        std::mem::size_of_val(&echo_tungstenite(TcpStream::connect(addr).await?, None)),
+        std::mem::size_of_val(&echo_fastwebsockets(TcpStream::connect(addr).await?)),
+    );
+    Ok(vec![
+        (ServerLib::Rfc6455, a),
+        (ServerLib::Rfc6455Batch, b),
+        (ServerLib::Tungstenite, c),
+        (ServerLib::Tungstenite4k, c),
+        (ServerLib::Fastwebsockets, d),
+    ])
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn echo_rfc6455(stream: TcpStream) -> Result<(), BoxError> {
+    let mut ws = rfc6455::tokio::accept(stream).await?;
+    while let Some(message) = ws.recv().await? {
+        ws.send(&message).await?;
+    }
+    Ok(())
+}
+
+async fn echo_rfc6455_batch(stream: TcpStream) -> Result<(), BoxError> {
+    use futures_util::FutureExt;
+    let mut ws = rfc6455::tokio::accept(stream).await?;
+    while let Some(message) = ws.recv().await? {
+        ws.feed(message).await?;
+        // `recv` is cancel-safe: take what is decoded or readable now.
+        while let Some(next) = ws.recv().now_or_never() {
+            match next? {
+                Some(message) => ws.feed(message).await?,
+                None => return Ok(()),
+            }
+        }
+        SinkExt::flush(&mut ws).await?;
+    }
+    Ok(())
+}
+
+async fn echo_tungstenite(
+    stream: TcpStream,
+    config: Option<tungstenite::protocol::WebSocketConfig>,
+) -> Result<(), BoxError> {
+    let mut ws = tokio_tungstenite::accept_async_with_config(stream, config).await?;
+    while let Some(message) = ws.next().await {
+        let message = message?;
+        if message.is_text() || message.is_binary() {
+            ws.send(message).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn echo_fastwebsockets(mut stream: TcpStream) -> Result<(), BoxError> {
+    handshake_by_hand(&mut stream).await?;
+    let mut ws = fastwebsockets::FragmentCollector::new(
+        fastwebsockets::WebSocket::after_handshake(stream, fastwebsockets::Role::Server),
+    );
+    loop {
+        let frame = ws.read_frame().await?;
+        match frame.opcode {
+            fastwebsockets::OpCode::Close => return Ok(()),
+            fastwebsockets::OpCode::Text | fastwebsockets::OpCode::Binary => {
+                ws.write_frame(frame).await?;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The server handshake for fastwebsockets, whose own server handshake
+/// needs hyper (feature `upgrade`): read the request head, answer 101 with
+/// the accept key. The client sends nothing before the 101, so no frame
+/// bytes can be lost here. The buffer is on the heap and freed after, so
+/// it does not inflate the connection's task.
+async fn handshake_by_hand(stream: &mut TcpStream) -> Result<(), BoxError> {
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = vec![0u8; 1024];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 || head.len() > 16 << 10 {
+            return Err("bad handshake".into());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let text = std::str::from_utf8(&head)?;
+    let key = text
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("sec-websocket-key")
+                .then(|| value.trim())
+        })
+        .ok_or("no Sec-WebSocket-Key")?;
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    stream.write_all(response.as_bytes()).await?;
+    Ok(())
+}
+
+/// A server process started by this benchmark; killed (by its own pid) on drop.
+pub struct ServerProcess {
+    pub lib: ServerLib,
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts `bench serve` pinned to `cpus`, and waits for its port.
+    pub fn start(lib: ServerLib, cpus: &[usize]) -> io::Result<ServerProcess> {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let exe = std::env::current_exe()?;
+        let cpus = cpus.to_vec();
+        let mut command = Command::new(exe);
+        command
+            .args(["serve", "--lib", lib.name(), "--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        // SAFETY: only async-signal-safe calls (sched_setaffinity, prctl)
+        // between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                for &cpu in &cpus {
+                    libc::CPU_SET(cpu, &mut set);
+                }
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+                // Die with the benchmark, whatever happens to it.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = command.spawn()?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        let port: u16 = line
+            .strip_prefix("ready ")
+            .and_then(|p| p.trim().parse().ok())
+            .ok_or_else(|| io::Error::other(format!("server {} said {line:?}", lib.name())))?;
+        Ok(ServerProcess {
+            lib,
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
