@@ -1,7 +1,17 @@
 // The Node `ws` peer of the interoperability tests (tests/interop.rs).
 //
-//     node peer.mjs server --closer us|peer       listens on 127.0.0.1, a free port
-//     node peer.mjs client URL --closer us|peer   connects to URL
+//     node peer.mjs server --closer us|peer [--deflate SPEC]       listens on 127.0.0.1
+//     node peer.mjs client URL --closer us|peer [--deflate SPEC]   connects to URL
+//
+// Without --deflate, ws keeps its defaults: a client offers permessage-deflate
+// (the Rust side declines it), a server does not accept it. With --deflate
+// SPEC, permessage-deflate is on with `threshold: 0` (ws compresses even the
+// smallest message) and SPEC is "default" or parameters separated by commas:
+// server_no_context_takeover, client_no_context_takeover,
+// server_max_window_bits=N, client_max_window_bits=N (ws's options of the same
+// names in camelCase: a client offers them, a server imposes them), and the
+// compressor's mem_level=N and level=N. Then compression must be negotiated,
+// or this peer fails.
 //
 // The same exchange as peer.py, whichever end opened the connection:
 //
@@ -16,9 +26,15 @@
 // Lines on stdout, for the Rust test to check:
 //
 //     LISTENING <port>                 (server mode, once bound)
+//     EXTENSIONS <negotiated>          after the handshake: "none", or the
+//                                      permessage-deflate parameters in force,
+//                                      in the order of RFC 7692 §7.1, those at
+//                                      their default (15 bits) left out
 //     CLOSE-RECEIVED <code> <reason>   the Close frame the Rust side sent
 //     CLOSE-SENT <code> <reason>       the Close frame this peer sent, when
 //                                      ws tells (it does not for its reply)
+//     WIRE <received> <sent>           bytes this peer's socket received and
+//                                      sent after the handshake
 //     PEER OK                          every check passed
 //
 // Any failed check prints `PEER FAIL: ...` on stderr and exits with status 1.
@@ -89,9 +105,53 @@ function events(ws) {
   };
 }
 
+/** ws's perMessageDeflate option for --deflate SPEC. */
+function deflateOptions(spec) {
+  const options = { threshold: 0 };
+  if (spec === 'default') return options;
+  const camel = (name) => name.replace(/_(.)/g, (_, c) => c.toUpperCase());
+  for (const item of spec.split(',')) {
+    const [name, value] = item.split('=');
+    if (name === 'server_no_context_takeover' || name === 'client_no_context_takeover') {
+      options[camel(name)] = true;
+    } else if (name === 'server_max_window_bits' || name === 'client_max_window_bits') {
+      options[camel(name)] = Number(value);
+    } else if (name === 'mem_level' || name === 'level') {
+      options.zlibDeflateOptions = { ...options.zlibDeflateOptions, [camel(name)]: Number(value) };
+    } else {
+      throw new Error(`unknown --deflate parameter ${JSON.stringify(item)}`);
+    }
+  }
+  return options;
+}
+
+/**
+ * The EXTENSIONS line's value, from the Sec-WebSocket-Extensions field of the
+ * server's response (what both ends then use) and ws.extensions.
+ */
+function negotiated(ws, field) {
+  const names = ws.extensions;
+  if (!field) {
+    check(names === '', `ws reports extensions ${JSON.stringify(names)} that the handshake did not agree`);
+    return 'none';
+  }
+  check(names === 'permessage-deflate', `unexpected extensions ${JSON.stringify(names)}, response ${JSON.stringify(field)}`);
+  const [name, ...params] = field.split(';').map((s) => s.trim());
+  check(name === 'permessage-deflate' && !field.includes(','), `unexpected response field ${JSON.stringify(field)}`);
+  const agreed = new Map(params.map((p) => p.split('=').map((s) => s.trim())));
+  const bits = (key) => Number(agreed.get(key) ?? 15);
+  let value = 'permessage-deflate';
+  if (agreed.has('server_no_context_takeover')) value += '; server_no_context_takeover';
+  if (agreed.has('client_no_context_takeover')) value += '; client_no_context_takeover';
+  if (bits('server_max_window_bits') < 15) value += `; server_max_window_bits=${bits('server_max_window_bits')}`;
+  if (bits('client_max_window_bits') < 15) value += `; client_max_window_bits=${bits('client_max_window_bits')}`;
+  return value;
+}
+
 function sendFrame(ws, data, options) {
   return new Promise((resolve, reject) => {
-    ws.send(data, { compress: false, ...options }, (err) => (err ? reject(err) : resolve()));
+    // ws compresses only when permessage-deflate was negotiated.
+    ws.send(data, { compress: true, ...options }, (err) => (err ? reject(err) : resolve()));
   });
 }
 
@@ -175,33 +235,62 @@ async function echo(ws, queue, closer) {
   }
 }
 
-async function exchange(ws, closer) {
+/**
+ * `handshake`: the Sec-WebSocket-Extensions field of the response (or
+ * undefined) and the socket under ws.
+ */
+async function exchange(ws, closer, deflate, handshake) {
   const queue = events(ws);
+  const extensions = negotiated(ws, handshake.extensions);
+  console.log(`EXTENSIONS ${extensions}`);
+  if (deflate !== null) check(extensions !== 'none', 'permessage-deflate was not negotiated');
+  // Counted from here, as in peer.py: the handshake is not in the counts.
+  const start = { read: handshake.socket.bytesRead, written: handshake.socket.bytesWritten };
   await drive(ws, queue);
   await echo(ws, queue, closer);
+  const { bytesRead, bytesWritten } = handshake.socket;
+  console.log(`WIRE ${bytesRead - start.read} ${bytesWritten - start.written}`);
 }
 
-function runClient(url, closer) {
+function runClient(url, closer, deflate) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { maxPayload: MAX_PAYLOAD });
+    const options = { maxPayload: MAX_PAYLOAD };
+    if (deflate !== null) options.perMessageDeflate = deflateOptions(deflate);
+    const ws = new WebSocket(url, options);
+    const handshake = {};
+    ws.once('upgrade', (response) => {
+      handshake.extensions = response.headers['sec-websocket-extensions'];
+      handshake.socket = response.socket;
+    });
     ws.once('error', reject);
     ws.once('open', () => {
       ws.off('error', reject);
-      exchange(ws, closer).then(resolve, reject);
+      exchange(ws, closer, deflate, handshake).then(resolve, reject);
     });
   });
 }
 
-function runServer(closer) {
+function runServer(closer, deflate) {
   return new Promise((resolve, reject) => {
-    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: MAX_PAYLOAD });
+    const wss = new WebSocketServer({
+      host: '127.0.0.1',
+      port: 0,
+      maxPayload: MAX_PAYLOAD,
+      perMessageDeflate: deflate === null ? false : deflateOptions(deflate),
+    });
     let taken = false;
+    let field;
     wss.on('error', reject);
     wss.on('listening', () => console.log(`LISTENING ${wss.address().port}`));
-    wss.on('connection', (ws) => {
+    wss.on('headers', (headers) => {
+      const prefix = 'sec-websocket-extensions:';
+      const line = headers.find((h) => h.toLowerCase().startsWith(prefix));
+      field = line && line.slice(prefix.length).trim();
+    });
+    wss.on('connection', (ws, request) => {
       if (taken) return ws.terminate(); // one connection only
       taken = true;
-      exchange(ws, closer).then(
+      exchange(ws, closer, deflate, { extensions: field, socket: request.socket }).then(
         () => wss.close(() => resolve()),
         (e) => {
           wss.close();
@@ -213,7 +302,7 @@ function runServer(closer) {
 }
 
 function usage() {
-  console.error('usage: node peer.mjs server --closer us|peer | client URL --closer us|peer');
+  console.error('usage: node peer.mjs server | client URL, then --closer us|peer [--deflate SPEC]');
   process.exit(2);
 }
 
@@ -223,12 +312,23 @@ function main() {
   const at = args.indexOf('--closer');
   const closer = at >= 0 ? args[at + 1] : undefined;
   if (!['us', 'peer'].includes(closer)) usage();
+  const deflateAt = args.indexOf('--deflate');
+  const deflate = deflateAt >= 0 ? args[deflateAt + 1] : null;
+  if (deflateAt >= 0) {
+    if (!deflate) usage();
+    try {
+      deflateOptions(deflate);
+    } catch (e) {
+      console.error(e.message);
+      usage();
+    }
+  }
   let work;
   if (mode === 'client') {
     if (!args[1] || args[1].startsWith('--')) usage();
-    work = runClient(args[1], closer);
+    work = runClient(args[1], closer, deflate);
   } else if (mode === 'server') {
-    work = runServer(closer);
+    work = runServer(closer, deflate);
   } else {
     usage();
   }

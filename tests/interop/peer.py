@@ -1,7 +1,18 @@
 """The Python `websockets` peer of the interoperability tests (tests/interop.rs).
 
-    peer.py server --closer us|peer       listens on 127.0.0.1, a free port
-    peer.py client URL --closer us|peer   connects to URL
+    peer.py server --closer us|peer [--deflate SPEC]       listens on 127.0.0.1
+    peer.py client URL --closer us|peer [--deflate SPEC]   connects to URL
+
+Without --deflate, websockets keeps its defaults: compression is on by
+default (as a client it offers permessage-deflate, as a server it accepts
+it), so the Rust side is the one that declines. With --deflate SPEC, SPEC is
+"default" (websockets' own permessage-deflate settings: memLevel 5, and
+window bits 12 both ways on a server) or parameters separated by commas for
+ClientPerMessageDeflateFactory / ServerPerMessageDeflateFactory:
+server_no_context_takeover, client_no_context_takeover,
+server_max_window_bits=N, client_max_window_bits=N, and the compressor's
+mem_level=N and level=N. Then compression must be negotiated, or this peer
+fails.
 
 Both modes run the same exchange with the Rust side, whichever end opened
 the connection:
@@ -17,8 +28,14 @@ the connection:
 Lines on stdout, for the Rust test to check:
 
     LISTENING <port>                 (server mode, once bound)
+    EXTENSIONS <negotiated>          after the handshake: "none", or the
+                                     permessage-deflate parameters in force,
+                                     in the order of RFC 7692 §7.1, those at
+                                     their default (15 bits) left out
     CLOSE-RECEIVED <code> <reason>   the Close frame the Rust side sent
     CLOSE-SENT <code> <reason>       the Close frame this peer sent
+    WIRE <received> <sent>           bytes this peer received and sent after
+                                     the handshake
     PEER OK                          every check passed
 
 Any failed check prints `PEER FAIL: ...` on stderr and exits with status 1.
@@ -33,6 +50,11 @@ import sys
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
+from websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+    PerMessageDeflate,
+    ServerPerMessageDeflateFactory,
+)
 
 TIMEOUT = 60
 CLOSE_CODE = 4000
@@ -90,6 +112,73 @@ async def send(ws, payload, fragment):
     await ws.send(chunks, text=isinstance(payload, str))
 
 
+def deflate_options(spec):
+    """The factory's keyword arguments for --deflate SPEC (not "default")."""
+    options, compress = {}, {}
+    for item in spec.split(","):
+        name, _, value = item.partition("=")
+        if name in ("server_no_context_takeover", "client_no_context_takeover"):
+            options[name] = True
+        elif name in ("server_max_window_bits", "client_max_window_bits"):
+            options[name] = int(value)
+        elif name == "mem_level":
+            compress["memLevel"] = int(value)
+        elif name == "level":
+            compress["level"] = int(value)
+        else:
+            raise ValueError(f"unknown --deflate parameter {item!r}")
+    if compress:
+        options["compress_settings"] = compress
+    return options
+
+
+def negotiated(ws, mode):
+    """The EXTENSIONS line's value: "none", or permessage-deflate's parameters."""
+    extensions = ws.protocol.extensions
+    check(
+        all(isinstance(e, PerMessageDeflate) for e in extensions)
+        and len(extensions) <= 1,
+        f"unexpected extensions {extensions!r}",
+    )
+    if not extensions:
+        return "none"
+    d = extensions[0]
+    # local is this peer, remote the Rust side.
+    ours = (d.local_no_context_takeover, d.local_max_window_bits)
+    theirs = (d.remote_no_context_takeover, d.remote_max_window_bits)
+    server, client = (ours, theirs) if mode == "server" else (theirs, ours)
+    value = "permessage-deflate"
+    if server[0]:
+        value += "; server_no_context_takeover"
+    if client[0]:
+        value += "; client_no_context_takeover"
+    if server[1] < 15:
+        value += f"; server_max_window_bits={server[1]}"
+    if client[1] < 15:
+        value += f"; client_max_window_bits={client[1]}"
+    return value
+
+
+class Wire:
+    """Counts the bytes through the sans-IO protocol under the connection."""
+
+    def __init__(self, protocol):
+        self.received = self.sent = 0
+        receive_data, data_to_send = protocol.receive_data, protocol.data_to_send
+
+        def counting_receive_data(data):
+            self.received += len(data)
+            return receive_data(data)
+
+        def counting_data_to_send():
+            chunks = data_to_send()
+            self.sent += sum(len(chunk) for chunk in chunks)
+            return chunks
+
+        protocol.receive_data = counting_receive_data
+        protocol.data_to_send = counting_data_to_send
+
+
 async def drive(ws):
     """Phase 1: we send, the Rust side echoes."""
     for payload, fragment in messages():
@@ -140,31 +229,53 @@ async def echo(ws, closer):
         )
 
 
-async def exchange(ws, closer):
+async def exchange(ws, mode, closer, deflate):
+    wire = Wire(ws.protocol)
+    extensions = negotiated(ws, mode)
+    print(f"EXTENSIONS {extensions}", flush=True)
+    if deflate is not None:
+        check(extensions != "none", "permessage-deflate was not negotiated")
     await drive(ws)
     await echo(ws, closer)
+    print(f"WIRE {wire.received} {wire.sent}", flush=True)
 
 
-async def run_client(url, closer):
-    async with connect(url, max_size=MAX_SIZE, ping_interval=None) as ws:
-        await exchange(ws, closer)
+def extension_factories(deflate, factory):
+    """The `extensions` argument: None keeps websockets' default."""
+    if deflate is None or deflate == "default":
+        return None
+    return [factory(**deflate_options(deflate))]
 
 
-async def run_server(closer):
+async def run_client(url, closer, deflate):
+    extensions = extension_factories(deflate, ClientPerMessageDeflateFactory)
+    async with connect(
+        url, max_size=MAX_SIZE, ping_interval=None, extensions=extensions
+    ) as ws:
+        await exchange(ws, "client", closer, deflate)
+
+
+async def run_server(closer, deflate):
     done = asyncio.get_running_loop().create_future()
+    extensions = extension_factories(deflate, ServerPerMessageDeflateFactory)
 
     async def handler(ws):
         if done.done():
             return  # one connection only
         try:
-            await exchange(ws, closer)
+            await exchange(ws, "server", closer, deflate)
         except BaseException as e:  # reported by the main task
             done.set_exception(e)
             return
         done.set_result(None)
 
     async with serve(
-        handler, "127.0.0.1", 0, max_size=MAX_SIZE, ping_interval=None
+        handler,
+        "127.0.0.1",
+        0,
+        max_size=MAX_SIZE,
+        ping_interval=None,
+        extensions=extensions,
     ) as server:
         port = server.sockets[0].getsockname()[1]
         print(f"LISTENING {port}", flush=True)
@@ -176,13 +287,19 @@ def main():
     parser.add_argument("mode", choices=["client", "server"])
     parser.add_argument("url", nargs="?")
     parser.add_argument("--closer", choices=["us", "peer"], required=True)
+    parser.add_argument("--deflate", metavar="SPEC")
     args = parser.parse_args()
+    if args.deflate not in (None, "default"):
+        try:
+            deflate_options(args.deflate)
+        except ValueError as e:
+            parser.error(str(e))
     if args.mode == "client":
         if not args.url:
             parser.error("client mode needs a URL")
-        work = run_client(args.url, args.closer)
+        work = run_client(args.url, args.closer, args.deflate)
     else:
-        work = run_server(args.closer)
+        work = run_server(args.closer, args.deflate)
 
     async def bounded():
         await asyncio.wait_for(work, TIMEOUT)
