@@ -8,6 +8,10 @@
 //! `/getCaseCount`, runs every case at `/runCase?case=N&agent=NAME` by
 //! echoing each message back, then asks for `/updateReports?agent=NAME`.
 
+#[path = "support/quickack.rs"]
+mod quickack;
+
+use rfc6455::tokio::WsUrl;
 use rfc6455::{Config, Message};
 
 /// The default configuration, offering permessage-deflate when the
@@ -31,10 +35,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut url = "ws://127.0.0.1:9001".to_string();
     let mut blocking = false;
     let mut agent = None;
+    let mut quick = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--blocking" => blocking = true,
+            "--quickack" => quick = true,
             "--agent" => agent = args.next(),
             other => url = other.trim_end_matches('/').to_string(),
         }
@@ -48,12 +54,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .to_string()
     });
     if blocking {
-        run_blocking(&url, &agent)
+        run_blocking(&url, &agent, quick)
     } else {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
-            .block_on(run_tokio(&url, &agent))
+            .block_on(run_tokio(&url, &agent, quick))
     }
 }
 
@@ -65,14 +71,38 @@ fn case_count(message: Option<Message>) -> Result<u32, Box<dyn std::error::Error
     Ok(text.trim().parse()?)
 }
 
-async fn run_tokio(url: &str, agent: &str) -> Result<(), Box<dyn std::error::Error>> {
+/// Connects to one case, with `TCP_QUICKACK` if asked.
+async fn connect_tokio(
+    url: &str,
+    quick: bool,
+) -> Result<rfc6455::tokio::WebSocket<quickack::QuickAck>, rfc6455::tokio::Error> {
+    let url = WsUrl::parse(url)?;
+    let stream = tokio::net::TcpStream::connect(url.socket_addr()).await?;
+    stream.set_nodelay(true)?;
+    let stream = quickack::QuickAck(stream, quick);
+    rfc6455::tokio::client_with(stream, &url.request(), config(), Default::default()).await
+}
+
+fn connect_blocking(
+    url: &str,
+    quick: bool,
+) -> Result<rfc6455::blocking::WebSocket<quickack::BlockingQuickAck>, rfc6455::blocking::Error> {
+    let url = WsUrl::parse(url)?;
+    let stream = std::net::TcpStream::connect(url.socket_addr())?;
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(1)))?;
+    let stream = quickack::BlockingQuickAck(stream, quick);
+    rfc6455::blocking::client_with(stream, &url.request(), config(), Default::default())
+}
+
+async fn run_tokio(url: &str, agent: &str, quick: bool) -> Result<(), Box<dyn std::error::Error>> {
     let mut ws = rfc6455::tokio::connect(&format!("{url}/getCaseCount")).await?;
     let count = case_count(ws.recv().await?)?;
     while ws.recv().await?.is_some() {}
     println!("{count} cases");
     for case in 1..=count {
         let url = format!("{url}/runCase?case={case}&agent={agent}");
-        let mut ws = match rfc6455::tokio::connect_with(&url, config(), Default::default()).await {
+        let mut ws = match connect_tokio(&url, quick).await {
             Ok(ws) => ws,
             Err(err) => {
                 println!("case {case}: {err}");
@@ -91,26 +121,20 @@ async fn run_tokio(url: &str, agent: &str) -> Result<(), Box<dyn std::error::Err
     Ok(())
 }
 
-fn run_blocking(url: &str, agent: &str) -> Result<(), Box<dyn std::error::Error>> {
+fn run_blocking(url: &str, agent: &str, quick: bool) -> Result<(), Box<dyn std::error::Error>> {
     let mut ws = rfc6455::blocking::connect(&format!("{url}/getCaseCount"))?;
     let count = case_count(ws.read()?)?;
     while ws.read()?.is_some() {}
     println!("{count} cases");
     for case in 1..=count {
-        let mut ws = match rfc6455::blocking::connect_with(
-            &format!("{url}/runCase?case={case}&agent={agent}"),
-            config(),
-            Default::default(),
-        ) {
-            Ok(ws) => ws,
-            Err(err) => {
-                println!("case {case}: {err}");
-                continue;
-            }
-        };
-        let _ = ws
-            .get_mut()
-            .set_read_timeout(Some(std::time::Duration::from_secs(1)));
+        let mut ws =
+            match connect_blocking(&format!("{url}/runCase?case={case}&agent={agent}"), quick) {
+                Ok(ws) => ws,
+                Err(err) => {
+                    println!("case {case}: {err}");
+                    continue;
+                }
+            };
         while let Ok(Some(message)) = ws.read() {
             if ws.send(&message).is_err() {
                 break;

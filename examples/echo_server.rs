@@ -7,6 +7,11 @@
 //! ADDR defaults to 127.0.0.1:9001. The default serves with the tokio
 //! adapter, a task per connection; `--blocking` serves with the blocking
 //! adapter, a thread per connection. One log line per connection.
+//! `--quickack` acknowledges every read at once; the Autobahn runs use it
+//! (see examples/support/quickack.rs).
+
+#[path = "support/quickack.rs"]
+mod quickack;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,23 +22,25 @@ use rfc6455::{Closed, Config};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut addr = "127.0.0.1:9001".to_string();
     let mut blocking = false;
+    let mut quick = false;
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "--blocking" => blocking = true,
+            "--quickack" => quick = true,
             "-h" | "--help" => {
-                println!("usage: echo_server [ADDR] [--blocking]");
+                println!("usage: echo_server [ADDR] [--blocking] [--quickack]");
                 return Ok(());
             }
             other => addr = other.to_string(),
         }
     }
     if blocking {
-        serve_blocking(&addr)
+        serve_blocking(&addr, quick)
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(serve_tokio(&addr))
+            .block_on(serve_tokio(&addr, quick))
     }
 }
 
@@ -63,7 +70,7 @@ fn log(peer: SocketAddr, path: &str, outcome: Result<Option<&Closed>, String>) {
     }
 }
 
-async fn serve_tokio(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
+async fn serve_tokio(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!(
         "echo server (tokio) listening on ws://{}",
@@ -73,6 +80,7 @@ async fn serve_tokio(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
         let (stream, peer) = listener.accept().await?;
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
+            let stream = quickack::QuickAck(stream, quick);
             let mut path = String::new();
             let accepted =
                 rfc6455::tokio::accept_with(stream, config(), Default::default(), |request| {
@@ -100,7 +108,7 @@ async fn serve_tokio(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-fn serve_blocking(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
+fn serve_blocking(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::Error>> {
     let listener = std::net::TcpListener::bind(addr)?;
     println!(
         "echo server (blocking) listening on ws://{}",
@@ -115,6 +123,7 @@ fn serve_blocking(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
             let _ = stream.set_nodelay(true);
             // The blocking adapter's timers tick on the read timeout.
             let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+            let stream = quickack::BlockingQuickAck(stream, quick);
             let mut path = String::new();
             let accepted =
                 rfc6455::blocking::accept_with(stream, config(), Default::default(), |request| {
@@ -137,7 +146,7 @@ fn serve_blocking(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
                 }
             };
             log(peer, &path, outcome.map(|()| ws.closed()));
-            rfc6455::blocking::close_tcp(ws.into_inner(), Duration::from_secs(2));
+            rfc6455::blocking::close_tcp(ws.into_inner().0, Duration::from_secs(2));
         });
     }
     Ok(())

@@ -84,6 +84,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = Config::default();
     config.max_frame_size = Some(MAX_MESSAGE);
     config.max_message_size = Some(MAX_MESSAGE);
+    // Browsers offer permessage-deflate; accept it when the feature is on.
+    #[cfg(feature = "deflate")]
+    {
+        config.deflate = Some(rfc6455::DeflateConfig::default());
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

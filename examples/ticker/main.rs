@@ -37,6 +37,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = Config::default();
     // The page sends nothing but the closing handshake.
     config.max_message_size = Some(1024);
+    // Browsers offer permessage-deflate; accept it when the feature is on.
+    #[cfg(feature = "deflate")]
+    {
+        config.deflate = Some(rfc6455::DeflateConfig::default());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

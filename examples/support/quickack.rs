@@ -1,0 +1,79 @@
+//! A TCP stream that acknowledges every read at once (Linux `TCP_QUICKACK`),
+//! for the Autobahn runs only.
+//!
+//! kosoku, which runs the Autobahn passes, leaves Nagle's algorithm on. Its
+//! large compressed messages (cases 12.* and 13.*) leave the last segment
+//! waiting for our ACK, which the kernel delays by up to 40 ms: a thousand
+//! messages then take 40 seconds of doing nothing. Acknowledging at once
+//! removes the wait without changing a byte of what is exchanged. Linux
+//! clears the flag as it goes, so it is set again before every read.
+//! Nothing here is needed by a server talking to ordinary clients.
+
+#![allow(dead_code)]
+
+use std::io::{self, Read, Write};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+fn quickack<S: std::os::fd::AsFd>(socket: &S) {
+    // Best effort: on failure the stream is merely slower.
+    let _ = socket2::SockRef::from(socket).set_tcp_quickack(true);
+}
+
+/// A tokio `TcpStream` that sets `TCP_QUICKACK` before each read, if `.1`.
+pub struct QuickAck(pub tokio::net::TcpStream, pub bool);
+
+impl AsyncRead for QuickAck {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.1 {
+            quickack(&self.0);
+        }
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for QuickAck {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// A std `TcpStream` that sets `TCP_QUICKACK` before each read, if `.1`.
+pub struct BlockingQuickAck(pub std::net::TcpStream, pub bool);
+
+impl Read for BlockingQuickAck {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.1 {
+            quickack(&self.0);
+        }
+        self.0.read(buf)
+    }
+}
+
+impl Write for BlockingQuickAck {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
