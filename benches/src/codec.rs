@@ -911,7 +911,11 @@ pub fn run(budget: Budget) {
     );
 
     for &size in &sizes {
-        let frames = frames_per_pass(size);
+        let frames = if budget.quick {
+            frames_per_pass(size).min(1024)
+        } else {
+            frames_per_pass(size)
+        };
         let inputs: Vec<Input> = Content::ALL
             .iter()
             .map(|&c| Input::new(c, size, frames))
