@@ -838,6 +838,11 @@ impl Connection {
             && (self.role == Role::Server || self.failed || self.eof)
     }
 
+    /// The bytes of memory the receive and send buffers hold now, used or not.
+    pub fn buffer_capacity(&self) -> usize {
+        self.input.capacity() + self.output.capacity()
+    }
+
     /// Releases the receive and send buffers if they are empty, so an idle
     /// connection holds no buffer memory. Call it when the connection goes
     /// quiet; the buffers are allocated again when bytes arrive.

@@ -36,6 +36,7 @@
 
 use std::future::{poll_fn, Future};
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll, Wake, Waker};
@@ -54,6 +55,9 @@ use crate::{CloseCode, Closed, Config, Connection, Event, Message, MessageKind, 
 
 /// Size of the buffer each read fills.
 const READ_BUF: usize = 32 * 1024;
+
+/// Buffer capacity a waiting connection may keep (see `Connection::shrink_buffers`).
+const KEEP_BUFFERS: usize = 64 * 1024;
 
 /// Unsent bytes above which [`Sink::poll_ready`] waits for the stream.
 pub const HIGH_WATER: usize = 256 * 1024;
@@ -128,7 +132,9 @@ where
 {
     let read = async {
         let mut handshake = ServerHandshake::new(config);
-        let mut buf = [0; 4096];
+        // On the heap: a buffer inside the future would stay allocated with
+        // the connection's task for as long as the connection lives.
+        let mut buf = vec![0; 4096];
         loop {
             let n = read_some(stream, &mut buf).await?;
             match handshake.handle_read(&buf[..n]) {
@@ -170,13 +176,7 @@ where
     };
     with_timeout(timeouts.handshake, write).await?;
     Ok(WebSocket {
-        inner: Inner::new(
-            stream,
-            accepted.connection,
-            accepted.protocol,
-            vec![0; READ_BUF],
-            timeouts,
-        ),
+        inner: Inner::new(stream, accepted.connection, accepted.protocol, timeouts),
     })
 }
 
@@ -233,17 +233,17 @@ where
         let mut handshake = ClientHandshake::new(request, config);
         stream.write_all(handshake.request()).await?;
         stream.flush().await?;
-        let mut buf = vec![0; READ_BUF];
+        let mut buf = vec![0; 4096];
         loop {
             let n = read_some(&mut stream, &mut buf).await?;
             if let Some(connected) = handshake.handle_read(&buf[..n])? {
-                return Ok((connected.connection, connected.response.protocol, buf));
+                return Ok((connected.connection, connected.response.protocol));
             }
         }
     };
-    let (conn, protocol, buf) = with_timeout(timeouts.handshake, handshake).await?;
+    let (conn, protocol) = with_timeout(timeouts.handshake, handshake).await?;
     Ok(WebSocket {
-        inner: Inner::new(stream, conn, protocol, buf, timeouts),
+        inner: Inner::new(stream, conn, protocol, timeouts),
     })
 }
 
@@ -282,7 +282,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Wraps a stream on which the handshake already happened.
     pub fn from_connection(stream: S, conn: Connection, timeouts: Timeouts) -> Self {
         WebSocket {
-            inner: Inner::new(stream, conn, None, vec![0; READ_BUF], timeouts),
+            inner: Inner::new(stream, conn, None, timeouts),
         }
     }
 
@@ -588,7 +588,6 @@ enum Finish {
 struct Inner<S> {
     stream: S,
     conn: Connection,
-    buf: Vec<u8>,
     protocol: Option<String>,
     closed: Option<Closed>,
     /// The Closed event was handed out, so the `Stream` impls end.
@@ -606,19 +605,12 @@ struct Inner<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
-    fn new(
-        stream: S,
-        conn: Connection,
-        protocol: Option<String>,
-        buf: Vec<u8>,
-        timeouts: Timeouts,
-    ) -> Self {
+    fn new(stream: S, conn: Connection, protocol: Option<String>, timeouts: Timeouts) -> Self {
         let now = Instant::now();
         let write_wakers = Arc::new(WriteWakers::default());
         let mut inner = Inner {
             stream,
             conn,
-            buf,
             protocol,
             closed: None,
             reported: false,
@@ -701,13 +693,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             if let Poll::Ready(Err(e)) = self.poll_flush_output(cx, side) {
                 return Poll::Ready(Err(e));
             }
-            let mut read = ReadBuf::new(&mut self.buf);
+            // Read into the stack, not a per-connection buffer: an idle
+            // connection then holds no read buffer at all.
+            let mut stack = [MaybeUninit::<u8>::uninit(); READ_BUF];
+            let mut read = ReadBuf::uninit(&mut stack);
             match Pin::new(&mut self.stream).poll_read(cx, &mut read) {
                 Poll::Ready(result) => result?,
                 Poll::Pending if closing_expired => {
                     return Poll::Ready(Err(self.closing_timeout()))
                 }
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    // Waiting for the peer: give back buffers that a big
+                    // message left large. Small ones stay, so steady
+                    // traffic allocates nothing.
+                    if self.conn.buffer_capacity() > KEEP_BUFFERS {
+                        self.conn.shrink_buffers();
+                    }
+                    return Poll::Pending;
+                }
             }
             last_look = closing_expired;
             let n = read.filled().len();
@@ -715,7 +718,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 self.conn.handle_eof();
             } else {
                 self.last_seen = Instant::now();
-                self.conn.handle_read(&self.buf[..n]);
+                self.conn.handle_read(read.filled());
             }
         }
     }
@@ -747,7 +750,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                         self.finish = Finish::Shutdown;
                         continue;
                     }
-                    let mut read = ReadBuf::new(&mut self.buf);
+                    let mut stack = [MaybeUninit::<u8>::uninit(); READ_BUF];
+                    let mut read = ReadBuf::uninit(&mut stack);
                     match ready!(Pin::new(&mut self.stream).poll_read(cx, &mut read)) {
                         Ok(()) if read.filled().is_empty() => self.finish = Finish::Shutdown,
                         Ok(()) => {}

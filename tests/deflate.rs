@@ -85,7 +85,12 @@ fn frames(mut bytes: &[u8]) -> Vec<(u8, u8, Vec<u8>)> {
 fn negotiation_table() {
     // (client preferences, server preferences, expected answer, expected params)
     let base = DeflateConfig::default();
-    type Case = (DeflateConfig, DeflateConfig, &'static str, (bool, bool, u8, u8));
+    type Case = (
+        DeflateConfig,
+        DeflateConfig,
+        &'static str,
+        (bool, bool, u8, u8),
+    );
     let cases: Vec<Case> = vec![
         (
             base.clone(),

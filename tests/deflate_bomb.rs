@@ -76,7 +76,11 @@ fn a_small_message_that_inflates_past_the_limit_is_1009_without_the_memory() {
         .unwrap();
     let accepted = request.accept(Accept::new()).unwrap();
     let mut server = accepted.connection;
-    let mut client = hs.handle_read(&accepted.response).unwrap().unwrap().connection;
+    let mut client = hs
+        .handle_read(&accepted.response)
+        .unwrap()
+        .unwrap()
+        .connection;
 
     // 2 MiB of zeros, compressed by our own client: about 2 KiB on the wire.
     let bomb = vec![0u8; INFLATED];
