@@ -57,7 +57,7 @@ use crate::{CloseCode, Closed, Config, Connection, Event, Message, MessageKind, 
 const READ_BUF: usize = 32 * 1024;
 
 /// Buffer capacity a waiting connection may keep (see `Connection::shrink_buffers`).
-const KEEP_BUFFERS: usize = 64 * 1024;
+const KEEP_BUFFERS: usize = 256 * 1024;
 
 /// Unsent bytes above which [`Sink::poll_ready`] waits for the stream.
 pub const HIGH_WATER: usize = 256 * 1024;
