@@ -129,6 +129,8 @@ struct MessageInProgress {
     compressed: bool,
     /// The inflated payload so far, for a compressed message.
     inflated: Vec<u8>,
+    /// Inflated bytes already delivered as fragments (streaming mode).
+    drained: usize,
 }
 
 /// What one decoding step produced.
@@ -305,6 +307,7 @@ impl Connection {
                     self.input.advance(frame.processed);
                     frame.remaining -= frame.processed as u64;
                     frame.processed = 0;
+                    message.drained += message.inflated.len();
                     let data = Bytes::from(std::mem::take(&mut message.inflated));
                     return Ok(Step::Event(self.fragment(data, false)));
                 }
@@ -403,6 +406,7 @@ impl Connection {
                     delivered: false,
                     compressed: header.rsv & RSV1 != 0,
                     inflated: Vec::new(),
+                    drained: 0,
                 });
             }
             OpCode::Continuation => {
@@ -509,6 +513,7 @@ impl Connection {
             if message.inflated.is_empty() && !fin {
                 return Ok(Step::Continue);
             }
+            message.drained += message.inflated.len();
             let data = Bytes::from(std::mem::take(&mut message.inflated));
             return Ok(Step::Event(self.fragment(data, fin)));
         }
@@ -872,23 +877,25 @@ fn inflate(
         .expect("RSV1 is accepted only when deflate was negotiated");
     let text = message.kind == MessageKind::Text;
     let start = message.inflated.len();
+    // The limit is on the whole inflated message; in streaming mode part of
+    // it may already have been delivered, so what is left is the budget.
     let limit = config.max_message_size;
-    // In streaming mode `inflated` is drained as it fills, so the limit is
-    // on what one step inflates; otherwise it is on the whole message.
-    match deflate.decompress(input, last, &mut message.inflated, limit) {
-        Ok(()) => {}
-        Err(InflateError::Corrupt) => return Err(ProtocolError::InvalidCompression { text }),
-        Err(InflateError::TooBig) => {
-            return Err(ProtocolError::MessageTooBig {
-                len: message.inflated.len() as u64,
-                max: limit.unwrap_or(usize::MAX),
-            })
-        }
-    }
+    let budget = limit.map(|limit| limit.saturating_sub(message.drained));
+    let result = deflate.decompress(input, last, &mut message.inflated, budget);
+    // Whatever stopped the inflater, the text it produced up to there is
+    // checked first: the first fault in the stream decides the code, and
+    // so the code does not depend on how the bytes were split into reads.
     if text && message.utf8.feed(&message.inflated[start..]).is_err() {
         return Err(ProtocolError::InvalidUtf8);
     }
-    Ok(())
+    match result {
+        Ok(()) => Ok(()),
+        Err(InflateError::Corrupt) => Err(ProtocolError::InvalidCompression { text }),
+        Err(InflateError::TooBig) => Err(ProtocolError::MessageTooBig {
+            len: (message.drained + message.inflated.len()) as u64,
+            max: limit.unwrap_or(usize::MAX),
+        }),
+    }
 }
 
 fn opcode_of(kind: MessageKind) -> OpCode {

@@ -494,3 +494,50 @@ fn a_server_limited_to_8_bits_sends_uncompressed() {
     assert_eq!(frames(client.pending_output())[0].0, 0b100);
     let _ = Role::Client;
 }
+
+/// Found by the `inflate` fuzz target: the outcome of a compressed message
+/// must not depend on how its bytes were split into reads.
+#[test]
+fn the_close_code_does_not_depend_on_the_reads() {
+    // (what is compressed, streaming, expected code)
+    let mut bad_text = b"0123456789\xff".to_vec();
+    bad_text.extend(std::iter::repeat_n(b'a', 10_000));
+    let cases: [(&[u8], bool, u16); 4] = [
+        // Inflates past the 4 KiB limit: 1009 even when each read inflates
+        // only a little and streaming mode hands it out as it comes.
+        (&[b'a'; 10_000], true, 1009),
+        (&[b'a'; 10_000], false, 1009),
+        // Invalid text at byte 10, long before the limit: 1007, even when
+        // one read inflates past the limit at once.
+        (&bad_text, true, 1007),
+        (&bad_text, false, 1007),
+    ];
+    for (payload, streaming, code) in cases {
+        let mut sender = config(Some(all_messages()));
+        sender.max_message_size = None;
+        let (_, mut client, _) = handshake(sender, config(Some(all_messages())));
+        client.send(MessageKind::Binary, payload).unwrap();
+        let mut bytes = client.pending_output().to_vec();
+        // Claim it is text: the checks are on the inflated bytes.
+        bytes[0] = (bytes[0] & 0xF0) | TEXT;
+        for chunking in [
+            Chunking::Whole,
+            Chunking::Bytewise,
+            Chunking::Sizes(&[3, 50]),
+        ] {
+            let mut receiver = config(Some(all_messages()));
+            receiver.max_message_size = Some(4096);
+            receiver.streaming = streaming;
+            let (_, _, mut server) = handshake(config(Some(all_messages())), receiver);
+            let events = feed_all(&mut server, &bytes, chunking.clone());
+            match events.last() {
+                Some(Event::Closed(closed)) => assert_eq!(
+                    closed.code(),
+                    CloseCode(code),
+                    "streaming {streaming}, {chunking:?}"
+                ),
+                other => panic!("streaming {streaming}, {chunking:?}: {other:?}"),
+            }
+        }
+    }
+}
