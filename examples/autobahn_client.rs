@@ -8,28 +8,11 @@
 //! `/getCaseCount`, runs every case at `/runCase?case=N&agent=NAME` by
 //! echoing each message back, then asks for `/updateReports?agent=NAME`.
 
-#[path = "support/quickack.rs"]
-mod quickack;
+#[path = "support/autobahn.rs"]
+mod autobahn;
 
 use rfc6455::tokio::WsUrl;
-use rfc6455::{Config, Message};
-
-/// The default configuration, offering permessage-deflate when the
-/// `deflate` feature is on.
-fn config() -> Config {
-    #[allow(unused_mut)]
-    let mut config = Config::default();
-    #[cfg(feature = "deflate")]
-    {
-        // Compress every message, however short. Sending short messages
-        // uncompressed is allowed (RFC 7692 §6), but kosoku 0.1.0, which
-        // runs our Autobahn passes, fails cases on uncompressed echoes.
-        let mut deflate = rfc6455::DeflateConfig::default();
-        deflate.threshold = 0;
-        config.deflate = Some(deflate);
-    }
-    config
-}
+use rfc6455::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut url = "ws://127.0.0.1:9001".to_string();
@@ -75,24 +58,35 @@ fn case_count(message: Option<Message>) -> Result<u32, Box<dyn std::error::Error
 async fn connect_tokio(
     url: &str,
     quick: bool,
-) -> Result<rfc6455::tokio::WebSocket<quickack::QuickAck>, rfc6455::tokio::Error> {
+) -> Result<rfc6455::tokio::WebSocket<autobahn::QuickAck>, rfc6455::tokio::Error> {
     let url = WsUrl::parse(url)?;
     let stream = tokio::net::TcpStream::connect(url.socket_addr()).await?;
     stream.set_nodelay(true)?;
-    let stream = quickack::QuickAck(stream, quick);
-    rfc6455::tokio::client_with(stream, &url.request(), config(), Default::default()).await
+    let stream = autobahn::QuickAck(stream, quick);
+    rfc6455::tokio::client_with(
+        stream,
+        &url.request(),
+        autobahn::config(),
+        Default::default(),
+    )
+    .await
 }
 
 fn connect_blocking(
     url: &str,
     quick: bool,
-) -> Result<rfc6455::blocking::WebSocket<quickack::BlockingQuickAck>, rfc6455::blocking::Error> {
+) -> Result<rfc6455::blocking::WebSocket<autobahn::BlockingQuickAck>, rfc6455::blocking::Error> {
     let url = WsUrl::parse(url)?;
     let stream = std::net::TcpStream::connect(url.socket_addr())?;
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(std::time::Duration::from_secs(1)))?;
-    let stream = quickack::BlockingQuickAck(stream, quick);
-    rfc6455::blocking::client_with(stream, &url.request(), config(), Default::default())
+    let stream = autobahn::BlockingQuickAck(stream, quick);
+    rfc6455::blocking::client_with(
+        stream,
+        &url.request(),
+        autobahn::config(),
+        Default::default(),
+    )
 }
 
 async fn run_tokio(url: &str, agent: &str, quick: bool) -> Result<(), Box<dyn std::error::Error>> {

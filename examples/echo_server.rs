@@ -8,16 +8,16 @@
 //! adapter, a task per connection; `--blocking` serves with the blocking
 //! adapter, a thread per connection. One log line per connection.
 //! `--quickack` acknowledges every read at once; the Autobahn runs use it
-//! (see examples/support/quickack.rs).
+//! (see examples/support/autobahn.rs).
 
-#[path = "support/quickack.rs"]
-mod quickack;
+#[path = "support/autobahn.rs"]
+mod autobahn;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use rfc6455::handshake::Accept;
-use rfc6455::{Closed, Config};
+use rfc6455::Closed;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut addr = "127.0.0.1:9001".to_string();
@@ -44,23 +44,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-/// The default configuration, with permessage-deflate accepted when the
-/// `deflate` feature is on.
-fn config() -> Config {
-    #[allow(unused_mut)]
-    let mut config = Config::default();
-    #[cfg(feature = "deflate")]
-    {
-        // Compress every message, however short. Sending short messages
-        // uncompressed is allowed (RFC 7692 §6), but kosoku 0.1.0, which
-        // runs our Autobahn passes, fails cases on uncompressed echoes.
-        let mut deflate = rfc6455::DeflateConfig::default();
-        deflate.threshold = 0;
-        config.deflate = Some(deflate);
-    }
-    config
-}
-
 /// One line per connection: who, what path, how it ended.
 fn log(peer: SocketAddr, path: &str, outcome: Result<Option<&Closed>, String>) {
     match outcome {
@@ -80,14 +63,18 @@ async fn serve_tokio(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::
         let (stream, peer) = listener.accept().await?;
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            let stream = quickack::QuickAck(stream, quick);
+            let stream = autobahn::QuickAck(stream, quick);
             let mut path = String::new();
-            let accepted =
-                rfc6455::tokio::accept_with(stream, config(), Default::default(), |request| {
+            let accepted = rfc6455::tokio::accept_with(
+                stream,
+                autobahn::config(),
+                Default::default(),
+                |request| {
                     path = request.path().to_string();
                     Ok(Accept::new())
-                })
-                .await;
+                },
+            )
+            .await;
             let mut ws = match accepted {
                 Ok(ws) => ws,
                 Err(err) => return log(peer, &path, Err(err.to_string())),
@@ -123,13 +110,17 @@ fn serve_blocking(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::Err
             let _ = stream.set_nodelay(true);
             // The blocking adapter's timers tick on the read timeout.
             let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-            let stream = quickack::BlockingQuickAck(stream, quick);
+            let stream = autobahn::BlockingQuickAck(stream, quick);
             let mut path = String::new();
-            let accepted =
-                rfc6455::blocking::accept_with(stream, config(), Default::default(), |request| {
+            let accepted = rfc6455::blocking::accept_with(
+                stream,
+                autobahn::config(),
+                Default::default(),
+                |request| {
                     path = request.path().to_string();
                     Ok(Accept::new())
-                });
+                },
+            );
             let mut ws = match accepted {
                 Ok(ws) => ws,
                 Err(err) => return log(peer, &path, Err(err.to_string())),

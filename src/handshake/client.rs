@@ -47,8 +47,7 @@ impl ClientRequest {
     /// the request.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         let (name, value) = (name.into(), value.into());
-        let clean = |s: &str| !s.contains(['\r', '\n']);
-        if clean(&name) && clean(&value) && !name.is_empty() {
+        if super::is_safe_field(&name, &value) {
             self.headers.push((name, value));
         }
         self

@@ -156,6 +156,12 @@ impl fmt::Display for HandshakeError {
 
 impl std::error::Error for HandshakeError {}
 
+/// Whether a header field can be written as given: a name, and no CR or LF
+/// in either part, so that a field can never split a request or response.
+pub(crate) fn is_safe_field(name: &str, value: &str) -> bool {
+    !name.is_empty() && !name.contains(['\r', '\n']) && !value.contains(['\r', '\n'])
+}
+
 /// A plain-text HTTP response with a status, extra fields and a body.
 pub(crate) fn error_response(status: u16, extra: &[(&str, &str)], body: &str) -> Vec<u8> {
     let mut out = format!("HTTP/1.1 {status} {}\r\n", reason_phrase(status)).into_bytes();

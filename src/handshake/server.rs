@@ -274,9 +274,7 @@ impl Request {
         let clean: Vec<(&str, &str)> = headers
             .iter()
             .copied()
-            .filter(|(n, v)| {
-                !n.is_empty() && !n.contains(['\r', '\n']) && !v.contains(['\r', '\n'])
-            })
+            .filter(|(n, v)| super::is_safe_field(n, v))
             .collect();
         error_response(status, &clean, reason)
     }
@@ -335,8 +333,7 @@ impl Accept {
     /// split the response.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         let (name, value) = (name.into(), value.into());
-        let clean = |s: &str| !s.contains(['\r', '\n']);
-        if clean(&name) && clean(&value) && !name.is_empty() {
+        if super::is_safe_field(&name, &value) {
             self.headers.push((name, value));
         }
         self

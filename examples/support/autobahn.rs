@@ -1,5 +1,6 @@
-//! A TCP stream that acknowledges every read at once (Linux `TCP_QUICKACK`),
-//! for the Autobahn runs only.
+//! What the Autobahn runs need from `echo_server` and `autobahn_client`:
+//! their configuration, and a TCP stream that acknowledges every read at
+//! once (Linux `TCP_QUICKACK`).
 //!
 //! kosoku, which runs the Autobahn passes, leaves Nagle's algorithm on. Its
 //! large compressed messages (cases 12.* and 13.*) leave the last segment
@@ -76,4 +77,21 @@ impl Write for BlockingQuickAck {
     fn flush(&mut self) -> io::Result<()> {
         self.0.flush()
     }
+}
+
+/// The default configuration, with permessage-deflate offered or accepted
+/// when the `deflate` feature is on.
+pub fn config() -> rfc6455::Config {
+    #[allow(unused_mut)]
+    let mut config = rfc6455::Config::default();
+    #[cfg(feature = "deflate")]
+    {
+        // Compress every message, however short. Sending short messages
+        // uncompressed is allowed (RFC 7692 §6), but kosoku 0.1.0, which
+        // runs our Autobahn passes, fails cases on uncompressed echoes.
+        let mut deflate = rfc6455::DeflateConfig::default();
+        deflate.threshold = 0;
+        config.deflate = Some(deflate);
+    }
+    config
 }
