@@ -1,13 +1,15 @@
 //! Side-by-side benchmarks of rfc6455 against tungstenite,
-//! tokio-tungstenite and fastwebsockets. See benches/README.md.
+//! tokio-tungstenite and fastwebsockets, and of its permessage-deflate
+//! against flate2 alone. See benches/README.md.
 //!
 //! ```text
-//! cargo run --release --manifest-path benches/Cargo.toml [-- [codec] [echo] [memory] [alloc] [--quick]]
+//! cargo run --release --manifest-path benches/Cargo.toml [-- [codec] [echo] [memory] [alloc] [deflate] [--quick]]
 //! bench serve --lib rfc6455|rfc6455-batch|tungstenite|tungstenite4k|fastwebsockets [--addr 127.0.0.1:0]
 //! ```
 
 mod alloc;
 mod codec;
+mod deflate;
 mod echo;
 mod harness;
 mod memory;
@@ -20,14 +22,15 @@ use harness::Budget;
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
 
-const PARTS: [&str; 4] = ["codec", "echo", "memory", "alloc"];
+const PARTS: [&str; 5] = ["codec", "echo", "memory", "alloc", "deflate"];
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench [codec] [echo] [memory] [alloc] [--quick]\n       \
+        "usage: bench [codec] [echo] [memory] [alloc] [deflate] [--quick]\n       \
          bench serve --lib LIB [--addr ADDR]\n       \
          bench probe LIB CONNS SIZE pingpong|pipelined MS [SERVER_CPU LOAD_CPU]\n       \
-         bench loop decode|encode rfc6455|tungstenite|tungstenite4k|fastwebsockets SIZE binary|ascii|mixed many|one SECONDS"
+         bench loop decode|encode rfc6455|tungstenite|tungstenite4k|fastwebsockets SIZE binary|ascii|mixed many|one SECONDS\n       \
+         bench loop deflate ours|limit SIZE json|binary SECONDS"
     );
     std::process::exit(2)
 }
@@ -92,8 +95,13 @@ fn main() {
     }
 
     if args.first().map(String::as_str) == Some("loop") {
-        // For a profiler: loop decode|encode LIB SIZE binary|ascii|mixed many|one SECONDS
-        codec::loop_main(&args[1..]).unwrap_or_else(|| usage());
+        // For a profiler: loop decode|encode LIB SIZE binary|ascii|mixed many|one SECONDS,
+        // or loop deflate ours|limit SIZE json|binary SECONDS
+        if args.get(1).map(String::as_str) == Some("deflate") {
+            deflate::loop_main(&args[2..]).unwrap_or_else(|| usage());
+        } else {
+            codec::loop_main(&args[1..]).unwrap_or_else(|| usage());
+        }
         return;
     }
 
@@ -131,6 +139,7 @@ fn main() {
             "echo" => echo::run(budget),
             "memory" => memory::run(budget),
             "alloc" => alloc::run(budget),
+            "deflate" => deflate::run(budget),
             _ => unreachable!("checked above"),
         }
         println!(
