@@ -436,10 +436,15 @@ impl Deflate {
                 // Data after the end of a DEFLATE stream in one message.
                 return Err(InflateError::Corrupt);
             }
-            if out.capacity() - out.len() < INFLATE_CHUNK {
-                // Grow geometrically (linear time overall), but never past
-                // one byte over the limit: that byte is how we notice.
-                let want = out.len().max(INFLATE_CHUNK);
+            if out.capacity() - out.len() < 64 {
+                // Grow geometrically (linear time overall), starting from a
+                // guess of four times the input, but never past one byte
+                // over the limit: that byte is how we notice.
+                let want = if out.capacity() == 0 {
+                    (input.len() * 4).clamp(256, INFLATE_CHUNK)
+                } else {
+                    out.len().max(256)
+                };
                 let room = limit.map_or(want, |limit| {
                     want.min((limit + 1).saturating_sub(out.len()))
                 });
