@@ -66,7 +66,7 @@ async fn connect_tokio(
     rfc6455::tokio::client_with(
         stream,
         &url.request(),
-        autobahn::config(),
+        autobahn::config(true),
         Default::default(),
     )
     .await
@@ -84,7 +84,7 @@ fn connect_blocking(
     rfc6455::blocking::client_with(
         stream,
         &url.request(),
-        autobahn::config(),
+        autobahn::config(true),
         Default::default(),
     )
 }

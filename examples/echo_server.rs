@@ -67,7 +67,7 @@ async fn serve_tokio(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::
             let mut path = String::new();
             let accepted = rfc6455::tokio::accept_with(
                 stream,
-                autobahn::config(),
+                autobahn::config(false),
                 Default::default(),
                 |request| {
                     path = request.path().to_string();
@@ -114,7 +114,7 @@ fn serve_blocking(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::Err
             let mut path = String::new();
             let accepted = rfc6455::blocking::accept_with(
                 stream,
-                autobahn::config(),
+                autobahn::config(false),
                 Default::default(),
                 |request| {
                     path = request.path().to_string();
