@@ -463,11 +463,7 @@ impl Connection {
                     message.data.extend_from_slice(&payload);
                     message.data.freeze()
                 };
-                let message = match message.kind {
-                    MessageKind::Text => Message::Text(Utf8Bytes::from_validated(data)),
-                    MessageKind::Binary => Message::Binary(data),
-                };
-                Ok(Step::Event(Event::Message(message)))
+                Ok(Step::Event(Event::Message(whole(message.kind, data))))
             }
             OpCode::Ping => {
                 // "Upon receipt of a Ping frame, an endpoint MUST send a Pong
@@ -522,11 +518,7 @@ impl Connection {
         }
         let message = self.message.take().expect("checked above");
         let data = Bytes::from(message.inflated);
-        let message = match message.kind {
-            MessageKind::Text => Message::Text(Utf8Bytes::from_validated(data)),
-            MessageKind::Binary => Message::Binary(data),
-        };
-        Ok(Step::Event(Event::Message(message)))
+        Ok(Step::Event(Event::Message(whole(message.kind, data))))
     }
 
     /// A streaming-mode piece of the current message.
@@ -895,6 +887,14 @@ fn inflate(
             len: (message.drained + message.inflated.len()) as u64,
             max: limit.unwrap_or(usize::MAX),
         }),
+    }
+}
+
+/// A received message, whole; text was checked as it arrived.
+fn whole(kind: MessageKind, data: Bytes) -> Message {
+    match kind {
+        MessageKind::Text => Message::Text(Utf8Bytes::from_validated(data)),
+        MessageKind::Binary => Message::Binary(data),
     }
 }
 

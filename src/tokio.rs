@@ -675,7 +675,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             if let Some(event) = self.conn.poll_event() {
                 if let Event::Closed(closed) = event {
                     self.closed = Some(closed);
-                    self.arm_close_timer();
+                    // Closed: the timer now bounds the closing handshake.
+                    self.arm_timer();
                     continue;
                 }
                 // Write any Pong now, without waiting for the stream.
@@ -774,11 +775,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         }
     }
 
-    fn arm_close_timer(&mut self) {
-        self.closing_since.get_or_insert_with(Instant::now);
-        self.arm_timer();
-    }
-
     /// Points the timer at the next deadline: closing handshake, idle, or ping.
     fn arm_timer(&mut self) {
         if self.conn.state() != State::Open {
@@ -853,9 +849,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         Pin::new(&mut self.stream).poll_write(&mut shared_cx, pending)
     }
 
-    fn poll_flush_output(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<Result<(), Error>> {
+    /// Writes until at most `keep` bytes are unsent; returns whether it
+    /// wrote anything.
+    fn poll_write_down_to(
+        &mut self,
+        cx: &mut Context<'_>,
+        side: Side,
+        keep: usize,
+    ) -> Poll<Result<bool, Error>> {
         let mut wrote = false;
-        while !self.conn.pending_output().is_empty() {
+        while self.conn.pending_output().len() > keep {
             match ready!(self.poll_write_some(cx, side)) {
                 Ok(0) => return Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into()))),
                 Ok(n) => {
@@ -865,7 +868,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 Err(e) => return Poll::Ready(Err(e.into())),
             }
         }
-        if wrote {
+        Poll::Ready(Ok(wrote))
+    }
+
+    fn poll_flush_output(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<Result<(), Error>> {
+        if ready!(self.poll_write_down_to(cx, side, 0))? {
             ready!(Pin::new(&mut self.stream).poll_flush(cx))?;
         }
         Poll::Ready(Ok(()))
@@ -875,13 +882,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         if !self.conn.can_send() {
             return Poll::Ready(Err(Error::Usage(crate::UsageError::Closed)));
         }
-        while self.conn.pending_output().len() >= HIGH_WATER {
-            match ready!(self.poll_write_some(cx, side)) {
-                Ok(0) => return Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into()))),
-                Ok(n) => self.conn.consume_output(n),
-                Err(e) => return Poll::Ready(Err(e.into())),
-            }
-        }
+        ready!(self.poll_write_down_to(cx, side, HIGH_WATER - 1))?;
         Poll::Ready(Ok(()))
     }
 
