@@ -5,7 +5,7 @@ use bytes::{Buf, Bytes, BytesMut};
 #[cfg(feature = "deflate")]
 use crate::deflate::{Deflate, DeflateParams, InflateError};
 use crate::frame::{Header, OpCode, MAX_HEADER_LEN};
-use crate::mask::apply_mask;
+use crate::mask::{apply_mask, extend_masked};
 use crate::utf8::Utf8Validator;
 use crate::{
     CloseCode, CloseFrame, Closed, Config, Event, Fragment, Initiator, Message, MessageKind,
@@ -777,10 +777,10 @@ impl Connection {
         let head_len = header.encode(&mut head);
         self.output.reserve(head_len + payload.len());
         self.output.extend_from_slice(&head[..head_len]);
-        let start = self.output.len();
-        self.output.extend_from_slice(payload);
-        if let Some(key) = mask {
-            apply_mask(&mut self.output[start..], key, 0);
+        match mask {
+            // One pass: the payload is masked as it is copied.
+            Some(key) => extend_masked(&mut self.output, payload, key),
+            None => self.output.extend_from_slice(payload),
         }
     }
 

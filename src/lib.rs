@@ -71,7 +71,7 @@ pub use utf8::Utf8Bytes;
 #[cfg(any(fuzzing, feature = "internals"))]
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::mask::{apply_mask, apply_mask_reference};
+    pub use crate::mask::{apply_mask, apply_mask_reference, extend_masked};
     pub use crate::utf8::{InvalidUtf8, Utf8Validator};
 }
 
