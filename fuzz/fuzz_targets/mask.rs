@@ -3,12 +3,13 @@
 //!
 //! Invariants: the two agree; masking in two pieces (the second with the
 //! offset advanced by the first's length) equals masking whole; masking
-//! twice gives the data back.
+//! twice gives the data back; `extend_masked` (copy and mask in one pass,
+//! after a prefix of any length) equals copying then masking.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use rfc6455::internals::{apply_mask, apply_mask_reference};
+use rfc6455::internals::{apply_mask, apply_mask_reference, extend_masked};
 
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {
@@ -62,4 +63,12 @@ fuzz_target!(|input: Input<'_>| {
     assert_eq!(pieces, whole, "masking in pieces differs, split {split}");
     apply_mask(&mut whole, key, offset);
     assert_eq!(whole, data, "masking twice is not the identity");
+
+    let prefix = usize::from(input.split) % 16;
+    let mut out = vec![0x5A; prefix];
+    extend_masked(&mut out, data, key);
+    let mut expected = data.to_vec();
+    apply_mask_reference(&mut expected, key, 0);
+    assert!(out[..prefix].iter().all(|&b| b == 0x5A), "prefix changed");
+    assert_eq!(out[prefix..], expected[..], "extend_masked differs");
 });
