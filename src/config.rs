@@ -15,6 +15,11 @@ pub struct Config {
     /// the connection with 1009 as soon as the header arrives, before any of
     /// the payload is buffered. `None` for no limit.
     ///
+    /// This is also the memory a connection may set aside for one frame:
+    /// once a frame's payload starts arriving in pieces, room for the whole
+    /// frame (up to 16 MiB) is reserved at once instead of growing the
+    /// receive buffer piece by piece.
+    ///
     /// Default: 16 MiB.
     pub max_frame_size: Option<usize>,
     /// The largest message accepted, summed over its fragments; exceeding
