@@ -82,7 +82,9 @@ async fn serve_tokio(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::
             let outcome = loop {
                 match ws.recv().await {
                     Ok(Some(message)) => {
-                        if let Err(err) = ws.send(&message).await {
+                        // Queued, and written when `recv` next waits for
+                        // input: a burst of messages is echoed in one write.
+                        if let Err(err) = ws.feed(&message).await {
                             break Err(err.to_string());
                         }
                     }

@@ -12,7 +12,8 @@
 //! let (stream, _) = listener.accept().await?;
 //! let mut ws = rfc6455::tokio::accept(stream).await?;
 //! while let Some(message) = ws.recv().await? {
-//!     ws.send(&message).await?;
+//!     // Queued; written when `recv` next waits for the peer.
+//!     ws.feed(&message).await?;
 //! }
 //! # Ok(()) }
 //! ```
@@ -26,13 +27,16 @@
 //! # Writing and backpressure
 //!
 //! [`WebSocket::send`] queues the frame and writes until everything queued
-//! has gone to the stream. The [`Sink`] impl queues instead: `poll_ready`
-//! waits only while more than [`HIGH_WATER`] bytes are unsent, and
-//! `poll_flush` writes them out, so `feed`ing many messages and flushing
-//! once sends them in as few writes as the stream takes.
+//! has gone to the stream. [`WebSocket::feed`] and the [`Sink`] impl queue
+//! instead: they wait only while more than [`HIGH_WATER`] bytes are unsent.
+//! What they queue goes out on [`flush`](WebSocket::flush), or when
+//! [`recv`](WebSocket::recv) has decoded everything received and is about
+//! to wait for the peer. So a server that answers each message with `feed`
+//! writes the answers to a burst of requests with one system call, and
+//! still answers a lone request at once.
 //!
 //! While the program only reads, Pongs and Close replies still go out:
-//! reading writes whatever the connection queued.
+//! reading writes whatever the connection queued before it waits.
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -304,6 +308,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     pub async fn send(&mut self, message: &Message) -> Result<(), Error> {
         self.inner.conn.send_message(message)?;
         self.flush().await
+    }
+
+    /// Queues a message in one frame without writing it, unless more than
+    /// [`HIGH_WATER`] bytes are waiting (then it writes until fewer are).
+    ///
+    /// The frame goes out on [`flush`](WebSocket::flush), on a later
+    /// `send`, or when [`recv`](WebSocket::recv) is about to wait for the
+    /// peer: the pattern for a loop that answers what it receives, which
+    /// then writes all the answers to a burst of messages at once. A task
+    /// that only sends should use [`send`](WebSocket::send), or flush.
+    pub async fn feed(&mut self, message: &Message) -> Result<(), Error> {
+        self.inner.conn.send_message(message)?;
+        poll_fn(|cx| {
+            self.inner
+                .poll_write_down_to(cx, Side::Writer, HIGH_WATER - 1)
+                .map_ok(drop)
+        })
+        .await
     }
 
     /// Sends a text message and writes it out.
@@ -679,10 +701,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                     self.arm_timer();
                     continue;
                 }
-                // Write any Pong now, without waiting for the stream.
-                if let Poll::Ready(Err(e)) = self.poll_flush_output(cx, side) {
-                    return Poll::Ready(Err(e));
-                }
+                // Any Pong this queued goes out with the other output
+                // when we next wait for input (below), so the answers to a
+                // burst of messages leave in one write.
                 return Poll::Ready(Ok(event));
             }
             if last_look {

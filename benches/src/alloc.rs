@@ -138,7 +138,7 @@ pub fn run(budget: Budget) {
 
     let mut adapter = Table::new(
         "Echo server over loopback TCP (recv + send per message, server thread only): allocations per message",
-        &["mode", "size", "rfc6455", "tungstenite", "tungstenite4k", "fastwebsockets", "rfc6455-batch"],
+        &["mode", "size", "rfc6455", "tungstenite", "tungstenite4k", "fastwebsockets", "rfc6455-send"],
     );
     let cases = [
         (Mode::PingPong, 16usize),
@@ -150,8 +150,8 @@ pub fn run(budget: Budget) {
     let msgs: u64 = if budget.quick { 2000 } else { 20_000 };
     for (mode, size) in cases {
         let mut row = vec![mode.name().to_string(), size_name(size)];
-        for lib in ServerLib::MAIN.iter().chain(&[ServerLib::Rfc6455Batch]) {
-            if *lib == ServerLib::Rfc6455Batch && mode == Mode::PingPong {
+        for lib in ServerLib::MAIN.iter().chain(&[ServerLib::Rfc6455Send]) {
+            if *lib == ServerLib::Rfc6455Send && mode == Mode::PingPong {
                 row.push("-".into());
                 continue;
             }

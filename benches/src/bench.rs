@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --manifest-path benches/Cargo.toml [-- [codec] [echo] [memory] [alloc] [deflate] [--quick]]
-//! bench serve --lib rfc6455|rfc6455-batch|tungstenite|tungstenite4k|fastwebsockets [--addr 127.0.0.1:0]
+//! bench serve --lib rfc6455|rfc6455-send|tungstenite|tungstenite4k|fastwebsockets [--addr 127.0.0.1:0]
 //! ```
 
 mod alloc;

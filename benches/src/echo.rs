@@ -333,7 +333,7 @@ pub fn run(budget: Budget) {
         pin_current_thread(Some(placement.load_cpus));
         let mut servers: Vec<ServerProcess> = ServerLib::MAIN
             .iter()
-            .chain(&[ServerLib::Rfc6455Batch])
+            .chain(&[ServerLib::TungsteniteFeed, ServerLib::Rfc6455Send])
             .map(|&lib| ServerProcess::start(lib, placement.server_cpus).expect("start a server"))
             .collect();
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -353,10 +353,10 @@ pub fn run(budget: Budget) {
                 "tungstenite",
                 "tungstenite4k",
                 "fastwebsockets",
+                "tungstenite-feed",
                 "ours/best peer",
                 "p99 ours/best peer",
-                "rfc6455-batch",
-                "batch/best peer",
+                "rfc6455-send",
                 "drops",
             ],
         );
@@ -367,7 +367,8 @@ pub fn run(budget: Budget) {
                         Mode::PingPong => ServerLib::MAIN.to_vec(),
                         Mode::Pipelined => {
                             let mut v = ServerLib::MAIN.to_vec();
-                            v.push(ServerLib::Rfc6455Batch);
+                            v.push(ServerLib::TungsteniteFeed);
+                            v.push(ServerLib::Rfc6455Send);
                             v
                         }
                     };
@@ -413,7 +414,9 @@ pub fn run(budget: Budget) {
                         )
                     };
                     let ours = med[0];
-                    let peers = &med[1..4];
+                    // Peers: tungstenite (both buffers), fastwebsockets,
+                    // and in the pipelined rows tungstenite-feed.
+                    let peers: Vec<&EchoResult> = med[1..4].iter().chain(med.get(4)).collect();
                     let best_rate = peers.iter().map(|r| r.msgs_per_s).fold(0.0, f64::max);
                     let best_p99 = peers.iter().map(|r| r.p99_ns).fold(f64::INFINITY, f64::min);
                     let drops = softnet_dropped() - drops_before;
@@ -423,15 +426,10 @@ pub fn run(budget: Budget) {
                         crate::harness::size_name(size),
                     ];
                     row.extend(med[..4].iter().map(cell));
+                    row.push(med.get(4).map_or("-".into(), cell));
                     row.push(fmt_ratio(ours.msgs_per_s / best_rate));
                     row.push(fmt_ratio(ours.p99_ns / best_p99));
-                    if med.len() > 4 {
-                        row.push(cell(&med[4]));
-                        row.push(fmt_ratio(med[4].msgs_per_s / best_rate));
-                    } else {
-                        row.push("-".into());
-                        row.push("-".into());
-                    }
+                    row.push(med.get(5).map_or("-".into(), cell));
                     row.push(drops.to_string());
                     table.row(row);
                 }
@@ -439,9 +437,10 @@ pub fn run(budget: Budget) {
             eprintln!("  echo: {} {} done", placement.name, mode.name());
         }
         table.note("ours/best peer: msgs/s, > 1 means rfc6455 is faster. p99 ours/best peer: < 1 means rfc6455 has the lower p99.");
-        table.note("Every server: its own process, tokio current-thread runtime, TCP_NODELAY, recv-then-send per message.");
+        table.note("Every server: its own process, tokio current-thread runtime, TCP_NODELAY, one task per connection. rfc6455: recv then feed (the echo is written when recv next waits for input); tungstenite, fastwebsockets: read then send/write_frame per message.");
+        table.note("tungstenite-feed (pipelined rows, a peer there): Sink::feed while next().now_or_never() has more, then flush.");
         table.note("drops: packets the kernel dropped (softnet backlog, whole machine) during the row; each costs a 200 ms+ retransmission timeout, so such a row says more about loopback than about the servers.");
-        table.note("rfc6455-batch (pipelined only, not in the ratios): Sink::feed while recv().now_or_never() has more, then flush.");
+        table.note("rfc6455-send (pipelined rows, not in the ratios): recv then send, one write per message.");
         table.print();
         drop(servers.drain(..));
     }

@@ -16,15 +16,21 @@ use tokio::net::{TcpListener, TcpStream};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServerLib {
-    /// rfc6455's tokio adapter: `recv`, then `send` (what examples/echo_server.rs does).
+    /// rfc6455's tokio adapter: `recv`, then `feed` (what
+    /// examples/echo_server.rs does): the echo is written when `recv` next
+    /// waits for input, so a burst is answered with one write.
     Rfc6455,
-    /// rfc6455's tokio adapter through `Sink`: `feed` every message that is
-    /// already decoded, `flush` once none is left. Informational.
-    Rfc6455Batch,
+    /// rfc6455's tokio adapter: `recv`, then `send`, a write per message.
+    /// Informational.
+    Rfc6455Send,
     /// tokio-tungstenite with tungstenite's default config: `next`, then `send`.
     Tungstenite,
     /// The same with `read_buffer_size` = 4 KiB.
     Tungstenite4k,
+    /// tokio-tungstenite (default config) batching as its `Sink` allows:
+    /// `feed` every message already readable, `flush` when none is left.
+    /// In the pipelined rows only, where it counts as a peer.
+    TungsteniteFeed,
     /// fastwebsockets (simd) with `FragmentCollector`: `read_frame`, then `write_frame`.
     Fastwebsockets,
 }
@@ -39,18 +45,20 @@ impl ServerLib {
     pub fn name(self) -> &'static str {
         match self {
             ServerLib::Rfc6455 => "rfc6455",
-            ServerLib::Rfc6455Batch => "rfc6455-batch",
+            ServerLib::Rfc6455Send => "rfc6455-send",
             ServerLib::Tungstenite => "tungstenite",
             ServerLib::Tungstenite4k => "tungstenite4k",
+            ServerLib::TungsteniteFeed => "tungstenite-feed",
             ServerLib::Fastwebsockets => "fastwebsockets",
         }
     }
     pub fn parse(s: &str) -> Option<ServerLib> {
         [
             ServerLib::Rfc6455,
-            ServerLib::Rfc6455Batch,
+            ServerLib::Rfc6455Send,
             ServerLib::Tungstenite,
             ServerLib::Tungstenite4k,
+            ServerLib::TungsteniteFeed,
             ServerLib::Fastwebsockets,
         ]
         .into_iter()
@@ -84,14 +92,17 @@ pub async fn serve(lib: ServerLib, listener: TcpListener) -> io::Result<()> {
             ServerLib::Rfc6455 => drop(tokio::spawn(async move {
                 let _ = echo_rfc6455(stream).await;
             })),
-            ServerLib::Rfc6455Batch => drop(tokio::spawn(async move {
-                let _ = echo_rfc6455_batch(stream).await;
+            ServerLib::Rfc6455Send => drop(tokio::spawn(async move {
+                let _ = echo_rfc6455_send(stream).await;
             })),
             ServerLib::Tungstenite => drop(tokio::spawn(async move {
                 let _ = echo_tungstenite(stream, None).await;
             })),
             ServerLib::Tungstenite4k => drop(tokio::spawn(async move {
                 let _ = echo_tungstenite(stream, Some(tungstenite_4k())).await;
+            })),
+            ServerLib::TungsteniteFeed => drop(tokio::spawn(async move {
+                let _ = echo_tungstenite_feed(stream).await;
             })),
             ServerLib::Fastwebsockets => drop(tokio::spawn(async move {
                 let _ = echo_fastwebsockets(stream).await;
@@ -113,13 +124,13 @@ pub async fn task_sizes() -> io::Result<Vec<(ServerLib, usize)>> {
     let (stream, _) = listener.accept().await?;
     let (a, b, c, d) = (
         std::mem::size_of_val(&echo_rfc6455(stream)),
-        std::mem::size_of_val(&echo_rfc6455_batch(TcpStream::connect(addr).await?)),
+        std::mem::size_of_val(&echo_rfc6455_send(TcpStream::connect(addr).await?)),
         std::mem::size_of_val(&echo_tungstenite(TcpStream::connect(addr).await?, None)),
         std::mem::size_of_val(&echo_fastwebsockets(TcpStream::connect(addr).await?)),
     );
     Ok(vec![
         (ServerLib::Rfc6455, a),
-        (ServerLib::Rfc6455Batch, b),
+        (ServerLib::Rfc6455Send, b),
         (ServerLib::Tungstenite, c),
         (ServerLib::Tungstenite4k, c),
         (ServerLib::Fastwebsockets, d),
@@ -131,24 +142,15 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 async fn echo_rfc6455(stream: TcpStream) -> Result<(), BoxError> {
     let mut ws = rfc6455::tokio::accept(stream).await?;
     while let Some(message) = ws.recv().await? {
-        ws.send(&message).await?;
+        ws.feed(&message).await?;
     }
     Ok(())
 }
 
-async fn echo_rfc6455_batch(stream: TcpStream) -> Result<(), BoxError> {
-    use futures_util::FutureExt;
+async fn echo_rfc6455_send(stream: TcpStream) -> Result<(), BoxError> {
     let mut ws = rfc6455::tokio::accept(stream).await?;
     while let Some(message) = ws.recv().await? {
-        ws.feed(message).await?;
-        // `recv` is cancel-safe: take what is decoded or readable now.
-        while let Some(next) = ws.recv().now_or_never() {
-            match next? {
-                Some(message) => ws.feed(message).await?,
-                None => return Ok(()),
-            }
-        }
-        SinkExt::flush(&mut ws).await?;
+        ws.send(&message).await?;
     }
     Ok(())
 }
@@ -163,6 +165,29 @@ async fn echo_tungstenite(
         if message.is_text() || message.is_binary() {
             ws.send(message).await?;
         }
+    }
+    Ok(())
+}
+
+async fn echo_tungstenite_feed(stream: TcpStream) -> Result<(), BoxError> {
+    use futures_util::FutureExt;
+    let mut ws = tokio_tungstenite::accept_async(stream).await?;
+    while let Some(message) = ws.next().await {
+        let message = message?;
+        if message.is_text() || message.is_binary() {
+            ws.feed(message).await?;
+        }
+        // Take what is already readable, then write it all at once.
+        while let Some(next) = ws.next().now_or_never() {
+            let Some(message) = next else {
+                return Ok(());
+            };
+            let message = message?;
+            if message.is_text() || message.is_binary() {
+                ws.feed(message).await?;
+            }
+        }
+        ws.flush().await?;
     }
     Ok(())
 }
