@@ -84,7 +84,7 @@ async fn serve_tokio(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::
                     Ok(Some(message)) => {
                         // Queued, and written when `recv` next waits for
                         // input: a burst of messages is echoed in one write.
-                        if let Err(err) = ws.feed(&message).await {
+                        if let Err(err) = ws.queue(&message).await {
                             break Err(err.to_string());
                         }
                     }

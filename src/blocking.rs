@@ -276,12 +276,12 @@ impl<S: Read + Write> WebSocket<S> {
     pub fn read_event(&mut self) -> Result<Event, Error> {
         loop {
             if let Some(closed) = &self.closed {
-                return Ok(Event::Closed(closed.clone()));
+                return Ok(Event::Closed(Box::new(closed.clone())));
             }
             if let Some(event) = self.conn.poll_event() {
                 self.flush()?;
                 if let Event::Closed(closed) = &event {
-                    self.closed = Some(closed.clone());
+                    self.closed = Some(Closed::clone(closed));
                     self.finish()?;
                 }
                 return Ok(event);

@@ -260,7 +260,10 @@ impl Connection {
     pub fn poll_event(&mut self) -> Option<Event> {
         loop {
             if self.state == State::Closed {
-                return self.closed_event.take().map(Event::Closed);
+                return self
+                    .closed_event
+                    .take()
+                    .map(|closed| Event::Closed(Box::new(closed)));
             }
             match self.step() {
                 Ok(Step::Event(event)) => return Some(event),
@@ -288,6 +291,9 @@ impl Connection {
             };
             self.check_header(&header)?;
             self.input.advance(header_len);
+            if let Some(event) = self.whole_frame_message(&header)? {
+                return Ok(Step::Event(event));
+            }
             self.begin_frame(header);
         }
         let frame = self.frame.as_mut().expect("a frame is in progress");
@@ -340,6 +346,33 @@ impl Connection {
         let frame = self.frame.take().expect("a frame is in progress");
         let payload = self.input.split_to(frame.remaining as usize);
         self.end_frame(frame.header, payload)
+    }
+
+    /// The fast path for the common case: an unfragmented, uncompressed
+    /// data message whose whole payload is already buffered becomes its
+    /// event at once, with no per-frame or per-message state. `None`: take
+    /// the general path. The header has passed `check_header`.
+    fn whole_frame_message(&mut self, header: &Header) -> Result<Option<Event>, ProtocolError> {
+        let kind = match header.opcode {
+            OpCode::Text => MessageKind::Text,
+            OpCode::Binary => MessageKind::Binary,
+            _ => return Ok(None),
+        };
+        if !header.fin
+            || header.rsv != 0
+            || self.config.streaming
+            || header.len > self.input.len() as u64
+        {
+            return Ok(None);
+        }
+        let mut payload = self.input.split_to(header.len as usize);
+        if let Some(key) = header.mask {
+            apply_mask(&mut payload, key, 0);
+        }
+        if kind == MessageKind::Text && simdutf8::basic::from_utf8(&payload).is_err() {
+            return Err(ProtocolError::InvalidUtf8);
+        }
+        Ok(Some(Event::Message(whole(kind, payload.freeze()))))
     }
 
     /// Checks what the header alone can tell (§5.2, §5.4, §5.5) and the limits.

@@ -119,8 +119,9 @@ pub enum Event {
     Ping(Bytes),
     /// A Pong arrived.
     Pong(Bytes),
-    /// The connection is closed; this is the last event.
-    Closed(Closed),
+    /// The connection is closed; this is the last event. (Boxed: it is
+    /// rare and large, and every other event is small.)
+    Closed(Box<Closed>),
 }
 
 /// Who started the closing handshake (or ended the connection).

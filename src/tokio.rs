@@ -13,7 +13,7 @@
 //! let mut ws = rfc6455::tokio::accept(stream).await?;
 //! while let Some(message) = ws.recv().await? {
 //!     // Queued; written when `recv` next waits for the peer.
-//!     ws.feed(&message).await?;
+//!     ws.queue(&message).await?;
 //! }
 //! # Ok(()) }
 //! ```
@@ -27,11 +27,11 @@
 //! # Writing and backpressure
 //!
 //! [`WebSocket::send`] queues the frame and writes until everything queued
-//! has gone to the stream. [`WebSocket::feed`] and the [`Sink`] impl queue
+//! has gone to the stream. [`WebSocket::queue`] and the [`Sink`] impl (`feed`) queue
 //! instead: they wait only while more than [`HIGH_WATER`] bytes are unsent.
 //! What they queue goes out on [`flush`](WebSocket::flush), or when
 //! [`recv`](WebSocket::recv) has decoded everything received and is about
-//! to wait for the peer. So a server that answers each message with `feed`
+//! to wait for the peer. So a server that answers each message with `queue`
 //! writes the answers to a burst of requests with one system call, and
 //! still answers a lone request at once.
 //!
@@ -318,7 +318,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// peer: the pattern for a loop that answers what it receives, which
     /// then writes all the answers to a burst of messages at once. A task
     /// that only sends should use [`send`](WebSocket::send), or flush.
-    pub async fn feed(&mut self, message: &Message) -> Result<(), Error> {
+    pub async fn queue(&mut self, message: &Message) -> Result<(), Error> {
         self.inner.conn.send_message(message)?;
         poll_fn(|cx| {
             self.inner
@@ -692,11 +692,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             if self.closed.is_some() {
                 ready!(self.poll_finish(cx, side))?;
                 let closed = self.closed.clone().expect("checked above");
-                return Poll::Ready(Ok(Event::Closed(closed)));
+                return Poll::Ready(Ok(Event::Closed(Box::new(closed))));
             }
             if let Some(event) = self.conn.poll_event() {
                 if let Event::Closed(closed) = event {
-                    self.closed = Some(closed);
+                    self.closed = Some(*closed);
                     // Closed: the timer now bounds the closing handshake.
                     self.arm_timer();
                     continue;

@@ -145,7 +145,7 @@ impl RawPeer {
         let mut events = Vec::new();
         loop {
             match self.next_event() {
-                Event::Closed(closed) => return (events, closed),
+                Event::Closed(closed) => return (events, *closed),
                 event => events.push(event),
             }
         }

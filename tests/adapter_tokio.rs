@@ -144,7 +144,7 @@ impl RawPeer {
         let mut events = Vec::new();
         loop {
             match self.next_event().await {
-                Event::Closed(closed) => return (events, closed),
+                Event::Closed(closed) => return (events, *closed),
                 event => events.push(event),
             }
         }

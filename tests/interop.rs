@@ -813,7 +813,7 @@ fn blocking_exchange<S: Read + Write>(
         Closer::Peer => ws.send_text("close-me").expect("send close-me"),
     }
     let closed = match next(ws, "closing") {
-        Event::Closed(closed) => closed,
+        Event::Closed(closed) => *closed,
         other => panic!("closing: expected Closed, got {other:?}"),
     };
     check_closed(&closed, closer);
@@ -941,7 +941,7 @@ where
         Closer::Peer => ws.send_text("close-me").await.expect("send close-me"),
     }
     let closed = match next(ws, "closing").await {
-        Event::Closed(closed) => closed,
+        Event::Closed(closed) => *closed,
         other => panic!("closing: expected Closed, got {other:?}"),
     };
     check_closed(&closed, closer);

@@ -437,7 +437,7 @@ pub fn run(budget: Budget) {
             eprintln!("  echo: {} {} done", placement.name, mode.name());
         }
         table.note("ours/best peer: msgs/s, > 1 means rfc6455 is faster. p99 ours/best peer: < 1 means rfc6455 has the lower p99.");
-        table.note("Every server: its own process, tokio current-thread runtime, TCP_NODELAY, one task per connection. rfc6455: recv then feed (the echo is written when recv next waits for input); tungstenite, fastwebsockets: read then send/write_frame per message.");
+        table.note("Every server: its own process, tokio current-thread runtime, TCP_NODELAY, one task per connection. rfc6455: recv then queue (the echo is written when recv next waits for input); tungstenite, fastwebsockets: read then send/write_frame per message.");
         table.note("tungstenite-feed (pipelined rows, a peer there): Sink::feed while next().now_or_never() has more, then flush.");
         table.note("drops: packets the kernel dropped (softnet backlog, whole machine) during the row; each costs a 200 ms+ retransmission timeout, so such a row says more about loopback than about the servers.");
         table.note("rfc6455-send (pipelined rows, not in the ratios): recv then send, one write per message.");

@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServerLib {
-    /// rfc6455's tokio adapter: `recv`, then `feed` (what
+    /// rfc6455's tokio adapter: `recv`, then `queue` (what
     /// examples/echo_server.rs does): the echo is written when `recv` next
     /// waits for input, so a burst is answered with one write.
     Rfc6455,
@@ -142,7 +142,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 async fn echo_rfc6455(stream: TcpStream) -> Result<(), BoxError> {
     let mut ws = rfc6455::tokio::accept(stream).await?;
     while let Some(message) = ws.recv().await? {
-        ws.feed(&message).await?;
+        ws.queue(&message).await?;
     }
     Ok(())
 }

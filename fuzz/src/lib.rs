@@ -87,7 +87,7 @@ pub fn normalize(events: &[Event], streaming: bool) -> Vec<Norm> {
                 if let Some((kind, data)) = partial.take() {
                     out.push(Norm::Partial(kind, data));
                 }
-                out.push(Norm::Closed(closed.clone()));
+                out.push(Norm::Closed(rfc6455::Closed::clone(closed)));
             }
         }
     }
