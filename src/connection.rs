@@ -100,6 +100,22 @@ pub struct Connection {
     scratch: Vec<u8>,
 }
 
+/// A connection's receive and send buffers, empty but with their
+/// capacity, on their way from one connection to another (see
+/// [`Connection::take_buffers`]).
+#[derive(Debug, Default)]
+pub struct Buffers {
+    input: BytesMut,
+    output: Vec<u8>,
+}
+
+impl Buffers {
+    /// The bytes of memory these buffers hold.
+    pub fn capacity(&self) -> usize {
+        self.input.capacity() + self.output.capacity()
+    }
+}
+
 /// RSV1: "Per-Message Compressed" under permessage-deflate (RFC 7692 §6).
 const RSV1: u8 = 0b100;
 
@@ -888,6 +904,41 @@ impl Connection {
     /// The bytes of memory the receive and send buffers hold now, used or not.
     pub fn buffer_capacity(&self) -> usize {
         self.input.capacity() + self.output.capacity()
+    }
+
+    /// Takes out the receive and send buffers, with their capacity, if
+    /// both are empty and there is capacity to take; the connection goes on
+    /// with unallocated ones. With [`give_buffers`](Connection::give_buffers)
+    /// a driver of many connections can pass buffers from connections that
+    /// wait to connections that have work, so that waiting connections hold
+    /// no buffer memory and busy ones allocate none.
+    pub fn take_buffers(&mut self) -> Option<Buffers> {
+        let idle =
+            self.input.is_empty() && self.frame.is_none() && self.pending_output().is_empty();
+        if !idle || self.buffer_capacity() == 0 {
+            return None;
+        }
+        self.output.clear();
+        self.output_sent = 0;
+        Some(Buffers {
+            input: std::mem::take(&mut self.input),
+            output: std::mem::take(&mut self.output),
+        })
+    }
+
+    /// Installs buffers from [`take_buffers`](Connection::take_buffers)
+    /// (of this or another connection) where this connection has none
+    /// allocated. Buffers it does not need are dropped.
+    pub fn give_buffers(&mut self, buffers: Buffers) {
+        if self.input.capacity() == 0 && self.input.is_empty() && self.frame.is_none() {
+            self.input = buffers.input;
+            self.input.clear();
+        }
+        if self.output.capacity() == 0 {
+            self.output = buffers.output;
+            self.output.clear();
+            self.output_sent = 0;
+        }
     }
 
     /// Releases the receive and send buffers if they are empty, so an idle

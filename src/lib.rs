@@ -60,7 +60,7 @@ pub mod tokio;
 
 pub use close::{CloseCode, CloseFrame};
 pub use config::Config;
-pub use connection::{Connection, State};
+pub use connection::{Buffers, Connection, State};
 #[cfg(feature = "deflate")]
 pub use deflate::{DeflateConfig, DeflateParams};
 pub use error::{ProtocolError, UsageError};

@@ -60,8 +60,39 @@ use crate::{CloseCode, Closed, Config, Connection, Event, Message, MessageKind, 
 /// Size of the buffer each read fills.
 const READ_BUF: usize = 32 * 1024;
 
-/// Buffer capacity a waiting connection may keep (see `Connection::shrink_buffers`).
-const KEEP_BUFFERS: usize = 256 * 1024;
+/// Buffers of connections that wait for their peer, kept per thread for
+/// the next connection that has work: a waiting connection holds no
+/// buffer memory, and steady traffic allocates none.
+mod pool {
+    use std::cell::RefCell;
+
+    use crate::Buffers;
+
+    /// Buffer sets kept per thread.
+    const LEN: usize = 8;
+    /// Larger sets (left by a big message) are freed, not kept.
+    const MAX_KEPT: usize = 256 * 1024;
+
+    thread_local! {
+        static POOL: RefCell<Vec<Buffers>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub(super) fn put(buffers: Buffers) {
+        if buffers.capacity() <= MAX_KEPT {
+            // During thread teardown the pool may be gone: then just free.
+            let _ = POOL.try_with(|pool| {
+                let mut pool = pool.borrow_mut();
+                if pool.len() < LEN {
+                    pool.push(buffers);
+                }
+            });
+        }
+    }
+
+    pub(super) fn take() -> Option<Buffers> {
+        POOL.try_with(|pool| pool.borrow_mut().pop()).ok().flatten()
+    }
+}
 
 /// Unsent bytes above which [`Sink::poll_ready`] waits for the stream.
 pub const HIGH_WATER: usize = 256 * 1024;
@@ -102,7 +133,10 @@ where
     F: FnOnce(&Request) -> Result<Accept, (u16, String)>,
 {
     let start = tokio::time::Instant::now();
-    let request = read_request(&mut stream, config, timeouts.handshake).await?;
+    // The handshake's futures (its timer, parser and buffers) are boxed:
+    // inline, they would set the size of every connection's task for the
+    // whole life of the connection, though they are done in milliseconds.
+    let request = Box::pin(read_request(&mut stream, config, timeouts.handshake)).await?;
     let options = match decide(&request) {
         Ok(options) => options,
         Err((status, reason)) => {
@@ -115,7 +149,7 @@ where
     rest.handshake = timeouts
         .handshake
         .map(|t| t.saturating_sub(start.elapsed()));
-    let mut ws = accept_request(stream, request, options, rest).await?;
+    let mut ws = Box::pin(accept_request(stream, request, options, rest)).await?;
     ws.inner.timeouts = timeouts;
     Ok(ws)
 }
@@ -306,7 +340,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Sends a message in one frame and writes it out.
     pub async fn send(&mut self, message: &Message) -> Result<(), Error> {
-        self.inner.conn.send_message(message)?;
+        self.inner.sender().send_message(message)?;
         self.flush().await
     }
 
@@ -319,7 +353,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// then writes all the answers to a burst of messages at once. A task
     /// that only sends should use [`send`](WebSocket::send), or flush.
     pub async fn queue(&mut self, message: &Message) -> Result<(), Error> {
-        self.inner.conn.send_message(message)?;
+        self.inner.sender().send_message(message)?;
         poll_fn(|cx| {
             self.inner
                 .poll_write_down_to(cx, Side::Writer, HIGH_WATER - 1)
@@ -330,13 +364,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Sends a text message and writes it out.
     pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        self.inner.conn.send_text(text)?;
+        self.inner.sender().send_text(text)?;
         self.flush().await
     }
 
     /// Sends a binary message and writes it out.
     pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
-        self.inner.conn.send_binary(data)?;
+        self.inner.sender().send_binary(data)?;
         self.flush().await
     }
 
@@ -347,13 +381,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         data: &[u8],
         fragment_size: usize,
     ) -> Result<(), Error> {
-        self.inner.conn.send_fragmented(kind, data, fragment_size)?;
+        self.inner
+            .sender()
+            .send_fragmented(kind, data, fragment_size)?;
         self.flush().await
     }
 
     /// Sends a Ping. The Pong arrives as [`Event::Pong`].
     pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.inner.conn.ping(payload)?;
+        self.inner.sender().ping(payload)?;
         self.flush().await
     }
 
@@ -361,7 +397,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// until it returns `Ok(None)` to let the peer answer; the closing
     /// timeout bounds the wait.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        self.inner.conn.close(code, reason)?;
+        self.inner.sender().close(code, reason)?;
         self.inner.arm_timer();
         self.flush().await
     }
@@ -429,7 +465,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     }
 
     fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
-        Ok(self.get_mut().inner.conn.send_message(&message)?)
+        Ok(self.get_mut().inner.sender().send_message(&message)?)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -508,25 +544,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for ReadHalf<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     /// Sends a message and writes it out.
     pub async fn send(&mut self, message: &Message) -> Result<(), Error> {
-        lock(&self.shared).conn.send_message(message)?;
+        lock(&self.shared).sender().send_message(message)?;
         self.flush().await
     }
 
     /// Sends a text message and writes it out.
     pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        lock(&self.shared).conn.send_text(text)?;
+        lock(&self.shared).sender().send_text(text)?;
         self.flush().await
     }
 
     /// Sends a binary message and writes it out.
     pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
-        lock(&self.shared).conn.send_binary(data)?;
+        lock(&self.shared).sender().send_binary(data)?;
         self.flush().await
     }
 
     /// Sends a Ping.
     pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
-        lock(&self.shared).conn.ping(payload)?;
+        lock(&self.shared).sender().ping(payload)?;
         self.flush().await
     }
 
@@ -534,7 +570,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         {
             let mut inner = lock(&self.shared);
-            inner.conn.close(code, reason)?;
+            inner.sender().close(code, reason)?;
             inner.arm_timer();
         }
         self.flush().await
@@ -554,7 +590,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WriteHalf<S> {
     }
 
     fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
-        Ok(lock(&self.shared).conn.send_message(&message)?)
+        Ok(lock(&self.shared).sender().send_message(&message)?)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -650,6 +686,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         inner
     }
 
+    /// Gives the connection pooled buffers if it has none.
+    fn lend_buffers(&mut self) {
+        if self.conn.buffer_capacity() == 0 {
+            if let Some(buffers) = pool::take() {
+                self.conn.give_buffers(buffers);
+            }
+        }
+    }
+
+    /// The connection, with buffers to queue output into.
+    fn sender(&mut self) -> &mut Connection {
+        self.lend_buffers();
+        &mut self.conn
+    }
+
     fn poll_message(
         &mut self,
         cx: &mut Context<'_>,
@@ -725,11 +776,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                     return Poll::Ready(Err(self.closing_timeout()))
                 }
                 Poll::Pending => {
-                    // Waiting for the peer: give back buffers that a big
-                    // message left large. Small ones stay, so steady
-                    // traffic allocates nothing.
-                    if self.conn.buffer_capacity() > KEEP_BUFFERS {
-                        self.conn.shrink_buffers();
+                    // Waiting for the peer: lend the buffers to the
+                    // thread's other connections until bytes arrive.
+                    if let Some(buffers) = self.conn.take_buffers() {
+                        pool::put(buffers);
                     }
                     return Poll::Pending;
                 }
@@ -740,6 +790,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 self.conn.handle_eof();
             } else {
                 self.last_seen = Instant::now();
+                self.lend_buffers();
                 self.conn.handle_read(read.filled());
             }
         }

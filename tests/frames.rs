@@ -523,3 +523,45 @@ fn shrink_buffers_keeps_a_partial_frame() {
     s.ping(b"still works").unwrap();
     assert_eq!(&drain(&mut s)[2..], b"still works");
 }
+
+#[test]
+fn buffers_pass_between_connections_only_when_idle() {
+    // Taking buffers must never lose a half-read frame or unsent output,
+    // and buffers given to another connection must work there: the tokio
+    // adapter lends them from waiting connections to busy ones.
+    let bytes = client_frame(BINARY, &[5; 1000]);
+    let mut a = server();
+    assert!(a.take_buffers().is_none(), "nothing allocated yet");
+    a.handle_read(&bytes[..600]);
+    assert_eq!(common::poll_all(&mut a), []);
+    assert!(a.take_buffers().is_none(), "a frame is half read");
+    a.handle_read(&bytes[600..]);
+    assert_eq!(
+        common::poll_all(&mut a),
+        [Event::Message(Message::from(vec![5; 1000]))]
+    );
+    a.send_binary(b"unsent").unwrap();
+    assert!(a.take_buffers().is_none(), "output is pending");
+    assert_eq!(&drain(&mut a)[2..], b"unsent");
+    let buffers = a.take_buffers().expect("idle, with capacity");
+    let capacity = buffers.capacity();
+    assert!(capacity > 0);
+    assert_eq!(a.buffer_capacity(), 0);
+
+    let mut b = server();
+    b.give_buffers(buffers);
+    assert_eq!(b.buffer_capacity(), capacity);
+    b.handle_read(&bytes);
+    assert_eq!(
+        common::poll_all(&mut b),
+        [Event::Message(Message::from(vec![5; 1000]))]
+    );
+    b.send_binary(b"after").unwrap();
+    assert_eq!(&drain(&mut b)[2..], b"after");
+    // The first connection goes on with fresh buffers.
+    a.handle_read(&bytes);
+    assert_eq!(
+        common::poll_all(&mut a),
+        [Event::Message(Message::from(vec![5; 1000]))]
+    );
+}

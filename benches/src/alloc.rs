@@ -137,7 +137,7 @@ pub fn run(budget: Budget) {
     send.print();
 
     let mut adapter = Table::new(
-        "Echo server over loopback TCP (recv + send per message, server thread only): allocations per message",
+        "Echo server over loopback TCP (each library's echo loop as in part 2, server thread only): allocations per message",
         &["mode", "size", "rfc6455", "tungstenite", "tungstenite4k", "fastwebsockets", "rfc6455-send"],
     );
     let cases = [
