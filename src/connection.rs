@@ -264,6 +264,40 @@ impl Connection {
         self.input.extend_from_slice(data);
     }
 
+    /// The receive buffer with room for at least `size` more bytes, for a
+    /// driver that reads straight into it (tokio's `read_buf`, say)
+    /// instead of reading elsewhere and calling
+    /// [`handle_read`](Connection::handle_read): that saves a copy of every
+    /// byte received. **Only append**: bytes appended are input exactly as
+    /// if passed to `handle_read`; changing bytes already there corrupts
+    /// the stream. Once the connection is closed, read elsewhere.
+    ///
+    /// [`read_size_hint`](Connection::read_size_hint) suggests `size`.
+    pub fn read_buffer(&mut self, size: usize) -> &mut BytesMut {
+        let after = self.input.len() + size;
+        if after > self.input.capacity() {
+            // As in `handle_read`: room for the rest of a large frame at once.
+            let frame_len = self
+                .frame
+                .as_ref()
+                .map_or(0, |f| f.remaining.min(MAX_RESERVE_AHEAD) as usize);
+            self.input.reserve(frame_len.max(after) - self.input.len());
+        }
+        &mut self.input
+    }
+
+    /// How many bytes the next read should ask for: what is missing of the
+    /// frame being received if that is more than `default`, else `default`.
+    /// Reading a large frame's payload in one piece lands it in the room
+    /// reserved for it, with nothing of the next frame behind it to copy
+    /// when the buffer is handed out as the message.
+    pub fn read_size_hint(&self, default: usize) -> usize {
+        let missing = self.frame.as_ref().map_or(0, |f| {
+            (f.remaining.min(MAX_RESERVE_AHEAD) as usize).saturating_sub(self.input.len())
+        });
+        missing.max(default)
+    }
+
     /// Reports that the transport will deliver no more bytes. Events for
     /// the bytes already fed still come first; then, unless the closing
     /// handshake had finished, [`Event::Closed`] with code 1006.

@@ -37,6 +37,20 @@
 //!
 //! While the program only reads, Pongs and Close replies still go out:
 //! reading writes whatever the connection queued before it waits.
+//!
+//! # Memory
+//!
+//! Reads go straight into the connection's receive buffer. When a
+//! connection waits for its peer with nothing half-received or unsent, its
+//! buffers go to a pool of the thread it runs on, and the next connection
+//! with bytes to read or send takes them from there: an idle connection
+//! holds no buffer, and steady traffic allocates none. The pool keeps at
+//! most 32 MiB per thread (sets over 256 KiB are freed instead), which a
+//! thread reaches only after that much traffic was in flight at once.
+//!
+//! A received message shares the receive buffer it arrived in: keeping a
+//! small message for long keeps that buffer's memory allocated. Copy what
+//! you store for long (`Bytes::copy_from_slice`).
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -47,7 +61,7 @@ use std::task::{ready, Context, Poll, Wake, Waker};
 
 use futures_core::Stream;
 use futures_sink::Sink;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use crate::adapter::closed_error;
@@ -57,7 +71,7 @@ use crate::handshake::{
 };
 use crate::{CloseCode, Closed, Config, Connection, Event, Message, MessageKind, State};
 
-/// Size of the buffer each read fills.
+/// How much each read asks for, unless a large frame needs more.
 const READ_BUF: usize = 32 * 1024;
 
 /// Buffers of connections that wait for their peer, kept per thread for
@@ -68,29 +82,44 @@ mod pool {
 
     use crate::Buffers;
 
-    /// Buffer sets kept per thread.
-    const LEN: usize = 8;
+    /// The most buffer memory kept per thread.
+    const MAX_BYTES: usize = 32 << 20;
     /// Larger sets (left by a big message) are freed, not kept.
     const MAX_KEPT: usize = 256 * 1024;
 
+    #[derive(Default)]
+    struct Pool {
+        sets: Vec<Buffers>,
+        bytes: usize,
+    }
+
     thread_local! {
-        static POOL: RefCell<Vec<Buffers>> = const { RefCell::new(Vec::new()) };
+        static POOL: RefCell<Pool> = RefCell::new(Pool::default());
     }
 
     pub(super) fn put(buffers: Buffers) {
-        if buffers.capacity() <= MAX_KEPT {
+        let size = buffers.capacity();
+        if size <= MAX_KEPT {
             // During thread teardown the pool may be gone: then just free.
             let _ = POOL.try_with(|pool| {
                 let mut pool = pool.borrow_mut();
-                if pool.len() < LEN {
-                    pool.push(buffers);
+                if pool.bytes + size <= MAX_BYTES {
+                    pool.bytes += size;
+                    pool.sets.push(buffers);
                 }
             });
         }
     }
 
     pub(super) fn take() -> Option<Buffers> {
-        POOL.try_with(|pool| pool.borrow_mut().pop()).ok().flatten()
+        POOL.try_with(|pool| {
+            let mut pool = pool.borrow_mut();
+            let buffers = pool.sets.pop()?;
+            pool.bytes -= buffers.capacity();
+            Some(buffers)
+        })
+        .ok()
+        .flatten()
     }
 }
 
@@ -766,11 +795,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             if let Poll::Ready(Err(e)) = self.poll_flush_output(cx, side) {
                 return Poll::Ready(Err(e));
             }
-            // Read into the stack, not a per-connection buffer: an idle
-            // connection then holds no read buffer at all.
-            let mut stack = [MaybeUninit::<u8>::uninit(); READ_BUF];
-            let mut read = ReadBuf::uninit(&mut stack);
-            match Pin::new(&mut self.stream).poll_read(cx, &mut read) {
+            // Read straight into the connection's receive buffer (no copy
+            // through a buffer of our own). While the peer is silent the
+            // buffer goes back to the thread's pool, so an idle connection
+            // holds none.
+            self.lend_buffers();
+            let size = self.conn.read_size_hint(READ_BUF);
+            let read = self.stream.read_buf(self.conn.read_buffer(size));
+            let n = match std::pin::pin!(read).poll(cx) {
                 Poll::Ready(result) => result?,
                 Poll::Pending if closing_expired => {
                     return Poll::Ready(Err(self.closing_timeout()))
@@ -783,15 +815,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                     }
                     return Poll::Pending;
                 }
-            }
+            };
             last_look = closing_expired;
-            let n = read.filled().len();
             if n == 0 {
                 self.conn.handle_eof();
             } else {
                 self.last_seen = Instant::now();
-                self.lend_buffers();
-                self.conn.handle_read(read.filled());
             }
         }
     }

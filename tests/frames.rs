@@ -565,3 +565,34 @@ fn buffers_pass_between_connections_only_when_idle() {
         [Event::Message(Message::from(vec![5; 1000]))]
     );
 }
+
+#[test]
+fn reading_into_the_receive_buffer_equals_handle_read() {
+    // The tokio adapter reads straight into `read_buffer`, asking for
+    // `read_size_hint` bytes; whatever the read sizes, the events must be
+    // those of `handle_read`.
+    let mut wire = client_frame(BINARY, &[7; 100_000]);
+    wire.extend(client_frame(TEXT, b"after"));
+    wire.extend(client_frame(BINARY, &[9; 70_000]));
+    let expected = feed_all(&mut server(), &wire, Chunking::Whole);
+    assert_eq!(expected.len(), 3);
+    for default in [1, 7, 4096, 1 << 20] {
+        let mut s = server();
+        let mut events = Vec::new();
+        let mut at = 0;
+        while at < wire.len() {
+            let size = s.read_size_hint(default);
+            assert!(size >= default);
+            let n = size.min(wire.len() - at);
+            let buffer = s.read_buffer(size);
+            assert!(
+                buffer.capacity() - buffer.len() >= size,
+                "room for the read"
+            );
+            buffer.extend_from_slice(&wire[at..at + n]);
+            at += n;
+            events.extend(common::poll_all(&mut s));
+        }
+        assert_eq!(events, expected, "default read size {default}");
+    }
+}
