@@ -258,7 +258,11 @@ impl Connection {
             let frame_len = frame.remaining.min(MAX_RESERVE_AHEAD) as usize;
             let after = self.input.len() + data.len();
             if after > self.input.capacity() && frame_len > after {
-                self.input.reserve(frame_len - self.input.len());
+                // Plus room for one more read like this one: the read that
+                // ends the frame carries the start of the next, and must
+                // not make the buffer grow (copying the whole frame) then.
+                self.input
+                    .reserve(frame_len - self.input.len() + data.len());
             }
         }
         self.input.extend_from_slice(data);
@@ -272,30 +276,27 @@ impl Connection {
     /// if passed to `handle_read`; changing bytes already there corrupts
     /// the stream. Once the connection is closed, read elsewhere.
     ///
-    /// [`read_size_hint`](Connection::read_size_hint) suggests `size`.
+    /// [`read_size_hint`](Connection::read_size_hint) says how much to ask for.
     pub fn read_buffer(&mut self, size: usize) -> &mut BytesMut {
-        let after = self.input.len() + size;
-        if after > self.input.capacity() {
-            // As in `handle_read`: room for the rest of a large frame at once.
-            let frame_len = self
-                .frame
-                .as_ref()
-                .map_or(0, |f| f.remaining.min(MAX_RESERVE_AHEAD) as usize);
-            self.input.reserve(frame_len.max(after) - self.input.len());
+        if self.input.len() + size > self.input.capacity() {
+            self.input.reserve(size);
         }
         &mut self.input
     }
 
-    /// How many bytes the next read should ask for: what is missing of the
-    /// frame being received if that is more than `default`, else `default`.
-    /// Reading a large frame's payload in one piece lands it in the room
-    /// reserved for it, with nothing of the next frame behind it to copy
-    /// when the buffer is handed out as the message.
+    /// How many bytes the next read should ask for: `default` between
+    /// frames, and exactly what is missing of a frame whose payload is
+    /// arriving. A read that stops at the frame's end leaves nothing of the
+    /// next frame behind it, so the buffer is empty once the message is
+    /// handed out, and the next frame needs no copy to a larger buffer.
     pub fn read_size_hint(&self, default: usize) -> usize {
-        let missing = self.frame.as_ref().map_or(0, |f| {
-            (f.remaining.min(MAX_RESERVE_AHEAD) as usize).saturating_sub(self.input.len())
-        });
-        missing.max(default)
+        match &self.frame {
+            Some(frame) => {
+                let missing = frame.remaining.saturating_sub(self.input.len() as u64);
+                (missing.min(MAX_RESERVE_AHEAD) as usize).max(1)
+            }
+            None => default,
+        }
     }
 
     /// Reports that the transport will deliver no more bytes. Events for

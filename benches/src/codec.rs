@@ -506,10 +506,17 @@ impl<'a> Decoder<'a> {
         };
         match self {
             Decoder::Rfc6455(conn, input, feed) => {
-                let mut start = 0;
-                for &end in input.ends(*feed) {
-                    conn.handle_read(&input.wire[start..end]);
-                    start = end;
+                // As the tokio adapter reads from a socket: straight into
+                // the connection's receive buffer, asking for what
+                // `read_size_hint` says; the mock cuts reads where the
+                // feeding mode says, as it does for the peers.
+                let mut mock = MockRead::new(&input.wire, input.ends(*feed));
+                let mut read = 0;
+                while read < input.wire.len() {
+                    let size = conn.read_size_hint(READ_SIZE);
+                    let data = mock.next_read(size);
+                    conn.read_buffer(size).extend_from_slice(data);
+                    read += data.len();
                     while let Some(event) = conn.poll_event() {
                         match event {
                             rfc6455::Event::Message(m) => {
