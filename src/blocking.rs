@@ -34,7 +34,7 @@
 //! Pongs and Close replies are written by [`WebSocket::read`] as soon as the
 //! Ping or Close that asks for them is read.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -393,8 +393,12 @@ impl<S: Read + Write> WebSocket<S> {
     /// Writes all pending output and flushes the stream.
     pub fn flush(&mut self) -> Result<(), Error> {
         let mut wrote = false;
-        while !self.conn.pending_output().is_empty() {
-            match self.stream.write(self.conn.pending_output()) {
+        while self.conn.pending_output_len() > 0 {
+            // Frame headers and the payloads sent without a copy, in one
+            // system call where the stream takes vectored writes.
+            let mut slices = [IoSlice::new(&[]); 64];
+            let n = self.conn.pending_output_vectored(&mut slices);
+            match self.stream.write_vectored(&slices[..n]) {
                 Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
                 Ok(n) => {
                     self.conn.consume_output(n);

@@ -1,11 +1,14 @@
 //! The state machine after the handshake: bytes in, events out; messages in, bytes out.
 
+use std::io::IoSlice;
+
 use bytes::{Buf, Bytes, BytesMut};
 
 #[cfg(feature = "deflate")]
 use crate::deflate::{Deflate, DeflateParams, InflateError};
 use crate::frame::{Header, OpCode, MAX_HEADER_LEN};
 use crate::mask::{apply_mask, extend_masked};
+use crate::output::Output;
 use crate::utf8::Utf8Validator;
 use crate::{
     CloseCode, CloseFrame, Closed, Config, Event, Fragment, Initiator, Message, MessageKind,
@@ -44,7 +47,9 @@ pub enum State {
 ///    on misuse ([`UsageError`]); the connection is then unchanged.
 /// 4. **Output**: write [`pending_output`](Connection::pending_output) to
 ///    the transport and report how much went with
-///    [`consume_output`](Connection::consume_output).
+///    [`consume_output`](Connection::consume_output), until nothing is
+///    pending (the output may come in several pieces; or write them all at
+///    once with [`pending_output_vectored`](Connection::pending_output_vectored)).
 /// 5. **Shutdown**: once [`should_close_transport`](Connection::should_close_transport)
 ///    is true, close the transport. It becomes true only when the output is
 ///    drained, so the peer gets our Close frame before the socket goes.
@@ -82,9 +87,8 @@ pub struct Connection {
     closed_event: Option<Closed>,
     close_sent: Option<CloseFrame>,
     close_received: Option<CloseFrame>,
-    /// Bytes to send; `output[output_sent..]` are still pending.
-    output: Vec<u8>,
-    output_sent: usize,
+    /// Bytes to send.
+    output: Output,
     /// The fragmented message we are sending, if any: its kind, and
     /// whether it is compressed.
     sending: Option<(MessageKind, bool)>,
@@ -118,6 +122,10 @@ impl Buffers {
 
 /// RSV1: "Per-Message Compressed" under permessage-deflate (RFC 7692 §6).
 const RSV1: u8 = 0b100;
+
+/// A server sends payloads at least this long that it holds as `Bytes`
+/// without copying them (below, a copy costs less than a separate piece).
+const SHARE_MIN: usize = 1024;
 
 /// The most receive buffer reserved ahead of the bytes of a frame.
 const MAX_RESERVE_AHEAD: u64 = 16 << 20;
@@ -180,8 +188,7 @@ impl Connection {
             closed_event: None,
             close_sent: None,
             close_received: None,
-            output: Vec::new(),
-            output_sent: 0,
+            output: Output::default(),
             sending: None,
             fixed_mask: None,
             rsv_allowed: 0,
@@ -679,8 +686,33 @@ impl Connection {
     }
 
     /// Queues a message in one frame.
+    ///
+    /// A server sends the payload of a large message (1 KiB or more) as
+    /// it is, without copying it into the output: echoing a received
+    /// message, or broadcasting one to many connections, costs no copy.
     pub fn send_message(&mut self, message: &Message) -> Result<(), UsageError> {
+        let len = message.as_bytes().len();
+        if self.role == Role::Server && len >= SHARE_MIN && !self.would_compress(len) {
+            self.check_can_start_message()?;
+            self.write_header(true, opcode_of(message.kind()), 0, len, None);
+            self.output.push_shared(message.clone().into_bytes());
+            return Ok(());
+        }
         self.send(message.kind(), message.as_bytes())
+    }
+
+    /// Whether a message of `len` bytes would be compressed.
+    fn would_compress(&self, len: usize) -> bool {
+        #[cfg(feature = "deflate")]
+        return self
+            .deflate
+            .as_ref()
+            .is_some_and(|d| d.should_compress(len));
+        #[cfg(not(feature = "deflate"))]
+        {
+            let _ = len;
+            false
+        }
     }
 
     /// Queues a data message of either kind in one frame.
@@ -867,22 +899,35 @@ impl Connection {
             Role::Client => Some(self.fixed_mask.unwrap_or_else(rand::random)),
             Role::Server => None,
         };
+        self.output.buf().reserve(MAX_HEADER_LEN + payload.len());
+        self.write_header(fin, opcode, rsv, payload.len(), mask);
+        let output = self.output.buf();
+        match mask {
+            // One pass: the payload is masked as it is copied.
+            Some(key) => extend_masked(output, payload, key),
+            None => output.extend_from_slice(payload),
+        }
+    }
+
+    /// Encodes a frame header into the output.
+    fn write_header(
+        &mut self,
+        fin: bool,
+        opcode: OpCode,
+        rsv: u8,
+        len: usize,
+        mask: Option<[u8; 4]>,
+    ) {
         let header = Header {
             fin,
             rsv,
             opcode,
             mask,
-            len: payload.len() as u64,
+            len: len as u64,
         };
         let mut head = [0; MAX_HEADER_LEN];
         let head_len = header.encode(&mut head);
-        self.output.reserve(head_len + payload.len());
-        self.output.extend_from_slice(&head[..head_len]);
-        match mask {
-            // One pass: the payload is masked as it is copied.
-            Some(key) => extend_masked(&mut self.output, payload, key),
-            None => self.output.extend_from_slice(payload),
-        }
+        self.output.buf().extend_from_slice(&head[..head_len]);
     }
 
     /// Uses `key` to mask every frame we send (client role), instead of a
@@ -897,28 +942,36 @@ impl Connection {
     // ----- output -----
 
     /// Bytes waiting to be written to the transport.
+    ///
+    /// This is the next contiguous piece of the output: when it is written,
+    /// more may follow. [`pending_output_len`](Connection::pending_output_len)
+    /// counts all of it, and
+    /// [`pending_output_vectored`](Connection::pending_output_vectored)
+    /// gives all of it for one vectored write.
     pub fn pending_output(&self) -> &[u8] {
-        &self.output[self.output_sent..]
+        self.output.pending()
     }
 
-    /// Records that the first `n` bytes of
-    /// [`pending_output`](Connection::pending_output) were written.
+    /// How many bytes are waiting to be written, in all pieces.
+    pub fn pending_output_len(&self) -> usize {
+        self.output.len()
+    }
+
+    /// Fills `slices` with the pieces of the pending output, in order, for
+    /// one vectored write (`write_vectored`); returns how many it filled.
+    /// Report what was written with
+    /// [`consume_output`](Connection::consume_output), as usual.
+    pub fn pending_output_vectored<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+        self.output.pending_vectored(slices)
+    }
+
+    /// Records that the first `n` bytes of the pending output were
+    /// written (`n` may span several pieces after a vectored write).
     ///
     /// # Panics
     /// If `n` is more than is pending: that is a bug in the driver.
     pub fn consume_output(&mut self, n: usize) {
-        assert!(
-            n <= self.output.len() - self.output_sent,
-            "consumed more output than was pending"
-        );
-        self.output_sent += n;
-        if self.output_sent == self.output.len() {
-            self.output.clear();
-            self.output_sent = 0;
-        } else if self.output_sent > 64 * 1024 && self.output_sent * 2 > self.output.len() {
-            self.output.drain(..self.output_sent);
-            self.output_sent = 0;
-        }
+        self.output.consume(n);
     }
 
     /// Whether the driver should close the transport now.
@@ -932,7 +985,7 @@ impl Connection {
     /// driver should stop waiting after a timeout of its choice.
     pub fn should_close_transport(&self) -> bool {
         self.state == State::Closed
-            && self.pending_output().is_empty()
+            && self.output.len() == 0
             && (self.role == Role::Server || self.failed || self.eof)
     }
 
@@ -948,16 +1001,13 @@ impl Connection {
     /// wait to connections that have work, so that waiting connections hold
     /// no buffer memory and busy ones allocate none.
     pub fn take_buffers(&mut self) -> Option<Buffers> {
-        let idle =
-            self.input.is_empty() && self.frame.is_none() && self.pending_output().is_empty();
+        let idle = self.input.is_empty() && self.frame.is_none() && self.output.len() == 0;
         if !idle || self.buffer_capacity() == 0 {
             return None;
         }
-        self.output.clear();
-        self.output_sent = 0;
         Some(Buffers {
             input: std::mem::take(&mut self.input),
-            output: std::mem::take(&mut self.output),
+            output: self.output.take_buf().expect("nothing is pending"),
         })
     }
 
@@ -969,11 +1019,7 @@ impl Connection {
             self.input = buffers.input;
             self.input.clear();
         }
-        if self.output.capacity() == 0 {
-            self.output = buffers.output;
-            self.output.clear();
-            self.output_sent = 0;
-        }
+        self.output.give_buf(buffers.output);
     }
 
     /// Releases the receive and send buffers if they are empty, so an idle
@@ -983,10 +1029,7 @@ impl Connection {
         if self.input.is_empty() && self.frame.is_none() {
             self.input = BytesMut::new();
         }
-        if self.pending_output().is_empty() {
-            self.output = Vec::new();
-            self.output_sent = 0;
-        }
+        drop(self.output.take_buf());
     }
 }
 

@@ -49,6 +49,7 @@ pub mod frame;
 pub mod handshake;
 mod mask;
 mod message;
+mod output;
 mod utf8;
 
 #[cfg(any(feature = "blocking", feature = "tokio"))]

@@ -53,7 +53,7 @@
 //! you store for long (`Bytes::copy_from_slice`).
 
 use std::future::{poll_fn, Future};
-use std::io;
+use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -70,6 +70,9 @@ use crate::handshake::{
     Accept, ClientHandshake, ClientRequest, HandshakeError, Request, ServerHandshake,
 };
 use crate::{CloseCode, Closed, Config, Connection, Event, Message, MessageKind, State};
+
+/// Pieces of output passed to one vectored write.
+const WRITE_SLICES: usize = 64;
 
 /// How much each read asks for, unless a large frame needs more.
 const READ_BUF: usize = 32 * 1024;
@@ -946,8 +949,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             .unwrap_or_else(|p| p.into_inner())[side as usize] = Some(cx.waker().clone());
         let waker = self.write_waker.clone();
         let mut shared_cx = Context::from_waker(&waker);
-        let pending = self.conn.pending_output();
-        Pin::new(&mut self.stream).poll_write(&mut shared_cx, pending)
+        let stream = Pin::new(&mut self.stream);
+        if stream.is_write_vectored() {
+            // Frame headers and the payloads sent without a copy, in one
+            // system call.
+            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+            let n = self.conn.pending_output_vectored(&mut slices);
+            stream.poll_write_vectored(&mut shared_cx, &slices[..n])
+        } else {
+            stream.poll_write(&mut shared_cx, self.conn.pending_output())
+        }
     }
 
     /// Writes until at most `keep` bytes are unsent; returns whether it
@@ -959,7 +970,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         keep: usize,
     ) -> Poll<Result<bool, Error>> {
         let mut wrote = false;
-        while self.conn.pending_output().len() > keep {
+        while self.conn.pending_output_len() > keep {
             match ready!(self.poll_write_some(cx, side)) {
                 Ok(0) => return Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into()))),
                 Ok(n) => {

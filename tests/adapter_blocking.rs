@@ -119,8 +119,11 @@ impl RawPeer {
 
     /// Writes whatever the core queued.
     fn flush(&mut self) {
-        let out = self.conn.pending_output().to_vec();
-        self.conn.consume_output(out.len());
+        let mut out = Vec::new();
+        while !self.conn.pending_output().is_empty() {
+            out.extend_from_slice(self.conn.pending_output());
+            self.conn.consume_output(self.conn.pending_output().len());
+        }
         self.write(&out);
     }
 

@@ -100,8 +100,11 @@ impl RawPeer {
 
     /// The bytes the core queued (frames, Pongs, Close replies), taken out.
     fn take_output(&mut self) -> Vec<u8> {
-        let out = self.conn.pending_output().to_vec();
-        self.conn.consume_output(out.len());
+        let mut out = Vec::new();
+        while !self.conn.pending_output().is_empty() {
+            out.extend_from_slice(self.conn.pending_output());
+            self.conn.consume_output(self.conn.pending_output().len());
+        }
         out
     }
 

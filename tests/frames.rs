@@ -602,3 +602,54 @@ fn reading_into_the_receive_buffer_equals_handle_read() {
         assert_eq!(events, expected, "default read size {default}");
     }
 }
+
+#[test]
+fn a_server_sends_large_messages_without_copying_and_in_order() {
+    // `send_message` splices a large payload in after its header; the
+    // bytes on the wire must be those of the copying path, in order with
+    // the frames queued around it, however the driver writes them.
+    let big = Message::from(vec![3u8; 5000]);
+    let text = Message::from("é".repeat(800));
+    let queue = |s: &mut rfc6455::Connection, shared: bool| {
+        s.send_text("before").unwrap();
+        for m in [&big, &text] {
+            if shared {
+                s.send_message(m).unwrap();
+            } else {
+                s.send(m.kind(), m.as_bytes()).unwrap();
+            }
+            s.ping(b"between").unwrap();
+        }
+    };
+    let mut copied = server();
+    queue(&mut copied, false);
+    assert_eq!(
+        copied.pending_output().len(),
+        copied.pending_output_len(),
+        "the copying path is one piece"
+    );
+    let expected = drain(&mut copied);
+
+    let mut shared = server();
+    queue(&mut shared, true);
+    assert_eq!(shared.pending_output_len(), expected.len());
+    assert!(shared.pending_output().len() < expected.len(), "spliced");
+    let mut slices = [std::io::IoSlice::new(&[]); 8];
+    let n = shared.pending_output_vectored(&mut slices);
+    let joined: Vec<u8> = slices[..n].iter().flat_map(|s| s.iter().copied()).collect();
+    assert_eq!(joined, expected, "vectored pieces");
+    // Written in uneven steps across the pieces.
+    let mut written = Vec::new();
+    while shared.pending_output_len() > 0 {
+        let mut slices = [std::io::IoSlice::new(&[]); 8];
+        let n = shared.pending_output_vectored(&mut slices);
+        let piece: Vec<u8> = slices[..n].iter().flat_map(|s| s.iter().copied()).collect();
+        let step = piece.len().min(997);
+        written.extend_from_slice(&piece[..step]);
+        shared.consume_output(step);
+    }
+    assert_eq!(written, expected);
+    let events = feed_all(&mut client(), &written, Chunking::Whole);
+    assert_eq!(events[1], Event::Message(big));
+    assert_eq!(events[3], Event::Message(text));
+}

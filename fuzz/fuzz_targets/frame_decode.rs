@@ -81,10 +81,10 @@ fn run(role: Role, input: &Input<'_>, pieces: &[&[u8]]) -> Run {
     let mut events = Vec::new();
     let mut output = Vec::new();
     let mut take_output = |conn: &mut Connection| {
-        let pending = conn.pending_output();
-        output.extend_from_slice(pending);
-        let n = pending.len();
-        conn.consume_output(n);
+        while !conn.pending_output().is_empty() {
+            output.extend_from_slice(conn.pending_output());
+            conn.consume_output(conn.pending_output().len());
+        }
     };
     for piece in pieces {
         conn.handle_read(piece);

@@ -126,8 +126,12 @@ fn send(sender: &mut Connection, ops: &[Op]) -> (Vec<Norm>, Vec<Vec<u8>>) {
 
 /// Moves everything `from` wrote into `to`, in chunks, and collects `to`'s events.
 fn transfer(from: &mut Connection, to: &mut Connection, sizes: &[u8], events: &mut Vec<Event>) {
-    let bytes = from.pending_output().to_vec();
-    from.consume_output(bytes.len());
+    // The output may come in pieces (a server splices large payloads in).
+    let mut bytes = Vec::new();
+    while !from.pending_output().is_empty() {
+        bytes.extend_from_slice(from.pending_output());
+        from.consume_output(from.pending_output().len());
+    }
     check_output(&bytes, from.role(), sizes);
     for chunk in chunks(&bytes, sizes) {
         to.handle_read(chunk);

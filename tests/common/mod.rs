@@ -158,8 +158,14 @@ pub fn feed_all(conn: &mut Connection, bytes: &[u8], chunking: Chunking<'_>) -> 
 
 /// Takes everything the connection wants to send.
 pub fn drain(conn: &mut Connection) -> Vec<u8> {
-    let out = conn.pending_output().to_vec();
-    conn.consume_output(out.len());
+    // The output may come in several pieces (large payloads a server
+    // sends without copying are pieces of their own).
+    let mut out = Vec::new();
+    while !conn.pending_output().is_empty() {
+        out.extend_from_slice(conn.pending_output());
+        conn.consume_output(conn.pending_output().len());
+    }
+    assert_eq!(conn.pending_output_len(), 0);
     out
 }
 

@@ -1,0 +1,214 @@
+//! The bytes waiting to be sent.
+//!
+//! Frames are encoded into one buffer, except the payload of a large
+//! message the caller already holds as [`Bytes`] (a received message sent
+//! back, say): the server sends it as it is, spliced in after its header,
+//! with no copy. Writers take the pending bytes one piece at a time
+//! ([`Output::pending`]) or all at once as I/O slices
+//! ([`Output::pending_vectored`]) for one vectored write.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes};
+
+#[derive(Debug, Default)]
+pub(crate) struct Output {
+    /// Encoded frames; `buf[sent..]` is unsent.
+    buf: Vec<u8>,
+    sent: usize,
+    /// Shared payloads, in order, each going before `buf[at..]`.
+    splices: VecDeque<Splice>,
+    /// Unsent bytes in `splices`.
+    splice_len: usize,
+}
+
+#[derive(Debug)]
+struct Splice {
+    /// Position in `buf` this payload goes before.
+    at: usize,
+    /// Its unsent bytes.
+    data: Bytes,
+}
+
+/// Drain the sent front of the buffer when more than this has been sent
+/// and it is over half of the buffer.
+const DRAIN_AFTER: usize = 64 * 1024;
+
+impl Output {
+    /// The buffer frames are encoded into (append only).
+    pub(crate) fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// Appends `data` to the output without copying it.
+    pub(crate) fn push_shared(&mut self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        self.splice_len += data.len();
+        self.splices.push_back(Splice {
+            at: self.buf.len(),
+            data,
+        });
+    }
+
+    /// The next contiguous piece of unsent bytes (empty if none).
+    pub(crate) fn pending(&self) -> &[u8] {
+        match self.splices.front() {
+            Some(splice) if self.sent == splice.at => &splice.data,
+            Some(splice) => &self.buf[self.sent..splice.at],
+            None => &self.buf[self.sent..],
+        }
+    }
+
+    /// All unsent bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len() - self.sent + self.splice_len
+    }
+
+    /// Fills `slices` with the unsent bytes in order, as many pieces as fit;
+    /// returns how many it filled.
+    pub(crate) fn pending_vectored<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+        let mut filled = 0;
+        let mut from = self.sent;
+        let mut push = |piece: &'a [u8]| {
+            if piece.is_empty() || filled == slices.len() {
+                return;
+            }
+            slices[filled] = IoSlice::new(piece);
+            filled += 1;
+        };
+        for splice in &self.splices {
+            push(&self.buf[from..splice.at]);
+            push(&splice.data);
+            from = splice.at;
+        }
+        push(&self.buf[from..]);
+        filled
+    }
+
+    /// Records that the first `n` unsent bytes were written.
+    pub(crate) fn consume(&mut self, mut n: usize) {
+        assert!(n <= self.len(), "consumed more output than was pending");
+        while n > 0 {
+            match self.splices.front_mut() {
+                Some(splice) if self.sent == splice.at => {
+                    let k = n.min(splice.data.len());
+                    splice.data.advance(k);
+                    self.splice_len -= k;
+                    n -= k;
+                    if splice.data.is_empty() {
+                        self.splices.pop_front();
+                    }
+                }
+                front => {
+                    let end = front.map_or(self.buf.len(), |splice| splice.at);
+                    let k = n.min(end - self.sent);
+                    self.sent += k;
+                    n -= k;
+                }
+            }
+        }
+        if self.splices.is_empty() && self.sent == self.buf.len() {
+            self.buf.clear();
+            self.sent = 0;
+        } else if self.sent > DRAIN_AFTER && self.sent * 2 > self.buf.len() {
+            self.buf.drain(..self.sent);
+            for splice in &mut self.splices {
+                splice.at -= self.sent;
+            }
+            self.sent = 0;
+        }
+    }
+
+    /// The buffer's capacity (shared payloads are not ours).
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Takes the buffer out if nothing is pending.
+    pub(crate) fn take_buf(&mut self) -> Option<Vec<u8>> {
+        (self.len() == 0).then(|| {
+            self.sent = 0;
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.clear();
+            buf
+        })
+    }
+
+    /// Installs `buf` if ours has no capacity and nothing is pending.
+    pub(crate) fn give_buf(&mut self, mut buf: Vec<u8>) {
+        if self.buf.capacity() == 0 && self.len() == 0 {
+            buf.clear();
+            self.buf = buf;
+            self.sent = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `output` out in writes of at most `step` bytes, vectored or
+    /// not, and returns what was written.
+    fn drain(output: &mut Output, step: usize, vectored: bool) -> Vec<u8> {
+        let mut written = Vec::new();
+        while output.len() > 0 {
+            let mut pieces = Vec::new();
+            if vectored {
+                let mut slices = [IoSlice::new(&[]); 3];
+                let n = output.pending_vectored(&mut slices);
+                assert!(n > 0);
+                for slice in &slices[..n] {
+                    pieces.extend_from_slice(slice);
+                }
+            } else {
+                pieces.extend_from_slice(output.pending());
+            }
+            assert!(!pieces.is_empty(), "pending output must not be empty");
+            let n = pieces.len().min(step);
+            written.extend_from_slice(&pieces[..n]);
+            output.consume(n);
+        }
+        written
+    }
+
+    #[test]
+    fn spliced_payloads_come_out_in_order_whatever_the_write_sizes() {
+        for step in [1, 2, 3, 7, 100, 10_000] {
+            for vectored in [false, true] {
+                let mut output = Output::default();
+                let mut expected = Vec::new();
+                for i in 0..6u8 {
+                    let head = vec![i; usize::from(i) + 1];
+                    output.buf().extend_from_slice(&head);
+                    expected.extend_from_slice(&head);
+                    if i % 2 == 0 {
+                        let data = Bytes::from(vec![100 + i; 50 * usize::from(i) + 3]);
+                        expected.extend_from_slice(&data);
+                        output.push_shared(data);
+                    }
+                }
+                assert_eq!(output.len(), expected.len());
+                let written = drain(&mut output, step, vectored);
+                assert_eq!(written, expected, "step {step} vectored {vectored}");
+                assert_eq!(output.len(), 0);
+                assert!(output.pending().is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn draining_the_sent_front_keeps_splice_positions() {
+        let mut output = Output::default();
+        output.buf().extend_from_slice(&vec![1; 100_000]);
+        output.push_shared(Bytes::from_static(b"spliced"));
+        output.buf().extend_from_slice(b"tail");
+        output.consume(90_000);
+        let mut expected = vec![1; 10_000];
+        expected.extend_from_slice(b"splicedtail");
+        assert_eq!(drain(&mut output, 4096, false), expected);
+    }
+}
