@@ -427,7 +427,13 @@ impl Connection {
         if let Some(key) = header.mask {
             apply_mask(&mut payload, key, 0);
         }
-        if kind == MessageKind::Text && simdutf8::basic::from_utf8(&payload).is_err() {
+        // Short ASCII text is checked in a few word-wide steps (simdutf8's
+        // set-up costs more there); anything else takes the full check.
+        let short_ascii = payload.len() <= 64 && payload.is_ascii();
+        if kind == MessageKind::Text
+            && !short_ascii
+            && simdutf8::basic::from_utf8(&payload).is_err()
+        {
             return Err(ProtocolError::InvalidUtf8);
         }
         Ok(Some(Event::Message(whole(kind, payload.freeze()))))
