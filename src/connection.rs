@@ -281,10 +281,15 @@ impl Connection {
     /// [`handle_read`](Connection::handle_read): that saves a copy of every
     /// byte received. **Only append**: bytes appended are input exactly as
     /// if passed to `handle_read`; changing bytes already there corrupts
-    /// the stream. Once the connection is closed, read elsewhere.
+    /// the stream. Once the connection is closed, appended bytes are
+    /// dropped (at the next call), as `handle_read` drops them.
     ///
     /// [`read_size_hint`](Connection::read_size_hint) says how much to ask for.
     pub fn read_buffer(&mut self, size: usize) -> &mut BytesMut {
+        if self.state == State::Closed {
+            // Input is ignored from here on: what was appended goes.
+            self.input.clear();
+        }
         if self.input.len() + size > self.input.capacity() {
             self.input.reserve(size);
         }
@@ -318,6 +323,8 @@ impl Connection {
     pub fn poll_event(&mut self) -> Option<Event> {
         loop {
             if self.state == State::Closed {
+                // Bytes read into `read_buffer` after the end are dropped.
+                self.input.clear();
                 return self
                     .closed_event
                     .take()

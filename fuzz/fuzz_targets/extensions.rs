@@ -11,7 +11,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rfc6455::handshake::{parse_extensions, Accept, ClientHandshake, ClientRequest, ServerHandshake};
+use rfc6455::handshake::{
+    parse_extensions, Accept, ClientHandshake, ClientRequest, ServerHandshake,
+};
 use rfc6455::{Config, DeflateConfig};
 
 fuzz_target!(|data: &[u8]| {
@@ -25,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // The same bytes as the client's offer, if they fit in a header field.
-    if data.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0 || b >= 0x7f || (b < 0x20 && b != b'\t')) {
+    if data
+        .iter()
+        .any(|&b| b == b'\r' || b == b'\n' || b == 0 || b >= 0x7f || (b < 0x20 && b != b'\t'))
+    {
         return;
     }
     let offer = String::from_utf8_lossy(data);
@@ -36,10 +41,13 @@ fuzz_target!(|data: &[u8]| {
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
          Sec-WebSocket-Extensions: {offer}\r\n\r\n"
     );
-    let Ok(Some(request)) = ServerHandshake::new(config.clone()).handle_read(head.as_bytes()) else {
+    let Ok(Some(request)) = ServerHandshake::new(config.clone()).handle_read(head.as_bytes())
+    else {
         return;
     };
-    let accepted = request.accept(Accept::new()).expect("an offer is declined, never failed");
+    let accepted = request
+        .accept(Accept::new())
+        .expect("an offer is declined, never failed");
     let Some(params) = accepted.connection.deflate_params() else {
         return;
     };
@@ -69,5 +77,8 @@ fuzz_target!(|data: &[u8]| {
         .handle_read(&accepted.response)
         .expect("our client accepts our server")
         .expect("whole");
-    assert_eq!(connected.connection.deflate_params(), accepted.connection.deflate_params());
+    assert_eq!(
+        connected.connection.deflate_params(),
+        accepted.connection.deflate_params()
+    );
 });

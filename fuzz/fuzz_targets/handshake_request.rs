@@ -76,8 +76,17 @@ fn check_error_response(error: &HandshakeError) {
         .headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case("Content-Length"))
-        .map(|h| std::str::from_utf8(h.value).unwrap().parse::<usize>().unwrap());
-    assert_eq!(length, Some(response.len() - head), "Content-Length is wrong");
+        .map(|h| {
+            std::str::from_utf8(h.value)
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+        });
+    assert_eq!(
+        length,
+        Some(response.len() - head),
+        "Content-Length is wrong"
+    );
 }
 
 /// The request's bytes, rebuilt from what the parser kept.

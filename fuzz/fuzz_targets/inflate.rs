@@ -43,7 +43,13 @@ fn server(flags: u8) -> Connection {
 
 fn frame(out: &mut Vec<u8>, fin: bool, rsv: u8, opcode: OpCode, payload: &[u8]) {
     let key = [0x37, 0xfa, 0x21, 0x3d];
-    let header = Header { fin, rsv, opcode, mask: Some(key), len: payload.len() as u64 };
+    let header = Header {
+        fin,
+        rsv,
+        opcode,
+        mask: Some(key),
+        len: payload.len() as u64,
+    };
     let mut head = [0; MAX_HEADER_LEN];
     let n = header.encode(&mut head);
     out.extend_from_slice(&head[..n]);
@@ -56,7 +62,10 @@ fn run(flags: u8, wire: &[u8], sizes: &[u8]) -> Vec<Event> {
     for piece in chunks(wire, sizes) {
         conn.handle_read(piece);
         while let Some(event) = conn.poll_event() {
-            assert!(!matches!(events.last(), Some(Event::Closed(_))), "event after Closed");
+            assert!(
+                !matches!(events.last(), Some(Event::Closed(_))),
+                "event after Closed"
+            );
             events.push(event);
         }
         assert!(conn.buffered_input() <= wire.len());
@@ -65,7 +74,11 @@ fn run(flags: u8, wire: &[u8], sizes: &[u8]) -> Vec<Event> {
 }
 
 fuzz_target!(|input: Input<'_>| {
-    let opcode = if input.flags & 1 != 0 { OpCode::Text } else { OpCode::Binary };
+    let opcode = if input.flags & 1 != 0 {
+        OpCode::Text
+    } else {
+        OpCode::Binary
+    };
     let mut wire = Vec::new();
     for payload in input.messages.iter().take(8) {
         let size = usize::from(input.fragment);
@@ -77,7 +90,13 @@ fuzz_target!(|input: Input<'_>| {
         for (i, piece) in pieces.iter().enumerate() {
             let first = i == 0;
             let op = if first { opcode } else { OpCode::Continuation };
-            frame(&mut wire, i + 1 == pieces.len(), if first { 0b100 } else { 0 }, op, piece);
+            frame(
+                &mut wire,
+                i + 1 == pieces.len(),
+                if first { 0b100 } else { 0 },
+                op,
+                piece,
+            );
         }
     }
     let events = run(input.flags, &wire, &input.sizes);
@@ -85,7 +104,10 @@ fuzz_target!(|input: Input<'_>| {
     for event in &events {
         match event {
             Event::Message(message) => {
-                assert!(message.as_bytes().len() <= LIMIT, "a message over the limit");
+                assert!(
+                    message.as_bytes().len() <= LIMIT,
+                    "a message over the limit"
+                );
                 if opcode == OpCode::Text {
                     assert!(message.as_text().is_some());
                 }

@@ -11,16 +11,24 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use rfc6455::{CloseCode, CloseFrame, Config, Connection, Event, Initiator, MessageKind, Role};
+use rfc6455::{
+    CloseCode, CloseFrame, Config, Connection, Event, Initiator, Message, MessageKind, Role,
+};
 use rfc6455_fuzz::{check_output, chunks, drain, normalize, Norm};
 
 #[derive(Arbitrary, Debug)]
 enum Op {
     /// A text message, in one frame (`fragment == 0`) or in frames of at
     /// most `fragment` bytes, which may end inside a character.
-    Text { text: String, fragment: u8 },
+    Text {
+        text: String,
+        fragment: u8,
+    },
     /// A binary message, likewise.
-    Binary { data: Vec<u8>, fragment: u8 },
+    Binary {
+        data: Vec<u8>,
+        fragment: u8,
+    },
     /// A message sent piece by piece with `send_fragment`, with a Ping
     /// after some pieces. For text the data is made UTF-8 first; pieces
     /// are cut at byte offsets, inside characters too.
@@ -74,6 +82,11 @@ fn send(sender: &mut Connection, ops: &[Op]) -> (Vec<Norm>, Vec<Vec<u8>>) {
             }
             Op::Binary { data, fragment } => {
                 match fragment {
+                    // Through `send_message` too: a server splices large
+                    // payloads into its output without copying them.
+                    0 if data.len() % 2 == 0 => sender
+                        .send_message(&Message::from(data.clone()))
+                        .expect("open"),
                     0 => sender.send_binary(data).expect("open"),
                     n => sender
                         .send_fragmented(MessageKind::Binary, data, usize::from(*n))
@@ -154,7 +167,11 @@ fn roundtrip(input: &Input, sender_role: Role) {
 
     let (mut expected, pings) = send(&mut sender, &input.ops);
     let code = CloseCode(input.close_code);
-    let code = if code.is_sendable() { code } else { CloseCode::NORMAL };
+    let code = if code.is_sendable() {
+        code
+    } else {
+        CloseCode::NORMAL
+    };
     let mut reason = input.close_reason.as_str();
     while reason.len() > CloseFrame::MAX_REASON {
         let mut end = reason.len() - 1;
@@ -190,7 +207,10 @@ fn roundtrip(input: &Input, sender_role: Role) {
     assert_eq!(closed.received, Some(CloseFrame::new(code, "")));
     assert!(closed.is_clean(), "{closed:?}");
     // The server closes the transport first (§7.1.1); the client waits.
-    assert_eq!(receiver.should_close_transport(), receiver_role == Role::Server);
+    assert_eq!(
+        receiver.should_close_transport(),
+        receiver_role == Role::Server
+    );
     assert_eq!(sender.should_close_transport(), sender_role == Role::Server);
 }
 

@@ -54,10 +54,17 @@ fuzz_target!(|input: Input<'_>| {
             break;
         }
         // Between pieces: complete exactly when the prefix is valid.
-        assert_eq!(validator.is_complete(), std::str::from_utf8(&data[..fed]).is_ok());
+        assert_eq!(
+            validator.is_complete(),
+            std::str::from_utf8(&data[..fed]).is_ok()
+        );
     }
     let valid = failed_in.is_none() && validator.is_complete();
-    assert_eq!(valid, std::str::from_utf8(data).is_ok(), "verdict differs from std");
+    assert_eq!(
+        valid,
+        std::str::from_utf8(data).is_ok(),
+        "verdict differs from std"
+    );
 
     if let Err(e) = std::str::from_utf8(data) {
         if let Some(n) = e.error_len() {

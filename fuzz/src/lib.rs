@@ -99,7 +99,10 @@ pub fn normalize(events: &[Event], streaming: bool) -> Vec<Norm> {
             // Fail fast: a piece is delivered only once checked, so what was
             // delivered of a text message is a valid prefix.
             if let Err(e) = std::str::from_utf8(data) {
-                assert!(e.error_len().is_none(), "delivered text is not a UTF-8 prefix");
+                assert!(
+                    e.error_len().is_none(),
+                    "delivered text is not a UTF-8 prefix"
+                );
             }
         }
     }
@@ -173,9 +176,16 @@ pub fn check_output(bytes: &[u8], sender: Role, sizes: &[u8]) -> Vec<WireFrame> 
         );
         let mut again = [0; MAX_HEADER_LEN];
         let m = header.encode(&mut again);
-        assert_eq!(&again[..m], &rest[..n], "header not in its minimal encoding");
+        assert_eq!(
+            &again[..m],
+            &rest[..n],
+            "header not in its minimal encoding"
+        );
         let len = usize::try_from(header.len).expect("fits");
-        assert!(rest.len() - n >= len, "our output ends on a frame boundary (payload)");
+        assert!(
+            rest.len() - n >= len,
+            "our output ends on a frame boundary (payload)"
+        );
         let mut payload = rest[n..n + len].to_vec();
         if let Some(key) = header.mask {
             for (i, b) in payload.iter_mut().enumerate() {
@@ -244,5 +254,8 @@ pub fn drain(conn: &mut Connection, events: &mut Vec<Event>) {
         }
         events.push(event);
     }
-    assert!(conn.poll_event().is_none(), "poll_event after None gave an event");
+    assert!(
+        conn.poll_event().is_none(),
+        "poll_event after None gave an event"
+    );
 }
