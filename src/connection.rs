@@ -282,14 +282,11 @@ impl Connection {
     /// byte received. **Only append**: bytes appended are input exactly as
     /// if passed to `handle_read`; changing bytes already there corrupts
     /// the stream. Once the connection is closed, appended bytes are
-    /// dropped (at the next call), as `handle_read` drops them.
+    /// dropped at the next [`poll_event`](Connection::poll_event), as
+    /// `handle_read` drops them.
     ///
     /// [`read_size_hint`](Connection::read_size_hint) says how much to ask for.
     pub fn read_buffer(&mut self, size: usize) -> &mut BytesMut {
-        if self.state == State::Closed {
-            // Input is ignored from here on: what was appended goes.
-            self.input.clear();
-        }
         if self.input.len() + size > self.input.capacity() {
             self.input.reserve(size);
         }
