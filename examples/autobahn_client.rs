@@ -63,13 +63,7 @@ async fn connect_tokio(
     let stream = tokio::net::TcpStream::connect(url.socket_addr()).await?;
     stream.set_nodelay(true)?;
     let stream = autobahn::QuickAck(stream, quick);
-    rfc6455::tokio::client_with(
-        stream,
-        &url.request(),
-        autobahn::config(true),
-        Default::default(),
-    )
-    .await
+    rfc6455::tokio::client_with(stream, &url.request(), autobahn::config(true)).await
 }
 
 fn connect_blocking(
@@ -81,12 +75,7 @@ fn connect_blocking(
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(std::time::Duration::from_secs(1)))?;
     let stream = autobahn::BlockingQuickAck(stream, quick);
-    rfc6455::blocking::client_with(
-        stream,
-        &url.request(),
-        autobahn::config(true),
-        Default::default(),
-    )
+    rfc6455::blocking::client_with(stream, &url.request(), autobahn::config(true))
 }
 
 async fn run_tokio(url: &str, agent: &str, quick: bool) -> Result<(), Box<dyn std::error::Error>> {

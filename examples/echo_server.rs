@@ -65,16 +65,12 @@ async fn serve_tokio(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::
             let _ = stream.set_nodelay(true);
             let stream = autobahn::QuickAck(stream, quick);
             let mut path = String::new();
-            let accepted = rfc6455::tokio::accept_with(
-                stream,
-                autobahn::config(false),
-                Default::default(),
-                |request| {
+            let accepted =
+                rfc6455::tokio::accept_with(stream, autobahn::config(false), |request| {
                     path = request.path().to_string();
                     Ok(Accept::new())
-                },
-            )
-            .await;
+                })
+                .await;
             let mut ws = match accepted {
                 Ok(ws) => ws,
                 Err(err) => return log(peer, &path, Err(err.to_string())),
@@ -114,15 +110,11 @@ fn serve_blocking(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::Err
             let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
             let stream = autobahn::BlockingQuickAck(stream, quick);
             let mut path = String::new();
-            let accepted = rfc6455::blocking::accept_with(
-                stream,
-                autobahn::config(false),
-                Default::default(),
-                |request| {
+            let accepted =
+                rfc6455::blocking::accept_with(stream, autobahn::config(false), |request| {
                     path = request.path().to_string();
                     Ok(Accept::new())
-                },
-            );
+                });
             let mut ws = match accepted {
                 Ok(ws) => ws,
                 Err(err) => return log(peer, &path, Err(err.to_string())),

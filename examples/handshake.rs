@@ -18,7 +18,7 @@ use rfc6455::frame::Header;
 use rfc6455::handshake::{
     accept_key, Accept, ClientHandshake, ClientRequest, ServerHandshake, GUID,
 };
-use rfc6455::{Config, Event};
+use rfc6455::{Config, Event, MaskKeys};
 
 fn show(title: &str, bytes: &[u8]) {
     println!("── {title} ({} bytes) ──", bytes.len());
@@ -41,7 +41,11 @@ fn main() {
     let request = ClientRequest::new("server.example.com", "/chat")
         .protocol("chat")
         .protocol("superchat");
-    let mut client = ClientHandshake::with_key(&request, Config::default(), *b"the sample nonce");
+    // The masking key of RFC 6455 §5.7's examples, so the output is the
+    // RFC's; a real client keeps the default, a fresh random key per frame.
+    let mut config = Config::default();
+    config.mask_keys = MaskKeys::Fixed([0x37, 0xfa, 0x21, 0x3d]);
+    let mut client = ClientHandshake::with_key(&request, config, *b"the sample nonce");
     show("client → server: the Upgrade request", client.request());
 
     // 2. The server parses it and proves it understood: SHA-1 of the key
@@ -81,7 +85,6 @@ fn main() {
     let mut client = connected.connection;
 
     // 4. One text frame from the client. Client frames are always masked.
-    client.set_fixed_mask(Some([0x37, 0xfa, 0x21, 0x3d]));
     client.send_text("Hello").expect("open");
     let frame = client.pending_output().to_vec();
     let (header, header_len) = Header::decode(&frame).expect("valid").expect("complete");

@@ -1,12 +1,15 @@
 //! What the blocking and tokio adapters share: their error type, URL
-//! parsing and the timing options. No protocol logic lives here.
+//! parsing, and the clock they read for the core. No protocol logic lives
+//! here: every deadline is the core's.
 
 use std::fmt;
 use std::io;
+use std::ops::Add;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::handshake::{ClientRequest, HandshakeError};
-use crate::{Closed, ProtocolError, UsageError};
+use crate::{Closed, ProtocolError, Timestamp, UsageError};
 
 /// What can go wrong on a connection driven by an adapter.
 ///
@@ -29,8 +32,8 @@ pub enum Error {
     Usage(UsageError),
     /// A `ws://` URL that cannot be parsed.
     Url(String),
-    /// A timer of the adapter expired: the handshake, the closing
-    /// handshake, or the heartbeat found the peer silent.
+    /// A timer of the core ran out: the opening handshake took too long,
+    /// or the peer did not answer our Close (after an idle timeout, say).
     Timeout(&'static str),
 }
 
@@ -67,7 +70,10 @@ impl From<io::Error> for Error {
 
 impl From<HandshakeError> for Error {
     fn from(e: HandshakeError) -> Self {
-        Error::Handshake(e)
+        match e {
+            HandshakeError::Timeout => Error::Timeout("opening handshake"),
+            e => Error::Handshake(e),
+        }
     }
 }
 
@@ -80,41 +86,84 @@ impl From<UsageError> for Error {
 /// The error, if any, that a finished connection reports to `recv`/`read`:
 /// none for a closing handshake, the fault for a failed connection.
 pub(crate) fn closed_error(closed: &Closed) -> Option<Error> {
-    closed.error.clone().map(Error::Protocol)
+    closed.error.clone().map(|e| match e {
+        ProtocolError::Timeout => Error::Timeout("closing handshake: the peer did not answer"),
+        e => Error::Protocol(e),
+    })
 }
 
-/// Timers the adapters run around the sans-IO core.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Timeouts {
-    /// The opening handshake must finish within this time, or the
-    /// connection is dropped (a client sending one header byte a minute).
-    ///
-    /// Default: 10 seconds.
-    pub handshake: Option<Duration>,
-    /// Once the closing handshake starts (or the connection fails), the
-    /// peer has this long to finish it before the transport is closed.
-    ///
-    /// Default: 5 seconds.
-    pub close: Option<Duration>,
-    /// Send a Ping after this much silence from the peer.
-    ///
-    /// Default: none.
-    pub ping_interval: Option<Duration>,
-    /// Close with 1001 (going away) after this much silence from the peer;
-    /// any frame, including a Pong, counts as a sign of life.
-    ///
-    /// Default: none.
-    pub idle: Option<Duration>,
+/// A monotonic clock the adapters read for the core: the time since one
+/// epoch per process, so that every handshake and connection of a process
+/// counts from the same point.
+pub(crate) trait Clock: Copy + Add<Duration, Output = Self> + Send + Sync + 'static {
+    /// The clock's time now.
+    fn read() -> Self;
+    /// How long after `earlier` this is (zero if not after).
+    fn since(self, earlier: Self) -> Duration;
+    /// The epoch, fixed at the first call.
+    fn epoch() -> Self;
+
+    /// Now, as the core counts time.
+    fn timestamp() -> Timestamp {
+        Timestamp::from(Self::read().since(Self::epoch()))
+    }
+
+    /// A deadline of the core, on this clock.
+    fn at(deadline: Timestamp) -> Self {
+        Self::epoch() + deadline.since_epoch()
+    }
 }
 
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts {
-            handshake: Some(Duration::from_secs(10)),
-            close: Some(Duration::from_secs(5)),
-            ping_interval: None,
-            idle: None,
+impl Clock for std::time::Instant {
+    fn read() -> Self {
+        std::time::Instant::now()
+    }
+
+    fn since(self, earlier: Self) -> Duration {
+        self.saturating_duration_since(earlier)
+    }
+
+    fn epoch() -> Self {
+        static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
+        *EPOCH.get_or_init(std::time::Instant::now)
+    }
+}
+
+/// tokio's clock, which tests can pause and advance.
+#[cfg(feature = "tokio")]
+impl Clock for tokio::time::Instant {
+    fn read() -> Self {
+        tokio::time::Instant::now()
+    }
+
+    fn since(self, earlier: Self) -> Duration {
+        self.saturating_duration_since(earlier)
+    }
+
+    fn epoch() -> Self {
+        static EPOCH: OnceLock<tokio::time::Instant> = OnceLock::new();
+        *EPOCH.get_or_init(tokio::time::Instant::now)
+    }
+}
+
+/// Closes a TCP stream without losing what was last written to it.
+///
+/// Closing a socket whose receive queue still holds bytes makes the kernel
+/// send a reset, and a reset can destroy data the peer has not read yet,
+/// such as our Close frame. So this shuts down our sending side (the peer
+/// sees end of stream after our last frame), then reads and discards until
+/// the peer closes too or `timeout` passes.
+#[cfg(feature = "blocking")]
+pub fn close_tcp(stream: std::net::TcpStream, timeout: Duration) {
+    use std::io::Read;
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
+    let deadline = std::time::Instant::now() + timeout;
+    let mut sink = [0u8; 4096];
+    while std::time::Instant::now() < deadline {
+        match (&stream).read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
         }
     }
 }

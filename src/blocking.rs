@@ -20,12 +20,15 @@
 //!
 //! # Timers
 //!
-//! A blocking read cannot be interrupted from inside, so the timers of
-//! [`Timeouts`] run on the stream's own read timeout: set one
+//! The core keeps every deadline ([`Config::timeouts`]); the adapter only
+//! tells it the time. A blocking read cannot be interrupted from inside, so
+//! the adapter wakes on the stream's own read timeout: set one
 //! (`TcpStream::set_read_timeout`) and every read that times out becomes a
-//! tick at which the adapter checks the handshake deadline, sends a
-//! heartbeat Ping, or gives up on a silent peer. Without a read timeout the
-//! timers are checked only when bytes arrive.
+//! tick at which the core's deadline is checked (the handshake deadline,
+//! a heartbeat Ping, a silent peer's close, the closing handshake's end).
+//! The tick sets the precision: with a 50 ms read timeout, a deadline is
+//! met within 50 ms. Without a read timeout the timers run only when bytes
+//! arrive.
 //!
 //! # Writing
 //!
@@ -35,13 +38,17 @@
 //! Ping or Close that asks for them is read.
 
 use std::io::{self, IoSlice, Read, Write};
-use std::net::{Shutdown, TcpStream};
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
 
-use crate::adapter::closed_error;
-pub use crate::adapter::{Error, Timeouts, WsUrl};
-use crate::handshake::{Accept, ClientHandshake, ClientRequest, Request, ServerHandshake};
-use crate::{CloseCode, Closed, Config, Connection, Event, Message, MessageKind, State};
+pub use crate::adapter::{close_tcp, Error, WsUrl};
+use crate::adapter::{closed_error, Clock};
+use crate::handshake::{
+    Accept, ClientHandshake, ClientRequest, HandshakeError, Request, ServerHandshake,
+};
+use crate::{CloseCode, Closed, Config, Connection, Event, Message, MessageKind};
+
+/// The clock the adapter reads for the core.
+type Time = std::time::Instant;
 
 /// Size of the buffer each read fills.
 const READ_BUF: usize = 32 * 1024;
@@ -54,18 +61,12 @@ pub struct WebSocket<S> {
     buf: Vec<u8>,
     protocol: Option<String>,
     closed: Option<Closed>,
-    timeouts: Timeouts,
-    last_seen: Instant,
-    last_ping: Instant,
-    closing_since: Option<Instant>,
 }
 
 /// Accepts a client on `stream` with the default configuration, no
 /// subprotocol and no check of Origin.
 pub fn accept<S: Read + Write>(stream: S) -> Result<WebSocket<S>, Error> {
-    accept_with(stream, Config::default(), Timeouts::default(), |_| {
-        Ok(Accept::new())
-    })
+    accept_with(stream, Config::default(), |_| Ok(Accept::new()))
 }
 
 /// Accepts a client on `stream`, letting `decide` look at the request.
@@ -73,30 +74,27 @@ pub fn accept<S: Read + Write>(stream: S) -> Result<WebSocket<S>, Error> {
 /// `decide` returns the [`Accept`] options, or a status and reason to
 /// refuse with (403 for a foreign Origin, 401 without credentials); the
 /// refusal is sent and the call fails with [`Error::Handshake`].
-/// A malformed request gets its 400, 426 or 431 response the same way.
-pub fn accept_with<S, F>(
-    mut stream: S,
-    config: Config,
-    timeouts: Timeouts,
-    decide: F,
-) -> Result<WebSocket<S>, Error>
+/// A malformed request gets its 400, 426 or 431 response the same way,
+/// and a client too slow to send it
+/// ([`Timeouts::handshake`](crate::Timeouts::handshake)) a 408.
+pub fn accept_with<S, F>(mut stream: S, config: Config, decide: F) -> Result<WebSocket<S>, Error>
 where
     S: Read + Write,
     F: FnOnce(&Request) -> Result<Accept, (u16, String)>,
 {
-    let start = Instant::now();
     let mut handshake = ServerHandshake::new(config);
     let mut buf = vec![0; READ_BUF];
     let request = loop {
-        let n = read_handshake(&mut stream, &mut buf, start, timeouts.handshake)?;
+        if let Err(e) = handshake.handle_timeout(Time::timestamp()) {
+            return Err(refuse(&mut stream, e));
+        }
+        let Some(n) = read_handshake(&mut stream, &mut buf)? else {
+            continue;
+        };
         match handshake.handle_read(&buf[..n]) {
             Ok(Some(request)) => break request,
             Ok(None) => {}
-            Err(e) => {
-                stream.write_all(&e.response())?;
-                stream.flush()?;
-                return Err(Error::Handshake(e));
-            }
+            Err(e) => return Err(refuse(&mut stream, e)),
         }
     };
     let options = match decide(&request) {
@@ -104,9 +102,7 @@ where
         Err((status, reason)) => {
             stream.write_all(&request.reject(status, &reason))?;
             stream.flush()?;
-            return Err(Error::Handshake(
-                crate::handshake::HandshakeError::Rejected(status),
-            ));
+            return Err(Error::Handshake(HandshakeError::Rejected(status)));
         }
     };
     match request.accept(options) {
@@ -118,29 +114,31 @@ where
                 accepted.connection,
                 accepted.protocol,
                 buf,
-                timeouts,
             ))
         }
-        Err(e) => {
-            stream.write_all(&e.response())?;
-            stream.flush()?;
-            Err(Error::Handshake(e))
-        }
+        Err(e) => Err(refuse(&mut stream, e)),
+    }
+}
+
+/// Sends the HTTP response for a failed handshake; returns the error.
+fn refuse<S: Write>(stream: &mut S, e: HandshakeError) -> Error {
+    let sent = stream
+        .write_all(&e.response())
+        .and_then(|()| stream.flush());
+    match sent {
+        Ok(()) => e.into(),
+        Err(io) => io.into(),
     }
 }
 
 /// Opens a TCP connection to a `ws://` URL and performs the handshake.
 /// For `wss://`, open the TLS stream yourself and use [`client`].
 pub fn connect(url: &str) -> Result<WebSocket<TcpStream>, Error> {
-    connect_with(url, Config::default(), Timeouts::default())
+    connect_with(url, Config::default())
 }
 
-/// [`connect`] with a configuration and timeouts of your choice.
-pub fn connect_with(
-    url: &str,
-    config: Config,
-    timeouts: Timeouts,
-) -> Result<WebSocket<TcpStream>, Error> {
+/// [`connect`] with a configuration of your choice.
+pub fn connect_with(url: &str, config: Config) -> Result<WebSocket<TcpStream>, Error> {
     let url = WsUrl::parse(url)?;
     if url.secure {
         return Err(Error::Url(
@@ -149,19 +147,14 @@ pub fn connect_with(
     }
     let stream = TcpStream::connect(url.socket_addr())?;
     stream.set_nodelay(true)?;
-    client_with(stream, &url.request(), config, timeouts)
+    client_with(stream, &url.request(), config)
 }
 
 /// Performs the client handshake on `stream` for a `ws://` or `wss://` URL
 /// (the URL gives the Host field and the path; the stream is already open).
 pub fn client<S: Read + Write>(stream: S, url: &str) -> Result<WebSocket<S>, Error> {
     let url = WsUrl::parse(url)?;
-    client_with(
-        stream,
-        &url.request(),
-        Config::default(),
-        Timeouts::default(),
-    )
+    client_with(stream, &url.request(), Config::default())
 }
 
 /// Performs the client handshake on `stream` with a full request.
@@ -169,51 +162,35 @@ pub fn client_with<S: Read + Write>(
     mut stream: S,
     request: &ClientRequest,
     config: Config,
-    timeouts: Timeouts,
 ) -> Result<WebSocket<S>, Error> {
-    let start = Instant::now();
     let mut handshake = ClientHandshake::new(request, config);
+    handshake.handle_timeout(Time::timestamp())?;
     stream.write_all(handshake.request())?;
     stream.flush()?;
     let mut buf = vec![0; READ_BUF];
     loop {
-        let n = read_handshake(&mut stream, &mut buf, start, timeouts.handshake)?;
+        handshake.handle_timeout(Time::timestamp())?;
+        let Some(n) = read_handshake(&mut stream, &mut buf)? else {
+            continue;
+        };
         if let Some(connected) = handshake.handle_read(&buf[..n])? {
             let protocol = connected.response.protocol.clone();
-            return Ok(WebSocket::new(
-                stream,
-                connected.connection,
-                protocol,
-                buf,
-                timeouts,
-            ));
+            return Ok(WebSocket::new(stream, connected.connection, protocol, buf));
         }
     }
 }
 
-/// One read during the handshake: end of stream is an error, and so is
-/// the deadline.
-fn read_handshake<S: Read>(
-    stream: &mut S,
-    buf: &mut [u8],
-    start: Instant,
-    limit: Option<Duration>,
-) -> Result<usize, Error> {
-    loop {
-        if limit.is_some_and(|limit| start.elapsed() > limit) {
-            return Err(Error::Timeout("opening handshake"));
-        }
-        match stream.read(buf) {
-            Ok(0) => {
-                return Err(Error::Io(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the stream ended during the opening handshake",
-                )))
-            }
-            Ok(n) => return Ok(n),
-            Err(e) if is_tick(&e) => {}
-            Err(e) => return Err(e.into()),
-        }
+/// One read during the handshake: `None` for a tick of the stream's read
+/// timeout; end of stream is an error.
+fn read_handshake<S: Read>(stream: &mut S, buf: &mut [u8]) -> Result<Option<usize>, Error> {
+    match stream.read(buf) {
+        Ok(0) => Err(Error::Io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the stream ended during the opening handshake",
+        ))),
+        Ok(n) => Ok(Some(n)),
+        Err(e) if is_tick(&e) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -226,30 +203,21 @@ fn is_tick(e: &io::Error) -> bool {
 }
 
 impl<S: Read + Write> WebSocket<S> {
-    fn new(
-        stream: S,
-        conn: Connection,
-        protocol: Option<String>,
-        buf: Vec<u8>,
-        timeouts: Timeouts,
-    ) -> Self {
-        let now = Instant::now();
+    fn new(stream: S, conn: Connection, protocol: Option<String>, buf: Vec<u8>) -> Self {
         WebSocket {
             stream,
             conn,
             buf,
             protocol,
             closed: None,
-            timeouts,
-            last_seen: now,
-            last_ping: now,
-            closing_since: None,
         }
     }
 
-    /// Wraps a stream on which the handshake already happened.
-    pub fn from_connection(stream: S, conn: Connection) -> Self {
-        Self::new(stream, conn, None, vec![0; READ_BUF], Timeouts::default())
+    /// Wraps a stream on which the handshake already happened. The
+    /// connection's timers run from now, on the adapter's clock.
+    pub fn from_connection(stream: S, mut conn: Connection) -> Self {
+        conn.handle_timeout(Time::timestamp());
+        Self::new(stream, conn, None, vec![0; READ_BUF])
     }
 
     /// The next data message. Pings are answered (and Pongs dropped) on
@@ -282,7 +250,7 @@ impl<S: Read + Write> WebSocket<S> {
                 self.flush()?;
                 if let Event::Closed(closed) = &event {
                     self.closed = Some(Closed::clone(closed));
-                    self.finish()?;
+                    self.finish();
                 }
                 return Ok(event);
             }
@@ -291,60 +259,48 @@ impl<S: Read + Write> WebSocket<S> {
         }
     }
 
-    /// Reads once from the stream into the connection, or runs the timers
-    /// if the read timed out.
+    /// Reads once from the stream into the connection (or wakes on the
+    /// stream's read timeout), then tells the connection the time.
     fn fill(&mut self) -> Result<(), Error> {
         match self.stream.read(&mut self.buf) {
             Ok(0) => self.conn.handle_eof(),
-            Ok(n) => {
-                self.last_seen = Instant::now();
-                self.conn.handle_read(&self.buf[..n]);
-            }
+            Ok(n) => self.conn.handle_read(&self.buf[..n]),
             Err(e) if is_tick(&e) => {}
             Err(e) => return Err(e.into()),
         }
-        self.run_timers()
+        self.tell_time();
+        Ok(())
     }
 
-    fn run_timers(&mut self) -> Result<(), Error> {
-        let now = Instant::now();
-        if self.conn.state() != State::Open {
-            let since = *self.closing_since.get_or_insert(now);
-            if self.timeouts.close.is_some_and(|t| now - since > t) {
-                return Err(Error::Timeout("closing handshake"));
-            }
-            return Ok(());
+    /// Runs the core's timers if their deadline has come.
+    fn tell_time(&mut self) {
+        let now = Time::timestamp();
+        if self
+            .conn
+            .poll_timeout()
+            .is_some_and(|deadline| deadline <= now)
+        {
+            self.conn.handle_timeout(now);
         }
-        let silent = now - self.last_seen;
-        if self.timeouts.idle.is_some_and(|t| silent > t) {
-            self.conn.close(CloseCode::GOING_AWAY, "idle timeout")?;
-            self.closing_since = Some(now);
-        } else if let Some(interval) = self.timeouts.ping_interval {
-            if silent > interval && now - self.last_ping > interval {
-                self.conn.ping(b"")?;
-                self.last_ping = now;
-            }
-        }
-        self.flush()
     }
 
-    /// After the Closed event: the client waits for the server to end the
-    /// stream (§7.1.1), discarding anything else.
-    fn finish(&mut self) -> Result<(), Error> {
-        self.flush()?;
-        let start = Instant::now();
-        while !self.conn.should_close_transport() {
-            if self.timeouts.close.is_some_and(|t| start.elapsed() > t) {
-                break;
-            }
+    /// After the Closed event: write the last output, then, unless the
+    /// transport is ours to close now (a server's, after the closing
+    /// handshake), read and discard until the peer ends the stream (§7.1.1)
+    /// or the core's closing deadline passes.
+    fn finish(&mut self) {
+        if self.flush().is_err() {
+            return;
+        }
+        while !self.conn.should_close_transport() && !self.conn.is_finished() {
             match self.stream.read(&mut self.buf) {
                 Ok(0) => self.conn.handle_eof(),
                 Ok(_) => {}
                 Err(e) if is_tick(&e) => {}
-                Err(_) => break,
+                Err(_) => return,
             }
+            self.tell_time();
         }
-        Ok(())
     }
 
     /// Sends a message in one frame and flushes.
@@ -386,7 +342,6 @@ impl<S: Read + Write> WebSocket<S> {
     /// until it returns `Ok(None)` to let the peer answer.
     pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         self.conn.close(code, reason)?;
-        self.closing_since = Some(Instant::now());
         self.flush()
     }
 
@@ -448,25 +403,5 @@ impl<S: Read + Write> WebSocket<S> {
     /// Gives the stream back.
     pub fn into_inner(self) -> S {
         self.stream
-    }
-}
-
-/// Closes a TCP stream without losing what was last written to it.
-///
-/// Closing a socket whose receive queue still holds bytes makes the kernel
-/// send a reset, and a reset can destroy data the peer has not read yet,
-/// such as our Close frame. So this shuts down our sending side (the peer
-/// sees end of stream after our last frame), then reads and discards until
-/// the peer closes too or `timeout` passes.
-pub fn close_tcp(stream: TcpStream, timeout: Duration) {
-    let _ = stream.shutdown(Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(timeout.max(Duration::from_millis(1))));
-    let start = Instant::now();
-    let mut sink = [0u8; 4096];
-    while start.elapsed() < timeout {
-        match (&stream).read(&mut sink) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
     }
 }

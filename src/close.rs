@@ -107,30 +107,6 @@ impl CloseFrame {
         }
     }
 
-    /// Parses the payload of a received Close frame (§5.5.1).
-    ///
-    /// An empty payload gives `NO_STATUS`. One byte is a protocol error, as
-    /// is a code that may not be sent; a reason that is not UTF-8 is 1007.
-    pub(crate) fn parse(payload: &[u8]) -> Result<CloseFrame, crate::ProtocolError> {
-        use crate::ProtocolError;
-        match payload.len() {
-            0 => Ok(CloseFrame::new(CloseCode::NO_STATUS, "")),
-            // "If there is a body, the first two bytes of the body MUST be a
-            // 2-byte unsigned integer (in network byte order) representing a
-            // status code" (§5.5.1): one byte cannot be that.
-            1 => Err(ProtocolError::CloseLengthOne),
-            _ => {
-                let code = CloseCode(u16::from_be_bytes([payload[0], payload[1]]));
-                if !code.is_sendable() {
-                    return Err(ProtocolError::InvalidCloseCode(code.0));
-                }
-                let reason = std::str::from_utf8(&payload[2..])
-                    .map_err(|_| ProtocolError::InvalidCloseReason)?;
-                Ok(CloseFrame::new(code, reason))
-            }
-        }
-    }
-
     /// Writes the payload of this Close frame: the code, then the reason.
     /// `NO_STATUS` writes an empty payload.
     pub(crate) fn write_payload(&self, out: &mut Vec<u8>) {

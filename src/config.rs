@@ -1,5 +1,7 @@
 //! Limits and options, each default stated on its field.
 
+use crate::Timeouts;
+
 /// Options for a connection and its handshake.
 ///
 /// Build one from [`Config::default`] and change the fields you need:
@@ -56,6 +58,16 @@ pub struct Config {
     /// Default: `None`.
     #[cfg(feature = "deflate")]
     pub deflate: Option<crate::DeflateConfig>,
+    /// How long to wait for the peer: the opening handshake, the closing
+    /// handshake, and the heartbeat. The timers run on the time the driver
+    /// reports (`handle_timeout`).
+    ///
+    /// Default: [`Timeouts::default`].
+    pub timeouts: Timeouts,
+    /// Where a client's masking keys come from.
+    ///
+    /// Default: [`MaskKeys::Random`].
+    pub mask_keys: MaskKeys,
 }
 
 impl Default for Config {
@@ -69,6 +81,52 @@ impl Default for Config {
             max_headers: 64,
             #[cfg(feature = "deflate")]
             deflate: None,
+            timeouts: Timeouts::default(),
+            mask_keys: MaskKeys::Random,
         }
     }
 }
+
+/// Where a client's masking keys come from (§5.3).
+///
+/// "The masking key is a 32-bit value chosen at random by the client ...
+/// The unpredictability of the masking key is essential to prevent authors
+/// of malicious applications from selecting the bytes that appear on the
+/// wire." (§10.3) Anything but [`MaskKeys::Random`] is for tests, or for a
+/// target that brings its own random source.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum MaskKeys {
+    /// A fresh key for every frame from `rand`'s thread-local generator.
+    Random,
+    /// The same key for every frame: deterministic output for tests and
+    /// examples. Never use it on a real connection.
+    Fixed([u8; 4]),
+    /// A fresh key for every frame from this function (a hardware random
+    /// number generator, on a target without `rand`'s).
+    With(fn() -> [u8; 4]),
+}
+
+impl MaskKeys {
+    /// The key for the next frame.
+    pub(crate) fn next_key(&self) -> [u8; 4] {
+        match self {
+            MaskKeys::Random => rand::random(),
+            MaskKeys::Fixed(key) => *key,
+            MaskKeys::With(source) => source(),
+        }
+    }
+}
+
+impl PartialEq for MaskKeys {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (MaskKeys::Random, MaskKeys::Random) => true,
+            (MaskKeys::Fixed(a), MaskKeys::Fixed(b)) => a == b,
+            (MaskKeys::With(a), MaskKeys::With(b)) => std::ptr::fn_addr_eq(*a, *b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for MaskKeys {}

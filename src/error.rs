@@ -65,6 +65,10 @@ pub enum ProtocolError {
         /// Whether the message was text (closed with 1007) or binary (1002).
         text: bool,
     },
+    /// The peer did not answer our Close frame within
+    /// [`Timeouts::close`](crate::Timeouts::close) (after an idle timeout,
+    /// say: a peer that went silent seldom answers).
+    Timeout,
     /// The transport ended without a closing handshake.
     UnexpectedEof {
         /// Whether the transport ended inside a frame.
@@ -77,7 +81,8 @@ impl ProtocolError {
     ///
     /// This is the one place where faults become codes (§7.4.1):
     /// 1007 for bad UTF-8, 1009 for size limits, 1002 for the rest, and
-    /// 1006 (reported, never sent) for a transport that simply ended.
+    /// 1006 (reported, never sent) for a transport that simply ended or a
+    /// peer that never answered our Close.
     pub fn close_code(&self) -> CloseCode {
         match self {
             ProtocolError::InvalidUtf8
@@ -86,7 +91,7 @@ impl ProtocolError {
             ProtocolError::FrameTooBig { .. } | ProtocolError::MessageTooBig { .. } => {
                 CloseCode::MESSAGE_TOO_BIG
             }
-            ProtocolError::UnexpectedEof { .. } => CloseCode::ABNORMAL,
+            ProtocolError::UnexpectedEof { .. } | ProtocolError::Timeout => CloseCode::ABNORMAL,
             ProtocolError::ReservedBits(_)
             | ProtocolError::ReservedOpcode(_)
             | ProtocolError::LengthTopBit
@@ -122,7 +127,7 @@ impl ProtocolError {
             ProtocolError::FrameTooBig { .. } => "frame too big",
             ProtocolError::MessageTooBig { .. } => "message too big",
             ProtocolError::InvalidCompression { .. } => "invalid compressed data",
-            ProtocolError::UnexpectedEof { .. } => "",
+            ProtocolError::UnexpectedEof { .. } | ProtocolError::Timeout => "",
         }
     }
 }
@@ -154,6 +159,9 @@ impl fmt::Display for ProtocolError {
             }
             ProtocolError::UnexpectedEof { mid_frame: false } => {
                 f.write_str("the transport ended without a closing handshake")
+            }
+            ProtocolError::Timeout => {
+                f.write_str("the peer did not finish the closing handshake in time")
             }
             other => f.write_str(other.close_reason()),
         }

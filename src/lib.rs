@@ -42,14 +42,14 @@
 mod close;
 mod config;
 mod connection;
-#[cfg(feature = "deflate")]
-mod deflate;
 mod error;
+mod extension;
 pub mod frame;
 pub mod handshake;
 mod mask;
 mod message;
 mod output;
+mod time;
 mod utf8;
 
 #[cfg(any(feature = "blocking", feature = "tokio"))]
@@ -60,12 +60,13 @@ pub mod blocking;
 pub mod tokio;
 
 pub use close::{CloseCode, CloseFrame};
-pub use config::Config;
-pub use connection::{Buffers, Connection, State};
-#[cfg(feature = "deflate")]
-pub use deflate::{DeflateConfig, DeflateParams};
+pub use config::{Config, MaskKeys};
+pub use connection::{Buffers, Connection, ReadBuffer, State};
 pub use error::{ProtocolError, UsageError};
+#[cfg(feature = "deflate")]
+pub use extension::deflate::{DeflateConfig, DeflateParams};
 pub use message::{Closed, Event, Fragment, Initiator, Message, MessageKind, Role};
+pub use time::{Timeouts, Timestamp};
 pub use utf8::Utf8Bytes;
 
 /// Internals exposed to the fuzz targets and benchmarks, not a stable API.

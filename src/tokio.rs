@@ -62,14 +62,18 @@ use std::task::{ready, Context, Poll, Wake, Waker};
 use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 
-use crate::adapter::closed_error;
-pub use crate::adapter::{Error, Timeouts, WsUrl};
+use crate::adapter::{closed_error, Clock};
+pub use crate::adapter::{Error, WsUrl};
 use crate::handshake::{
     Accept, ClientHandshake, ClientRequest, HandshakeError, Request, ServerHandshake,
 };
-use crate::{CloseCode, Closed, Config, Connection, Event, Message, MessageKind, State};
+use crate::{CloseCode, Closed, Config, Connection, Event, Message, MessageKind, State, Timestamp};
+
+/// The clock the adapter reads for the core: tokio's, which tests can
+/// pause and advance.
+type Time = tokio::time::Instant;
 
 /// Pieces of output passed to one vectored write.
 const WRITE_SLICES: usize = 64;
@@ -141,10 +145,7 @@ pub async fn accept<S>(stream: S) -> Result<WebSocket<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    accept_with(stream, Config::default(), Timeouts::default(), |_| {
-        Ok(Accept::new())
-    })
-    .await
+    accept_with(stream, Config::default(), |_| Ok(Accept::new())).await
 }
 
 /// Accepts a client on `stream`, letting `decide` look at the request.
@@ -153,22 +154,21 @@ where
 /// refuse with; the refusal is sent and the call fails with
 /// [`Error::Handshake`]. A malformed request gets its 400, 426 or 431
 /// response the same way. The whole handshake must finish within
-/// [`Timeouts::handshake`].
+/// [`Timeouts::handshake`](crate::Timeouts::handshake), or the client gets
+/// a 408 and the call fails with [`Error::Timeout`].
 pub async fn accept_with<S, F>(
     mut stream: S,
     config: Config,
-    timeouts: Timeouts,
     decide: F,
 ) -> Result<WebSocket<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request) -> Result<Accept, (u16, String)>,
 {
-    let start = tokio::time::Instant::now();
     // The handshake's futures (its timer, parser and buffers) are boxed:
     // inline, they would set the size of every connection's task for the
     // whole life of the connection, though they are done in milliseconds.
-    let request = Box::pin(read_request(&mut stream, config, timeouts.handshake)).await?;
+    let request = Box::pin(read_request(&mut stream, config)).await?;
     let options = match decide(&request) {
         Ok(options) => options,
         Err((status, reason)) => {
@@ -176,91 +176,81 @@ where
             return Err(Error::Handshake(HandshakeError::Rejected(status)));
         }
     };
-    // What is left of the handshake's time goes to writing the response.
-    let mut rest = timeouts.clone();
-    rest.handshake = timeouts
-        .handshake
-        .map(|t| t.saturating_sub(start.elapsed()));
-    let mut ws = Box::pin(accept_request(stream, request, options, rest)).await?;
-    ws.inner.timeouts = timeouts;
-    Ok(ws)
+    Box::pin(accept_request(stream, request, options)).await
 }
 
-/// Reads one HTTP request head from `stream`, within `limit`.
+/// Reads one HTTP request head from `stream`, within the handshake timeout
+/// of `config`.
 ///
 /// For servers that answer plain HTTP and WebSocket on one listener: look
 /// at [`Request::path`] and [`Request::is_upgrade`], then either write your
 /// own HTTP response, or finish the upgrade with [`accept_request`]. A
-/// malformed head gets its 400 or 431 response here, and an error.
-pub async fn read_request<S>(
-    stream: &mut S,
-    config: Config,
-    limit: Option<std::time::Duration>,
-) -> Result<Request, Error>
+/// malformed head gets its 400 or 431 response here (a head too slow to
+/// arrive, 408), and an error.
+pub async fn read_request<S>(stream: &mut S, config: Config) -> Result<Request, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let read = async {
-        let mut handshake = ServerHandshake::new(config);
-        // On the heap: a buffer inside the future would stay allocated with
-        // the connection's task for as long as the connection lives.
-        let mut buf = vec![0; 4096];
-        loop {
-            let n = read_some(stream, &mut buf).await?;
-            match handshake.handle_read(&buf[..n]) {
-                Ok(Some(request)) => return Ok(request),
-                Ok(None) => {}
-                Err(e) => {
-                    write_and_close(stream, &e.response()).await;
-                    return Err(Error::Handshake(e));
-                }
-            }
+    let mut handshake = ServerHandshake::new(config);
+    // On the heap: a buffer inside the future would stay allocated with
+    // the connection's task for as long as the connection lives.
+    let mut buf = vec![0; 4096];
+    loop {
+        if let Err(e) = handshake.handle_timeout(Time::timestamp()) {
+            return Err(refuse(stream, e).await);
         }
-    };
-    with_timeout(limit, read).await
+        // Woken by the deadline: the core says what it means, above.
+        let Some(n) = until(handshake.poll_timeout(), read_some(stream, &mut buf)).await else {
+            continue;
+        };
+        match handshake.handle_read(&buf[..n?]) {
+            Ok(Some(request)) => return Ok(request),
+            Ok(None) => {}
+            Err(e) => return Err(refuse(stream, e).await),
+        }
+    }
 }
 
 /// Finishes the upgrade of a request read with [`read_request`]: checks it
 /// (answering 400, 405 or 426 if it is not a valid upgrade), sends the 101
-/// response, and returns the WebSocket.
+/// response within what is left of the handshake's time, and returns the
+/// WebSocket.
 pub async fn accept_request<S>(
     mut stream: S,
     request: Request,
     options: Accept,
-    timeouts: Timeouts,
 ) -> Result<WebSocket<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let deadline = request.deadline();
     let accepted = match request.accept(options) {
         Ok(accepted) => accepted,
-        Err(e) => {
-            write_and_close(&mut stream, &e.response()).await;
-            return Err(Error::Handshake(e));
-        }
+        Err(e) => return Err(refuse(&mut stream, e).await),
     };
     let write = async {
         stream.write_all(&accepted.response).await?;
-        stream.flush().await?;
-        Ok(())
+        stream.flush().await
     };
-    with_timeout(timeouts.handshake, write).await?;
+    match until(deadline, write).await {
+        Some(written) => written?,
+        None => return Err(HandshakeError::Timeout.into()),
+    }
     Ok(WebSocket {
-        inner: Inner::new(stream, accepted.connection, accepted.protocol, timeouts),
+        inner: Inner::new(stream, accepted.connection, accepted.protocol),
     })
 }
 
 /// Opens a TCP connection to a `ws://` URL and performs the handshake.
 /// For `wss://`, open the TLS stream yourself and use [`client`].
 pub async fn connect(url: &str) -> Result<WebSocket<tokio::net::TcpStream>, Error> {
-    connect_with(url, Config::default(), Timeouts::default()).await
+    connect_with(url, Config::default()).await
 }
 
-/// [`connect`] with a configuration and timeouts of your choice.
+/// [`connect`] with a configuration of your choice.
 pub async fn connect_with(
     url: &str,
     config: Config,
-    timeouts: Timeouts,
 ) -> Result<WebSocket<tokio::net::TcpStream>, Error> {
     let url = WsUrl::parse(url)?;
     if url.secure {
@@ -270,7 +260,7 @@ pub async fn connect_with(
     }
     let stream = tokio::net::TcpStream::connect(url.socket_addr()).await?;
     stream.set_nodelay(true)?;
-    client_with(stream, &url.request(), config, timeouts).await
+    client_with(stream, &url.request(), config).await
 }
 
 /// Performs the client handshake on `stream` for a `ws://` or `wss://` URL
@@ -280,52 +270,48 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let url = WsUrl::parse(url)?;
-    client_with(
-        stream,
-        &url.request(),
-        Config::default(),
-        Timeouts::default(),
-    )
-    .await
+    client_with(stream, &url.request(), Config::default()).await
 }
 
-/// Performs the client handshake on `stream` with a full request.
+/// Performs the client handshake on `stream` with a full request, within
+/// [`Timeouts::handshake`](crate::Timeouts::handshake).
 pub async fn client_with<S>(
     mut stream: S,
     request: &ClientRequest,
     config: Config,
-    timeouts: Timeouts,
 ) -> Result<WebSocket<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let handshake = async {
-        let mut handshake = ClientHandshake::new(request, config);
+    let mut handshake = ClientHandshake::new(request, config);
+    handshake.handle_timeout(Time::timestamp())?;
+    let deadline = handshake.poll_timeout();
+    let exchange = async {
         stream.write_all(handshake.request()).await?;
         stream.flush().await?;
         let mut buf = vec![0; 4096];
         loop {
             let n = read_some(&mut stream, &mut buf).await?;
             if let Some(connected) = handshake.handle_read(&buf[..n])? {
-                return Ok((connected.connection, connected.response.protocol));
+                return Ok::<_, Error>((connected.connection, connected.response.protocol));
             }
         }
     };
-    let (conn, protocol) = with_timeout(timeouts.handshake, handshake).await?;
+    let (conn, protocol) = match until(deadline, exchange).await {
+        Some(done) => done?,
+        None => return Err(HandshakeError::Timeout.into()),
+    };
     Ok(WebSocket {
-        inner: Inner::new(stream, conn, protocol, timeouts),
+        inner: Inner::new(stream, conn, protocol),
     })
 }
 
-async fn with_timeout<T>(
-    limit: Option<std::time::Duration>,
-    work: impl std::future::Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
-    match limit {
-        Some(limit) => tokio::time::timeout(limit, work)
-            .await
-            .map_err(|_| Error::Timeout("opening handshake"))?,
-        None => work.await,
+/// Runs `work` until the core's `deadline`, if there is one; `None` if the
+/// deadline came first.
+async fn until<T>(deadline: Option<Timestamp>, work: impl Future<Output = T>) -> Option<T> {
+    match deadline {
+        Some(at) => tokio::time::timeout_at(Time::at(at), work).await.ok(),
+        None => Some(work.await),
     }
 }
 
@@ -341,6 +327,13 @@ async fn read_some<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut [u8]) -> Resu
     Ok(n)
 }
 
+/// Sends the HTTP response for a failed handshake and closes; returns
+/// the error.
+async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, e: HandshakeError) -> Error {
+    write_and_close(stream, &e.response()).await;
+    e.into()
+}
+
 /// Sends an HTTP error response and closes, ignoring failures: the
 /// handshake has failed already.
 async fn write_and_close<S: AsyncWrite + Unpin>(stream: &mut S, response: &[u8]) {
@@ -349,10 +342,12 @@ async fn write_and_close<S: AsyncWrite + Unpin>(stream: &mut S, response: &[u8])
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
-    /// Wraps a stream on which the handshake already happened.
-    pub fn from_connection(stream: S, conn: Connection, timeouts: Timeouts) -> Self {
+    /// Wraps a stream on which the handshake already happened. The
+    /// connection's timers run from now, on the adapter's clock.
+    pub fn from_connection(stream: S, mut conn: Connection) -> Self {
+        conn.handle_timeout(Time::timestamp());
         WebSocket {
-            inner: Inner::new(stream, conn, None, timeouts),
+            inner: Inner::new(stream, conn, None),
         }
     }
 
@@ -430,7 +425,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// timeout bounds the wait.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         self.inner.sender().close(code, reason)?;
-        self.inner.arm_timer();
         self.flush().await
     }
 
@@ -601,9 +595,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     /// Starts the closing handshake; the reading half sees it finish.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         {
-            let mut inner = lock(&self.shared);
-            inner.sender().close(code, reason)?;
-            inner.arm_timer();
+            lock(&self.shared).sender().close(code, reason)?;
         }
         self.flush().await
     }
@@ -662,18 +654,6 @@ impl Wake for WriteWakers {
     }
 }
 
-/// Where the shutdown after the Closed event stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Finish {
-    /// Writing the last output; then shutting our side if it is ours to close.
-    Flush,
-    /// Reading and discarding until the peer ends the stream.
-    Drain,
-    /// Our side is shut down (after the drain, for a client).
-    Shutdown,
-    Done,
-}
-
 #[derive(Debug)]
 struct Inner<S> {
     stream: S,
@@ -682,40 +662,33 @@ struct Inner<S> {
     closed: Option<Closed>,
     /// The Closed event was handed out, so the `Stream` impls end.
     reported: bool,
-    finish: Finish,
-    timeouts: Timeouts,
+    /// We shut down our sending side after the Closed event.
+    shut: bool,
+    /// Done with the transport: nothing more to write or read.
+    finished: bool,
+    /// Sleeps until the core's deadline, `armed` (on the core's clock).
     timer: Option<Pin<Box<Sleep>>>,
-    last_seen: Instant,
-    last_ping: Instant,
-    closing_since: Option<Instant>,
-    /// We started the closing handshake because the peer was silent.
-    idle_closed: bool,
+    armed: Option<Timestamp>,
     write_wakers: Arc<WriteWakers>,
     write_waker: Waker,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
-    fn new(stream: S, conn: Connection, protocol: Option<String>, timeouts: Timeouts) -> Self {
-        let now = Instant::now();
+    fn new(stream: S, conn: Connection, protocol: Option<String>) -> Self {
         let write_wakers = Arc::new(WriteWakers::default());
-        let mut inner = Inner {
+        Inner {
             stream,
             conn,
             protocol,
             closed: None,
             reported: false,
-            finish: Finish::Flush,
-            timeouts,
+            shut: false,
+            finished: false,
             timer: None,
-            last_seen: now,
-            last_ping: now,
-            closing_since: None,
-            idle_closed: false,
+            armed: None,
             write_waker: Waker::from(write_wakers.clone()),
             write_wakers,
-        };
-        inner.arm_timer();
-        inner
+        }
     }
 
     /// Gives the connection pooled buffers if it has none.
@@ -768,20 +741,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     }
 
     fn poll_event(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<Result<Event, Error>> {
-        // Set once the closing deadline passed but bytes were waiting: they
-        // get one look (the peer's Close may be among them), then we give up.
-        let mut last_look = false;
         loop {
             if self.closed.is_some() {
-                ready!(self.poll_finish(cx, side))?;
+                ready!(self.poll_finish(cx, side));
                 let closed = self.closed.clone().expect("checked above");
                 return Poll::Ready(Ok(Event::Closed(Box::new(closed))));
             }
             if let Some(event) = self.conn.poll_event() {
                 if let Event::Closed(closed) = event {
                     self.closed = Some(*closed);
-                    // Closed: the timer now bounds the closing handshake.
-                    self.arm_timer();
                     continue;
                 }
                 // Any Pong this queued goes out with the other output
@@ -789,27 +757,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 // burst of messages leave in one write.
                 return Poll::Ready(Ok(event));
             }
-            if last_look {
-                return Poll::Ready(Err(self.closing_timeout()));
-            }
-            // Timers first: the Ping or Close they queue is written now,
-            // not at the next wakeup (which may be the idle deadline).
-            let closing_expired = self.poll_timers(cx)?;
             if let Poll::Ready(Err(e)) = self.poll_flush_output(cx, side) {
                 return Poll::Ready(Err(e));
             }
             // Read straight into the connection's receive buffer (no copy
-            // through a buffer of our own). While the peer is silent the
-            // buffer goes back to the thread's pool, so an idle connection
-            // holds none.
+            // through a buffer of our own).
             self.lend_buffers();
             let size = self.conn.read_size_hint(READ_BUF);
-            let read = self.stream.read_buf(self.conn.read_buffer(size));
-            let n = match std::pin::pin!(read).poll(cx) {
-                Poll::Ready(result) => result?,
-                Poll::Pending if closing_expired => {
-                    return Poll::Ready(Err(self.closing_timeout()))
-                }
+            let polled = {
+                let mut buffer = self.conn.read_buffer(size);
+                let read = self.stream.read_buf(&mut buffer);
+                std::pin::pin!(read).poll(cx)
+            };
+            match polled {
+                Poll::Ready(Ok(0)) => self.conn.handle_eof(),
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                // Nothing to read: the time. What the timers queue (a
+                // Ping, a Close) or end is handled on the next turn.
+                Poll::Pending if self.poll_timers(cx) => {}
                 Poll::Pending => {
                     // Waiting for the peer: lend the buffers to the
                     // thread's other connections until bytes arrive.
@@ -818,128 +784,68 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                     }
                     return Poll::Pending;
                 }
-            };
-            last_look = closing_expired;
-            if n == 0 {
-                self.conn.handle_eof();
-            } else {
-                self.last_seen = Instant::now();
             }
         }
+    }
+
+    /// Sleeps until the core's deadline; when it comes, tells the core the
+    /// time. Returns whether it did (then there may be work), having
+    /// registered for the next deadline either way.
+    fn poll_timers(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut told = false;
+        while let Some(deadline) = self.conn.poll_timeout() {
+            if self.armed != Some(deadline) {
+                let at = Time::at(deadline);
+                match &mut self.timer {
+                    Some(timer) => timer.as_mut().reset(at),
+                    None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
+                }
+                self.armed = Some(deadline);
+            }
+            let timer = self.timer.as_mut().expect("armed above");
+            if timer.as_mut().poll(cx).is_pending() {
+                break;
+            }
+            self.armed = None;
+            self.conn.handle_timeout(Time::timestamp());
+            told = true;
+        }
+        told
     }
 
     /// After the Closed event: write the last output, shut down our side
-    /// when it is ours to close, and wait (bounded by the closing timeout)
-    /// for the peer to end the stream, so nothing it sent resets the
-    /// connection before it has read our Close frame.
-    fn poll_finish(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<Result<(), Error>> {
-        loop {
-            match self.finish {
-                Finish::Flush => {
-                    // A peer that stopped reading cannot hold us past the timer.
-                    if self.close_timer_expired(cx) {
-                        self.finish = Finish::Done;
-                        continue;
-                    }
-                    if ready!(self.poll_flush_output(cx, side)).is_err() {
-                        self.finish = Finish::Done;
-                        continue;
-                    }
-                    if self.conn.should_close_transport() {
-                        let _ = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
-                    }
-                    self.finish = Finish::Drain;
-                }
-                Finish::Drain => {
-                    if self.close_timer_expired(cx) {
-                        self.finish = Finish::Shutdown;
-                        continue;
-                    }
-                    let mut stack = [MaybeUninit::<u8>::uninit(); READ_BUF];
-                    let mut read = ReadBuf::uninit(&mut stack);
-                    match ready!(Pin::new(&mut self.stream).poll_read(cx, &mut read)) {
-                        Ok(()) if read.filled().is_empty() => self.finish = Finish::Shutdown,
-                        Ok(()) => {}
-                        Err(_) => self.finish = Finish::Shutdown,
-                    }
-                }
-                Finish::Shutdown => {
+    /// when the core says it is ours to close, and read (discarding) until
+    /// the core is finished: the peer ended the stream, or the closing
+    /// deadline passed. So nothing the peer sent resets the connection
+    /// before it has read our Close frame.
+    fn poll_finish(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<()> {
+        while !self.finished {
+            self.poll_timers(cx);
+            if self.conn.is_finished() {
+                if !self.shut {
                     let _ = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
-                    self.finish = Finish::Done;
+                    self.shut = true;
                 }
-                Finish::Done => return Poll::Ready(Ok(())),
+                self.finished = true;
+                break;
+            }
+            if ready!(self.poll_flush_output(cx, side)).is_err() {
+                self.finished = true;
+                break;
+            }
+            if self.conn.should_close_transport() && !self.shut {
+                let _ = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
+                self.shut = true;
+            }
+            let mut stack = [MaybeUninit::<u8>::uninit(); READ_BUF];
+            let mut read = ReadBuf::uninit(&mut stack);
+            match ready!(Pin::new(&mut self.stream).poll_read(cx, &mut read)) {
+                Ok(()) if !read.filled().is_empty() => {}
+                // End of stream, or a broken one: the peer is done.
+                _ => self.conn.handle_eof(),
             }
         }
-    }
-
-    fn close_timer_expired(&mut self, cx: &mut Context<'_>) -> bool {
-        match &mut self.timer {
-            Some(timer) => timer.as_mut().poll(cx).is_ready(),
-            None => false,
-        }
-    }
-
-    /// Points the timer at the next deadline: closing handshake, idle, or ping.
-    fn arm_timer(&mut self) {
-        if self.conn.state() != State::Open {
-            self.closing_since.get_or_insert_with(Instant::now);
-        }
-        let deadline = match self.closing_since {
-            Some(since) => self.timeouts.close.map(|t| since + t),
-            None => {
-                let idle = self.timeouts.idle.map(|t| self.last_seen + t);
-                let ping = self
-                    .timeouts
-                    .ping_interval
-                    .map(|t| self.last_seen.max(self.last_ping) + t);
-                match (idle, ping) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
-            }
-        };
-        match (deadline, &mut self.timer) {
-            (None, _) => self.timer = None,
-            (Some(at), Some(timer)) => timer.as_mut().reset(at),
-            (Some(at), None) => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
-        }
-    }
-
-    /// Runs the heartbeat and registers the timer's waker for the next
-    /// deadline. Returns whether the closing handshake's deadline passed.
-    fn poll_timers(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
-        loop {
-            let Some(timer) = &mut self.timer else {
-                return Ok(false);
-            };
-            if timer.as_mut().poll(cx).is_pending() {
-                return Ok(false);
-            }
-            let now = Instant::now();
-            if self.closing_since.is_some() {
-                return Ok(true);
-            }
-            let silent = now - self.last_seen;
-            if self.timeouts.idle.is_some_and(|t| silent >= t) {
-                // The peer is gone or stuck: start closing; the closing
-                // timeout ends it if no answer comes.
-                self.conn.close(CloseCode::GOING_AWAY, "idle timeout")?;
-                self.idle_closed = true;
-            } else if self.timeouts.ping_interval.is_some_and(|t| silent >= t) {
-                self.conn.ping(b"")?;
-                self.last_ping = now;
-            }
-            self.arm_timer();
-        }
-    }
-
-    /// The error for a closing handshake the peer never finished.
-    fn closing_timeout(&self) -> Error {
-        Error::Timeout(if self.idle_closed {
-            "idle timeout: the peer was silent and did not answer our Close"
-        } else {
-            "closing handshake"
-        })
+        Poll::Ready(())
     }
 
     fn poll_write_some(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<io::Result<usize>> {
@@ -1001,7 +907,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     fn poll_close_sink(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<Result<(), Error>> {
         if self.conn.state() == State::Open {
             self.conn.close(CloseCode::NORMAL, "")?;
-            self.arm_timer();
         }
         self.poll_flush_output(cx, side)
     }

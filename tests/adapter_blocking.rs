@@ -17,11 +17,11 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
-use rfc6455::blocking::{self, close_tcp, Error, Timeouts, WebSocket};
+use rfc6455::blocking::{self, close_tcp, Error, WebSocket};
 use rfc6455::handshake::{Accept, ClientHandshake, ClientRequest};
 use rfc6455::{
     CloseCode, Closed, Config, Connection, Event, Initiator, Message, MessageKind, ProtocolError,
-    Role,
+    Role, Timeouts,
 };
 
 /// The bound on every wait: a test that needs longer is hung, not slow.
@@ -42,11 +42,12 @@ fn bounded<T: Send + 'static>(what: &str, work: impl FnOnce() -> T + Send + 'sta
     }
 }
 
-fn timeouts(f: impl FnOnce(&mut Timeouts)) -> Timeouts {
+/// The default configuration with some timeouts changed.
+fn timeouts(f: impl FnOnce(&mut Timeouts)) -> Config {
     // `Timeouts` is non_exhaustive: start from the default and change fields.
-    let mut t = Timeouts::default();
-    f(&mut t);
-    t
+    let mut config = Config::default();
+    f(&mut config.timeouts);
+    config
 }
 
 fn listener() -> (TcpListener, SocketAddr) {
@@ -192,7 +193,7 @@ impl Outcomes {
 /// An accept loop like `examples/echo_server.rs --blocking`: a thread per
 /// connection, the timers ticking on a short read timeout, each connection
 /// reporting how it ended.
-fn spawn_echo_server(timeouts: Timeouts) -> (SocketAddr, Outcomes) {
+fn spawn_echo_server(timeouts: Config) -> (SocketAddr, Outcomes) {
     let (listener, addr) = listener();
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
@@ -206,16 +207,13 @@ fn spawn_echo_server(timeouts: Timeouts) -> (SocketAddr, Outcomes) {
                 stream
                     .set_read_timeout(Some(Duration::from_millis(100)))
                     .unwrap();
-                let mut ws =
-                    match blocking::accept_with(stream, Config::default(), timeouts, |_| {
-                        Ok(Accept::new())
-                    }) {
-                        Ok(ws) => ws,
-                        Err(e) => {
-                            let _ = tx.send((peer, Err(e)));
-                            return;
-                        }
-                    };
+                let mut ws = match blocking::accept_with(stream, timeouts, |_| Ok(Accept::new())) {
+                    Ok(ws) => ws,
+                    Err(e) => {
+                        let _ = tx.send((peer, Err(e)));
+                        return;
+                    }
+                };
                 let outcome = echo(&mut ws);
                 let _ = tx.send((peer, outcome));
                 close_tcp(ws.into_inner(), Duration::from_secs(2));
@@ -266,7 +264,7 @@ fn assert_clean(outcome: Outcome) {
 /// the closing handshake.
 #[test]
 fn echo_over_tcp() {
-    let (addr, mut outcomes) = spawn_echo_server(Timeouts::default());
+    let (addr, mut outcomes) = spawn_echo_server(Config::default());
     let local = bounded("client", move || {
         let mut ws = blocking::connect(&format!("ws://{addr}/echo")).expect("connect");
         let local = ws.get_ref().local_addr().unwrap();
@@ -530,7 +528,7 @@ fn slow_handshake_times_out_and_server_keeps_serving() {
 /// accept loop goes on serving.
 #[test]
 fn disconnect_mid_frame_ends_only_that_connection() {
-    let (addr, mut outcomes) = spawn_echo_server(Timeouts::default());
+    let (addr, mut outcomes) = spawn_echo_server(Config::default());
     let gone = bounded("vanishing client", move || {
         let mut peer = RawPeer::connect(addr);
         // FIN, binary, masked, 16-bit length 1000, the masking key, 10 bytes.
@@ -571,8 +569,7 @@ fn blocking_client_against_tokio_server() {
             let mut ws = rfc6455::tokio::accept_with(
                 stream,
                 Config::default(),
-                Default::default(),
-                |request| {
+                |request: &rfc6455::handshake::Request| {
                     path = request.path().to_string();
                     Ok(Accept::new())
                 },

@@ -20,9 +20,9 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use rfc6455::handshake::{Accept, ClientHandshake, ClientRequest};
-use rfc6455::tokio::{Error, Timeouts, WebSocket};
+use rfc6455::tokio::{Error, WebSocket};
 use rfc6455::{
-    CloseCode, Closed, Config, Connection, Event, Initiator, Message, ProtocolError, Role,
+    CloseCode, Closed, Config, Connection, Event, Initiator, Message, ProtocolError, Role, Timeouts,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -39,11 +39,12 @@ async fn within<F: Future>(what: &str, work: F) -> F::Output {
     }
 }
 
-fn timeouts(f: impl FnOnce(&mut Timeouts)) -> Timeouts {
+/// The default configuration with some timeouts changed.
+fn timeouts(f: impl FnOnce(&mut Timeouts)) -> Config {
     // `Timeouts` is non_exhaustive: start from the default and change fields.
-    let mut t = Timeouts::default();
-    f(&mut t);
-    t
+    let mut config = Config::default();
+    f(&mut config.timeouts);
+    config
 }
 
 async fn listener() -> (TcpListener, SocketAddr) {
@@ -53,12 +54,12 @@ async fn listener() -> (TcpListener, SocketAddr) {
 }
 
 /// Accepts one TCP connection and does the server handshake on it.
-async fn accept_one(listener: &TcpListener, timeouts: Timeouts) -> WebSocket<TcpStream> {
+async fn accept_one(listener: &TcpListener, timeouts: Config) -> WebSocket<TcpStream> {
     let (stream, _) = within("accept", listener.accept()).await.unwrap();
     stream.set_nodelay(true).unwrap();
     within(
         "server handshake",
-        rfc6455::tokio::accept_with(stream, Config::default(), timeouts, |_| Ok(Accept::new())),
+        rfc6455::tokio::accept_with(stream, timeouts, |_| Ok(Accept::new())),
     )
     .await
     .expect("handshake")
@@ -191,7 +192,7 @@ impl Outcomes {
 
 /// An accept loop like `examples/echo_server.rs`: a task per connection,
 /// each reporting how its connection ended.
-async fn spawn_echo_server(timeouts: Timeouts) -> (SocketAddr, Outcomes) {
+async fn spawn_echo_server(timeouts: Config) -> (SocketAddr, Outcomes) {
     let (listener, addr) = listener().await;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -214,10 +215,8 @@ async fn spawn_echo_server(timeouts: Timeouts) -> (SocketAddr, Outcomes) {
     )
 }
 
-async fn echo(stream: TcpStream, timeouts: Timeouts) -> Outcome {
-    let mut ws =
-        rfc6455::tokio::accept_with(stream, Config::default(), timeouts, |_| Ok(Accept::new()))
-            .await?;
+async fn echo(stream: TcpStream, timeouts: Config) -> Outcome {
+    let mut ws = rfc6455::tokio::accept_with(stream, timeouts, |_| Ok(Accept::new())).await?;
     while let Some(message) = ws.recv().await? {
         ws.send(&message).await?;
     }
@@ -262,7 +261,7 @@ fn assert_clean(outcome: Outcome) {
 async fn recv_dropped_by_select_loses_nothing() {
     let (listener, addr) = listener().await;
     let server = tokio::spawn(async move {
-        let mut ws = accept_one(&listener, Timeouts::default()).await;
+        let mut ws = accept_one(&listener, Config::default()).await;
         let mut received = Vec::new();
         let mut cancelled = 0usize;
         loop {
@@ -358,7 +357,7 @@ async fn recv_dropped_by_select_loses_nothing() {
 async fn read_half_alone_answers_ping_and_close() {
     let (listener, addr) = listener().await;
     let server = tokio::spawn(async move {
-        let ws = accept_one(&listener, Timeouts::default()).await;
+        let ws = accept_one(&listener, Config::default()).await;
         let (mut read, write) = ws.split();
         let reader = tokio::spawn(async move {
             let mut events = Vec::new();
@@ -405,7 +404,7 @@ async fn read_half_alone_answers_ping_and_close() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_half_sends_while_read_half_waits() {
     let (listener, addr) = listener().await;
-    let accepted = tokio::spawn(async move { accept_one(&listener, Timeouts::default()).await });
+    let accepted = tokio::spawn(async move { accept_one(&listener, Config::default()).await });
     let mut peer = RawPeer::connect(addr).await;
     let ws = within("accept", accepted).await.unwrap();
     let (mut read, mut write) = ws.split();
@@ -514,7 +513,7 @@ async fn slow_handshake_times_out_and_server_keeps_serving() {
 /// accept loop goes on serving.
 #[tokio::test]
 async fn disconnect_mid_frame_ends_only_that_connection() {
-    let (addr, mut outcomes) = spawn_echo_server(Timeouts::default()).await;
+    let (addr, mut outcomes) = spawn_echo_server(Config::default()).await;
 
     let mut peer = RawPeer::connect(addr).await;
     let gone = peer.local_addr();
@@ -656,7 +655,7 @@ async fn sink_waits_while_peer_does_not_read() {
     socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let listener = socket.listen(8).unwrap();
     let addr = listener.local_addr().unwrap();
-    let accepted = tokio::spawn(async move { accept_one(&listener, Timeouts::default()).await });
+    let accepted = tokio::spawn(async move { accept_one(&listener, Config::default()).await });
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(32 * 1024).unwrap();
     let stream = within("connect", socket.connect(addr)).await.unwrap();
@@ -714,7 +713,7 @@ async fn sink_waits_while_peer_does_not_read() {
 async fn unmasked_frame_is_protocol_error_and_peer_gets_1002() {
     let (listener, addr) = listener().await;
     let server = tokio::spawn(async move {
-        let mut ws = accept_one(&listener, Timeouts::default()).await;
+        let mut ws = accept_one(&listener, Config::default()).await;
         within("server recv", ws.recv()).await
     });
     let mut peer = RawPeer::connect(addr).await;
@@ -738,7 +737,7 @@ async fn unmasked_frame_is_protocol_error_and_peer_gets_1002() {
 async fn reset_by_peer_is_io_error() {
     let (listener, addr) = listener().await;
     let server = tokio::spawn(async move {
-        let mut ws = accept_one(&listener, Timeouts::default()).await;
+        let mut ws = accept_one(&listener, Config::default()).await;
         within("server recv", ws.recv()).await
     });
     let peer = RawPeer::connect(addr).await;
@@ -786,7 +785,7 @@ impl AsyncWrite for BrokenReads {
 #[tokio::test]
 async fn transport_error_is_io_error() {
     let conn = Connection::new(Role::Server, Config::default());
-    let mut ws = WebSocket::from_connection(BrokenReads, conn, Timeouts::default());
+    let mut ws = WebSocket::from_connection(BrokenReads, conn);
     ws.send_text("writes still work").await.unwrap();
     match within("recv", ws.recv()).await {
         Err(Error::Io(e)) => {
@@ -805,7 +804,7 @@ async fn transport_error_is_io_error() {
 async fn stream_and_sink_echo() {
     let (listener, addr) = listener().await;
     let server = tokio::spawn(async move {
-        let mut ws = accept_one(&listener, Timeouts::default()).await;
+        let mut ws = accept_one(&listener, Config::default()).await;
         let mut echoed = 0;
         while let Some(message) = ws.next().await {
             SinkExt::send(&mut ws, message?).await?;

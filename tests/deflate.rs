@@ -33,7 +33,8 @@ fn all_messages() -> DeflateConfig {
 
 /// Runs both handshakes in memory. Returns the server's response head and
 /// the two connections (client first).
-fn handshake(client: Config, server: Config) -> (String, Connection, Connection) {
+fn handshake(mut client: Config, server: Config) -> (String, Connection, Connection) {
+    client.mask_keys = rfc6455::MaskKeys::Fixed(KEY);
     let mut hs = ClientHandshake::new(&ClientRequest::new("localhost", "/"), client);
     let request = ServerHandshake::new(server)
         .handle_read(hs.request())
@@ -41,12 +42,11 @@ fn handshake(client: Config, server: Config) -> (String, Connection, Connection)
         .unwrap();
     let accepted = request.accept(Accept::new()).unwrap();
     let response = String::from_utf8(accepted.response.clone()).unwrap();
-    let mut client = hs
+    let client = hs
         .handle_read(&accepted.response)
         .unwrap()
         .unwrap()
         .connection;
-    client.set_fixed_mask(Some(KEY));
     (response, client, accepted.connection)
 }
 

@@ -3,7 +3,7 @@
 
 mod common;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes};
 use common::{
     assert_failed, client, client_frame, conn, decode_frames, drain, feed_all, frame, header,
     same_for_every_chunking, server, server_frame, Chunking, BINARY, CLOSE, CONTINUATION, KEY,
@@ -130,8 +130,9 @@ fn server_encodes_the_rfc_examples() {
 
 #[test]
 fn client_encodes_the_rfc_masked_examples() {
-    let mut c = Connection::new(Role::Client, rfc6455::Config::default());
-    c.set_fixed_mask(Some([0x37, 0xfa, 0x21, 0x3d]));
+    let mut config = rfc6455::Config::default();
+    config.mask_keys = rfc6455::MaskKeys::Fixed([0x37, 0xfa, 0x21, 0x3d]);
+    let mut c = Connection::new(Role::Client, config);
     c.send_text("Hello").unwrap();
     assert_eq!(drain(&mut c), MASKED_HELLO);
     c.pong(b"Hello").unwrap();
@@ -584,12 +585,10 @@ fn reading_into_the_receive_buffer_equals_handle_read() {
             let size = s.read_size_hint(default);
             assert!(size > 0);
             let n = size.min(wire.len() - at);
-            let buffer = s.read_buffer(size);
-            assert!(
-                buffer.capacity() - buffer.len() >= size,
-                "room for the read"
-            );
-            buffer.extend_from_slice(&wire[at..at + n]);
+            let mut buffer = s.read_buffer(size);
+            assert!(buffer.chunk_mut().len() >= size, "room for the read");
+            buffer.put_slice(&wire[at..at + n]);
+            drop(buffer);
             at += n;
             let in_frame = size != default;
             events.extend(common::poll_all(&mut s));

@@ -725,7 +725,7 @@ fn blocking_server(listener: TcpListener, config: Config, closer: Closer) -> Our
     stream.set_nodelay(true).expect("nodelay");
     stream.set_read_timeout(Some(TICK)).expect("read timeout");
     let mut path = String::new();
-    let mut ws = rfc6455::blocking::accept_with(stream, config, Default::default(), |request| {
+    let mut ws = rfc6455::blocking::accept_with(stream, config, |request| {
         path = request.path().to_string();
         Ok(Accept::new())
     })
@@ -741,8 +741,8 @@ fn blocking_client(addr: SocketAddr, config: Config, closer: Closer) -> Ours {
     stream.set_nodelay(true).expect("nodelay");
     stream.set_read_timeout(Some(TICK)).expect("read timeout");
     let request = ClientRequest::new(addr.to_string(), PATH);
-    let mut ws = rfc6455::blocking::client_with(stream, &request, config, Default::default())
-        .expect("client handshake");
+    let mut ws =
+        rfc6455::blocking::client_with(stream, &request, config).expect("client handshake");
     blocking_exchange(&mut ws, closer)
 }
 
@@ -853,7 +853,7 @@ async fn tokio_server(listener: TcpListener, config: Config, closer: Closer) -> 
         .expect("accept");
     stream.set_nodelay(true).expect("nodelay");
     let mut path = String::new();
-    let mut ws = rfc6455::tokio::accept_with(stream, config, Default::default(), |request| {
+    let mut ws = rfc6455::tokio::accept_with(stream, config, |request| {
         path = request.path().to_string();
         Ok(Accept::new())
     })
@@ -864,7 +864,7 @@ async fn tokio_server(listener: TcpListener, config: Config, closer: Closer) -> 
 }
 
 async fn tokio_client(url: String, config: Config, closer: Closer) -> Ours {
-    let mut ws = rfc6455::tokio::connect_with(&url, config, Default::default())
+    let mut ws = rfc6455::tokio::connect_with(&url, config)
         .await
         .expect("client handshake");
     tokio_exchange(&mut ws, closer).await

@@ -7,9 +7,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{
-    conn_with, drain, feed_all, frame, Chunking, BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT,
-};
+use common::{drain, feed_all, frame, Chunking, BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use rfc6455::{
@@ -171,9 +169,9 @@ fn config(streaming: bool) -> Config {
 
 /// A connection with a fixed mask, so that its output is deterministic.
 fn endpoint(role: Role, streaming: bool, key: [u8; 4]) -> Connection {
-    let mut c = conn_with(role, config(streaming));
-    c.set_fixed_mask(Some(key));
-    c
+    let mut config = config(streaming);
+    config.mask_keys = rfc6455::MaskKeys::Fixed(key);
+    Connection::new(role, config)
 }
 
 /// Streaming events with each message's pieces joined into one

@@ -25,7 +25,7 @@ use std::pin::{pin, Pin};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::harness::{fmt_gbps, fmt_ratio, gbps, size_name, time_interleaved, Budget, Rng, Table};
@@ -515,7 +515,7 @@ impl<'a> Decoder<'a> {
                 while read < input.wire.len() {
                     let size = conn.read_size_hint(READ_SIZE);
                     let data = mock.next_read(size);
-                    conn.read_buffer(size).extend_from_slice(data);
+                    conn.read_buffer(size).put_slice(data);
                     read += data.len();
                     while let Some(event) = conn.poll_event() {
                         match event {

@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rfc6455::handshake::Request;
-use rfc6455::tokio::{Error, ReadHalf, Timeouts, WriteHalf};
+use rfc6455::tokio::{Error, ReadHalf, WriteHalf};
 use rfc6455::{CloseCode, Config, Event, Message};
 use serde_json::{json, Value};
 use site::{Site, Stream};
@@ -73,15 +73,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(secs) => Duration::from_secs_f64(secs.parse()?),
         None => Duration::from_secs(15),
     };
-    let mut timeouts = Timeouts::default();
+    let mut config = Config::default();
     // A Ping after `heartbeat` of silence; a browser answers it by itself,
     // even from a background tab. Three times that without any frame and
-    // the tab is taken for dead: the adapter closes with 1001, waits a
-    // little for the answer, and ends the connection.
-    timeouts.ping_interval = Some(heartbeat);
-    timeouts.idle = Some(heartbeat * 3);
-    timeouts.close = Some((heartbeat * 2).min(Duration::from_secs(5)));
-    let mut config = Config::default();
+    // the tab is taken for dead: the connection closes with 1001, waits a
+    // little for the answer, and ends.
+    config.timeouts.ping_interval = Some(heartbeat);
+    config.timeouts.idle = Some(heartbeat * 3);
+    config.timeouts.close = Some((heartbeat * 2).min(Duration::from_secs(5)));
     config.max_frame_size = Some(MAX_MESSAGE);
     config.max_message_size = Some(MAX_MESSAGE);
     // Browsers offer permessage-deflate; accept it when the feature is on.
@@ -102,7 +101,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("chat: WebSocket at {}", site.ws_url("/ws"));
         println!("chat: open {}/?token={token} in two tabs", site.url());
         let site = Arc::new(site);
-        let chat = Arc::new(Chat::new(token, timeouts));
+        let chat = Arc::new(Chat::new(token));
         loop {
             let (tcp, peer) = match site.accept().await {
                 Ok(accepted) => accepted,
@@ -128,7 +127,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// listens to.
 struct Chat {
     token: String,
-    timeouts: Timeouts,
     /// Every event, as the JSON text sent to the tabs.
     events: broadcast::Sender<Arc<str>>,
     users: Mutex<BTreeMap<u64, String>>,
@@ -136,10 +134,9 @@ struct Chat {
 }
 
 impl Chat {
-    fn new(token: String, timeouts: Timeouts) -> Self {
+    fn new(token: String) -> Self {
         Chat {
             token,
-            timeouts,
             events: broadcast::channel(1024).0,
             users: Mutex::default(),
             next_id: AtomicU64::new(1),
@@ -189,7 +186,7 @@ async fn serve(
             // Chromium offers permessage-deflate; the log shows what was
             // offered, the page shows what was agreed (WebSocket.extensions).
             let offered = request.extensions().join(", ");
-            match site::upgrade(stream, request, chat.timeouts.clone()).await {
+            match site::upgrade(stream, request).await {
                 Ok(ws) => {
                     println!("{peer} /ws: upgraded; extensions offered: {offered:?}");
                     let (reader, writer) = ws.split();

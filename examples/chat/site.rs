@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rfc6455::handshake::{Accept, Request, ServerHandshake};
-use rfc6455::tokio::{Timeouts, WebSocket};
+use rfc6455::tokio::WebSocket;
 use rfc6455::Config;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -195,11 +195,7 @@ async fn read_head(stream: &mut Stream, config: Config) -> io::Result<Request> {
 /// Accepts a WebSocket upgrade: writes the `101` response and hands the
 /// stream to the tokio adapter. A request that is not a valid upgrade gets
 /// its error response (400, 426 ...) and the error comes back as text.
-pub async fn upgrade(
-    mut stream: Stream,
-    request: Request,
-    timeouts: Timeouts,
-) -> Result<WebSocket<Stream>, String> {
+pub async fn upgrade(mut stream: Stream, request: Request) -> Result<WebSocket<Stream>, String> {
     let accepted = match request.accept(Accept::new()) {
         Ok(accepted) => accepted,
         Err(error) => {
@@ -212,11 +208,7 @@ pub async fn upgrade(
         stream.flush().await
     };
     written.await.map_err(|e| e.to_string())?;
-    Ok(WebSocket::from_connection(
-        stream,
-        accepted.connection,
-        timeouts,
-    ))
+    Ok(WebSocket::from_connection(stream, accepted.connection))
 }
 
 /// Answers a plain (not upgrade) GET of the WebSocket address. A page whose

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rfc6455::handshake::Request;
-use rfc6455::tokio::{Error, Timeouts};
+use rfc6455::tokio::Error;
 use rfc6455::{Config, Event};
 use site::{Site, Stream};
 
@@ -35,6 +35,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let mut config = Config::default();
+    // A heartbeat, so a vanished page is noticed: a Ping after 15 s of
+    // silence, and a close (1001) after 45 s.
+    config.timeouts.ping_interval = Some(Duration::from_secs(15));
+    config.timeouts.idle = Some(Duration::from_secs(45));
     // The page sends nothing but the closing handshake.
     config.max_message_size = Some(1024);
     // Browsers offer permessage-deflate; accept it when the feature is on.
@@ -91,10 +95,7 @@ async fn serve(site: &Site, mut stream: Stream, request: Request, peer: SocketAd
             if !request.is_upgrade() {
                 return site::not_upgrade(&mut stream).await;
             }
-            let mut timeouts = Timeouts::default();
-            timeouts.ping_interval = Some(Duration::from_secs(15));
-            timeouts.idle = Some(Duration::from_secs(45));
-            match site::upgrade(stream, request, timeouts).await {
+            match site::upgrade(stream, request).await {
                 Ok(ws) => {
                     println!("{peer}: connected");
                     let outcome = push(ws).await;

@@ -14,6 +14,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
+use bytes::BufMut;
 use libfuzzer_sys::fuzz_target;
 use rfc6455::frame::{OpCode, MAX_HEADER_LEN};
 use rfc6455::{CloseCode, CloseFrame, Config, Connection, Event, Initiator, ProtocolError, Role};
@@ -92,7 +93,7 @@ fn run(role: Role, input: &Input<'_>, pieces: &[&[u8]]) -> Run {
         // Every other piece goes straight into the receive buffer, as the
         // tokio adapter reads; the events must not depend on the way.
         if i % 2 == 1 {
-            conn.read_buffer(piece.len()).extend_from_slice(piece);
+            conn.read_buffer(piece.len()).put_slice(piece);
         } else {
             conn.handle_read(piece);
         }

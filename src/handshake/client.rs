@@ -7,7 +7,8 @@ use super::{
     accept_key, has_token, header_tokens, header_values, httparse_error, owned_headers,
     parse_extensions, HandshakeError, HeadBuffer,
 };
-use crate::{Config, Connection, Role};
+use crate::time::HandshakeTimer;
+use crate::{Config, Connection, Role, Timestamp};
 
 /// What the client asks for: where, and with which subprotocols and fields.
 #[derive(Clone, Debug)]
@@ -105,6 +106,7 @@ pub struct ClientHandshake {
     request: Vec<u8>,
     protocols: Vec<String>,
     head: HeadBuffer,
+    timer: HandshakeTimer,
     config: Config,
 }
 
@@ -132,7 +134,7 @@ impl ClientHandshake {
         if let Some(deflate) = &config.deflate {
             head.push_str(&format!(
                 "Sec-WebSocket-Extensions: {}\r\n",
-                crate::deflate::client_offer(deflate)
+                super::deflate::client_offer(deflate)
             ));
         }
         for (name, value) in &request.headers {
@@ -144,6 +146,7 @@ impl ClientHandshake {
             request: head.into_bytes(),
             protocols: request.protocols.clone(),
             head: HeadBuffer::new(config.max_header_bytes),
+            timer: HandshakeTimer::new(&config.timeouts),
             config,
         }
     }
@@ -156,6 +159,27 @@ impl ClientHandshake {
     /// The `Sec-WebSocket-Key` value sent, in base64.
     pub fn key(&self) -> &str {
         &self.key
+    }
+
+    /// Tells the handshake the time on the driver's clock. The first call
+    /// starts the countdown of [`Timeouts::handshake`](crate::Timeouts::handshake);
+    /// once it has run out, this returns [`HandshakeError::Timeout`]: give
+    /// up and close the transport. Call it when the driver starts, and
+    /// whenever the deadline of [`poll_timeout`](ClientHandshake::poll_timeout)
+    /// has passed. The connection the handshake makes starts its own
+    /// timers from the latest time given here.
+    pub fn handle_timeout(&mut self, now: Timestamp) -> Result<(), HandshakeError> {
+        match self.timer.handle_timeout(now) {
+            true => Err(HandshakeError::Timeout),
+            false => Ok(()),
+        }
+    }
+
+    /// When the handshake gives up, on the driver's clock; `None` before
+    /// the first [`handle_timeout`](ClientHandshake::handle_timeout), or
+    /// without a handshake timeout.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.timer.poll_timeout()
     }
 
     /// Feeds bytes read from the server.
@@ -210,7 +234,7 @@ impl ClientHandshake {
             .map_err(|_| HandshakeError::UnexpectedExtension("(malformed)".into()))?;
         #[cfg(feature = "deflate")]
         let deflate = match &self.config.deflate {
-            Some(config) => crate::deflate::client_accept(&answer, config)?,
+            Some(config) => super::deflate::client_accept(&answer, config)?,
             None => None,
         };
         #[cfg(feature = "deflate")]
@@ -239,6 +263,9 @@ impl ClientHandshake {
         #[cfg(not(feature = "deflate"))]
         let mut connection = Connection::new(Role::Client, self.config.clone());
         connection.handle_read(&bytes[head_len..]);
+        if let Some(now) = self.timer.now() {
+            connection.handle_timeout(now);
+        }
         Ok(Some(Connected {
             response: Response {
                 status,

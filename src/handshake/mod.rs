@@ -12,6 +12,8 @@
 //! `httparse` exactly once.
 
 mod client;
+#[cfg(feature = "deflate")]
+mod deflate;
 mod extensions;
 mod server;
 
@@ -89,6 +91,9 @@ pub enum HandshakeError {
     /// The embedder refused the request with this status (a foreign
     /// Origin, missing credentials).
     Rejected(u16),
+    /// The handshake did not finish within
+    /// [`Timeouts::handshake`](crate::Timeouts::handshake).
+    Timeout,
 }
 
 impl HandshakeError {
@@ -99,6 +104,7 @@ impl HandshakeError {
             HandshakeError::MethodNotGet(_) => 405,
             HandshakeError::UnsupportedVersion => 426,
             HandshakeError::Rejected(status) => *status,
+            HandshakeError::Timeout => 408,
             _ => 400,
         }
     }
@@ -150,6 +156,7 @@ impl fmt::Display for HandshakeError {
                 write!(f, "server chose extension {e:?}, which was not offered")
             }
             HandshakeError::Rejected(status) => write!(f, "request refused with status {status}"),
+            HandshakeError::Timeout => f.write_str("the opening handshake took too long"),
         }
     }
 }

@@ -7,7 +7,8 @@ use super::{
     accept_key, error_response, has_token, header_tokens, header_values, httparse_error,
     owned_headers, HandshakeError, HeadBuffer,
 };
-use crate::{Config, Connection, Role};
+use crate::time::HandshakeTimer;
+use crate::{Config, Connection, Role, Timestamp};
 
 /// Reads a client's opening handshake in pieces.
 ///
@@ -29,13 +30,41 @@ use crate::{Config, Connection, Role};
 pub struct ServerHandshake {
     config: Config,
     head: HeadBuffer,
+    timer: HandshakeTimer,
 }
 
 impl ServerHandshake {
     /// A handshake waiting for the first byte of the request.
     pub fn new(config: Config) -> Self {
         let head = HeadBuffer::new(config.max_header_bytes);
-        ServerHandshake { config, head }
+        let timer = HandshakeTimer::new(&config.timeouts);
+        ServerHandshake {
+            config,
+            head,
+            timer,
+        }
+    }
+
+    /// Tells the handshake the time on the driver's clock. The first call
+    /// starts the countdown of [`Timeouts::handshake`](crate::Timeouts::handshake);
+    /// once it has run out, this returns [`HandshakeError::Timeout`]: send
+    /// its [`response`](HandshakeError::response) (408) and close. Call it
+    /// when the driver starts, and whenever the deadline of
+    /// [`poll_timeout`](ServerHandshake::poll_timeout) has passed. The
+    /// request, and the connection made from it, carry on from the latest
+    /// time given here.
+    pub fn handle_timeout(&mut self, now: Timestamp) -> Result<(), HandshakeError> {
+        match self.timer.handle_timeout(now) {
+            true => Err(HandshakeError::Timeout),
+            false => Ok(()),
+        }
+    }
+
+    /// When the handshake gives up, on the driver's clock; `None` before
+    /// the first [`handle_timeout`](ServerHandshake::handle_timeout), or
+    /// without a handshake timeout.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.timer.poll_timeout()
     }
 
     /// Feeds bytes read from the client.
@@ -69,6 +98,7 @@ impl ServerHandshake {
             headers: owned_headers(parsed.headers),
             leftover: bytes[head_len..].to_vec(),
             config: self.config.clone(),
+            timer: self.timer.clone(),
         }))
     }
 }
@@ -88,6 +118,9 @@ pub struct Request {
     headers: Vec<(String, Vec<u8>)>,
     leftover: Vec<u8>,
     config: Config,
+    /// The handshake's countdown, which goes on while the embedder decides
+    /// and the response is written.
+    timer: HandshakeTimer,
 }
 
 impl Request {
@@ -162,6 +195,14 @@ impl Request {
         &self.leftover
     }
 
+    /// The handshake's deadline, on the driver's clock: write the response
+    /// ([`accept`](Request::accept) or [`reject`](Request::reject)) by
+    /// then. `None` if the handshake was never told the time, or has no
+    /// timeout.
+    pub fn deadline(&self) -> Option<Timestamp> {
+        self.timer.poll_timeout()
+    }
+
     /// Checks the request against §4.2.1 and returns the key.
     pub fn validate(&self) -> Result<&str, HandshakeError> {
         // 1. "An HTTP/1.1 or higher GET request"
@@ -230,7 +271,7 @@ impl Request {
         let deflate = self.config.deflate.as_ref().and_then(|config| {
             let offers =
                 super::parse_extensions(header_values(&self.headers, "Sec-WebSocket-Extensions"));
-            crate::deflate::server_negotiate(&offers.ok()?, config)
+            super::deflate::server_negotiate(&offers.ok()?, config)
         });
         #[cfg(feature = "deflate")]
         if let Some((_, value)) = &deflate {
@@ -248,6 +289,9 @@ impl Request {
         #[cfg(not(feature = "deflate"))]
         let mut connection = Connection::new(Role::Server, self.config);
         connection.handle_read(&self.leftover);
+        if let Some(now) = self.timer.now() {
+            connection.handle_timeout(now);
+        }
         Ok(Accepted {
             response: response.into_bytes(),
             connection,

@@ -3,7 +3,7 @@
 //! decoder), a decoder for what we send, and ways to feed bytes in pieces.
 #![allow(dead_code)]
 
-use rfc6455::{CloseCode, Closed, Config, Connection, Event, Role, State};
+use rfc6455::{CloseCode, Closed, Config, Connection, Event, MaskKeys, Role, State};
 
 /// The masking key of RFC 6455 §5.7's masked examples.
 pub const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
@@ -81,12 +81,11 @@ pub fn conn(role: Role) -> Connection {
     conn_with(role, Config::default())
 }
 
-pub fn conn_with(role: Role, config: Config) -> Connection {
-    let mut c = Connection::new(role, config);
+pub fn conn_with(role: Role, mut config: Config) -> Connection {
     if role == Role::Client {
-        c.set_fixed_mask(Some(KEY));
+        config.mask_keys = MaskKeys::Fixed(KEY);
     }
-    c
+    Connection::new(role, config)
 }
 
 pub fn server() -> Connection {

@@ -1,5 +1,7 @@
-//! permessage-deflate (RFC 7692): negotiation, and compression of whole
-//! messages with bounded inflation (feature `deflate`).
+//! The permessage-deflate codec (RFC 7692 §7.2): compression of whole
+//! messages, and inflation bounded by the message limit (feature
+//! `deflate`). The handshake negotiates it (`handshake::deflate`); the
+//! connection runs it through the [`MessageExtension`] seam.
 //!
 //! A message is compressed as one raw DEFLATE stream flushed with a sync
 //! flush, minus the four bytes `00 00 ff ff` that end every sync flush
@@ -29,11 +31,10 @@
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
-use crate::handshake::{Extension, HandshakeError};
-use crate::Role;
+use std::any::Any;
 
-/// The extension's registered name.
-pub const PERMESSAGE_DEFLATE: &str = "permessage-deflate";
+use super::{DecodeError, MessageExtension, RSV1};
+use crate::Role;
 
 /// Our permessage-deflate preferences, in [`Config::deflate`](crate::Config::deflate).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,39 +89,6 @@ pub struct DeflateParams {
 }
 
 impl DeflateParams {
-    /// The value of the server's `Sec-WebSocket-Extensions` answer, for an
-    /// offer that did or did not carry each window-bits parameter.
-    pub(crate) fn response_value(
-        &self,
-        offered_server_bits: bool,
-        offered_client_bits: bool,
-    ) -> String {
-        let mut value = PERMESSAGE_DEFLATE.to_string();
-        if self.server_no_context_takeover {
-            value.push_str("; server_no_context_takeover");
-        }
-        if self.client_no_context_takeover {
-            value.push_str("; client_no_context_takeover");
-        }
-        // Accepting a limit the client asked for means repeating it
-        // (§7.1.2.1); a tighter one of ours is stated either way.
-        if offered_server_bits || self.server_max_window_bits < 15 {
-            value.push_str(&format!(
-                "; server_max_window_bits={}",
-                self.server_max_window_bits
-            ));
-        }
-        // "A server MUST NOT include the client_max_window_bits parameter if
-        // the offer did not have it" (§7.1.2.2).
-        if offered_client_bits && self.client_max_window_bits < 15 {
-            value.push_str(&format!(
-                "; client_max_window_bits={}",
-                self.client_max_window_bits
-            ));
-        }
-        value
-    }
-
     /// (our compressor's window, whether we reset after each message,
     /// whether the peer resets) for `role`.
     fn ours(&self, role: Role) -> (u8, bool, bool) {
@@ -139,170 +107,12 @@ impl DeflateParams {
     }
 }
 
-/// An offer's parameters, checked (§7.1). `None` if the offer is invalid,
-/// in which case a server declines it (and a client fails).
-#[derive(Default)]
-struct Offer {
-    server_no_context_takeover: bool,
-    client_no_context_takeover: bool,
-    server_max_window_bits: Option<u8>,
-    /// `Some(None)`: the parameter without a value.
-    client_max_window_bits: Option<Option<u8>>,
-}
-
-fn window_bits(value: &str) -> Option<u8> {
-    // "a decimal integer value without leading zeros between 8 to 15,
-    // inclusive" (§7.1.2.1)
-    if value.starts_with('0') {
-        return None;
-    }
-    value.parse().ok().filter(|bits| (8..=15).contains(bits))
-}
-
-fn parse_params(extension: &Extension) -> Option<Offer> {
-    let mut offer = Offer::default();
-    for (name, value) in &extension.params {
-        let value = value.as_deref();
-        match (name.as_str(), value) {
-            ("server_no_context_takeover", None) if !offer.server_no_context_takeover => {
-                offer.server_no_context_takeover = true
-            }
-            ("client_no_context_takeover", None) if !offer.client_no_context_takeover => {
-                offer.client_no_context_takeover = true
-            }
-            ("server_max_window_bits", Some(v)) if offer.server_max_window_bits.is_none() => {
-                offer.server_max_window_bits = Some(window_bits(v)?)
-            }
-            ("client_max_window_bits", v) if offer.client_max_window_bits.is_none() => {
-                offer.client_max_window_bits = Some(match v {
-                    Some(v) => Some(window_bits(v)?),
-                    None => None,
-                })
-            }
-            // An unknown parameter, a value where none belongs, or a
-            // parameter given twice: the offer is invalid (§7.1).
-            _ => return None,
-        }
-    }
-    Some(offer)
-}
-
-/// The server's choice among the client's offers: the first valid
-/// permessage-deflate offer, shaped by our config. Returns the agreed
-/// parameters and the response field's value, or `None` to decline.
-pub(crate) fn server_negotiate(
-    offers: &[Extension],
-    config: &DeflateConfig,
-) -> Option<(DeflateParams, String)> {
-    offers
-        .iter()
-        .filter(|e| e.name.eq_ignore_ascii_case(PERMESSAGE_DEFLATE))
-        .find_map(|extension| {
-            let offer = parse_params(extension)?;
-            let ours = config.server_max_window_bits.unwrap_or(15);
-            let params = DeflateParams {
-                server_no_context_takeover: offer.server_no_context_takeover
-                    || config.server_no_context_takeover,
-                client_no_context_takeover: offer.client_no_context_takeover
-                    || config.client_no_context_takeover,
-                server_max_window_bits: offer.server_max_window_bits.unwrap_or(15).min(ours),
-                // We may only limit the client's window if it said it can be limited.
-                client_max_window_bits: match offer.client_max_window_bits {
-                    Some(Some(bits)) => bits.min(config.client_max_window_bits.unwrap_or(15)),
-                    Some(None) => config.client_max_window_bits.unwrap_or(15),
-                    None => 15,
-                },
-            };
-            let value = params.response_value(
-                offer.server_max_window_bits.is_some(),
-                offer.client_max_window_bits.is_some(),
-            );
-            Some((params, value))
-        })
-}
-
-/// The client's offer, as the field value.
-pub(crate) fn client_offer(config: &DeflateConfig) -> String {
-    let mut value = PERMESSAGE_DEFLATE.to_string();
-    if config.server_no_context_takeover {
-        value.push_str("; server_no_context_takeover");
-    }
-    if config.client_no_context_takeover {
-        value.push_str("; client_no_context_takeover");
-    }
-    if let Some(bits) = config.server_max_window_bits {
-        value.push_str(&format!("; server_max_window_bits={bits}"));
-    }
-    // Without a value: we can honour any limit the server sets.
-    match config.client_max_window_bits {
-        Some(bits) => value.push_str(&format!("; client_max_window_bits={bits}")),
-        None => value.push_str("; client_max_window_bits"),
-    }
-    value
-}
-
-/// Checks the server's answer to our offer (§7.1): at most one
-/// permessage-deflate, nothing else, and only parameters our offer allows.
-pub(crate) fn client_accept(
-    answer: &[Extension],
-    config: &DeflateConfig,
-) -> Result<Option<DeflateParams>, HandshakeError> {
-    let [extension] = answer else {
-        return match answer.first() {
-            None => Ok(None),
-            Some(_) => Err(HandshakeError::UnexpectedExtension(
-                answer
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            )),
-        };
-    };
-    let refuse = || HandshakeError::UnexpectedExtension(extension.to_string());
-    if !extension.name.eq_ignore_ascii_case(PERMESSAGE_DEFLATE) {
-        return Err(refuse());
-    }
-    let answer = parse_params(extension).ok_or_else(refuse)?;
-    // The server may not widen a limit we asked for.
-    let server_bits = answer.server_max_window_bits.unwrap_or(15);
-    if config
-        .server_max_window_bits
-        .is_some_and(|asked| server_bits > asked)
-        || (config.server_max_window_bits.is_some() && answer.server_max_window_bits.is_none())
-    {
-        return Err(refuse());
-    }
-    let client_bits = match answer.client_max_window_bits {
-        // "the server ... MUST include a value" (§7.1.2.2) when it answers it.
-        Some(None) => return Err(refuse()),
-        Some(Some(bits)) => bits,
-        None => config.client_max_window_bits.unwrap_or(15),
-    };
-    Ok(Some(DeflateParams {
-        server_no_context_takeover: answer.server_no_context_takeover,
-        client_no_context_takeover: answer.client_no_context_takeover
-            || config.client_no_context_takeover,
-        server_max_window_bits: server_bits,
-        client_max_window_bits: client_bits.min(config.client_max_window_bits.unwrap_or(15)),
-    }))
-}
-
 /// How much output to make room for at a time while inflating.
 const INFLATE_CHUNK: usize = 16 * 1024;
 
 /// The trailer of a sync flush, stripped by the sender (§7.2.1) and put
 /// back by the receiver (§7.2.2).
 const TRAILER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
-
-/// Inflating failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum InflateError {
-    /// The data is not valid DEFLATE.
-    Corrupt,
-    /// The output passed the message size limit.
-    TooBig,
-}
 
 /// The per-connection compression state.
 #[derive(Debug)]
@@ -408,7 +218,7 @@ impl Deflate {
         last: bool,
         out: &mut Vec<u8>,
         limit: Option<usize>,
-    ) -> Result<(), InflateError> {
+    ) -> Result<(), DecodeError> {
         self.inflate(input, out, limit)?;
         if last {
             if !self.stream_ended {
@@ -427,14 +237,14 @@ impl Deflate {
         mut input: &[u8],
         out: &mut Vec<u8>,
         limit: Option<usize>,
-    ) -> Result<(), InflateError> {
+    ) -> Result<(), DecodeError> {
         let decompressor = self
             .decompressor
             .get_or_insert_with(|| Decompress::new_with_window_bits(false, 15));
         loop {
             if self.stream_ended && !input.is_empty() {
                 // Data after the end of a DEFLATE stream in one message.
-                return Err(InflateError::Corrupt);
+                return Err(DecodeError::Invalid);
             }
             if out.capacity() - out.len() < 64 {
                 // Grow geometrically (linear time overall), starting from a
@@ -453,12 +263,12 @@ impl Deflate {
             let (before_in, before_out) = (decompressor.total_in(), decompressor.total_out());
             let status = decompressor
                 .decompress_vec(input, out, FlushDecompress::Sync)
-                .map_err(|_| InflateError::Corrupt)?;
+                .map_err(|_| DecodeError::Invalid)?;
             let consumed = (decompressor.total_in() - before_in) as usize;
             let produced = (decompressor.total_out() - before_out) as usize;
             input = &input[consumed..];
             if limit.is_some_and(|limit| out.len() > limit) {
-                return Err(InflateError::TooBig);
+                return Err(DecodeError::TooBig);
             }
             if status == Status::StreamEnd {
                 self.stream_ended = true;
@@ -470,93 +280,48 @@ impl Deflate {
             }
             if !full && consumed == 0 && produced == 0 {
                 // Input left, room to write, and no progress: not DEFLATE.
-                return Err(InflateError::Corrupt);
+                return Err(DecodeError::Invalid);
             }
         }
         Ok(())
     }
 }
 
+impl MessageExtension for Deflate {
+    fn rsv(&self) -> u8 {
+        RSV1
+    }
+
+    fn encodes(&self, len: usize) -> bool {
+        self.should_compress(len)
+    }
+
+    fn encodes_stream(&self) -> bool {
+        self.can_compress()
+    }
+
+    fn encode(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>) {
+        self.compress(data, last, out);
+    }
+
+    fn decode(
+        &mut self,
+        data: &[u8],
+        last: bool,
+        out: &mut Vec<u8>,
+        limit: Option<usize>,
+    ) -> Result<(), DecodeError> {
+        self.decompress(data, last, out, limit)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handshake::parse_extensions;
-
-    fn offers(value: &str) -> Vec<Extension> {
-        parse_extensions([value.as_bytes()]).unwrap()
-    }
-
-    #[test]
-    fn server_takes_the_first_valid_offer() {
-        let config = DeflateConfig::default();
-        let (params, value) = server_negotiate(
-            &offers("permessage-deflate; foo=1, permessage-deflate; client_max_window_bits"),
-            &config,
-        )
-        .unwrap();
-        assert_eq!(value, "permessage-deflate");
-        assert_eq!(params.client_max_window_bits, 15);
-        assert!(server_negotiate(&offers("x-webkit-deflate-frame"), &config).is_none());
-        assert!(server_negotiate(
-            &offers("permessage-deflate; server_max_window_bits=7"),
-            &config
-        )
-        .is_none());
-        assert!(server_negotiate(
-            &offers("permessage-deflate; server_max_window_bits=010"),
-            &config
-        )
-        .is_none());
-    }
-
-    #[test]
-    fn limits_are_honoured_in_the_answer() {
-        let config = DeflateConfig {
-            client_max_window_bits: Some(10),
-            ..Default::default()
-        };
-        let (params, value) = server_negotiate(
-            &offers("permessage-deflate; server_max_window_bits=12; client_max_window_bits"),
-            &config,
-        )
-        .unwrap();
-        assert_eq!(
-            value,
-            "permessage-deflate; server_max_window_bits=12; client_max_window_bits=10"
-        );
-        assert_eq!(
-            (params.server_max_window_bits, params.client_max_window_bits),
-            (12, 10)
-        );
-        let back = client_accept(&offers(&value), &DeflateConfig::default())
-            .unwrap()
-            .unwrap();
-        assert_eq!(back, params);
-    }
-
-    #[test]
-    fn client_refuses_what_it_did_not_allow() {
-        let config = DeflateConfig::default();
-        for answer in [
-            "permessage-deflate; client_max_window_bits",
-            "permessage-deflate; unknown",
-            "permessage-deflate, permessage-deflate",
-            "other-extension",
-        ] {
-            assert!(client_accept(&offers(answer), &config).is_err(), "{answer}");
-        }
-        let asked = DeflateConfig {
-            server_max_window_bits: Some(10),
-            ..Default::default()
-        };
-        assert!(client_accept(
-            &offers("permessage-deflate; server_max_window_bits=12"),
-            &asked
-        )
-        .is_err());
-        assert!(client_accept(&offers("permessage-deflate"), &asked).is_err());
-    }
-
     fn pair(takeover: bool) -> (Deflate, Deflate) {
         let params = DeflateParams {
             server_no_context_takeover: !takeover,
@@ -626,7 +391,7 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(
             server.decompress(&wire, true, &mut out, Some(1 << 20)),
-            Err(InflateError::TooBig)
+            Err(DecodeError::TooBig)
         );
         assert!(
             out.capacity() <= (1 << 20) + INFLATE_CHUNK + 1,
@@ -641,7 +406,7 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(
             server.decompress(&[0xff; 16], true, &mut out, None),
-            Err(InflateError::Corrupt)
+            Err(DecodeError::Invalid)
         );
     }
 }

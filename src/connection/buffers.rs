@@ -1,0 +1,153 @@
+//! What drivers use beyond the driver loop: reading straight into the
+//! connection's receive buffer, and lending buffers between connections.
+//! An application never needs these.
+
+use bytes::buf::UninitSlice;
+use bytes::{BufMut, BytesMut};
+
+use super::Connection;
+use crate::time::Timers;
+
+/// The most receive buffer reserved ahead of the bytes of a frame.
+pub(super) const MAX_RESERVE_AHEAD: u64 = 16 << 20;
+
+/// The connection's receive buffer, lent to a driver that reads straight
+/// into it (see [`Connection::read_buffer`]).
+///
+/// It can only be appended to, through [`BufMut`] (tokio's `read_buf`,
+/// `put_slice`): the bytes already received are out of reach. Bytes
+/// appended are input exactly as if passed to
+/// [`handle_read`](Connection::handle_read).
+#[derive(Debug)]
+pub struct ReadBuffer<'a> {
+    buf: &'a mut BytesMut,
+    timers: &'a mut Timers,
+    /// The length when lent: growth past it is input.
+    start: usize,
+}
+
+impl Drop for ReadBuffer<'_> {
+    fn drop(&mut self) {
+        if self.buf.len() > self.start {
+            self.timers.heard();
+        }
+    }
+}
+
+// SAFETY: every method forwards to `BytesMut`'s own implementation, which
+// upholds the trait's contract; `ReadBuffer` only hides the bytes that are
+// already in the buffer, which `BufMut` gives no access to anyway.
+unsafe impl BufMut for ReadBuffer<'_> {
+    fn remaining_mut(&self) -> usize {
+        self.buf.remaining_mut()
+    }
+
+    unsafe fn advance_mut(&mut self, cnt: usize) {
+        // SAFETY: the caller promises that the first `cnt` bytes of
+        // `chunk_mut` are initialized, which is what `BytesMut::advance_mut`
+        // asks of its caller; `chunk_mut` is `BytesMut`'s own.
+        unsafe { self.buf.advance_mut(cnt) }
+    }
+
+    fn chunk_mut(&mut self) -> &mut UninitSlice {
+        self.buf.chunk_mut()
+    }
+}
+
+/// A connection's receive and send buffers, empty but with their
+/// capacity, on their way from one connection to another (see
+/// [`Connection::take_buffers`]).
+#[derive(Debug, Default)]
+pub struct Buffers {
+    input: BytesMut,
+    output: Vec<u8>,
+}
+
+impl Buffers {
+    /// The bytes of memory these buffers hold.
+    pub fn capacity(&self) -> usize {
+        self.input.capacity() + self.output.capacity()
+    }
+}
+
+/// Reading straight into the connection, and lending its buffers: for
+/// drivers of many connections that count every copy and every byte.
+impl Connection {
+    /// The receive buffer with room for at least `size` more bytes, for a
+    /// driver that reads straight into it (tokio's `read_buf`, say)
+    /// instead of reading elsewhere and calling
+    /// [`handle_read`](Connection::handle_read): that saves a copy of every
+    /// byte received. Once the connection is closed, appended bytes are
+    /// dropped at the next [`poll_event`](Connection::poll_event), as
+    /// `handle_read` drops them.
+    ///
+    /// [`read_size_hint`](Connection::read_size_hint) says how much to ask for.
+    pub fn read_buffer(&mut self, size: usize) -> ReadBuffer<'_> {
+        if self.input.len() + size > self.input.capacity() {
+            self.input.reserve(size);
+        }
+        ReadBuffer {
+            start: self.input.len(),
+            buf: &mut self.input,
+            timers: &mut self.timers,
+        }
+    }
+
+    /// How many bytes the next read should ask for: `default` between
+    /// frames, and exactly what is missing of a frame whose payload is
+    /// arriving. A read that stops at the frame's end leaves nothing of the
+    /// next frame behind it, so the buffer is empty once the message is
+    /// handed out, and the next frame needs no copy to a larger buffer.
+    pub fn read_size_hint(&self, default: usize) -> usize {
+        match &self.frame {
+            Some(frame) => {
+                let missing = frame.remaining.saturating_sub(self.input.len() as u64);
+                (missing.min(MAX_RESERVE_AHEAD) as usize).max(1)
+            }
+            None => default,
+        }
+    }
+
+    /// The bytes of memory the receive and send buffers hold now, used or not.
+    pub fn buffer_capacity(&self) -> usize {
+        self.input.capacity() + self.output.capacity()
+    }
+
+    /// Takes out the receive and send buffers, with their capacity, if
+    /// both are empty and there is capacity to take; the connection goes on
+    /// with unallocated ones. With [`give_buffers`](Connection::give_buffers)
+    /// a driver of many connections can pass buffers from connections that
+    /// wait to connections that have work, so that waiting connections hold
+    /// no buffer memory and busy ones allocate none.
+    pub fn take_buffers(&mut self) -> Option<Buffers> {
+        let idle = self.input.is_empty() && self.frame.is_none() && self.output.len() == 0;
+        if !idle || self.buffer_capacity() == 0 {
+            return None;
+        }
+        Some(Buffers {
+            input: std::mem::take(&mut self.input),
+            output: self.output.take_buf().expect("nothing is pending"),
+        })
+    }
+
+    /// Installs buffers from [`take_buffers`](Connection::take_buffers)
+    /// (of this or another connection) where this connection has none
+    /// allocated. Buffers it does not need are dropped.
+    pub fn give_buffers(&mut self, buffers: Buffers) {
+        if self.input.capacity() == 0 && self.input.is_empty() && self.frame.is_none() {
+            self.input = buffers.input;
+            self.input.clear();
+        }
+        self.output.give_buf(buffers.output);
+    }
+
+    /// Releases the receive and send buffers if they are empty, so an idle
+    /// connection holds no buffer memory. Call it when the connection goes
+    /// quiet; the buffers are allocated again when bytes arrive.
+    pub fn shrink_buffers(&mut self) {
+        if self.input.is_empty() && self.frame.is_none() {
+            self.input = BytesMut::new();
+        }
+        drop(self.output.take_buf());
+    }
+}

@@ -1,0 +1,517 @@
+//! Receiving: frames into messages.
+//!
+//! One shape for every message: a header is decoded and checked; its
+//! payload is unmasked (and, for text, checked) as it arrives; at the end
+//! of a frame the payload joins its message. The fast path takes a whole
+//! unfragmented frame that is already buffered straight to its event. A
+//! message whose first frame carries the extension's RSV bits goes through
+//! the extension's transform as it arrives (permessage-deflate inflates it).
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::buffers::MAX_RESERVE_AHEAD;
+use super::{Connection, Life};
+use crate::extension::DecodeError;
+use crate::frame::{Header, OpCode};
+use crate::mask::apply_mask;
+use crate::utf8::Utf8Validator;
+use crate::{
+    CloseCode, CloseFrame, Event, Fragment, Initiator, Message, MessageKind, ProtocolError, Role,
+    Utf8Bytes,
+};
+
+#[derive(Debug)]
+pub(super) struct FrameInProgress {
+    header: Header,
+    /// Payload bytes not yet split off the front of `input`.
+    pub(super) remaining: u64,
+    /// How many bytes at the front of `input` are already unmasked and
+    /// checked; at most `remaining`.
+    processed: usize,
+    /// Payload bytes of this frame unmasked so far: the masking key's phase.
+    unmasked: usize,
+}
+
+#[derive(Debug)]
+pub(super) struct MessageInProgress {
+    kind: MessageKind,
+    /// The fragments so far (not used in streaming mode, nor for a
+    /// transformed message).
+    data: BytesMut,
+    /// The declared length of every frame so far, for the message limit.
+    len: u64,
+    utf8: Utf8Validator,
+    /// Streaming mode: a piece of this message was already delivered.
+    delivered: bool,
+    /// The first frame carried the extension's RSV bits: the payload is
+    /// the extension's (DEFLATE data, say), decoded as it arrives.
+    transformed: bool,
+    /// The decoded payload so far, for a transformed message.
+    decoded: Vec<u8>,
+    /// Decoded bytes already delivered as fragments (streaming mode).
+    drained: usize,
+}
+
+/// What one decoding step produced.
+enum Step {
+    Event(Event),
+    /// Progress was made; step again.
+    Continue,
+    /// Nothing more can be done until more bytes arrive.
+    NeedMore,
+}
+
+impl Connection {
+    /// Feeds bytes read from the transport. Decoding happens in
+    /// [`poll_event`](Connection::poll_event). Bytes that arrive after the
+    /// connection is closed are dropped.
+    pub fn handle_read(&mut self, data: &[u8]) {
+        if matches!(self.life, Life::Closed(_)) {
+            return;
+        }
+        self.timers.heard();
+        if let Some(frame) = &self.frame {
+            // A large payload is arriving in pieces: make room for the rest
+            // of the frame at once. Growing step by step would copy the
+            // buffered part again at every step (a third of the time of a
+            // 1 MiB frame read in 64 KiB pieces). The frame's length passed
+            // the size limits already; without limits, the room made ahead
+            // is capped.
+            let frame_len = frame.remaining.min(MAX_RESERVE_AHEAD) as usize;
+            let after = self.input.len() + data.len();
+            if after > self.input.capacity() && frame_len > after {
+                // Plus room for one more read like this one: the read that
+                // ends the frame carries the start of the next, and must
+                // not make the buffer grow (copying the whole frame) then.
+                self.input
+                    .reserve(frame_len - self.input.len() + data.len());
+            }
+        }
+        self.input.extend_from_slice(data);
+    }
+
+    /// Reports that the transport will deliver no more bytes. Events for
+    /// the bytes already fed still come first; then, unless the closing
+    /// handshake had finished, [`Event::Closed`] with code 1006.
+    pub fn handle_eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// The next event, or `None` when more input is needed (or the
+    /// connection is closed and its [`Event::Closed`] was delivered).
+    pub fn poll_event(&mut self) -> Option<Event> {
+        loop {
+            if let Life::Closed(ended) = &mut self.life {
+                // Bytes read into `read_buffer` after the end are dropped.
+                self.input.clear();
+                return ended
+                    .event
+                    .take()
+                    .map(|closed| Event::Closed(Box::new(closed)));
+            }
+            match self.step() {
+                Ok(Step::Event(event)) => return Some(event),
+                Ok(Step::Continue) => {}
+                Ok(Step::NeedMore) if self.eof => {
+                    // Inside a frame: its header or payload was cut off.
+                    // Between the frames of a fragmented message is not.
+                    let mid_frame = self.frame.is_some() || !self.input.is_empty();
+                    let sent = match &self.life {
+                        Life::Closing(sent) => Some(sent.clone()),
+                        _ => None,
+                    };
+                    let error = ProtocolError::UnexpectedEof { mid_frame };
+                    self.end(Initiator::Remote, sent, None, Some(error), false);
+                }
+                // Everything received was looked at, and the peer has not
+                // answered our Close in time: give up on it.
+                Ok(Step::NeedMore) if self.timers.closing_expired() => {
+                    self.fail(ProtocolError::Timeout)
+                }
+                Ok(Step::NeedMore) => return None,
+                Err(error) => self.fail(error),
+            }
+        }
+    }
+
+    /// Decodes as far as the next event.
+    fn step(&mut self) -> Result<Step, ProtocolError> {
+        if self.frame.is_none() {
+            let Some((header, header_len)) = Header::decode(&self.input)? else {
+                return Ok(Step::NeedMore);
+            };
+            self.check_header(&header)?;
+            self.input.advance(header_len);
+            if let Some(event) = self.whole_frame_message(&header)? {
+                return Ok(Step::Event(event));
+            }
+            self.begin_frame(header);
+        }
+        let frame = self.frame.as_mut().expect("a frame is in progress");
+        let available = (self.input.len() as u64).min(frame.remaining) as usize;
+        if available > frame.processed {
+            let fresh = &mut self.input[frame.processed..available];
+            if let Some(key) = frame.header.mask {
+                apply_mask(fresh, key, frame.unmasked);
+            }
+            frame.unmasked += fresh.len();
+            frame.processed = available;
+            if !frame.header.opcode.is_control() {
+                let message = self
+                    .message
+                    .as_mut()
+                    .expect("data frames belong to a message");
+                if message.transformed {
+                    decode(&mut self.extension, message, fresh, false, &self.config)?;
+                // Fail fast: check text as it arrives, not when it is whole.
+                } else if message.kind == MessageKind::Text && message.utf8.feed(fresh).is_err() {
+                    return Err(ProtocolError::InvalidUtf8);
+                }
+            }
+        }
+        if (frame.processed as u64) < frame.remaining {
+            if self.config.streaming && !frame.header.opcode.is_control() {
+                let message = self
+                    .message
+                    .as_mut()
+                    .expect("data frames belong to a message");
+                if message.transformed && !message.decoded.is_empty() {
+                    // The frame's bytes so far are spent; deliver what they made.
+                    self.input.advance(frame.processed);
+                    frame.remaining -= frame.processed as u64;
+                    frame.processed = 0;
+                    message.drained += message.decoded.len();
+                    let data = Bytes::from(std::mem::take(&mut message.decoded));
+                    return Ok(Step::Event(self.fragment(data, false)));
+                }
+                if !message.transformed && frame.processed > 0 {
+                    let data = self.input.split_to(frame.processed).freeze();
+                    frame.remaining -= frame.processed as u64;
+                    frame.processed = 0;
+                    return Ok(Step::Event(self.fragment(data, false)));
+                }
+            }
+            return Ok(Step::NeedMore);
+        }
+        let frame = self.frame.take().expect("a frame is in progress");
+        let payload = self.input.split_to(frame.remaining as usize);
+        self.end_frame(frame.header, payload)
+    }
+
+    /// The fast path for the common case: an unfragmented, untransformed
+    /// data message whose whole payload is already buffered becomes its
+    /// event at once, with no per-frame or per-message state. `None`: take
+    /// the general path. The header has passed `check_header`.
+    fn whole_frame_message(&mut self, header: &Header) -> Result<Option<Event>, ProtocolError> {
+        let kind = match header.opcode {
+            OpCode::Text => MessageKind::Text,
+            OpCode::Binary => MessageKind::Binary,
+            _ => return Ok(None),
+        };
+        if !header.fin
+            || header.rsv != 0
+            || self.config.streaming
+            || header.len > self.input.len() as u64
+        {
+            return Ok(None);
+        }
+        let mut payload = self.input.split_to(header.len as usize);
+        if let Some(key) = header.mask {
+            apply_mask(&mut payload, key, 0);
+        }
+        // Short ASCII text is checked in a few word-wide steps (simdutf8's
+        // set-up costs more there); anything else takes the full check.
+        let short_ascii = payload.len() <= 64 && payload.is_ascii();
+        if kind == MessageKind::Text
+            && !short_ascii
+            && simdutf8::basic::from_utf8(&payload).is_err()
+        {
+            return Err(ProtocolError::InvalidUtf8);
+        }
+        Ok(Some(Event::Message(whole(kind, payload.freeze()))))
+    }
+
+    /// Checks what the header alone can tell (§5.2, §5.4, §5.5) and the limits.
+    fn check_header(&self, header: &Header) -> Result<(), ProtocolError> {
+        // "MUST be 0 unless an extension is negotiated that defines meanings
+        // for non-zero values. If a nonzero value is received and none of
+        // the negotiated extensions defines the meaning of such a nonzero
+        // value, the receiving endpoint MUST _Fail the WebSocket
+        // Connection_." (§5.2)
+        let stray = header.rsv & !self.rsv_allowed;
+        if stray != 0 {
+            return Err(ProtocolError::ReservedBits(stray));
+        }
+        // A per-message extension marks the first frame of a message only:
+        // "An endpoint MUST NOT set the "Per-Message Compressed" bit of
+        // control frames and non-first fragments of a data message. An
+        // endpoint receiving such a frame MUST _Fail the WebSocket
+        // Connection_." (RFC 7692 §6.1)
+        if header.rsv != 0 && !matches!(header.opcode, OpCode::Text | OpCode::Binary) {
+            return Err(ProtocolError::ReservedBits(header.rsv));
+        }
+        // "a client MUST mask all frames that it sends to the server ... A
+        // server MUST NOT mask any frames that it sends to the client. A
+        // client MUST close a connection if it detects a masked frame." (§5.1)
+        match (self.role, header.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        if header.opcode.is_control() {
+            // "All control frames MUST have a payload length of 125 bytes or
+            // less and MUST NOT be fragmented." (§5.5)
+            if !header.fin {
+                return Err(ProtocolError::FragmentedControl);
+            }
+            if header.len > 125 {
+                return Err(ProtocolError::ControlTooLong(header.len));
+            }
+            return Ok(());
+        }
+        match (header.opcode, &self.message) {
+            (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+            (OpCode::Text | OpCode::Binary, Some(_)) => {
+                return Err(ProtocolError::ExpectedContinuation)
+            }
+            _ => {}
+        }
+        if let Some(max) = self.config.max_frame_size {
+            if header.len > max as u64 {
+                return Err(ProtocolError::FrameTooBig {
+                    len: header.len,
+                    max,
+                });
+            }
+        }
+        if let Some(max) = self.config.max_message_size {
+            let len = self
+                .message
+                .as_ref()
+                .map_or(0, |m| m.len)
+                .saturating_add(header.len);
+            if len > max as u64 {
+                return Err(ProtocolError::MessageTooBig { len, max });
+            }
+        }
+        Ok(())
+    }
+
+    fn begin_frame(&mut self, header: Header) {
+        match header.opcode {
+            OpCode::Text | OpCode::Binary => {
+                let kind = if header.opcode == OpCode::Text {
+                    MessageKind::Text
+                } else {
+                    MessageKind::Binary
+                };
+                self.message = Some(MessageInProgress {
+                    kind,
+                    data: BytesMut::new(),
+                    len: header.len,
+                    utf8: Utf8Validator::new(),
+                    delivered: false,
+                    transformed: header.rsv != 0,
+                    decoded: Vec::new(),
+                    drained: 0,
+                });
+            }
+            OpCode::Continuation => {
+                let message = self.message.as_mut().expect("checked in check_header");
+                message.len = message.len.saturating_add(header.len);
+            }
+            OpCode::Close | OpCode::Ping | OpCode::Pong => {}
+        }
+        self.frame = Some(FrameInProgress {
+            header,
+            remaining: header.len,
+            processed: 0,
+            unmasked: 0,
+        });
+    }
+
+    /// A frame's payload is complete (and unmasked, and its text checked).
+    fn end_frame(&mut self, header: Header, payload: BytesMut) -> Result<Step, ProtocolError> {
+        match header.opcode {
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                let message = self
+                    .message
+                    .as_mut()
+                    .expect("data frames belong to a message");
+                if message.transformed {
+                    if header.fin {
+                        // The message ends here: the extension finishes it
+                        // (for DEFLATE, the trailer of RFC 7692 §7.2.2).
+                        decode(&mut self.extension, message, &[], true, &self.config)?;
+                    }
+                    return self.end_transformed_frame(header.fin);
+                }
+                if header.fin && message.kind == MessageKind::Text && !message.utf8.is_complete() {
+                    return Err(ProtocolError::InvalidUtf8);
+                }
+                if self.config.streaming {
+                    if payload.is_empty() && !header.fin {
+                        return Ok(Step::Continue);
+                    }
+                    return Ok(Step::Event(self.fragment(payload.freeze(), header.fin)));
+                }
+                if !header.fin {
+                    if message.data.is_empty() {
+                        message.data = payload;
+                    } else {
+                        message.data.extend_from_slice(&payload);
+                    }
+                    return Ok(Step::Continue);
+                }
+                let mut message = self.message.take().expect("checked above");
+                let data = if message.data.is_empty() {
+                    payload.freeze()
+                } else {
+                    message.data.extend_from_slice(&payload);
+                    message.data.freeze()
+                };
+                Ok(Step::Event(Event::Message(whole(message.kind, data))))
+            }
+            OpCode::Ping => {
+                // "Upon receipt of a Ping frame, an endpoint MUST send a Pong
+                // frame in response, unless it already received a Close
+                // frame." (§5.5.2) Once we sent our Close we send nothing.
+                if self.config.auto_pong && self.can_send() {
+                    self.write_frame(true, OpCode::Pong, 0, &payload);
+                }
+                Ok(Step::Event(Event::Ping(payload.freeze())))
+            }
+            OpCode::Pong => Ok(Step::Event(Event::Pong(payload.freeze()))),
+            OpCode::Close => {
+                let received = parse_close(&payload)?;
+                let (initiator, sent) = match &self.life {
+                    Life::Closing(sent) => (Initiator::Local, sent.clone()),
+                    _ => {
+                        // "If an endpoint receives a Close frame and did not
+                        // previously send a Close frame, the endpoint MUST
+                        // send a Close frame in response. ... it typically
+                        // echos the status code it received." (§5.5.1)
+                        let echo = CloseFrame::new(received.code, "");
+                        self.queue_close(&echo);
+                        (Initiator::Remote, echo)
+                    }
+                };
+                self.end(initiator, Some(sent), Some(received), None, false);
+                Ok(Step::Continue)
+            }
+        }
+    }
+
+    /// A frame of a transformed message is complete: its payload was
+    /// decoded on arrival, so only the decoded bytes matter now.
+    fn end_transformed_frame(&mut self, fin: bool) -> Result<Step, ProtocolError> {
+        let message = self
+            .message
+            .as_mut()
+            .expect("data frames belong to a message");
+        if fin && message.kind == MessageKind::Text && !message.utf8.is_complete() {
+            return Err(ProtocolError::InvalidUtf8);
+        }
+        if self.config.streaming {
+            if message.decoded.is_empty() && !fin {
+                return Ok(Step::Continue);
+            }
+            message.drained += message.decoded.len();
+            let data = Bytes::from(std::mem::take(&mut message.decoded));
+            return Ok(Step::Event(self.fragment(data, fin)));
+        }
+        if !fin {
+            return Ok(Step::Continue);
+        }
+        let message = self.message.take().expect("checked above");
+        let data = Bytes::from(message.decoded);
+        Ok(Step::Event(Event::Message(whole(message.kind, data))))
+    }
+
+    /// A streaming-mode piece of the current message.
+    fn fragment(&mut self, data: Bytes, last: bool) -> Event {
+        let message = self
+            .message
+            .as_mut()
+            .expect("data frames belong to a message");
+        let first = !message.delivered;
+        message.delivered = true;
+        let kind = message.kind;
+        if last {
+            self.message = None;
+        }
+        Event::Fragment(Fragment {
+            kind,
+            data,
+            first,
+            last,
+        })
+    }
+}
+
+/// Runs the extension over the newly arrived part of a transformed
+/// message (or, with `last`, finishes it), checking the decoded text and
+/// the size limit.
+fn decode(
+    extension: &mut Option<Box<dyn crate::extension::MessageExtension>>,
+    message: &mut MessageInProgress,
+    input: &[u8],
+    last: bool,
+    config: &crate::Config,
+) -> Result<(), ProtocolError> {
+    let extension = extension
+        .as_mut()
+        .expect("RSV bits are accepted only with a negotiated extension");
+    let text = message.kind == MessageKind::Text;
+    let start = message.decoded.len();
+    // The limit is on the whole decoded message; in streaming mode part of
+    // it may already have been delivered, so what is left is the budget.
+    let limit = config.max_message_size;
+    let budget = limit.map(|limit| limit.saturating_sub(message.drained));
+    let result = extension.decode(input, last, &mut message.decoded, budget);
+    // Whatever stopped the decoder, the text it produced up to there is
+    // checked first: the first fault in the stream decides the code, and
+    // so the code does not depend on how the bytes were split into reads.
+    if text && message.utf8.feed(&message.decoded[start..]).is_err() {
+        return Err(ProtocolError::InvalidUtf8);
+    }
+    match result {
+        Ok(()) => Ok(()),
+        Err(DecodeError::Invalid) => Err(ProtocolError::InvalidCompression { text }),
+        Err(DecodeError::TooBig) => Err(ProtocolError::MessageTooBig {
+            len: (message.drained + message.decoded.len()) as u64,
+            max: limit.unwrap_or(usize::MAX),
+        }),
+    }
+}
+
+/// Parses the payload of a received Close frame (§5.5.1).
+///
+/// An empty payload gives `NO_STATUS`. One byte is a protocol error, as
+/// is a code that may not be sent; a reason that is not UTF-8 is 1007.
+fn parse_close(payload: &[u8]) -> Result<CloseFrame, ProtocolError> {
+    match payload.len() {
+        0 => Ok(CloseFrame::new(CloseCode::NO_STATUS, "")),
+        // "If there is a body, the first two bytes of the body MUST be a
+        // 2-byte unsigned integer (in network byte order) representing a
+        // status code" (§5.5.1): one byte cannot be that.
+        1 => Err(ProtocolError::CloseLengthOne),
+        _ => {
+            let code = CloseCode(u16::from_be_bytes([payload[0], payload[1]]));
+            if !code.is_sendable() {
+                return Err(ProtocolError::InvalidCloseCode(code.0));
+            }
+            let reason = std::str::from_utf8(&payload[2..])
+                .map_err(|_| ProtocolError::InvalidCloseReason)?;
+            Ok(CloseFrame::new(code, reason))
+        }
+    }
+}
+
+/// A received message, whole; text was checked as it arrived.
+fn whole(kind: MessageKind, data: Bytes) -> Message {
+    match kind {
+        MessageKind::Text => Message::Text(Utf8Bytes::from_validated(data)),
+        MessageKind::Binary => Message::Binary(data),
+    }
+}

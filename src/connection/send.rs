@@ -1,0 +1,302 @@
+//! Sending: messages into frames, and the output queue the driver drains.
+
+use std::io::IoSlice;
+
+use super::{Connection, Life};
+use crate::frame::{Header, OpCode, MAX_HEADER_LEN};
+use crate::mask::extend_masked;
+use crate::{CloseCode, CloseFrame, Message, MessageKind, Role, UsageError};
+
+/// A server sends payloads at least this long that it holds as `Bytes`
+/// without copying them (below, a copy costs less than a separate piece).
+const SHARE_MIN: usize = 1024;
+
+impl Connection {
+    // ----- commands -----
+
+    /// Queues a text message in one frame.
+    pub fn send_text(&mut self, text: &str) -> Result<(), UsageError> {
+        self.send(MessageKind::Text, text.as_bytes())
+    }
+
+    /// Queues a binary message in one frame.
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), UsageError> {
+        self.send(MessageKind::Binary, data)
+    }
+
+    /// Queues a message in one frame.
+    ///
+    /// A server sends the payload of a large message (1 KiB or more) as
+    /// it is, without copying it into the output: echoing a received
+    /// message, or broadcasting one to many connections, costs no copy.
+    pub fn send_message(&mut self, message: &Message) -> Result<(), UsageError> {
+        let len = message.as_bytes().len();
+        if self.role == Role::Server && len >= SHARE_MIN && !self.transforms(len) {
+            self.check_can_start_message()?;
+            self.write_header(true, opcode_of(message.kind()), 0, len, None);
+            self.output.push_shared(message.clone().into_bytes());
+            return Ok(());
+        }
+        self.send(message.kind(), message.as_bytes())
+    }
+
+    /// Queues a data message of either kind in one frame.
+    ///
+    /// For [`MessageKind::Text`] the caller vouches that `data` is UTF-8;
+    /// prefer [`send_text`](Connection::send_text), which takes a `&str`.
+    pub fn send(&mut self, kind: MessageKind, data: &[u8]) -> Result<(), UsageError> {
+        self.check_can_start_message()?;
+        if let Some((encoded, rsv)) = self.encode_message(data) {
+            self.write_frame(true, opcode_of(kind), rsv, &encoded);
+            self.scratch = encoded;
+            return Ok(());
+        }
+        self.write_frame(true, opcode_of(kind), 0, data);
+        Ok(())
+    }
+
+    /// Queues a data message split into frames of at most `fragment_size`
+    /// payload bytes (an empty message is one empty frame).
+    pub fn send_fragmented(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        fragment_size: usize,
+    ) -> Result<(), UsageError> {
+        if fragment_size == 0 {
+            return Err(UsageError::ZeroFragmentSize);
+        }
+        self.check_can_start_message()?;
+        if let Some((encoded, rsv)) = self.encode_message(data) {
+            // The transformed bytes are what gets fragmented (RFC 7692 §6.1).
+            self.write_fragments(kind, rsv, &encoded, fragment_size);
+            self.scratch = encoded;
+            return Ok(());
+        }
+        self.write_fragments(kind, 0, data, fragment_size);
+        Ok(())
+    }
+
+    /// Queues one frame of a message sent in pieces, for messages too large
+    /// to hold whole. The first call starts a message of `kind`; each later
+    /// call continues it (and `kind` is ignored) until one with `last` set.
+    /// Control frames may be sent in between.
+    ///
+    /// For text, the concatenation of the pieces must be UTF-8; a piece may
+    /// end inside a character.
+    pub fn send_fragment(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        last: bool,
+    ) -> Result<(), UsageError> {
+        if !self.can_send() {
+            return Err(UsageError::Closed);
+        }
+        let (opcode, transformed) = match self.sending {
+            Some((_, transformed)) => (OpCode::Continuation, transformed),
+            None => (
+                opcode_of(kind),
+                self.extension.as_ref().is_some_and(|e| e.encodes_stream()),
+            ),
+        };
+        self.sending = if last {
+            None
+        } else {
+            Some((kind, transformed))
+        };
+        if !transformed {
+            self.write_frame(last, opcode, 0, data);
+            return Ok(());
+        }
+        let extension = self
+            .extension
+            .as_mut()
+            .expect("checked when the message began");
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
+        extension.encode(data, last, &mut out);
+        // Only the first frame of the message carries the RSV bits.
+        let rsv = if opcode == OpCode::Continuation {
+            0
+        } else {
+            self.rsv_allowed
+        };
+        self.write_frame(last, opcode, rsv, &out);
+        self.scratch = out;
+        Ok(())
+    }
+
+    /// Queues a Ping with up to 125 bytes of payload.
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), UsageError> {
+        self.send_control(OpCode::Ping, payload)
+    }
+
+    /// Queues an unsolicited Pong (a one-way heartbeat, §5.5.3). Pongs that
+    /// answer Pings are sent automatically unless
+    /// [`auto_pong`](crate::Config::auto_pong) is off.
+    pub fn pong(&mut self, payload: &[u8]) -> Result<(), UsageError> {
+        self.send_control(OpCode::Pong, payload)
+    }
+
+    /// Starts the closing handshake: queues a Close frame and moves to
+    /// [`State::Closing`](crate::State::Closing). Messages may still arrive
+    /// until the peer's Close, for at most
+    /// [`Timeouts::close`](crate::Timeouts::close).
+    ///
+    /// Use [`CloseCode::NO_STATUS`] to send a Close frame with no payload.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), UsageError> {
+        if !self.can_send() {
+            return Err(UsageError::Closed);
+        }
+        if code != CloseCode::NO_STATUS && !code.is_sendable() {
+            return Err(UsageError::InvalidCloseCode(code.0));
+        }
+        if reason.len() > CloseFrame::MAX_REASON
+            || (code == CloseCode::NO_STATUS && !reason.is_empty())
+        {
+            return Err(UsageError::ReasonTooLong(reason.len()));
+        }
+        let frame = CloseFrame::new(code, reason);
+        self.queue_close(&frame);
+        self.life = Life::Closing(frame);
+        self.timers.start_closing();
+        Ok(())
+    }
+
+    // ----- encoding -----
+
+    /// Whether the extension would transform a message of `len` bytes.
+    fn transforms(&self, len: usize) -> bool {
+        self.extension.as_ref().is_some_and(|e| e.encodes(len))
+    }
+
+    /// The whole message transformed by the extension, with the RSV bits
+    /// that mark it, if the extension takes a message of this size.
+    fn encode_message(&mut self, data: &[u8]) -> Option<(Vec<u8>, u8)> {
+        let extension = self.extension.as_mut().filter(|e| e.encodes(data.len()))?;
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
+        extension.encode(data, true, &mut out);
+        Some((out, self.rsv_allowed))
+    }
+
+    fn write_fragments(&mut self, kind: MessageKind, rsv: u8, data: &[u8], fragment_size: usize) {
+        let mut chunks = data.chunks(fragment_size).peekable();
+        let (mut opcode, mut rsv) = (opcode_of(kind), rsv);
+        if chunks.peek().is_none() {
+            self.write_frame(true, opcode, rsv, &[]);
+        }
+        while let Some(chunk) = chunks.next() {
+            self.write_frame(chunks.peek().is_none(), opcode, rsv, chunk);
+            // Continuations carry neither the opcode nor the RSV bits.
+            (opcode, rsv) = (OpCode::Continuation, 0);
+        }
+    }
+
+    fn check_can_start_message(&self) -> Result<(), UsageError> {
+        if !self.can_send() {
+            return Err(UsageError::Closed);
+        }
+        if self.sending.is_some() {
+            return Err(UsageError::MessageInProgress);
+        }
+        Ok(())
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), UsageError> {
+        if !self.can_send() {
+            return Err(UsageError::Closed);
+        }
+        if payload.len() > 125 {
+            return Err(UsageError::ControlTooLong(payload.len()));
+        }
+        self.write_frame(true, opcode, 0, payload);
+        Ok(())
+    }
+
+    pub(super) fn queue_close(&mut self, frame: &CloseFrame) {
+        let mut payload = Vec::with_capacity(2 + frame.reason.len());
+        frame.write_payload(&mut payload);
+        self.write_frame(true, OpCode::Close, 0, &payload);
+    }
+
+    /// Encodes one frame into the output, masked if we are the client.
+    pub(super) fn write_frame(&mut self, fin: bool, opcode: OpCode, rsv: u8, payload: &[u8]) {
+        let mask = match self.role {
+            Role::Client => Some(self.config.mask_keys.next_key()),
+            Role::Server => None,
+        };
+        self.output.buf().reserve(MAX_HEADER_LEN + payload.len());
+        self.write_header(fin, opcode, rsv, payload.len(), mask);
+        let output = self.output.buf();
+        match mask {
+            // One pass: the payload is masked as it is copied.
+            Some(key) => extend_masked(output, payload, key),
+            None => output.extend_from_slice(payload),
+        }
+    }
+
+    /// Encodes a frame header into the output.
+    fn write_header(
+        &mut self,
+        fin: bool,
+        opcode: OpCode,
+        rsv: u8,
+        len: usize,
+        mask: Option<[u8; 4]>,
+    ) {
+        let header = Header {
+            fin,
+            rsv,
+            opcode,
+            mask,
+            len: len as u64,
+        };
+        let mut head = [0; MAX_HEADER_LEN];
+        let head_len = header.encode(&mut head);
+        self.output.buf().extend_from_slice(&head[..head_len]);
+    }
+
+    // ----- output -----
+
+    /// Bytes waiting to be written to the transport.
+    ///
+    /// This is the next contiguous piece of the output: when it is written,
+    /// more may follow. [`pending_output_len`](Connection::pending_output_len)
+    /// counts all of it, and
+    /// [`pending_output_vectored`](Connection::pending_output_vectored)
+    /// gives all of it for one vectored write.
+    pub fn pending_output(&self) -> &[u8] {
+        self.output.pending()
+    }
+
+    /// How many bytes are waiting to be written, in all pieces.
+    pub fn pending_output_len(&self) -> usize {
+        self.output.len()
+    }
+
+    /// Fills `slices` with the pieces of the pending output, in order, for
+    /// one vectored write (`write_vectored`); returns how many it filled.
+    /// Report what was written with
+    /// [`consume_output`](Connection::consume_output), as usual.
+    pub fn pending_output_vectored<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+        self.output.pending_vectored(slices)
+    }
+
+    /// Records that the first `n` bytes of the pending output were
+    /// written (`n` may span several pieces after a vectored write).
+    ///
+    /// # Panics
+    /// If `n` is more than is pending: that is a bug in the driver.
+    pub fn consume_output(&mut self, n: usize) {
+        self.output.consume(n);
+    }
+}
+
+fn opcode_of(kind: MessageKind) -> OpCode {
+    match kind {
+        MessageKind::Text => OpCode::Text,
+        MessageKind::Binary => OpCode::Binary,
+    }
+}
