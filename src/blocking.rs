@@ -272,15 +272,11 @@ impl<S: Read + Write> WebSocket<S> {
         Ok(())
     }
 
-    /// Runs the core's timers if their deadline has come.
+    /// Tells the core the time, if it keeps a deadline: after every read
+    /// (so silence is measured from the last bytes) and at every tick.
     fn tell_time(&mut self) {
-        let now = Time::timestamp();
-        if self
-            .conn
-            .poll_timeout()
-            .is_some_and(|deadline| deadline <= now)
-        {
-            self.conn.handle_timeout(now);
+        if self.conn.poll_timeout().is_some() {
+            self.conn.handle_timeout(Time::timestamp());
         }
     }
 

@@ -771,6 +771,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             };
             match polled {
                 Poll::Ready(Ok(0)) => self.conn.handle_eof(),
+                // Bytes arrived: if the core keeps a deadline, it learns
+                // when (silence is measured from the last bytes).
+                Poll::Ready(Ok(_)) if self.conn.poll_timeout().is_some() => {
+                    self.conn.handle_timeout(Time::timestamp());
+                }
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
                 // Nothing to read: the time. What the timers queue (a

@@ -74,10 +74,10 @@ fn local_close_frame() -> CloseFrame {
 
 /// Drives one connection through `pieces` the way a driver would.
 fn run(role: Role, input: &Input<'_>, pieces: &[&[u8]]) -> Run {
-    let config = input.config();
+    let mut config = input.config();
+    config.mask_keys = rfc6455::MaskKeys::Fixed(input.mask);
     let max_frame = config.max_frame_size.expect("set in config()");
     let mut conn = Connection::new(role, config);
-    conn.set_fixed_mask(Some(input.mask));
     if input.local_close() {
         conn.close(CloseCode::NORMAL, "bye").expect("open");
     }

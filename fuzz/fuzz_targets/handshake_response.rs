@@ -41,6 +41,7 @@ fn handshake(input: &Input<'_>) -> ClientHandshake {
     let mut config = Config::default();
     config.max_header_bytes = 64 + 32 * usize::from(input.head_limit);
     config.max_headers = usize::from(input.field_limit % 65);
+    config.mask_keys = rfc6455::MaskKeys::Fixed([0x37, 0xfa, 0x21, 0x3d]);
     let handshake = ClientHandshake::with_key(&request, config, KEY);
     assert_eq!(handshake.key(), "dGhlIHNhbXBsZSBub25jZQ==");
     handshake
@@ -65,7 +66,6 @@ fn feed(mut handshake: ClientHandshake, pieces: &[&[u8]]) -> (Verdict, usize) {
 
 fn events(connected: &mut Connected, more: &[u8]) -> (Vec<Event>, Vec<u8>) {
     let connection = &mut connected.connection;
-    connection.set_fixed_mask(Some([0x37, 0xfa, 0x21, 0x3d]));
     connection.handle_read(more);
     let mut events = Vec::new();
     drain(connection, &mut events);

@@ -158,12 +158,11 @@ fn roundtrip(input: &Input, sender_role: Role) {
         Role::Server => Role::Client,
     };
     let mut config = Config::default();
+    config.mask_keys = rfc6455::MaskKeys::Fixed(input.mask);
     config.streaming = input.flags & 1 != 0;
     let mut receiver = Connection::new(receiver_role, config.clone());
     config.streaming = input.flags & 2 != 0;
     let mut sender = Connection::new(sender_role, config);
-    sender.set_fixed_mask(Some(input.mask));
-    receiver.set_fixed_mask(Some(input.mask));
 
     let (mut expected, pings) = send(&mut sender, &input.ops);
     let code = CloseCode(input.close_code);

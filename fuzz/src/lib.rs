@@ -212,8 +212,9 @@ pub fn check_output(bytes: &[u8], sender: Role, sizes: &[u8]) -> Vec<WireFrame> 
         Role::Client => Role::Server,
         Role::Server => Role::Client,
     };
-    let mut peer = Connection::new(peer_role, Config::default());
-    peer.set_fixed_mask(Some([1, 2, 3, 4]));
+    let mut config = Config::default();
+    config.mask_keys = rfc6455::MaskKeys::Fixed([1, 2, 3, 4]);
+    let mut peer = Connection::new(peer_role, config);
     for chunk in chunks(bytes, sizes) {
         peer.handle_read(chunk);
         while let Some(event) = peer.poll_event() {

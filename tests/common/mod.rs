@@ -3,6 +3,8 @@
 //! decoder), a decoder for what we send, and ways to feed bytes in pieces.
 #![allow(dead_code)]
 
+pub mod pair;
+
 use rfc6455::{CloseCode, Closed, Config, Connection, Event, MaskKeys, Role, State};
 
 /// The masking key of RFC 6455 §5.7's masked examples.
