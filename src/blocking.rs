@@ -288,17 +288,17 @@ impl<S: Read + Write> WebSocket<S> {
         if self.flush().is_err() {
             return;
         }
+        // What arrives now is dropped by the core; only the end counts.
         while !self.conn.should_close_transport() && !self.conn.is_finished() {
-            match self.stream.read(&mut self.buf) {
-                Ok(0) => self.conn.handle_eof(),
-                Ok(_) => {}
-                Err(e) if is_tick(&e) => {}
-                Err(_) => return,
+            if self.fill().is_err() {
+                return;
             }
-            self.tell_time();
         }
     }
+}
 
+/// Commands: each queues its frames and writes them out.
+impl<S: Read + Write> WebSocket<S> {
     /// Sends a message in one frame and flushes.
     pub fn send(&mut self, message: &Message) -> Result<(), Error> {
         self.conn.send_message(message)?;
@@ -364,7 +364,10 @@ impl<S: Read + Write> WebSocket<S> {
         }
         Ok(())
     }
+}
 
+/// Getters, and the parts underneath.
+impl<S> WebSocket<S> {
     /// How the connection ended, once it has.
     pub fn closed(&self) -> Option<&Closed> {
         self.closed.as_ref()

@@ -118,7 +118,16 @@ mod pool {
         }
     }
 
-    pub(super) fn take() -> Option<Buffers> {
+    /// Gives `conn` pooled buffers if it has none.
+    pub(super) fn lend(conn: &mut crate::Connection) {
+        if conn.buffer_capacity() == 0 {
+            if let Some(buffers) = take() {
+                conn.give_buffers(buffers);
+            }
+        }
+    }
+
+    fn take() -> Option<Buffers> {
         POOL.try_with(|pool| {
             let mut pool = pool.borrow_mut();
             let buffers = pool.sets.pop()?;
@@ -456,7 +465,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// The stream.
     pub fn get_ref(&self) -> &S {
-        &self.inner.stream
+        &self.inner.io.stream
     }
 
     /// Splits into a reading half and a writing half that can be used from
@@ -656,53 +665,85 @@ impl Wake for WriteWakers {
 
 #[derive(Debug)]
 struct Inner<S> {
-    stream: S,
+    io: Io<S>,
     conn: Connection,
     protocol: Option<String>,
     closed: Option<Closed>,
     /// The Closed event was handed out, so the `Stream` impls end.
     reported: bool,
+    alarm: Alarm,
+}
+
+/// Sleeps until the core's deadline.
+#[derive(Debug, Default)]
+struct Alarm {
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// The deadline `sleep` is set for, on the core's clock.
+    armed: Option<Timestamp>,
+}
+
+impl Alarm {
+    /// Sleeps until the core's deadline; when it comes, tells the core the
+    /// time. Returns whether it did (then there may be work), having
+    /// registered for the next deadline either way.
+    fn poll(&mut self, conn: &mut Connection, cx: &mut Context<'_>) -> bool {
+        let mut told = false;
+        while let Some(deadline) = conn.poll_timeout() {
+            if self.armed != Some(deadline) {
+                let at = Time::at(deadline);
+                match &mut self.sleep {
+                    Some(sleep) => sleep.as_mut().reset(at),
+                    None => self.sleep = Some(Box::pin(tokio::time::sleep_until(at))),
+                }
+                self.armed = Some(deadline);
+            }
+            let sleep = self.sleep.as_mut().expect("armed above");
+            if sleep.as_mut().poll(cx).is_pending() {
+                break;
+            }
+            self.armed = None;
+            conn.handle_timeout(Time::timestamp());
+            told = true;
+        }
+        told
+    }
+}
+
+/// The stream, and the wakers of the tasks waiting to write to it.
+#[derive(Debug)]
+struct Io<S> {
+    stream: S,
     /// We shut down our sending side after the Closed event.
     shut: bool,
-    /// Done with the transport: nothing more to write or read.
+    /// Done with the stream: nothing more to write or read.
     finished: bool,
-    /// Sleeps until the core's deadline, `armed` (on the core's clock).
-    timer: Option<Pin<Box<Sleep>>>,
-    armed: Option<Timestamp>,
     write_wakers: Arc<WriteWakers>,
     write_waker: Waker,
 }
 
+/// The reading side: input, time, events, and the end of the transport.
 impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     fn new(stream: S, conn: Connection, protocol: Option<String>) -> Self {
         let write_wakers = Arc::new(WriteWakers::default());
         Inner {
-            stream,
+            io: Io {
+                stream,
+                shut: false,
+                finished: false,
+                write_waker: Waker::from(write_wakers.clone()),
+                write_wakers,
+            },
             conn,
             protocol,
             closed: None,
             reported: false,
-            shut: false,
-            finished: false,
-            timer: None,
-            armed: None,
-            write_waker: Waker::from(write_wakers.clone()),
-            write_wakers,
-        }
-    }
-
-    /// Gives the connection pooled buffers if it has none.
-    fn lend_buffers(&mut self) {
-        if self.conn.buffer_capacity() == 0 {
-            if let Some(buffers) = pool::take() {
-                self.conn.give_buffers(buffers);
-            }
+            alarm: Alarm::default(),
         }
     }
 
     /// The connection, with buffers to queue output into.
     fn sender(&mut self) -> &mut Connection {
-        self.lend_buffers();
+        pool::lend(&mut self.conn);
         &mut self.conn
     }
 
@@ -743,7 +784,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     fn poll_event(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<Result<Event, Error>> {
         loop {
             if self.closed.is_some() {
-                ready!(self.poll_finish(cx, side));
+                ready!(self
+                    .io
+                    .poll_finish(&mut self.conn, &mut self.alarm, cx, side));
                 let closed = self.closed.clone().expect("checked above");
                 return Poll::Ready(Ok(Event::Closed(Box::new(closed))));
             }
@@ -762,11 +805,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             }
             // Read straight into the connection's receive buffer (no copy
             // through a buffer of our own).
-            self.lend_buffers();
+            pool::lend(&mut self.conn);
             let size = self.conn.read_size_hint(READ_BUF);
             let polled = {
                 let mut buffer = self.conn.read_buffer(size);
-                let read = self.stream.read_buf(&mut buffer);
+                let read = self.io.stream.read_buf(&mut buffer);
                 std::pin::pin!(read).poll(cx)
             };
             match polled {
@@ -780,7 +823,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
                 // Nothing to read: the time. What the timers queue (a
                 // Ping, a Close) or end is handled on the next turn.
-                Poll::Pending if self.poll_timers(cx) => {}
+                Poll::Pending if self.alarm.poll(&mut self.conn, cx) => {}
                 Poll::Pending => {
                     // Waiting for the peer: lend the buffers to the
                     // thread's other connections until bytes arrive.
@@ -792,41 +835,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             }
         }
     }
+}
 
-    /// Sleeps until the core's deadline; when it comes, tells the core the
-    /// time. Returns whether it did (then there may be work), having
-    /// registered for the next deadline either way.
-    fn poll_timers(&mut self, cx: &mut Context<'_>) -> bool {
-        let mut told = false;
-        while let Some(deadline) = self.conn.poll_timeout() {
-            if self.armed != Some(deadline) {
-                let at = Time::at(deadline);
-                match &mut self.timer {
-                    Some(timer) => timer.as_mut().reset(at),
-                    None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
-                }
-                self.armed = Some(deadline);
-            }
-            let timer = self.timer.as_mut().expect("armed above");
-            if timer.as_mut().poll(cx).is_pending() {
-                break;
-            }
-            self.armed = None;
-            self.conn.handle_timeout(Time::timestamp());
-            told = true;
-        }
-        told
-    }
-
+/// The end of the stream, after the Closed event.
+impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     /// After the Closed event: write the last output, shut down our side
     /// when the core says it is ours to close, and read (discarding) until
     /// the core is finished: the peer ended the stream, or the closing
     /// deadline passed. So nothing the peer sent resets the connection
     /// before it has read our Close frame.
-    fn poll_finish(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<()> {
+    fn poll_finish(
+        &mut self,
+        conn: &mut Connection,
+        alarm: &mut Alarm,
+        cx: &mut Context<'_>,
+        side: Side,
+    ) -> Poll<()> {
         while !self.finished {
-            self.poll_timers(cx);
-            if self.conn.is_finished() {
+            alarm.poll(conn, cx);
+            if conn.is_finished() {
                 if !self.shut {
                     let _ = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
                     self.shut = true;
@@ -834,11 +861,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 self.finished = true;
                 break;
             }
-            if ready!(self.poll_flush_output(cx, side)).is_err() {
+            if ready!(self.poll_flush_output(conn, cx, side)).is_err() {
                 self.finished = true;
                 break;
             }
-            if self.conn.should_close_transport() && !self.shut {
+            if conn.should_close_transport() && !self.shut {
                 let _ = ready!(Pin::new(&mut self.stream).poll_shutdown(cx));
                 self.shut = true;
             }
@@ -847,28 +874,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             match ready!(Pin::new(&mut self.stream).poll_read(cx, &mut read)) {
                 Ok(()) if !read.filled().is_empty() => {}
                 // End of stream, or a broken one: the peer is done.
-                _ => self.conn.handle_eof(),
+                _ => conn.handle_eof(),
             }
         }
         Poll::Ready(())
     }
+}
 
-    fn poll_write_some(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<io::Result<usize>> {
+/// The writing side: output to the stream, with backpressure.
+impl<S: AsyncWrite + Unpin> Io<S> {
+    fn poll_write_some(
+        &mut self,
+        conn: &Connection,
+        cx: &mut Context<'_>,
+        side: Side,
+    ) -> Poll<io::Result<usize>> {
         self.write_wakers
             .wakers
             .lock()
             .unwrap_or_else(|p| p.into_inner())[side as usize] = Some(cx.waker().clone());
-        let waker = self.write_waker.clone();
-        let mut shared_cx = Context::from_waker(&waker);
+        let mut shared_cx = Context::from_waker(&self.write_waker);
         let stream = Pin::new(&mut self.stream);
         if stream.is_write_vectored() {
             // Frame headers and the payloads sent without a copy, in one
             // system call.
             let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
-            let n = self.conn.pending_output_vectored(&mut slices);
+            let n = conn.pending_output_vectored(&mut slices);
             stream.poll_write_vectored(&mut shared_cx, &slices[..n])
         } else {
-            stream.poll_write(&mut shared_cx, self.conn.pending_output())
+            stream.poll_write(&mut shared_cx, conn.pending_output())
         }
     }
 
@@ -876,16 +910,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     /// wrote anything.
     fn poll_write_down_to(
         &mut self,
+        conn: &mut Connection,
         cx: &mut Context<'_>,
         side: Side,
         keep: usize,
     ) -> Poll<Result<bool, Error>> {
         let mut wrote = false;
-        while self.conn.pending_output_len() > keep {
-            match ready!(self.poll_write_some(cx, side)) {
+        while conn.pending_output_len() > keep {
+            match ready!(self.poll_write_some(conn, cx, side)) {
                 Ok(0) => return Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into()))),
                 Ok(n) => {
-                    self.conn.consume_output(n);
+                    conn.consume_output(n);
                     wrote = true;
                 }
                 Err(e) => return Poll::Ready(Err(e.into())),
@@ -894,11 +929,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         Poll::Ready(Ok(wrote))
     }
 
-    fn poll_flush_output(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<Result<(), Error>> {
-        if ready!(self.poll_write_down_to(cx, side, 0))? {
+    fn poll_flush_output(
+        &mut self,
+        conn: &mut Connection,
+        cx: &mut Context<'_>,
+        side: Side,
+    ) -> Poll<Result<(), Error>> {
+        if ready!(self.poll_write_down_to(conn, cx, side, 0))? {
             ready!(Pin::new(&mut self.stream).poll_flush(cx))?;
         }
         Poll::Ready(Ok(()))
+    }
+}
+
+/// What the `Sink` impls and the writing calls need.
+impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
+    fn poll_flush_output(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<Result<(), Error>> {
+        self.io.poll_flush_output(&mut self.conn, cx, side)
+    }
+
+    fn poll_write_down_to(
+        &mut self,
+        cx: &mut Context<'_>,
+        side: Side,
+        keep: usize,
+    ) -> Poll<Result<bool, Error>> {
+        self.io.poll_write_down_to(&mut self.conn, cx, side, keep)
     }
 
     fn poll_ready(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<Result<(), Error>> {

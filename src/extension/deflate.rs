@@ -114,20 +114,14 @@ const INFLATE_CHUNK: usize = 16 * 1024;
 /// back by the receiver (§7.2.2).
 const TRAILER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
-/// The per-connection compression state.
+/// The per-connection permessage-deflate state: a compressor for what we
+/// send, an inflater for what we receive.
 #[derive(Debug)]
 pub(crate) struct Deflate {
     params: DeflateParams,
-    level: u32,
     threshold: usize,
-    /// Our window bits; `None` when the peer limited us to 8 and we do not compress.
-    compress_bits: Option<u8>,
-    reset_ours: bool,
-    reset_theirs: bool,
-    compressor: Option<Compress>,
-    decompressor: Option<Decompress>,
-    /// The peer ended a stream with BFINAL; start afresh at the next message.
-    stream_ended: bool,
+    compressor: Compressor,
+    inflater: Inflater,
 }
 
 impl Deflate {
@@ -135,14 +129,18 @@ impl Deflate {
         let (bits, reset_ours, reset_theirs) = params.ours(role);
         Deflate {
             params,
-            level: config.level.min(9),
             threshold: config.threshold,
-            compress_bits: (bits >= 9).then_some(bits),
-            reset_ours,
-            reset_theirs,
-            compressor: None,
-            decompressor: None,
-            stream_ended: false,
+            compressor: Compressor {
+                level: config.level.min(9),
+                bits: (bits >= 9).then_some(bits),
+                reset: reset_ours,
+                stream: None,
+            },
+            inflater: Inflater {
+                reset: reset_theirs,
+                stream: None,
+                ended: false,
+            },
         }
     }
 
@@ -152,21 +150,46 @@ impl Deflate {
 
     /// Whether a message of `len` bytes should go out compressed.
     pub(crate) fn should_compress(&self, len: usize) -> bool {
-        self.compress_bits.is_some() && len >= self.threshold
+        self.compressor.bits.is_some() && len >= self.threshold
     }
 
-    /// Whether pieces of a streamed message can be compressed.
-    pub(crate) fn can_compress(&self) -> bool {
-        self.compress_bits.is_some()
+    /// Compresses `data` and appends it to `out`; `last` ends the message.
+    pub(crate) fn compress(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>) {
+        self.compressor.compress(data, last, out);
     }
 
+    /// Inflates part of a compressed message onto `out`, within `limit`;
+    /// `last` ends the message.
+    pub(crate) fn decompress(
+        &mut self,
+        input: &[u8],
+        last: bool,
+        out: &mut Vec<u8>,
+        limit: Option<usize>,
+    ) -> Result<(), DecodeError> {
+        self.inflater.decompress(input, last, out, limit)
+    }
+}
+
+/// Our side: what we send.
+#[derive(Debug)]
+struct Compressor {
+    level: u32,
+    /// Our window bits; `None` when the peer limited us to 8 and we do not compress.
+    bits: Option<u8>,
+    /// No context takeover: forget the window after each message.
+    reset: bool,
+    stream: Option<Compress>,
+}
+
+impl Compressor {
     /// Compresses `data` and appends it to `out`. With `last`, the message
     /// ends: the sync flush's trailer is removed and, without context
     /// takeover, the compressor forgotten.
-    pub(crate) fn compress(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>) {
-        let bits = self.compress_bits.expect("should_compress was checked");
+    fn compress(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>) {
+        let bits = self.bits.expect("should_compress was checked");
         let level = self.level;
-        let compressor = self.compressor.get_or_insert_with(|| {
+        let compressor = self.stream.get_or_insert_with(|| {
             Compress::new_with_window_bits(Compression::new(level), false, bits)
         });
         let flush = if last {
@@ -202,17 +225,29 @@ impl Deflate {
                 // receiver appends completes (RFC 7692 §7.2.3.6).
                 out.push(0x00);
             }
-            if self.reset_ours {
-                self.compressor = None;
+            if self.reset {
+                self.stream = None;
             }
         }
     }
+}
 
+/// The peer's side: what we receive.
+#[derive(Debug)]
+struct Inflater {
+    /// The peer forgets its window after each message: so do we.
+    reset: bool,
+    stream: Option<Decompress>,
+    /// The peer ended a stream with BFINAL; start afresh at the next message.
+    ended: bool,
+}
+
+impl Inflater {
     /// Inflates `input` (part of a compressed message) onto `out`, never
     /// letting `out` grow past `limit` plus one chunk. With `last`, the
     /// message ends: the trailer is fed, and without context takeover
     /// the decompressor is forgotten.
-    pub(crate) fn decompress(
+    fn decompress(
         &mut self,
         input: &[u8],
         last: bool,
@@ -221,12 +256,12 @@ impl Deflate {
     ) -> Result<(), DecodeError> {
         self.inflate(input, out, limit)?;
         if last {
-            if !self.stream_ended {
+            if !self.ended {
                 self.inflate(&TRAILER, out, limit)?;
             }
-            if self.reset_theirs || self.stream_ended {
-                self.decompressor = None;
-                self.stream_ended = false;
+            if self.reset || self.ended {
+                self.stream = None;
+                self.ended = false;
             }
         }
         Ok(())
@@ -239,10 +274,10 @@ impl Deflate {
         limit: Option<usize>,
     ) -> Result<(), DecodeError> {
         let decompressor = self
-            .decompressor
+            .stream
             .get_or_insert_with(|| Decompress::new_with_window_bits(false, 15));
         loop {
-            if self.stream_ended && !input.is_empty() {
+            if self.ended && !input.is_empty() {
                 // Data after the end of a DEFLATE stream in one message.
                 return Err(DecodeError::Invalid);
             }
@@ -271,7 +306,7 @@ impl Deflate {
                 return Err(DecodeError::TooBig);
             }
             if status == Status::StreamEnd {
-                self.stream_ended = true;
+                self.ended = true;
             }
             // A full output buffer may hide more output inside the inflater.
             let full = out.len() == out.capacity();
@@ -297,7 +332,7 @@ impl MessageExtension for Deflate {
     }
 
     fn encodes_stream(&self) -> bool {
-        self.can_compress()
+        self.compressor.bits.is_some()
     }
 
     fn encode(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>) {

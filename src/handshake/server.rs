@@ -216,34 +216,7 @@ impl Request {
         if self.host().is_none_or(str::is_empty) {
             return Err(HandshakeError::MissingHost);
         }
-        // 3. "An |Upgrade| header field containing the value "websocket",
-        // treated as an ASCII case-insensitive value."
-        if !self.is_upgrade() {
-            return Err(HandshakeError::MissingUpgrade);
-        }
-        // 4. "A |Connection| header field that includes the token "Upgrade",
-        // treated as an ASCII case-insensitive value."
-        if !has_token(&self.headers, "Connection", "Upgrade") {
-            return Err(HandshakeError::MissingConnectionUpgrade);
-        }
-        // 6. "A |Sec-WebSocket-Version| header field, with a value of 13."
-        // Checked before the key so that an old client learns the version
-        // we speak (426 with Sec-WebSocket-Version: 13, §4.4).
-        let mut versions = header_values(&self.headers, "Sec-WebSocket-Version");
-        if versions.next().map(<[u8]>::trim_ascii) != Some(b"13") || versions.next().is_some() {
-            return Err(HandshakeError::UnsupportedVersion);
-        }
-        // 5. "A |Sec-WebSocket-Key| header field with a base64-encoded value
-        // that, when decoded, is 16 bytes in length."
-        let mut keys = header_values(&self.headers, "Sec-WebSocket-Key");
-        let (Some(key), None) = (keys.next(), keys.next()) else {
-            return Err(HandshakeError::InvalidKey);
-        };
-        let key = std::str::from_utf8(key.trim_ascii()).map_err(|_| HandshakeError::InvalidKey)?;
-        match BASE64.decode(key) {
-            Ok(raw) if raw.len() == 16 => Ok(key),
-            _ => Err(HandshakeError::InvalidKey),
-        }
+        upgrade_key(&self.headers)
     }
 
     /// Accepts the upgrade: checks the request (§4.2.1), builds the `101`
@@ -321,6 +294,39 @@ impl Request {
             .filter(|(n, v)| super::is_safe_field(n, v))
             .collect();
         error_response(status, &clean, reason)
+    }
+}
+
+/// Items 3 to 6 of §4.2.1: the fields that ask for a WebSocket, and the
+/// key, which is returned.
+fn upgrade_key(headers: &[(String, Vec<u8>)]) -> Result<&str, HandshakeError> {
+    // 3. "An |Upgrade| header field containing the value "websocket",
+    // treated as an ASCII case-insensitive value."
+    if !has_token(headers, "Upgrade", "websocket") {
+        return Err(HandshakeError::MissingUpgrade);
+    }
+    // 4. "A |Connection| header field that includes the token "Upgrade",
+    // treated as an ASCII case-insensitive value."
+    if !has_token(headers, "Connection", "Upgrade") {
+        return Err(HandshakeError::MissingConnectionUpgrade);
+    }
+    // 6. "A |Sec-WebSocket-Version| header field, with a value of 13."
+    // Checked before the key so that an old client learns the version
+    // we speak (426 with Sec-WebSocket-Version: 13, §4.4).
+    let mut versions = header_values(headers, "Sec-WebSocket-Version");
+    if versions.next().map(<[u8]>::trim_ascii) != Some(b"13") || versions.next().is_some() {
+        return Err(HandshakeError::UnsupportedVersion);
+    }
+    // 5. "A |Sec-WebSocket-Key| header field with a base64-encoded value
+    // that, when decoded, is 16 bytes in length."
+    let mut keys = header_values(headers, "Sec-WebSocket-Key");
+    let (Some(key), None) = (keys.next(), keys.next()) else {
+        return Err(HandshakeError::InvalidKey);
+    };
+    let key = std::str::from_utf8(key.trim_ascii()).map_err(|_| HandshakeError::InvalidKey)?;
+    match BASE64.decode(key) {
+        Ok(raw) if raw.len() == 16 => Ok(key),
+        _ => Err(HandshakeError::InvalidKey),
     }
 }
 
