@@ -2,17 +2,25 @@
 //!
 //! The core of this crate does no I/O: no sockets, no threads, no clock.
 //! You give it the bytes you read and it gives you events; you give it
-//! messages and it gives you the bytes to write. That makes it usable with
-//! any transport (TCP, TLS, a test buffer, a fuzzer) and any runtime, and
-//! makes every behaviour testable in memory.
+//! messages and it gives you the bytes to write; you tell it the time and
+//! it tells you when it next needs to know. That makes it usable with any
+//! transport (TCP, TLS, a test buffer, a fuzzer) and any runtime, and
+//! makes every behaviour testable in memory, timers included.
 //!
 //! - [`handshake`]: the HTTP/1.1 Upgrade exchange, for the
 //!   [client](handshake::ClientHandshake) and the [server](handshake::ServerHandshake).
 //! - [`Connection`]: the state machine after the handshake: frames,
-//!   fragmentation, UTF-8, pings, the closing handshake, limits.
-//! - [`blocking`]: a thin adapter over `std::io::Read + Write`.
+//!   fragmentation, UTF-8, pings, the closing handshake, limits, and the
+//!   timers ([`Timeouts`], on the driver's clock as [`Timestamp`]s).
+//! - [`blocking`]: a thin adapter over `std::io::Read + Write`; `tokio`
+//!   (feature `tokio`), one over tokio's `AsyncRead + AsyncWrite`. Neither
+//!   holds protocol logic: they move bytes and sleep until the core's
+//!   deadline.
 //!
 //! # The driver loop
+//!
+//! Input, time, events, commands, output: [`Connection`] describes the
+//! loop. In memory, with the handshake:
 //!
 //! ```
 //! use rfc6455::handshake::{Accept, ClientHandshake, ClientRequest, ServerHandshake};

@@ -48,14 +48,15 @@ pub enum State {
 ///    [`handle_read`](Connection::handle_read) (or read straight into
 ///    [`read_buffer`](Connection::read_buffer)); when the transport reports
 ///    end of stream, call [`handle_eof`](Connection::handle_eof).
-/// 2. **Time**: when the deadline from
-///    [`poll_timeout`](Connection::poll_timeout) has passed, call
-///    [`handle_timeout`](Connection::handle_timeout) with the time. Tell
-///    the time once when the driver starts, too (the handshakes do it for
-///    the connections they make): a connection that is never told the time
-///    runs no timer. The heartbeat Ping, the close of a silent peer (1001)
-///    and the end of a closing handshake that takes too long all happen
-///    here, by the [`Timeouts`](crate::Timeouts) of the configuration.
+/// 2. **Time**: call [`handle_timeout`](Connection::handle_timeout) with
+///    the time after a read, and whenever the deadline from
+///    [`poll_timeout`](Connection::poll_timeout) has passed (calling it on
+///    every turn is simplest). Tell the time once when the driver starts,
+///    too (the handshakes do it for the connections they make): a
+///    connection that is never told the time runs no timer. The heartbeat
+///    Ping, the close of a silent peer (1001) and the end of a closing
+///    handshake that takes too long all happen here, by the
+///    [`Timeouts`](crate::Timeouts) of the configuration.
 /// 3. **Events**: call [`poll_event`](Connection::poll_event) until it gives
 ///    `None`. Frames are decoded here, lazily, so a driver that stops
 ///    polling stops the work. Handling a Ping or a Close may queue output.
