@@ -3,8 +3,8 @@
 //! Like the [`blocking`](crate::blocking) adapter it only moves bytes
 //! between a stream and a [`Connection`]; every protocol decision is the
 //! core's. It adds what an async program expects: a [`Stream`] of incoming
-//! messages, a [`Sink`] for outgoing ones, halves that can live in different
-//! tasks, and the timers (handshake, closing handshake, heartbeat).
+//! messages, a [`Sink`] for outgoing ones, and halves that can live in
+//! different tasks.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), rfc6455::tokio::Error> {
@@ -17,6 +17,14 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! # Timers
+//!
+//! The core keeps every deadline ([`Config::timeouts`]: the handshake, the
+//! closing handshake, the heartbeat, the idle peer); the adapter sleeps
+//! until the core's next deadline or the next bytes, whichever comes
+//! first, and tells the core the time. The clock is tokio's, so a test
+//! that pauses tokio's time controls the timers too.
 //!
 //! # Cancel safety
 //!

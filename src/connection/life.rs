@@ -50,7 +50,7 @@ impl Connection {
 
     /// Whether the driver should close the transport now.
     ///
-    /// True once the connection is [`State::Closed`] and its output is
+    /// True once the connection is [`State::Closed`](crate::State::Closed) and its output is
     /// drained, and we are the one to close: the server after the closing
     /// handshake (§7.1.1: "the underlying TCP connection ... SHOULD be
     /// closed first by the server"), either side after failing the
