@@ -18,22 +18,25 @@ impl Connection {
     /// [`poll_event`](Connection::poll_event), after any bytes already
     /// received, with [`ProtocolError::Timeout`]).
     ///
-    /// Call it once when the driver starts, then whenever the deadline of
-    /// [`poll_timeout`](Connection::poll_timeout) has passed; calling it
-    /// more often is harmless. Bytes received since the last call count as
-    /// a sign of life at `now`.
+    /// Call it once when the driver starts, after each read, and whenever
+    /// the deadline of [`poll_timeout`](Connection::poll_timeout) has
+    /// passed; calling it more often is harmless. Bytes received since the
+    /// last call count as a sign of life at `now`, so a driver that calls
+    /// it only at deadlines measures the peer's silence more coarsely (a
+    /// Ping may then come up to one interval late).
     pub fn handle_timeout(&mut self, now: Timestamp) {
         let open = self.can_send();
         match self.timers.handle_timeout(now, open) {
             Expired::None => {}
             Expired::Ping => {
-                // Open, and a Ping's payload is in range: cannot fail.
-                let _ = self.ping(b"");
+                self.ping(b"")
+                    .expect("heartbeats run only while open, and an empty Ping is valid");
             }
             Expired::Idle => {
                 // "1001 indicates that an endpoint is "going away"" (§7.4.1):
                 // we stop waiting for a peer that stopped talking.
-                let _ = self.close(CloseCode::GOING_AWAY, "idle timeout");
+                self.close(CloseCode::GOING_AWAY, "idle timeout")
+                    .expect("idleness is checked only while open, and 1001 may be sent");
                 self.timers.handle_timeout(now, false);
             }
         }
