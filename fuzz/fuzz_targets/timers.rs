@@ -43,7 +43,7 @@ struct Input<'a> {
     server: bool,
     /// Ping interval, idle and close timeouts in milliseconds (0: none).
     ping: u8,
-    idle: u16,
+    idle: u8,
     close: u8,
     ops: Vec<Op<'a>>,
 }
@@ -98,10 +98,11 @@ fuzz_target!(|input: Input<'_>| {
         tell(&mut conn, now, &mut events, &mut output);
     }
 
-    // Then silence, as long as the timers want.
+    // Then silence, until every timer that can end the connection has run
+    // out (at most 255 ms each, so a few hundred deadlines at most).
     let was = conn.state();
-    for _ in 0..1_000 {
-        let Some(deadline) = conn.poll_timeout() else { break };
+    let end = now + Duration::from_millis(u64::from(input.idle) + u64::from(input.close) + 2);
+    while let Some(deadline) = conn.poll_timeout().filter(|&d| d <= end) {
         now = now.max(deadline);
         tell(&mut conn, now, &mut events, &mut output);
     }
