@@ -109,6 +109,7 @@ pub enum MaskKeys {
 
 impl MaskKeys {
     /// The key for the next frame.
+    #[inline]
     pub(crate) fn next_key(&self) -> [u8; 4] {
         match self {
             MaskKeys::Random => rand::random(),

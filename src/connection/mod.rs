@@ -238,6 +238,7 @@ impl Connection {
 
     /// Whether [`send_text`](Connection::send_text) and the other data
     /// commands would be accepted now.
+    #[inline]
     pub fn can_send(&self) -> bool {
         matches!(self.life, Life::Open)
     }
