@@ -45,15 +45,16 @@ fn main() {
     // RFC's; a real client keeps the default, a fresh random key per frame.
     let mut config = Config::default();
     config.mask_keys = MaskKeys::Fixed([0x37, 0xfa, 0x21, 0x3d]);
-    let mut client = ClientHandshake::with_key(&request, config, *b"the sample nonce");
+    let client = ClientHandshake::with_key(&request, config, *b"the sample nonce");
     show("client → server: the Upgrade request", client.request());
 
     // 2. The server parses it and proves it understood: SHA-1 of the key
     //    followed by the GUID, in base64.
-    let mut server = ServerHandshake::new(Config::default());
+    let server = ServerHandshake::new(Config::default());
     let request = server
         .handle_read(client.request())
         .expect("a valid request")
+        .done()
         .expect("the whole head arrived");
     let key = client.key();
     println!("── how the server computes Sec-WebSocket-Accept ──");
@@ -81,6 +82,7 @@ fn main() {
     let connected = client
         .handle_read(&accepted.response)
         .expect("a valid response")
+        .done()
         .expect("the whole head arrived");
     let mut client = connected.connection;
 

@@ -43,7 +43,7 @@ use std::net::TcpStream;
 pub use crate::adapter::{close_tcp, Error, WsUrl};
 use crate::adapter::{closed_error, Clock};
 use crate::handshake::{
-    Accept, ClientHandshake, ClientRequest, HandshakeError, Request, ServerHandshake,
+    Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
 };
 use crate::{CloseCode, Closed, Config, Connection, Event, Message, MessageKind};
 
@@ -91,11 +91,11 @@ where
         let Some(n) = read_handshake(&mut stream, &mut buf)? else {
             continue;
         };
-        match handshake.handle_read(&buf[..n]) {
-            Ok(Some(request)) => break request,
-            Ok(None) => {}
+        handshake = match handshake.handle_read(&buf[..n]) {
+            Ok(Progress::Partial(handshake)) => handshake,
+            Ok(Progress::Done(request)) => break request,
             Err(e) => return Err(refuse(&mut stream, e)),
-        }
+        };
     };
     let options = match decide(&request) {
         Ok(options) => options,
@@ -173,10 +173,13 @@ pub fn client_with<S: Read + Write>(
         let Some(n) = read_handshake(&mut stream, &mut buf)? else {
             continue;
         };
-        if let Some(connected) = handshake.handle_read(&buf[..n])? {
-            let protocol = connected.response.protocol.clone();
-            return Ok(WebSocket::new(stream, connected.connection, protocol, buf));
-        }
+        handshake = match handshake.handle_read(&buf[..n])? {
+            Progress::Partial(handshake) => handshake,
+            Progress::Done(connected) => {
+                let protocol = connected.response.protocol;
+                return Ok(WebSocket::new(stream, connected.connection, protocol, buf));
+            }
+        };
     }
 }
 

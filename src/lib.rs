@@ -27,13 +27,15 @@
 //! use rfc6455::{Config, Event, Message};
 //!
 //! // Two endpoints in memory; a real driver moves these bytes over a socket.
-//! let mut client = ClientHandshake::new(&ClientRequest::new("localhost", "/"), Config::default());
-//! let mut server = ServerHandshake::new(Config::default());
+//! let client = ClientHandshake::new(&ClientRequest::new("localhost", "/"), Config::default());
+//! let server = ServerHandshake::new(Config::default());
 //!
-//! let request = server.handle_read(client.request()).unwrap().expect("whole request");
+//! // Each handshake is fed until it is done (here, in one piece).
+//! let request = server.handle_read(client.request()).unwrap().done().expect("whole request");
 //! let accepted = request.accept(Accept::new()).unwrap();
 //! let mut server = accepted.connection;
-//! let mut client = client.handle_read(&accepted.response).unwrap().expect("101").connection;
+//! let connected = client.handle_read(&accepted.response).unwrap().done().expect("101");
+//! let mut client = connected.connection;
 //!
 //! client.send_text("Hello").unwrap();
 //! server.handle_read(client.pending_output());

@@ -75,7 +75,7 @@ use tokio::time::Sleep;
 use crate::adapter::{closed_error, Clock};
 pub use crate::adapter::{Error, WsUrl};
 use crate::handshake::{
-    Accept, ClientHandshake, ClientRequest, HandshakeError, Request, ServerHandshake,
+    Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
 };
 use crate::{CloseCode, Closed, Config, Connection, Event, Message, MessageKind, State, Timestamp};
 
@@ -220,11 +220,11 @@ where
         let Some(n) = until(handshake.poll_timeout(), read_some(stream, &mut buf)).await else {
             continue;
         };
-        match handshake.handle_read(&buf[..n?]) {
-            Ok(Some(request)) => return Ok(request),
-            Ok(None) => {}
+        handshake = match handshake.handle_read(&buf[..n?]) {
+            Ok(Progress::Partial(handshake)) => handshake,
+            Ok(Progress::Done(request)) => return Ok(request),
             Err(e) => return Err(refuse(stream, e).await),
-        }
+        };
     }
 }
 
@@ -309,9 +309,12 @@ where
         let mut buf = vec![0; 4096];
         loop {
             let n = read_some(&mut stream, &mut buf).await?;
-            if let Some(connected) = handshake.handle_read(&buf[..n])? {
-                return Ok::<_, Error>((connected.connection, connected.response.protocol));
-            }
+            handshake = match handshake.handle_read(&buf[..n])? {
+                Progress::Partial(handshake) => handshake,
+                Progress::Done(connected) => {
+                    return Ok::<_, Error>((connected.connection, connected.response.protocol))
+                }
+            };
         }
     };
     let (conn, protocol) = match until(deadline, exchange).await {

@@ -18,7 +18,7 @@ use std::thread;
 use std::time::Duration;
 
 use rfc6455::blocking::{self, close_tcp, Error, WebSocket};
-use rfc6455::handshake::{Accept, ClientHandshake, ClientRequest};
+use rfc6455::handshake::{Accept, ClientHandshake, ClientRequest, Progress};
 use rfc6455::{
     CloseCode, Closed, Config, Connection, Event, Initiator, Message, MessageKind, ProtocolError,
     Role, Timeouts,
@@ -103,9 +103,10 @@ impl RawPeer {
         let conn = loop {
             let n = stream.read(&mut buf).expect("handshake response");
             assert!(n > 0, "the server closed during the handshake");
-            if let Some(connected) = handshake.handle_read(&buf[..n]).unwrap() {
-                break connected.connection;
-            }
+            handshake = match handshake.handle_read(&buf[..n]).unwrap() {
+                Progress::Partial(handshake) => handshake,
+                Progress::Done(connected) => break connected.connection,
+            };
         };
         RawPeer { stream, conn, buf }
     }

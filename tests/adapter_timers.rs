@@ -19,7 +19,7 @@ use std::thread;
 use std::time::Duration;
 
 use rfc6455::blocking::Error;
-use rfc6455::handshake::{Accept, ClientHandshake, ClientRequest, ServerHandshake};
+use rfc6455::handshake::{Accept, ClientHandshake, ClientRequest, Progress, ServerHandshake};
 use rfc6455::{CloseCode, Closed, Config, Connection, Event, Role, Timeouts};
 
 /// The bound on every wait: a row that needs longer is hung, not slow.
@@ -191,9 +191,10 @@ impl Peer {
         loop {
             let n = stream.read(&mut buf).unwrap();
             assert!(n > 0, "the server closed during the handshake");
-            if let Some(connected) = hs.handle_read(&buf[..n]).unwrap() {
-                return Peer::new(stream, connected.connection);
-            }
+            hs = match hs.handle_read(&buf[..n]).unwrap() {
+                Progress::Partial(hs) => hs,
+                Progress::Done(connected) => return Peer::new(stream, connected.connection),
+            };
         }
     }
 
@@ -206,11 +207,14 @@ impl Peer {
         loop {
             let n = stream.read(&mut buf).unwrap();
             assert!(n > 0, "the client closed during the handshake");
-            if let Some(request) = hs.handle_read(&buf[..n]).unwrap() {
-                let accepted = request.accept(Accept::new()).unwrap();
-                stream.write_all(&accepted.response).unwrap();
-                return Peer::new(stream, accepted.connection);
-            }
+            hs = match hs.handle_read(&buf[..n]).unwrap() {
+                Progress::Partial(hs) => hs,
+                Progress::Done(request) => {
+                    let accepted = request.accept(Accept::new()).unwrap();
+                    stream.write_all(&accepted.response).unwrap();
+                    return Peer::new(stream, accepted.connection);
+                }
+            };
         }
     }
 

@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use rfc6455::handshake::{Accept, ClientHandshake, ClientRequest};
+use rfc6455::handshake::{Accept, ClientHandshake, ClientRequest, Progress};
 use rfc6455::tokio::{Error, WebSocket};
 use rfc6455::{
     CloseCode, Closed, Config, Connection, Event, Initiator, Message, ProtocolError, Role, Timeouts,
@@ -88,9 +88,10 @@ impl RawPeer {
                 .await
                 .unwrap();
             assert!(n > 0, "the server closed during the handshake");
-            if let Some(connected) = handshake.handle_read(&buf[..n]).unwrap() {
-                break connected.connection;
-            }
+            handshake = match handshake.handle_read(&buf[..n]).unwrap() {
+                Progress::Partial(handshake) => handshake,
+                Progress::Done(connected) => break connected.connection,
+            };
         };
         RawPeer { stream, conn, buf }
     }

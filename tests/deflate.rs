@@ -35,16 +35,18 @@ fn all_messages() -> DeflateConfig {
 /// the two connections (client first).
 fn handshake(mut client: Config, server: Config) -> (String, Connection, Connection) {
     client.mask_keys = rfc6455::MaskKeys::Fixed(KEY);
-    let mut hs = ClientHandshake::new(&ClientRequest::new("localhost", "/"), client);
+    let hs = ClientHandshake::new(&ClientRequest::new("localhost", "/"), client);
     let request = ServerHandshake::new(server)
         .handle_read(hs.request())
         .unwrap()
+        .done()
         .unwrap();
     let accepted = request.accept(Accept::new()).unwrap();
     let response = String::from_utf8(accepted.response.clone()).unwrap();
     let client = hs
         .handle_read(&accepted.response)
         .unwrap()
+        .done()
         .unwrap()
         .connection;
     (response, client, accepted.connection)
@@ -176,6 +178,7 @@ fn server_declines_offers_it_cannot_parse_or_accept() {
         let request = ServerHandshake::new(config(Some(DeflateConfig::default())))
             .handle_read(head.as_bytes())
             .unwrap()
+            .done()
             .unwrap();
         let accepted = request.accept(Accept::new()).expect("declined, not failed");
         let response = String::from_utf8(accepted.response).unwrap();
@@ -210,7 +213,7 @@ fn client_fails_on_answers_it_did_not_allow() {
         (asked, "permessage-deflate"),
     ];
     for (ours, answer) in cases {
-        let mut hs = ClientHandshake::new(&ClientRequest::new("h", "/"), config(Some(ours)));
+        let hs = ClientHandshake::new(&ClientRequest::new("h", "/"), config(Some(ours)));
         let response = format!(
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Accept: {}\r\nSec-WebSocket-Extensions: {answer}\r\n\r\n",

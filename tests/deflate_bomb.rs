@@ -69,16 +69,18 @@ fn a_small_message_that_inflates_past_the_limit_is_1009_without_the_memory() {
     server_config.deflate = Some(DeflateConfig::default());
     server_config.max_message_size = Some(LIMIT);
 
-    let mut hs = ClientHandshake::new(&ClientRequest::new("h", "/"), client_config);
+    let hs = ClientHandshake::new(&ClientRequest::new("h", "/"), client_config);
     let request = ServerHandshake::new(server_config)
         .handle_read(hs.request())
         .unwrap()
+        .done()
         .unwrap();
     let accepted = request.accept(Accept::new()).unwrap();
     let mut server = accepted.connection;
     let mut client = hs
         .handle_read(&accepted.response)
         .unwrap()
+        .done()
         .unwrap()
         .connection;
 

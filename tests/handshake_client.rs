@@ -6,7 +6,7 @@ mod common;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use common::{poll_all, server_frame, BINARY, PING, TEXT};
-use rfc6455::handshake::{accept_key, ClientHandshake, ClientRequest, HandshakeError};
+use rfc6455::handshake::{accept_key, ClientHandshake, ClientRequest, HandshakeError, Progress};
 use rfc6455::{Config, Event, Message};
 
 /// A handshake with the key of RFC 6455 §1.3 ("the sample nonce").
@@ -145,11 +145,12 @@ fn host_and_path_cannot_split_the_request() {
 
 #[test]
 fn the_rfc_response_is_accepted() {
-    let mut handshake = rfc_handshake(&ClientRequest::new("server.example.com", "/chat"));
+    let handshake = rfc_handshake(&ClientRequest::new("server.example.com", "/chat"));
     assert_eq!(handshake.key(), "dGhlIHNhbXBsZSBub25jZQ==");
     let connected = handshake
         .handle_read(&good_response())
         .unwrap()
+        .done()
         .expect("complete");
     assert_eq!(connected.response.status, 101);
     assert_eq!(connected.response.protocol, None);
@@ -208,8 +209,10 @@ fn bad_responses_give_the_specific_error() {
         ("extension not offered", &plain, response(SWITCHING, &[UPGRADE, CONNECTION, RFC_ACCEPT, "Sec-WebSocket-Extensions: permessage-deflate"]), HandshakeError::UnexpectedExtension("permessage-deflate".into())),
     ];
     for (name, request, bytes, error) in cases {
-        let mut handshake = rfc_handshake(request);
-        let got = handshake.handle_read(&bytes).map(|c| c.map(|c| c.response));
+        let handshake = rfc_handshake(request);
+        let got = handshake
+            .handle_read(&bytes)
+            .map(|c| c.done().map(|c| c.response));
         assert_eq!(got.unwrap_err(), error, "{name}");
     }
 }
@@ -224,8 +227,8 @@ fn response_tokens_are_case_insensitive() {
             "sec-websocket-accept:   s3pPLMBiTxaQ9kYGzzhZRbK+xOo=  ",
         ],
     );
-    let mut handshake = rfc_handshake(&ClientRequest::new("h", "/"));
-    assert!(handshake.handle_read(&bytes).unwrap().is_some());
+    let handshake = rfc_handshake(&ClientRequest::new("h", "/"));
+    assert!(handshake.handle_read(&bytes).unwrap().done().is_some());
 }
 
 #[test]
@@ -245,6 +248,7 @@ fn an_offered_protocol_is_agreed() {
     let connected = rfc_handshake(&request)
         .handle_read(&bytes)
         .unwrap()
+        .done()
         .unwrap();
     assert_eq!(connected.response.protocol.as_deref(), Some("superchat"));
 }
@@ -267,36 +271,47 @@ fn every_split_gives_the_same_result() {
         rfc_handshake(&request)
             .handle_read(&bytes)
             .unwrap()
+            .done()
             .unwrap(),
     );
     assert_eq!(whole.2, [Event::Message(Message::from("hi"))]);
 
     for split in 0..=bytes.len() {
-        let mut handshake = rfc_handshake(&request);
+        let handshake = rfc_handshake(&request);
         let connected = match handshake.handle_read(&bytes[..split]).unwrap() {
-            Some(mut connected) => {
+            Progress::Done(mut connected) => {
                 assert!(split >= head_len, "complete before the blank line");
                 connected.connection.handle_read(&bytes[split..]);
                 connected
             }
-            None => {
+            Progress::Partial(handshake) => {
                 assert!(split < head_len, "the head was complete at {split}");
-                handshake.handle_read(&bytes[split..]).unwrap().unwrap()
+                handshake
+                    .handle_read(&bytes[split..])
+                    .unwrap()
+                    .done()
+                    .unwrap()
             }
         };
         assert_eq!(describe(connected), whole, "split at {split}");
     }
 
-    let mut handshake = rfc_handshake(&request);
-    let mut connected = None;
+    // One byte at a time: the handshake comes back for every byte of the
+    // head but the last, and is done at the last.
+    let mut state = Progress::Partial(rfc_handshake(&request));
     for (i, b) in bytes.iter().enumerate() {
-        match &mut connected {
-            None => connected = handshake.handle_read(&[*b]).unwrap(),
-            Some(c) => c.connection.handle_read(&[*b]),
-        }
-        assert_eq!(connected.is_some(), i + 1 >= head_len, "byte {i}");
+        state = match state {
+            Progress::Partial(handshake) => handshake.handle_read(&[*b]).unwrap(),
+            Progress::Done(mut connected) => {
+                connected.connection.handle_read(&[*b]);
+                Progress::Done(connected)
+            }
+        };
+        let done = matches!(state, Progress::Done(_));
+        assert_eq!(done, i + 1 >= head_len, "byte {i}");
     }
-    assert_eq!(describe(connected.unwrap()), whole, "one byte at a time");
+    let connected = state.done().expect("done");
+    assert_eq!(describe(connected), whole, "one byte at a time");
 }
 
 #[test]
@@ -310,6 +325,7 @@ fn frames_after_the_101_reach_the_connection() {
     let connected = rfc_handshake(&ClientRequest::new("h", "/"))
         .handle_read(&bytes)
         .unwrap()
+        .done()
         .unwrap();
     let mut connection = connected.connection;
     assert_eq!(
@@ -328,10 +344,10 @@ fn an_oversized_response_head_is_refused() {
     config.max_header_bytes = 128;
     let padding = format!("X-Padding: {}", "x".repeat(200));
     let bytes = response(SWITCHING, &[UPGRADE, CONNECTION, RFC_ACCEPT, &padding]);
-    let mut handshake =
+    let handshake =
         ClientHandshake::with_key(&ClientRequest::new("h", "/"), config, *b"the sample nonce");
     assert_eq!(
-        handshake.handle_read(&bytes).map(|c| c.is_some()),
+        handshake.handle_read(&bytes).map(|c| c.done().is_some()),
         Err(HandshakeError::HeadTooLarge { max: 128 })
     );
 }

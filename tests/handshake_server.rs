@@ -4,7 +4,7 @@
 mod common;
 
 use common::{client_frame, poll_all, BINARY, TEXT};
-use rfc6455::handshake::{accept_key, Accept, HandshakeError, Request, ServerHandshake};
+use rfc6455::handshake::{accept_key, Accept, HandshakeError, Progress, Request, ServerHandshake};
 use rfc6455::{Config, Event, Message};
 
 /// The request of RFC 6455 §1.2, with its Origin and subprotocols.
@@ -40,7 +40,26 @@ fn good_fields() -> Vec<&'static str> {
 
 /// Feeds all of `bytes` in one read.
 fn parse(bytes: &[u8]) -> Result<Option<Request>, HandshakeError> {
-    ServerHandshake::new(Config::default()).handle_read(bytes)
+    ServerHandshake::new(Config::default())
+        .handle_read(bytes)
+        .map(Progress::done)
+}
+
+/// Feeds `bytes` one at a time: the handshake must take every byte but
+/// the last without finishing, and finish at the last.
+fn byte_by_byte(mut handshake: ServerHandshake, bytes: &[u8]) -> Request {
+    let (last, init) = bytes.split_last().unwrap();
+    for (at, b) in init.iter().enumerate() {
+        handshake = match handshake.handle_read(std::slice::from_ref(b)).unwrap() {
+            Progress::Partial(handshake) => handshake,
+            Progress::Done(_) => panic!("done at byte {at} of {}", bytes.len()),
+        };
+    }
+    handshake
+        .handle_read(&[*last])
+        .unwrap()
+        .done()
+        .expect("done at the last byte")
 }
 
 /// Parses and accepts; the error of whichever step failed.
@@ -115,27 +134,22 @@ fn every_split_and_one_byte_at_a_time_give_the_same_request() {
     let whole = summary(&parse(bytes).unwrap().unwrap());
 
     for split in 0..=bytes.len() {
-        let mut handshake = ServerHandshake::new(Config::default());
-        let first = handshake.handle_read(&bytes[..split]).unwrap();
-        let request = match first {
-            Some(request) => {
+        let handshake = ServerHandshake::new(Config::default());
+        let request = match handshake.handle_read(&bytes[..split]).unwrap() {
+            Progress::Done(request) => {
                 assert_eq!(split, bytes.len(), "complete before the blank line");
                 request
             }
-            None => handshake
+            Progress::Partial(handshake) => handshake
                 .handle_read(&bytes[split..])
                 .unwrap()
+                .done()
                 .expect("complete after the rest"),
         };
         assert_eq!(summary(&request), whole, "split at {split}");
     }
 
-    let mut handshake = ServerHandshake::new(Config::default());
-    let (last, init) = bytes.split_last().unwrap();
-    for b in init {
-        assert!(handshake.handle_read(&[*b]).unwrap().is_none());
-    }
-    let request = handshake.handle_read(&[*last]).unwrap().expect("complete");
+    let request = byte_by_byte(ServerHandshake::new(Config::default()), bytes);
     assert_eq!(summary(&request), whole, "one byte at a time");
 }
 
@@ -230,11 +244,14 @@ fn a_head_larger_than_the_limit_is_431() {
     let mut handshake = ServerHandshake::new(config);
     let mut fed = 0;
     let err = loop {
-        match handshake.handle_read(&bytes[fed..fed + 1]) {
-            Ok(None) => fed += 1,
-            Ok(Some(_)) => panic!("accepted an oversized head"),
+        handshake = match handshake.handle_read(&bytes[fed..fed + 1]) {
+            Ok(Progress::Partial(handshake)) => {
+                fed += 1;
+                handshake
+            }
+            Ok(Progress::Done(_)) => panic!("accepted an oversized head"),
             Err(err) => break err,
-        }
+        };
     };
     assert_eq!(err.status(), 431);
     assert_eq!(fed, 256, "failed at byte {}", fed + 1);
@@ -248,6 +265,7 @@ fn a_head_exactly_at_the_limit_is_accepted() {
     assert!(ServerHandshake::new(config.clone())
         .handle_read(&bytes)
         .unwrap()
+        .done()
         .is_some());
     config.max_header_bytes = bytes.len() - 1;
     let err = ServerHandshake::new(config)
@@ -276,6 +294,7 @@ fn too_many_header_fields_is_431() {
     assert!(ServerHandshake::new(config)
         .handle_read(&bytes)
         .unwrap()
+        .done()
         .is_some());
 }
 
@@ -382,14 +401,14 @@ fn bytes_after_the_request_reach_the_connection() {
     bytes.extend(client_frame(BINARY, &[1, 2, 3]));
 
     for split in [0, head_len - 1, head_len, head_len + 3, bytes.len()] {
-        let mut handshake = ServerHandshake::new(Config::default());
-        let mut request = handshake.handle_read(&bytes[..split]).unwrap();
-        let mut rest = &bytes[split..];
-        if request.is_none() {
-            request = handshake.handle_read(rest).unwrap();
-            rest = &[];
-        }
-        let request = request.expect("complete");
+        let handshake = ServerHandshake::new(Config::default());
+        let (request, rest) = match handshake.handle_read(&bytes[..split]).unwrap() {
+            Progress::Done(request) => (request, &bytes[split..]),
+            Progress::Partial(handshake) => {
+                let request = handshake.handle_read(&bytes[split..]).unwrap().done();
+                (request.expect("complete"), &[][..])
+            }
+        };
         let mut connection = request.accept(Accept::new()).unwrap().connection;
         connection.handle_read(rest);
         assert_eq!(
@@ -413,6 +432,7 @@ fn leftover_larger_than_the_head_limit_is_not_part_of_the_head() {
     let request = ServerHandshake::new(config)
         .handle_read(&bytes)
         .unwrap()
+        .done()
         .expect("complete");
     let mut connection = request.accept(Accept::new()).unwrap().connection;
     assert_eq!(
@@ -454,15 +474,7 @@ fn a_large_head_fed_one_byte_at_a_time_completes() {
     let bytes = request("GET /big HTTP/1.1", &fields);
     assert!(bytes.len() > 200_000);
 
-    let mut handshake = ServerHandshake::new(config);
-    let (last, init) = bytes.split_last().unwrap();
-    for b in init {
-        assert!(handshake
-            .handle_read(std::slice::from_ref(b))
-            .unwrap()
-            .is_none());
-    }
-    let request = handshake.handle_read(&[*last]).unwrap().expect("complete");
+    let request = byte_by_byte(ServerHandshake::new(config), &bytes);
     assert_eq!(request.path(), "/big");
     assert_eq!(request.header("X-Padding").map(str::len), Some(200_000));
     assert!(request.accept(Accept::new()).is_ok());

@@ -9,7 +9,9 @@ mod common;
 use std::time::Duration;
 
 use common::pair::{at, Pair};
-use rfc6455::handshake::{Accept, ClientHandshake, ClientRequest, HandshakeError, ServerHandshake};
+use rfc6455::handshake::{
+    Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, ServerHandshake,
+};
 use rfc6455::{
     CloseCode, Config, Connection, Event, Initiator, Message, ProtocolError, Role, State, Timestamp,
 };
@@ -270,7 +272,9 @@ fn a_server_handshake_times_out_with_408() {
     hs.handle_timeout(at(100)).unwrap();
     assert_eq!(hs.poll_timeout(), Some(at(110)));
     let request = request_bytes();
-    assert!(matches!(hs.handle_read(&request[..10]), Ok(None)));
+    let Ok(Progress::Partial(mut hs)) = hs.handle_read(&request[..10]) else {
+        panic!("ten bytes are not a head");
+    };
     hs.handle_timeout(at(109)).unwrap();
     let e = hs.handle_timeout(at(110)).unwrap_err();
     assert_eq!(e, HandshakeError::Timeout);
@@ -287,10 +291,9 @@ fn a_client_handshake_times_out() {
     let mut hs = ClientHandshake::new(&ClientRequest::new("h", "/"), handshake_config(10));
     hs.handle_timeout(at(0)).unwrap();
     assert_eq!(hs.poll_timeout(), Some(at(10)));
-    assert!(matches!(
-        hs.handle_read(b"HTTP/1.1 101 Switching"),
-        Ok(None)
-    ));
+    let Ok(Progress::Partial(mut hs)) = hs.handle_read(b"HTTP/1.1 101 Switching") else {
+        panic!("half a status line is not a head");
+    };
     assert_eq!(hs.handle_timeout(at(10)), Err(HandshakeError::Timeout));
 }
 
@@ -310,7 +313,7 @@ fn the_connection_carries_on_from_the_handshakes_clock() {
     config.timeouts.ping_interval = Some(secs(15));
     let mut hs = ServerHandshake::new(config);
     hs.handle_timeout(at(3)).unwrap();
-    let request = hs.handle_read(&request_bytes()).unwrap().unwrap();
+    let request = hs.handle_read(&request_bytes()).unwrap().done().unwrap();
     // The embedder writes the response by the handshake's deadline.
     assert_eq!(request.deadline(), Some(at(13)));
     let accepted = request.accept(Accept::new()).unwrap();

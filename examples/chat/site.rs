@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rfc6455::handshake::{Accept, Request, ServerHandshake};
+use rfc6455::handshake::{Accept, Progress, Request, ServerHandshake};
 use rfc6455::tokio::WebSocket;
 use rfc6455::Config;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -181,14 +181,14 @@ async fn read_head(stream: &mut Stream, config: Config) -> io::Result<Request> {
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        match handshake.handle_read(&buf[..n]) {
-            Ok(Some(request)) => return Ok(request),
-            Ok(None) => {}
+        handshake = match handshake.handle_read(&buf[..n]) {
+            Ok(Progress::Partial(handshake)) => handshake,
+            Ok(Progress::Done(request)) => return Ok(request),
             Err(error) => {
                 send(stream, &error.response()).await;
                 return Err(io::Error::new(io::ErrorKind::InvalidData, error));
             }
-        }
+        };
     }
 }
 

@@ -12,7 +12,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use rfc6455::handshake::{
-    parse_extensions, Accept, ClientHandshake, ClientRequest, ServerHandshake,
+    parse_extensions, Accept, ClientHandshake, ClientRequest, Progress, ServerHandshake,
 };
 use rfc6455::{Config, DeflateConfig};
 
@@ -41,7 +41,8 @@ fuzz_target!(|data: &[u8]| {
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
          Sec-WebSocket-Extensions: {offer}\r\n\r\n"
     );
-    let Ok(Some(request)) = ServerHandshake::new(config.clone()).handle_read(head.as_bytes())
+    let Ok(Progress::Done(request)) =
+        ServerHandshake::new(config.clone()).handle_read(head.as_bytes())
     else {
         return;
     };
@@ -67,15 +68,17 @@ fuzz_target!(|data: &[u8]| {
     assert!((8..=15).contains(&params.client_max_window_bits));
     // A default client (which offers client_max_window_bits without a
     // value) accepts the answer to its own offer.
-    let mut client = ClientHandshake::new(&ClientRequest::new("h", "/"), config.clone());
+    let client = ClientHandshake::new(&ClientRequest::new("h", "/"), config.clone());
     let request = ServerHandshake::new(config)
         .handle_read(client.request())
         .expect("our request parses")
+        .done()
         .expect("whole");
     let accepted = request.accept(Accept::new()).expect("our request is valid");
     let connected = client
         .handle_read(&accepted.response)
         .expect("our client accepts our server")
+        .done()
         .expect("whole");
     assert_eq!(
         connected.connection.deflate_params(),

@@ -15,7 +15,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
 use rfc6455::handshake::{
-    Accept, ClientHandshake, ClientRequest, HandshakeError, Request, ServerHandshake,
+    Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
 };
 use rfc6455::Config;
 use rfc6455_fuzz::chunks;
@@ -47,11 +47,12 @@ fn feed(config: Config, pieces: &[&[u8]]) -> (Verdict, usize) {
     let mut fed = 0;
     for piece in pieces {
         fed += piece.len();
-        match handshake.handle_read(piece) {
-            Ok(None) => {}
-            // "Do not call it again after it returned Some or Err."
-            decided => return (decided, fed),
-        }
+        // A handshake that decided is gone: it cannot be fed again.
+        handshake = match handshake.handle_read(piece) {
+            Ok(Progress::Partial(handshake)) => handshake,
+            Ok(Progress::Done(request)) => return (Ok(Some(request)), fed),
+            Err(error) => return (Err(error), fed),
+        };
     }
     (Ok(None), fed)
 }
@@ -112,6 +113,7 @@ fn check_accepted(request: &Request, key: &str) {
     let again = ServerHandshake::new(roomy)
         .handle_read(&bytes)
         .expect("the rebuilt request parses")
+        .done()
         .expect("the rebuilt request is complete");
     same_request(request, &again);
     assert!(again.leftover().is_empty());
@@ -127,7 +129,7 @@ fn check_accepted(request: &Request, key: &str) {
     for protocol in &offered {
         client_request = client_request.protocol(*protocol);
     }
-    let mut client = ClientHandshake::with_key(&client_request, Config::default(), raw);
+    let client = ClientHandshake::with_key(&client_request, Config::default(), raw);
     assert_eq!(client.key(), key, "base64 of a validated key is canonical");
     let mut options = Accept::new();
     if let Some(first) = offered.first() {
@@ -140,6 +142,7 @@ fn check_accepted(request: &Request, key: &str) {
     let connected = client
         .handle_read(&accepted.response)
         .expect("the client accepts our 101")
+        .done()
         .expect("our 101 is complete");
     assert_eq!(connected.response.status, 101);
     assert_eq!(connected.response.protocol, accepted.protocol);

@@ -13,7 +13,9 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use rfc6455::handshake::{accept_key, ClientHandshake, ClientRequest, Connected, HandshakeError};
+use rfc6455::handshake::{
+    accept_key, ClientHandshake, ClientRequest, Connected, HandshakeError, Progress,
+};
 use rfc6455::{Config, Event};
 use rfc6455_fuzz::{chunks, drain};
 
@@ -55,11 +57,12 @@ fn feed(mut handshake: ClientHandshake, pieces: &[&[u8]]) -> (Verdict, usize) {
     let mut fed = 0;
     for piece in pieces {
         fed += piece.len();
-        match handshake.handle_read(piece) {
-            Ok(None) => {}
-            // "Do not call it again after it returned Some or Err."
-            decided => return (decided, fed),
-        }
+        // A handshake that decided is gone: it cannot be fed again.
+        handshake = match handshake.handle_read(piece) {
+            Ok(Progress::Partial(handshake)) => handshake,
+            Ok(Progress::Done(connected)) => return (Ok(Some(connected)), fed),
+            Err(error) => return (Err(error), fed),
+        };
     }
     (Ok(None), fed)
 }

@@ -5,7 +5,7 @@ use base64::Engine as _;
 
 use super::{
     accept_key, has_token, header_tokens, header_values, httparse_error, owned_headers,
-    parse_extensions, HandshakeError, HeadBuffer,
+    parse_extensions, HandshakeError, HeadBuffer, Progress,
 };
 use crate::time::HandshakeTimer;
 use crate::{Config, Connection, Role, Timestamp};
@@ -88,7 +88,7 @@ fn percent_encode_unsafe(s: String) -> String {
 /// use rfc6455::handshake::{accept_key, ClientHandshake, ClientRequest};
 /// use rfc6455::Config;
 ///
-/// let mut handshake = ClientHandshake::new(&ClientRequest::new("example.com", "/chat"), Config::default());
+/// let handshake = ClientHandshake::new(&ClientRequest::new("example.com", "/chat"), Config::default());
 /// let request = String::from_utf8(handshake.request().to_vec()).unwrap();
 /// assert!(request.starts_with("GET /chat HTTP/1.1\r\nHost: example.com\r\n"));
 ///
@@ -97,7 +97,7 @@ fn percent_encode_unsafe(s: String) -> String {
 ///      Sec-WebSocket-Accept: {}\r\n\r\n",
 ///     accept_key(handshake.key().as_bytes())
 /// );
-/// let connected = handshake.handle_read(response.as_bytes()).unwrap().expect("complete");
+/// let connected = handshake.handle_read(response.as_bytes()).unwrap().done().expect("complete");
 /// assert_eq!(connected.response.status, 101);
 /// ```
 #[derive(Debug)]
@@ -182,17 +182,19 @@ impl ClientHandshake {
         self.timer.poll_timeout()
     }
 
-    /// Feeds bytes read from the server.
+    /// Feeds bytes read from the server; the handshake is consumed.
     ///
-    /// `Ok(None)`: the response head is not complete yet. `Ok(Some(_))`:
-    /// the server accepted; the connection is ready, with any bytes that
-    /// followed the response already fed to it. `Err`: the handshake
-    /// failed, and the error names the check.
-    ///
-    /// Do not call it again after it returned `Some` or `Err`.
-    pub fn handle_read(&mut self, data: &[u8]) -> Result<Option<Connected>, HandshakeError> {
+    /// [`Progress::Partial`]: the response head is not complete yet; feed
+    /// the handshake it gives back. [`Progress::Done`]: the server
+    /// accepted; the connection is ready, with any bytes that followed the
+    /// response already fed to it. `Err`: the handshake failed, and the
+    /// error names the check.
+    pub fn handle_read(
+        mut self,
+        data: &[u8],
+    ) -> Result<Progress<ClientHandshake, Connected>, HandshakeError> {
         let Some(head_len) = self.head.push(data)? else {
-            return Ok(None);
+            return Ok(Progress::Partial(self));
         };
         let bytes = self.head.bytes();
         let mut fields = vec![httparse::EMPTY_HEADER; self.config.max_headers];
@@ -266,7 +268,7 @@ impl ClientHandshake {
         if let Some(now) = self.timer.now() {
             connection.handle_timeout(now);
         }
-        Ok(Some(Connected {
+        Ok(Progress::Done(Connected {
             response: Response {
                 status,
                 headers,

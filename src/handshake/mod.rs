@@ -27,6 +27,33 @@ pub use client::{ClientHandshake, ClientRequest, Connected, Response};
 pub use extensions::{parse_extensions, Extension, MalformedExtensions};
 pub use server::{Accept, Accepted, Request, ServerHandshake};
 
+/// What a handshake is after a read that did not fail: still waiting for
+/// the rest of the head, or done.
+///
+/// The handshakes take themselves by value when fed, and give themselves
+/// back only while there is more to read: a handshake that is done cannot
+/// be fed again.
+#[derive(Debug)]
+#[must_use]
+pub enum Progress<H, T> {
+    /// The head is not complete yet: here is the handshake, to feed more
+    /// bytes to.
+    Partial(H),
+    /// The whole head arrived: here is what the handshake made.
+    Done(T),
+}
+
+impl<H, T> Progress<H, T> {
+    /// What the handshake made, if it is done (for tests, and for a head
+    /// that is known to arrive whole).
+    pub fn done(self) -> Option<T> {
+        match self {
+            Progress::Partial(_) => None,
+            Progress::Done(done) => Some(done),
+        }
+    }
+}
+
 /// The GUID that §1.3 appends to the key before hashing.
 pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 

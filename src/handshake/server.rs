@@ -5,7 +5,7 @@ use base64::Engine as _;
 
 use super::{
     accept_key, error_response, has_token, header_tokens, header_values, httparse_error,
-    owned_headers, HandshakeError, HeadBuffer,
+    owned_headers, HandshakeError, HeadBuffer, Progress,
 };
 use crate::time::HandshakeTimer;
 use crate::{Config, Connection, Role, Timestamp};
@@ -16,12 +16,12 @@ use crate::{Config, Connection, Role, Timestamp};
 /// use rfc6455::handshake::{Accept, ServerHandshake};
 /// use rfc6455::Config;
 ///
-/// let mut handshake = ServerHandshake::new(Config::default());
+/// let handshake = ServerHandshake::new(Config::default());
 /// let request = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\n\
 ///     Upgrade: websocket\r\nConnection: Upgrade\r\n\
 ///     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
 ///     Sec-WebSocket-Version: 13\r\n\r\n";
-/// let request = handshake.handle_read(request).unwrap().expect("complete");
+/// let request = handshake.handle_read(request).unwrap().done().expect("complete");
 /// assert_eq!(request.path(), "/chat");
 /// let accepted = request.accept(Accept::new()).unwrap();
 /// assert!(accepted.response.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
@@ -67,18 +67,20 @@ impl ServerHandshake {
         self.timer.poll_timeout()
     }
 
-    /// Feeds bytes read from the client.
+    /// Feeds bytes read from the client; the handshake is consumed.
     ///
-    /// `Ok(None)`: the head is not complete yet. `Ok(Some(request))`: the
-    /// whole head arrived; it is a well-formed HTTP request, which may or
-    /// may not be a valid WebSocket upgrade (see [`Request::accept`]).
-    /// `Err`: the bytes are not an acceptable HTTP request; send
-    /// [`HandshakeError::response`] and close.
-    ///
-    /// Do not call it again after it returned `Some` or `Err`.
-    pub fn handle_read(&mut self, data: &[u8]) -> Result<Option<Request>, HandshakeError> {
+    /// [`Progress::Partial`]: the head is not complete yet; feed the
+    /// handshake it gives back. [`Progress::Done`]: the whole head arrived;
+    /// it is a well-formed HTTP request, which may or may not be a valid
+    /// WebSocket upgrade (see [`Request::accept`]). `Err`: the bytes are
+    /// not an acceptable HTTP request; send [`HandshakeError::response`]
+    /// and close.
+    pub fn handle_read(
+        mut self,
+        data: &[u8],
+    ) -> Result<Progress<ServerHandshake, Request>, HandshakeError> {
         let Some(head_len) = self.head.push(data)? else {
-            return Ok(None);
+            return Ok(Progress::Partial(self));
         };
         let bytes = self.head.bytes();
         let mut fields = vec![httparse::EMPTY_HEADER; self.config.max_headers];
@@ -91,14 +93,14 @@ impl ServerHandshake {
             }
             Err(err) => return Err(httparse_error(err, self.config.max_headers)),
         }
-        Ok(Some(Request {
+        Ok(Progress::Done(Request {
             method: parsed.method.unwrap_or_default().to_string(),
             path: parsed.path.unwrap_or_default().to_string(),
             http_minor: parsed.version.unwrap_or(0),
             headers: owned_headers(parsed.headers),
             leftover: bytes[head_len..].to_vec(),
-            config: self.config.clone(),
-            timer: self.timer.clone(),
+            config: self.config,
+            timer: self.timer,
         }))
     }
 }

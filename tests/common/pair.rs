@@ -133,11 +133,13 @@ impl Pair {
         let request = server_hs
             .handle_read(client_hs.request())
             .unwrap()
+            .done()
             .expect("the whole request");
         let accepted = request.accept(Accept::new()).unwrap();
         let connected = client_hs
             .handle_read(&accepted.response)
             .unwrap()
+            .done()
             .expect("the whole response");
         Pair {
             now,
