@@ -152,23 +152,6 @@ impl Deflate {
     pub(crate) fn should_compress(&self, len: usize) -> bool {
         self.compressor.bits.is_some() && len >= self.threshold
     }
-
-    /// Compresses `data` and appends it to `out`; `last` ends the message.
-    pub(crate) fn compress(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>) {
-        self.compressor.compress(data, last, out);
-    }
-
-    /// Inflates part of a compressed message onto `out`, within `limit`;
-    /// `last` ends the message.
-    pub(crate) fn decompress(
-        &mut self,
-        input: &[u8],
-        last: bool,
-        out: &mut Vec<u8>,
-        limit: Option<usize>,
-    ) -> Result<(), DecodeError> {
-        self.inflater.decompress(input, last, out, limit)
-    }
 }
 
 /// Our side: what we send.
@@ -336,7 +319,7 @@ impl MessageExtension for Deflate {
     }
 
     fn encode(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>) {
-        self.compress(data, last, out);
+        self.compressor.compress(data, last, out);
     }
 
     fn decode(
@@ -346,7 +329,7 @@ impl MessageExtension for Deflate {
         out: &mut Vec<u8>,
         limit: Option<usize>,
     ) -> Result<(), DecodeError> {
-        self.decompress(data, last, out, limit)
+        self.inflater.decompress(data, last, out, limit)
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -380,9 +363,9 @@ mod tests {
             let (mut client, mut server) = pair(takeover);
             for message in [&b"Hello"[..], b"", b"Hello", &[7u8; 100_000]] {
                 let mut wire = Vec::new();
-                client.compress(message, true, &mut wire);
+                client.encode(message, true, &mut wire);
                 let mut out = Vec::new();
-                server.decompress(&wire, true, &mut out, None).unwrap();
+                server.decode(&wire, true, &mut out, None).unwrap();
                 assert_eq!(out, message);
             }
         }
@@ -393,7 +376,7 @@ mod tests {
         // RFC 7692 §7.2.3.6: an empty message compresses to a single 0x00.
         let (mut client, _) = pair(true);
         let mut wire = Vec::new();
-        client.compress(b"", true, &mut wire);
+        client.encode(b"", true, &mut wire);
         assert_eq!(wire, [0x00]);
     }
 
@@ -403,7 +386,7 @@ mod tests {
         let (_, mut server) = pair(true);
         let mut out = Vec::new();
         server
-            .decompress(
+            .decode(
                 &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
                 true,
                 &mut out,
@@ -417,7 +400,7 @@ mod tests {
     fn inflation_stops_at_the_limit() {
         let (mut client, mut server) = pair(true);
         let mut wire = Vec::new();
-        client.compress(&vec![0u8; 10 << 20], true, &mut wire);
+        client.encode(&vec![0u8; 10 << 20], true, &mut wire);
         assert!(
             wire.len() < 200 << 10,
             "10 MiB of zeros compress to {} bytes",
@@ -425,7 +408,7 @@ mod tests {
         );
         let mut out = Vec::new();
         assert_eq!(
-            server.decompress(&wire, true, &mut out, Some(1 << 20)),
+            server.decode(&wire, true, &mut out, Some(1 << 20)),
             Err(DecodeError::TooBig)
         );
         assert!(
@@ -440,7 +423,7 @@ mod tests {
         let (_, mut server) = pair(true);
         let mut out = Vec::new();
         assert_eq!(
-            server.decompress(&[0xff; 16], true, &mut out, None),
+            server.decode(&[0xff; 16], true, &mut out, None),
             Err(DecodeError::Invalid)
         );
     }

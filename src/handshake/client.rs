@@ -4,7 +4,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
 use super::{
-    accept_key, has_token, header_tokens, header_values, httparse_error, owned_headers,
+    accept_key, check_time, has_token, header_tokens, header_values, httparse_error, owned_headers,
     parse_extensions, HandshakeError, HeadBuffer, Progress,
 };
 use crate::time::HandshakeTimer;
@@ -169,10 +169,7 @@ impl ClientHandshake {
     /// has passed. The connection the handshake makes starts its own
     /// timers from the latest time given here.
     pub fn handle_timeout(&mut self, now: Timestamp) -> Result<(), HandshakeError> {
-        match self.timer.handle_timeout(now) {
-            true => Err(HandshakeError::Timeout),
-            false => Ok(()),
-        }
+        check_time(&mut self.timer, now)
     }
 
     /// When the handshake gives up, on the driver's clock; `None` before

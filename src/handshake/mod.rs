@@ -234,6 +234,17 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
+/// Tells a handshake's timer the time: an error once its deadline passed.
+pub(crate) fn check_time(
+    timer: &mut crate::time::HandshakeTimer,
+    now: crate::Timestamp,
+) -> Result<(), HandshakeError> {
+    match timer.handle_timeout(now) {
+        true => Err(HandshakeError::Timeout),
+        false => Ok(()),
+    }
+}
+
 /// Collects a head in pieces and finds the blank line that ends it, in
 /// time linear in the bytes received.
 #[derive(Debug)]

@@ -4,8 +4,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
 use super::{
-    accept_key, error_response, has_token, header_tokens, header_values, httparse_error,
-    owned_headers, HandshakeError, HeadBuffer, Progress,
+    accept_key, check_time, error_response, has_token, header_tokens, header_values,
+    httparse_error, owned_headers, HandshakeError, HeadBuffer, Progress,
 };
 use crate::time::HandshakeTimer;
 use crate::{Config, Connection, Role, Timestamp};
@@ -54,10 +54,7 @@ impl ServerHandshake {
     /// request, and the connection made from it, carry on from the latest
     /// time given here.
     pub fn handle_timeout(&mut self, now: Timestamp) -> Result<(), HandshakeError> {
-        match self.timer.handle_timeout(now) {
-            true => Err(HandshakeError::Timeout),
-            false => Ok(()),
-        }
+        check_time(&mut self.timer, now)
     }
 
     /// When the handshake gives up, on the driver's clock; `None` before
