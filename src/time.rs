@@ -118,9 +118,10 @@ impl Default for Timeouts {
 
 /// A deadline that starts with an event of the protocol (we sent a Close)
 /// rather than with a call that carries the time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Countdown {
     /// Not running.
+    #[default]
     Off,
     /// Started by an event whose time the core does not know yet: it is
     /// due at once, so the driver calls `handle_timeout(now)` and the
@@ -144,12 +145,10 @@ pub(crate) enum Expired {
 }
 
 /// A connection's deadlines: the heartbeat while it is open, the closing
-/// countdown after.
-#[derive(Clone, Debug)]
+/// countdown after. The durations are the connection's [`Timeouts`],
+/// passed in (not copied: every connection would carry them twice).
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Timers {
-    ping_interval: Option<Duration>,
-    idle: Option<Duration>,
-    close: Option<Duration>,
     /// The latest time the driver reported; `None` until it reports one,
     /// and then no timer runs.
     now: Option<Timestamp>,
@@ -164,22 +163,6 @@ pub(crate) struct Timers {
 }
 
 impl Timers {
-    pub(crate) fn new(timeouts: &Timeouts) -> Timers {
-        // A heartbeat period of zero would be due again at once, forever:
-        // a millisecond is the shortest we run.
-        let period = |t: Option<Duration>| t.map(|t| t.max(Duration::from_millis(1)));
-        Timers {
-            ping_interval: period(timeouts.ping_interval),
-            idle: period(timeouts.idle),
-            close: timeouts.close,
-            now: None,
-            heard: false,
-            ping_at: None,
-            idle_at: None,
-            closing: Countdown::Off,
-        }
-    }
-
     /// Bytes arrived from the peer: it is alive.
     #[inline]
     pub(crate) fn heard(&mut self) {
@@ -188,11 +171,11 @@ impl Timers {
 
     /// We sent a Close frame (or the connection ended): the heartbeat
     /// stops and the closing countdown starts.
-    pub(crate) fn start_closing(&mut self) {
+    pub(crate) fn start_closing(&mut self, timeouts: &Timeouts) {
         self.ping_at = None;
         self.idle_at = None;
         if self.closing == Countdown::Off {
-            self.closing = match self.close {
+            self.closing = match timeouts.close {
                 Some(_) => Countdown::Starting,
                 None => Countdown::Off,
             };
@@ -207,7 +190,16 @@ impl Timers {
     /// The driver reports the time; returns which heartbeat timer ran out
     /// (the caller acts on it). `open`: the connection still takes
     /// commands, so the heartbeat runs.
-    pub(crate) fn handle_timeout(&mut self, now: Timestamp, open: bool) -> Expired {
+    pub(crate) fn handle_timeout(
+        &mut self,
+        timeouts: &Timeouts,
+        now: Timestamp,
+        open: bool,
+    ) -> Expired {
+        // A heartbeat period of zero would be due again at once, forever:
+        // a millisecond is the shortest we run.
+        let period = |t: Option<Duration>| t.map(|t| t.max(Duration::from_millis(1)));
+        let (ping_interval, idle) = (period(timeouts.ping_interval), period(timeouts.idle));
         // A clock that went backwards is held where it was.
         let now = self.now.map_or(now, |last| last.max(now));
         let first = self.now.is_none();
@@ -215,13 +207,15 @@ impl Timers {
         if first || self.heard {
             self.heard = false;
             if open {
-                self.ping_at = self.ping_interval.map(|t| now + t);
-                self.idle_at = self.idle.map(|t| now + t);
+                self.ping_at = ping_interval.map(|t| now + t);
+                self.idle_at = idle.map(|t| now + t);
             }
         }
         match self.closing {
             Countdown::Starting => {
-                let close = self.close.expect("a countdown starts only with a timeout");
+                let close = timeouts
+                    .close
+                    .expect("a countdown starts only with a timeout");
                 self.closing = Countdown::Until(now + close);
             }
             Countdown::Until(at) if now >= at => self.closing = Countdown::Expired,
@@ -234,7 +228,7 @@ impl Timers {
             return Expired::Idle;
         }
         if self.ping_at.is_some_and(|at| now >= at) {
-            self.ping_at = self.ping_interval.map(|t| now + t);
+            self.ping_at = ping_interval.map(|t| now + t);
             return Expired::Ping;
         }
         Expired::None
@@ -300,61 +294,73 @@ impl HandshakeTimer {
 mod tests {
     use super::*;
 
-    fn timers(ping: Option<u64>, idle: Option<u64>, close: Option<u64>) -> Timers {
+    fn timeouts(ping: Option<u64>, idle: Option<u64>, close: Option<u64>) -> Timeouts {
         let ms = |v: Option<u64>| v.map(Duration::from_millis);
-        Timers::new(&Timeouts {
+        Timeouts {
             handshake: None,
             close: ms(close),
             ping_interval: ms(ping),
             idle: ms(idle),
-        })
+        }
     }
 
     #[test]
     fn no_timer_runs_before_the_first_time() {
-        let mut t = timers(Some(10), Some(30), Some(5));
+        let to = timeouts(Some(10), Some(30), Some(5));
+        let mut t = Timers::default();
         assert_eq!(t.poll_timeout(), None);
-        t.start_closing();
+        t.start_closing(&to);
         assert_eq!(t.poll_timeout(), None);
     }
 
     #[test]
     fn heartbeat_pings_each_silent_interval_then_goes_idle() {
-        let mut t = timers(Some(10), Some(30), Some(5));
+        let to = timeouts(Some(10), Some(30), Some(5));
+        let mut t = Timers::default();
         let at = Timestamp::from_millis;
-        assert_eq!(t.handle_timeout(at(0), true), Expired::None);
+        assert_eq!(t.handle_timeout(&to, at(0), true), Expired::None);
         assert_eq!(t.poll_timeout(), Some(at(10)));
-        assert_eq!(t.handle_timeout(at(10), true), Expired::Ping);
-        assert_eq!(t.handle_timeout(at(20), true), Expired::Ping);
+        assert_eq!(t.handle_timeout(&to, at(10), true), Expired::Ping);
+        assert_eq!(t.handle_timeout(&to, at(20), true), Expired::Ping);
         // Bytes arrive: the silence starts again from the next report.
         t.heard();
-        assert_eq!(t.handle_timeout(at(25), true), Expired::None);
+        assert_eq!(t.handle_timeout(&to, at(25), true), Expired::None);
         assert_eq!(t.poll_timeout(), Some(at(35)));
-        assert_eq!(t.handle_timeout(at(35), true), Expired::Ping);
-        assert_eq!(t.handle_timeout(at(45), true), Expired::Ping);
-        assert_eq!(t.handle_timeout(at(55), true), Expired::Idle);
+        assert_eq!(t.handle_timeout(&to, at(35), true), Expired::Ping);
+        assert_eq!(t.handle_timeout(&to, at(45), true), Expired::Ping);
+        assert_eq!(t.handle_timeout(&to, at(55), true), Expired::Idle);
     }
 
     #[test]
     fn a_countdown_started_by_an_event_is_due_at_once() {
-        let mut t = timers(Some(10), None, Some(5));
-        t.handle_timeout(Timestamp::from_millis(0), true);
-        t.start_closing();
+        let to = timeouts(Some(10), None, Some(5));
+        let mut t = Timers::default();
+        t.handle_timeout(&to, Timestamp::from_millis(0), true);
+        t.start_closing(&to);
         // Due now (the last reported time), so the driver reports at once.
         assert_eq!(t.poll_timeout(), Some(Timestamp::from_millis(0)));
-        t.handle_timeout(Timestamp::from_millis(100), false);
+        t.handle_timeout(&to, Timestamp::from_millis(100), false);
         assert_eq!(t.poll_timeout(), Some(Timestamp::from_millis(105)));
         assert!(!t.closing_expired());
-        t.handle_timeout(Timestamp::from_millis(105), false);
+        t.handle_timeout(&to, Timestamp::from_millis(105), false);
         assert!(t.closing_expired());
         assert_eq!(t.poll_timeout(), None);
     }
 
     #[test]
+    fn a_zero_period_is_a_millisecond() {
+        let to = timeouts(Some(0), None, None);
+        let mut t = Timers::default();
+        t.handle_timeout(&to, Timestamp::from_millis(7), true);
+        assert_eq!(t.poll_timeout(), Some(Timestamp::from_millis(8)));
+    }
+
+    #[test]
     fn a_clock_going_backwards_is_held() {
-        let mut t = timers(Some(10), None, None);
-        t.handle_timeout(Timestamp::from_millis(50), true);
-        t.handle_timeout(Timestamp::from_millis(20), true);
+        let to = timeouts(Some(10), None, None);
+        let mut t = Timers::default();
+        t.handle_timeout(&to, Timestamp::from_millis(50), true);
+        t.handle_timeout(&to, Timestamp::from_millis(20), true);
         assert_eq!(t.poll_timeout(), Some(Timestamp::from_millis(60)));
     }
 }

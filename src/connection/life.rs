@@ -26,7 +26,7 @@ impl Connection {
     /// Ping may then come up to one interval late).
     pub fn handle_timeout(&mut self, now: Timestamp) {
         let open = self.can_send();
-        match self.timers.handle_timeout(now, open) {
+        match self.timers.handle_timeout(&self.config.timeouts, now, open) {
             Expired::None => {}
             Expired::Ping => {
                 self.ping(b"")
@@ -37,7 +37,8 @@ impl Connection {
                 // we stop waiting for a peer that stopped talking.
                 self.close(CloseCode::GOING_AWAY, "idle timeout")
                     .expect("idleness is checked only while open, and 1001 may be sent");
-                self.timers.handle_timeout(now, false);
+                self.timers
+                    .handle_timeout(&self.config.timeouts, now, false);
             }
         }
     }
@@ -113,7 +114,7 @@ impl Connection {
         self.input = BytesMut::new();
         self.frame = None;
         self.message = None;
-        self.timers.start_closing();
+        self.timers.start_closing(&self.config.timeouts);
         self.life = Life::Closed(Box::new(Ended {
             event: Some(Closed {
                 initiator,

@@ -167,7 +167,7 @@ impl Connection {
     pub fn new(role: Role, config: Config) -> Connection {
         Connection {
             role,
-            timers: Timers::new(&config.timeouts),
+            timers: Timers::default(),
             config,
             life: Life::Open,
             input: BytesMut::new(),

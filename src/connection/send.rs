@@ -160,7 +160,7 @@ impl Connection {
         let frame = CloseFrame::new(code, reason);
         self.queue_close(&frame);
         self.life = Life::Closing(frame);
-        self.timers.start_closing();
+        self.timers.start_closing(&self.config.timeouts);
         Ok(())
     }
 
