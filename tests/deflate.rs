@@ -505,22 +505,35 @@ fn the_close_code_does_not_depend_on_the_reads() {
     // (what is compressed, streaming, expected code)
     let mut bad_text = b"0123456789\xff".to_vec();
     bad_text.extend(std::iter::repeat_n(b'a', 10_000));
-    let cases: [(&[u8], bool, u16); 4] = [
+    // (what is compressed, bytes of garbage after it, streaming, expected code)
+    let cases: [(&[u8], usize, bool, u16); 6] = [
         // Inflates past the 4 KiB limit: 1009 even when each read inflates
         // only a little and streaming mode hands it out as it comes.
-        (&[b'a'; 10_000], true, 1009),
-        (&[b'a'; 10_000], false, 1009),
+        (&[b'a'; 10_000], 0, true, 1009),
+        (&[b'a'; 10_000], 0, false, 1009),
         // Invalid text at byte 10, long before the limit: 1007, even when
         // one read inflates past the limit at once.
-        (&bad_text, true, 1007),
-        (&bad_text, false, 1007),
+        (&bad_text, 0, true, 1007),
+        (&bad_text, 0, false, 1007),
+        // One byte over the limit, then corrupt data: the limit came
+        // first, also when one read inflates the last byte and runs into
+        // the corruption at once.
+        (&[b'a'; 4097], 4, true, 1009),
+        (&[b'a'; 4097], 4, false, 1009),
     ];
-    for (payload, streaming, code) in cases {
+    for (payload, garbage, streaming, code) in cases {
         let mut sender = config(Some(all_messages()));
         sender.max_message_size = None;
         let (_, mut client, _) = handshake(sender, config(Some(all_messages())));
         client.send(MessageKind::Binary, payload).unwrap();
         let mut bytes = client.pending_output().to_vec();
+        if garbage > 0 {
+            // The compressed bytes, unmasked, then bytes that cannot
+            // follow them (a stored block whose lengths disagree).
+            let (rsv, _, mut data) = frames(&bytes).remove(0);
+            data.extend(std::iter::repeat_n(0xff, garbage));
+            bytes = frame(true, BINARY, rsv, Some(KEY), &data);
+        }
         // Claim it is text: the checks are on the inflated bytes.
         bytes[0] = (bytes[0] & 0xF0) | TEXT;
         for chunking in [

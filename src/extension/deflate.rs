@@ -279,15 +279,17 @@ impl Inflater {
                 out.reserve_exact(room.max(1));
             }
             let (before_in, before_out) = (decompressor.total_in(), decompressor.total_out());
-            let status = decompressor
-                .decompress_vec(input, out, FlushDecompress::Sync)
-                .map_err(|_| DecodeError::Invalid)?;
-            let consumed = (decompressor.total_in() - before_in) as usize;
-            let produced = (decompressor.total_out() - before_out) as usize;
-            input = &input[consumed..];
+            let result = decompressor.decompress_vec(input, out, FlushDecompress::Sync);
+            // Output past the limit came from data before any corruption
+            // the inflater then ran into: the limit is the first fault, as
+            // it is when the same data arrives in smaller pieces.
             if limit.is_some_and(|limit| out.len() > limit) {
                 return Err(DecodeError::TooBig);
             }
+            let status = result.map_err(|_| DecodeError::Invalid)?;
+            let consumed = (decompressor.total_in() - before_in) as usize;
+            let produced = (decompressor.total_out() - before_out) as usize;
+            input = &input[consumed..];
             if status == Status::StreamEnd {
                 self.ended = true;
             }
