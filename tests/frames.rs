@@ -652,3 +652,26 @@ fn a_server_sends_large_messages_without_copying_and_in_order() {
     assert_eq!(events[1], Event::Message(big));
     assert_eq!(events[3], Event::Message(text));
 }
+
+#[test]
+fn a_client_masks_with_the_configured_key_source() {
+    fn counting() -> [u8; 4] {
+        use std::sync::atomic::{AtomicU8, Ordering};
+        static NEXT: AtomicU8 = AtomicU8::new(1);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        [n, n, n, n]
+    }
+    let mut config = rfc6455::Config::default();
+    config.mask_keys = rfc6455::MaskKeys::With(counting);
+    let mut c = Connection::new(Role::Client, config);
+    c.send_text("a").unwrap();
+    c.send_text("b").unwrap();
+    let frames = common::decode_frames(Role::Client, &drain(&mut c));
+    let keys: Vec<[u8; 4]> = frames.iter().map(|f| f.mask.expect("masked")).collect();
+    assert_eq!(keys.len(), 2);
+    assert_ne!(keys[0], keys[1], "a fresh key per frame");
+    assert!(keys
+        .iter()
+        .all(|k| k[0] == k[1] && k[1] == k[2] && k[2] == k[3]));
+    assert_eq!(frames[0].payload, b"a");
+}

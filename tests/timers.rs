@@ -319,3 +319,26 @@ fn the_connection_carries_on_from_the_handshakes_clock() {
     let accepted = request.accept(Accept::new()).unwrap();
     assert_eq!(accepted.connection.poll_timeout(), Some(at(18)));
 }
+
+#[test]
+fn bytes_read_in_place_are_a_sign_of_life_too() {
+    use bytes::BufMut;
+    // A driver that reads straight into the receive buffer (as the tokio
+    // adapter does) is heard the same as one that calls handle_read.
+    let mut config = Config::default();
+    config.timeouts.idle = Some(secs(30));
+    let mut server = Connection::new(Role::Server, config);
+    server.handle_timeout(at(0));
+    let ping = common::client_frame(common::PING, b"");
+    for t in [20, 40, 60] {
+        server.read_buffer(ping.len()).put_slice(&ping);
+        server.handle_timeout(at(t));
+        assert!(matches!(server.poll_event(), Some(Event::Ping(_))));
+    }
+    assert_eq!(server.state(), State::Open);
+    assert_eq!(server.poll_timeout(), Some(at(90)));
+    // A read that brings nothing is no sign of life.
+    drop(server.read_buffer(4096));
+    server.handle_timeout(at(90));
+    assert_eq!(server.state(), State::Closing);
+}
