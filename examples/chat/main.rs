@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use rfc6455::handshake::Request;
 use rfc6455::tokio::{Error, ReadHalf, WriteHalf};
-use rfc6455::{CloseCode, Config, Event, Message};
+use rfc6455::{CloseCode, Config, Event, Message, ProtocolError};
 use serde_json::{json, Value};
 use site::{Site, Stream};
 use tokio::sync::broadcast;
@@ -383,19 +383,19 @@ async fn session(
                         .map(|frame| frame.reason.clone())
                         .unwrap_or_default();
                     break match (closing, &closed.error) {
+                        // We never closed, so the heartbeat did: the tab was
+                        // silent for three intervals and did not answer the
+                        // Close either.
+                        (None, Some(ProtocolError::Timeout)) => {
+                            "dropped: no answer to the heartbeat".to_string()
+                        }
                         (_, Some(error)) => format!("protocol error: {error}"),
                         (Some(why), None) => format!("closed by the server: {why}"),
                         (None, None) if reason.is_empty() => format!("closed ({})", closed.code()),
                         (None, None) => format!("closed ({}: {reason})", closed.code()),
                     };
                 }
-                Ok(_) => {} // Pings and Pongs: the adapter answers and counts them.
-                Err(Error::Timeout(_)) if closing.is_none() => {
-                    // We never closed, so the heartbeat did: the tab was
-                    // silent for three intervals and did not answer the
-                    // Close either.
-                    break "dropped: no answer to the heartbeat".to_string();
-                }
+                Ok(_) => {} // Pings and Pongs: the connection answers them.
                 Err(error) => break format!("connection lost: {error}"),
             },
             event = events.recv() => match event {
