@@ -2,6 +2,9 @@
 //! parsing, and the clock they read for the core. No protocol logic lives
 //! here: every deadline is the core's.
 
+use alloc::format;
+use alloc::string::String;
+use alloc::string::ToString;
 use std::fmt;
 use std::io;
 use std::ops::Add;

@@ -37,6 +37,10 @@
 //! Pongs and Close replies are written by [`WebSocket::read`] as soon as the
 //! Ping or Close that asks for them is read.
 
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 

@@ -1,6 +1,8 @@
 //! Close codes and the payload of a Close frame (RFC 6455 §5.5.1, §7.4).
 
-use std::fmt;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
 
 /// A close status code (RFC 6455 §7.4).
 ///

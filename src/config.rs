@@ -1,6 +1,6 @@
 //! Limits and options, each default stated on its field.
 
-use crate::Timeouts;
+use crate::{Timeouts, UsageError};
 
 /// Options for a connection and its handshake.
 ///
@@ -64,9 +64,11 @@ pub struct Config {
     ///
     /// Default: [`Timeouts::default`].
     pub timeouts: Timeouts,
-    /// Where a client's masking keys come from.
+    /// Where a client's masking keys (and its handshake nonce) come from.
     ///
-    /// Default: [`MaskKeys::Random`].
+    /// Default: [`MaskKeys::Random`] with the `std` feature;
+    /// [`MaskKeys::Unset`] without it, where only a server can be made
+    /// until the embedder supplies a key source.
     pub mask_keys: MaskKeys,
 }
 
@@ -82,7 +84,10 @@ impl Default for Config {
             #[cfg(feature = "deflate")]
             deflate: None,
             timeouts: Timeouts::default(),
+            #[cfg(feature = "std")]
             mask_keys: MaskKeys::Random,
+            #[cfg(not(feature = "std"))]
+            mask_keys: MaskKeys::Unset,
         }
     }
 }
@@ -94,10 +99,15 @@ impl Default for Config {
 /// of malicious applications from selecting the bytes that appear on the
 /// wire." (§10.3) Anything but [`MaskKeys::Random`] is for tests, or for a
 /// target that brings its own random source.
+///
+/// A client also draws its handshake nonce (`Sec-WebSocket-Key`, 16 bytes)
+/// from here, four keys at a time.
 #[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
 pub enum MaskKeys {
-    /// A fresh key for every frame from `rand`'s thread-local generator.
+    /// A fresh key for every frame from `rand`'s thread-local generator
+    /// (feature `std`).
+    #[cfg(feature = "std")]
     Random,
     /// The same key for every frame: deterministic output for tests and
     /// examples. Never use it on a real connection.
@@ -105,26 +115,48 @@ pub enum MaskKeys {
     /// A fresh key for every frame from this function (a hardware random
     /// number generator, on a target without `rand`'s).
     With(fn() -> [u8; 4]),
+    /// No key source: enough for a server, which never masks. A client
+    /// cannot be made with it ([`UsageError::NoKeySource`]). The default
+    /// without the `std` feature, where there is no `rand` to fall back on.
+    Unset,
 }
 
 impl MaskKeys {
-    /// The key for the next frame.
+    /// The key for the next frame; `None` if there is no key source.
     #[inline]
-    pub(crate) fn next_key(&self) -> [u8; 4] {
+    pub(crate) fn next_key(&self) -> Option<[u8; 4]> {
         match self {
-            MaskKeys::Random => rand::random(),
-            MaskKeys::Fixed(key) => *key,
-            MaskKeys::With(source) => source(),
+            #[cfg(feature = "std")]
+            MaskKeys::Random => Some(rand::random()),
+            MaskKeys::Fixed(key) => Some(*key),
+            MaskKeys::With(source) => Some(source()),
+            MaskKeys::Unset => None,
         }
+    }
+
+    /// Whether there is a key source (anything but `Unset`).
+    pub(crate) fn is_set(&self) -> bool {
+        !matches!(self, MaskKeys::Unset)
+    }
+
+    /// A client's 16-byte handshake nonce: four keys from this source.
+    pub(crate) fn nonce(&self) -> Result<[u8; 16], UsageError> {
+        let mut nonce = [0; 16];
+        for chunk in nonce.chunks_exact_mut(4) {
+            chunk.copy_from_slice(&self.next_key().ok_or(UsageError::NoKeySource)?);
+        }
+        Ok(nonce)
     }
 }
 
 impl PartialEq for MaskKeys {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
+            #[cfg(feature = "std")]
             (MaskKeys::Random, MaskKeys::Random) => true,
+            (MaskKeys::Unset, MaskKeys::Unset) => true,
             (MaskKeys::Fixed(a), MaskKeys::Fixed(b)) => a == b,
-            (MaskKeys::With(a), MaskKeys::With(b)) => std::ptr::fn_addr_eq(*a, *b),
+            (MaskKeys::With(a), MaskKeys::With(b)) => core::ptr::fn_addr_eq(*a, *b),
             _ => false,
         }
     }

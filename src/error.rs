@@ -12,7 +12,7 @@
 //! [`HandshakeError`](crate::handshake::HandshakeError), which maps to an
 //! HTTP status instead of a close code.
 
-use std::fmt;
+use core::fmt;
 
 use crate::CloseCode;
 
@@ -168,7 +168,7 @@ impl fmt::Display for ProtocolError {
     }
 }
 
-impl std::error::Error for ProtocolError {}
+impl core::error::Error for ProtocolError {}
 
 /// The caller asked for something the protocol does not allow.
 ///
@@ -191,6 +191,10 @@ pub enum UsageError {
     MessageInProgress,
     /// A fragment size of zero.
     ZeroFragmentSize,
+    /// A client needs masking keys and a handshake nonce, and the
+    /// configuration has no key source ([`MaskKeys::Unset`](crate::MaskKeys::Unset),
+    /// the default without the `std` feature).
+    NoKeySource,
 }
 
 impl fmt::Display for UsageError {
@@ -206,8 +210,11 @@ impl fmt::Display for UsageError {
                 f.write_str("a fragmented message is in progress; finish it first")
             }
             UsageError::ZeroFragmentSize => f.write_str("fragment size must be at least 1"),
+            UsageError::NoKeySource => {
+                f.write_str("a client needs a key source for masking (Config::mask_keys)")
+            }
         }
     }
 }
 
-impl std::error::Error for UsageError {}
+impl core::error::Error for UsageError {}

@@ -46,8 +46,15 @@
 //! ```
 //!
 //! [RFC 6455]: https://www.rfc-editor.org/rfc/rfc6455
+#![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+
+// The core needs only `core` and `alloc`; std comes in with the `std`
+// feature (random keys, CPU feature detection, `IoSlice`, the adapters).
+extern crate alloc;
+#[cfg(any(feature = "std", test))]
+extern crate std;
 
 mod close;
 mod config;

@@ -12,7 +12,8 @@
 //! XOR at about 1.5 times the speed of the baseline (SSE2) build on 64 KiB
 //! and larger payloads.
 
-use std::mem::MaybeUninit;
+use alloc::vec::Vec;
+use core::mem::MaybeUninit;
 
 /// Masks (or unmasks: the operation is its own inverse) `data` in place.
 ///
@@ -22,7 +23,7 @@ use std::mem::MaybeUninit;
 pub fn apply_mask(data: &mut [u8], key: [u8; 4], offset: usize) {
     let key = rotate_key(key, offset);
     #[cfg(all(target_arch = "x86_64", not(miri)))]
-    if data.len() >= AVX2_MIN_LEN && std::is_x86_feature_detected!("avx2") {
+    if data.len() >= AVX2_MIN_LEN && avx2::detected() {
         // SAFETY: the CPU supports AVX2, checked just above; that is the
         // only requirement of a `#[target_feature(enable = "avx2")]` fn.
         unsafe { avx2::mask_in_place(data, key) };
@@ -39,7 +40,7 @@ pub fn extend_masked(out: &mut Vec<u8>, payload: &[u8], key: [u8; 4]) {
     let start = out.len();
     let spare = &mut out.spare_capacity_mut()[..payload.len()];
     #[cfg(all(target_arch = "x86_64", not(miri)))]
-    let done = if payload.len() >= AVX2_MIN_LEN && std::is_x86_feature_detected!("avx2") {
+    let done = if payload.len() >= AVX2_MIN_LEN && avx2::detected() {
         // SAFETY: the CPU supports AVX2, checked just above.
         unsafe { avx2::mask_copy(spare, payload, key) };
         true
@@ -63,7 +64,18 @@ const AVX2_MIN_LEN: usize = 256;
 
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 mod avx2 {
-    use std::mem::MaybeUninit;
+    use core::mem::MaybeUninit;
+
+    /// Whether this CPU has AVX2: asked at run time with std; without std,
+    /// known at compile time (`-C target-feature=+avx2`), else the portable
+    /// kernel runs.
+    #[inline]
+    pub(super) fn detected() -> bool {
+        #[cfg(feature = "std")]
+        return std::is_x86_feature_detected!("avx2");
+        #[cfg(not(feature = "std"))]
+        return cfg!(target_feature = "avx2");
+    }
 
     /// [`super::mask_in_place`] compiled with AVX2 enabled.
     ///
@@ -168,6 +180,8 @@ fn rotate_key(key: [u8; 4], offset: usize) -> [u8; 4] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::boxed::Box;
+    use alloc::vec;
 
     /// Lengths around every boundary of the kernels: the word and block
     /// tails, and the AVX2 threshold (fewer under miri, which is slow and

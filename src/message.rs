@@ -1,5 +1,8 @@
 //! What the connection delivers and what it is given to send.
 
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
 use bytes::Bytes;
 
 use crate::{CloseFrame, ProtocolError, Utf8Bytes};

@@ -4,11 +4,11 @@
 //! message the caller already holds as [`Bytes`] (a received message sent
 //! back, say): the server sends it as it is, spliced in after its header,
 //! with no copy. Writers take the pending bytes one piece at a time
-//! ([`Output::pending`]) or all at once as I/O slices
-//! ([`Output::pending_vectored`]) for one vectored write.
+//! ([`Output::pending`]) or all at once ([`Output::pieces`]) for one
+//! vectored write.
 
-use std::collections::VecDeque;
-use std::io::IoSlice;
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
 
 use bytes::{Buf, Bytes};
 
@@ -67,25 +67,19 @@ impl Output {
         self.buf.len() - self.sent + self.splice_len
     }
 
-    /// Fills `slices` with the unsent bytes in order, as many pieces as fit;
-    /// returns how many it filled.
-    pub(crate) fn pending_vectored<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
-        let mut filled = 0;
+    /// The unsent bytes in order, as contiguous pieces (none empty).
+    pub(crate) fn pieces(&self) -> impl Iterator<Item = &[u8]> {
         let mut from = self.sent;
-        let mut push = |piece: &'a [u8]| {
-            if piece.is_empty() || filled == slices.len() {
-                return;
-            }
-            slices[filled] = IoSlice::new(piece);
-            filled += 1;
-        };
-        for splice in &self.splices {
-            push(&self.buf[from..splice.at]);
-            push(&splice.data);
-            from = splice.at;
-        }
-        push(&self.buf[from..]);
-        filled
+        let tail = self.splices.back().map_or(self.sent, |splice| splice.at);
+        self.splices
+            .iter()
+            .flat_map(move |splice| {
+                let before = &self.buf[from..splice.at];
+                from = splice.at;
+                [before, &splice.data[..]]
+            })
+            .chain(core::iter::once(&self.buf[tail..]))
+            .filter(|piece| !piece.is_empty())
     }
 
     /// Records that the first `n` unsent bytes were written.
@@ -131,7 +125,7 @@ impl Output {
     pub(crate) fn take_buf(&mut self) -> Option<Vec<u8>> {
         (self.len() == 0).then(|| {
             self.sent = 0;
-            let mut buf = std::mem::take(&mut self.buf);
+            let mut buf = core::mem::take(&mut self.buf);
             buf.clear();
             buf
         })
@@ -150,6 +144,7 @@ impl Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
 
     /// Writes `output` out in writes of at most `step` bytes, vectored or
     /// not, and returns what was written.
@@ -158,11 +153,8 @@ mod tests {
         while output.len() > 0 {
             let mut pieces = Vec::new();
             if vectored {
-                let mut slices = [IoSlice::new(&[]); 3];
-                let n = output.pending_vectored(&mut slices);
-                assert!(n > 0);
-                for slice in &slices[..n] {
-                    pieces.extend_from_slice(slice);
+                for piece in output.pieces().take(3) {
+                    pieces.extend_from_slice(piece);
                 }
             } else {
                 pieces.extend_from_slice(output.pending());

@@ -60,6 +60,9 @@
 //! small message for long keeps that buffer's memory allocated. Copy what
 //! you store for long (`Bytes::copy_from_slice`).
 
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec;
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
@@ -93,7 +96,9 @@ const READ_BUF: usize = 32 * 1024;
 /// the next connection that has work: a waiting connection holds no
 /// buffer memory, and steady traffic allocates none.
 mod pool {
+    use alloc::vec::Vec;
     use std::cell::RefCell;
+    use std::thread_local;
 
     use crate::Buffers;
 

@@ -7,10 +7,11 @@
 //! of the message (§8.1; Autobahn cases 6.4.* check this "fail fast").
 //!
 //! The check itself is simdutf8's, which gives the same answers as
-//! `std::str::from_utf8` (position and length of the error included) ten
+//! `core::str::from_utf8` (position and length of the error included) ten
 //! times faster on non-ASCII text; the tests compare the two.
 
-use std::fmt;
+use alloc::string::String;
+use core::fmt;
 
 use bytes::Bytes;
 
@@ -98,13 +99,13 @@ pub struct Utf8Bytes(Bytes);
 impl Utf8Bytes {
     /// Wraps bytes that have already been validated.
     pub(crate) fn from_validated(bytes: Bytes) -> Self {
-        debug_assert!(std::str::from_utf8(&bytes).is_ok());
+        debug_assert!(core::str::from_utf8(&bytes).is_ok());
         Utf8Bytes(bytes)
     }
 
     /// Checks `bytes` and wraps them.
-    pub fn try_from_bytes(bytes: Bytes) -> Result<Self, std::str::Utf8Error> {
-        std::str::from_utf8(&bytes)?;
+    pub fn try_from_bytes(bytes: Bytes) -> Result<Self, core::str::Utf8Error> {
+        core::str::from_utf8(&bytes)?;
         Ok(Utf8Bytes(bytes))
     }
 
@@ -116,7 +117,7 @@ impl Utf8Bytes {
         // `Utf8Validator` accepted as complete UTF-8. `Bytes` is immutable,
         // so the bytes cannot change after the check. Checking again here
         // would validate every text message twice.
-        unsafe { std::str::from_utf8_unchecked(&self.0) }
+        unsafe { core::str::from_utf8_unchecked(&self.0) }
     }
 
     /// The underlying bytes.
@@ -130,7 +131,7 @@ impl Utf8Bytes {
     }
 }
 
-impl std::ops::Deref for Utf8Bytes {
+impl core::ops::Deref for Utf8Bytes {
     type Target = str;
     fn deref(&self) -> &str {
         self.as_str()
@@ -176,6 +177,7 @@ impl fmt::Display for Utf8Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec::Vec;
 
     fn feed_split(bytes: &[u8], split: usize) -> Result<bool, InvalidUtf8> {
         let mut v = Utf8Validator::new();
@@ -197,7 +199,7 @@ mod tests {
             b"\xed\x9f\xbf",
         ];
         for sample in samples {
-            let expected = std::str::from_utf8(sample).is_ok();
+            let expected = core::str::from_utf8(sample).is_ok();
             for split in 0..=sample.len() {
                 let got = matches!(feed_split(sample, split), Ok(true));
                 assert_eq!(got, expected, "{sample:x?} split at {split}");
@@ -234,7 +236,7 @@ mod tests {
                 }
             }
             let valid = ok && v.is_complete();
-            proptest::prop_assert_eq!(valid, std::str::from_utf8(&bytes).is_ok());
+            proptest::prop_assert_eq!(valid, core::str::from_utf8(&bytes).is_ok());
         }
     }
 

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use common::{poll_all, server_frame, BINARY, PING, TEXT};
 use rfc6455::handshake::{accept_key, ClientHandshake, ClientRequest, HandshakeError, Progress};
-use rfc6455::{Config, Event, Message};
+use rfc6455::{Config, Connection, Event, MaskKeys, Message, Role, UsageError};
 
 /// A handshake with the key of RFC 6455 §1.3 ("the sample nonce").
 fn rfc_handshake(request: &ClientRequest) -> ClientHandshake {
@@ -350,4 +350,28 @@ fn an_oversized_response_head_is_refused() {
         handshake.handle_read(&bytes).map(|c| c.done().is_some()),
         Err(HandshakeError::HeadTooLarge { max: 128 })
     );
+}
+
+#[test]
+fn the_nonce_comes_from_the_key_source_and_a_client_needs_one() {
+    let request = ClientRequest::new("example.com", "/");
+    // Four keys make the 16-byte nonce, in order.
+    let mut config = Config::default();
+    config.mask_keys = MaskKeys::Fixed([1, 2, 3, 4]);
+    let handshake = ClientHandshake::try_new(&request, config).unwrap();
+    assert_eq!(handshake.key(), BASE64.encode([1, 2, 3, 4].repeat(4)));
+
+    // No key source: a clear error for the client, never a panic from
+    // try_new; the server never masks and needs none.
+    let mut config = Config::default();
+    config.mask_keys = MaskKeys::Unset;
+    assert_eq!(
+        ClientHandshake::try_new(&request, config.clone()).unwrap_err(),
+        UsageError::NoKeySource
+    );
+    assert_eq!(
+        Connection::try_new(Role::Client, config.clone()).unwrap_err(),
+        UsageError::NoKeySource
+    );
+    assert!(Connection::try_new(Role::Server, config).is_ok());
 }

@@ -2,6 +2,7 @@
 //! connection's receive buffer, and lending buffers between connections.
 //! An application never needs these.
 
+use alloc::vec::Vec;
 use bytes::buf::UninitSlice;
 use bytes::{BufMut, BytesMut};
 
@@ -125,7 +126,7 @@ impl Connection {
             return None;
         }
         Some(Buffers {
-            input: std::mem::take(&mut self.input),
+            input: core::mem::take(&mut self.input),
             output: self.output.take_buf().expect("nothing is pending"),
         })
     }

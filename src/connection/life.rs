@@ -1,6 +1,7 @@
 //! The connection's life in time: the heartbeat and the closing deadline,
 //! failing and ending the connection, and when the transport may go.
 
+use alloc::boxed::Box;
 use bytes::BytesMut;
 
 use super::{Connection, Ended, Life};

@@ -15,6 +15,8 @@ mod life;
 mod receive;
 mod send;
 
+use alloc::boxed::Box;
+use alloc::vec::Vec;
 use bytes::BytesMut;
 
 pub use buffers::{Buffers, ReadBuffer};
@@ -22,7 +24,7 @@ pub use buffers::{Buffers, ReadBuffer};
 use crate::extension::MessageExtension;
 use crate::output::Output;
 use crate::time::Timers;
-use crate::{CloseFrame, Closed, Config, Role};
+use crate::{CloseFrame, Closed, Config, Role, UsageError};
 
 /// Where the closing handshake stands (§7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -164,8 +166,22 @@ impl Connection {
     /// one directly when the handshake happened elsewhere, and tell it the
     /// time ([`handle_timeout`](Connection::handle_timeout)) for its
     /// timers to run.
+    ///
+    /// # Panics
+    /// For a client whose configuration has no key source
+    /// ([`MaskKeys::Unset`](crate::MaskKeys::Unset)); [`try_new`](Connection::try_new)
+    /// returns that as an error instead.
     pub fn new(role: Role, config: Config) -> Connection {
-        Connection {
+        Connection::try_new(role, config).expect("a client connection needs Config::mask_keys")
+    }
+
+    /// A connection in the open state, or [`UsageError::NoKeySource`] for
+    /// a client without a key source to mask its frames with.
+    pub fn try_new(role: Role, config: Config) -> Result<Connection, UsageError> {
+        if role == Role::Client && !config.mask_keys.is_set() {
+            return Err(UsageError::NoKeySource);
+        }
+        Ok(Connection {
             role,
             timers: Timers::default(),
             config,
@@ -179,7 +195,7 @@ impl Connection {
             scratch: Vec::new(),
             extension: None,
             rsv_allowed: 0,
-        }
+        })
     }
 
     /// A connection with a negotiated per-message extension. (Unused in a

@@ -7,6 +7,8 @@
 //! message whose first frame carries the extension's RSV bits goes through
 //! the extension's transform as it arrives (permessage-deflate inflates it).
 
+use alloc::boxed::Box;
+use alloc::vec::Vec;
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::buffers::MAX_RESERVE_AHEAD;
@@ -181,7 +183,7 @@ impl Connection {
                     frame.remaining -= frame.processed as u64;
                     frame.processed = 0;
                     message.drained += message.decoded.len();
-                    let data = Bytes::from(std::mem::take(&mut message.decoded));
+                    let data = Bytes::from(core::mem::take(&mut message.decoded));
                     return Ok(Step::Event(self.fragment(data, false)));
                 }
                 if !message.transformed && frame.processed > 0 {
@@ -417,7 +419,7 @@ impl Connection {
                 return Ok(Step::Continue);
             }
             message.drained += message.decoded.len();
-            let data = Bytes::from(std::mem::take(&mut message.decoded));
+            let data = Bytes::from(core::mem::take(&mut message.decoded));
             return Ok(Step::Event(self.fragment(data, fin)));
         }
         if !fin {
@@ -501,7 +503,7 @@ fn parse_close(payload: &[u8]) -> Result<CloseFrame, ProtocolError> {
             if !code.is_sendable() {
                 return Err(ProtocolError::InvalidCloseCode(code.0));
             }
-            let reason = std::str::from_utf8(&payload[2..])
+            let reason = core::str::from_utf8(&payload[2..])
                 .map_err(|_| ProtocolError::InvalidCloseReason)?;
             Ok(CloseFrame::new(code, reason))
         }

@@ -1,11 +1,10 @@
 //! Sending: messages into frames, and the output queue the driver drains.
 
-use std::io::IoSlice;
-
 use super::{Connection, Life};
 use crate::frame::{Header, OpCode, MAX_HEADER_LEN};
 use crate::mask::extend_masked;
 use crate::{CloseCode, CloseFrame, Message, MessageKind, Role, UsageError};
+use alloc::vec::Vec;
 
 /// A server sends payloads at least this long that it holds as `Bytes`
 /// without copying them (below, a copy costs less than a separate piece).
@@ -113,7 +112,7 @@ impl Connection {
             .extension
             .as_mut()
             .expect("checked when the message began");
-        let mut out = std::mem::take(&mut self.scratch);
+        let mut out = core::mem::take(&mut self.scratch);
         out.clear();
         extension.encode(data, last, &mut out);
         // Only the first frame of the message carries the RSV bits.
@@ -175,7 +174,7 @@ impl Connection {
     /// that mark it, if the extension takes a message of this size.
     fn encode_message(&mut self, data: &[u8]) -> Option<(Vec<u8>, u8)> {
         let extension = self.extension.as_mut().filter(|e| e.encodes(data.len()))?;
-        let mut out = std::mem::take(&mut self.scratch);
+        let mut out = core::mem::take(&mut self.scratch);
         out.clear();
         extension.encode(data, true, &mut out);
         Some((out, self.rsv_allowed))
@@ -224,7 +223,8 @@ impl Connection {
     /// Encodes one frame into the output, masked if we are the client.
     pub(super) fn write_frame(&mut self, fin: bool, opcode: OpCode, rsv: u8, payload: &[u8]) {
         let mask = match self.role {
-            Role::Client => Some(self.config.mask_keys.next_key()),
+            // A client is only made with a key source (`Connection::try_new`).
+            Role::Client => Some(self.config.mask_keys.next_key().unwrap_or_default()),
             Role::Server => None,
         };
         self.output.buf().reserve(MAX_HEADER_LEN + payload.len());
@@ -276,12 +276,25 @@ impl Connection {
         self.output.len()
     }
 
+    /// The pending output in order, as contiguous pieces (none empty),
+    /// for one vectored write. Report what was written with
+    /// [`consume_output`](Connection::consume_output), as usual.
+    pub fn pending_output_pieces(&self) -> impl Iterator<Item = &[u8]> {
+        self.output.pieces()
+    }
+
     /// Fills `slices` with the pieces of the pending output, in order, for
     /// one vectored write (`write_vectored`); returns how many it filled.
     /// Report what was written with
     /// [`consume_output`](Connection::consume_output), as usual.
-    pub fn pending_output_vectored<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
-        self.output.pending_vectored(slices)
+    #[cfg(feature = "std")]
+    pub fn pending_output_vectored<'a>(&'a self, slices: &mut [std::io::IoSlice<'a>]) -> usize {
+        let mut filled = 0;
+        for (slice, piece) in slices.iter_mut().zip(self.output.pieces()) {
+            *slice = std::io::IoSlice::new(piece);
+            filled += 1;
+        }
+        filled
     }
 
     /// Records that the first `n` bytes of the pending output were

@@ -29,9 +29,10 @@
 //! Our decompressor always uses a 32 KiB window, which inflates data made
 //! with any smaller window.
 
+use alloc::vec::Vec;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
-use std::any::Any;
+use core::any::Any;
 
 use super::{DecodeError, MessageExtension, RSV1};
 use crate::Role;
@@ -342,6 +343,7 @@ impl MessageExtension for Deflate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
     fn pair(takeover: bool) -> (Deflate, Deflate) {
         let params = DeflateParams {
             server_no_context_takeover: !takeover,

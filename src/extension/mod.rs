@@ -16,8 +16,9 @@
 #[cfg(feature = "deflate")]
 pub(crate) mod deflate;
 
-use std::any::Any;
-use std::fmt::Debug;
+use alloc::vec::Vec;
+use core::any::Any;
+use core::fmt::Debug;
 
 /// RSV1: "Per-Message Compressed" under permessage-deflate (RFC 7692 §6).
 #[cfg(feature = "deflate")]

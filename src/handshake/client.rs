@@ -1,5 +1,10 @@
 //! The client side of the opening handshake (§4.1).
 
+use alloc::format;
+use alloc::string::String;
+use alloc::string::ToString;
+use alloc::vec;
+use alloc::vec::Vec;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
@@ -8,7 +13,7 @@ use super::{
     parse_extensions, HandshakeError, HeadBuffer, Progress,
 };
 use crate::time::HandshakeTimer;
-use crate::{Config, Connection, Role, Timestamp};
+use crate::{Config, Connection, Role, Timestamp, UsageError};
 
 /// What the client asks for: where, and with which subprotocols and fields.
 #[derive(Clone, Debug)]
@@ -112,13 +117,34 @@ pub struct ClientHandshake {
 
 impl ClientHandshake {
     /// A handshake with a fresh random key (§4.1: "a nonce consisting of a
-    /// randomly selected 16-byte value").
+    /// randomly selected 16-byte value"), drawn from the configuration's
+    /// key source ([`Config::mask_keys`]).
+    ///
+    /// # Panics
+    /// If the configuration has no key source
+    /// ([`MaskKeys::Unset`](crate::MaskKeys::Unset), the default without the
+    /// `std` feature); [`try_new`](ClientHandshake::try_new) returns that as
+    /// an error instead.
     pub fn new(request: &ClientRequest, config: Config) -> Self {
-        Self::with_key(request, config, rand::random())
+        Self::try_new(request, config).expect("a client needs Config::mask_keys")
+    }
+
+    /// A handshake with a fresh key from the configuration's key source, or
+    /// [`UsageError::NoKeySource`] if it has none.
+    pub fn try_new(request: &ClientRequest, config: Config) -> Result<Self, UsageError> {
+        let nonce = config.mask_keys.nonce()?;
+        Ok(Self::with_key(request, config, nonce))
     }
 
     /// A handshake with a given 16-byte key, for tests and examples only.
+    ///
+    /// # Panics
+    /// As [`new`](ClientHandshake::new), without a key source to mask frames with.
     pub fn with_key(request: &ClientRequest, config: Config, key: [u8; 16]) -> Self {
+        assert!(
+            config.mask_keys.is_set(),
+            "a client needs Config::mask_keys"
+        );
         let key = BASE64.encode(key);
         let mut head = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n",
@@ -292,7 +318,7 @@ impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
         header_values(&self.headers, name)
             .next()
-            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| core::str::from_utf8(v).ok())
     }
 }
 

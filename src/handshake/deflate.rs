@@ -5,6 +5,10 @@
 
 use super::{Extension, HandshakeError};
 use crate::{DeflateConfig, DeflateParams};
+use alloc::format;
+use alloc::string::String;
+use alloc::string::ToString;
+use alloc::vec::Vec;
 
 /// The extension's registered name.
 const PERMESSAGE_DEFLATE: &str = "permessage-deflate";

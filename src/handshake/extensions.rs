@@ -12,7 +12,9 @@
 //! A field may be repeated; its values are concatenated with commas, as
 //! for any HTTP list.
 
-use std::fmt;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
 
 /// One extension offered or accepted, with its parameters in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -168,6 +170,7 @@ fn is_tchar(byte: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
 
     fn parse(values: &[&str]) -> Result<Vec<Extension>, MalformedExtensions> {
         parse_extensions(values.iter().map(|v| v.as_bytes()))

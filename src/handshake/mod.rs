@@ -17,7 +17,11 @@ mod deflate;
 mod extensions;
 mod server;
 
-use std::fmt;
+use alloc::format;
+use alloc::string::String;
+use alloc::string::ToString;
+use alloc::vec::Vec;
+use core::fmt;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -188,7 +192,7 @@ impl fmt::Display for HandshakeError {
     }
 }
 
-impl std::error::Error for HandshakeError {}
+impl core::error::Error for HandshakeError {}
 
 /// Whether a header field can be written as given: a name, and no CR or LF
 /// in either part, so that a field can never split a request or response.
@@ -342,7 +346,7 @@ pub(crate) fn header_tokens<'a: 'b, 'b>(
     name: &'b str,
 ) -> impl Iterator<Item = &'a str> + 'b {
     header_values(headers, name)
-        .filter_map(|v| std::str::from_utf8(v).ok())
+        .filter_map(|v| core::str::from_utf8(v).ok())
         .flat_map(|v| v.split(','))
         .map(|t| t.trim_matches([' ', '\t']))
         .filter(|t| !t.is_empty())

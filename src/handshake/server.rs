@@ -1,5 +1,10 @@
 //! The server side of the opening handshake (§4.2).
 
+use alloc::format;
+use alloc::string::String;
+use alloc::string::ToString;
+use alloc::vec;
+use alloc::vec::Vec;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
@@ -156,7 +161,7 @@ impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
         header_values(&self.headers, name)
             .next()
-            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| core::str::from_utf8(v).ok())
     }
 
     /// The Host field.
@@ -178,7 +183,7 @@ impl Request {
     /// The raw `Sec-WebSocket-Extensions` field values the client sent.
     pub fn extensions(&self) -> Vec<&str> {
         header_values(&self.headers, "Sec-WebSocket-Extensions")
-            .filter_map(|v| std::str::from_utf8(v).ok())
+            .filter_map(|v| core::str::from_utf8(v).ok())
             .collect()
     }
 
@@ -322,7 +327,7 @@ fn upgrade_key(headers: &[(String, Vec<u8>)]) -> Result<&str, HandshakeError> {
     let (Some(key), None) = (keys.next(), keys.next()) else {
         return Err(HandshakeError::InvalidKey);
     };
-    let key = std::str::from_utf8(key.trim_ascii()).map_err(|_| HandshakeError::InvalidKey)?;
+    let key = core::str::from_utf8(key.trim_ascii()).map_err(|_| HandshakeError::InvalidKey)?;
     match BASE64.decode(key) {
         Ok(raw) if raw.len() == 16 => Ok(key),
         _ => Err(HandshakeError::InvalidKey),
