@@ -71,7 +71,7 @@ pub enum State {
 ///    the transport and report how much went with
 ///    [`consume_output`](Connection::consume_output), until nothing is
 ///    pending (the output may come in several pieces; or write them all at
-///    once with [`pending_output_vectored`](Connection::pending_output_vectored)).
+///    once with [`pending_output_pieces`](Connection::pending_output_pieces)).
 ///
 /// Then wait until the transport has bytes to read, or the deadline of
 /// [`poll_timeout`](Connection::poll_timeout) comes, and go round again.
