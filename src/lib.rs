@@ -73,6 +73,8 @@ mod utf8;
 mod adapter;
 #[cfg(feature = "blocking")]
 pub mod blocking;
+#[cfg(feature = "embedded-io-async")]
+pub mod embedded;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 

@@ -16,19 +16,60 @@ pub(super) const MAX_RESERVE_AHEAD: u64 = 16 << 20;
 /// into it (see [`Connection::read_buffer`]).
 ///
 /// It can only be appended to, through [`BufMut`] (tokio's `read_buf`,
-/// `put_slice`): the bytes already received are out of reach. Bytes
-/// appended are input exactly as if passed to
-/// [`handle_read`](Connection::handle_read).
+/// `put_slice`) or, for a reader that takes `&mut [u8]`, through
+/// [`unfilled`](ReadBuffer::unfilled) and [`advance`](ReadBuffer::advance):
+/// the bytes already received are out of reach. Bytes appended are input
+/// exactly as if passed to [`handle_read`](Connection::handle_read).
 #[derive(Debug)]
 pub struct ReadBuffer<'a> {
     buf: &'a mut BytesMut,
     timers: &'a mut Timers,
     /// The length when lent: growth past it is input.
     start: usize,
+    /// The room asked for (`Connection::read_buffer`'s `size`).
+    size: usize,
+    /// Zeroed bytes at the end of `buf` lent by `unfilled`, not input yet.
+    lent: usize,
+}
+
+impl ReadBuffer<'_> {
+    /// The room after the received bytes (the `size` asked of
+    /// [`read_buffer`](Connection::read_buffer)), zeroed, for a reader that
+    /// fills a `&mut [u8]` (`embedded_io_async::Read`, say). Report how
+    /// many bytes it filled with [`advance`](ReadBuffer::advance); bytes
+    /// not reported are not input.
+    pub fn unfilled(&mut self) -> &mut [u8] {
+        self.release();
+        let filled = self.buf.len();
+        let room = self.size.min(self.buf.capacity() - filled);
+        self.buf.resize(filled + room, 0);
+        self.lent = room;
+        &mut self.buf[filled..]
+    }
+
+    /// Records that the reader filled the first `n` bytes of
+    /// [`unfilled`](ReadBuffer::unfilled).
+    ///
+    /// # Panics
+    /// If `n` is more than `unfilled` lent: a bug in the driver.
+    pub fn advance(&mut self, n: usize) {
+        assert!(n <= self.lent, "advanced past the unfilled room");
+        let filled = self.buf.len() - self.lent;
+        self.buf.truncate(filled + n);
+        self.lent = 0;
+    }
+
+    /// Takes back the room lent by `unfilled` and not reported: it is not input.
+    fn release(&mut self) {
+        let filled = self.buf.len() - self.lent;
+        self.buf.truncate(filled);
+        self.lent = 0;
+    }
 }
 
 impl Drop for ReadBuffer<'_> {
     fn drop(&mut self) {
+        self.release();
         if self.buf.len() > self.start {
             self.timers.heard();
         }
@@ -51,6 +92,7 @@ unsafe impl BufMut for ReadBuffer<'_> {
     }
 
     fn chunk_mut(&mut self) -> &mut UninitSlice {
+        self.release();
         self.buf.chunk_mut()
     }
 }
@@ -91,6 +133,8 @@ impl Connection {
             start: self.input.len(),
             buf: &mut self.input,
             timers: &mut self.timers,
+            size,
+            lent: 0,
         }
     }
 
