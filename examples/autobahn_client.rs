@@ -1,8 +1,12 @@
 //! The standard Autobahn TestSuite client driver.
 //!
 //! ```text
-//! cargo run --release --example autobahn_client -- [URL] [--blocking] [--agent NAME]
+//! cargo run --release --example autobahn_client -- [URL] [--blocking | --embedded] [--agent NAME]
 //! ```
+//!
+//! The default runs the tokio adapter; `--blocking` the blocking one, and
+//! `--embedded` the embedded-io-async one (feature `embedded-io-async`)
+//! over tokio's sockets.
 //!
 //! Asks the fuzzing server at URL (default ws://127.0.0.1:9001) for
 //! `/getCaseCount`, runs every case at `/runCase?case=N&agent=NAME` by
@@ -17,12 +21,14 @@ use rfc6455::Message;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut url = "ws://127.0.0.1:9001".to_string();
     let mut blocking = false;
+    let mut embedded = false;
     let mut agent = None;
     let mut quick = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--blocking" => blocking = true,
+            "--embedded" => embedded = true,
             "--quickack" => quick = true,
             "--agent" => agent = args.next(),
             other => url = other.trim_end_matches('/').to_string(),
@@ -31,6 +37,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let agent = agent.unwrap_or_else(|| {
         if blocking {
             "rfc6455-blocking"
+        } else if embedded {
+            "rfc6455-embedded"
         } else {
             "rfc6455-tokio"
         }
@@ -38,6 +46,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     if blocking {
         run_blocking(&url, &agent, quick)
+    } else if embedded {
+        #[cfg(feature = "embedded-io-async")]
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(embedded::run(&url, &agent, quick));
+        #[cfg(not(feature = "embedded-io-async"))]
+        return Err("--embedded needs --features embedded-io-async".into());
     } else {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -128,4 +144,52 @@ fn run_blocking(url: &str, agent: &str, quick: bool) -> Result<(), Box<dyn std::
     while let Ok(Some(_)) = ws.read() {}
     println!("reports updated for {agent}");
     Ok(())
+}
+
+/// The embedded-io-async adapter, over tokio sockets through
+/// embedded-io-adapters' bridge.
+#[cfg(feature = "embedded-io-async")]
+mod embedded {
+    use rfc6455::embedded::{self as driver, WebSocket};
+    use rfc6455::tokio::WsUrl;
+
+    use super::autobahn::embedded::{Stream, TokioClock};
+    use super::{autobahn, case_count};
+
+    type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+    async fn connect(url: &str, quick: bool) -> Result<WebSocket<Stream, TokioClock>> {
+        let url = WsUrl::parse(url)?;
+        let stream = tokio::net::TcpStream::connect(url.socket_addr()).await?;
+        stream.set_nodelay(true)?;
+        let stream = Stream::new(autobahn::QuickAck(stream, quick));
+        let config = autobahn::config(true);
+        Ok(driver::client(stream, TokioClock, &url.request(), config).await?)
+    }
+
+    pub async fn run(url: &str, agent: &str, quick: bool) -> Result<()> {
+        let mut ws = connect(&format!("{url}/getCaseCount"), false).await?;
+        let count = case_count(ws.recv().await?)?;
+        while ws.recv().await?.is_some() {}
+        println!("{count} cases");
+        for case in 1..=count {
+            let mut ws =
+                match connect(&format!("{url}/runCase?case={case}&agent={agent}"), quick).await {
+                    Ok(ws) => ws,
+                    Err(err) => {
+                        println!("case {case}: {err}");
+                        continue;
+                    }
+                };
+            while let Ok(Some(message)) = ws.recv().await {
+                if ws.send(&message).await.is_err() {
+                    break;
+                }
+            }
+        }
+        let mut ws = connect(&format!("{url}/updateReports?agent={agent}"), false).await?;
+        while let Ok(Some(_)) = ws.recv().await {}
+        println!("reports updated for {agent}");
+        Ok(())
+    }
 }

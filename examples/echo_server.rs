@@ -6,7 +6,9 @@
 //!
 //! ADDR defaults to 127.0.0.1:9001. The default serves with the tokio
 //! adapter, a task per connection; `--blocking` serves with the blocking
-//! adapter, a thread per connection. One log line per connection.
+//! adapter, a thread per connection; `--embedded` with the
+//! embedded-io-async adapter (feature `embedded-io-async`) over tokio's
+//! sockets, a task per connection. One log line per connection.
 //! `--quickack` acknowledges every read at once; the Autobahn runs use it
 //! (see examples/support/autobahn.rs).
 
@@ -22,13 +24,15 @@ use rfc6455::Closed;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut addr = "127.0.0.1:9001".to_string();
     let mut blocking = false;
+    let mut embedded = false;
     let mut quick = false;
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "--blocking" => blocking = true,
+            "--embedded" => embedded = true,
             "--quickack" => quick = true,
             "-h" | "--help" => {
-                println!("usage: echo_server [ADDR] [--blocking] [--quickack]");
+                println!("usage: echo_server [ADDR] [--blocking | --embedded] [--quickack]");
                 return Ok(());
             }
             other => addr = other.to_string(),
@@ -36,6 +40,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if blocking {
         serve_blocking(&addr, quick)
+    } else if embedded {
+        #[cfg(feature = "embedded-io-async")]
+        return tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(serve_embedded(&addr, quick));
+        #[cfg(not(feature = "embedded-io-async"))]
+        return Err("--embedded needs --features embedded-io-async".into());
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -81,6 +93,50 @@ async fn serve_tokio(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::
                         // Queued, and written when `recv` next waits for
                         // input: a burst of messages is echoed in one write.
                         if let Err(err) = ws.queue(&message).await {
+                            break Err(err.to_string());
+                        }
+                    }
+                    Ok(None) => break Ok(()),
+                    Err(err) => break Err(err.to_string()),
+                }
+            };
+            log(peer, &path, outcome.map(|()| ws.closed()));
+        });
+    }
+}
+
+/// The embedded-io-async adapter, over tokio sockets through
+/// embedded-io-adapters' bridge: the driver an embassy firmware would run,
+/// on a host.
+#[cfg(feature = "embedded-io-async")]
+async fn serve_embedded(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::Error>> {
+    use autobahn::embedded::{Stream, TokioClock};
+
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!(
+        "echo server (embedded-io-async) listening on ws://{}",
+        listener.local_addr()?
+    );
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let stream = Stream::new(autobahn::QuickAck(stream, quick));
+            let mut path = String::new();
+            let config = autobahn::config(false);
+            let accepted = rfc6455::embedded::accept_with(stream, TokioClock, config, |request| {
+                path = request.path().to_string();
+                Ok(Accept::new())
+            })
+            .await;
+            let mut ws = match accepted {
+                Ok(ws) => ws,
+                Err(err) => return log(peer, &path, Err(err.to_string())),
+            };
+            let outcome = loop {
+                match ws.recv().await {
+                    Ok(Some(message)) => {
+                        if let Err(err) = ws.send(&message).await {
                             break Err(err.to_string());
                         }
                     }

@@ -100,3 +100,34 @@ pub fn config(client: bool) -> rfc6455::Config {
     let _ = client;
     config
 }
+
+/// The embedded driver on a host: tokio's clock behind
+/// [`rfc6455::embedded::Clock`], and a tokio stream behind
+/// `embedded-io-async`'s traits (embedded-io-adapters' bridge).
+#[cfg(feature = "embedded-io-async")]
+pub mod embedded {
+    use std::sync::OnceLock;
+
+    use rfc6455::Timestamp;
+
+    /// The embedded driver's stream on a host.
+    pub type Stream = embedded_io_adapters::tokio_1::FromTokio<super::QuickAck>;
+
+    /// tokio's clock, counted from the first reading.
+    pub struct TokioClock;
+
+    fn epoch() -> tokio::time::Instant {
+        static EPOCH: OnceLock<tokio::time::Instant> = OnceLock::new();
+        *EPOCH.get_or_init(tokio::time::Instant::now)
+    }
+
+    impl rfc6455::embedded::Clock for TokioClock {
+        fn now(&self) -> Timestamp {
+            Timestamp::from(epoch().elapsed())
+        }
+
+        async fn sleep_until(&self, deadline: Timestamp) {
+            tokio::time::sleep_until(epoch() + deadline.since_epoch()).await;
+        }
+    }
+}
