@@ -1,7 +1,8 @@
 //! One table of timer behaviour, run over real TCP sockets on 127.0.0.1
-//! for both adapters: the blocking one and the tokio one must behave the
-//! same, since neither holds a timer of its own (the core decides every
-//! deadline; an adapter only sleeps until it).
+//! for every adapter: the blocking one, the tokio one and the
+//! embedded-io-async one (over tokio sockets, with tokio's clock behind
+//! its `Clock`) must behave the same, since none holds a timer of its own
+//! (the core decides every deadline; an adapter only sleeps until it).
 //!
 //! Each row puts one side under test (server or client, on an adapter)
 //! against a raw peer: a plain blocking socket with the sans-IO core
@@ -31,9 +32,16 @@ const TICK: Duration = Duration::from_millis(20);
 enum Adapter {
     Blocking,
     Tokio,
+    #[cfg(feature = "embedded-io-async")]
+    Embedded,
 }
 
-const ADAPTERS: [Adapter; 2] = [Adapter::Blocking, Adapter::Tokio];
+const ADAPTERS: &[Adapter] = &[
+    Adapter::Blocking,
+    Adapter::Tokio,
+    #[cfg(feature = "embedded-io-async")]
+    Adapter::Embedded,
+];
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -81,6 +89,15 @@ fn server(adapter: Adapter, config: Config, app: App) -> (SocketAddr, mpsc::Rece
                 let ws = rfc6455::tokio::accept_with(stream, config, |_| Ok(Accept::new())).await?;
                 run_tokio(ws, app).await
             }),
+            #[cfg(feature = "embedded-io-async")]
+            Adapter::Embedded => runtime().block_on(async move {
+                let stream = embedded::stream(stream);
+                let accepted =
+                    rfc6455::embedded::accept_with(stream, embedded::TokioClock, config, |_| {
+                        Ok(Accept::new())
+                    });
+                embedded::run(accepted.await.map_err(embedded::error)?, app).await
+            }),
         };
         let _ = tx.send(outcome);
     });
@@ -106,6 +123,13 @@ fn client(adapter: Adapter, addr: SocketAddr, config: Config, app: App) -> mpsc:
                 let stream = tokio::net::TcpStream::from_std(stream).unwrap();
                 let ws = rfc6455::tokio::client_with(stream, &request, config).await?;
                 run_tokio(ws, app).await
+            }),
+            #[cfg(feature = "embedded-io-async")]
+            Adapter::Embedded => runtime().block_on(async move {
+                let stream = embedded::stream(stream);
+                let connected =
+                    rfc6455::embedded::client(stream, embedded::TokioClock, &request, config);
+                embedded::run(connected.await.map_err(embedded::error)?, app).await
             }),
         };
         let _ = tx.send(outcome);
@@ -138,6 +162,66 @@ async fn run_tokio(mut ws: rfc6455::tokio::WebSocket<tokio::net::TcpStream>, app
         ws.send(&message).await?;
     }
     Ok(ws.closed().cloned())
+}
+
+/// The embedded-io-async adapter on a host: tokio sockets through
+/// embedded-io-adapters' bridge, tokio's clock behind `Clock`.
+#[cfg(feature = "embedded-io-async")]
+mod embedded {
+    use std::sync::OnceLock;
+
+    use embedded_io_adapters::tokio_1::FromTokio;
+    use rfc6455::embedded::{Error as EmbeddedError, WebSocket};
+    use rfc6455::Timestamp;
+
+    use super::{App, CloseCode, Error, Outcome};
+
+    pub type Stream = FromTokio<tokio::net::TcpStream>;
+
+    pub fn stream(stream: std::net::TcpStream) -> Stream {
+        stream.set_nonblocking(true).unwrap();
+        FromTokio::new(tokio::net::TcpStream::from_std(stream).unwrap())
+    }
+
+    pub struct TokioClock;
+
+    fn epoch() -> tokio::time::Instant {
+        static EPOCH: OnceLock<tokio::time::Instant> = OnceLock::new();
+        *EPOCH.get_or_init(tokio::time::Instant::now)
+    }
+
+    impl rfc6455::embedded::Clock for TokioClock {
+        fn now(&self) -> Timestamp {
+            Timestamp::from(epoch().elapsed())
+        }
+
+        async fn sleep_until(&self, deadline: Timestamp) {
+            tokio::time::sleep_until(epoch() + deadline.since_epoch()).await;
+        }
+    }
+
+    /// The embedded adapter's error as the other adapters spell it.
+    pub fn error(e: EmbeddedError<std::io::Error>) -> Error {
+        match e {
+            EmbeddedError::Io(e) => Error::Io(e),
+            EmbeddedError::Eof => Error::Io(std::io::ErrorKind::UnexpectedEof.into()),
+            EmbeddedError::Handshake(e) => Error::Handshake(e),
+            EmbeddedError::Protocol(e) => Error::Protocol(e),
+            EmbeddedError::Usage(e) => Error::Usage(e),
+            EmbeddedError::Timeout(what) => Error::Timeout(what),
+            other => panic!("an embedded error the table does not know: {other:?}"),
+        }
+    }
+
+    pub async fn run(mut ws: WebSocket<Stream, TokioClock>, app: App) -> Outcome {
+        if let App::CloseAtOnce = app {
+            ws.close(CloseCode::NORMAL, "bye").await.map_err(error)?;
+        }
+        while let Some(message) = ws.recv().await.map_err(error)? {
+            ws.send(&message).await.map_err(error)?;
+        }
+        Ok(ws.closed().cloned())
+    }
 }
 
 fn outcome(what: &str, rx: &mpsc::Receiver<Outcome>) -> Outcome {
@@ -322,7 +406,7 @@ fn run_row(
 /// answered either.
 #[test]
 fn a_silent_peer_is_closed_with_1001() {
-    for adapter in ADAPTERS {
+    for &adapter in ADAPTERS {
         for role in [Role::Server, Role::Client] {
             let config = config(|t| {
                 t.ping_interval = Some(ms(100));
@@ -347,7 +431,7 @@ fn a_silent_peer_is_closed_with_1001() {
 /// timeouts' worth of application silence.
 #[test]
 fn an_answering_peer_stays_connected() {
-    for adapter in ADAPTERS {
+    for &adapter in ADAPTERS {
         for role in [Role::Server, Role::Client] {
             let config = config(|t| {
                 t.ping_interval = Some(ms(100));
@@ -371,7 +455,7 @@ fn an_answering_peer_stays_connected() {
 /// closing deadline.
 #[test]
 fn an_unanswered_close_times_out() {
-    for adapter in ADAPTERS {
+    for &adapter in ADAPTERS {
         for role in [Role::Server, Role::Client] {
             let config = config(|t| t.close = Some(ms(300)));
             let (outcome, seen) = run_row(adapter, role, config, App::CloseAtOnce, |peer| {
@@ -389,7 +473,7 @@ fn an_unanswered_close_times_out() {
 /// when the handshake's time is up.
 #[test]
 fn a_slow_request_gets_408() {
-    for adapter in ADAPTERS {
+    for &adapter in ADAPTERS {
         let config = config(|t| t.handshake = Some(ms(400)));
         let (addr, rx) = server(adapter, config, App::Echo);
         let mut stream = TcpStream::connect(addr).unwrap();
@@ -416,7 +500,7 @@ fn a_slow_request_gets_408() {
 /// leaves the client with a timeout.
 #[test]
 fn an_unanswered_request_times_out() {
-    for adapter in ADAPTERS {
+    for &adapter in ADAPTERS {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let config = config(|t| t.handshake = Some(ms(300)));
         let rx = client(adapter, listener.local_addr().unwrap(), config, App::Echo);

@@ -603,6 +603,47 @@ fn reading_into_the_receive_buffer_equals_handle_read() {
 }
 
 #[test]
+fn reading_through_unfilled_and_advance_equals_handle_read() {
+    // The embedded adapter lends `unfilled` to a reader that takes
+    // `&mut [u8]` and reports what it filled with `advance`; a read that
+    // is cancelled (the deadline came first) drops the lend after
+    // scribbling on it. Only what `advance` reported may be input.
+    let mut wire = client_frame(BINARY, &[7; 10_000]);
+    wire.extend(client_frame(TEXT, b"after"));
+    wire.extend(client_frame(PING, b"p"));
+    let expected = feed_all(&mut server(), &wire, Chunking::Whole);
+    assert_eq!(expected.len(), 3);
+    for (size, fill) in [(1, 1), (16, 5), (1024, 1000), (4096, 4096)] {
+        let mut s = server();
+        let mut events = Vec::new();
+        let mut at = 0;
+        let mut round = 0;
+        while at < wire.len() {
+            round += 1;
+            let size = s.read_size_hint(size).min(size);
+            let mut input = s.read_buffer(size);
+            let room = input.unfilled();
+            assert_eq!(room.len(), size, "the room asked for");
+            assert!(room.iter().all(|&b| b == 0), "zeroed");
+            room.fill(0xEE);
+            if round % 3 == 0 {
+                // Cancelled: nothing reported, nothing is input.
+                drop(input);
+                continue;
+            }
+            let n = fill.min(size).min(wire.len() - at);
+            let room = input.unfilled();
+            room[..n].copy_from_slice(&wire[at..at + n]);
+            input.advance(n);
+            drop(input);
+            at += n;
+            events.extend(common::poll_all(&mut s));
+        }
+        assert_eq!(events, expected, "reads of {fill} in a room of {size}");
+    }
+}
+
+#[test]
 fn a_server_sends_large_messages_without_copying_and_in_order() {
     // `send_message` splices a large payload in after its header; the
     // bytes on the wire must be those of the copying path, in order with
