@@ -39,7 +39,7 @@ pub(super) struct MessageInProgress {
     kind: MessageKind,
     /// The fragments so far (not used in streaming mode, nor for a
     /// transformed message).
-    data: BytesMut,
+    data: Vec<u8>,
     /// The declared length of every frame so far, for the message limit.
     len: u64,
     utf8: Utf8Validator,
@@ -52,6 +52,22 @@ pub(super) struct MessageInProgress {
     decoded: Vec<u8>,
     /// Decoded bytes already delivered as fragments (streaming mode).
     drained: usize,
+}
+
+/// Appends a fragment to a message being assembled. The assembly has an
+/// allocation of its own (a fragment split from the receive buffer would
+/// keep the whole receive buffer alive), grown in place where the
+/// allocator can, by doubling but never past the message limit: under a
+/// 4 KiB limit, a 4 KiB message takes 4 KiB, not the 6 KiB that doubling
+/// from 1.5 would.
+fn append(data: &mut Vec<u8>, fragment: &[u8], max: Option<usize>) {
+    let needed = data.len() + fragment.len();
+    if needed > data.capacity() {
+        let doubled = needed.max(data.capacity() * 2);
+        let capacity = max.map_or(doubled, |max| doubled.min(max).max(needed));
+        data.reserve_exact(capacity - data.len());
+    }
+    data.extend_from_slice(fragment);
 }
 
 /// What one decoding step produced.
@@ -309,7 +325,7 @@ impl Connection {
                 };
                 self.message = Some(MessageInProgress {
                     kind,
-                    data: BytesMut::new(),
+                    data: Vec::new(),
                     len: header.len,
                     utf8: Utf8Validator::new(),
                     delivered: false,
@@ -357,20 +373,17 @@ impl Connection {
                     }
                     return Ok(Step::Event(self.fragment(payload.freeze(), header.fin)));
                 }
+                let max = self.config.max_message_size;
                 if !header.fin {
-                    if message.data.is_empty() {
-                        message.data = payload;
-                    } else {
-                        message.data.extend_from_slice(&payload);
-                    }
+                    append(&mut message.data, &payload, max);
                     return Ok(Step::Continue);
                 }
                 let mut message = self.message.take().expect("checked above");
                 let data = if message.data.is_empty() {
                     payload.freeze()
                 } else {
-                    message.data.extend_from_slice(&payload);
-                    message.data.freeze()
+                    append(&mut message.data, &payload, max);
+                    Bytes::from(message.data)
                 };
                 Ok(Step::Event(Event::Message(whole(message.kind, data))))
             }
