@@ -8,7 +8,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use crate::codec::{Content, Decoder, Encoder, Feed, Input, Lib, DECODERS, ENCODERS};
@@ -21,6 +21,9 @@ pub struct Counting;
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
+/// Live bytes allocated by counted threads, and their peak.
+static LIVE: AtomicI64 = AtomicI64::new(0);
+static PEAK: AtomicI64 = AtomicI64::new(0);
 
 thread_local! {
     static THIS_THREAD: Cell<bool> = const { Cell::new(false) };
@@ -31,6 +34,15 @@ fn record(size: usize) {
     if ENABLED.load(Relaxed) && THIS_THREAD.try_with(Cell::get).unwrap_or(false) {
         ALLOCS.fetch_add(1, Relaxed);
         BYTES.fetch_add(size as u64, Relaxed);
+        let live = LIVE.fetch_add(size as i64, Relaxed) + size as i64;
+        PEAK.fetch_max(live, Relaxed);
+    }
+}
+
+#[inline]
+fn release(size: usize) {
+    if ENABLED.load(Relaxed) && THIS_THREAD.try_with(Cell::get).unwrap_or(false) {
+        LIVE.fetch_sub(size as i64, Relaxed);
     }
 }
 
@@ -47,14 +59,26 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        release(layout.size());
         // SAFETY: forwarded as is.
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         record(new_size);
+        release(layout.size());
         // SAFETY: forwarded as is.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
+}
+
+/// The peak of the heap the current thread holds during `f`, above what it
+/// held before (memory freed during `f` that was allocated before it
+/// counts as negative, so keep `f` self-contained).
+pub fn peak_here<R>(f: impl FnOnce() -> R) -> (R, u64) {
+    LIVE.store(0, Relaxed);
+    PEAK.store(0, Relaxed);
+    let (r, _, _) = count_here(f);
+    (r, PEAK.load(Relaxed).max(0) as u64)
 }
 
 /// Counts the allocations (and bytes) of the current thread during `f`.

@@ -11,6 +11,7 @@ mod alloc;
 mod codec;
 mod deflate;
 mod echo;
+mod embedded;
 mod harness;
 mod memory;
 mod servers;
@@ -22,11 +23,11 @@ use harness::Budget;
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
 
-const PARTS: [&str; 5] = ["codec", "echo", "memory", "alloc", "deflate"];
+const PARTS: [&str; 6] = ["codec", "echo", "memory", "alloc", "deflate", "embedded"];
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench [codec] [echo] [memory] [alloc] [deflate] [--quick]\n       \
+        "usage: bench [codec] [echo] [memory] [alloc] [deflate] [embedded] [--quick]\n       \
          bench serve --lib LIB [--addr ADDR]\n       \
          bench probe LIB CONNS SIZE pingpong|pipelined MS [SERVER_CPU LOAD_CPU]\n       \
          bench loop decode|encode rfc6455|tungstenite|tungstenite4k|fastwebsockets SIZE binary|ascii|mixed many|one SECONDS\n       \
@@ -140,6 +141,7 @@ fn main() {
             "memory" => memory::run(budget),
             "alloc" => alloc::run(budget),
             "deflate" => deflate::run(budget),
+            "embedded" => embedded::run(),
             _ => unreachable!("checked above"),
         }
         println!(
