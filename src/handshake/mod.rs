@@ -181,10 +181,10 @@ impl fmt::Display for HandshakeError {
                 f.write_str("Sec-WebSocket-Accept is missing or does not match the key")
             }
             HandshakeError::UnexpectedProtocol(p) => {
-                write!(f, "server chose subprotocol {p:?}, which was not offered")
+                write!(f, "server chose subprotocol \"{p}\", which was not offered")
             }
             HandshakeError::UnexpectedExtension(e) => {
-                write!(f, "server chose extension {e:?}, which was not offered")
+                write!(f, "server chose extension \"{e}\", which was not offered")
             }
             HandshakeError::Rejected(status) => write!(f, "request refused with status {status}"),
             HandshakeError::Timeout => f.write_str("the opening handshake took too long"),

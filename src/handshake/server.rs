@@ -5,8 +5,6 @@ use alloc::string::String;
 use alloc::string::ToString;
 use alloc::vec;
 use alloc::vec::Vec;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine as _;
 
 use super::{
     accept_key, check_time, error_response, has_token, header_tokens, header_values,
@@ -327,10 +325,25 @@ fn upgrade_key(headers: &[(String, Vec<u8>)]) -> Result<&str, HandshakeError> {
     let (Some(key), None) = (keys.next(), keys.next()) else {
         return Err(HandshakeError::InvalidKey);
     };
-    let key = core::str::from_utf8(key.trim_ascii()).map_err(|_| HandshakeError::InvalidKey)?;
-    match BASE64.decode(key) {
-        Ok(raw) if raw.len() == 16 => Ok(key),
-        _ => Err(HandshakeError::InvalidKey),
+    let key = key.trim_ascii();
+    if !is_base64_of_16_bytes(key) {
+        return Err(HandshakeError::InvalidKey);
+    }
+    core::str::from_utf8(key).map_err(|_| HandshakeError::InvalidKey)
+}
+
+/// Whether `key` is the canonical base64 (RFC 4648 §4) of 16 bytes: 21
+/// characters of the alphabet, a 22nd that carries the last 2 bits and
+/// four zero bits (so one of `A`, `Q`, `g`, `w`), then `==`. Checked by
+/// hand rather than decoded: that is all a server needs of the key, and
+/// it keeps a base64 decoder out of small targets.
+fn is_base64_of_16_bytes(key: &[u8]) -> bool {
+    let is_alphabet = |c: &u8| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/';
+    match key {
+        [head @ .., last, b'=', b'='] if head.len() == 21 => {
+            head.iter().all(is_alphabet) && matches!(last, b'A' | b'Q' | b'g' | b'w')
+        }
+        _ => false,
     }
 }
 
@@ -403,4 +416,43 @@ pub struct Accepted {
     pub connection: Connection,
     /// The subprotocol agreed, if any.
     pub protocol: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use base64::Engine as _;
+
+    /// The hand check says what a strict base64 decoder says: valid, and
+    /// 16 bytes long.
+    fn decoder_agrees(key: &[u8]) -> bool {
+        let decoded = BASE64.decode(key).map(|raw| raw.len() == 16);
+        is_base64_of_16_bytes(key) == decoded.unwrap_or(false)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_16_byte_key_is_accepted(raw in proptest::prelude::any::<[u8; 16]>()) {
+            proptest::prop_assert!(is_base64_of_16_bytes(BASE64.encode(raw).as_bytes()));
+        }
+
+        #[test]
+        fn the_check_agrees_with_a_decoder(
+            raw in proptest::prelude::any::<[u8; 16]>(),
+            at in 0usize..24,
+            byte in proptest::sample::select(b"AQgwBz+/=-_ \0\xff".to_vec()),
+            len in 0usize..30,
+        ) {
+            // A valid key with one byte changed, and one cut or padded to
+            // any length.
+            let mut key = BASE64.encode(raw).into_bytes();
+            key[at] = byte;
+            proptest::prop_assert!(decoder_agrees(&key), "{:?}", key);
+            let mut resized: Vec<u8> = BASE64.encode(raw).into_bytes();
+            resized.resize(len, b'A');
+            proptest::prop_assert!(decoder_agrees(&resized), "{:?}", resized);
+        }
+    }
 }
