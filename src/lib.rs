@@ -12,10 +12,15 @@
 //! - [`Connection`]: the state machine after the handshake: frames,
 //!   fragmentation, UTF-8, pings, the closing handshake, limits, and the
 //!   timers ([`Timeouts`], on the driver's clock as [`Timestamp`]s).
-//! - [`blocking`]: a thin adapter over `std::io::Read + Write`; `tokio`
-//!   (feature `tokio`), one over tokio's `AsyncRead + AsyncWrite`. Neither
-//!   holds protocol logic: they move bytes and sleep until the core's
-//!   deadline.
+//! - `blocking`: a thin adapter over `std::io::Read + Write`; `tokio`
+//!   (feature `tokio`), one over tokio's `AsyncRead + AsyncWrite`;
+//!   `embedded` (feature `embedded-io-async`), one over
+//!   `embedded_io_async::Read + Write` for targets without std. None holds
+//!   protocol logic: they move bytes and sleep until the core's deadline.
+//!
+//! Without the default `std` feature the crate is `#![no_std]` and needs
+//! only `alloc`; a client then takes its masking keys from
+//! [`Config::mask_keys`] (see [`MaskKeys`]).
 //!
 //! # The driver loop
 //!
