@@ -355,6 +355,7 @@ where
     }
 }
 
+/// Receiving: the driver loop.
 impl<S: Read + Write, C: Clock> WebSocket<S, C> {
     fn new(stream: S, clock: C, conn: Connection, protocol: Option<String>) -> Self {
         WebSocket {
@@ -412,34 +413,9 @@ impl<S: Read + Write, C: Clock> WebSocket<S, C> {
         }
     }
 
-    /// Reads once from the stream straight into the connection, or waits
-    /// until the core's deadline; then tells the core the time.
+    /// Reads once from the stream, or waits until the core's deadline.
     async fn fill(&mut self) -> Result<(), Error<S::Error>> {
-        let deadline = self.conn.poll_timeout();
-        let size = self.conn.read_size_hint(READ_SIZE).min(READ_SIZE);
-        let mut input = self.conn.read_buffer(size);
-        let eof = match race(self.stream.read(input.unfilled()), &self.clock, deadline).await {
-            Race::Done(Ok(0)) => true,
-            Race::Done(Ok(n)) => {
-                input.advance(n);
-                false
-            }
-            Race::Done(Err(e)) => return Err(Error::Io(e)),
-            Race::Deadline => false,
-        };
-        drop(input);
-        if eof {
-            self.conn.handle_eof();
-        }
-        self.tell_time();
-        Ok(())
-    }
-
-    /// Tells the core the time, if it keeps a deadline.
-    fn tell_time(&mut self) {
-        if self.conn.poll_timeout().is_some() {
-            self.conn.handle_timeout(self.clock.now());
-        }
+        read_once(&mut self.stream, &self.clock, &mut self.conn).await
     }
 
     /// After the Closed event: write the last output, then, unless the
@@ -455,7 +431,10 @@ impl<S: Read + Write, C: Clock> WebSocket<S, C> {
             }
         }
     }
+}
 
+/// Commands: each queues its frames and writes them out.
+impl<S: Read + Write, C: Clock> WebSocket<S, C> {
     /// Sends a message in one frame and flushes.
     pub async fn send(&mut self, message: &Message) -> Result<(), Error<S::Error>> {
         self.conn.send_message(message)?;
@@ -503,32 +482,72 @@ impl<S: Read + Write, C: Clock> WebSocket<S, C> {
     /// that passes (a heartbeat Ping, the closing timeout) is acted on,
     /// and output the core gives up on is not waited for.
     pub async fn flush(&mut self) -> Result<(), Error<S::Error>> {
-        let mut wrote = false;
-        while self.conn.pending_output_len() > 0 {
-            let deadline = self.conn.poll_timeout();
-            let write = self.stream.write(self.conn.pending_output());
-            match race(write, &self.clock, deadline).await {
-                Race::Done(Ok(0)) => return Err(Error::Eof),
-                Race::Done(Ok(n)) => {
-                    self.conn.consume_output(n);
-                    wrote = true;
-                }
-                Race::Done(Err(e)) => return Err(Error::Io(e)),
-                Race::Deadline => {
-                    self.conn.handle_timeout(self.clock.now());
-                    if self.conn.should_close_transport() {
-                        // The closing deadline gave up on the unsent bytes;
-                        // `recv` reports the end.
-                        return Ok(());
-                    }
+        write_out(&mut self.stream, &self.clock, &mut self.conn).await
+    }
+}
+
+/// Reads once from the stream straight into the connection, or waits
+/// until the core's deadline; then tells the core the time.
+async fn read_once<S: Read, C: Clock>(
+    stream: &mut S,
+    clock: &C,
+    conn: &mut Connection,
+) -> Result<(), Error<S::Error>> {
+    let deadline = conn.poll_timeout();
+    let size = conn.read_size_hint(READ_SIZE).min(READ_SIZE);
+    let mut input = conn.read_buffer(size);
+    let eof = match race(stream.read(input.unfilled()), clock, deadline).await {
+        Race::Done(Ok(0)) => true,
+        Race::Done(Ok(n)) => {
+            input.advance(n);
+            false
+        }
+        Race::Done(Err(e)) => return Err(Error::Io(e)),
+        Race::Deadline => false,
+    };
+    drop(input);
+    if eof {
+        conn.handle_eof();
+    }
+    // After every read (silence is measured from the last bytes), and at
+    // every deadline.
+    if conn.poll_timeout().is_some() {
+        conn.handle_timeout(clock.now());
+    }
+    Ok(())
+}
+
+/// Writes the connection's output until none is pending, or until the
+/// core gives up on it at a deadline; flushes what it wrote.
+async fn write_out<S: Write, C: Clock>(
+    stream: &mut S,
+    clock: &C,
+    conn: &mut Connection,
+) -> Result<(), Error<S::Error>> {
+    let mut wrote = false;
+    while conn.pending_output_len() > 0 {
+        let deadline = conn.poll_timeout();
+        match race(stream.write(conn.pending_output()), clock, deadline).await {
+            Race::Done(Ok(0)) => return Err(Error::Eof),
+            Race::Done(Ok(n)) => {
+                conn.consume_output(n);
+                wrote = true;
+            }
+            Race::Done(Err(e)) => return Err(Error::Io(e)),
+            Race::Deadline => {
+                conn.handle_timeout(clock.now());
+                if conn.should_close_transport() {
+                    // The closing deadline gave up on the unsent bytes;
+                    // `recv` reports the end.
+                    return Ok(());
                 }
             }
         }
-        if wrote {
-            self.stream.flush().await.map_err(Error::Io)?;
-        }
-        Ok(())
     }
+    if wrote {
+        stream.flush().await.map_err(Error::Io)?;
+    }
+    Ok(())
 }
 
 /// Getters, and the parts underneath.
