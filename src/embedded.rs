@@ -96,6 +96,9 @@ pub trait Clock {
 /// The size of one read from the stream (the connection's receive buffer
 /// grows only as a frame needs).
 const READ_SIZE: usize = 1024;
+/// The size of one read of a handshake head: a buffer that lives in the
+/// handshake's future, so small (the head is gathered in the handshake).
+const HEAD_READ: usize = 256;
 
 /// What can go wrong on a connection driven by this adapter; `E` is the
 /// stream's error type.
@@ -231,62 +234,66 @@ where
     C: Clock,
     F: FnOnce(&Request) -> Result<Accept, (u16, String)>,
 {
-    let mut handshake = ServerHandshake::new(config);
-    let mut buf = [0; READ_SIZE];
-    let request = loop {
-        if let Err(e) = handshake.handle_timeout(clock.now()) {
-            return Err(refuse(&mut stream, &clock, e).await);
+    // Every way out but a broken stream sends one response, so there is
+    // one write (and one future's worth of state for it).
+    let (response, deadline, outcome) = match read_request(&mut stream, &clock, config).await {
+        Ok(request) => {
+            let deadline = request.deadline();
+            match decide(&request) {
+                Err((status, reason)) => (
+                    request.reject(status, &reason),
+                    deadline,
+                    Err(Error::Handshake(HandshakeError::Rejected(status))),
+                ),
+                Ok(options) => match request.accept(options) {
+                    Ok(accepted) => (
+                        accepted.response,
+                        deadline,
+                        Ok((accepted.connection, accepted.protocol)),
+                    ),
+                    Err(e) => (e.response(), deadline, Err(e.into())),
+                },
+            }
         }
-        let n = match race(stream.read(&mut buf), &clock, handshake.poll_timeout()).await {
-            Race::Done(Ok(0)) => return Err(Error::Eof),
-            Race::Done(Ok(n)) => n,
-            Race::Done(Err(e)) => return Err(Error::Io(e)),
-            Race::Deadline => continue,
-        };
-        handshake = match handshake.handle_read(&buf[..n]) {
-            Ok(Progress::Partial(handshake)) => handshake,
-            Ok(Progress::Done(request)) => break request,
-            Err(e) => return Err(refuse(&mut stream, &clock, e).await),
-        };
+        // A few hundred bytes, which the stream's send buffer takes at
+        // once: no deadline, or a 408 would never go.
+        Err(Refusal::Answer(e)) => (e.response(), None, Err(e.into())),
+        Err(Refusal::Stream(e)) => return Err(e),
     };
-    let deadline = request.deadline();
-    let options = match decide(&request) {
-        Ok(options) => options,
-        Err((status, reason)) => {
-            write_all(
-                &mut stream,
-                &clock,
-                deadline,
-                &request.reject(status, &reason),
-            )
-            .await?;
-            return Err(Error::Handshake(HandshakeError::Rejected(status)));
-        }
-    };
-    match request.accept(options) {
-        Ok(accepted) => {
-            write_all(&mut stream, &clock, deadline, &accepted.response).await?;
-            Ok(WebSocket::new(
-                stream,
-                clock,
-                accepted.connection,
-                accepted.protocol,
-            ))
-        }
-        Err(e) => Err(refuse(&mut stream, &clock, e).await),
-    }
+    write_all(&mut stream, &clock, deadline, &response).await?;
+    let (conn, protocol) = outcome?;
+    Ok(WebSocket::new(stream, clock, conn, protocol))
 }
 
-/// Sends the HTTP response for a failed handshake; returns the error.
-async fn refuse<S: Write, C: Clock>(
+/// Why a request was not read: a fault to answer, or a broken stream.
+enum Refusal<E> {
+    Answer(HandshakeError),
+    Stream(Error<E>),
+}
+
+/// Reads a request head, in reads of [`HEAD_READ`] bytes, until the
+/// handshake has it whole or fails.
+async fn read_request<S: Read, C: Clock>(
     stream: &mut S,
     clock: &C,
-    e: HandshakeError,
-) -> Error<S::Error> {
-    // A few hundred bytes, which the stream's send buffer takes at once.
-    match write_all(stream, clock, None, &e.response()).await {
-        Ok(()) => e.into(),
-        Err(io) => io,
+    config: Config,
+) -> Result<Request, Refusal<S::Error>> {
+    let mut handshake = ServerHandshake::new(config);
+    let mut buf = [0; HEAD_READ];
+    loop {
+        handshake
+            .handle_timeout(clock.now())
+            .map_err(Refusal::Answer)?;
+        let n = match race(stream.read(&mut buf), clock, handshake.poll_timeout()).await {
+            Race::Done(Ok(0)) => return Err(Refusal::Stream(Error::Eof)),
+            Race::Done(Ok(n)) => n,
+            Race::Done(Err(e)) => return Err(Refusal::Stream(Error::Io(e))),
+            Race::Deadline => continue,
+        };
+        handshake = match handshake.handle_read(&buf[..n]).map_err(Refusal::Answer)? {
+            Progress::Partial(handshake) => handshake,
+            Progress::Done(request) => return Ok(request),
+        };
     }
 }
 

@@ -56,15 +56,19 @@ pub(super) struct MessageInProgress {
 
 /// Appends a fragment to a message being assembled. The assembly has an
 /// allocation of its own (a fragment split from the receive buffer would
-/// keep the whole receive buffer alive), grown in place where the
-/// allocator can, by doubling but never past the message limit: under a
-/// 4 KiB limit, a 4 KiB message takes 4 KiB, not the 6 KiB that doubling
-/// from 1.5 would.
+/// keep the whole receive buffer alive). It starts at four times the first
+/// fragment (a message in fragments rarely has only two), then doubles,
+/// never past the message limit: with 1 KiB frames under a 4 KiB limit, a
+/// 4 KiB message is one allocation of 4 KiB, never regrown.
 fn append(data: &mut Vec<u8>, fragment: &[u8], max: Option<usize>) {
     let needed = data.len() + fragment.len();
     if needed > data.capacity() {
-        let doubled = needed.max(data.capacity() * 2);
-        let capacity = max.map_or(doubled, |max| doubled.min(max).max(needed));
+        let grown = if data.capacity() == 0 {
+            needed.saturating_mul(4)
+        } else {
+            needed.max(data.capacity() * 2)
+        };
+        let capacity = max.map_or(grown, |max| grown.min(max).max(needed));
         data.reserve_exact(capacity - data.len());
     }
     data.extend_from_slice(fragment);
