@@ -140,7 +140,7 @@ fn serve(config: Config, wire: &[u8], read: usize) -> (usize, usize) {
 }
 
 #[test]
-fn echoing_messages_up_to_the_limit_stays_within_10_kib() {
+fn echoing_messages_up_to_the_limit_stays_within_9_kib_and_two_reads() {
     // Sizes from empty to the 4 KiB limit, whole and fragmented.
     let messages: Vec<Vec<u8>> = (0..60u32)
         .map(|i| vec![i as u8; ((i * 997) % 4097) as usize])
@@ -151,11 +151,12 @@ fn echoing_messages_up_to_the_limit_stays_within_10_kib() {
         let mut seen = 0;
         let peak = peak_during(|| seen = serve(small(false), &wire, read).0);
         assert_eq!(seen, messages.len());
-        // About 8.5 KiB: the message being assembled (one allocation of
-        // at most the 4 KiB limit), the one before it still being echoed,
-        // a frame's room in the receive buffer.
+        // About 8.5 KiB with small reads: the message being assembled (one
+        // allocation of at most the 4 KiB limit), the one before it still
+        // being echoed, a frame's room in the receive buffer; a larger
+        // read adds what it holds of the following frames.
         assert!(
-            peak <= 10 << 10,
+            peak <= (9 << 10) + 2 * read,
             "reads of {read}: the heap peaked at {peak} bytes"
         );
     }
