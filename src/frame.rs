@@ -166,7 +166,9 @@ impl Header {
             },
             127 => match buf.get(2..10) {
                 Some(ext) => {
-                    let len = u64::from_be_bytes(ext.try_into().expect("slice of 8 bytes"));
+                    let mut be = [0; 8];
+                    be.copy_from_slice(ext);
+                    let len = u64::from_be_bytes(be);
                     // "the most significant bit MUST be 0" (§5.2)
                     if len >> 63 != 0 {
                         return Err(ProtocolError::LengthTopBit);
@@ -181,7 +183,9 @@ impl Header {
             match buf.get(n..n + 4) {
                 Some(key) => {
                     n += 4;
-                    Some(key.try_into().expect("slice of 4 bytes"))
+                    let mut mask = [0; 4];
+                    mask.copy_from_slice(key);
+                    Some(mask)
                 }
                 None => return Ok(None),
             }

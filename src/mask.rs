@@ -114,13 +114,13 @@ fn mask_in_place(data: &mut [u8], key: [u8; 4]) {
     let mut blocks = data.chunks_exact_mut(32);
     for block in &mut blocks {
         for lane in block.chunks_exact_mut(8) {
-            let v = u64::from_ne_bytes(lane.try_into().expect("lane of 8 bytes")) ^ wide;
+            let v = u64::from_ne_bytes(word(lane)) ^ wide;
             lane.copy_from_slice(&v.to_ne_bytes());
         }
     }
     let mut lanes = blocks.into_remainder().chunks_exact_mut(8);
     for lane in &mut lanes {
-        let v = u64::from_ne_bytes(lane.try_into().expect("lane of 8 bytes")) ^ wide;
+        let v = u64::from_ne_bytes(word(lane)) ^ wide;
         lane.copy_from_slice(&v.to_ne_bytes());
     }
     for (i, byte) in lanes.into_remainder().iter_mut().enumerate() {
@@ -152,9 +152,19 @@ fn mask_copy(dst: &mut [MaybeUninit<u8>], src: &[u8], key: [u8; 4]) {
     }
 }
 
+/// The 8 bytes of a lane, as an array (a lane is always 8 bytes long; a
+/// copy rather than `try_into().expect()`, which would link a `Debug`
+/// impl into small targets for a failure that cannot happen).
+#[inline(always)]
+fn word(lane: &[u8]) -> [u8; 8] {
+    let mut word = [0; 8];
+    word.copy_from_slice(lane);
+    word
+}
+
 #[inline(always)]
 fn write_word(dst: &mut [MaybeUninit<u8>], src: &[u8], wide: u64) {
-    let v = (u64::from_ne_bytes(src.try_into().expect("lane of 8 bytes")) ^ wide).to_ne_bytes();
+    let v = (u64::from_ne_bytes(word(src)) ^ wide).to_ne_bytes();
     for (d, b) in dst.iter_mut().zip(v) {
         d.write(b);
     }

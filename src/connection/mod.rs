@@ -172,7 +172,10 @@ impl Connection {
     /// ([`MaskKeys::Unset`](crate::MaskKeys::Unset)); [`try_new`](Connection::try_new)
     /// returns that as an error instead.
     pub fn new(role: Role, config: Config) -> Connection {
-        Connection::try_new(role, config).expect("a client connection needs Config::mask_keys")
+        match Connection::try_new(role, config) {
+            Ok(conn) => conn,
+            Err(_) => panic!("a client connection needs Config::mask_keys"),
+        }
     }
 
     /// A connection in the open state, or [`UsageError::NoKeySource`] for

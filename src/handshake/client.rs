@@ -126,7 +126,10 @@ impl ClientHandshake {
     /// `std` feature); [`try_new`](ClientHandshake::try_new) returns that as
     /// an error instead.
     pub fn new(request: &ClientRequest, config: Config) -> Self {
-        Self::try_new(request, config).expect("a client needs Config::mask_keys")
+        match Self::try_new(request, config) {
+            Ok(handshake) => handshake,
+            Err(_) => panic!("a client needs Config::mask_keys"),
+        }
     }
 
     /// A handshake with a fresh key from the configuration's key source, or

@@ -17,7 +17,6 @@ mod deflate;
 mod extensions;
 mod server;
 
-use alloc::format;
 use alloc::string::String;
 use alloc::string::ToString;
 use alloc::vec::Vec;
@@ -149,46 +148,91 @@ impl HandshakeError {
             HandshakeError::MethodNotGet(_) => &[("Allow", "GET")],
             _ => &[],
         };
-        error_response(self.status(), extra, &self.to_string())
+        let mut body = Vec::new();
+        self.write_text(&mut body);
+        error_response(self.status(), extra, &body)
+    }
+}
+
+/// A detail inside an error's text: none, a name, or a number.
+enum Detail<'a> {
+    None,
+    Text(&'a str),
+    Number(usize),
+}
+
+impl HandshakeError {
+    /// The error's text in three parts: before the detail, the detail,
+    /// after it. Display and the response body both write these, so the
+    /// response needs no formatting machinery (small targets count it).
+    fn parts(&self) -> (&'static str, Detail<'_>, &'static str) {
+        use Detail::{None, Number, Text};
+        match self {
+            HandshakeError::Malformed(why) => ("malformed HTTP head: ", Text(why), ""),
+            HandshakeError::HeadTooLarge { max } => {
+                ("HTTP head larger than ", Number(*max), " bytes")
+            }
+            HandshakeError::TooManyHeaders { max } => {
+                ("more than ", Number(*max), " header fields")
+            }
+            HandshakeError::MethodNotGet(m) => ("method ", Text(m), " is not GET"),
+            HandshakeError::HttpVersion => ("HTTP version older than 1.1", None, ""),
+            HandshakeError::MissingHost => ("missing Host header", None, ""),
+            HandshakeError::MissingUpgrade => ("missing `Upgrade: websocket`", None, ""),
+            HandshakeError::MissingConnectionUpgrade => ("missing `Connection: Upgrade`", None, ""),
+            HandshakeError::InvalidKey => (
+                "Sec-WebSocket-Key must be one base64 value of 16 bytes",
+                None,
+                "",
+            ),
+            HandshakeError::UnsupportedVersion => ("Sec-WebSocket-Version must be 13", None, ""),
+            HandshakeError::Status(code) => (
+                "server answered with status ",
+                Number(usize::from(*code)),
+                ", not 101",
+            ),
+            HandshakeError::InvalidAccept => (
+                "Sec-WebSocket-Accept is missing or does not match the key",
+                None,
+                "",
+            ),
+            HandshakeError::UnexpectedProtocol(p) => (
+                "server chose subprotocol \"",
+                Text(p),
+                "\", which was not offered",
+            ),
+            HandshakeError::UnexpectedExtension(e) => (
+                "server chose extension \"",
+                Text(e),
+                "\", which was not offered",
+            ),
+            HandshakeError::Rejected(status) => (
+                "request refused with status ",
+                Number(usize::from(*status)),
+                "",
+            ),
+            HandshakeError::Timeout => ("the opening handshake took too long", None, ""),
+        }
+    }
+
+    /// The error's text, appended to `out`.
+    fn write_text(&self, out: &mut Vec<u8>) {
+        let (before, detail, after) = self.parts();
+        out.extend_from_slice(before.as_bytes());
+        match detail {
+            Detail::None => {}
+            Detail::Text(text) => out.extend_from_slice(text.as_bytes()),
+            Detail::Number(n) => push_decimal(out, n),
+        }
+        out.extend_from_slice(after.as_bytes());
     }
 }
 
 impl fmt::Display for HandshakeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HandshakeError::Malformed(why) => write!(f, "malformed HTTP head: {why}"),
-            HandshakeError::HeadTooLarge { max } => {
-                write!(f, "HTTP head larger than {max} bytes")
-            }
-            HandshakeError::TooManyHeaders { max } => {
-                write!(f, "more than {max} header fields")
-            }
-            HandshakeError::MethodNotGet(m) => write!(f, "method {m} is not GET"),
-            HandshakeError::HttpVersion => f.write_str("HTTP version older than 1.1"),
-            HandshakeError::MissingHost => f.write_str("missing Host header"),
-            HandshakeError::MissingUpgrade => f.write_str("missing `Upgrade: websocket`"),
-            HandshakeError::MissingConnectionUpgrade => {
-                f.write_str("missing `Connection: Upgrade`")
-            }
-            HandshakeError::InvalidKey => {
-                f.write_str("Sec-WebSocket-Key must be one base64 value of 16 bytes")
-            }
-            HandshakeError::UnsupportedVersion => f.write_str("Sec-WebSocket-Version must be 13"),
-            HandshakeError::Status(code) => {
-                write!(f, "server answered with status {code}, not 101")
-            }
-            HandshakeError::InvalidAccept => {
-                f.write_str("Sec-WebSocket-Accept is missing or does not match the key")
-            }
-            HandshakeError::UnexpectedProtocol(p) => {
-                write!(f, "server chose subprotocol \"{p}\", which was not offered")
-            }
-            HandshakeError::UnexpectedExtension(e) => {
-                write!(f, "server chose extension \"{e}\", which was not offered")
-            }
-            HandshakeError::Rejected(status) => write!(f, "request refused with status {status}"),
-            HandshakeError::Timeout => f.write_str("the opening handshake took too long"),
-        }
+        let mut text = Vec::new();
+        self.write_text(&mut text);
+        f.write_str(&String::from_utf8_lossy(&text))
     }
 }
 
@@ -201,21 +245,38 @@ pub(crate) fn is_safe_field(name: &str, value: &str) -> bool {
 }
 
 /// A plain-text HTTP response with a status, extra fields and a body.
-pub(crate) fn error_response(status: u16, extra: &[(&str, &str)], body: &str) -> Vec<u8> {
-    let mut out = format!("HTTP/1.1 {status} {}\r\n", reason_phrase(status)).into_bytes();
+pub(crate) fn error_response(status: u16, extra: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(160 + body.len());
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(&mut out, usize::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason_phrase(status).as_bytes());
+    out.extend_from_slice(b"\r\n");
     for (name, value) in extra {
-        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        push_field(&mut out, name, value);
     }
-    out.extend_from_slice(
-        format!(
-            "Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len() + 1
-        )
-        .as_bytes(),
-    );
-    out.extend_from_slice(body.as_bytes());
+    out.extend_from_slice(b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: ");
+    push_decimal(&mut out, body.len() + 1);
+    out.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+    out.extend_from_slice(body);
     out.push(b'\n');
     out
+}
+
+/// Appends `name: value` and CRLF.
+pub(crate) fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `n` in decimal.
+pub(crate) fn push_decimal(out: &mut Vec<u8>, n: usize) {
+    if n >= 10 {
+        push_decimal(out, n / 10);
+    }
+    out.push(b'0' + (n % 10) as u8);
 }
 
 /// The standard reason phrase for the statuses a WebSocket server uses.
@@ -379,6 +440,45 @@ mod tests {
         assert_eq!(
             buf.push(b"X"),
             Err(HandshakeError::HeadTooLarge { max: 16 })
+        );
+    }
+
+    #[test]
+    fn decimals_are_written_as_fmt_writes_them() {
+        use alloc::string::ToString;
+        for n in [0, 7, 9, 10, 99, 101, 408, 16_384, usize::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
+    }
+
+    #[test]
+    fn the_response_body_is_the_error_text() {
+        use alloc::string::ToString;
+        let errors = [
+            HandshakeError::HeadTooLarge { max: 16_384 },
+            HandshakeError::MethodNotGet("POST".into()),
+            HandshakeError::UnsupportedVersion,
+            HandshakeError::UnexpectedProtocol("chat".into()),
+            HandshakeError::Timeout,
+        ];
+        for error in errors {
+            let response = error.response();
+            let text = error.to_string();
+            assert!(!text.is_empty() && !text.contains("Detail"));
+            let body = alloc::format!("\r\n\r\n{text}\n");
+            assert!(response.ends_with(body.as_bytes()), "{error:?}");
+            let length = alloc::format!("Content-Length: {}\r\n", text.len() + 1);
+            assert!(response
+                .windows(length.len())
+                .any(|w| w == length.as_bytes()));
+            let status = alloc::format!("HTTP/1.1 {} ", error.status());
+            assert!(response.starts_with(status.as_bytes()));
+        }
+        assert_eq!(
+            HandshakeError::HeadTooLarge { max: 16_384 }.to_string(),
+            "HTTP head larger than 16384 bytes"
         );
     }
 }

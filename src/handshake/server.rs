@@ -1,6 +1,5 @@
 //! The server side of the opening handshake (§4.2).
 
-use alloc::format;
 use alloc::string::String;
 use alloc::string::ToString;
 use alloc::vec;
@@ -8,7 +7,7 @@ use alloc::vec::Vec;
 
 use super::{
     accept_key, check_time, error_response, has_token, header_tokens, header_values,
-    httparse_error, owned_headers, HandshakeError, HeadBuffer, Progress,
+    httparse_error, owned_headers, push_field, HandshakeError, HeadBuffer, Progress,
 };
 use crate::time::HandshakeTimer;
 use crate::{Config, Connection, Role, Timestamp};
@@ -228,16 +227,21 @@ impl Request {
     /// On `Err`, send [`HandshakeError::response`] and close.
     pub fn accept(self, options: Accept) -> Result<Accepted, HandshakeError> {
         let key = self.validate()?;
-        let mut response = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
-            accept_key(key.as_bytes())
+        let mut response = Vec::with_capacity(160);
+        response.extend_from_slice(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
+        );
+        push_field(
+            &mut response,
+            "Sec-WebSocket-Accept",
+            &accept_key(key.as_bytes()),
         );
         // "the value MUST be one of the values the client sent" (§4.2.2, /subprotocol/)
         let protocol = options
             .protocol
             .filter(|chosen| self.protocols().iter().any(|offered| offered == chosen));
         if let Some(protocol) = &protocol {
-            response.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
+            push_field(&mut response, "Sec-WebSocket-Protocol", protocol);
         }
         // permessage-deflate: accept the first valid offer, if configured.
         // A malformed field is declined, not failed: RFC 7692 §5 lets a
@@ -250,12 +254,12 @@ impl Request {
         });
         #[cfg(feature = "deflate")]
         if let Some((_, value)) = &deflate {
-            response.push_str(&format!("Sec-WebSocket-Extensions: {value}\r\n"));
+            push_field(&mut response, "Sec-WebSocket-Extensions", value);
         }
         for (name, value) in &options.headers {
-            response.push_str(&format!("{name}: {value}\r\n"));
+            push_field(&mut response, name, value);
         }
-        response.push_str("\r\n");
+        response.extend_from_slice(b"\r\n");
         #[cfg(feature = "deflate")]
         let mut connection = match deflate {
             Some((params, _)) => Connection::with_deflate(Role::Server, self.config, params),
@@ -268,7 +272,7 @@ impl Request {
             connection.handle_timeout(now);
         }
         Ok(Accepted {
-            response: response.into_bytes(),
+            response,
             connection,
             protocol,
         })
@@ -278,7 +282,7 @@ impl Request {
     /// do not serve, 401 without credentials, ...) and `reason` as a short
     /// plain-text body. Send it and close.
     pub fn reject(&self, status: u16, reason: &str) -> Vec<u8> {
-        error_response(status, &[], reason)
+        error_response(status, &[], reason.as_bytes())
     }
 
     /// Like [`reject`](Request::reject), with extra header fields:
@@ -295,7 +299,7 @@ impl Request {
             .copied()
             .filter(|(n, v)| super::is_safe_field(n, v))
             .collect();
-        error_response(status, &clean, reason)
+        error_response(status, &clean, reason.as_bytes())
     }
 }
 
