@@ -66,7 +66,7 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// Where a client's masking keys (and its handshake nonce) come from.
     ///
-    /// Default: [`MaskKeys::Random`] with the `std` feature;
+    /// Default: `MaskKeys::Random` with the `std` feature;
     /// [`MaskKeys::Unset`] without it, where only a server can be made
     /// until the embedder supplies a key source.
     pub mask_keys: MaskKeys,
@@ -97,7 +97,7 @@ impl Default for Config {
 /// "The masking key is a 32-bit value chosen at random by the client ...
 /// The unpredictability of the masking key is essential to prevent authors
 /// of malicious applications from selecting the bytes that appear on the
-/// wire." (§10.3) Anything but [`MaskKeys::Random`] is for tests, or for a
+/// wire." (§10.3) Anything but `MaskKeys::Random` is for tests, or for a
 /// target that brings its own random source.
 ///
 /// A client also draws its handshake nonce (`Sec-WebSocket-Key`, 16 bytes)

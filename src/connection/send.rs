@@ -265,7 +265,7 @@ impl Connection {
     /// This is the next contiguous piece of the output: when it is written,
     /// more may follow. [`pending_output_len`](Connection::pending_output_len)
     /// counts all of it, and
-    /// [`pending_output_vectored`](Connection::pending_output_vectored)
+    /// [`pending_output_pieces`](Connection::pending_output_pieces)
     /// gives all of it for one vectored write.
     pub fn pending_output(&self) -> &[u8] {
         self.output.pending()
