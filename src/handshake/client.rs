@@ -18,10 +18,10 @@ use crate::{Config, Connection, Role, Timestamp, UsageError};
 /// What the client asks for: where, and with which subprotocols and fields.
 #[derive(Clone, Debug)]
 pub struct ClientRequest {
-    host: String,
-    path: String,
-    protocols: Vec<String>,
-    headers: Vec<(String, String)>,
+    pub(super) host: String,
+    pub(super) path: String,
+    pub(super) protocols: Vec<String>,
+    pub(super) headers: Vec<(String, String)>,
 }
 
 impl ClientRequest {
@@ -254,42 +254,7 @@ impl ClientHandshake {
         if !matches!(accepts.as_slice(), [value] if value.trim_ascii() == expected.as_bytes()) {
             return Err(HandshakeError::InvalidAccept);
         }
-        // "If the response includes a |Sec-WebSocket-Extensions| header field
-        // and this header field indicates the use of an extension that was
-        // not present in the client's handshake ... the client MUST _Fail
-        // the WebSocket Connection_." We offer permessage-deflate at most.
-        let answer = parse_extensions(header_values(&headers, "Sec-WebSocket-Extensions"))
-            .map_err(|_| HandshakeError::UnexpectedExtension("(malformed)".into()))?;
-        #[cfg(feature = "deflate")]
-        let deflate = match &self.config.deflate {
-            Some(config) => super::deflate::client_accept(&answer, config)?,
-            None => None,
-        };
-        #[cfg(feature = "deflate")]
-        let unexpected = deflate.is_none() && !answer.is_empty();
-        #[cfg(not(feature = "deflate"))]
-        let unexpected = !answer.is_empty();
-        if unexpected {
-            let names: Vec<String> = answer.iter().map(ToString::to_string).collect();
-            return Err(HandshakeError::UnexpectedExtension(names.join(", ")));
-        }
-        // "If the response includes a |Sec-WebSocket-Protocol| header field
-        // and this header field indicates the use of a subprotocol that was
-        // not present in the client's handshake ..., the client MUST _Fail
-        // the WebSocket Connection_."
-        let chosen: Vec<&str> = header_tokens(&headers, "Sec-WebSocket-Protocol").collect();
-        let protocol = match chosen.as_slice() {
-            [] => None,
-            [one] if self.protocols.iter().any(|p| p == one) => Some(one.to_string()),
-            _ => return Err(HandshakeError::UnexpectedProtocol(chosen.join(", "))),
-        };
-        #[cfg(feature = "deflate")]
-        let mut connection = match deflate {
-            Some(params) => Connection::with_deflate(Role::Client, self.config.clone(), params),
-            None => Connection::new(Role::Client, self.config.clone()),
-        };
-        #[cfg(not(feature = "deflate"))]
-        let mut connection = Connection::new(Role::Client, self.config.clone());
+        let (protocol, mut connection) = agree(&headers, &self.protocols, &self.config)?;
         connection.handle_read(&bytes[head_len..]);
         if let Some(now) = self.timer.now() {
             connection.handle_timeout(now);
@@ -303,6 +268,53 @@ impl ClientHandshake {
             connection,
         }))
     }
+}
+
+/// Checks what the server agreed to against what we offered, whatever
+/// carried the handshake (an HTTP/1.1 upgrade, an HTTP/2 extended
+/// CONNECT); returns the subprotocol and a fresh connection.
+pub(super) fn agree(
+    headers: &[(String, Vec<u8>)],
+    offered: &[String],
+    config: &Config,
+) -> Result<(Option<String>, Connection), HandshakeError> {
+    // "If the response includes a |Sec-WebSocket-Extensions| header field
+    // and this header field indicates the use of an extension that was
+    // not present in the client's handshake ... the client MUST _Fail
+    // the WebSocket Connection_." We offer permessage-deflate at most.
+    let answer = parse_extensions(header_values(headers, "Sec-WebSocket-Extensions"))
+        .map_err(|_| HandshakeError::UnexpectedExtension("(malformed)".into()))?;
+    #[cfg(feature = "deflate")]
+    let deflate = match &config.deflate {
+        Some(deflate) => super::deflate::client_accept(&answer, deflate)?,
+        None => None,
+    };
+    #[cfg(feature = "deflate")]
+    let unexpected = deflate.is_none() && !answer.is_empty();
+    #[cfg(not(feature = "deflate"))]
+    let unexpected = !answer.is_empty();
+    if unexpected {
+        let names: Vec<String> = answer.iter().map(ToString::to_string).collect();
+        return Err(HandshakeError::UnexpectedExtension(names.join(", ")));
+    }
+    // "If the response includes a |Sec-WebSocket-Protocol| header field
+    // and this header field indicates the use of a subprotocol that was
+    // not present in the client's handshake ..., the client MUST _Fail
+    // the WebSocket Connection_."
+    let chosen: Vec<&str> = header_tokens(headers, "Sec-WebSocket-Protocol").collect();
+    let protocol = match chosen.as_slice() {
+        [] => None,
+        [one] if offered.iter().any(|p| p == one) => Some(one.to_string()),
+        _ => return Err(HandshakeError::UnexpectedProtocol(chosen.join(", "))),
+    };
+    #[cfg(feature = "deflate")]
+    let connection = match deflate {
+        Some(params) => Connection::with_deflate(Role::Client, config.clone(), params),
+        None => Connection::new(Role::Client, config.clone()),
+    };
+    #[cfg(not(feature = "deflate"))]
+    let connection = Connection::new(Role::Client, config.clone());
+    Ok((protocol, connection))
 }
 
 /// The server's accepting response.

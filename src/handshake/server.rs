@@ -236,41 +236,16 @@ impl Request {
             "Sec-WebSocket-Accept",
             &accept_key(key.as_bytes()),
         );
-        // "the value MUST be one of the values the client sent" (§4.2.2, /subprotocol/)
-        let protocol = options
-            .protocol
-            .filter(|chosen| self.protocols().iter().any(|offered| offered == chosen));
-        if let Some(protocol) = &protocol {
-            push_field(&mut response, "Sec-WebSocket-Protocol", protocol);
-        }
-        // permessage-deflate: accept the first valid offer, if configured.
-        // A malformed field is declined, not failed: RFC 7692 §5 lets a
-        // server ignore offers it does not understand.
-        #[cfg(feature = "deflate")]
-        let deflate = self.config.deflate.as_ref().and_then(|config| {
-            let offers =
-                super::parse_extensions(header_values(&self.headers, "Sec-WebSocket-Extensions"));
-            super::deflate::server_negotiate(&offers.ok()?, config)
-        });
-        #[cfg(feature = "deflate")]
-        if let Some((_, value)) = &deflate {
-            push_field(&mut response, "Sec-WebSocket-Extensions", value);
-        }
-        for (name, value) in &options.headers {
+        let agreed = agree(&self.headers, self.config, options, &self.timer, &self.leftover);
+        for (name, value) in &agreed.fields {
             push_field(&mut response, name, value);
         }
         response.extend_from_slice(b"\r\n");
-        #[cfg(feature = "deflate")]
-        let mut connection = match deflate {
-            Some((params, _)) => Connection::with_deflate(Role::Server, self.config, params),
-            None => Connection::new(Role::Server, self.config),
-        };
-        #[cfg(not(feature = "deflate"))]
-        let mut connection = Connection::new(Role::Server, self.config);
-        connection.handle_read(&self.leftover);
-        if let Some(now) = self.timer.now() {
-            connection.handle_timeout(now);
-        }
+        let Agreement {
+            protocol,
+            connection,
+            ..
+        } = agreed;
         Ok(Accepted {
             response,
             connection,
@@ -303,6 +278,65 @@ impl Request {
     }
 }
 
+/// What a server agrees to, whatever carries the handshake (an HTTP/1.1
+/// upgrade, an HTTP/2 extended CONNECT): the subprotocol, the extension,
+/// the response fields that say so, and the connection.
+pub(super) struct Agreement {
+    /// Response fields, names as in HTTP/1.1 (`Sec-WebSocket-Protocol`).
+    pub(super) fields: Vec<(String, String)>,
+    pub(super) protocol: Option<String>,
+    pub(super) connection: Connection,
+}
+
+/// Agrees on what the client offered in `headers` and the embedder chose
+/// in `options`; the connection is fed `leftover` and told the handshake's
+/// time.
+pub(super) fn agree(
+    headers: &[(String, Vec<u8>)],
+    config: Config,
+    options: Accept,
+    timer: &HandshakeTimer,
+    leftover: &[u8],
+) -> Agreement {
+    let mut fields = Vec::new();
+    // "the value MUST be one of the values the client sent" (§4.2.2, /subprotocol/)
+    let protocol = options.protocol.filter(|chosen| {
+        header_tokens(headers, "Sec-WebSocket-Protocol").any(|offered| offered == chosen)
+    });
+    if let Some(protocol) = &protocol {
+        fields.push(("Sec-WebSocket-Protocol".to_string(), protocol.clone()));
+    }
+    // permessage-deflate: accept the first valid offer, if configured.
+    // A malformed field is declined, not failed: RFC 7692 §5 lets a
+    // server ignore offers it does not understand.
+    #[cfg(feature = "deflate")]
+    let deflate = config.deflate.as_ref().and_then(|deflate| {
+        let offers = super::parse_extensions(header_values(headers, "Sec-WebSocket-Extensions"));
+        super::deflate::server_negotiate(&offers.ok()?, deflate)
+    });
+    #[cfg(feature = "deflate")]
+    if let Some((_, value)) = &deflate {
+        fields.push(("Sec-WebSocket-Extensions".to_string(), value.clone()));
+    }
+    fields.extend(options.headers);
+    #[cfg(feature = "deflate")]
+    let mut connection = match deflate {
+        Some((params, _)) => Connection::with_deflate(Role::Server, config, params),
+        None => Connection::new(Role::Server, config),
+    };
+    #[cfg(not(feature = "deflate"))]
+    let mut connection = Connection::new(Role::Server, config);
+    connection.handle_read(leftover);
+    if let Some(now) = timer.now() {
+        connection.handle_timeout(now);
+    }
+    Agreement {
+        fields,
+        protocol,
+        connection,
+    }
+}
+
 /// Items 3 to 6 of §4.2.1: the fields that ask for a WebSocket, and the
 /// key, which is returned.
 fn upgrade_key(headers: &[(String, Vec<u8>)]) -> Result<&str, HandshakeError> {
@@ -316,13 +350,9 @@ fn upgrade_key(headers: &[(String, Vec<u8>)]) -> Result<&str, HandshakeError> {
     if !has_token(headers, "Connection", "Upgrade") {
         return Err(HandshakeError::MissingConnectionUpgrade);
     }
-    // 6. "A |Sec-WebSocket-Version| header field, with a value of 13."
     // Checked before the key so that an old client learns the version
     // we speak (426 with Sec-WebSocket-Version: 13, §4.4).
-    let mut versions = header_values(headers, "Sec-WebSocket-Version");
-    if versions.next().map(<[u8]>::trim_ascii) != Some(b"13") || versions.next().is_some() {
-        return Err(HandshakeError::UnsupportedVersion);
-    }
+    check_version(headers)?;
     // 5. "A |Sec-WebSocket-Key| header field with a base64-encoded value
     // that, when decoded, is 16 bytes in length."
     let mut keys = header_values(headers, "Sec-WebSocket-Key");
@@ -334,6 +364,16 @@ fn upgrade_key(headers: &[(String, Vec<u8>)]) -> Result<&str, HandshakeError> {
         return Err(HandshakeError::InvalidKey);
     }
     core::str::from_utf8(key).map_err(|_| HandshakeError::InvalidKey)
+}
+
+/// Item 6 of §4.2.1, for HTTP/1.1 and HTTP/2 alike: "A
+/// |Sec-WebSocket-Version| header field, with a value of 13."
+pub(super) fn check_version(headers: &[(String, Vec<u8>)]) -> Result<(), HandshakeError> {
+    let mut versions = header_values(headers, "Sec-WebSocket-Version");
+    if versions.next().map(<[u8]>::trim_ascii) != Some(b"13") || versions.next().is_some() {
+        return Err(HandshakeError::UnsupportedVersion);
+    }
+    Ok(())
 }
 
 /// Whether `key` is the canonical base64 (RFC 4648 §4) of 16 bytes: 21
