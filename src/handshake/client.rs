@@ -320,7 +320,7 @@ pub(super) fn agree(
 /// The server's accepting response.
 #[derive(Clone, Debug)]
 pub struct Response {
-    /// The status: always 101 here.
+    /// The status: 101 over HTTP/1.1, a 2xx over HTTP/2.
     pub status: u16,
     /// Every header field, in order.
     pub headers: Vec<(String, Vec<u8>)>,

@@ -10,8 +10,14 @@
 //! Both parsers take bytes in pieces and find the end of the head once, in
 //! time linear in the bytes received; the head is then parsed by
 //! `httparse` exactly once.
+//!
+//! Over HTTP/2 the same handshake is an extended CONNECT (RFC 8441):
+//! [`ConnectRequest`] and [`ClientConnect`] take and give the fields an
+//! HTTP/2 library moves, and make the same decisions (version 13,
+//! subprotocols, permessage-deflate).
 
 mod client;
+mod connect;
 #[cfg(feature = "deflate")]
 mod deflate;
 mod extensions;
@@ -27,6 +33,7 @@ use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
 pub use client::{ClientHandshake, ClientRequest, Connected, Response};
+pub use connect::{ClientConnect, ConnectAccepted, ConnectRequest, ConnectResponse, PseudoHeaders};
 pub use extensions::{parse_extensions, Extension, MalformedExtensions};
 pub use server::{Accept, Accepted, Request, ServerHandshake};
 
@@ -124,6 +131,15 @@ pub enum HandshakeError {
     /// The handshake did not finish within
     /// [`Timeouts::handshake`](crate::Timeouts::handshake).
     Timeout,
+    /// Over HTTP/2: the request method is not CONNECT (RFC 8441 §4).
+    MethodNotConnect(String),
+    /// Over HTTP/2: `:protocol` names something other than `websocket`
+    /// (RFC 8441 §4); answered 501.
+    UnknownProtocol(String),
+    /// Over HTTP/2: a field that belongs to an HTTP/1.1 connection
+    /// (`connection`, `upgrade`, ...), which makes the request malformed
+    /// (RFC 9113 §8.2.2).
+    ConnectionSpecificField(String),
 }
 
 impl HandshakeError {
@@ -131,7 +147,8 @@ impl HandshakeError {
     pub fn status(&self) -> u16 {
         match self {
             HandshakeError::HeadTooLarge { .. } | HandshakeError::TooManyHeaders { .. } => 431,
-            HandshakeError::MethodNotGet(_) => 405,
+            HandshakeError::MethodNotGet(_) | HandshakeError::MethodNotConnect(_) => 405,
+            HandshakeError::UnknownProtocol(_) => 501,
             HandshakeError::UnsupportedVersion => 426,
             HandshakeError::Rejected(status) => *status,
             HandshakeError::Timeout => 408,
@@ -212,6 +229,11 @@ impl HandshakeError {
                 "",
             ),
             HandshakeError::Timeout => ("the opening handshake took too long", None, ""),
+            HandshakeError::MethodNotConnect(m) => ("method ", Text(m), " is not CONNECT"),
+            HandshakeError::UnknownProtocol(p) => (":protocol \"", Text(p), "\" is not websocket"),
+            HandshakeError::ConnectionSpecificField(name) => {
+                ("field ", Text(name), " is not allowed over HTTP/2")
+            }
         }
     }
 
@@ -294,6 +316,7 @@ pub(crate) fn reason_phrase(status: u16) -> &'static str {
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
+        501 => "Not Implemented",
         503 => "Service Unavailable",
         _ => "",
     }

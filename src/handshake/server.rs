@@ -236,7 +236,13 @@ impl Request {
             "Sec-WebSocket-Accept",
             &accept_key(key.as_bytes()),
         );
-        let agreed = agree(&self.headers, self.config, options, &self.timer, &self.leftover);
+        let agreed = agree(
+            &self.headers,
+            self.config,
+            options,
+            &self.timer,
+            &self.leftover,
+        );
         for (name, value) in &agreed.fields {
             push_field(&mut response, name, value);
         }
