@@ -1,0 +1,115 @@
+//! Arbitrary pseudo-header and header fields into an HTTP/2 extended
+//! CONNECT (`ConnectRequest`, RFC 8441).
+//!
+//! Invariants, beyond "never panics":
+//! - `accept` succeeds exactly when `validate` does;
+//! - a refusal has the error's status (400 where HTTP/1.1 says 426), a
+//!   reason ending in a newline, and lowercase field names;
+//! - an acceptance is a 200 with lowercase names, agrees on a subprotocol
+//!   only if it was offered, and a client that offered what this request
+//!   offers accepts it; a message then crosses from that client to us.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use rfc6455::handshake::{
+    Accept, ClientConnect, ClientRequest, ConnectRequest, HandshakeError, PseudoHeaders,
+};
+use rfc6455::{Config, Event, Message};
+
+#[derive(Arbitrary, Debug)]
+struct Input<'a> {
+    method: &'a str,
+    protocol: Option<&'a str>,
+    scheme: Option<&'a str>,
+    authority: Option<&'a str>,
+    path: Option<&'a str>,
+    fields: Vec<(&'a str, &'a [u8])>,
+    /// Which offered subprotocol to choose, if any.
+    choose: Option<u8>,
+    /// Swap in a valid request's fields, so that acceptance is reached.
+    valid: bool,
+}
+
+fuzz_target!(|input: Input<'_>| {
+    let mut pseudo = PseudoHeaders {
+        method: input.method.into(),
+        protocol: input.protocol.map(Into::into),
+        scheme: input.scheme.map(Into::into),
+        authority: input.authority.map(Into::into),
+        path: input.path.map(Into::into),
+    };
+    let mut fields = input.fields.clone();
+    if input.valid {
+        pseudo.method = "CONNECT".into();
+        pseudo.protocol = Some("websocket".into());
+        pseudo.scheme.get_or_insert_with(|| "https".into());
+        pseudo.authority = Some("example.com".into());
+        pseudo.path = Some("/".into());
+        fields.retain(|(name, _)| !name.eq_ignore_ascii_case("sec-websocket-version"));
+        fields.push(("sec-websocket-version", b"13"));
+    }
+    let request = ConnectRequest::new(Config::default(), &pseudo, fields.iter().copied());
+    let offered: Vec<String> = request.protocols().iter().map(|p| p.to_string()).collect();
+    let mut options = Accept::new();
+    if let Some(choice) = input
+        .choose
+        .and_then(|i| offered.get(usize::from(i) % offered.len().max(1)))
+    {
+        options = options.protocol(choice.clone());
+    }
+    let valid = request.validate();
+    match request.accept(options) {
+        Err(error) => {
+            assert_eq!(Err(error.clone()), valid, "accept and validate disagree");
+            let response = error.connect_response();
+            let expected = match error {
+                HandshakeError::UnsupportedVersion => 400,
+                ref other => other.status(),
+            };
+            assert_eq!(response.status, expected);
+            assert!(response.body.ends_with(b"\n") && response.body.len() > 1);
+            assert!(response
+                .headers
+                .iter()
+                .all(|(n, _)| *n == n.to_ascii_lowercase()));
+        }
+        Ok(accepted) => {
+            assert_eq!(valid, Ok(()), "accepted what validate refused");
+            assert_eq!(accepted.response.status, 200);
+            assert!(accepted
+                .response
+                .headers
+                .iter()
+                .all(|(n, _)| *n == n.to_ascii_lowercase()));
+            if let Some(protocol) = &accepted.protocol {
+                assert!(
+                    offered.contains(protocol),
+                    "agreed to a subprotocol not offered"
+                );
+            }
+            // A client that offered the same subprotocols accepts it, when
+            // they are tokens a client can send.
+            let mut client_request = ClientRequest::new("example.com", "/");
+            for protocol in &offered {
+                client_request = client_request.protocol(protocol.clone());
+            }
+            let client = ClientConnect::new(&client_request, Config::default());
+            let headers = accepted.response.headers.clone();
+            let connected = client
+                .handle_response(200, headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())))
+                .expect("a client offering the same accepts our 200");
+            assert_eq!(connected.response.protocol, accepted.protocol);
+            let (mut client, mut server) = (connected.connection, accepted.connection);
+            client.send_text("across").unwrap();
+            let n = client.pending_output_len();
+            let wire: Vec<u8> = client.pending_output_pieces().flatten().copied().collect();
+            client.consume_output(n);
+            server.handle_read(&wire);
+            assert_eq!(
+                server.poll_event(),
+                Some(Event::Message(Message::from("across")))
+            );
+        }
+    }
+});
