@@ -136,6 +136,10 @@ pub enum HandshakeError {
     /// Over HTTP/2: `:protocol` names something other than `websocket`
     /// (RFC 8441 §4); answered 501.
     UnknownProtocol(String),
+    /// Over HTTP/2: the server did not advertise
+    /// `SETTINGS_ENABLE_CONNECT_PROTOCOL`, so it takes no WebSocket on
+    /// this connection (RFC 8441 §3); use HTTP/1.1.
+    NoExtendedConnect,
     /// Over HTTP/2: a field that belongs to an HTTP/1.1 connection
     /// (`connection`, `upgrade`, ...), which makes the request malformed
     /// (RFC 9113 §8.2.2).
@@ -230,6 +234,11 @@ impl HandshakeError {
             ),
             HandshakeError::Timeout => ("the opening handshake took too long", None, ""),
             HandshakeError::MethodNotConnect(m) => ("method ", Text(m), " is not CONNECT"),
+            HandshakeError::NoExtendedConnect => (
+                "the HTTP/2 server does not take WebSockets (no SETTINGS_ENABLE_CONNECT_PROTOCOL)",
+                None,
+                "",
+            ),
             HandshakeError::UnknownProtocol(p) => (":protocol \"", Text(p), "\" is not websocket"),
             HandshakeError::ConnectionSpecificField(name) => {
                 ("field ", Text(name), " is not allowed over HTTP/2")

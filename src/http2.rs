@@ -1,0 +1,513 @@
+//! WebSocket over HTTP/2 (RFC 8441), on the `h2` crate (feature `http2`).
+//!
+//! Each WebSocket is one stream of an HTTP/2 connection: the opening
+//! handshake is an extended CONNECT, decided by the core
+//! ([`ConnectRequest`], [`ClientConnect`]), and then the stream's DATA
+//! carries the same frames a TCP connection would, driven by the same
+//! loop as the tokio adapter: bytes in, time, events, output, sleep until
+//! the core's deadline. HTTP/2's flow control is the backpressure: a
+//! stream whose peer stops reading stops taking our output, and the other
+//! streams go on. The end of the stream (`END_STREAM`) is the end of the
+//! transport, as TCP's FIN is; a reset ends the WebSocket at once.
+//!
+//! h2 is the HTTP/2 implementation hyper, tonic and reqwest are built on:
+//! the one its users already run, and it implements the extended CONNECT
+//! (`SETTINGS_ENABLE_CONNECT_PROTOCOL`, the `:protocol` pseudo-header).
+
+use alloc::boxed::Box;
+use alloc::string::{String, ToString};
+use core::future::{poll_fn, Future};
+use core::pin::pin;
+use core::task::Poll;
+use std::io;
+
+use bytes::Bytes;
+use h2::{RecvStream, SendStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub use crate::adapter::Error;
+use crate::adapter::{closed_error, Clock};
+use crate::handshake::{
+    Accept, ClientConnect, ConnectRequest, ConnectResponse, HandshakeError, PseudoHeaders,
+};
+use crate::{CloseCode, Closed, Config, Connection, Event, Message, Timestamp};
+
+/// The clock the adapter reads for the core.
+type Time = tokio::time::Instant;
+
+/// Each stream's flow-control window: how much one WebSocket may have in
+/// flight towards a peer that is not reading (HTTP/2's default).
+const STREAM_WINDOW: u32 = 64 * 1024;
+/// At most this many WebSockets (streams) at once on one connection.
+const MAX_STREAMS: u32 = 256;
+/// The connection's window holds every stream's window at once, so
+/// streams whose readers stop can never use up the connection's window
+/// and stall the others (16 MiB).
+const CONNECTION_WINDOW: u32 = STREAM_WINDOW * MAX_STREAMS;
+
+fn h2_error(e: h2::Error) -> Error {
+    match e.into_io() {
+        Some(io) => Error::Io(io),
+        None => Error::Io(io::Error::other("HTTP/2 stream error")),
+    }
+}
+
+/// Serves one HTTP/2 connection (after its preface: cleartext with prior
+/// knowledge, or TLS with ALPN `h2`), advertising
+/// `SETTINGS_ENABLE_CONNECT_PROTOCOL`. Every request goes to
+/// `on_request` as an [`Incoming`], on a task of its own, while the
+/// connection goes on; returns when the client closes the connection.
+pub async fn serve_connection<IO, F, Fut>(
+    io: IO,
+    config: Config,
+    mut on_request: F,
+) -> Result<(), Error>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    F: FnMut(Incoming) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut builder = h2::server::Builder::new();
+    builder
+        .enable_connect_protocol()
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_concurrent_streams(MAX_STREAMS);
+    let mut connection = builder.handshake::<_, Bytes>(io).await.map_err(h2_error)?;
+    while let Some(next) = connection.accept().await {
+        let (request, respond) = next.map_err(h2_error)?;
+        tokio::spawn(on_request(Incoming::new(request, respond, config.clone())));
+    }
+    Ok(())
+}
+
+/// A request on an HTTP/2 stream: a WebSocket's extended CONNECT, or
+/// anything else (which [`accept`](Incoming::accept) refuses with its
+/// status).
+pub struct Incoming {
+    request: ConnectRequest,
+    respond: h2::server::SendResponse<Bytes>,
+    body: RecvStream,
+}
+
+impl core::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Incoming")
+            .field("request", &self.request)
+            .finish()
+    }
+}
+
+impl Incoming {
+    fn new(
+        request: http::Request<RecvStream>,
+        respond: h2::server::SendResponse<Bytes>,
+        config: Config,
+    ) -> Incoming {
+        let (parts, body) = request.into_parts();
+        let pseudo = PseudoHeaders {
+            method: parts.method.as_str().into(),
+            protocol: parts
+                .extensions
+                .get::<h2::ext::Protocol>()
+                .map(|p| p.as_str().into()),
+            scheme: parts.uri.scheme_str().map(Into::into),
+            authority: parts.uri.authority().map(|a| a.as_str().into()),
+            path: parts.uri.path_and_query().map(|p| p.as_str().into()),
+        };
+        let fields = parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()));
+        let mut request = ConnectRequest::new(config, &pseudo, fields);
+        // The handshake's countdown starts now; it is over once accepted.
+        let _ = request.handle_timeout(Time::timestamp());
+        Incoming {
+            request,
+            respond,
+            body,
+        }
+    }
+
+    /// The request: path, Origin, subprotocols, fields.
+    pub fn request(&self) -> &ConnectRequest {
+        &self.request
+    }
+
+    /// Accepts the WebSocket (checking the request first: a request that
+    /// is not a valid extended CONNECT gets its status and reason, and the
+    /// call fails with [`Error::Handshake`]).
+    pub fn accept(mut self, options: Accept) -> Result<WebSocket, Error> {
+        match self.request.accept(options) {
+            Ok(accepted) => {
+                let response = response(&accepted.response);
+                let send = self
+                    .respond
+                    .send_response(response, false)
+                    .map_err(h2_error)?;
+                let mut conn = accepted.connection;
+                conn.handle_timeout(Time::timestamp());
+                Ok(WebSocket::new(conn, send, self.body, accepted.protocol))
+            }
+            Err(e) => {
+                refuse(&mut self.respond, &e.connect_response());
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Refuses with `status` and `reason` (403 for a foreign Origin, 404
+    /// for a path you do not serve).
+    pub fn reject(mut self, status: u16, reason: &str) {
+        let response = self.request.reject(status, reason);
+        refuse(&mut self.respond, &response);
+    }
+}
+
+/// The `http` response for a [`ConnectResponse`]'s status and fields.
+fn response(from: &ConnectResponse) -> http::Response<()> {
+    let mut response = http::Response::builder().status(from.status);
+    for (name, value) in &from.headers {
+        response = response.header(name.as_str(), value.as_str());
+    }
+    response.body(()).unwrap_or_else(|_| {
+        let mut fallback = http::Response::new(());
+        *fallback.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+        fallback
+    })
+}
+
+/// Sends a refusal and its body, ending the stream.
+fn refuse(respond: &mut h2::server::SendResponse<Bytes>, from: &ConnectResponse) {
+    if let Ok(mut send) = respond.send_response(response(from), from.body.is_empty()) {
+        if !from.body.is_empty() {
+            let _ = send.send_data(Bytes::copy_from_slice(&from.body), true);
+        }
+    }
+}
+
+/// The client side of one HTTP/2 connection, on which any number of
+/// WebSockets can be opened.
+#[derive(Clone, Debug)]
+pub struct Client {
+    send_request: h2::client::SendRequest<Bytes>,
+}
+
+impl Client {
+    /// Starts HTTP/2 on `io` (the connection runs on a task of its own)
+    /// and waits for the server's SETTINGS, which say whether it takes
+    /// WebSockets.
+    pub async fn handshake<IO>(io: IO) -> Result<Client, Error>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (send_request, mut connection) = h2::client::Builder::new()
+            .initial_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .max_concurrent_streams(MAX_STREAMS)
+            .handshake(io)
+            .await
+            .map_err(h2_error)?;
+        let pings = connection.ping_pong();
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        // The server's SETTINGS is the first frame it sends, so it has
+        // arrived once a PING of ours is answered.
+        if let Some(mut pings) = pings {
+            pings.ping(h2::Ping::opaque()).await.map_err(h2_error)?;
+        }
+        Ok(Client { send_request })
+    }
+
+    /// Whether the server advertised `SETTINGS_ENABLE_CONNECT_PROTOCOL`.
+    pub fn supports_websocket(&self) -> bool {
+        self.send_request.is_extended_connect_protocol_enabled()
+    }
+
+    /// Opens a WebSocket on a new stream: sends the extended CONNECT that
+    /// `connect` describes and checks the response. A server that did not
+    /// advertise the extended CONNECT gets no request: the call fails with
+    /// [`HandshakeError::NoExtendedConnect`].
+    pub async fn websocket(&self, mut connect: ClientConnect) -> Result<WebSocket, Error> {
+        let mut send_request = self.send_request.clone().ready().await.map_err(h2_error)?;
+        if !send_request.is_extended_connect_protocol_enabled() {
+            return Err(HandshakeError::NoExtendedConnect.into());
+        }
+        connect.handle_timeout(Time::timestamp())?;
+        let pseudo = connect.pseudo_headers();
+        let uri = http::Uri::builder()
+            .scheme(pseudo.scheme.as_deref().unwrap_or("https"))
+            .authority(pseudo.authority.as_deref().unwrap_or_default())
+            .path_and_query(pseudo.path.as_deref().unwrap_or("/"))
+            .build()
+            .map_err(|e| Error::Url(e.to_string()))?;
+        let mut request = http::Request::builder()
+            .method(http::Method::CONNECT)
+            .uri(uri)
+            .extension(h2::ext::Protocol::from("websocket"));
+        for (name, value) in connect.headers() {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let request = request.body(()).map_err(|e| Error::Url(e.to_string()))?;
+        let (response, send) = send_request
+            .send_request(request, false)
+            .map_err(h2_error)?;
+        let deadline = connect.poll_timeout();
+        let response = match race(response, deadline).await {
+            Some(response) => response.map_err(h2_error)?,
+            None => return Err(HandshakeError::Timeout.into()),
+        };
+        let (parts, body) = response.into_parts();
+        let fields = parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()));
+        let connected = connect.handle_response(parts.status.as_u16(), fields)?;
+        let mut conn = connected.connection;
+        conn.handle_timeout(Time::timestamp());
+        Ok(WebSocket::new(
+            conn,
+            send,
+            body,
+            connected.response.protocol,
+        ))
+    }
+}
+
+/// `future`, unless the core's `deadline` comes first (`None`).
+async fn race<F: Future>(future: F, deadline: Option<Timestamp>) -> Option<F::Output> {
+    let mut future = pin!(future);
+    let mut alarm = pin!(async {
+        match deadline {
+            Some(deadline) => tokio::time::sleep_until(Time::at(deadline)).await,
+            None => core::future::pending().await,
+        }
+    });
+    poll_fn(|cx| {
+        if let Poll::Ready(out) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        alarm.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
+/// A WebSocket on an HTTP/2 stream.
+pub struct WebSocket {
+    conn: Connection,
+    send: SendStream<Bytes>,
+    recv: RecvStream,
+    protocol: Option<String>,
+    closed: Option<Closed>,
+    /// We ended our side of the stream.
+    ended: bool,
+}
+
+impl core::fmt::Debug for WebSocket {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("conn", &self.conn)
+            .field("protocol", &self.protocol)
+            .finish()
+    }
+}
+
+impl WebSocket {
+    fn new(
+        conn: Connection,
+        send: SendStream<Bytes>,
+        recv: RecvStream,
+        protocol: Option<String>,
+    ) -> Self {
+        WebSocket {
+            conn,
+            send,
+            recv,
+            protocol,
+            closed: None,
+            ended: false,
+        }
+    }
+
+    /// The next data message; `Ok(None)` once the closing handshake is
+    /// done (see [`closed`](WebSocket::closed)).
+    pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
+        loop {
+            match self.recv_event().await? {
+                Event::Message(message) => return Ok(Some(message)),
+                Event::Closed(closed) => {
+                    return match closed_error(&closed) {
+                        Some(err) => Err(err),
+                        None => Ok(None),
+                    }
+                }
+                Event::Fragment(_) | Event::Ping(_) | Event::Pong(_) => {}
+            }
+        }
+    }
+
+    /// The next event of any kind. After [`Event::Closed`], every call
+    /// returns the same `Closed` again.
+    pub async fn recv_event(&mut self) -> Result<Event, Error> {
+        loop {
+            if let Some(closed) = &self.closed {
+                return Ok(Event::Closed(Box::new(closed.clone())));
+            }
+            if let Some(event) = self.conn.poll_event() {
+                self.flush().await?;
+                if let Event::Closed(closed) = &event {
+                    self.closed = Some(Closed::clone(closed));
+                    self.finish().await;
+                }
+                return Ok(event);
+            }
+            self.flush().await?;
+            self.fill().await?;
+        }
+    }
+
+    /// Waits for DATA (or the stream's end, or a reset) or the core's
+    /// deadline; then tells the core the time.
+    async fn fill(&mut self) -> Result<(), Error> {
+        let deadline = self.conn.poll_timeout();
+        match race(self.recv.data(), deadline).await {
+            Some(Some(Ok(data))) => {
+                self.conn.handle_read(&data);
+                // The window opens again as the core takes the bytes.
+                let _ = self.recv.flow_control().release_capacity(data.len());
+            }
+            // END_STREAM: the peer's transport ended, as with TCP's FIN.
+            Some(None) => self.conn.handle_eof(),
+            // RST_STREAM, or the connection failed: the stream is gone.
+            Some(Some(Err(e))) => {
+                self.conn.handle_eof();
+                return Err(h2_error(e));
+            }
+            None => {}
+        }
+        if self.conn.poll_timeout().is_some() {
+            self.conn.handle_timeout(Time::timestamp());
+        }
+        Ok(())
+    }
+
+    /// After the Closed event: write the last output, then (unless the
+    /// transport is ours to close now) wait for the peer's END_STREAM
+    /// or the core's closing deadline; then end our side of the stream.
+    async fn finish(&mut self) {
+        if self.flush().await.is_ok() {
+            while !self.conn.should_close_transport() && !self.conn.is_finished() {
+                if self.fill().await.is_err() {
+                    break;
+                }
+            }
+        }
+        self.end_stream();
+    }
+
+    fn end_stream(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            if self.send.send_data(Bytes::new(), true).is_err() {
+                self.send.send_reset(h2::Reason::CANCEL);
+            }
+        }
+    }
+
+    /// Sends a message and waits until the stream took it.
+    pub async fn send(&mut self, message: &Message) -> Result<(), Error> {
+        self.conn.send_message(message)?;
+        self.flush().await
+    }
+
+    /// Sends a text message.
+    pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.conn.send_text(text)?;
+        self.flush().await
+    }
+
+    /// Sends a Ping; the Pong arrives as [`Event::Pong`].
+    pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.conn.ping(payload)?;
+        self.flush().await
+    }
+
+    /// Starts the closing handshake; keep calling [`recv`](WebSocket::recv)
+    /// until it returns `Ok(None)`.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.conn.close(code, reason)?;
+        self.flush().await
+    }
+
+    /// Writes the pending output as DATA, as fast as the peer's window
+    /// allows; the core's timers run meanwhile, and output it gives up on
+    /// (its closing deadline) is not waited for.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        while self.conn.pending_output_len() > 0 && !self.ended {
+            let want = self.conn.pending_output().len();
+            self.send.reserve_capacity(want);
+            let deadline = self.conn.poll_timeout();
+            let send = &mut self.send;
+            match race(poll_fn(|cx| send.poll_capacity(cx)), deadline).await {
+                Some(Some(Ok(granted))) => {
+                    let n = granted.min(want);
+                    if n > 0 {
+                        let chunk = Bytes::copy_from_slice(&self.conn.pending_output()[..n]);
+                        self.send.send_data(chunk, false).map_err(h2_error)?;
+                        self.conn.consume_output(n);
+                    }
+                }
+                Some(Some(Err(e))) => return Err(h2_error(e)),
+                Some(None) => {
+                    return Err(Error::Io(io::ErrorKind::BrokenPipe.into()));
+                }
+                None => {
+                    self.conn.handle_timeout(Time::timestamp());
+                    if self.conn.should_close_transport() {
+                        self.send.send_reset(h2::Reason::CANCEL);
+                        self.ended = true;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// How the connection ended, once it has.
+    pub fn closed(&self) -> Option<&Closed> {
+        self.closed.as_ref()
+    }
+
+    /// The subprotocol agreed in the handshake.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// The sans-IO connection underneath.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The sans-IO connection underneath, for commands not wrapped here;
+    /// call [`flush`](WebSocket::flush) after queueing output.
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// Resets the stream at once (`RST_STREAM` with `CANCEL`), without a
+    /// closing handshake.
+    pub fn reset(mut self) {
+        self.send.send_reset(h2::Reason::CANCEL);
+        self.ended = true;
+    }
+}
+
+impl Drop for WebSocket {
+    fn drop(&mut self) {
+        // A WebSocket dropped before its end frees its stream at once.
+        if !self.ended {
+            self.send.send_reset(h2::Reason::CANCEL);
+        }
+    }
+}

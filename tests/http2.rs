@@ -1,0 +1,175 @@
+//! WebSocket over HTTP/2 (RFC 8441): our client and our server on one
+//! HTTP/2 connection in memory (tokio's duplex pipe), many WebSockets on
+//! it at once, one of them stalled; a server without the extended CONNECT;
+//! a reset in the middle of a message.
+#![cfg(feature = "http2")]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rfc6455::handshake::{Accept, ClientConnect, ClientRequest, HandshakeError};
+use rfc6455::http2::{serve_connection, Client, Error, Incoming};
+use rfc6455::{CloseCode, Config, Event, Message};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// An echo server for WebSockets on `/echo`; `/quiet` accepts and never
+/// reads; anything else is refused with 404. Counts live stream tasks.
+async fn serve(io: tokio::io::DuplexStream, live: Arc<AtomicUsize>) {
+    let _ = serve_connection(io, Config::default(), move |incoming: Incoming| {
+        let live = live.clone();
+        async move {
+            live.fetch_add(1, Ordering::SeqCst);
+            let path = incoming.request().path().to_string();
+            match path.as_str() {
+                "/echo" => {
+                    if let Ok(mut ws) = incoming.accept(Accept::new()) {
+                        while let Ok(Some(message)) = ws.recv().await {
+                            if ws.send(&message).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                "/quiet" => {
+                    if let Ok(ws) = incoming.accept(Accept::new()) {
+                        // Holds the stream without reading, until reset.
+                        tokio::time::sleep(LIMIT).await;
+                        drop(ws);
+                    }
+                }
+                _ => incoming.reject(404, "no such WebSocket"),
+            }
+            live.fetch_sub(1, Ordering::SeqCst);
+        }
+    })
+    .await;
+}
+
+fn connect(path: &str) -> ClientConnect {
+    ClientConnect::new(&ClientRequest::new("localhost", path), Config::default()).scheme("http")
+}
+
+async fn pair() -> (Client, Arc<AtomicUsize>) {
+    let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+    let live = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(serve(server_io, live.clone()));
+    (Client::handshake(client_io).await.unwrap(), live)
+}
+
+#[tokio::test]
+async fn many_websockets_share_one_connection_and_a_stalled_one_stalls_only_itself() {
+    tokio::time::timeout(LIMIT, async {
+        let (client, _live) = pair().await;
+        assert!(client.supports_websocket());
+        // A stream whose server never reads: we fill its window.
+        let mut stalled = client.websocket(connect("/quiet")).await.unwrap();
+        let stuck = tokio::spawn(async move {
+            // More than HTTP/2's default 64 KiB window: never completes.
+            let _ = stalled.send(&Message::from(vec![0u8; 1 << 20])).await;
+        });
+        let mut tasks = Vec::new();
+        for i in 0..8u8 {
+            let client = client.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut ws = client.websocket(connect("/echo")).await.unwrap();
+                let text = format!("stream {i}");
+                let big = vec![i; 1 << 20];
+                ws.send_text(&text).await.unwrap();
+                ws.send(&Message::from(big.clone())).await.unwrap();
+                ws.ping(b"are you there").await.unwrap();
+                ws.connection_mut()
+                    .send_fragmented(rfc6455::MessageKind::Text, "in pieces".as_bytes(), 3)
+                    .unwrap();
+                ws.flush().await.unwrap();
+                let mut seen = Vec::new();
+                while seen.len() < 4 {
+                    match ws.recv_event().await.unwrap() {
+                        Event::Message(message) => seen.push(Some(message)),
+                        Event::Pong(payload) => {
+                            assert_eq!(&payload[..], b"are you there");
+                            seen.push(None);
+                        }
+                        other => panic!("stream {i}: {other:?}"),
+                    }
+                }
+                assert_eq!(seen[0], Some(Message::from(text.as_str())));
+                assert_eq!(seen[1], Some(Message::from(big)));
+                assert_eq!(seen[3], Some(Message::from("in pieces")));
+                ws.close(CloseCode(4000 + u16::from(i)), "done")
+                    .await
+                    .unwrap();
+                assert_eq!(ws.recv().await.unwrap(), None);
+                let closed = ws.closed().unwrap();
+                assert!(closed.is_clean());
+                assert_eq!(
+                    closed.received.as_ref().map(|f| f.code),
+                    Some(CloseCode(4000 + u16::from(i)))
+                );
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert!(!stuck.is_finished(), "the stalled stream is still stalled");
+        stuck.abort();
+    })
+    .await
+    .expect("hung");
+}
+
+#[tokio::test]
+async fn a_path_refused_gets_its_status() {
+    let (client, _live) = pair().await;
+    match client.websocket(connect("/nowhere")).await {
+        Err(Error::Handshake(HandshakeError::Status(404))) => {}
+        other => panic!("expected a 404, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_server_without_the_setting_is_told_apart() {
+    // A plain h2 server: no SETTINGS_ENABLE_CONNECT_PROTOCOL.
+    let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(async move {
+        let mut connection = h2::server::handshake(server_io).await.unwrap();
+        while let Some(Ok(_)) = connection.accept().await {}
+    });
+    let client = Client::handshake(client_io).await.unwrap();
+    assert!(!client.supports_websocket());
+    match client.websocket(connect("/echo")).await {
+        Err(Error::Handshake(HandshakeError::NoExtendedConnect)) => {}
+        other => panic!("expected NoExtendedConnect, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_reset_in_the_middle_of_a_message_frees_the_stream_task() {
+    tokio::time::timeout(LIMIT, async {
+        let (client, live) = pair().await;
+        let mut ws = client.websocket(connect("/echo")).await.unwrap();
+        // Half of a 100 KiB message: the header says more is coming.
+        ws.connection_mut()
+            .send_fragment(rfc6455::MessageKind::Binary, &[1; 50_000], false)
+            .unwrap();
+        ws.flush().await.unwrap();
+        while live.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        ws.reset();
+        // The server's task for the stream ends: its recv fails at once.
+        while live.load(Ordering::SeqCst) != 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // The connection goes on: a new WebSocket on it works.
+        let mut again = client.websocket(connect("/echo")).await.unwrap();
+        again.send_text("still here").await.unwrap();
+        assert_eq!(
+            again.recv().await.unwrap(),
+            Some(Message::from("still here"))
+        );
+    })
+    .await
+    .expect("the reset stream's task never ended");
+}
