@@ -8,7 +8,9 @@
 //! adapter, a task per connection; `--blocking` serves with the blocking
 //! adapter, a thread per connection; `--embedded` with the
 //! embedded-io-async adapter (feature `embedded-io-async`) over tokio's
-//! sockets, a task per connection. One log line per connection.
+//! sockets, a task per connection. With the `http2` feature the tokio mode
+//! also takes HTTP/2 with prior knowledge on the same port (RFC 8441, one
+//! WebSocket per stream). One log line per connection.
 //! `--quickack` acknowledges every read at once; the Autobahn runs use it
 //! (see examples/support/autobahn.rs).
 
@@ -75,6 +77,12 @@ async fn serve_tokio(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::
         let (stream, peer) = listener.accept().await?;
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
+            // HTTP/2 with prior knowledge on the same port (feature http2):
+            // told apart by its preface.
+            #[cfg(feature = "http2")]
+            if rfc6455::http2::is_preface(&stream).await.unwrap_or(false) {
+                return serve_http2(stream, peer).await;
+            }
             let stream = autobahn::QuickAck(stream, quick);
             let mut path = String::new();
             let accepted =
@@ -102,6 +110,42 @@ async fn serve_tokio(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::
             };
             log(peer, &path, outcome.map(|()| ws.closed()));
         });
+    }
+}
+
+/// WebSockets over one HTTP/2 connection (RFC 8441): each extended
+/// CONNECT is echoed on its own stream.
+#[cfg(feature = "http2")]
+async fn serve_http2(stream: tokio::net::TcpStream, peer: SocketAddr) {
+    let served = rfc6455::http2::serve_connection(
+        stream,
+        autobahn::config(false),
+        move |incoming| async move {
+            let path = incoming.request().path().to_string();
+            let mut ws = match incoming.accept(Accept::new()) {
+                Ok(ws) => ws,
+                Err(err) => return log(peer, &path, Err(err.to_string())),
+            };
+            let outcome = loop {
+                match ws.recv().await {
+                    Ok(Some(message)) => {
+                        if let Err(err) = ws.send(&message).await {
+                            break Err(err.to_string());
+                        }
+                    }
+                    Ok(None) => break Ok(()),
+                    Err(err) => break Err(err.to_string()),
+                }
+            };
+            log(
+                peer,
+                &format!("{path} (HTTP/2)"),
+                outcome.map(|()| ws.closed()),
+            );
+        },
+    );
+    if let Err(err) = served.await {
+        println!("{peer}: HTTP/2 connection: {err}");
     }
 }
 

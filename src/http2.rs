@@ -45,6 +45,31 @@ const MAX_STREAMS: u32 = 256;
 /// and stall the others (16 MiB).
 const CONNECTION_WINDOW: u32 = STREAM_WINDOW * MAX_STREAMS;
 
+/// The first bytes of an HTTP/2 connection with prior knowledge (RFC 9113
+/// §3.4). A server that serves HTTP/1.1 and HTTP/2 on one port peeks at
+/// the first bytes of a connection: these mean HTTP/2
+/// ([`serve_connection`]), anything else HTTP/1.1 (the tokio adapter).
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether a TCP connection starts with the HTTP/2 preface: peeks (reads
+/// nothing away) until the first bytes match it or stop matching, or the
+/// connection ends.
+pub async fn is_preface(stream: &tokio::net::TcpStream) -> io::Result<bool> {
+    let mut buf = [0; PREFACE.len()];
+    loop {
+        let n = stream.peek(&mut buf).await?;
+        if n == 0 || buf[..n] != PREFACE[..n] {
+            return Ok(false);
+        }
+        if n == PREFACE.len() {
+            return Ok(true);
+        }
+        // Part of the preface so far (it is 24 bytes, nearly always sent
+        // in one piece): let the rest arrive.
+        tokio::task::yield_now().await;
+    }
+}
+
 fn h2_error(e: h2::Error) -> Error {
     match e.into_io() {
         Some(io) => Error::Io(io),

@@ -173,3 +173,76 @@ async fn a_reset_in_the_middle_of_a_message_frees_the_stream_task() {
     .await
     .expect("the reset stream's task never ended");
 }
+
+/// The echo server example, started on a free port of 127.0.0.1.
+struct EchoServer {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl EchoServer {
+    fn start() -> EchoServer {
+        // `cargo test` builds the examples next to the test binaries.
+        let exe = std::env::current_exe().unwrap();
+        let examples = exe.parent().unwrap().parent().unwrap().join("examples");
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let child = std::process::Command::new(examples.join("echo_server"))
+            .arg(addr.to_string())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the echo_server example is built by cargo test");
+        // Killed and waited for on drop, whatever happens next.
+        let server = EchoServer { child, addr };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(addr).is_ok() {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("echo_server did not listen on {addr}");
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_echo_server_takes_http_2_and_http_1_1_on_one_port() {
+    let server = EchoServer::start();
+    tokio::time::timeout(LIMIT, async {
+        // HTTP/2 with prior knowledge: an extended CONNECT, then frames.
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let client = Client::handshake(tcp).await.unwrap();
+        assert!(
+            client.supports_websocket(),
+            "the server advertises the extended CONNECT"
+        );
+        let mut ws = client.websocket(connect("/h2")).await.unwrap();
+        ws.send_text("over HTTP/2").await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), Some(Message::from("over HTTP/2")));
+        ws.send(&Message::from(vec![9u8; 300_000])).await.unwrap();
+        assert_eq!(
+            ws.recv().await.unwrap(),
+            Some(Message::from(vec![9u8; 300_000]))
+        );
+        ws.close(CloseCode::NORMAL, "").await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), None);
+        // HTTP/1.1 on the same port.
+        let url = format!("ws://{}/h1", server.addr);
+        let mut ws = rfc6455::tokio::connect(&url).await.unwrap();
+        ws.send_text("over HTTP/1.1").await.unwrap();
+        assert_eq!(
+            ws.recv().await.unwrap(),
+            Some(Message::from("over HTTP/1.1"))
+        );
+    })
+    .await
+    .expect("hung");
+}
