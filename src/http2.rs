@@ -392,29 +392,9 @@ impl WebSocket {
         }
     }
 
-    /// Waits for DATA (or the stream's end, or a reset) or the core's
-    /// deadline; then tells the core the time.
+    /// Waits for DATA or the core's deadline; then tells the core the time.
     async fn fill(&mut self) -> Result<(), Error> {
-        let deadline = self.conn.poll_timeout();
-        match race(self.recv.data(), deadline).await {
-            Some(Some(Ok(data))) => {
-                self.conn.handle_read(&data);
-                // The window opens again as the core takes the bytes.
-                let _ = self.recv.flow_control().release_capacity(data.len());
-            }
-            // END_STREAM: the peer's transport ended, as with TCP's FIN.
-            Some(None) => self.conn.handle_eof(),
-            // RST_STREAM, or the connection failed: the stream is gone.
-            Some(Some(Err(e))) => {
-                self.conn.handle_eof();
-                return Err(h2_error(e));
-            }
-            None => {}
-        }
-        if self.conn.poll_timeout().is_some() {
-            self.conn.handle_timeout(Time::timestamp());
-        }
-        Ok(())
+        read_once(&mut self.recv, &mut self.conn).await
     }
 
     /// After the Closed event: write the last output, then (unless the
@@ -469,34 +449,7 @@ impl WebSocket {
     /// allows; the core's timers run meanwhile, and output it gives up on
     /// (its closing deadline) is not waited for.
     pub async fn flush(&mut self) -> Result<(), Error> {
-        while self.conn.pending_output_len() > 0 && !self.ended {
-            let want = self.conn.pending_output().len();
-            self.send.reserve_capacity(want);
-            let deadline = self.conn.poll_timeout();
-            let send = &mut self.send;
-            match race(poll_fn(|cx| send.poll_capacity(cx)), deadline).await {
-                Some(Some(Ok(granted))) => {
-                    let n = granted.min(want);
-                    if n > 0 {
-                        let chunk = Bytes::copy_from_slice(&self.conn.pending_output()[..n]);
-                        self.send.send_data(chunk, false).map_err(h2_error)?;
-                        self.conn.consume_output(n);
-                    }
-                }
-                Some(Some(Err(e))) => return Err(h2_error(e)),
-                Some(None) => {
-                    return Err(Error::Io(io::ErrorKind::BrokenPipe.into()));
-                }
-                None => {
-                    self.conn.handle_timeout(Time::timestamp());
-                    if self.conn.should_close_transport() {
-                        self.send.send_reset(h2::Reason::CANCEL);
-                        self.ended = true;
-                    }
-                }
-            }
-        }
-        Ok(())
+        write_out(&mut self.send, &mut self.conn, &mut self.ended).await
     }
 
     /// How the connection ended, once it has.
@@ -526,6 +479,66 @@ impl WebSocket {
         self.send.send_reset(h2::Reason::CANCEL);
         self.ended = true;
     }
+}
+
+/// Waits for DATA (or the stream's end, or a reset) or the core's
+/// deadline; then tells the core the time.
+async fn read_once(recv: &mut RecvStream, conn: &mut Connection) -> Result<(), Error> {
+    let deadline = conn.poll_timeout();
+    match race(recv.data(), deadline).await {
+        Some(Some(Ok(data))) => {
+            conn.handle_read(&data);
+            // The window opens again as the core takes the bytes.
+            let _ = recv.flow_control().release_capacity(data.len());
+        }
+        // END_STREAM: the peer's transport ended, as with TCP's FIN.
+        Some(None) => conn.handle_eof(),
+        // RST_STREAM, or the connection failed: the stream is gone.
+        Some(Some(Err(e))) => {
+            conn.handle_eof();
+            return Err(h2_error(e));
+        }
+        None => {}
+    }
+    if conn.poll_timeout().is_some() {
+        conn.handle_timeout(Time::timestamp());
+    }
+    Ok(())
+}
+
+/// Writes the connection's output as DATA until none is pending, or until
+/// the core gives up on it at its closing deadline (the stream is then
+/// reset, and `ended` set).
+async fn write_out(
+    send: &mut SendStream<Bytes>,
+    conn: &mut Connection,
+    ended: &mut bool,
+) -> Result<(), Error> {
+    while conn.pending_output_len() > 0 && !*ended {
+        let want = conn.pending_output().len();
+        send.reserve_capacity(want);
+        let deadline = conn.poll_timeout();
+        match race(poll_fn(|cx| send.poll_capacity(cx)), deadline).await {
+            Some(Some(Ok(granted))) => {
+                let n = granted.min(want);
+                if n > 0 {
+                    let chunk = Bytes::copy_from_slice(&conn.pending_output()[..n]);
+                    send.send_data(chunk, false).map_err(h2_error)?;
+                    conn.consume_output(n);
+                }
+            }
+            Some(Some(Err(e))) => return Err(h2_error(e)),
+            Some(None) => return Err(Error::Io(io::ErrorKind::BrokenPipe.into())),
+            None => {
+                conn.handle_timeout(Time::timestamp());
+                if conn.should_close_transport() {
+                    send.send_reset(h2::Reason::CANCEL);
+                    *ended = true;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Drop for WebSocket {
