@@ -77,46 +77,70 @@ async fn serve_tokio(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::
         let (stream, peer) = listener.accept().await?;
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
+            if quick {
+                // The Autobahn runs: HTTP/1.1 only, acknowledging at once.
+                return echo_tokio(autobahn::QuickAck(stream, true), peer).await;
+            }
             // HTTP/2 with prior knowledge on the same port (feature http2):
             // told apart by its preface.
             #[cfg(feature = "http2")]
-            if rfc6455::http2::is_preface(&stream).await.unwrap_or(false) {
-                return serve_http2(stream, peer).await;
-            }
-            let stream = autobahn::QuickAck(stream, quick);
-            let mut path = String::new();
-            let accepted =
-                rfc6455::tokio::accept_with(stream, autobahn::config(false), |request| {
-                    path = request.path().to_string();
-                    Ok(Accept::new())
-                })
+            {
+                let sniffed = tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    rfc6455::http2::sniff(stream),
+                )
                 .await;
-            let mut ws = match accepted {
-                Ok(ws) => ws,
-                Err(err) => return log(peer, &path, Err(err.to_string())),
-            };
-            let outcome = loop {
-                match ws.recv().await {
-                    Ok(Some(message)) => {
-                        // Queued, and written when `recv` next waits for
-                        // input: a burst of messages is echoed in one write.
-                        if let Err(err) = ws.queue(&message).await {
-                            break Err(err.to_string());
-                        }
-                    }
-                    Ok(None) => break Ok(()),
-                    Err(err) => break Err(err.to_string()),
+                match sniffed {
+                    Ok(Ok((true, stream))) => serve_http2(stream, peer).await,
+                    Ok(Ok((false, stream))) => echo_tokio(stream, peer).await,
+                    Ok(Err(err)) => log(peer, "", Err(err.to_string())),
+                    Err(_) => log(peer, "", Err("sent nothing for 10 s".into())),
                 }
-            };
-            log(peer, &path, outcome.map(|()| ws.closed()));
+            }
+            #[cfg(not(feature = "http2"))]
+            echo_tokio(stream, peer).await
         });
     }
+}
+
+/// One WebSocket over HTTP/1.1 on the tokio adapter, echoed.
+async fn echo_tokio<S>(stream: S, peer: SocketAddr)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut path = String::new();
+    let accepted = rfc6455::tokio::accept_with(stream, autobahn::config(false), |request| {
+        path = request.path().to_string();
+        Ok(Accept::new())
+    })
+    .await;
+    let mut ws = match accepted {
+        Ok(ws) => ws,
+        Err(err) => return log(peer, &path, Err(err.to_string())),
+    };
+    let outcome = loop {
+        match ws.recv().await {
+            Ok(Some(message)) => {
+                // Queued, and written when `recv` next waits for input: a
+                // burst of messages is echoed in one write.
+                if let Err(err) = ws.queue(&message).await {
+                    break Err(err.to_string());
+                }
+            }
+            Ok(None) => break Ok(()),
+            Err(err) => break Err(err.to_string()),
+        }
+    };
+    log(peer, &path, outcome.map(|()| ws.closed()));
 }
 
 /// WebSockets over one HTTP/2 connection (RFC 8441): each extended
 /// CONNECT is echoed on its own stream.
 #[cfg(feature = "http2")]
-async fn serve_http2(stream: tokio::net::TcpStream, peer: SocketAddr) {
+async fn serve_http2<S>(stream: S, peer: SocketAddr)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let served = rfc6455::http2::serve_connection(
         stream,
         autobahn::config(false),

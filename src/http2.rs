@@ -46,27 +46,99 @@ const MAX_STREAMS: u32 = 256;
 const CONNECTION_WINDOW: u32 = STREAM_WINDOW * MAX_STREAMS;
 
 /// The first bytes of an HTTP/2 connection with prior knowledge (RFC 9113
-/// §3.4). A server that serves HTTP/1.1 and HTTP/2 on one port peeks at
-/// the first bytes of a connection: these mean HTTP/2
+/// §3.4). A server that serves HTTP/1.1 and HTTP/2 on one port reads the
+/// first bytes of a connection ([`sniff`]): these mean HTTP/2
 /// ([`serve_connection`]), anything else HTTP/1.1 (the tokio adapter).
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Whether a TCP connection starts with the HTTP/2 preface: peeks (reads
-/// nothing away) until the first bytes match it or stop matching, or the
-/// connection ends.
-pub async fn is_preface(stream: &tokio::net::TcpStream) -> io::Result<bool> {
-    let mut buf = [0; PREFACE.len()];
-    loop {
-        let n = stream.peek(&mut buf).await?;
-        if n == 0 || buf[..n] != PREFACE[..n] {
-            return Ok(false);
+/// Reads the first bytes of a connection to tell HTTP/2 with prior
+/// knowledge from HTTP/1.1: `true` if they are the [`PREFACE`]. Reads no
+/// more than the preface's 24 bytes, and stops at the first byte that
+/// differs; the bytes read are given back in front of the stream
+/// ([`Rewind`]), so either protocol's server reads them again. A client
+/// that sends part of the preface and stops keeps this waiting, as a slow
+/// HTTP/1.1 head would: bound it with your handshake timeout.
+pub async fn sniff<S: AsyncRead + Unpin>(mut stream: S) -> io::Result<(bool, Rewind<S>)> {
+    use tokio::io::AsyncReadExt;
+    let mut seen = [0; PREFACE.len()];
+    let mut n = 0;
+    while n < PREFACE.len() && seen[..n] == PREFACE[..n] {
+        match stream.read(&mut seen[n..]).await? {
+            0 => break,
+            read => n += read,
         }
-        if n == PREFACE.len() {
-            return Ok(true);
+    }
+    let is_http2 = seen[..n] == *PREFACE;
+    let rewind = Rewind {
+        prefix: Bytes::copy_from_slice(&seen[..n]),
+        stream,
+    };
+    Ok((is_http2, rewind))
+}
+
+/// A stream with the bytes [`sniff`] read put back in front of it.
+#[derive(Debug)]
+pub struct Rewind<S> {
+    prefix: Bytes,
+    stream: S,
+}
+
+impl<S> Rewind<S> {
+    /// The stream underneath (its first bytes may still be in front).
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
+    fn poll_read(
+        mut self: core::pin::Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            let front = self.prefix.split_to(n);
+            buf.put_slice(&front);
+            return Poll::Ready(Ok(()));
         }
-        // Part of the preface so far (it is 24 bytes, nearly always sent
-        // in one piece): let the rest arrive.
-        tokio::task::yield_now().await;
+        core::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
+    fn poll_write(
+        mut self: core::pin::Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        core::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: core::pin::Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        core::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: core::pin::Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        core::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: core::pin::Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        core::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 

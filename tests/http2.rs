@@ -246,3 +246,30 @@ async fn the_echo_server_takes_http_2_and_http_1_1_on_one_port() {
     .await
     .expect("hung");
 }
+
+#[tokio::test]
+async fn sniffing_tells_the_preface_apart_and_gives_every_byte_back() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let http1 = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    let mut http2 = rfc6455::http2::PREFACE.to_vec();
+    http2.extend_from_slice(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00");
+    let near_miss = b"PRI * HTTP/1.1\r\n\r\n".to_vec();
+    for (input, expected) in [(http1, false), (http2, true), (near_miss, false)] {
+        for split in [1, 3, 16, 24, 40] {
+            let (mut writer, reader) = tokio::io::duplex(1024);
+            let sent = input.clone();
+            tokio::spawn(async move {
+                // In pieces, as a slow client sends them; then the end.
+                for piece in sent.chunks(split) {
+                    writer.write_all(piece).await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+            });
+            let (is_http2, mut rewound) = rfc6455::http2::sniff(reader).await.unwrap();
+            assert_eq!(is_http2, expected, "{input:?} in pieces of {split}");
+            let mut back = Vec::new();
+            rewound.read_to_end(&mut back).await.unwrap();
+            assert_eq!(back, input, "every byte comes back, in order");
+        }
+    }
+}
