@@ -273,3 +273,25 @@ async fn sniffing_tells_the_preface_apart_and_gives_every_byte_back() {
         }
     }
 }
+
+/// A third-party HTTP/2 client against our server: Node's http2 module
+/// (tests/interop/h2peer.mjs: text, 1 MiB binary, fragmented, ping, close
+/// 4000). Run by tests/interop/run, which sets `INTEROP_NODE`.
+#[test]
+#[ignore = "needs node: tests/interop/run"]
+fn node_http2_client_against_our_server() {
+    let node = std::env::var_os("INTEROP_NODE").expect("INTEROP_NODE: run tests/interop/run");
+    let server = EchoServer::start();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/h2peer.mjs");
+    let output = std::process::Command::new(node)
+        .arg(script)
+        .arg(format!("http://{}", server.addr))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.trim() == "ok",
+        "node: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
