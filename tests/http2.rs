@@ -295,3 +295,61 @@ fn node_http2_client_against_our_server() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Our client against a third-party HTTP/2 server: Node's http2 module
+/// with the extended CONNECT (tests/interop/h2server.mjs echoes). Run by
+/// tests/interop/run, which sets `INTEROP_NODE`.
+#[tokio::test]
+#[ignore = "needs node: tests/interop/run"]
+async fn our_client_against_node_http2_server() {
+    use std::io::BufRead;
+    let node = std::env::var_os("INTEROP_NODE").expect("INTEROP_NODE: run tests/interop/run");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/h2server.mjs");
+    let mut child = std::process::Command::new(node)
+        .arg(script)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let port: u16 = first.strip_prefix("port ").unwrap().parse().unwrap();
+    let outcome = tokio::time::timeout(LIMIT, async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let client = Client::handshake(tcp).await.unwrap();
+        assert!(client.supports_websocket());
+        let mut ws = client.websocket(connect("/node")).await.unwrap();
+        ws.send_text("to node").await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), Some(Message::from("to node")));
+        let big = vec![5u8; 1 << 20];
+        ws.send(&Message::from(big.clone())).await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), Some(Message::from(big)));
+        ws.connection_mut()
+            .send_fragmented(rfc6455::MessageKind::Text, "in pieces".as_bytes(), 4)
+            .unwrap();
+        ws.ping(b"ping!").await.unwrap();
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            match ws.recv_event().await.unwrap() {
+                Event::Message(m) => seen.push(format!("{m:?}")),
+                Event::Pong(p) => seen.push(format!("pong {}", String::from_utf8_lossy(&p))),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(seen.iter().any(|s| s == "pong ping!"), "{seen:?}");
+        ws.close(CloseCode(4000), "bye").await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), None);
+        ws.closed().unwrap().received.as_ref().map(|f| f.code)
+    })
+    .await;
+    let last = lines
+        .next()
+        .map(|l| l.unwrap_or_default())
+        .unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(outcome.expect("hung"), Some(CloseCode(4000)));
+    assert_eq!(last, "ok", "node's verdict");
+}
