@@ -338,7 +338,7 @@ where
         handshake.request(),
     )
     .await?;
-    let mut buf = [0; READ_SIZE];
+    let mut buf = [0; HEAD_READ];
     loop {
         handshake.handle_timeout(clock.now())?;
         let n = match race(stream.read(&mut buf), &clock, handshake.poll_timeout()).await {
