@@ -150,23 +150,10 @@ impl ClientHandshake {
         );
         let key = BASE64.encode(key);
         let mut head = format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n",
+            "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n",
             request.path, request.host
         );
-        if !request.protocols.is_empty() {
-            head.push_str(&format!(
-                "Sec-WebSocket-Protocol: {}\r\n",
-                request.protocols.join(", ")
-            ));
-        }
-        #[cfg(feature = "deflate")]
-        if let Some(deflate) = &config.deflate {
-            head.push_str(&format!(
-                "Sec-WebSocket-Extensions: {}\r\n",
-                super::deflate::client_offer(deflate)
-            ));
-        }
-        for (name, value) in &request.headers {
+        for (name, value) in offer(request, &config) {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
@@ -268,6 +255,30 @@ impl ClientHandshake {
             connection,
         }))
     }
+}
+
+/// What a client asks for, whatever carries the handshake (an HTTP/1.1
+/// upgrade, an HTTP/2 extended CONNECT): version 13, its subprotocols,
+/// permessage-deflate if configured, and the request's own fields.
+pub(super) fn offer<'a>(
+    request: &'a ClientRequest,
+    config: &Config,
+) -> impl Iterator<Item = (&'a str, String)> {
+    let mut fields = vec![("Sec-WebSocket-Version", "13".to_string())];
+    if !request.protocols.is_empty() {
+        fields.push(("Sec-WebSocket-Protocol", request.protocols.join(", ")));
+    }
+    #[cfg(feature = "deflate")]
+    if let Some(deflate) = &config.deflate {
+        fields.push((
+            "Sec-WebSocket-Extensions",
+            super::deflate::client_offer(deflate),
+        ));
+    }
+    #[cfg(not(feature = "deflate"))]
+    let _ = config;
+    let own = request.headers.iter().map(|(n, v)| (n.as_str(), v.clone()));
+    fields.into_iter().chain(own)
 }
 
 /// Checks what the server agreed to against what we offered, whatever

@@ -38,7 +38,7 @@
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use super::client::{agree as client_agree, ClientRequest, Connected, Response};
+use super::client::{agree as client_agree, offer, ClientRequest, Connected, Response};
 use super::server::{agree as server_agree, check_version, Accept, Agreement};
 use super::{check_time, header_tokens, header_values, HandshakeError};
 use crate::time::HandshakeTimer;
@@ -320,23 +320,10 @@ impl ClientConnect {
             authority: Some(request.host.clone()),
             path: Some(request.path.clone()),
         };
-        let mut headers = alloc::vec![("sec-websocket-version".to_string(), "13".to_string())];
-        if !request.protocols.is_empty() {
-            headers.push((
-                "sec-websocket-protocol".to_string(),
-                request.protocols.join(", "),
-            ));
-        }
-        #[cfg(feature = "deflate")]
-        if let Some(deflate) = &config.deflate {
-            headers.push((
-                "sec-websocket-extensions".to_string(),
-                super::deflate::client_offer(deflate),
-            ));
-        }
-        for (name, value) in &request.headers {
-            headers.push((name.to_ascii_lowercase(), value.clone()));
-        }
+        // HTTP/2 field names are lowercase (RFC 9113 §8.2.1).
+        let headers = offer(request, &config)
+            .map(|(name, value)| (name.to_ascii_lowercase(), value))
+            .collect();
         Ok(ClientConnect {
             pseudo,
             headers,
