@@ -142,11 +142,34 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
     }
 }
 
+/// An h2 error as the adapter's I/O error, saying who ended what: a reset
+/// stream is `ConnectionReset` (as a TCP reset is), with its reason.
 fn h2_error(e: h2::Error) -> Error {
-    match e.into_io() {
-        Some(io) => Error::Io(io),
-        None => Error::Io(io::Error::other("HTTP/2 stream error")),
+    if e.is_io() {
+        return Error::Io(e.into_io().unwrap_or_else(|| io::ErrorKind::Other.into()));
     }
+    let reason = e
+        .reason()
+        .map_or_else(String::new, |r| alloc::format!(" ({r:?})"));
+    let (kind, what) = if e.is_reset() && e.is_remote() {
+        (
+            io::ErrorKind::ConnectionReset,
+            "the peer reset the HTTP/2 stream",
+        )
+    } else if e.is_reset() {
+        (
+            io::ErrorKind::ConnectionReset,
+            "the HTTP/2 stream was reset",
+        )
+    } else if e.is_go_away() {
+        (
+            io::ErrorKind::ConnectionAborted,
+            "the HTTP/2 connection went away",
+        )
+    } else {
+        return Error::Io(io::Error::other(alloc::format!("HTTP/2: {e}")));
+    };
+    Error::Io(io::Error::new(kind, alloc::format!("{what}{reason}")))
 }
 
 /// Serves one HTTP/2 connection (after its preface: cleartext with prior
@@ -154,9 +177,41 @@ fn h2_error(e: h2::Error) -> Error {
 /// `SETTINGS_ENABLE_CONNECT_PROTOCOL`. Every request goes to
 /// `on_request` as an [`Incoming`], on a task of its own, while the
 /// connection goes on; returns when the client closes the connection.
+///
+/// A connection that serves no WebSocket route (only pages) should not
+/// advertise the setting, or a browser may try to open its WebSockets on
+/// it: serve those with [`serve_connection_with`] and
+/// [`Routes::PagesOnly`].
 pub async fn serve_connection<IO, F, Fut>(
     io: IO,
     config: Config,
+    on_request: F,
+) -> Result<(), Error>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    F: FnMut(Incoming) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    serve_connection_with(io, config, Routes::WebSocket, on_request).await
+}
+
+/// What an HTTP/2 connection serves, which decides whether the server
+/// advertises `SETTINGS_ENABLE_CONNECT_PROTOCOL` (RFC 8441 §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routes {
+    /// WebSockets (and perhaps pages): advertise the extended CONNECT.
+    WebSocket,
+    /// Pages only: no setting, so clients never send an extended CONNECT
+    /// here (h2 refuses one as a protocol error).
+    PagesOnly,
+}
+
+/// [`serve_connection`], advertising the extended CONNECT only if `routes`
+/// include WebSockets.
+pub async fn serve_connection_with<IO, F, Fut>(
+    io: IO,
+    config: Config,
+    routes: Routes,
     mut on_request: F,
 ) -> Result<(), Error>
 where
@@ -165,8 +220,10 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut builder = h2::server::Builder::new();
+    if routes == Routes::WebSocket {
+        builder.enable_connect_protocol();
+    }
     builder
-        .enable_connect_protocol()
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_concurrent_streams(MAX_STREAMS);
@@ -247,7 +304,7 @@ impl Incoming {
                 Ok(WebSocket::new(conn, send, self.body, accepted.protocol))
             }
             Err(e) => {
-                refuse(&mut self.respond, &e.connect_response());
+                answer(&mut self.respond, &e.connect_response());
                 Err(e.into())
             }
         }
@@ -257,7 +314,15 @@ impl Incoming {
     /// for a path you do not serve).
     pub fn reject(mut self, status: u16, reason: &str) {
         let response = self.request.reject(status, reason);
-        refuse(&mut self.respond, &response);
+        answer(&mut self.respond, &response);
+    }
+
+    /// Answers a request that is not a WebSocket (see
+    /// [`ConnectRequest::is_websocket`]) with `response` and its body, and
+    /// ends the stream: the page that opens the WebSockets, served on the
+    /// same connection.
+    pub fn respond(mut self, response: &ConnectResponse) {
+        answer(&mut self.respond, response);
     }
 }
 
@@ -274,8 +339,8 @@ fn response(from: &ConnectResponse) -> http::Response<()> {
     })
 }
 
-/// Sends a refusal and its body, ending the stream.
-fn refuse(respond: &mut h2::server::SendResponse<Bytes>, from: &ConnectResponse) {
+/// Sends a response and its body (a refusal, or a page), ending the stream.
+fn answer(respond: &mut h2::server::SendResponse<Bytes>, from: &ConnectResponse) {
     if let Ok(mut send) = respond.send_response(response(from), from.body.is_empty()) {
         if !from.body.is_empty() {
             let _ = send.send_data(Bytes::copy_from_slice(&from.body), true);
@@ -452,10 +517,13 @@ impl WebSocket {
                 return Ok(Event::Closed(Box::new(closed.clone())));
             }
             if let Some(event) = self.conn.poll_event() {
-                self.flush().await?;
                 if let Event::Closed(closed) = &event {
+                    // The end: the last output goes if the stream still
+                    // takes it (a peer that reset it already is done).
                     self.closed = Some(Closed::clone(closed));
                     self.finish().await;
+                } else {
+                    self.flush().await?;
                 }
                 return Ok(event);
             }
@@ -469,12 +537,18 @@ impl WebSocket {
         read_once(&mut self.recv, &mut self.conn).await
     }
 
-    /// After the Closed event: write the last output, then (unless the
-    /// transport is ours to close now) wait for the peer's END_STREAM
-    /// or the core's closing deadline; then end our side of the stream.
+    /// After the Closed event: write the last output, end our side of the
+    /// stream when the core says it is ours to close, and read
+    /// (discarding) until the core is finished: the peer ended the stream,
+    /// or the closing deadline passed. As over TCP, nothing the peer still
+    /// sends makes us reset the stream before it has read our Close frame
+    /// (a proxy turns that reset into a TCP reset, which loses it).
     async fn finish(&mut self) {
         if self.flush().await.is_ok() {
-            while !self.conn.should_close_transport() && !self.conn.is_finished() {
+            while !self.conn.is_finished() {
+                if self.conn.should_close_transport() {
+                    self.end_stream();
+                }
                 if self.fill().await.is_err() {
                     break;
                 }

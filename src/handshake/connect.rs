@@ -74,6 +74,16 @@ pub struct ConnectResponse {
 }
 
 impl ConnectResponse {
+    /// A response with `status`, one `content-type` field and `body`: a
+    /// page served on the same HTTP/2 connection as the WebSockets.
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> ConnectResponse {
+        ConnectResponse {
+            status,
+            headers: alloc::vec![("content-type".to_string(), content_type.to_string())],
+            body: body.into(),
+        }
+    }
+
     fn refusal(status: u16, extra: &[(&str, &str)], reason: &[u8]) -> ConnectResponse {
         let mut headers: Vec<(String, String)> = extra
             .iter()
@@ -162,6 +172,13 @@ impl ConnectRequest {
     /// decides).
     pub fn handle_timeout(&mut self, now: Timestamp) -> Result<(), HandshakeError> {
         check_time(&mut self.timer, now)
+    }
+
+    /// Whether this is a WebSocket's extended CONNECT (`:method` CONNECT
+    /// with `:protocol` websocket), which may still be invalid; anything
+    /// else (a page's GET on the same connection) is for the application.
+    pub fn is_websocket(&self) -> bool {
+        self.pseudo.method == "CONNECT" && self.pseudo.protocol.as_deref() == Some("websocket")
     }
 
     /// The pseudo-header fields.
