@@ -1,12 +1,15 @@
 //! The standard Autobahn TestSuite client driver.
 //!
 //! ```text
-//! cargo run --release --example autobahn_client -- [URL] [--blocking | --embedded] [--agent NAME]
+//! cargo run --release --example autobahn_client -- [URL] [--blocking | --embedded | --http2] [--agent NAME]
 //! ```
 //!
 //! The default runs the tokio adapter; `--blocking` the blocking one, and
 //! `--embedded` the embedded-io-async one (feature `embedded-io-async`)
-//! over tokio's sockets.
+//! over tokio's sockets; `--http2` the tokio adapter's loop on HTTP/2
+//! streams (RFC 8441, feature `http2`), every case a stream of one
+//! HTTP/2 connection with prior knowledge (the Autobahn run puts haproxy
+//! between it and the HTTP/1.1 fuzzing server).
 //!
 //! Asks the fuzzing server at URL (default ws://127.0.0.1:9001) for
 //! `/getCaseCount`, runs every case at `/runCase?case=N&agent=NAME` by
@@ -22,6 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut url = "ws://127.0.0.1:9001".to_string();
     let mut blocking = false;
     let mut embedded = false;
+    let mut http2 = false;
     let mut agent = None;
     let mut quick = false;
     let mut args = std::env::args().skip(1);
@@ -29,6 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         match arg.as_str() {
             "--blocking" => blocking = true,
             "--embedded" => embedded = true,
+            "--http2" => http2 = true,
             "--quickack" => quick = true,
             "--agent" => agent = args.next(),
             other => url = other.trim_end_matches('/').to_string(),
@@ -39,6 +44,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "rfc6455-blocking"
         } else if embedded {
             "rfc6455-embedded"
+        } else if http2 {
+            "rfc6455-http2"
         } else {
             "rfc6455-tokio"
         }
@@ -54,6 +61,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .block_on(embedded::run(&url, &agent, quick));
         #[cfg(not(feature = "embedded-io-async"))]
         return Err("--embedded needs --features embedded-io-async".into());
+    } else if http2 {
+        #[cfg(feature = "http2")]
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(http2::run(&url, &agent));
+        #[cfg(not(feature = "http2"))]
+        return Err("--http2 needs --features http2".into());
     } else {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -188,6 +203,67 @@ mod embedded {
             }
         }
         let mut ws = connect(&format!("{url}/updateReports?agent={agent}"), false).await?;
+        while let Ok(Some(_)) = ws.recv().await {}
+        println!("reports updated for {agent}");
+        Ok(())
+    }
+}
+
+/// The tokio adapter's loop on HTTP/2 streams: every case is a stream of
+/// one HTTP/2 connection (a new connection only if the last one failed).
+#[cfg(feature = "http2")]
+mod http2 {
+    use rfc6455::handshake::ClientConnect;
+    use rfc6455::http2::{Client, WebSocket};
+    use rfc6455::tokio::WsUrl;
+
+    use super::{autobahn, case_count};
+
+    type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+    /// An HTTP/2 connection with prior knowledge to `url`'s host.
+    async fn connection(url: &WsUrl) -> Result<Client> {
+        let stream = tokio::net::TcpStream::connect(url.socket_addr()).await?;
+        stream.set_nodelay(true)?;
+        Ok(Client::handshake(stream).await?)
+    }
+
+    /// A WebSocket on a new stream of `client`, reconnecting once if the
+    /// connection is gone.
+    async fn connect(client: &mut Client, url: &str) -> Result<WebSocket> {
+        let url = WsUrl::parse(url)?;
+        let request = || ClientConnect::new(&url.request(), autobahn::config(true)).scheme("http");
+        match client.websocket(request()).await {
+            Err(rfc6455::http2::Error::Io(_)) => {
+                *client = connection(&url).await?;
+                Ok(client.websocket(request()).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    pub async fn run(url: &str, agent: &str) -> Result<()> {
+        let mut client = connection(&WsUrl::parse(url)?).await?;
+        let mut ws = connect(&mut client, &format!("{url}/getCaseCount")).await?;
+        let count = case_count(ws.recv().await?)?;
+        while ws.recv().await?.is_some() {}
+        println!("{count} cases");
+        for case in 1..=count {
+            let case_url = format!("{url}/runCase?case={case}&agent={agent}");
+            let mut ws = match connect(&mut client, &case_url).await {
+                Ok(ws) => ws,
+                Err(err) => {
+                    println!("case {case}: {err}");
+                    continue;
+                }
+            };
+            while let Ok(Some(message)) = ws.recv().await {
+                if ws.send(&message).await.is_err() {
+                    break;
+                }
+            }
+        }
+        let mut ws = connect(&mut client, &format!("{url}/updateReports?agent={agent}")).await?;
         while let Ok(Some(_)) = ws.recv().await {}
         println!("reports updated for {agent}");
         Ok(())
