@@ -1,7 +1,7 @@
 //! An echo server: every text and binary message comes back unchanged.
 //!
 //! ```text
-//! cargo run --release --example echo_server -- [ADDR] [--blocking]
+//! cargo run --release --example echo_server -- [ADDR] [--blocking | --embedded | --tls]
 //! ```
 //!
 //! ADDR defaults to 127.0.0.1:9001. The default serves with the tokio
@@ -10,12 +10,18 @@
 //! embedded-io-async adapter (feature `embedded-io-async`) over tokio's
 //! sockets, a task per connection. With the `http2` feature the tokio mode
 //! also takes HTTP/2 with prior knowledge on the same port (RFC 8441, one
-//! WebSocket per stream). One log line per connection.
+//! WebSocket per stream). `--tls` serves wss:// with a self-signed
+//! certificate made at start, and with the `http2` feature offers HTTP/2
+//! in ALPN (`h2`, then `http/1.1`): a client that chooses it gets RFC 8441
+//! on that connection, any other the HTTP/1.1 Upgrade. One log line per
+//! connection.
 //! `--quickack` acknowledges every read at once; the Autobahn runs use it
 //! (see examples/support/autobahn.rs).
 
 #[path = "support/autobahn.rs"]
 mod autobahn;
+#[path = "support/tls.rs"]
+mod tls;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -28,19 +34,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut blocking = false;
     let mut embedded = false;
     let mut quick = false;
+    let mut secure = false;
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "--blocking" => blocking = true,
+            "--tls" => secure = true,
             "--embedded" => embedded = true,
             "--quickack" => quick = true,
             "-h" | "--help" => {
-                println!("usage: echo_server [ADDR] [--blocking | --embedded] [--quickack]");
+                println!("usage: echo_server [ADDR] [--blocking | --embedded | --tls] [--quickack]");
                 return Ok(());
             }
             other => addr = other.to_string(),
         }
     }
-    if blocking {
+    if secure {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(serve_tls(&addr))
+    } else if blocking {
         serve_blocking(&addr, quick)
     } else if embedded {
         #[cfg(feature = "embedded-io-async")]
@@ -98,6 +111,40 @@ async fn serve_tokio(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::
                 }
             }
             #[cfg(not(feature = "http2"))]
+            echo_tokio(stream, peer).await
+        });
+    }
+}
+
+/// wss:// on the tokio adapter: TLS first, then HTTP/2 if the client chose
+/// it in ALPN (feature http2), HTTP/1.1 otherwise.
+async fn serve_tls(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let alpn: &[&[u8]] = if cfg!(feature = "http2") {
+        &[tls::H2, tls::HTTP_1_1]
+    } else {
+        &[tls::HTTP_1_1]
+    };
+    let acceptor = tls::self_signed(alpn)?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!(
+        "echo server (tokio, TLS) listening on wss://{}",
+        listener.local_addr()?
+    );
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+            let stream = match handshake.await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(err)) => return log(peer, "", Err(format!("TLS: {err}"))),
+                Err(_) => return log(peer, "", Err("TLS: no handshake in 10 s".into())),
+            };
+            #[cfg(feature = "http2")]
+            if tls::chose_h2(&stream) {
+                return serve_http2(stream, peer).await;
+            }
             echo_tokio(stream, peer).await
         });
     }

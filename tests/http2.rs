@@ -182,6 +182,11 @@ struct EchoServer {
 
 impl EchoServer {
     fn start() -> EchoServer {
+        EchoServer::start_with(&[])
+    }
+
+    /// With extra arguments (`--tls`).
+    fn start_with(args: &[&str]) -> EchoServer {
         // `cargo test` builds the examples next to the test binaries.
         let exe = std::env::current_exe().unwrap();
         let examples = exe.parent().unwrap().parent().unwrap().join("examples");
@@ -191,6 +196,7 @@ impl EchoServer {
             .unwrap();
         let child = std::process::Command::new(examples.join("echo_server"))
             .arg(addr.to_string())
+            .args(args)
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("the echo_server example is built by cargo test");
@@ -280,12 +286,26 @@ async fn sniffing_tells_the_preface_apart_and_gives_every_byte_back() {
 #[test]
 #[ignore = "needs node: tests/interop/run"]
 fn node_http2_client_against_our_server() {
+    node_h2peer(&EchoServer::start(), "http");
+}
+
+/// The same over TLS (`echo_server --tls`): Node chooses `h2` in ALPN and
+/// gets RFC 8441; then Node's `ws`, which offers no ALPN, gets the
+/// HTTP/1.1 Upgrade on the same port.
+#[test]
+#[ignore = "needs node: tests/interop/run"]
+fn node_http2_and_ws_over_tls_against_our_server() {
+    node_h2peer(&EchoServer::start_with(&["--tls"]), "https");
+}
+
+/// Runs tests/interop/h2peer.mjs against `server`.
+fn node_h2peer(server: &EchoServer, scheme: &str) {
     let node = std::env::var_os("INTEROP_NODE").expect("INTEROP_NODE: run tests/interop/run");
-    let server = EchoServer::start();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/h2peer.mjs");
     let output = std::process::Command::new(node)
         .arg(script)
-        .arg(format!("http://{}", server.addr))
+        .arg(format!("{scheme}://{}", server.addr))
+        .current_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -21,7 +21,10 @@
 //! beyond). The heartbeat pings a silent client every `--heartbeat`
 //! seconds (default 15) and drops it after three times that without a
 //! sign of life. `--tls` serves https:// and wss:// with a self-signed
-//! certificate made at start.
+//! certificate made at start; with the `http2` feature the browser may
+//! then choose HTTP/2 (ALPN `h2`), and the page and every WebSocket (RFC
+//! 8441's extended CONNECT) share its one connection. The log says which
+//! protocol each tab's WebSocket came over.
 //!
 //! Browser to server, JSON text messages: `{"type":"message","text":"..."}`,
 //! `{"type":"typing"}`. Server to browser: `welcome` (your id and name, who
@@ -36,10 +39,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rfc6455::handshake::Request;
-use rfc6455::tokio::{Error, ReadHalf, WriteHalf};
+use rfc6455::tokio::Error;
 use rfc6455::{CloseCode, Config, Event, Message, ProtocolError};
 use serde_json::{json, Value};
-use site::{Site, Stream};
+use site::{Opened, Site, Stream};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
@@ -93,7 +96,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let mut site = Site::bind(&args.addr, args.tls, config).await?;
+        let mut site = Site::bind(&args.addr, args.tls, cfg!(feature = "http2"), config).await?;
         if let Some(origin) = args.flag("--origin") {
             site.allow_origin(origin);
         }
@@ -115,7 +118,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let (site, chat) = (site.clone(), chat.clone());
             tokio::spawn(async move {
                 match site.open(tcp).await {
-                    Ok((stream, request)) => serve(&site, &chat, stream, request, peer).await,
+                    Ok(Opened::Http1(stream, request)) => {
+                        serve(&site, &chat, stream, *request, peer).await
+                    }
+                    #[cfg(feature = "http2")]
+                    Ok(Opened::Http2(stream)) => http2::serve(site, chat, stream, peer).await,
+                    #[cfg(not(feature = "http2"))]
+                    Ok(Opened::Http2(_)) => println!("{peer}: HTTP/2 needs the http2 feature"),
                     Err(err) => println!("{peer}: {err}"),
                 }
             });
@@ -173,7 +182,7 @@ async fn serve(
             site::send(&mut stream, &page).await;
         }
         ("GET", "/ws") => {
-            if let Err((status, why)) = admit(site, chat, &request) {
+            if let Err((status, why)) = admit(site, chat, request.origin(), &path) {
                 // The route alone: the query holds the token.
                 println!("{peer} /ws: refused with {status}: {why}");
                 site::send(&mut stream, &request.reject(status, &why)).await;
@@ -188,9 +197,8 @@ async fn serve(
             let offered = request.extensions().join(", ");
             match site::upgrade(stream, request).await {
                 Ok(ws) => {
-                    println!("{peer} /ws: upgraded; extensions offered: {offered:?}");
-                    let (reader, writer) = ws.split();
-                    session(chat, reader, writer, &name).await;
+                    println!("{peer} /ws: upgraded (HTTP/1.1); extensions offered: {offered:?}");
+                    session(chat, Tab::Http1(ws), &name).await;
                 }
                 Err(err) => println!("{peer} /ws: {err}"),
             }
@@ -203,11 +211,12 @@ async fn serve(
     }
 }
 
-/// The checks at the upgrade, as the status and reason to refuse with.
-/// A plain GET of /ws runs them too, so a page can learn why it was refused.
-fn admit(site: &Site, chat: &Chat, request: &Request) -> Result<(), (u16, String)> {
-    site.origin_allowed(request).map_err(|why| (403, why))?;
-    match query_param(request.path(), "token") {
+/// The checks at the upgrade (the request's Origin and path), as the
+/// status and reason to refuse with. A plain GET of /ws runs them too, so
+/// a page can learn why it was refused.
+fn admit(site: &Site, chat: &Chat, origin: Option<&str>, path: &str) -> Result<(), (u16, String)> {
+    site.origin_allowed(origin).map_err(|why| (403, why))?;
+    match query_param(path, "token") {
         None => Err((
             401,
             "a token is required: open the address the server printed, which ends in ?token=..."
@@ -317,13 +326,44 @@ fn parse(message: &Message) -> Option<Incoming> {
     }
 }
 
+/// A tab's WebSocket, however it came: the tokio adapter's over HTTP/1.1,
+/// or a stream of an HTTP/2 connection. Both drive the same core; the
+/// chat needs these three calls, and waits for an event only where it may
+/// drop the wait (both adapters' `recv_event` lose nothing when dropped).
+enum Tab {
+    Http1(rfc6455::tokio::WebSocket<Stream>),
+    #[cfg(feature = "http2")]
+    Http2(rfc6455::http2::WebSocket),
+}
+
+impl Tab {
+    async fn recv_event(&mut self) -> Result<Event, Error> {
+        match self {
+            Tab::Http1(ws) => ws.recv_event().await,
+            #[cfg(feature = "http2")]
+            Tab::Http2(ws) => ws.recv_event().await,
+        }
+    }
+
+    async fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        match self {
+            Tab::Http1(ws) => ws.send_text(text).await,
+            #[cfg(feature = "http2")]
+            Tab::Http2(ws) => ws.send_text(text).await,
+        }
+    }
+
+    async fn close(&mut self, code: CloseCode, why: &str) -> Result<(), Error> {
+        match self {
+            Tab::Http1(ws) => ws.close(code, why).await,
+            #[cfg(feature = "http2")]
+            Tab::Http2(ws) => ws.close(code, why).await,
+        }
+    }
+}
+
 /// One connected tab, from welcome to leave notice.
-async fn session(
-    chat: &Chat,
-    mut reader: ReadHalf<Stream>,
-    mut writer: WriteHalf<Stream>,
-    name: &str,
-) {
+async fn session(chat: &Chat, mut tab: Tab, name: &str) {
     let id = chat.next_id.fetch_add(1, Ordering::Relaxed);
     let name = clean_name(name, id);
     // Listen before announcing, so this tab sees its own join.
@@ -336,7 +376,7 @@ async fn session(
     let welcome = json!({ "type": "welcome", "id": id, "name": name, "users": chat.users() });
     // Why we closed this tab, once we did.
     let mut closing: Option<&str> = None;
-    if let Err(error) = send(&mut writer, &welcome.to_string()).await {
+    if let Err(error) = send(&mut tab, &welcome.to_string()).await {
         println!("{name} (#{id}): {error}");
     }
     chat.broadcast(json!({ "type": "join", "id": id, "name": name }));
@@ -344,7 +384,7 @@ async fn session(
     let mut bucket = Bucket::new();
     let why = loop {
         tokio::select! {
-            event = reader.recv_event() => match event {
+            event = tab.recv_event() => match event {
                 Ok(Event::Message(message)) => {
                     // Once we closed, what still arrives is read and dropped.
                     if closing.is_some() {
@@ -372,7 +412,7 @@ async fn session(
                         println!("{name} (#{id}): closing with 1008: {why}");
                         closing = Some(why);
                         // The reader sees the closing handshake finish.
-                        let _ = writer.close(CloseCode::POLICY_VIOLATION, why).await;
+                        let _ = tab.close(CloseCode::POLICY_VIOLATION, why).await;
                     }
                 }
                 Ok(Event::Closed(closed)) => {
@@ -400,7 +440,7 @@ async fn session(
             },
             event = events.recv() => match event {
                 Ok(json) if closing.is_none() => {
-                    if let Err(error) = send(&mut writer, &json).await {
+                    if let Err(error) = send(&mut tab, &json).await {
                         break format!("dropped: {error}");
                     }
                 }
@@ -421,13 +461,82 @@ async fn session(
 }
 
 /// Sends one text message, giving up on a tab that does not take it in time.
-async fn send(writer: &mut WriteHalf<Stream>, text: &str) -> Result<(), String> {
-    match tokio::time::timeout(SEND_TIMEOUT, writer.send_text(text)).await {
+async fn send(tab: &mut Tab, text: &str) -> Result<(), String> {
+    match tokio::time::timeout(SEND_TIMEOUT, tab.send_text(text)).await {
         Ok(Ok(())) => Ok(()),
         // The tab is closing (its Close frame arrived first): the reader
         // will see the end.
         Ok(Err(Error::Usage(_))) => Ok(()),
         Ok(Err(error)) => Err(error.to_string()),
         Err(_) => Err(format!("took more than {SEND_TIMEOUT:?} to take a message")),
+    }
+}
+
+/// The chat over HTTP/2 (feature `http2`, with `--tls` when the browser
+/// chooses `h2`): the page and every tab's WebSocket are streams of one
+/// connection, each WebSocket an extended CONNECT (RFC 8441).
+#[cfg(feature = "http2")]
+mod http2 {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    use rfc6455::handshake::{Accept, ConnectResponse};
+    use rfc6455::http2::Incoming;
+
+    use super::site::{self, Site, Stream};
+    use super::{admit, query_param, session, Chat, Tab, PAGE};
+
+    /// One HTTP/2 connection: each request on a task of its own.
+    pub async fn serve(site: Arc<Site>, chat: Arc<Chat>, stream: Stream, peer: SocketAddr) {
+        let config = site.config().clone();
+        let served = rfc6455::http2::serve_connection(stream, config, move |incoming| {
+            let (site, chat) = (site.clone(), chat.clone());
+            async move { request(&site, &chat, incoming, peer).await }
+        });
+        if let Err(err) = served.await {
+            println!("{peer}: HTTP/2 connection: {err}");
+        }
+    }
+
+    /// One stream: the page, the WebSocket, or a 404.
+    async fn request(site: &Site, chat: &Arc<Chat>, incoming: Incoming, peer: SocketAddr) {
+        let request = incoming.request();
+        let path = request.path().to_string();
+        let method = request.pseudo_headers().method.clone();
+        match (request.is_websocket(), method.as_str(), site::route(&path)) {
+            (false, "GET", "/") => {
+                incoming.respond(&ConnectResponse::new(200, "text/html; charset=utf-8", PAGE));
+            }
+            (true, _, "/ws") => {
+                if let Err((status, why)) = admit(site, chat, request.origin(), &path) {
+                    println!("{peer} /ws: refused with {status}: {why}");
+                    return incoming.reject(status, &why);
+                }
+                let name = query_param(&path, "name").unwrap_or_default();
+                let offered = request.header("sec-websocket-extensions").unwrap_or("");
+                let offered = offered.to_string();
+                match incoming.accept(Accept::new()) {
+                    Ok(ws) => {
+                        println!(
+                            "{peer} /ws: upgraded (HTTP/2 extended CONNECT); \
+                             extensions offered: {offered:?}"
+                        );
+                        session(chat, Tab::Http2(ws), &name).await;
+                    }
+                    Err(err) => println!("{peer} /ws: {err}"),
+                }
+            }
+            // The page asks a refused WebSocket's address why (over fetch):
+            // the checks, then "WebSocket only".
+            (false, "GET", "/ws") => match admit(site, chat, request.origin(), &path) {
+                Err((status, why)) => incoming.reject(status, &why),
+                Ok(()) => incoming.reject(400, "this address accepts WebSocket connections only"),
+            },
+            _ => incoming.respond(&ConnectResponse::new(
+                404,
+                "text/plain; charset=utf-8",
+                "not found\n",
+            )),
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! What the chat and ticker examples share: one listener that serves a page
-//! over plain HTTP and upgrades `/ws` to WebSocket, optionally behind TLS,
+//! over plain HTTP and upgrades `/ws` to WebSocket, optionally behind TLS
+//! (where a browser may choose HTTP/2 in ALPN, if the example serves it),
 //! and the Origin check at the upgrade.
 //!
 //! The request head is read with the library's own parser,
@@ -9,7 +10,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rfc6455::handshake::{Accept, Progress, Request, ServerHandshake};
@@ -17,8 +17,10 @@ use rfc6455::tokio::WebSocket;
 use rfc6455::Config;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
+
+#[path = "../support/tls.rs"]
+mod tls;
 
 /// A byte stream the site can serve on: plain TCP or TLS over TCP.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -74,6 +76,17 @@ impl Args {
     }
 }
 
+/// What a connection turned out to be once its TLS handshake (if any) is
+/// done.
+#[allow(dead_code)] // The ticker offers HTTP/1.1 only.
+pub enum Opened {
+    /// An HTTP/1.1 request head: a page, or a WebSocket's upgrade.
+    Http1(Stream, Box<Request>),
+    /// The browser chose HTTP/2 in ALPN (only offered with `http2`):
+    /// serve the connection with `rfc6455::http2`.
+    Http2(Stream),
+}
+
 /// The listener, the TLS acceptor when serving https://, and the origins
 /// that may open a WebSocket.
 pub struct Site {
@@ -85,16 +98,27 @@ pub struct Site {
 
 impl Site {
     /// Binds `addr` (port 0 picks a free port). With `tls`, makes a
-    /// self-signed certificate for `localhost` and `127.0.0.1`. `config`
-    /// applies to request heads and to the WebSocket connections.
+    /// self-signed certificate for `localhost` and `127.0.0.1`, and offers
+    /// HTTP/2 in ALPN if `http2` (before HTTP/1.1). `config` applies to
+    /// request heads and to the WebSocket connections.
     pub async fn bind(
         addr: &str,
         tls: bool,
+        http2: bool,
         config: Config,
     ) -> Result<Site, Box<dyn std::error::Error>> {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
-        let tls = if tls { Some(self_signed()?) } else { None };
+        let alpn: &[&[u8]] = if http2 {
+            &[tls::H2, tls::HTTP_1_1]
+        } else {
+            &[tls::HTTP_1_1]
+        };
+        let tls = if tls {
+            Some(tls::self_signed(alpn)?)
+        } else {
+            None
+        };
         let scheme = if tls.is_some() { "https" } else { "http" };
         // The page's own origin, as the browser writes it: the scheme, the
         // host it was loaded from and the port (§4.1 item 8, RFC 6454).
@@ -137,22 +161,36 @@ impl Site {
     }
 
     /// Runs the TLS handshake if serving https://, then reads the request
-    /// head. Errors are answered (400, 431 ...) before they are returned.
-    pub async fn open(&self, tcp: tokio::net::TcpStream) -> io::Result<(Stream, Request)> {
+    /// head, unless the client chose HTTP/2. Errors are answered (400, 431
+    /// ...) before they are returned.
+    pub async fn open(&self, tcp: tokio::net::TcpStream) -> io::Result<Opened> {
         let work = async {
             let mut stream: Stream = match &self.tls {
-                Some(acceptor) => Box::new(acceptor.accept(tcp).await?),
+                Some(acceptor) => {
+                    let tls = acceptor.accept(tcp).await?;
+                    if tls::chose_h2(&tls) {
+                        return Ok(Opened::Http2(Box::new(tls)));
+                    }
+                    Box::new(tls)
+                }
                 None => Box::new(tcp),
             };
             let request = read_head(&mut stream, self.config.clone()).await?;
-            Ok((stream, request))
+            Ok(Opened::Http1(stream, Box::new(request)))
         };
         tokio::time::timeout(HEAD_TIMEOUT, work)
             .await
             .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
     }
 
-    /// Whether the page that opens this WebSocket may do so.
+    /// The configuration for WebSocket connections.
+    #[allow(dead_code)] // The ticker does not serve HTTP/2.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether the page that opens this WebSocket (its `Origin` field)
+    /// may do so.
     ///
     /// Browsers always send Origin with a WebSocket request (§4.1 item 8),
     /// and a page on any other site can make the browser connect here:
@@ -160,8 +198,8 @@ impl Site {
     /// client that is not a browser sends no Origin; it gets no ambient
     /// credentials from a browser either, so it is let through to the
     /// other checks.
-    pub fn origin_allowed(&self, request: &Request) -> Result<(), String> {
-        match request.origin() {
+    pub fn origin_allowed(&self, origin: Option<&str>) -> Result<(), String> {
+        match origin {
             None => Ok(()),
             Some(origin) if self.origins.iter().any(|o| o == origin) => Ok(()),
             Some(origin) => Err(format!(
@@ -252,23 +290,4 @@ pub fn response(status: &str, headers: &str, content_type: &str, body: &str) -> 
 /// The path without its query string.
 pub fn route(path: &str) -> &str {
     path.split_once('?').map_or(path, |(route, _)| route)
-}
-
-/// A TLS acceptor with a certificate made now, signed by its own key, for
-/// `localhost` and `127.0.0.1`. Browsers warn about it (nobody vouches for
-/// it); accept the warning once, or start Chromium with
-/// `--ignore-certificate-errors` for tests.
-fn self_signed() -> Result<TlsAcceptor, Box<dyn std::error::Error>> {
-    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-    let certified = rcgen::generate_simple_self_signed(names)?;
-    let cert = certified.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
-    // Name the provider rather than rely on the process default, which
-    // panics if another crate in the build enables a second one.
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key)?;
-    Ok(TlsAcceptor::from(Arc::new(config)))
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use rfc6455::handshake::Request;
 use rfc6455::tokio::Error;
 use rfc6455::{Config, Event};
-use site::{Site, Stream};
+use site::{Opened, Site, Stream};
 
 /// The page: it opens the WebSocket and lists what arrives.
 const PAGE: &str = include_str!("index.html");
@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let mut site = Site::bind(&args.addr, args.tls, config).await?;
+        let mut site = Site::bind(&args.addr, args.tls, false, config).await?;
         if let Some(origin) = args.flag("--origin") {
             site.allow_origin(origin);
         }
@@ -71,7 +71,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let site = site.clone();
             tokio::spawn(async move {
                 match site.open(tcp).await {
-                    Ok((stream, request)) => serve(&site, stream, request, peer).await,
+                    Ok(Opened::Http1(stream, request)) => {
+                        serve(&site, stream, *request, peer).await
+                    }
+                    // Not offered in ALPN: the ticker serves HTTP/1.1 only.
+                    Ok(Opened::Http2(_)) => println!("{peer}: HTTP/2 is not served here"),
                     Err(err) => println!("{peer}: {err}"),
                 }
             });
@@ -88,7 +92,7 @@ async fn serve(site: &Site, mut stream: Stream, request: Request, peer: SocketAd
             site::send(&mut stream, &page).await;
         }
         ("GET", "/ws") => {
-            if let Err(why) = site.origin_allowed(&request) {
+            if let Err(why) = site.origin_allowed(request.origin()) {
                 println!("{peer} /ws: refused with 403: {why}");
                 return site::send(&mut stream, &request.reject(403, &why)).await;
             }

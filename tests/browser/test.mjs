@@ -6,12 +6,14 @@
 //   CHAT_TOKEN   the token the chat servers were started with
 //   HEARTBEAT    the chat's --heartbeat, in seconds
 //   OUTPUT       where screenshots go
+//   CHAT_TLS_LOG the wss:// chat server's log (which protocol each
+//                WebSocket came over)
 //
 // One line per check, then "N passed, N failed"; the exit code is 1 if any
 // check failed.
 
 import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import net from "node:net";
@@ -31,7 +33,12 @@ const TOKEN = env("CHAT_TOKEN");
 const HEARTBEAT = Number(env("HEARTBEAT"));
 const OUTPUT = env("OUTPUT");
 // The features the examples were built with (tests/browser/run passes them on).
-const DEFLATE = (process.env.CARGO_FEATURES || "").split(/[\s,]+/).includes("deflate");
+const FEATURES = (process.env.CARGO_FEATURES || "").split(/[\s,]+/);
+const DEFLATE = FEATURES.includes("deflate");
+// Built with http2, the wss:// chat offers h2 in ALPN and advertises
+// SETTINGS_ENABLE_CONNECT_PROTOCOL.
+const HTTP2 = FEATURES.includes("http2");
+const CHAT_TLS_LOG = env("CHAT_TLS_LOG");
 mkdirSync(OUTPUT, { recursive: true });
 
 // The flags of the machine notes: no network but loopback, no first-run UI,
@@ -200,6 +207,23 @@ async function chatSuite(label, base, foreignBase, extraFlags) {
       return `extensions "${extensions}"; status: ${await bob.$eval("#status", (s) => s.textContent)}`;
     });
 
+    if (wsScheme === "wss:") {
+      await check(`${label}: the WebSockets travelled over ${HTTP2 ? "HTTP/2 streams (RFC 8441)" : "HTTP/1.1"}`, async () => {
+        // The browser's side: the protocol the page came over.
+        const page = await bob.evaluate(() => performance.getEntriesByType("navigation")[0].nextHopProtocol);
+        // The server's side: the log line of each accepted WebSocket.
+        const log = readFileSync(CHAT_TLS_LOG, "utf8");
+        const count = (re) => (log.match(re) || []).length;
+        const overH2 = count(/\/ws: upgraded \(HTTP\/2 extended CONNECT\)/g);
+        const overH1 = count(/\/ws: upgraded \(HTTP\/1\.1\)/g);
+        const want = HTTP2 ? ["h2", 2, 0] : ["http/1.1", 0, 2];
+        if (page !== want[0] || overH2 !== want[1] || overH1 !== want[2]) {
+          throw new Error(`page over ${page}, server accepted ${overH2} WebSockets over HTTP/2 and ${overH1} over HTTP/1.1; expected ${want}`);
+        }
+        return `page over ${page}; the server accepted ${overH2} over HTTP/2 extended CONNECT, ${overH1} over HTTP/1.1 Upgrade`;
+      });
+    }
+
     await check(`${label}: a message sent in one tab appears in the other within a second`, async () => {
       await alice.fill("#input", "Hello from alice's tab");
       const sent = Date.now();
@@ -244,7 +268,11 @@ async function chatSuite(label, base, foreignBase, extraFlags) {
 
     await check(`${label}: closing one tab gives a leave notice in the other`, async () => {
       await bob.close();
-      await waitForLog(alice, "bob left (closed (1001", 3000);
+      // Over HTTP/1.1 Chromium sends its Close frame (1001, going away);
+      // over HTTP/2 it resets the tab's stream (RST_STREAM CANCEL) without
+      // one: the server sees the reset, as a TCP reset, and frees the stream.
+      const over2 = HTTP2 && wsScheme === "wss:";
+      await waitForLog(alice, over2 ? "bob left (connection lost: I/O error: the peer reset the HTTP/2 stream (CANCEL))" : "bob left (closed (1001", 3000);
       return await alice.$$eval("#log li.leave", (lis) => lis.at(-1).textContent);
     });
 

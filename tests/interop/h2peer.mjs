@@ -3,12 +3,16 @@
 // client of its own). Used by tests/http2.rs (the ignored test run by
 // tests/interop/run):
 //
-//   node h2peer.mjs http://127.0.0.1:PORT
+//   node h2peer.mjs http://127.0.0.1:PORT    (h2c, prior knowledge)
+//   node h2peer.mjs https://127.0.0.1:PORT   (TLS, ALPN h2; the server's
+//                                             certificate is not checked)
 //
 // Waits for the server's SETTINGS, opens an extended CONNECT
 // (:protocol = websocket), then over the stream: text, 1 MiB binary, a
 // fragmented text, a ping, and a close with code 4000; each answer is
-// checked. Prints "ok" and exits 0, or prints what failed and exits 1.
+// checked. Over https://, then a wss:// WebSocket over HTTP/1.1 on the
+// same port (Node's ws, which offers no ALPN). Prints "ok" and exits 0,
+// or prints what failed and exits 1.
 import http2 from 'node:http2';
 import crypto from 'node:crypto';
 import { once } from 'node:events';
@@ -20,7 +24,8 @@ const fail = (why) => {
 };
 setTimeout(() => fail('timed out'), 20000).unref();
 
-const session = http2.connect(url.origin);
+const secure = url.protocol === 'https:';
+const session = http2.connect(url.origin, secure ? { rejectUnauthorized: false } : {});
 session.on('error', (e) => fail(`session: ${e.message}`));
 await once(session, 'remoteSettings');
 if (!session.remoteSettings.enableConnectProtocol) {
@@ -30,7 +35,7 @@ const stream = session.request(
   {
     ':method': 'CONNECT',
     ':protocol': 'websocket',
-    ':scheme': 'http',
+    ':scheme': url.protocol.slice(0, -1),
     ':path': '/node-h2',
     ':authority': url.host,
     'sec-websocket-version': '13',
@@ -40,6 +45,7 @@ const stream = session.request(
 stream.on('error', (e) => fail(`stream: ${e.message}`));
 const [headers] = await once(stream, 'response');
 if (headers[':status'] !== 200) fail(`status ${headers[':status']}`);
+if (secure && session.alpnProtocol !== 'h2') fail(`ALPN chose ${session.alpnProtocol}`);
 
 // A client frame: masked with a fresh key (RFC 6455 §5.3).
 function frame(opcode, payload, fin = true) {
@@ -128,4 +134,18 @@ if (got.opcode !== 8 || got.payload.readUInt16BE(0) !== 4000) fail('close echo w
 stream.end();
 await once(stream, 'close');
 session.close();
+
+if (secure) {
+  // HTTP/1.1 on the same TLS port: the Upgrade, for a client without ALPN.
+  const { default: WebSocket } = await import('ws');
+  const ws = new WebSocket(`wss://${url.host}/node-ws`, { rejectUnauthorized: false });
+  ws.on('error', (e) => fail(`wss:// over HTTP/1.1: ${e.message}`));
+  await once(ws, 'open');
+  ws.send('hello over HTTP/1.1');
+  const [data] = await once(ws, 'message');
+  if (data.toString() !== 'hello over HTTP/1.1') fail('wss:// echo over HTTP/1.1');
+  ws.close(4001);
+  const [code] = await once(ws, 'close');
+  if (code !== 4001) fail(`wss:// close code ${code}`);
+}
 console.log('ok');
