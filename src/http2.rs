@@ -36,13 +36,20 @@ use crate::{CloseCode, Closed, Config, Connection, Event, Message, Timestamp};
 type Time = tokio::time::Instant;
 
 /// Each stream's flow-control window: how much one WebSocket may have in
-/// flight towards a peer that is not reading (HTTP/2's default).
-const STREAM_WINDOW: u32 = 64 * 1024;
+/// flight towards a peer that is not reading. 128 KiB holds a 64 KiB
+/// message and its frame header, so such a message crosses in one round
+/// trip, not two (HTTP/2's default of 64 KiB halved the 64 KiB echo).
+const STREAM_WINDOW: u32 = 128 * 1024;
+/// The largest DATA frame we take: a whole window at once (HTTP/2's
+/// default of 16 KiB cuts a 64 KiB message into five frames, each a wake-up
+/// of the stream's task).
+const MAX_FRAME: u32 = STREAM_WINDOW;
 /// At most this many WebSockets (streams) at once on one connection.
-const MAX_STREAMS: u32 = 256;
+const MAX_STREAMS: u32 = 128;
 /// The connection's window holds every stream's window at once, so
 /// streams whose readers stop can never use up the connection's window
-/// and stall the others (16 MiB).
+/// and stall the others; it is also the most a peer can make us buffer
+/// per connection (16 MiB).
 const CONNECTION_WINDOW: u32 = STREAM_WINDOW * MAX_STREAMS;
 
 /// The first bytes of an HTTP/2 connection with prior knowledge (RFC 9113
@@ -226,6 +233,7 @@ where
     builder
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(MAX_FRAME)
         .max_concurrent_streams(MAX_STREAMS);
     let mut connection = builder.handshake::<_, Bytes>(io).await.map_err(h2_error)?;
     while let Some(next) = connection.accept().await {
@@ -366,6 +374,7 @@ impl Client {
         let (send_request, mut connection) = h2::client::Builder::new()
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
+            .max_frame_size(MAX_FRAME)
             .max_concurrent_streams(MAX_STREAMS)
             .handshake(io)
             .await

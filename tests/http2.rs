@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rfc6455::handshake::{Accept, ClientConnect, ClientRequest, HandshakeError};
-use rfc6455::http2::{serve_connection, Client, Error, Incoming};
+use rfc6455::handshake::{Accept, ClientConnect, ClientRequest, ConnectResponse, HandshakeError};
+use rfc6455::http2::{serve_connection, serve_connection_with, Client, Error, Incoming, Routes};
 use rfc6455::{CloseCode, Config, Event, Message};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -141,6 +141,69 @@ async fn a_server_without_the_setting_is_told_apart() {
     match client.websocket(connect("/echo")).await {
         Err(Error::Handshake(HandshakeError::NoExtendedConnect)) => {}
         other => panic!("expected NoExtendedConnect, got {other:?}"),
+    }
+}
+
+/// A server that serves `routes`: a WebSocket sends "a WebSocket", any
+/// other request gets a page (`Incoming::respond`).
+fn pages_and_websockets(routes: Routes) -> tokio::io::DuplexStream {
+    let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(serve_connection_with(
+        server_io,
+        Config::default(),
+        routes,
+        |incoming: Incoming| async move {
+            if incoming.request().is_websocket() {
+                let mut ws = incoming.accept(Accept::new()).unwrap();
+                ws.send_text("a WebSocket").await.unwrap();
+                while let Ok(Some(_)) = ws.recv().await {}
+            } else {
+                let page = ConnectResponse::new(200, "text/html", "<p>a page</p>");
+                incoming.respond(&page);
+            }
+        },
+    ));
+    client_io
+}
+
+/// The setting is advertised only where WebSocket routes exist (a client
+/// is told before it sends a CONNECT), and a page's GET and a WebSocket's
+/// CONNECT are told apart on one connection.
+#[tokio::test]
+async fn pages_and_websockets_on_one_connection_and_the_setting_only_with_routes() {
+    for routes in [Routes::PagesOnly, Routes::WebSocket] {
+        // A page, with a plain HTTP/2 client.
+        let (send, connection) = h2::client::handshake(pages_and_websockets(routes))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let mut send = send.ready().await.unwrap();
+        let get = http::Request::get("http://localhost/").body(()).unwrap();
+        let (response, _) = send.send_request(get, true).unwrap();
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 200);
+        let mut body = response.into_body();
+        let mut page = Vec::new();
+        while let Some(chunk) = body.data().await {
+            page.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(page, b"<p>a page</p>");
+
+        // A WebSocket, with ours.
+        let client = Client::handshake(pages_and_websockets(routes))
+            .await
+            .unwrap();
+        assert_eq!(client.supports_websocket(), routes == Routes::WebSocket);
+        match client.websocket(connect("/ws")).await {
+            Ok(mut ws) => {
+                assert_eq!(routes, Routes::WebSocket);
+                assert_eq!(ws.recv().await.unwrap(), Some(Message::from("a WebSocket")));
+            }
+            Err(Error::Handshake(HandshakeError::NoExtendedConnect)) => {
+                assert_eq!(routes, Routes::PagesOnly);
+            }
+            Err(other) => panic!("{routes:?}: {other:?}"),
+        }
     }
 }
 

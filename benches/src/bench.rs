@@ -3,7 +3,7 @@
 //! against flate2 alone. See benches/README.md.
 //!
 //! ```text
-//! cargo run --release --manifest-path benches/Cargo.toml [-- [codec] [echo] [memory] [alloc] [deflate] [--quick]]
+//! cargo run --release --manifest-path benches/Cargo.toml [-- [codec] [echo] [memory] [alloc] [deflate] [embedded] [http2] [--quick]]
 //! bench serve --lib rfc6455|rfc6455-send|tungstenite|tungstenite4k|fastwebsockets [--addr 127.0.0.1:0]
 //! ```
 
@@ -13,6 +13,7 @@ mod deflate;
 mod echo;
 mod embedded;
 mod harness;
+mod http2;
 mod memory;
 mod servers;
 
@@ -23,11 +24,13 @@ use harness::Budget;
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
 
-const PARTS: [&str; 6] = ["codec", "echo", "memory", "alloc", "deflate", "embedded"];
+const PARTS: [&str; 7] = [
+    "codec", "echo", "memory", "alloc", "deflate", "embedded", "http2",
+];
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench [codec] [echo] [memory] [alloc] [deflate] [embedded] [--quick]\n       \
+        "usage: bench [codec] [echo] [memory] [alloc] [deflate] [embedded] [http2] [--quick]\n       \
          bench serve --lib LIB [--addr ADDR]\n       \
          bench probe LIB CONNS SIZE pingpong|pipelined MS [SERVER_CPU LOAD_CPU]\n       \
          bench loop decode|encode rfc6455|tungstenite|tungstenite4k|fastwebsockets SIZE binary|ascii|mixed many|one SECONDS\n       \
@@ -142,6 +145,7 @@ fn main() {
             "alloc" => alloc::run(budget),
             "deflate" => deflate::run(budget),
             "embedded" => embedded::run(),
+            "http2" => http2::run(budget),
             _ => unreachable!("checked above"),
         }
         println!(
