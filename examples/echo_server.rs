@@ -42,7 +42,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--embedded" => embedded = true,
             "--quickack" => quick = true,
             "-h" | "--help" => {
-                println!("usage: echo_server [ADDR] [--blocking | --embedded | --tls] [--quickack]");
+                println!(
+                    "usage: echo_server [ADDR] [--blocking | --embedded | --tls] [--quickack]"
+                );
                 return Ok(());
             }
             other => addr = other.to_string(),

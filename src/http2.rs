@@ -670,16 +670,15 @@ async fn write_out(
     ended: &mut bool,
 ) -> Result<(), Error> {
     while conn.pending_output_len() > 0 && !*ended {
-        let want = conn.pending_output().len();
-        send.reserve_capacity(want);
+        send.reserve_capacity(conn.pending_output().len());
         let deadline = conn.poll_timeout();
         match race(poll_fn(|cx| send.poll_capacity(cx)), deadline).await {
             Some(Some(Ok(granted))) => {
-                let n = granted.min(want);
-                if n > 0 {
-                    let chunk = Bytes::copy_from_slice(&conn.pending_output()[..n]);
+                if granted > 0 {
+                    // Owned bytes for h2 to keep until they go out: a
+                    // payload the connection shares, without a copy.
+                    let chunk = conn.take_output(granted);
                     send.send_data(chunk, false).map_err(h2_error)?;
-                    conn.consume_output(n);
                 }
             }
             Some(Some(Err(e))) => return Err(h2_error(e)),

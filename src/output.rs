@@ -35,6 +35,10 @@ struct Splice {
 /// and it is over half of the buffer.
 const DRAIN_AFTER: usize = 64 * 1024;
 
+/// [`Output::take`] hands the whole buffer over, rather than copy it, from
+/// this size on (below it, a copy costs less than a new buffer).
+const HAND_OVER: usize = 16 * 1024;
+
 impl Output {
     /// The buffer frames are encoded into (append only).
     pub(crate) fn buf(&mut self) -> &mut Vec<u8> {
@@ -104,6 +108,11 @@ impl Output {
                 }
             }
         }
+        self.after_consume();
+    }
+
+    /// Empties or drains the buffer once its front is sent.
+    fn after_consume(&mut self) {
         if self.splices.is_empty() && self.sent == self.buf.len() {
             self.buf.clear();
             self.sent = 0;
@@ -113,6 +122,39 @@ impl Output {
                 splice.at -= self.sent;
             }
             self.sent = 0;
+        }
+    }
+
+    /// Takes up to `max` bytes of the next piece as owned bytes, and
+    /// records them as written: a shared payload's without a copy; encoded
+    /// frames copied out of the buffer, unless the whole buffer is
+    /// pending and large (then it is handed over, and the next frames start
+    /// a new one).
+    pub(crate) fn take(&mut self, max: usize) -> Bytes {
+        match self.splices.front_mut() {
+            Some(splice) if self.sent == splice.at => {
+                let k = max.min(splice.data.len());
+                let taken = splice.data.split_to(k);
+                self.splice_len -= k;
+                if splice.data.is_empty() {
+                    self.splices.pop_front();
+                }
+                self.after_consume();
+                taken
+            }
+            front => {
+                let end = front.map_or(self.buf.len(), |splice| splice.at);
+                let k = max.min(end - self.sent);
+                let whole = self.sent == 0 && k == self.buf.len() && self.splices.is_empty();
+                if whole && k >= HAND_OVER {
+                    self.sent = 0;
+                    return Bytes::from(core::mem::take(&mut self.buf));
+                }
+                let taken = Bytes::copy_from_slice(&self.buf[self.sent..self.sent + k]);
+                self.sent += k;
+                self.after_consume();
+                taken
+            }
         }
     }
 
@@ -146,13 +188,32 @@ mod tests {
     use super::*;
     use alloc::vec;
 
-    /// Writes `output` out in writes of at most `step` bytes, vectored or
-    /// not, and returns what was written.
-    fn drain(output: &mut Output, step: usize, vectored: bool) -> Vec<u8> {
+    /// How a driver takes the output.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Mode {
+        /// One piece at a time (`pending`).
+        Piece,
+        /// Several pieces in one write (`pieces`).
+        Vectored,
+        /// As owned bytes (`take`).
+        Take,
+    }
+
+    /// Writes `output` out in writes of at most `step` bytes, as `mode`
+    /// says, and returns what was written.
+    fn drain(output: &mut Output, step: usize, mode: Mode) -> Vec<u8> {
         let mut written = Vec::new();
         while output.len() > 0 {
+            if mode == Mode::Take {
+                let before = output.len();
+                let taken = output.take(step);
+                assert!(!taken.is_empty() && taken.len() <= step);
+                assert_eq!(output.len(), before - taken.len());
+                written.extend_from_slice(&taken);
+                continue;
+            }
             let mut pieces = Vec::new();
-            if vectored {
+            if mode == Mode::Vectored {
                 for piece in output.pieces().take(3) {
                     pieces.extend_from_slice(piece);
                 }
@@ -169,12 +230,18 @@ mod tests {
 
     #[test]
     fn spliced_payloads_come_out_in_order_whatever_the_write_sizes() {
-        for step in [1, 2, 3, 7, 100, 10_000] {
-            for vectored in [false, true] {
+        for step in [1, 2, 3, 7, 100, 10_000, 100_000] {
+            for mode in [Mode::Piece, Mode::Vectored, Mode::Take] {
                 let mut output = Output::default();
                 let mut expected = Vec::new();
                 for i in 0..6u8 {
-                    let head = vec![i; usize::from(i) + 1];
+                    // The last is large: `take` hands the buffer over.
+                    let len = if i == 5 {
+                        3 * HAND_OVER
+                    } else {
+                        usize::from(i) + 1
+                    };
+                    let head = vec![i; len];
                     output.buf().extend_from_slice(&head);
                     expected.extend_from_slice(&head);
                     if i % 2 == 0 {
@@ -184,10 +251,13 @@ mod tests {
                     }
                 }
                 assert_eq!(output.len(), expected.len());
-                let written = drain(&mut output, step, vectored);
-                assert_eq!(written, expected, "step {step} vectored {vectored}");
+                let written = drain(&mut output, step, mode);
+                assert_eq!(written, expected, "step {step} {mode:?}");
                 assert_eq!(output.len(), 0);
                 assert!(output.pending().is_empty());
+                // Frames encoded after a hand-over start a new buffer.
+                output.buf().extend_from_slice(b"next");
+                assert_eq!(drain(&mut output, step, mode), b"next");
             }
         }
     }
@@ -201,6 +271,6 @@ mod tests {
         output.consume(90_000);
         let mut expected = vec![1; 10_000];
         expected.extend_from_slice(b"splicedtail");
-        assert_eq!(drain(&mut output, 4096, false), expected);
+        assert_eq!(drain(&mut output, 4096, Mode::Piece), expected);
     }
 }

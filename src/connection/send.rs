@@ -5,6 +5,7 @@ use crate::frame::{Header, OpCode, MAX_HEADER_LEN};
 use crate::mask::extend_masked;
 use crate::{CloseCode, CloseFrame, Message, MessageKind, Role, UsageError};
 use alloc::vec::Vec;
+use bytes::Bytes;
 
 /// A server sends payloads at least this long that it holds as `Bytes`
 /// without copying them (below, a copy costs less than a separate piece).
@@ -295,6 +296,17 @@ impl Connection {
             filled += 1;
         }
         filled
+    }
+
+    /// Takes up to `max` bytes of the pending output as owned [`Bytes`]
+    /// and records them as written: for a transport that keeps what it is
+    /// given until it goes out (an HTTP/2 stream's DATA, a completion-based
+    /// runtime's write). A payload the connection holds as `Bytes` (a
+    /// received message sent back) comes out without a copy, and so does a
+    /// large buffer of encoded frames; small frames are copied. Empty when
+    /// nothing is pending.
+    pub fn take_output(&mut self, max: usize) -> Bytes {
+        self.output.take(max)
     }
 
     /// Records that the first `n` bytes of the pending output were
