@@ -27,7 +27,7 @@ use rfc6455::handshake::{Accept, ClientConnect, ClientRequest};
 use rfc6455::{Config, Message};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::harness::Budget;
+use crate::harness::{fmt_rate, Budget};
 
 /// How the N WebSockets of a row travel.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -166,16 +166,6 @@ async fn row(
     rate
 }
 
-fn format_rate(rate: f64) -> String {
-    if rate >= 1e6 {
-        format!("{:.2} M", rate / 1e6)
-    } else if rate >= 1e3 {
-        format!("{:.1} k", rate / 1e3)
-    } else {
-        format!("{rate:.0}")
-    }
-}
-
 /// Runs the part and prints its table.
 pub fn run(budget: Budget) {
     let addrs = start_servers();
@@ -208,9 +198,9 @@ pub fn run(budget: Budget) {
             };
             println!(
                 "| {n} | {size_label} | {} | {} | {} | {:.2} | {:.2} |",
-                format_rate(medians[0]),
-                format_rate(medians[1]),
-                format_rate(medians[2]),
+                fmt_rate(medians[0]),
+                fmt_rate(medians[1]),
+                fmt_rate(medians[2]),
                 medians[1] / medians[0],
                 medians[2] / medians[0],
             );

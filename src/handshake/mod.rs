@@ -1,4 +1,5 @@
-//! The opening handshake (RFC 6455 §4): an HTTP/1.1 Upgrade exchange.
+//! The opening handshake (RFC 6455 §4): an HTTP/1.1 Upgrade exchange, or
+//! over HTTP/2 an extended CONNECT (RFC 8441, [`ConnectRequest`]).
 //!
 //! The client sends a GET with `Upgrade: websocket`, `Connection: Upgrade`,
 //! a random `Sec-WebSocket-Key` and `Sec-WebSocket-Version: 13`
