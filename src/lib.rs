@@ -80,6 +80,8 @@ mod adapter;
 pub mod blocking;
 #[cfg(feature = "embedded-io-async")]
 pub mod embedded;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "http2")]
 pub mod http2;
 #[cfg(feature = "tokio")]

@@ -109,6 +109,8 @@ fn percent_encode_unsafe(s: String) -> String {
 pub struct ClientHandshake {
     key: String,
     request: Vec<u8>,
+    path: String,
+    fields: Vec<(String, String)>,
     protocols: Vec<String>,
     head: HeadBuffer,
     timer: HandshakeTimer,
@@ -149,17 +151,23 @@ impl ClientHandshake {
             "a client needs Config::mask_keys"
         );
         let key = BASE64.encode(key);
-        let mut head = format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n",
-            request.path, request.host
-        );
-        for (name, value) in offer(request, &config) {
+        let mut fields = vec![
+            ("Host".to_string(), request.host.clone()),
+            ("Upgrade".to_string(), "websocket".to_string()),
+            ("Connection".to_string(), "Upgrade".to_string()),
+            ("Sec-WebSocket-Key".to_string(), key.clone()),
+        ];
+        fields.extend(offer(request, &config).map(|(name, value)| (name.to_string(), value)));
+        let mut head = format!("GET {} HTTP/1.1\r\n", request.path);
+        for (name, value) in &fields {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
         ClientHandshake {
             key,
             request: head.into_bytes(),
+            path: request.path.clone(),
+            fields,
             protocols: request.protocols.clone(),
             head: HeadBuffer::new(config.max_header_bytes),
             timer: HandshakeTimer::new(&config.timeouts),
@@ -170,6 +178,19 @@ impl ClientHandshake {
     /// The request bytes to send.
     pub fn request(&self) -> &[u8] {
         &self.request
+    }
+
+    /// The request's path (with query), for an HTTP library that writes
+    /// the request itself (a `GET` over HTTP/1.1).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The request's header fields, in order, for an HTTP library that
+    /// writes the request itself; [`request`](ClientHandshake::request)
+    /// is these after the request line.
+    pub fn fields(&self) -> &[(String, String)] {
+        &self.fields
     }
 
     /// The `Sec-WebSocket-Key` value sent, in base64.
@@ -221,6 +242,35 @@ impl ClientHandshake {
         }
         let status = parsed.code.unwrap_or(0);
         let headers = owned_headers(parsed.headers);
+        let rest = bytes[head_len..].to_vec();
+        self.check(status, headers, &rest).map(Progress::Done)
+    }
+
+    /// Checks a response that another HTTP library read (hyper, an
+    /// `http::Response`; see the `http` feature): its status and fields,
+    /// with the same checks as [`handle_read`](ClientHandshake::handle_read).
+    /// The connection starts empty: the library hands over the upgraded
+    /// stream with any bytes that followed.
+    pub fn handle_response<'a>(
+        self,
+        status: u16,
+        headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Result<Connected, HandshakeError> {
+        let headers = headers
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value.to_vec()))
+            .collect();
+        self.check(status, headers, &[])
+    }
+
+    /// The checks of §4.1 on the server's response; `rest` is what followed
+    /// its head.
+    fn check(
+        self,
+        status: u16,
+        headers: Vec<(String, Vec<u8>)>,
+        rest: &[u8],
+    ) -> Result<Connected, HandshakeError> {
         // "If the status code received from the server is not 101, the
         // client handles the response per HTTP procedures." (§4.1)
         if status != 101 {
@@ -242,18 +292,18 @@ impl ClientHandshake {
             return Err(HandshakeError::InvalidAccept);
         }
         let (protocol, mut connection) = agree(&headers, &self.protocols, &self.config)?;
-        connection.handle_read(&bytes[head_len..]);
+        connection.handle_read(rest);
         if let Some(now) = self.timer.now() {
             connection.handle_timeout(now);
         }
-        Ok(Progress::Done(Connected {
+        Ok(Connected {
             response: Response {
                 status,
                 headers,
                 protocol,
             },
             connection,
-        }))
+        })
     }
 }
 

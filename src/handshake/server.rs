@@ -125,6 +125,40 @@ pub struct Request {
 }
 
 impl Request {
+    /// A request head that another HTTP library parsed (hyper, axum, an
+    /// `http::Request`; see the `http` feature): its method, path with
+    /// query, HTTP/1.x minor version and fields. Checked and answered as
+    /// one from [`ServerHandshake`]; the handshake timer starts at the
+    /// first [`handle_timeout`](Request::handle_timeout).
+    pub fn from_head<'a>(
+        config: Config,
+        method: &str,
+        path: &str,
+        http_minor: u8,
+        headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Request {
+        let timer = HandshakeTimer::new(&config.timeouts);
+        Request {
+            method: method.to_string(),
+            path: path.to_string(),
+            http_minor,
+            headers: headers
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), value.to_vec()))
+                .collect(),
+            leftover: Vec::new(),
+            config,
+            timer,
+        }
+    }
+
+    /// Tells the request the time, as
+    /// [`ServerHandshake::handle_timeout`] does, for a request made with
+    /// [`from_head`](Request::from_head).
+    pub fn handle_timeout(&mut self, now: Timestamp) -> Result<(), HandshakeError> {
+        check_time(&mut self.timer, now)
+    }
+
     /// The method, such as `GET`.
     pub fn method(&self) -> &str {
         &self.method
@@ -227,33 +261,35 @@ impl Request {
     /// On `Err`, send [`HandshakeError::response`] and close.
     pub fn accept(self, options: Accept) -> Result<Accepted, HandshakeError> {
         let key = self.validate()?;
-        let mut response = Vec::with_capacity(160);
-        response.extend_from_slice(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
-        );
-        push_field(
-            &mut response,
-            "Sec-WebSocket-Accept",
-            &accept_key(key.as_bytes()),
-        );
-        let agreed = agree(
+        let mut headers = vec![
+            ("Upgrade".to_string(), "websocket".to_string()),
+            ("Connection".to_string(), "Upgrade".to_string()),
+            (
+                "Sec-WebSocket-Accept".to_string(),
+                accept_key(key.as_bytes()),
+            ),
+        ];
+        let Agreement {
+            fields,
+            protocol,
+            connection,
+        } = agree(
             &self.headers,
             self.config,
             options,
             &self.timer,
             &self.leftover,
         );
-        for (name, value) in &agreed.fields {
+        headers.extend(fields);
+        let mut response = Vec::with_capacity(160);
+        response.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
+        for (name, value) in &headers {
             push_field(&mut response, name, value);
         }
         response.extend_from_slice(b"\r\n");
-        let Agreement {
-            protocol,
-            connection,
-            ..
-        } = agreed;
         Ok(Accepted {
             response,
+            headers,
             connection,
             protocol,
         })
@@ -462,6 +498,9 @@ impl Accept {
 pub struct Accepted {
     /// The `101 Switching Protocols` response: write it before any frame.
     pub response: Vec<u8>,
+    /// The response's header fields, for an HTTP library that writes the
+    /// response itself (with status 101).
+    pub headers: Vec<(String, String)>,
     /// The connection, already fed with any bytes that followed the request.
     pub connection: Connection,
     /// The subprotocol agreed, if any.
