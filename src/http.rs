@@ -50,21 +50,46 @@ use crate::Config;
 /// come out with a version the checks refuse: a WebSocket over HTTP/2 is
 /// an extended CONNECT (see [`ConnectRequest`](crate::handshake::ConnectRequest)).
 pub fn request<B>(request: &::http::Request<B>, config: Config) -> Request {
-    let path = request
-        .uri()
+    head(
+        request.method(),
+        request.uri(),
+        request.version(),
+        request.headers(),
+        config,
+    )
+}
+
+/// [`request`], from the parts of a request (what an extractor sees).
+pub fn request_from_parts(parts: &::http::request::Parts, config: Config) -> Request {
+    head(
+        &parts.method,
+        &parts.uri,
+        parts.version,
+        &parts.headers,
+        config,
+    )
+}
+
+fn head(
+    method: &::http::Method,
+    uri: &::http::Uri,
+    version: ::http::Version,
+    headers: &::http::HeaderMap,
+    config: Config,
+) -> Request {
+    let path = uri
         .path_and_query()
         .map_or("/", ::http::uri::PathAndQuery::as_str);
-    let minor = match request.version() {
-        ::http::Version::HTTP_09 | ::http::Version::HTTP_10 => 0,
+    let minor = match version {
         ::http::Version::HTTP_11 => 1,
-        // Not an HTTP/1.x upgrade: `validate` says so.
+        // HTTP/1.0 and older; and HTTP/2 and later, which are not an
+        // HTTP/1.x upgrade: `validate` says so.
         _ => 0,
     };
-    let fields = request
-        .headers()
+    let fields = headers
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()));
-    Request::from_head(config, request.method().as_str(), path, minor, fields)
+    Request::from_head(config, method.as_str(), path, minor, fields)
 }
 
 /// The accepting response: `101 Switching Protocols` with `Upgrade`,

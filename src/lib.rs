@@ -76,6 +76,8 @@ mod utf8;
 
 #[cfg(any(feature = "blocking", feature = "tokio"))]
 mod adapter;
+#[cfg(feature = "axum")]
+pub mod axum;
 #[cfg(feature = "blocking")]
 pub mod blocking;
 #[cfg(feature = "embedded-io-async")]

@@ -152,6 +152,14 @@ impl Request {
         }
     }
 
+    /// The request with another configuration for the connection it
+    /// makes: limits and extensions chosen per route, once the path is
+    /// known. The handshake's countdown goes on.
+    pub fn with_config(mut self, config: Config) -> Request {
+        self.config = config;
+        self
+    }
+
     /// Tells the request the time, as
     /// [`ServerHandshake::handle_timeout`] does, for a request made with
     /// [`from_head`](Request::from_head).
