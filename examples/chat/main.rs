@@ -2,7 +2,7 @@
 //! names, join and leave notices and a "typing..." indicator.
 //!
 //! ```text
-//! cargo run --example chat -- [ADDR] [--tls] [--token TOKEN] [--heartbeat SECS] [--origin URL]
+//! cargo run --example chat -- [ADDR] [--tls] [--token TOKEN] [--heartbeat SECS] [--origin URL] [--server axum]
 //! ```
 //!
 //! One tokio listener (ADDR, default 127.0.0.1:8080) serves the page on
@@ -24,7 +24,9 @@
 //! certificate made at start; with the `http2` feature the browser may
 //! then choose HTTP/2 (ALPN `h2`), and the page and every WebSocket (RFC
 //! 8441's extended CONNECT) share its one connection. The log says which
-//! protocol each tab's WebSocket came over.
+//! protocol each tab's WebSocket came over. `--server axum` (feature
+//! `axum`, without `--tls`) serves the same chat as an axum app, the
+//! WebSocket through this crate's axum extractor.
 //!
 //! Browser to server, JSON text messages: `{"type":"message","text":"..."}`,
 //! `{"type":"typing"}`. Server to browser: `welcome` (your id and name, who
@@ -65,7 +67,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = site::Args::parse("127.0.0.1:8080");
     if args.rest.iter().any(|a| a == "--help") {
-        println!("usage: chat [ADDR] [--tls] [--token TOKEN] [--heartbeat SECS] [--origin URL]");
+        println!("usage: chat [ADDR] [--tls] [--token TOKEN] [--heartbeat SECS] [--origin URL] [--server axum]");
         return Ok(());
     }
     let token = match args.flag("--token") {
@@ -103,8 +105,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("chat: listening on {}", site.url());
         println!("chat: WebSocket at {}", site.ws_url("/ws"));
         println!("chat: open {}/?token={token} in two tabs", site.url());
-        let site = Arc::new(site);
         let chat = Arc::new(Chat::new(token));
+        if args.flag("--server") == Some("axum") {
+            #[cfg(feature = "axum")]
+            return axum_app::serve(site, chat).await;
+            #[cfg(not(feature = "axum"))]
+            return Err("--server axum needs the axum feature".into());
+        }
+        let site = Arc::new(site);
         loop {
             let (tcp, peer) = match site.accept().await {
                 Ok(accepted) => accepted,
@@ -332,6 +340,8 @@ fn parse(message: &Message) -> Option<Incoming> {
 /// drop the wait (both adapters' `recv_event` lose nothing when dropped).
 enum Tab {
     Http1(rfc6455::tokio::WebSocket<Stream>),
+    #[cfg(feature = "axum")]
+    Axum(rfc6455::axum::WebSocket),
     #[cfg(feature = "http2")]
     Http2(rfc6455::http2::WebSocket),
 }
@@ -340,6 +350,8 @@ impl Tab {
     async fn recv_event(&mut self) -> Result<Event, Error> {
         match self {
             Tab::Http1(ws) => ws.recv_event().await,
+            #[cfg(feature = "axum")]
+            Tab::Axum(ws) => ws.recv_event().await,
             #[cfg(feature = "http2")]
             Tab::Http2(ws) => ws.recv_event().await,
         }
@@ -348,6 +360,8 @@ impl Tab {
     async fn send_text(&mut self, text: &str) -> Result<(), Error> {
         match self {
             Tab::Http1(ws) => ws.send_text(text).await,
+            #[cfg(feature = "axum")]
+            Tab::Axum(ws) => ws.send_text(text).await,
             #[cfg(feature = "http2")]
             Tab::Http2(ws) => ws.send_text(text).await,
         }
@@ -356,6 +370,8 @@ impl Tab {
     async fn close(&mut self, code: CloseCode, why: &str) -> Result<(), Error> {
         match self {
             Tab::Http1(ws) => ws.close(code, why).await,
+            #[cfg(feature = "axum")]
+            Tab::Axum(ws) => ws.close(code, why).await,
             #[cfg(feature = "http2")]
             Tab::Http2(ws) => ws.close(code, why).await,
         }
@@ -538,5 +554,76 @@ mod http2 {
                 "not found\n",
             )),
         }
+    }
+}
+
+/// The chat as an axum app (`--server axum`): the same page, checks and
+/// sessions, the WebSocket through `rfc6455::axum::WebSocketUpgrade`.
+#[cfg(feature = "axum")]
+mod axum_app {
+    use std::sync::Arc;
+
+    use axum::extract::State;
+    use axum::http::{HeaderMap, StatusCode, Uri};
+    use axum::response::{Html, IntoResponse, Response};
+    use axum::routing::get;
+    use axum::Router;
+    use rfc6455::axum::{WebSocketUpgrade, WebSocketUpgradeRejection};
+
+    use super::site::Site;
+    use super::{admit, query_param, session, Chat, Tab, PAGE};
+
+    type Shared = (Arc<Site>, Arc<Chat>);
+
+    pub async fn serve(mut site: Site, chat: Arc<Chat>) -> Result<(), Box<dyn std::error::Error>> {
+        let listener = site.take_listener().ok_or("no listener")?;
+        println!("chat: serving with axum");
+        let app = Router::new()
+            .route("/", get(|| async { Html(PAGE) }))
+            .route("/ws", get(ws))
+            .with_state((Arc::new(site), chat));
+        axum::serve(listener, app).await?;
+        Ok(())
+    }
+
+    /// The checks first (a plain GET of /ws runs them too, so the page can
+    /// learn why it was refused), then the upgrade or its rejection.
+    async fn ws(
+        State((site, chat)): State<Shared>,
+        uri: Uri,
+        headers: HeaderMap,
+        upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    ) -> Response {
+        let path = uri
+            .path_and_query()
+            .map_or("/ws", |p| p.as_str())
+            .to_string();
+        let origin = headers.get("origin").and_then(|v| v.to_str().ok());
+        if let Err((status, why)) = admit(&site, &chat, origin, &path) {
+            println!("/ws: refused with {status}: {why}");
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+            return (status, why).into_response();
+        }
+        let upgrade = match upgrade {
+            Ok(upgrade) => upgrade,
+            Err(WebSocketUpgradeRejection::Handshake(error))
+                if error == rfc6455::handshake::HandshakeError::MissingUpgrade =>
+            {
+                let body = "this address accepts WebSocket connections only";
+                return (
+                    StatusCode::UPGRADE_REQUIRED,
+                    [("upgrade", "websocket")],
+                    body,
+                )
+                    .into_response();
+            }
+            Err(rejection) => return rejection.into_response(),
+        };
+        let name = query_param(&path, "name").unwrap_or_default();
+        let offered = upgrade.request().extensions().join(", ");
+        println!("/ws: upgraded (HTTP/1.1, axum); extensions offered: {offered:?}");
+        upgrade
+            .config(site.config().clone())
+            .on_upgrade(move |ws| async move { session(&chat, Tab::Axum(ws), &name).await })
     }
 }

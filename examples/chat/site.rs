@@ -90,7 +90,8 @@ pub enum Opened {
 /// The listener, the TLS acceptor when serving https://, and the origins
 /// that may open a WebSocket.
 pub struct Site {
-    listener: TcpListener,
+    /// `None` once an HTTP framework took it ([`Site::take_listener`]).
+    listener: Option<TcpListener>,
     tls: Option<TlsAcceptor>,
     origins: Vec<String>,
     config: Config,
@@ -127,7 +128,7 @@ impl Site {
             origins.push(format!("{scheme}://localhost:{}", local.port()));
         }
         Ok(Site {
-            listener,
+            listener: Some(listener),
             tls,
             origins,
             config,
@@ -155,7 +156,11 @@ impl Site {
 
     /// The next TCP connection. Call [`Site::open`] on it in its own task.
     pub async fn accept(&self) -> io::Result<(tokio::net::TcpStream, SocketAddr)> {
-        let (tcp, peer) = self.listener.accept().await?;
+        let listener = self
+            .listener
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the listener was handed to an HTTP framework"))?;
+        let (tcp, peer) = listener.accept().await?;
         tcp.set_nodelay(true)?;
         Ok((tcp, peer))
     }
@@ -181,6 +186,13 @@ impl Site {
         tokio::time::timeout(HEAD_TIMEOUT, work)
             .await
             .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+    }
+
+    /// The listener, for an HTTP framework that runs its own accept loop
+    /// (the chat's `--server axum`); the site keeps its origins.
+    #[allow(dead_code)] // The ticker serves with its own loop.
+    pub fn take_listener(&mut self) -> Option<TcpListener> {
+        self.listener.take()
     }
 
     /// The configuration for WebSocket connections.

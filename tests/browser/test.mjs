@@ -8,6 +8,8 @@
 //   OUTPUT       where screenshots go
 //   CHAT_TLS_LOG the wss:// chat server's log (which protocol each
 //                WebSocket came over)
+//   CHAT_AXUM_URL the chat served by axum with our extractor (built with
+//                the axum feature; empty otherwise)
 //
 // One line per check, then "N passed, N failed"; the exit code is 1 if any
 // check failed.
@@ -244,7 +246,8 @@ async function chatSuite(label, base, foreignBase, extraFlags) {
     });
 
     await check(`${label}: screenshot of the two chat tabs side by side`, async () => {
-      const file = join(OUTPUT, `chat-two-tabs${label.includes("wss") ? "-tls" : ""}.png`);
+      const suffix = label.includes("wss") ? "-tls" : label.includes("axum") ? "-axum" : "";
+      const file = join(OUTPUT, `chat-two-tabs${suffix}.png`);
       await sideBySide(context, [
         { page: alice, caption: `Tab 1: alice, ${base}/ (bob is typing)` },
         { page: bob, caption: `Tab 2: bob, ${base}/` },
@@ -367,6 +370,9 @@ const deadline = setTimeout(() => {
 try {
   await chatSuite("chat ws://", CHAT_URL, TICKER_URL, []);
   await chatSuite("chat wss://", CHAT_TLS_URL, TICKER_TLS_URL, ["--ignore-certificate-errors"]);
+  if (process.env.CHAT_AXUM_URL) {
+    await chatSuite("chat on axum ws://", process.env.CHAT_AXUM_URL, TICKER_URL, []);
+  }
   await tickerSuite("ticker ws://", TICKER_URL, []);
   await tickerSuite("ticker wss://", TICKER_TLS_URL, ["--ignore-certificate-errors"]);
 } catch (error) {
