@@ -569,6 +569,7 @@ mod axum_app {
     use axum::routing::get;
     use axum::Router;
     use rfc6455::axum::{WebSocketUpgrade, WebSocketUpgradeRejection};
+    use rfc6455::handshake::HandshakeError;
 
     use super::site::Site;
     use super::{admit, query_param, session, Chat, Tab, PAGE};
@@ -606,9 +607,7 @@ mod axum_app {
         }
         let upgrade = match upgrade {
             Ok(upgrade) => upgrade,
-            Err(WebSocketUpgradeRejection::Handshake(error))
-                if error == rfc6455::handshake::HandshakeError::MissingUpgrade =>
-            {
+            Err(WebSocketUpgradeRejection::Handshake(HandshakeError::MissingUpgrade)) => {
                 let body = "this address accepts WebSocket connections only";
                 return (
                     StatusCode::UPGRADE_REQUIRED,
