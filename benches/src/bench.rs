@@ -8,6 +8,7 @@
 //! ```
 
 mod alloc;
+mod axum_echo;
 mod codec;
 mod deflate;
 mod echo;
@@ -24,13 +25,13 @@ use harness::Budget;
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
 
-const PARTS: [&str; 7] = [
-    "codec", "echo", "memory", "alloc", "deflate", "embedded", "http2",
+const PARTS: [&str; 8] = [
+    "codec", "echo", "memory", "alloc", "deflate", "embedded", "http2", "axum",
 ];
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench [codec] [echo] [memory] [alloc] [deflate] [embedded] [http2] [--quick]\n       \
+        "usage: bench [codec] [echo] [memory] [alloc] [deflate] [embedded] [http2] [axum] [--quick]\n       \
          bench serve --lib LIB [--addr ADDR]\n       \
          bench probe LIB CONNS SIZE pingpong|pipelined MS [SERVER_CPU LOAD_CPU]\n       \
          bench loop decode|encode rfc6455|tungstenite|tungstenite4k|fastwebsockets SIZE binary|ascii|mixed many|one SECONDS\n       \
@@ -146,6 +147,7 @@ fn main() {
             "deflate" => deflate::run(budget),
             "embedded" => embedded::run(),
             "http2" => http2::run(budget),
+            "axum" => axum_echo::run(budget),
             _ => unreachable!("checked above"),
         }
         println!(

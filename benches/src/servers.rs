@@ -33,6 +33,12 @@ pub enum ServerLib {
     TungsteniteFeed,
     /// fastwebsockets (simd) with `FragmentCollector`: `read_frame`, then `write_frame`.
     Fastwebsockets,
+    /// An axum app whose route takes rfc6455's extractor
+    /// (`rfc6455::axum::WebSocketUpgrade`): `recv`, then `send`.
+    AxumOurs,
+    /// The same app with axum's own extractor (`axum::extract::ws`, on
+    /// tokio-tungstenite): `recv`, then `send`.
+    AxumOwn,
 }
 
 impl ServerLib {
@@ -50,6 +56,8 @@ impl ServerLib {
             ServerLib::Tungstenite4k => "tungstenite4k",
             ServerLib::TungsteniteFeed => "tungstenite-feed",
             ServerLib::Fastwebsockets => "fastwebsockets",
+            ServerLib::AxumOurs => "axum-rfc6455",
+            ServerLib::AxumOwn => "axum-own",
         }
     }
     pub fn parse(s: &str) -> Option<ServerLib> {
@@ -60,6 +68,8 @@ impl ServerLib {
             ServerLib::Tungstenite4k,
             ServerLib::TungsteniteFeed,
             ServerLib::Fastwebsockets,
+            ServerLib::AxumOurs,
+            ServerLib::AxumOwn,
         ]
         .into_iter()
         .find(|l| l.name() == s)
@@ -83,6 +93,11 @@ pub fn serve_main(lib: ServerLib, addr: &str) -> io::Result<()> {
 /// arm, so that its future (which tokio allocates per connection) has the
 /// size of that library's code alone.
 pub async fn serve(lib: ServerLib, listener: TcpListener) -> io::Result<()> {
+    match lib {
+        ServerLib::AxumOurs => return axum_serve(listener, false).await,
+        ServerLib::AxumOwn => return axum_serve(listener, true).await,
+        _ => {}
+    }
     loop {
         let (stream, _) = listener.accept().await?;
         stream.set_nodelay(true)?;
@@ -107,8 +122,49 @@ pub async fn serve(lib: ServerLib, listener: TcpListener) -> io::Result<()> {
             ServerLib::Fastwebsockets => drop(tokio::spawn(async move {
                 let _ = echo_fastwebsockets(stream).await;
             })),
+            ServerLib::AxumOurs | ServerLib::AxumOwn => unreachable!("served above"),
         }
     }
+}
+
+/// An axum app echoing on `/`, with axum's extractor (`own`) or ours.
+/// TCP_NODELAY as for every server here.
+async fn axum_serve(listener: TcpListener, own: bool) -> io::Result<()> {
+    use axum::routing::get;
+    let app = if own {
+        axum::Router::new().route("/", get(axum_own))
+    } else {
+        axum::Router::new().route("/", get(axum_ours))
+    };
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app).await
+}
+
+async fn axum_ours(upgrade: rfc6455::axum::WebSocketUpgrade) -> axum::response::Response {
+    upgrade
+        .max_message_size(64 << 20)
+        .on_upgrade(|mut ws| async move {
+            while let Ok(Some(message)) = ws.recv().await {
+                if ws.send(&message).await.is_err() {
+                    break;
+                }
+            }
+        })
+}
+
+async fn axum_own(upgrade: axum::extract::ws::WebSocketUpgrade) -> axum::response::Response {
+    upgrade
+        .max_message_size(64 << 20)
+        .on_upgrade(|mut ws| async move {
+            while let Some(Ok(message)) = ws.recv().await {
+                if ws.send(message).await.is_err() {
+                    break;
+                }
+            }
+        })
 }
 
 fn tungstenite_4k() -> tungstenite::protocol::WebSocketConfig {
