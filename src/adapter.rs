@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::handshake::{ClientRequest, HandshakeError};
+use crate::proxy::{Proxy, ProxyError};
 use crate::{Closed, ProtocolError, Timestamp, UsageError};
 
 /// What can go wrong on a connection driven by an adapter.
@@ -38,6 +39,11 @@ pub enum Error {
     /// A timer of the core ran out: the opening handshake took too long,
     /// or the peer did not answer our Close (after an idle timeout, say).
     Timeout(&'static str),
+    /// The TLS handshake failed (a certificate not valid for the host, or
+    /// not signed by a trusted root), or `wss://` without TLS configured.
+    Tls(String),
+    /// The proxy on the way refused or failed (407, a SOCKS5 failure).
+    Proxy(ProxyError),
 }
 
 impl fmt::Display for Error {
@@ -49,6 +55,8 @@ impl fmt::Display for Error {
             Error::Usage(e) => write!(f, "usage error: {e}"),
             Error::Url(e) => write!(f, "invalid URL: {e}"),
             Error::Timeout(what) => write!(f, "timed out: {what}"),
+            Error::Tls(e) => write!(f, "TLS: {e}"),
+            Error::Proxy(e) => write!(f, "proxy: {e}"),
         }
     }
 }
@@ -60,7 +68,8 @@ impl std::error::Error for Error {
             Error::Handshake(e) => Some(e),
             Error::Protocol(e) => Some(e),
             Error::Usage(e) => Some(e),
-            Error::Url(_) | Error::Timeout(_) => None,
+            Error::Proxy(e) => Some(e),
+            Error::Url(_) | Error::Timeout(_) | Error::Tls(_) => None,
         }
     }
 }
@@ -77,6 +86,12 @@ impl From<HandshakeError> for Error {
             HandshakeError::Timeout => Error::Timeout("opening handshake"),
             e => Error::Handshake(e),
         }
+    }
+}
+
+impl From<ProxyError> for Error {
+    fn from(e: ProxyError) -> Self {
+        Error::Proxy(e)
     }
 }
 
@@ -169,6 +184,156 @@ pub fn close_tcp(stream: std::net::TcpStream, timeout: Duration) {
             Ok(_) => {}
         }
     }
+}
+
+/// How `connect` reaches a URL: through which proxy, and with which TLS
+/// configuration for `wss://`.
+///
+/// The default reads the proxy from the environment as curl and reqwest
+/// do (`HTTPS_PROXY` for `wss://`, `HTTP_PROXY` for `ws://`, `ALL_PROXY`,
+/// `NO_PROXY`; see [`Proxy::from_env`]), and verifies servers against the
+/// roots of the enabled feature: `rustls-tls-webpki-roots` (Mozilla's,
+/// compiled in) and/or `rustls-tls-native-roots` (the operating system's).
+#[derive(Clone, Default)]
+pub struct Connector {
+    proxy: ProxyChoice,
+    #[cfg(feature = "rustls")]
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connector")
+            .field("proxy", &self.proxy)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+enum ProxyChoice {
+    #[default]
+    FromEnvironment,
+    Direct,
+    Through(Proxy),
+}
+
+impl Connector {
+    /// Proxies from the environment, TLS roots from the features.
+    pub fn new() -> Self {
+        Connector::default()
+    }
+
+    /// Connects through `proxy`, whatever the environment says.
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = ProxyChoice::Through(proxy);
+        self
+    }
+
+    /// Connects directly, whatever the environment says.
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = ProxyChoice::Direct;
+        self
+    }
+
+    /// Uses `config` for `wss://`: a private CA, client certificates,
+    /// other roots. Keep its ALPN protocols empty or `http/1.1`: the
+    /// WebSocket handshake is HTTP/1.1.
+    #[cfg(feature = "rustls")]
+    pub fn rustls(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// The proxy for `url`, if any.
+    pub(crate) fn proxy_for(&self, url: &WsUrl) -> Result<Option<Proxy>, Error> {
+        match &self.proxy {
+            ProxyChoice::Direct => Ok(None),
+            ProxyChoice::Through(proxy) => Ok(Some(proxy.clone())),
+            ProxyChoice::FromEnvironment => {
+                Proxy::from_env(url.secure, &url.host, |name| std::env::var(name).ok())
+                    .transpose()
+                    .map_err(Error::Proxy)
+            }
+        }
+    }
+
+    /// The TLS configuration for `wss://`.
+    #[cfg(feature = "rustls")]
+    pub(crate) fn tls_config(&self) -> Result<std::sync::Arc<rustls::ClientConfig>, Error> {
+        match &self.tls {
+            Some(config) => Ok(config.clone()),
+            None => default_tls_config(),
+        }
+    }
+}
+
+/// The client configuration from the enabled roots, made once: ring as
+/// the crypto provider, ALPN `http/1.1`.
+#[cfg(feature = "rustls")]
+fn default_tls_config() -> Result<std::sync::Arc<rustls::ClientConfig>, Error> {
+    static CONFIG: OnceLock<Result<std::sync::Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            #[allow(unused_mut)]
+            let mut roots = rustls::RootCertStore::empty();
+            #[cfg(feature = "rustls-tls-webpki-roots")]
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            #[cfg(feature = "rustls-tls-native-roots")]
+            for cert in rustls_native_certs::load_native_certs().certs {
+                // A platform certificate rustls cannot parse is skipped,
+                // as reqwest does.
+                let _ = roots.add(cert);
+            }
+            if roots.is_empty() {
+                return Err(
+                    "no root certificates: enable the feature rustls-tls-webpki-roots or \
+                            rustls-tls-native-roots, or pass a rustls::ClientConfig with \
+                            Connector::rustls"
+                        .to_string(),
+                );
+            }
+            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+            let mut config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            config.alpn_protocols = alloc::vec![b"http/1.1".to_vec()];
+            Ok(std::sync::Arc::new(config))
+        })
+        .clone()
+        .map_err(Error::Tls)
+}
+
+/// The name the server's certificate must carry.
+#[cfg(feature = "rustls")]
+pub(crate) fn server_name(host: &str) -> Result<rustls::pki_types::ServerName<'static>, Error> {
+    rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| Error::Tls(format!("{host} is not a valid server name: {e}")))
+}
+
+/// A TLS failure as a clear error: rustls's own message (the certificate
+/// is not valid for the name, not trusted, expired...), with the host.
+#[cfg(feature = "rustls")]
+pub(crate) fn tls_error(host: &str, e: io::Error) -> Error {
+    let is_tls = e
+        .get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+    if is_tls {
+        Error::Tls(format!("{host}: {e}"))
+    } else {
+        Error::Io(e)
+    }
+}
+
+/// Without TLS: `wss://` cannot be reached by `connect`.
+#[cfg(not(feature = "rustls"))]
+pub(crate) fn no_tls() -> Error {
+    Error::Tls(
+        "wss:// needs a TLS feature (rustls-tls-webpki-roots, rustls-tls-native-roots or rustls), \
+         or open the TLS stream yourself and call client"
+            .to_string(),
+    )
 }
 
 /// A `ws://` or `wss://` URL, split into what the handshake and the

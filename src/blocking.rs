@@ -44,11 +44,12 @@ use alloc::vec::Vec;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 
-pub use crate::adapter::{close_tcp, Error, WsUrl};
+pub use crate::adapter::{close_tcp, Connector, Error, WsUrl};
 use crate::adapter::{closed_error, Clock};
 use crate::handshake::{
     Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
 };
+use crate::proxy::{Proxy, ProxyError, ProxyHandshake};
 use crate::{CloseCode, Closed, Config, Connection, Event, Message, MessageKind};
 
 /// The clock the adapter reads for the core.
@@ -135,23 +136,144 @@ fn refuse<S: Write>(stream: &mut S, e: HandshakeError) -> Error {
     }
 }
 
-/// Opens a TCP connection to a `ws://` URL and performs the handshake.
-/// For `wss://`, open the TLS stream yourself and use [`client`].
-pub fn connect(url: &str) -> Result<WebSocket<TcpStream>, Error> {
+/// Connects to a `ws://` or `wss://` URL and performs the handshake:
+/// through the proxy the environment names, if any, and for `wss://`
+/// with TLS from a `rustls-tls-*` feature (see [`Connector`]).
+pub fn connect(url: &str) -> Result<WebSocket<MaybeTlsStream>, Error> {
     connect_with(url, Config::default())
 }
 
 /// [`connect`] with a configuration of your choice.
-pub fn connect_with(url: &str, config: Config) -> Result<WebSocket<TcpStream>, Error> {
+pub fn connect_with(url: &str, config: Config) -> Result<WebSocket<MaybeTlsStream>, Error> {
+    connect_with_connector(url, config, &Connector::new())
+}
+
+/// [`connect`] with a configuration, and a [`Connector`] that says which
+/// proxy and which TLS configuration to use.
+pub fn connect_with_connector(
+    url: &str,
+    config: Config,
+    connector: &Connector,
+) -> Result<WebSocket<MaybeTlsStream>, Error> {
     let url = WsUrl::parse(url)?;
-    if url.secure {
-        return Err(Error::Url(
-            "wss:// needs a TLS stream: open one and call blocking::client".into(),
-        ));
-    }
-    let stream = TcpStream::connect(url.socket_addr())?;
-    stream.set_nodelay(true)?;
+    let tcp = match connector.proxy_for(&url)? {
+        Some(proxy) => {
+            let mut tcp = TcpStream::connect((proxy.host.as_str(), proxy.port))?;
+            tunnel(&mut tcp, &proxy, &url)?;
+            tcp
+        }
+        None => TcpStream::connect(url.socket_addr())?,
+    };
+    tcp.set_nodelay(true)?;
+    let stream = if url.secure {
+        secure(tcp, &url.host, connector)?
+    } else {
+        MaybeTlsStream::Plain(tcp)
+    };
     client_with(stream, &url.request(), config)
+}
+
+/// Opens the tunnel through `proxy` to `url`'s host and port.
+fn tunnel(tcp: &mut TcpStream, proxy: &Proxy, url: &WsUrl) -> Result<(), Error> {
+    let mut handshake = ProxyHandshake::new(proxy, &url.host, url.port);
+    let mut buf = [0u8; 512];
+    while !handshake.is_done() {
+        if !handshake.output().is_empty() {
+            tcp.write_all(handshake.output())?;
+            let n = handshake.output().len();
+            handshake.consume_output(n);
+            continue;
+        }
+        let limit = handshake.read_limit().min(buf.len());
+        let n = tcp.read(&mut buf[..limit])?;
+        if n == 0 {
+            return Err(Error::Proxy(ProxyError::Malformed(
+                "the proxy closed the connection",
+            )));
+        }
+        handshake.handle_read(&buf[..n])?;
+    }
+    Ok(())
+}
+
+/// TLS over `tcp` for `host`, the handshake done at once so that a bad
+/// certificate is reported here.
+#[cfg(feature = "rustls")]
+fn secure(mut tcp: TcpStream, host: &str, connector: &Connector) -> Result<MaybeTlsStream, Error> {
+    use crate::adapter::{server_name, tls_error};
+    let config = connector.tls_config()?;
+    let mut tls = rustls::ClientConnection::new(config, server_name(host)?)
+        .map_err(|e| Error::Tls(alloc::format!("{host}: {e}")))?;
+    while tls.is_handshaking() {
+        tls.complete_io(&mut tcp).map_err(|e| tls_error(host, e))?;
+    }
+    Ok(MaybeTlsStream::Rustls(Box::new(rustls::StreamOwned::new(
+        tls, tcp,
+    ))))
+}
+
+#[cfg(not(feature = "rustls"))]
+fn secure(_tcp: TcpStream, _host: &str, _connector: &Connector) -> Result<MaybeTlsStream, Error> {
+    Err(crate::adapter::no_tls())
+}
+
+/// The stream [`connect`] opens: TCP for `ws://`, TLS over TCP for
+/// `wss://`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MaybeTlsStream {
+    /// `ws://`.
+    Plain(TcpStream),
+    /// `wss://`, with rustls.
+    #[cfg(feature = "rustls")]
+    Rustls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl MaybeTlsStream {
+    /// The TCP stream underneath (to set its read timeout, say).
+    pub fn get_ref(&self) -> &TcpStream {
+        match self {
+            MaybeTlsStream::Plain(tcp) => tcp,
+            #[cfg(feature = "rustls")]
+            MaybeTlsStream::Rustls(tls) => tls.get_ref(),
+        }
+    }
+}
+
+impl Read for MaybeTlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            MaybeTlsStream::Plain(tcp) => tcp.read(buf),
+            #[cfg(feature = "rustls")]
+            MaybeTlsStream::Rustls(tls) => tls.read(buf),
+        }
+    }
+}
+
+impl Write for MaybeTlsStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            MaybeTlsStream::Plain(tcp) => tcp.write(buf),
+            #[cfg(feature = "rustls")]
+            MaybeTlsStream::Rustls(tls) => tls.write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            MaybeTlsStream::Plain(tcp) => tcp.write_vectored(bufs),
+            #[cfg(feature = "rustls")]
+            MaybeTlsStream::Rustls(tls) => tls.write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            MaybeTlsStream::Plain(tcp) => tcp.flush(),
+            #[cfg(feature = "rustls")]
+            MaybeTlsStream::Rustls(tls) => tls.flush(),
+        }
+    }
 }
 
 /// Performs the client handshake on `stream` for a `ws://` or `wss://` URL

@@ -71,6 +71,7 @@ pub mod handshake;
 mod mask;
 mod message;
 mod output;
+pub mod proxy;
 mod time;
 mod utf8;
 

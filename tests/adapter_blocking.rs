@@ -242,7 +242,7 @@ fn echo(ws: &mut WebSocket<TcpStream>) -> Outcome {
 fn echo_once(url: String, text: &'static str) -> SocketAddr {
     bounded("echo client", move || {
         let mut ws = blocking::connect(&url).expect("connect");
-        let local = ws.get_ref().local_addr().unwrap();
+        let local = ws.get_ref().get_ref().local_addr().unwrap();
         ws.send_text(text).unwrap();
         assert_eq!(ws.read().unwrap(), Some(Message::from(text)));
         ws.close(CloseCode::NORMAL, "bye").unwrap();
@@ -268,7 +268,7 @@ fn echo_over_tcp() {
     let (addr, mut outcomes) = spawn_echo_server(Config::default());
     let local = bounded("client", move || {
         let mut ws = blocking::connect(&format!("ws://{addr}/echo")).expect("connect");
-        let local = ws.get_ref().local_addr().unwrap();
+        let local = ws.get_ref().get_ref().local_addr().unwrap();
 
         ws.send_text("Hello").unwrap();
         assert_eq!(ws.read().unwrap(), Some(Message::from("Hello")));

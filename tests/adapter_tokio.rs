@@ -233,7 +233,7 @@ async fn echo_once(addr: SocketAddr, text: &str) -> SocketAddr {
     )
     .await
     .expect("connect");
-    let local = ws.get_ref().local_addr().unwrap();
+    let local = ws.get_ref().get_ref().local_addr().unwrap();
     within("client send", ws.send_text(text)).await.unwrap();
     let echoed = within("echo", ws.recv()).await.unwrap();
     assert_eq!(echoed, Some(Message::from(text)));

@@ -1,0 +1,483 @@
+//! Reaching a server through a proxy, as bytes a driver carries: an HTTP
+//! `CONNECT` tunnel (RFC 9110 §9.3.6, with Basic credentials) or SOCKS5
+//! (RFC 1928, with RFC 1929's username and password). Which proxy, if
+//! any, comes from the caller or from the environment variables curl and
+//! reqwest read ([`Proxy::from_env`]).
+//!
+//! Like the handshakes, [`ProxyHandshake`] does no I/O: write its
+//! [`output`](ProxyHandshake::output), read at most
+//! [`read_limit`](ProxyHandshake::read_limit) bytes and feed them to
+//! [`handle_read`](ProxyHandshake::handle_read), until it is done; the
+//! stream is then a tunnel to the server, and it has read nothing of what
+//! the server sends after.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+
+/// The kind of proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyKind {
+    /// An HTTP proxy, asked for a tunnel with `CONNECT host:port`.
+    Http,
+    /// A SOCKS5 proxy; the host name goes to the proxy, which resolves it.
+    Socks5,
+}
+
+/// A proxy: where it is, its kind, and credentials if it wants them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Proxy {
+    /// HTTP `CONNECT` or SOCKS5.
+    pub kind: ProxyKind,
+    /// The proxy's host name or address.
+    pub host: String,
+    /// The proxy's port.
+    pub port: u16,
+    /// User name and password (Basic for HTTP, RFC 1929 for SOCKS5).
+    pub credentials: Option<(String, String)>,
+}
+
+impl fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the password.
+        f.debug_struct("Proxy")
+            .field("kind", &self.kind)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.credentials.as_ref().map(|(user, _)| user))
+            .finish()
+    }
+}
+
+/// What went wrong on the way through a proxy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProxyError {
+    /// A proxy URL that cannot be used (`http://`, `socks5://` or
+    /// `socks5h://`, with a host).
+    Url(String),
+    /// The HTTP proxy answered the `CONNECT` with another status than 2xx;
+    /// 407 means it wants (other) credentials.
+    Refused(u16),
+    /// The SOCKS5 proxy refused to connect (RFC 1928 §6 reply code).
+    Socks(u8),
+    /// The SOCKS5 proxy wants an authentication method we do not offer,
+    /// or refused the credentials.
+    SocksAuth,
+    /// The proxy's answer is not what the protocol allows.
+    Malformed(&'static str),
+}
+
+impl fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProxyError::Url(why) => write!(f, "proxy URL: {why}"),
+            ProxyError::Refused(407) => {
+                f.write_str("the proxy wants authentication (407 Proxy Authentication Required)")
+            }
+            ProxyError::Refused(status) => {
+                write!(f, "the proxy refused the tunnel with status {status}")
+            }
+            ProxyError::Socks(code) => {
+                write!(f, "the SOCKS5 proxy refused: {}", socks_reply(*code))
+            }
+            ProxyError::SocksAuth => f.write_str(
+                "the SOCKS5 proxy refused our authentication (none, or user and password)",
+            ),
+            ProxyError::Malformed(why) => write!(f, "the proxy's answer is malformed: {why}"),
+        }
+    }
+}
+
+impl core::error::Error for ProxyError {}
+
+/// RFC 1928 §6's reply codes.
+fn socks_reply(code: u8) -> &'static str {
+    match code {
+        1 => "general SOCKS server failure",
+        2 => "connection not allowed by ruleset",
+        3 => "network unreachable",
+        4 => "host unreachable",
+        5 => "connection refused",
+        6 => "TTL expired",
+        7 => "command not supported",
+        8 => "address type not supported",
+        _ => "unknown reply code",
+    }
+}
+
+impl Proxy {
+    /// Parses `http://[user:password@]host[:port]` (port 80 by default, as
+    /// curl and reqwest), `socks5://...` or `socks5h://...` (port 1080).
+    /// Credentials are percent-decoded.
+    pub fn parse(url: &str) -> Result<Proxy, ProxyError> {
+        let bad = |why: &str| ProxyError::Url(format!("{url}: {why}"));
+        let (kind, rest, default_port) = if let Some(rest) = url.strip_prefix("http://") {
+            (ProxyKind::Http, rest, 80)
+        } else if let Some(rest) = url
+            .strip_prefix("socks5://")
+            .or_else(|| url.strip_prefix("socks5h://"))
+        {
+            (ProxyKind::Socks5, rest, 1080)
+        } else if !url.contains("://") {
+            // curl reads a bare `host:port` as an HTTP proxy.
+            (ProxyKind::Http, url, 80)
+        } else {
+            return Err(bad("the scheme must be http://, socks5:// or socks5h://"));
+        };
+        let authority = rest.split('/').next().unwrap_or_default();
+        let (credentials, host_port) = match authority.rsplit_once('@') {
+            Some((userinfo, host_port)) => {
+                let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                (
+                    Some((percent_decode(user), percent_decode(password))),
+                    host_port,
+                )
+            }
+            None => (None, authority),
+        };
+        let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
+            match after.strip_prefix(':') {
+                Some(port) => (host, port.parse().map_err(|_| bad("invalid port"))?),
+                None => (host, default_port),
+            }
+        } else {
+            match host_port.rsplit_once(':') {
+                Some((host, port)) => (host, port.parse().map_err(|_| bad("invalid port"))?),
+                None => (host_port, default_port),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        Ok(Proxy {
+            kind,
+            host: host.to_string(),
+            port,
+            credentials,
+        })
+    }
+
+    /// The proxy for a connection to `host` (`secure` for `wss://`), as
+    /// curl and reqwest choose it from the environment: `HTTPS_PROXY` for
+    /// `wss://`, `HTTP_PROXY` for `ws://`, else `ALL_PROXY` (each name in
+    /// lower case first, then upper case), unless `NO_PROXY` lists the
+    /// host. `env` looks a variable up (`|name| std::env::var(name).ok()`).
+    pub fn from_env(
+        secure: bool,
+        host: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Option<Result<Proxy, ProxyError>> {
+        let get = |name: &str| {
+            env(&name.to_ascii_lowercase())
+                .or_else(|| env(name))
+                .filter(|v| !v.is_empty())
+        };
+        if let Some(no_proxy) = get("NO_PROXY") {
+            if no_proxy_matches(&no_proxy, host) {
+                return None;
+            }
+        }
+        let scheme = if secure { "HTTPS_PROXY" } else { "HTTP_PROXY" };
+        let url = get(scheme).or_else(|| get("ALL_PROXY"))?;
+        Some(Proxy::parse(&url))
+    }
+}
+
+/// Whether `NO_PROXY` (comma-separated: `*`, host names, domain suffixes
+/// with or without a leading dot, addresses; ports ignored) covers `host`.
+pub fn no_proxy_matches(no_proxy: &str, host: &str) -> bool {
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    no_proxy.split(',').map(str::trim).any(|entry| {
+        if entry == "*" {
+            return true;
+        }
+        // An entry may carry a port (`example.com:8080`): ignored, as curl.
+        let entry = match entry.rsplit_once(':') {
+            Some((name, port))
+                if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                name
+            }
+            _ => entry,
+        };
+        let entry = entry.trim_start_matches('.').to_ascii_lowercase();
+        !entry.is_empty()
+            && (host == entry
+                || host
+                    .strip_suffix(entry.as_str())
+                    .is_some_and(|rest| rest.ends_with('.')))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| core::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Where a proxy handshake is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// HTTP: waiting for the response head to the CONNECT.
+    HttpResponse,
+    /// SOCKS5: waiting for the method the proxy chose (2 bytes).
+    SocksMethod,
+    /// SOCKS5: waiting for the answer to our credentials (2 bytes).
+    SocksAuth,
+    /// SOCKS5: waiting for the reply to CONNECT (its first 5 bytes say how
+    /// long it is).
+    SocksReply,
+    /// The tunnel is open.
+    Done,
+}
+
+/// The exchange with a proxy that opens a tunnel to `host:port`.
+#[derive(Debug)]
+pub struct ProxyHandshake {
+    step: Step,
+    output: Vec<u8>,
+    input: Vec<u8>,
+    host: String,
+    port: u16,
+    credentials: Option<(String, String)>,
+}
+
+/// The longest HTTP response head a proxy may send us.
+const MAX_PROXY_HEAD: usize = 8 * 1024;
+
+impl ProxyHandshake {
+    /// Starts the exchange with `proxy` for a tunnel to `host:port`.
+    pub fn new(proxy: &Proxy, host: &str, port: u16) -> ProxyHandshake {
+        let mut handshake = ProxyHandshake {
+            step: Step::Done,
+            output: Vec::new(),
+            input: Vec::new(),
+            host: host.to_string(),
+            port,
+            credentials: proxy.credentials.clone(),
+        };
+        match proxy.kind {
+            ProxyKind::Http => {
+                let target = if host.contains(':') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                };
+                let mut head = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
+                if let Some((user, password)) = &proxy.credentials {
+                    let token = BASE64.encode(format!("{user}:{password}"));
+                    head.push_str(&format!("Proxy-Authorization: Basic {token}\r\n"));
+                }
+                head.push_str("\r\n");
+                handshake.output = head.into_bytes();
+                handshake.step = Step::HttpResponse;
+            }
+            ProxyKind::Socks5 => {
+                // Version 5, and the methods we offer: none, and user and
+                // password (2) when we have credentials.
+                handshake.output = if proxy.credentials.is_some() {
+                    alloc::vec![5, 2, 0, 2]
+                } else {
+                    alloc::vec![5, 1, 0]
+                };
+                handshake.step = Step::SocksMethod;
+            }
+        }
+        handshake
+    }
+
+    /// Bytes to write to the proxy now.
+    pub fn output(&self) -> &[u8] {
+        &self.output
+    }
+
+    /// Records that `n` bytes of the output were written.
+    pub fn consume_output(&mut self, n: usize) {
+        self.output.drain(..n.min(self.output.len()));
+    }
+
+    /// Whether the tunnel is open.
+    pub fn is_done(&self) -> bool {
+        self.step == Step::Done
+    }
+
+    /// The most bytes to read next: never past the end of the proxy's
+    /// answer, so no byte of the server's is taken.
+    pub fn read_limit(&self) -> usize {
+        let need = |n: usize| n.saturating_sub(self.input.len()).max(1);
+        match self.step {
+            Step::HttpResponse => {
+                // Up to where "\r\n\r\n" could end.
+                let tail = self
+                    .input
+                    .iter()
+                    .rev()
+                    .take(3)
+                    .rev()
+                    .copied()
+                    .collect::<Vec<_>>();
+                match tail.as_slice() {
+                    [.., b'\r', b'\n', b'\r'] => 1,
+                    [.., b'\r', b'\n'] => 2,
+                    [.., b'\r'] => 3,
+                    _ => 4,
+                }
+            }
+            Step::SocksMethod | Step::SocksAuth => need(2),
+            Step::SocksReply => need(self.reply_len()),
+            Step::Done => 0,
+        }
+    }
+
+    /// Feeds bytes read from the proxy (at most [`read_limit`](Self::read_limit)).
+    /// `Ok(true)` once the tunnel is open; then there is nothing more to
+    /// write or read.
+    pub fn handle_read(&mut self, data: &[u8]) -> Result<bool, ProxyError> {
+        self.input.extend_from_slice(data);
+        loop {
+            match self.step {
+                Step::Done => return Ok(true),
+                Step::HttpResponse => {
+                    if self.input.len() > MAX_PROXY_HEAD {
+                        return Err(ProxyError::Malformed("response head too large"));
+                    }
+                    if !self.input.ends_with(b"\r\n\r\n") {
+                        return Ok(false);
+                    }
+                    // "HTTP/1.1 200 Connection established"
+                    let line = self.input.split(|&b| b == b'\n').next().unwrap_or_default();
+                    let line = core::str::from_utf8(line).unwrap_or_default();
+                    let mut words = line.split_ascii_whitespace();
+                    let version = words.next().unwrap_or_default();
+                    let status: u16 = words
+                        .next()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or(ProxyError::Malformed("no status line"))?;
+                    if !version.starts_with("HTTP/1.") {
+                        return Err(ProxyError::Malformed("not an HTTP/1.x response"));
+                    }
+                    if !(200..300).contains(&status) {
+                        return Err(ProxyError::Refused(status));
+                    }
+                    self.input.clear();
+                    self.step = Step::Done;
+                }
+                Step::SocksMethod => {
+                    if self.input.len() < 2 {
+                        return Ok(false);
+                    }
+                    if self.input[0] != 5 {
+                        return Err(ProxyError::Malformed("not a SOCKS5 answer"));
+                    }
+                    match (self.input[1], &self.credentials) {
+                        (0, _) => self.socks_connect()?,
+                        (2, Some((user, password))) => {
+                            // RFC 1929: version 1, then each as length and bytes.
+                            let (user, password) = (user.as_bytes(), password.as_bytes());
+                            if user.len() > 255 || password.len() > 255 {
+                                return Err(ProxyError::SocksAuth);
+                            }
+                            let mut out = alloc::vec![1, user.len() as u8];
+                            out.extend_from_slice(user);
+                            out.push(password.len() as u8);
+                            out.extend_from_slice(password);
+                            self.output = out;
+                            self.step = Step::SocksAuth;
+                        }
+                        _ => return Err(ProxyError::SocksAuth),
+                    }
+                    self.input.clear();
+                }
+                Step::SocksAuth => {
+                    if self.input.len() < 2 {
+                        return Ok(false);
+                    }
+                    if self.input[1] != 0 {
+                        return Err(ProxyError::SocksAuth);
+                    }
+                    self.input.clear();
+                    self.socks_connect()?;
+                }
+                Step::SocksReply => {
+                    if self.input.len() < self.reply_len() {
+                        return Ok(false);
+                    }
+                    if self.input[0] != 5 {
+                        return Err(ProxyError::Malformed("not a SOCKS5 reply"));
+                    }
+                    if self.input[1] != 0 {
+                        return Err(ProxyError::Socks(self.input[1]));
+                    }
+                    self.input.clear();
+                    self.step = Step::Done;
+                }
+            }
+        }
+    }
+
+    /// The length of the whole SOCKS5 reply, once its first 5 bytes say
+    /// (5 before): version, reply, reserved, address type, the address,
+    /// the port.
+    fn reply_len(&self) -> usize {
+        match self.input.get(3) {
+            None => 5,
+            Some(1) => 4 + 4 + 2,
+            Some(4) => 4 + 16 + 2,
+            Some(3) => match self.input.get(4) {
+                Some(&n) => 4 + 1 + usize::from(n) + 2,
+                None => 5,
+            },
+            Some(_) => 5,
+        }
+    }
+
+    /// SOCKS5 CONNECT to the host by name (the proxy resolves it), or by
+    /// address if it is one.
+    fn socks_connect(&mut self) -> Result<(), ProxyError> {
+        let mut out = alloc::vec![5, 1, 0];
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(v4) = host.parse::<core::net::Ipv4Addr>() {
+            out.push(1);
+            out.extend_from_slice(&v4.octets());
+        } else if let Ok(v6) = host.parse::<core::net::Ipv6Addr>() {
+            out.push(4);
+            out.extend_from_slice(&v6.octets());
+        } else {
+            let name = host.as_bytes();
+            let len = u8::try_from(name.len())
+                .map_err(|_| ProxyError::Url("host name longer than 255 bytes".to_string()))?;
+            out.push(3);
+            out.push(len);
+            out.extend_from_slice(name);
+        }
+        out.extend_from_slice(&self.port.to_be_bytes());
+        self.output = out;
+        self.step = Step::SocksReply;
+        Ok(())
+    }
+}
