@@ -481,3 +481,269 @@ impl ProxyHandshake {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn proxy_urls() {
+        let cases: &[(&str, Option<(ProxyKind, &str, u16, Option<(&str, &str)>)>)] = &[
+            (
+                "http://proxy:3128",
+                Some((ProxyKind::Http, "proxy", 3128, None)),
+            ),
+            ("http://proxy", Some((ProxyKind::Http, "proxy", 80, None))),
+            ("proxy:8080", Some((ProxyKind::Http, "proxy", 8080, None))),
+            (
+                "http://us%40er:p%3Ass@proxy:3128/",
+                Some((ProxyKind::Http, "proxy", 3128, Some(("us@er", "p:ss")))),
+            ),
+            (
+                "socks5://127.0.0.1",
+                Some((ProxyKind::Socks5, "127.0.0.1", 1080, None)),
+            ),
+            (
+                "socks5h://u:p@[::1]:9050",
+                Some((ProxyKind::Socks5, "::1", 9050, Some(("u", "p")))),
+            ),
+            ("https://proxy:443", None),
+            ("socks4://proxy", None),
+            ("http://:3128", None),
+            ("http://proxy:port", None),
+        ];
+        for (url, want) in cases {
+            let got = Proxy::parse(url)
+                .ok()
+                .map(|p| (p.kind, p.host, p.port, p.credentials));
+            let want = want.map(|(k, h, p, c)| {
+                (
+                    k,
+                    h.to_string(),
+                    p,
+                    c.map(|(u, w)| (u.to_string(), w.to_string())),
+                )
+            });
+            assert_eq!(got, want, "{url}");
+        }
+        // The password never shows in Debug.
+        let proxy = Proxy::parse("http://user:secret@proxy:1").unwrap();
+        assert!(!alloc::format!("{proxy:?}").contains("secret"));
+    }
+
+    #[test]
+    fn no_proxy_lists() {
+        let cases = [
+            ("*", "anything.example", true),
+            ("example.com", "example.com", true),
+            ("example.com", "www.example.com", true),
+            (".example.com", "www.example.com", true),
+            (".example.com", "example.com", true),
+            ("example.com", "notexample.com", false),
+            ("example.com:8080", "example.com", true),
+            ("localhost, 127.0.0.1", "127.0.0.1", true),
+            ("localhost,127.0.0.1", "127.0.0.2", false),
+            ("::1", "[::1]", true),
+            ("EXAMPLE.com", "www.Example.COM", true),
+            ("", "example.com", false),
+        ];
+        for (list, host, want) in cases {
+            assert_eq!(no_proxy_matches(list, host), want, "{list:?} {host}");
+        }
+    }
+
+    #[test]
+    fn the_environment_chooses_as_curl_does() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let pick =
+            |secure, host, vars| Proxy::from_env(secure, host, env(vars)).map(|p| p.unwrap().host);
+        let vars: &'static [(&str, &str)] = &[
+            ("HTTP_PROXY", "http://plain:1"),
+            ("https_proxy", "http://secure-lower:1"),
+            ("HTTPS_PROXY", "http://secure-upper:1"),
+            ("ALL_PROXY", "socks5://all:1"),
+            ("NO_PROXY", "internal.example"),
+        ];
+        assert_eq!(pick(false, "a.example", vars).as_deref(), Some("plain"));
+        // Lower case first, as curl.
+        assert_eq!(
+            pick(true, "a.example", vars).as_deref(),
+            Some("secure-lower")
+        );
+        assert_eq!(pick(true, "x.internal.example", vars), None);
+        let only_all: &'static [(&str, &str)] = &[("all_proxy", "socks5://all:1")];
+        assert_eq!(pick(false, "a.example", only_all).as_deref(), Some("all"));
+        assert_eq!(pick(false, "a.example", &[]), None);
+        let empty: &'static [(&str, &str)] = &[("http_proxy", "")];
+        assert_eq!(pick(false, "a.example", empty), None);
+        let broken: &'static [(&str, &str)] = &[("http_proxy", "ftp://x")];
+        assert!(matches!(
+            Proxy::from_env(false, "a", env(broken)),
+            Some(Err(ProxyError::Url(_)))
+        ));
+    }
+
+    /// Runs `handshake` against a proxy that answers `answer` (then the
+    /// server's first bytes, which must not be taken), reading in pieces
+    /// of at most `piece` bytes; the requests it wrote, and the outcome.
+    fn run(
+        mut handshake: ProxyHandshake,
+        answers: &[&[u8]],
+        piece: usize,
+    ) -> (Vec<Vec<u8>>, Result<(), ProxyError>) {
+        let mut written = Vec::new();
+        let mut answers = answers.iter();
+        let mut pending: Vec<u8> = Vec::new();
+        loop {
+            if !handshake.output().is_empty() {
+                written.push(handshake.output().to_vec());
+                let n = handshake.output().len();
+                handshake.consume_output(n);
+                // Each request gets the next answer, followed by bytes of
+                // the server that only the tunnel may read: the last
+                // answer was read to its end, and not one byte further.
+                assert!(
+                    pending.is_empty() || pending == b"SERVER BYTES",
+                    "read past an answer, or not to its end: {pending:?}"
+                );
+                pending.clear();
+                pending.extend_from_slice(answers.next().expect("an answer"));
+                pending.extend_from_slice(b"SERVER BYTES");
+            }
+            if handshake.is_done() {
+                assert!(
+                    pending.starts_with(b"SERVER BYTES"),
+                    "took the server's bytes"
+                );
+                return (written, Ok(()));
+            }
+            let n = handshake.read_limit().min(piece).min(pending.len());
+            assert!(n > 0, "the proxy's answer ran out");
+            let chunk: Vec<u8> = pending.drain(..n).collect();
+            if let Err(e) = handshake.handle_read(&chunk) {
+                return (written, Err(e));
+            }
+            if handshake.is_done() {
+                assert!(
+                    pending.starts_with(b"SERVER BYTES"),
+                    "took the server's bytes"
+                );
+                return (written, Ok(()));
+            }
+        }
+    }
+
+    fn proxy(url: &str) -> Proxy {
+        Proxy::parse(url).unwrap()
+    }
+
+    #[test]
+    fn http_connect() {
+        for piece in [1, 2, 3, 5, 512] {
+            let ok: &[u8] = b"HTTP/1.1 200 Connection established\r\nProxy-Agent: x\r\n\r\n";
+            let (written, outcome) = run(
+                ProxyHandshake::new(&proxy("http://p:1"), "example.com", 443),
+                &[ok],
+                piece,
+            );
+            assert_eq!(outcome, Ok(()));
+            assert_eq!(
+                written,
+                vec![b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n".to_vec()]
+            );
+            let (written, _) = run(
+                ProxyHandshake::new(&proxy("http://user:pass@p:1"), "::1", 80),
+                &[ok],
+                piece,
+            );
+            let request = String::from_utf8(written[0].clone()).unwrap();
+            assert!(
+                request.starts_with("CONNECT [::1]:80 HTTP/1.1\r\n"),
+                "{request}"
+            );
+            // base64("user:pass")
+            assert!(request.contains("Proxy-Authorization: Basic dXNlcjpwYXNz\r\n"));
+
+            let denied: &[u8] = b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n";
+            let (_, outcome) = run(
+                ProxyHandshake::new(&proxy("p:1"), "h", 80),
+                &[denied],
+                piece,
+            );
+            assert_eq!(outcome, Err(ProxyError::Refused(407)));
+            let garbage: &[u8] = b"SSH-2.0-OpenSSH\r\n\r\n";
+            let (_, outcome) = run(
+                ProxyHandshake::new(&proxy("p:1"), "h", 80),
+                &[garbage],
+                piece,
+            );
+            assert!(matches!(outcome, Err(ProxyError::Malformed(_))));
+        }
+    }
+
+    #[test]
+    fn socks5() {
+        let reply_v4: &[u8] = &[5, 0, 0, 1, 127, 0, 0, 1, 0x1f, 0x90];
+        let reply_name: &[u8] = &[5, 0, 0, 3, 4, b'h', b'o', b's', b't', 0, 80];
+        for piece in [1, 2, 3, 512] {
+            for reply in [reply_v4, reply_name] {
+                // No authentication.
+                let (written, outcome) = run(
+                    ProxyHandshake::new(&proxy("socks5://p:1"), "example.com", 8080),
+                    &[&[5, 0], reply],
+                    piece,
+                );
+                assert_eq!(outcome, Ok(()));
+                let mut connect = vec![5, 1, 0, 3, 11];
+                connect.extend_from_slice(b"example.com");
+                connect.extend_from_slice(&8080u16.to_be_bytes());
+                assert_eq!(written, vec![vec![5, 1, 0], connect]);
+            }
+            // User and password, to an IPv4 address.
+            let (written, outcome) = run(
+                ProxyHandshake::new(&proxy("socks5://ann:pw@p:1"), "10.0.0.1", 80),
+                &[&[5, 2], &[1, 0], reply_v4],
+                piece,
+            );
+            assert_eq!(outcome, Ok(()));
+            assert_eq!(
+                written,
+                vec![
+                    vec![5, 2, 0, 2],
+                    vec![1, 3, b'a', b'n', b'n', 2, b'p', b'w'],
+                    vec![5, 1, 0, 1, 10, 0, 0, 1, 0, 80],
+                ]
+            );
+            // Credentials refused; no acceptable method; connection refused.
+            let (_, outcome) = run(
+                ProxyHandshake::new(&proxy("socks5://ann:pw@p:1"), "h", 80),
+                &[&[5, 2], &[1, 1]],
+                piece,
+            );
+            assert_eq!(outcome, Err(ProxyError::SocksAuth));
+            let (_, outcome) = run(
+                ProxyHandshake::new(&proxy("socks5://p:1"), "h", 80),
+                &[&[5, 0xff]],
+                piece,
+            );
+            assert_eq!(outcome, Err(ProxyError::SocksAuth));
+            let (_, outcome) = run(
+                ProxyHandshake::new(&proxy("socks5://p:1"), "h", 80),
+                &[&[5, 0], &[5, 5, 0, 1, 0, 0, 0, 0, 0, 0]],
+                piece,
+            );
+            assert_eq!(outcome, Err(ProxyError::Socks(5)));
+        }
+        assert_eq!(
+            ProxyError::Socks(5).to_string(),
+            "the SOCKS5 proxy refused: connection refused"
+        );
+    }
+}
