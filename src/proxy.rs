@@ -487,9 +487,12 @@ mod tests {
     use super::*;
     use alloc::vec;
 
+    /// What a proxy URL parses into: kind, host, port, credentials.
+    type Parsed<'a> = (ProxyKind, &'a str, u16, Option<(&'a str, &'a str)>);
+
     #[test]
     fn proxy_urls() {
-        let cases: &[(&str, Option<(ProxyKind, &str, u16, Option<(&str, &str)>)>)] = &[
+        let cases: &[(&str, Option<Parsed>)] = &[
             (
                 "http://proxy:3128",
                 Some((ProxyKind::Http, "proxy", 3128, None)),
