@@ -240,31 +240,32 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Where a proxy handshake is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Step {
-    /// HTTP: waiting for the response head to the CONNECT.
-    HttpResponse,
-    /// SOCKS5: waiting for the method the proxy chose (2 bytes).
-    SocksMethod,
-    /// SOCKS5: waiting for the answer to our credentials (2 bytes).
-    SocksAuth,
-    /// SOCKS5: waiting for the reply to CONNECT (its first 5 bytes say how
-    /// long it is).
-    SocksReply,
-    /// The tunnel is open.
-    Done,
-}
-
-/// The exchange with a proxy that opens a tunnel to `host:port`.
+/// The exchange with a proxy that opens a tunnel to a host and port.
 #[derive(Debug)]
 pub struct ProxyHandshake {
-    step: Step,
+    /// Bytes to write to the proxy.
     output: Vec<u8>,
+    /// The proxy's answer so far.
     input: Vec<u8>,
-    host: String,
-    port: u16,
-    credentials: Option<(String, String)>,
+    /// What we wait for.
+    step: Step,
+    /// The SOCKS5 side's request and credentials (unused for HTTP).
+    socks: Socks5,
+}
+
+/// What the handshake waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// HTTP: the response head to the CONNECT.
+    HttpResponse,
+    /// SOCKS5: the method the proxy chose (2 bytes).
+    SocksMethod,
+    /// SOCKS5: the answer to our credentials (2 bytes).
+    SocksAuth,
+    /// SOCKS5: the reply to CONNECT (its first 5 bytes say how long it is).
+    SocksReply,
+    /// Nothing: the tunnel is open.
+    Done,
 }
 
 /// The longest HTTP response head a proxy may send us.
@@ -273,42 +274,24 @@ const MAX_PROXY_HEAD: usize = 8 * 1024;
 impl ProxyHandshake {
     /// Starts the exchange with `proxy` for a tunnel to `host:port`.
     pub fn new(proxy: &Proxy, host: &str, port: u16) -> ProxyHandshake {
-        let mut handshake = ProxyHandshake {
-            step: Step::Done,
-            output: Vec::new(),
-            input: Vec::new(),
-            host: host.to_string(),
+        let socks = Socks5 {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
             port,
             credentials: proxy.credentials.clone(),
         };
-        match proxy.kind {
-            ProxyKind::Http => {
-                let target = if host.contains(':') {
-                    format!("[{host}]:{port}")
-                } else {
-                    format!("{host}:{port}")
-                };
-                let mut head = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
-                if let Some((user, password)) = &proxy.credentials {
-                    let token = BASE64.encode(format!("{user}:{password}"));
-                    head.push_str(&format!("Proxy-Authorization: Basic {token}\r\n"));
-                }
-                head.push_str("\r\n");
-                handshake.output = head.into_bytes();
-                handshake.step = Step::HttpResponse;
-            }
-            ProxyKind::Socks5 => {
-                // Version 5, and the methods we offer: none, and user and
-                // password (2) when we have credentials.
-                handshake.output = if proxy.credentials.is_some() {
-                    alloc::vec![5, 2, 0, 2]
-                } else {
-                    alloc::vec![5, 1, 0]
-                };
-                handshake.step = Step::SocksMethod;
-            }
+        let (output, step) = match proxy.kind {
+            ProxyKind::Http => (http_connect(proxy, host, port), Step::HttpResponse),
+            ProxyKind::Socks5 => (socks.greeting(), Step::SocksMethod),
+        };
+        ProxyHandshake {
+            output,
+            input: Vec::new(),
+            step,
+            socks,
         }
-        handshake
     }
 
     /// Bytes to write to the proxy now.
@@ -331,25 +314,9 @@ impl ProxyHandshake {
     pub fn read_limit(&self) -> usize {
         let need = |n: usize| n.saturating_sub(self.input.len()).max(1);
         match self.step {
-            Step::HttpResponse => {
-                // Up to where "\r\n\r\n" could end.
-                let tail = self
-                    .input
-                    .iter()
-                    .rev()
-                    .take(3)
-                    .rev()
-                    .copied()
-                    .collect::<Vec<_>>();
-                match tail.as_slice() {
-                    [.., b'\r', b'\n', b'\r'] => 1,
-                    [.., b'\r', b'\n'] => 2,
-                    [.., b'\r'] => 3,
-                    _ => 4,
-                }
-            }
+            Step::HttpResponse => head_read_limit(&self.input),
             Step::SocksMethod | Step::SocksAuth => need(2),
-            Step::SocksReply => need(self.reply_len()),
+            Step::SocksReply => need(socks_reply_len(&self.input)),
             Step::Done => 0,
         }
     }
@@ -359,116 +326,172 @@ impl ProxyHandshake {
     /// write or read.
     pub fn handle_read(&mut self, data: &[u8]) -> Result<bool, ProxyError> {
         self.input.extend_from_slice(data);
-        loop {
-            match self.step {
-                Step::Done => return Ok(true),
-                Step::HttpResponse => {
-                    if self.input.len() > MAX_PROXY_HEAD {
-                        return Err(ProxyError::Malformed("response head too large"));
-                    }
-                    if !self.input.ends_with(b"\r\n\r\n") {
-                        return Ok(false);
-                    }
-                    // "HTTP/1.1 200 Connection established"
-                    let line = self.input.split(|&b| b == b'\n').next().unwrap_or_default();
-                    let line = core::str::from_utf8(line).unwrap_or_default();
-                    let mut words = line.split_ascii_whitespace();
-                    let version = words.next().unwrap_or_default();
-                    let status: u16 = words
-                        .next()
-                        .and_then(|s| s.parse().ok())
-                        .ok_or(ProxyError::Malformed("no status line"))?;
-                    if !version.starts_with("HTTP/1.") {
-                        return Err(ProxyError::Malformed("not an HTTP/1.x response"));
-                    }
-                    if !(200..300).contains(&status) {
-                        return Err(ProxyError::Refused(status));
-                    }
-                    self.input.clear();
-                    self.step = Step::Done;
-                }
-                Step::SocksMethod => {
-                    if self.input.len() < 2 {
-                        return Ok(false);
-                    }
-                    if self.input[0] != 5 {
-                        return Err(ProxyError::Malformed("not a SOCKS5 answer"));
-                    }
-                    match (self.input[1], &self.credentials) {
-                        (0, _) => self.socks_connect()?,
-                        (2, Some((user, password))) => {
-                            // RFC 1929: version 1, then each as length and bytes.
-                            let (user, password) = (user.as_bytes(), password.as_bytes());
-                            if user.len() > 255 || password.len() > 255 {
-                                return Err(ProxyError::SocksAuth);
-                            }
-                            let mut out = alloc::vec![1, user.len() as u8];
-                            out.extend_from_slice(user);
-                            out.push(password.len() as u8);
-                            out.extend_from_slice(password);
-                            self.output = out;
-                            self.step = Step::SocksAuth;
-                        }
-                        _ => return Err(ProxyError::SocksAuth),
-                    }
-                    self.input.clear();
-                }
-                Step::SocksAuth => {
-                    if self.input.len() < 2 {
-                        return Ok(false);
-                    }
-                    if self.input[1] != 0 {
-                        return Err(ProxyError::SocksAuth);
-                    }
-                    self.input.clear();
-                    self.socks_connect()?;
-                }
-                Step::SocksReply => {
-                    if self.input.len() < self.reply_len() {
-                        return Ok(false);
-                    }
-                    if self.input[0] != 5 {
-                        return Err(ProxyError::Malformed("not a SOCKS5 reply"));
-                    }
-                    if self.input[1] != 0 {
-                        return Err(ProxyError::Socks(self.input[1]));
-                    }
-                    self.input.clear();
-                    self.step = Step::Done;
-                }
-            }
+        let complete = match self.step {
+            Step::HttpResponse => http_response_complete(&self.input)?,
+            Step::SocksMethod | Step::SocksAuth => self.input.len() >= 2,
+            Step::SocksReply => self.input.len() >= socks_reply_len(&self.input),
+            Step::Done => return Ok(true),
+        };
+        if !complete {
+            return Ok(false);
         }
-    }
-
-    /// The length of the whole SOCKS5 reply, once its first 5 bytes say
-    /// (5 before): version, reply, reserved, address type, the address,
-    /// the port.
-    fn reply_len(&self) -> usize {
-        match self.input.get(3) {
-            None => 5,
-            Some(1) => 4 + 4 + 2,
-            Some(4) => 4 + 16 + 2,
-            Some(3) => match self.input.get(4) {
-                Some(&n) => 4 + 1 + usize::from(n) + 2,
-                None => 5,
+        let answer = core::mem::take(&mut self.input);
+        self.step = match self.step {
+            Step::HttpResponse | Step::Done => Step::Done,
+            Step::SocksMethod => match self.socks.method_chosen(&answer)? {
+                Some(credentials) => {
+                    self.output = credentials;
+                    Step::SocksAuth
+                }
+                None => {
+                    self.output = self.socks.connect()?;
+                    Step::SocksReply
+                }
             },
-            Some(_) => 5,
+            Step::SocksAuth => {
+                Socks5::auth_answer(&answer)?;
+                self.output = self.socks.connect()?;
+                Step::SocksReply
+            }
+            Step::SocksReply => {
+                Socks5::reply(&answer)?;
+                Step::Done
+            }
+        };
+        Ok(self.step == Step::Done)
+    }
+}
+
+/// `CONNECT host:port`, with Basic credentials if the proxy has them.
+fn http_connect(proxy: &Proxy, host: &str, port: u16) -> Vec<u8> {
+    let target = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let mut head = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
+    if let Some((user, password)) = &proxy.credentials {
+        let token = BASE64.encode(format!("{user}:{password}"));
+        head.push_str(&format!("Proxy-Authorization: Basic {token}\r\n"));
+    }
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+
+/// How much of an HTTP head can be read without passing its blank line.
+fn head_read_limit(input: &[u8]) -> usize {
+    match input {
+        [.., b'\r', b'\n', b'\r'] => 1,
+        [.., b'\r', b'\n'] => 2,
+        [.., b'\r'] => 3,
+        _ => 4,
+    }
+}
+
+/// Whether the response head to the CONNECT is complete, and if so,
+/// whether it opened the tunnel ("HTTP/1.1 200 Connection established").
+fn http_response_complete(input: &[u8]) -> Result<bool, ProxyError> {
+    if input.len() > MAX_PROXY_HEAD {
+        return Err(ProxyError::Malformed("response head too large"));
+    }
+    if !input.ends_with(b"\r\n\r\n") {
+        return Ok(false);
+    }
+    let line = input.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = core::str::from_utf8(line).unwrap_or_default();
+    let mut words = line.split_ascii_whitespace();
+    let version = words.next().unwrap_or_default();
+    let status: u16 = words
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or(ProxyError::Malformed("no status line"))?;
+    if !version.starts_with("HTTP/1.") {
+        return Err(ProxyError::Malformed("not an HTTP/1.x response"));
+    }
+    if !(200..300).contains(&status) {
+        return Err(ProxyError::Refused(status));
+    }
+    Ok(true)
+}
+
+/// The length of a whole SOCKS5 reply, once its first 5 bytes say (5
+/// before): version, reply, reserved, address type, the address, the port.
+fn socks_reply_len(input: &[u8]) -> usize {
+    match input.get(3) {
+        None => 5,
+        Some(1) => 4 + 4 + 2,
+        Some(4) => 4 + 16 + 2,
+        Some(3) => match input.get(4) {
+            Some(&n) => 4 + 1 + usize::from(n) + 2,
+            None => 5,
+        },
+        Some(_) => 5,
+    }
+}
+
+/// The SOCKS5 side (RFC 1928, RFC 1929): what we ask, and what the
+/// proxy's answers mean.
+#[derive(Debug)]
+struct Socks5 {
+    host: String,
+    port: u16,
+    credentials: Option<(String, String)>,
+}
+
+impl Socks5 {
+    /// Version 5, and the methods we offer: none, and user and password
+    /// (2) when we have credentials.
+    fn greeting(&self) -> Vec<u8> {
+        if self.credentials.is_some() {
+            alloc::vec![5, 2, 0, 2]
+        } else {
+            alloc::vec![5, 1, 0]
         }
     }
 
-    /// SOCKS5 CONNECT to the host by name (the proxy resolves it), or by
-    /// address if it is one.
-    fn socks_connect(&mut self) -> Result<(), ProxyError> {
+    /// The method the proxy chose: none (`None`: go on to CONNECT), or
+    /// user and password (the RFC 1929 request to send).
+    fn method_chosen(&self, answer: &[u8]) -> Result<Option<Vec<u8>>, ProxyError> {
+        if answer[0] != 5 {
+            return Err(ProxyError::Malformed("not a SOCKS5 answer"));
+        }
+        match (answer[1], &self.credentials) {
+            (0, _) => Ok(None),
+            (2, Some((user, password))) => {
+                let (user, password) = (user.as_bytes(), password.as_bytes());
+                let too_long = |b: &[u8]| u8::try_from(b.len()).map_err(|_| ProxyError::SocksAuth);
+                // Version 1, then each as its length and its bytes.
+                let mut out = alloc::vec![1, too_long(user)?];
+                out.extend_from_slice(user);
+                out.push(too_long(password)?);
+                out.extend_from_slice(password);
+                Ok(Some(out))
+            }
+            _ => Err(ProxyError::SocksAuth),
+        }
+    }
+
+    /// The answer to our credentials: status 0 is success.
+    fn auth_answer(answer: &[u8]) -> Result<(), ProxyError> {
+        if answer[1] == 0 {
+            Ok(())
+        } else {
+            Err(ProxyError::SocksAuth)
+        }
+    }
+
+    /// CONNECT to the host by name (the proxy resolves it), or by address
+    /// if it is one.
+    fn connect(&self) -> Result<Vec<u8>, ProxyError> {
         let mut out = alloc::vec![5, 1, 0];
-        let host = self.host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(v4) = host.parse::<core::net::Ipv4Addr>() {
+        if let Ok(v4) = self.host.parse::<core::net::Ipv4Addr>() {
             out.push(1);
             out.extend_from_slice(&v4.octets());
-        } else if let Ok(v6) = host.parse::<core::net::Ipv6Addr>() {
+        } else if let Ok(v6) = self.host.parse::<core::net::Ipv6Addr>() {
             out.push(4);
             out.extend_from_slice(&v6.octets());
         } else {
-            let name = host.as_bytes();
+            let name = self.host.as_bytes();
             let len = u8::try_from(name.len())
                 .map_err(|_| ProxyError::Url("host name longer than 255 bytes".to_string()))?;
             out.push(3);
@@ -476,9 +499,16 @@ impl ProxyHandshake {
             out.extend_from_slice(name);
         }
         out.extend_from_slice(&self.port.to_be_bytes());
-        self.output = out;
-        self.step = Step::SocksReply;
-        Ok(())
+        Ok(out)
+    }
+
+    /// The reply to CONNECT: code 0 is success.
+    fn reply(answer: &[u8]) -> Result<(), ProxyError> {
+        match answer {
+            [5, 0, ..] => Ok(()),
+            [5, code, ..] => Err(ProxyError::Socks(*code)),
+            _ => Err(ProxyError::Malformed("not a SOCKS5 reply")),
+        }
     }
 }
 
