@@ -7,48 +7,14 @@
 //! tests/interop/run, which sets `INTEROP_PYTHON`.
 #![cfg(all(feature = "http", feature = "axum", feature = "deflate"))]
 
-use std::net::SocketAddr;
+#[path = "common/example.rs"]
+mod example;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-/// An example server on a free port, killed on drop.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(example: &str) -> Server {
-        // `cargo test` builds the examples next to the test binaries.
-        let exe = std::env::current_exe().unwrap();
-        let examples = exe.parent().unwrap().parent().unwrap().join("examples");
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let child = Command::new(examples.join(example))
-            .arg(addr.to_string())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{example}: {e} (built by cargo test --all-features)"));
-        let server = Server { child, addr };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(addr).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("{example} did not listen on {addr}");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use example::ExampleServer;
 
 /// Runs echo_check.py against `url`.
 fn echo_check(url: &str, deflate: bool) {
@@ -71,7 +37,7 @@ fn echo_check(url: &str, deflate: bool) {
 #[test]
 #[ignore = "needs the Python peer: tests/interop/run"]
 fn hyper_server_passes_the_python_round_trips() {
-    let server = Server::start("hyper_server");
+    let server = ExampleServer::start("hyper_server", &[]);
     let url = format!("ws://{}/ws", server.addr);
     echo_check(&url, false);
     echo_check(&url, true);
@@ -80,7 +46,7 @@ fn hyper_server_passes_the_python_round_trips() {
 #[test]
 #[ignore = "needs the Python peer: tests/interop/run"]
 fn axum_echo_passes_the_python_round_trips() {
-    let server = Server::start("axum_echo");
+    let server = ExampleServer::start("axum_echo", &[]);
     let url = format!("ws://{}/ws", server.addr);
     echo_check(&url, false);
     echo_check(&url, true);
@@ -94,7 +60,7 @@ fn axum_rejections_have_the_right_status() {
         .enable_all()
         .build()
         .unwrap();
-    let server = Server::start("axum_echo");
+    let server = ExampleServer::start("axum_echo", &[]);
     runtime.block_on(async {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let upgrade = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";

@@ -4,10 +4,14 @@
 //! a reset in the middle of a message.
 #![cfg(feature = "http2")]
 
+#[path = "common/example.rs"]
+mod example;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use example::ExampleServer;
 use rfc6455::handshake::{Accept, ClientConnect, ClientRequest, ConnectResponse, HandshakeError};
 use rfc6455::http2::{serve_connection, serve_connection_with, Client, Error, Incoming, Routes};
 use rfc6455::{CloseCode, Config, Event, Message};
@@ -237,54 +241,9 @@ async fn a_reset_in_the_middle_of_a_message_frees_the_stream_task() {
     .expect("the reset stream's task never ended");
 }
 
-/// The echo server example, started on a free port of 127.0.0.1.
-struct EchoServer {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-}
-
-impl EchoServer {
-    fn start() -> EchoServer {
-        EchoServer::start_with(&[])
-    }
-
-    /// With extra arguments (`--tls`).
-    fn start_with(args: &[&str]) -> EchoServer {
-        // `cargo test` builds the examples next to the test binaries.
-        let exe = std::env::current_exe().unwrap();
-        let examples = exe.parent().unwrap().parent().unwrap().join("examples");
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let child = std::process::Command::new(examples.join("echo_server"))
-            .arg(addr.to_string())
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("the echo_server example is built by cargo test");
-        // Killed and waited for on drop, whatever happens next.
-        let server = EchoServer { child, addr };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(addr).is_ok() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("echo_server did not listen on {addr}");
-    }
-}
-
-impl Drop for EchoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn the_echo_server_takes_http_2_and_http_1_1_on_one_port() {
-    let server = EchoServer::start();
+    let server = ExampleServer::start("echo_server", &[]);
     tokio::time::timeout(LIMIT, async {
         // HTTP/2 with prior knowledge: an extended CONNECT, then frames.
         let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
@@ -349,7 +308,7 @@ async fn sniffing_tells_the_preface_apart_and_gives_every_byte_back() {
 #[test]
 #[ignore = "needs node: tests/interop/run"]
 fn node_http2_client_against_our_server() {
-    node_h2peer(&EchoServer::start(), "http");
+    node_h2peer(&ExampleServer::start("echo_server", &[]), "http");
 }
 
 /// The same over TLS (`echo_server --tls`): Node chooses `h2` in ALPN and
@@ -358,11 +317,11 @@ fn node_http2_client_against_our_server() {
 #[test]
 #[ignore = "needs node: tests/interop/run"]
 fn node_http2_and_ws_over_tls_against_our_server() {
-    node_h2peer(&EchoServer::start_with(&["--tls"]), "https");
+    node_h2peer(&ExampleServer::start("echo_server", &["--tls"]), "https");
 }
 
 /// Runs tests/interop/h2peer.mjs against `server`.
-fn node_h2peer(server: &EchoServer, scheme: &str) {
+fn node_h2peer(server: &ExampleServer, scheme: &str) {
     let node = std::env::var_os("INTEROP_NODE").expect("INTEROP_NODE: run tests/interop/run");
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/h2peer.mjs");
     let output = std::process::Command::new(node)

@@ -5,39 +5,13 @@
 //! server our client talks to.
 #![cfg(all(feature = "tokio", feature = "deflate"))]
 
+#[path = "common/example.rs"]
+mod example;
+
 use std::io::Write;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
-fn example(name: &str) -> PathBuf {
-    // `cargo test` builds the examples next to the test binaries.
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name)
-}
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-fn wait_listening(addr: SocketAddr) {
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("nothing listens on {addr}");
-}
+use example::{free_addr, wait_listening, ExampleServer};
 
 /// A child process killed on drop.
 struct Killed(Child);
@@ -51,16 +25,9 @@ impl Drop for Killed {
 
 /// Runs wscat against a fresh echo server with `input` on stdin; its stdout.
 fn wscat_against_echo(input: &str, args: &[&str]) -> String {
-    let addr = free_addr();
-    let _server = Killed(
-        Command::new(example("echo_server"))
-            .arg(addr.to_string())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("echo_server is built by cargo test"),
-    );
-    wait_listening(addr);
-    let mut child = Command::new(example("wscat"))
+    let server = ExampleServer::start("echo_server", &[]);
+    let addr = server.addr;
+    let mut child = Command::new(example::path("wscat"))
         .arg(format!("ws://{addr}/chat"))
         .args(args)
         .stdin(Stdio::piped())
@@ -178,7 +145,7 @@ fn deflate_frames_carry_rsv1() {
 #[test]
 fn listen_is_a_server_our_client_talks_to() {
     let addr = free_addr();
-    let mut server = Command::new(example("wscat"))
+    let mut server = Command::new(example::path("wscat"))
         .args(["--listen", &addr.to_string(), "--subprotocol", "chat"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

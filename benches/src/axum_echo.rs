@@ -9,26 +9,13 @@
 //! server on CPU 0 and load on CPU 1 (or both on CPU 0 on one CPU); the
 //! median msgs/s of 3 runs, and the ratio ours / axum's.
 
-use std::time::Duration;
-
 use crate::echo::{self, Mode, Timing};
 use crate::harness::{fmt_rate, pin_current_thread, Budget};
 use crate::servers::{ServerLib, ServerProcess};
 
 pub fn run(budget: Budget) {
     println!("\n## Part 8: echo through axum, our extractor against axum's own");
-    let runs = if budget.quick { 1 } else { 3 };
-    let timing = if budget.quick {
-        Timing {
-            warmup: Duration::from_millis(30),
-            window: Duration::from_millis(100),
-        }
-    } else {
-        Timing {
-            warmup: Duration::from_millis(100),
-            window: Duration::from_millis(350),
-        }
-    };
+    let (timing, runs) = Timing::for_budget(budget);
     let placement = echo::placements(true)[0];
     println!("{}; msgs/s, median of {runs}\n", placement.name);
     pin_current_thread(Some(placement.load_cpus));

@@ -228,6 +228,26 @@ pub struct Timing {
     pub window: Duration,
 }
 
+impl Timing {
+    /// The warm-up and measured window of every echo row, and how many
+    /// runs a row's median is taken over.
+    pub fn for_budget(budget: Budget) -> (Timing, usize) {
+        if budget.quick {
+            let quick = Timing {
+                warmup: Duration::from_millis(30),
+                window: Duration::from_millis(100),
+            };
+            (quick, 1)
+        } else {
+            let full = Timing {
+                warmup: Duration::from_millis(100),
+                window: Duration::from_millis(350),
+            };
+            (full, 3)
+        }
+    }
+}
+
 /// One measurement: `conns` connections, all driven until the window ends.
 pub async fn measure(
     addr: SocketAddr,
@@ -317,18 +337,7 @@ pub fn placements(quick: bool) -> Vec<Placement> {
 
 pub fn run(budget: Budget) {
     println!("\n## Part 2: loopback echo");
-    let runs = if budget.quick { 1 } else { 3 };
-    let timing = if budget.quick {
-        Timing {
-            warmup: Duration::from_millis(30),
-            window: Duration::from_millis(100),
-        }
-    } else {
-        Timing {
-            warmup: Duration::from_millis(100),
-            window: Duration::from_millis(350),
-        }
-    };
+    let (timing, runs) = Timing::for_budget(budget);
     for placement in placements(budget.quick) {
         pin_current_thread(Some(placement.load_cpus));
         let mut servers: Vec<ServerProcess> = ServerLib::MAIN
