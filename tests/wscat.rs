@@ -152,6 +152,12 @@ fn listen_is_a_server_our_client_talks_to() {
         .spawn()
         .expect("wscat is built by cargo test");
     let stdout = server.stdout.take().unwrap();
+    // Should it never report the end, the reading below ends anyway.
+    let pid = server.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(30));
+        let _ = Command::new("kill").arg(&pid).status();
+    });
     let server = Killed(server);
     wait_listening(addr);
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -170,9 +176,18 @@ fn listen_is_a_server_our_client_talks_to() {
         ws.close(rfc6455::CloseCode::NORMAL, "bye").await.unwrap();
         while ws.recv().await.unwrap().is_some() {}
     });
-    drop(server);
+    // Its lines until it reports the end of the connection (it then
+    // waits for the next one, so it is stopped here).
     let mut output = String::new();
-    std::io::Read::read_to_string(&mut { stdout }, &mut output).unwrap();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line.unwrap();
+        output.push_str(&line);
+        output.push('\n');
+        if line.starts_with("closed:") {
+            break;
+        }
+    }
+    drop(server);
     assert_lines(
         &output,
         &[
