@@ -71,6 +71,7 @@ pub mod handshake;
 mod mask;
 mod message;
 mod output;
+mod prepared;
 pub mod proxy;
 mod time;
 mod utf8;
@@ -97,6 +98,7 @@ pub use error::{ProtocolError, UsageError};
 #[cfg(feature = "deflate")]
 pub use extension::deflate::{DeflateConfig, DeflateParams};
 pub use message::{Closed, Event, Fragment, Initiator, Message, MessageKind, Role};
+pub use prepared::PreparedMessage;
 pub use time::{Timeouts, Timestamp};
 pub use utf8::Utf8Bytes;
 

@@ -325,6 +325,13 @@ impl MessageExtension for Deflate {
         self.compressor.compress(data, last, out);
     }
 
+    /// Without context takeover on our side, a message's compressed bytes
+    /// depend only on the window bits and the level.
+    fn shared_encoding(&self) -> Option<u64> {
+        let bits = self.compressor.bits.filter(|_| self.compressor.reset)?;
+        Some(u64::from(bits) << 8 | u64::from(self.compressor.level))
+    }
+
     fn decode(
         &mut self,
         data: &[u8],

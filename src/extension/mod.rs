@@ -53,6 +53,15 @@ pub(crate) trait MessageExtension: Debug + Send + Sync {
     /// `last` ends the message.
     fn encode(&mut self, data: &[u8], last: bool, out: &mut Vec<u8>);
 
+    /// For a transform that does not depend on earlier messages (no state
+    /// carried from one message to the next): a key such that extensions
+    /// with equal keys turn a message into the same bytes, so that one
+    /// encoding can be shared by many connections. `None` when each
+    /// connection's output depends on its own history.
+    fn shared_encoding(&self) -> Option<u64> {
+        None
+    }
+
     /// Reverses the transform on the next piece of a received message,
     /// appending to `out`, which may not grow past `limit` (plus the
     /// extension's own slack); `last` ends the message.
