@@ -434,6 +434,14 @@ impl<S: Read + Write> WebSocket<S> {
         self.flush()
     }
 
+    /// Sends a message prepared for many connections
+    /// ([`PreparedMessage`](crate::PreparedMessage): encoded once, its
+    /// payload shared) and flushes.
+    pub fn send_prepared(&mut self, prepared: &crate::PreparedMessage) -> Result<(), Error> {
+        self.conn.send_prepared(prepared)?;
+        self.flush()
+    }
+
     /// Sends a text message and flushes.
     pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
         self.conn.send_text(text)?;

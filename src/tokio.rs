@@ -81,7 +81,10 @@ use crate::handshake::{
     Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
 };
 use crate::proxy::{Proxy, ProxyError, ProxyHandshake};
-use crate::{CloseCode, Closed, Config, Connection, Event, Message, MessageKind, State, Timestamp};
+use crate::{
+    CloseCode, Closed, Config, Connection, Event, Message, MessageKind, PreparedMessage, State,
+    Timestamp,
+};
 
 /// The clock the adapter reads for the core: tokio's, which tests can
 /// pause and advance.
@@ -566,6 +569,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         .await
     }
 
+    /// Sends a message prepared for many connections
+    /// ([`PreparedMessage`]: encoded once, its payload shared) and writes
+    /// it out.
+    pub async fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
+        self.inner.sender().send_prepared(prepared)?;
+        self.flush().await
+    }
+
+    /// Queues a prepared message as [`queue`](WebSocket::queue) queues a
+    /// message.
+    pub async fn queue_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
+        self.inner.sender().send_prepared(prepared)?;
+        poll_fn(|cx| {
+            self.inner
+                .poll_write_down_to(cx, Side::Writer, HIGH_WATER - 1)
+                .map_ok(drop)
+        })
+        .await
+    }
+
     /// Sends a text message and writes it out.
     pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
         self.inner.sender().send_text(text)?;
@@ -725,6 +748,12 @@ impl<S> ReadHalf<S> {
 }
 
 impl<S> WriteHalf<S> {
+    /// How many bytes are queued and not yet taken by the stream: what a
+    /// peer that does not read makes the connection hold.
+    pub fn backlog(&self) -> usize {
+        lock(&self.shared).conn.pending_output_len()
+    }
+
     /// How the connection ended, once it has.
     pub fn closed(&self) -> Option<Closed> {
         lock(&self.shared).closed.clone()
@@ -749,6 +778,46 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     pub async fn send(&mut self, message: &Message) -> Result<(), Error> {
         lock(&self.shared).sender().send_message(message)?;
         self.flush().await
+    }
+
+    /// Sends a prepared message ([`PreparedMessage`]) and writes it out.
+    pub async fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
+        lock(&self.shared).sender().send_prepared(prepared)?;
+        self.flush().await
+    }
+
+    /// Offers a prepared message without waiting, for a broadcaster that
+    /// must never wait for one client. If at most `backlog` bytes are
+    /// already waiting to be written, the message is queued, and the
+    /// connection's reading half writes it as the peer takes it (keep a
+    /// task in [`ReadHalf::recv`]); otherwise the peer is not keeping up,
+    /// and `when_full` decides: miss this message, or close the
+    /// connection. So a client that stops reading holds at most `backlog`
+    /// bytes, one message and a Close frame, while the others go on.
+    pub fn offer(
+        &self,
+        prepared: &PreparedMessage,
+        backlog: usize,
+        when_full: WhenFull,
+    ) -> Result<Offered, Error> {
+        let mut inner = lock(&self.shared);
+        if !inner.conn.can_send() {
+            return Ok(Offered::Closed);
+        }
+        let outcome = if inner.conn.pending_output_len() > backlog {
+            match when_full {
+                WhenFull::Drop => return Ok(Offered::Dropped),
+                WhenFull::Close(code, reason) => {
+                    inner.conn.close(code, reason)?;
+                    Offered::Closing
+                }
+            }
+        } else {
+            inner.sender().send_prepared(prepared)?;
+            Offered::Queued
+        };
+        inner.wake_reader();
+        Ok(outcome)
     }
 
     /// Sends a text message and writes it out.
@@ -803,6 +872,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WriteHalf<S> {
     }
 }
 
+/// What [`WriteHalf::offer`] does when a connection's backlog is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhenFull {
+    /// The connection misses the message.
+    Drop,
+    /// The connection is closed with this code and reason: 1008 (policy
+    /// violation) or 1013 (try again later), say. The Close frame waits
+    /// behind the backlog; if the peer does not read it, the core's
+    /// closing timeout ends the connection.
+    Close(CloseCode, &'static str),
+}
+
+/// What [`WriteHalf::offer`] did with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offered {
+    /// Queued: it goes out as the peer reads.
+    Queued,
+    /// The backlog was full and the policy is to drop: not sent.
+    Dropped,
+    /// The backlog was full and the policy is to close: the closing
+    /// handshake started instead.
+    Closing,
+    /// The connection is closing or closed already: not sent.
+    Closed,
+}
+
 /// Which half is polling: each keeps its own waker for write readiness.
 #[derive(Clone, Copy)]
 enum Side {
@@ -840,6 +935,9 @@ struct Inner<S> {
     /// The Closed event was handed out, so the `Stream` impls end.
     reported: bool,
     alarm: Alarm,
+    /// The task waiting for input, to wake when output is queued from
+    /// elsewhere ([`WriteHalf::offer`]) so that it writes it.
+    reader: Option<Waker>,
 }
 
 /// Sleeps until the core's deadline.
@@ -906,6 +1004,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             closed: None,
             reported: false,
             alarm: Alarm::default(),
+            reader: None,
+        }
+    }
+
+    /// Wakes the task waiting for input, if any, to write what was queued.
+    fn wake_reader(&mut self) {
+        if let Some(waker) = self.reader.take() {
+            waker.wake();
         }
     }
 
@@ -998,6 +1104,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                     if let Some(buffers) = self.conn.take_buffers() {
                         pool::put(buffers);
                     }
+                    self.reader = Some(cx.waker().clone());
                     return Poll::Pending;
                 }
             }
