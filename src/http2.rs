@@ -581,6 +581,13 @@ impl WebSocket {
         self.flush().await
     }
 
+    /// Sends a message prepared for many connections
+    /// ([`PreparedMessage`](crate::PreparedMessage)).
+    pub async fn send_prepared(&mut self, prepared: &crate::PreparedMessage) -> Result<(), Error> {
+        self.conn.send_prepared(prepared)?;
+        self.flush().await
+    }
+
     /// Sends a text message.
     pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
         self.conn.send_text(text)?;

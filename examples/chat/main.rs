@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use rfc6455::handshake::Request;
 use rfc6455::tokio::Error;
-use rfc6455::{CloseCode, Config, Event, Message, ProtocolError};
+use rfc6455::{CloseCode, Config, Event, Message, PreparedMessage, ProtocolError};
 use serde_json::{json, Value};
 use site::{Opened, Site, Stream};
 use tokio::sync::broadcast;
@@ -145,7 +145,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 struct Chat {
     token: String,
     /// Every event, as the JSON text sent to the tabs.
-    events: broadcast::Sender<Arc<str>>,
+    /// Every event, encoded once as the frame every tab receives.
+    events: broadcast::Sender<PreparedMessage>,
     users: Mutex<BTreeMap<u64, String>>,
     next_id: AtomicU64,
 }
@@ -163,7 +164,7 @@ impl Chat {
     /// Sends `event` to every tab, the sender's included.
     fn broadcast(&self, event: Value) {
         // No receiver is not an error: nobody is connected.
-        let _ = self.events.send(event.to_string().into());
+        let _ = self.events.send(PreparedMessage::text(&event.to_string()));
     }
 
     fn users(&self) -> Value {
@@ -357,13 +358,13 @@ impl Tab {
         }
     }
 
-    async fn send_text(&mut self, text: &str) -> Result<(), Error> {
+    async fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
         match self {
-            Tab::Http1(ws) => ws.send_text(text).await,
+            Tab::Http1(ws) => ws.send_prepared(prepared).await,
             #[cfg(feature = "axum")]
-            Tab::Axum(ws) => ws.send_text(text).await,
+            Tab::Axum(ws) => ws.send_prepared(prepared).await,
             #[cfg(feature = "http2")]
-            Tab::Http2(ws) => ws.send_text(text).await,
+            Tab::Http2(ws) => ws.send_prepared(prepared).await,
         }
     }
 
@@ -392,7 +393,7 @@ async fn session(chat: &Chat, mut tab: Tab, name: &str) {
     let welcome = json!({ "type": "welcome", "id": id, "name": name, "users": chat.users() });
     // Why we closed this tab, once we did.
     let mut closing: Option<&str> = None;
-    if let Err(error) = send(&mut tab, &welcome.to_string()).await {
+    if let Err(error) = send(&mut tab, &PreparedMessage::text(&welcome.to_string())).await {
         println!("{name} (#{id}): {error}");
     }
     chat.broadcast(json!({ "type": "join", "id": id, "name": name }));
@@ -455,8 +456,8 @@ async fn session(chat: &Chat, mut tab: Tab, name: &str) {
                 Err(error) => break format!("connection lost: {error}"),
             },
             event = events.recv() => match event {
-                Ok(json) if closing.is_none() => {
-                    if let Err(error) = send(&mut tab, &json).await {
+                Ok(prepared) if closing.is_none() => {
+                    if let Err(error) = send(&mut tab, &prepared).await {
                         break format!("dropped: {error}");
                     }
                 }
@@ -476,9 +477,12 @@ async fn session(chat: &Chat, mut tab: Tab, name: &str) {
     chat.broadcast(json!({ "type": "leave", "id": id, "name": name, "why": why }));
 }
 
-/// Sends one text message, giving up on a tab that does not take it in time.
-async fn send(tab: &mut Tab, text: &str) -> Result<(), String> {
-    match tokio::time::timeout(SEND_TIMEOUT, tab.send_text(text)).await {
+/// Sends one message, giving up on a tab that does not take it in time:
+/// a tab that stops reading is dropped after [`SEND_TIMEOUT`], and one
+/// that falls behind by more than the channel holds misses events (told
+/// as "missed N events"), so no tab holds up the others or the memory.
+async fn send(tab: &mut Tab, prepared: &PreparedMessage) -> Result<(), String> {
+    match tokio::time::timeout(SEND_TIMEOUT, tab.send_prepared(prepared)).await {
         Ok(Ok(())) => Ok(()),
         // The tab is closing (its Close frame arrived first): the reader
         // will see the end.
