@@ -9,6 +9,7 @@
 
 mod alloc;
 mod axum_echo;
+mod broadcast;
 mod codec;
 mod deflate;
 mod echo;
@@ -25,13 +26,21 @@ use harness::Budget;
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
 
-const PARTS: [&str; 8] = [
-    "codec", "echo", "memory", "alloc", "deflate", "embedded", "http2", "axum",
+const PARTS: [&str; 9] = [
+    "codec",
+    "echo",
+    "memory",
+    "alloc",
+    "deflate",
+    "embedded",
+    "http2",
+    "axum",
+    "broadcast",
 ];
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench [codec] [echo] [memory] [alloc] [deflate] [embedded] [http2] [axum] [--quick]\n       \
+        "usage: bench [codec] [echo] [memory] [alloc] [deflate] [embedded] [http2] [axum] [broadcast] [--quick]\n       \
          bench serve --lib LIB [--addr ADDR]\n       \
          bench probe LIB CONNS SIZE pingpong|pipelined MS [SERVER_CPU LOAD_CPU]\n       \
          bench loop decode|encode rfc6455|tungstenite|tungstenite4k|fastwebsockets SIZE binary|ascii|mixed many|one SECONDS\n       \
@@ -56,6 +65,28 @@ fn main() {
         let lib = lib.unwrap_or_else(|| usage());
         if let Err(e) = servers::serve_main(lib, &addr) {
             eprintln!("serve: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+
+    if args.first().map(String::as_str) == Some("serve-broadcast") {
+        let lib = args.get(1).and_then(|l| broadcast::Lib::parse(l));
+        let size = args.get(2).and_then(|s| s.parse().ok());
+        let (Some(lib), Some(size)) = (lib, size) else {
+            usage()
+        };
+        harness::raise_fd_limit();
+        if let Err(e) = broadcast::serve_main(lib, size) {
+            eprintln!("serve-broadcast: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if args.first().map(String::as_str) == Some("broadcast-clients") {
+        harness::raise_fd_limit();
+        if let Err(e) = broadcast::clients_main(&args[1..]) {
+            eprintln!("broadcast-clients: {e}");
             std::process::exit(1);
         }
         return;
@@ -148,6 +179,7 @@ fn main() {
             "embedded" => embedded::run(),
             "http2" => http2::run(budget),
             "axum" => axum_echo::run(budget),
+            "broadcast" => broadcast::run(budget),
             _ => unreachable!("checked above"),
         }
         println!(

@@ -270,7 +270,7 @@ async fn echo_fastwebsockets(mut stream: TcpStream) -> Result<(), BoxError> {
 /// the accept key. The client sends nothing before the 101, so no frame
 /// bytes can be lost here. The buffer is on the heap and freed after, so
 /// it does not inflate the connection's task.
-async fn handshake_by_hand(stream: &mut TcpStream) -> Result<(), BoxError> {
+pub async fn handshake_by_hand(stream: &mut TcpStream) -> Result<(), BoxError> {
     let mut head = Vec::with_capacity(1024);
     let mut buf = vec![0u8; 1024];
     while !head.ends_with(b"\r\n\r\n") {

@@ -1,0 +1,520 @@
+//! Part 9: broadcast. N clients connected to one server; the server
+//! publishes a timestamped message every 10 ms to all of them; every client
+//! records each message's latency (from the publisher's clock to arrival).
+//!
+//! Each server is `bench serve-broadcast LIB SIZE` in a process of its own
+//! (pinned to CPU 0), the clients `bench broadcast-clients ...` in another
+//! (CPU 1; raw WebSocket, frames parsed by hand, the same for every
+//! server). The servers, each as its users write a broadcast:
+//!
+//! - rfc6455: every connection split; the reading halves in tasks, the
+//!   writing halves in a list; the publisher makes one `PreparedMessage`
+//!   and `offer`s it to each (backlog 1 MiB, then the connection misses
+//!   messages), never waiting for a client;
+//! - tokio-tungstenite: a `tokio::sync::broadcast` channel of `Bytes`
+//!   (capacity 1024; a lagging client skips), a task per connection
+//!   sending `Message::Binary(bytes.clone())` (the payload shared);
+//! - fastwebsockets: the same channel, a task per connection writing
+//!   `Frame::binary(Payload::Borrowed(..))`;
+//! - Node's `ws`: `wss.clients.forEach(c => c.send(buf))`, its documented
+//!   broadcast idiom (benches/broadcast/ws_server.mjs).
+//!
+//! Reported per N: messages delivered per second (over all clients),
+//! latency p50/p95/p99, the server's CPU (of one core) and RSS. A second
+//! table with a tenth of the clients never reading.
+
+use std::io::{self, BufRead};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::harness::{fmt_rate, rss_kib, Budget};
+
+/// How often the publisher sends.
+const PERIOD: Duration = Duration::from_millis(10);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lib {
+    Rfc6455,
+    Tungstenite,
+    Fastwebsockets,
+    NodeWs,
+}
+
+impl Lib {
+    const ALL: [Lib; 4] = [
+        Lib::Rfc6455,
+        Lib::Tungstenite,
+        Lib::Fastwebsockets,
+        Lib::NodeWs,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Lib::Rfc6455 => "rfc6455",
+            Lib::Tungstenite => "tokio-tungstenite",
+            Lib::Fastwebsockets => "fastwebsockets",
+            Lib::NodeWs => "node-ws",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Lib> {
+        Lib::ALL.into_iter().find(|l| l.name() == name)
+    }
+}
+
+/// Nanoseconds since the Unix epoch: the clock the publisher stamps and
+/// the clients read (one machine, so one clock).
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// A payload of `size` bytes starting with the time.
+fn stamped(size: usize) -> bytes::Bytes {
+    let mut payload = vec![b'x'; size.max(8)];
+    payload[..8].copy_from_slice(&now_ns().to_be_bytes());
+    bytes::Bytes::from(payload)
+}
+
+// ----- the servers -----
+
+/// `bench serve-broadcast LIB SIZE`: binds a free port, prints `ready
+/// PORT`, publishes every 10 ms until killed.
+pub fn serve_main(lib: Lib, size: usize) -> io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        println!("ready {}", listener.local_addr()?.port());
+        match lib {
+            Lib::Rfc6455 => serve_rfc6455(listener, size).await,
+            Lib::Tungstenite | Lib::Fastwebsockets => serve_channel(lib, listener, size).await,
+            Lib::NodeWs => Err(io::Error::other("node-ws runs in node")),
+        }
+    })
+}
+
+fn ticker() -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval(PERIOD);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    ticker
+}
+
+async fn serve_rfc6455(listener: TcpListener, size: usize) -> io::Result<()> {
+    use rfc6455::tokio::{Offered, WhenFull, WriteHalf};
+    let writers: Arc<Mutex<Vec<WriteHalf<TcpStream>>>> = Arc::default();
+    let publisher = writers.clone();
+    tokio::spawn(async move {
+        let mut ticker = ticker();
+        loop {
+            ticker.tick().await;
+            let prepared = rfc6455::PreparedMessage::binary(stamped(size));
+            publisher.lock().unwrap().retain(|writer| {
+                writer.offer(&prepared, 1 << 20, WhenFull::Drop).ok() != Some(Offered::Closed)
+            });
+        }
+    });
+    loop {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        let writers = writers.clone();
+        tokio::spawn(async move {
+            let Ok(ws) = rfc6455::tokio::accept(stream).await else {
+                return;
+            };
+            let (mut reader, writer) = ws.split();
+            writers.lock().unwrap().push(writer);
+            while let Ok(Some(_)) = reader.recv().await {}
+        });
+    }
+}
+
+async fn serve_channel(lib: Lib, listener: TcpListener, size: usize) -> io::Result<()> {
+    let (tx, _) = tokio::sync::broadcast::channel::<bytes::Bytes>(1024);
+    let publisher = tx.clone();
+    tokio::spawn(async move {
+        let mut ticker = ticker();
+        loop {
+            ticker.tick().await;
+            let _ = publisher.send(stamped(size));
+        }
+    });
+    loop {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        let rx = tx.subscribe();
+        match lib {
+            Lib::Tungstenite => drop(tokio::spawn(tungstenite_client(stream, rx))),
+            _ => drop(tokio::spawn(fastwebsockets_client(stream, rx))),
+        }
+    }
+}
+
+async fn tungstenite_client(
+    stream: TcpStream,
+    mut rx: tokio::sync::broadcast::Receiver<bytes::Bytes>,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+        return;
+    };
+    let (mut sink, mut stream) = ws.split();
+    tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+    loop {
+        match rx.recv().await {
+            Ok(bytes) => {
+                let message = tungstenite::Message::Binary(bytes);
+                if sink.send(message).await.is_err() {
+                    return;
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+async fn fastwebsockets_client(
+    mut stream: TcpStream,
+    mut rx: tokio::sync::broadcast::Receiver<bytes::Bytes>,
+) {
+    if crate::servers::handshake_by_hand(&mut stream)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut ws = fastwebsockets::WebSocket::after_handshake(stream, fastwebsockets::Role::Server);
+    loop {
+        match rx.recv().await {
+            Ok(bytes) => {
+                let frame =
+                    fastwebsockets::Frame::binary(fastwebsockets::Payload::Borrowed(&bytes));
+                if ws.write_frame(frame).await.is_err() {
+                    return;
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+// ----- the clients -----
+
+/// `bench broadcast-clients ADDR N STALLED WARMUP_MS MEASURE_MS`: opens N
+/// connections (the last STALLED of them never read), prints `connected`,
+/// measures, and prints `result RECEIVED P50_US P95_US P99_US`.
+pub fn clients_main(args: &[String]) -> io::Result<()> {
+    let bad = || io::Error::other("usage: broadcast-clients ADDR N STALLED WARMUP_MS MEASURE_MS");
+    let addr: SocketAddr = args.first().and_then(|a| a.parse().ok()).ok_or_else(bad)?;
+    let number =
+        |i: usize| -> io::Result<u64> { args.get(i).and_then(|a| a.parse().ok()).ok_or_else(bad) };
+    let (n, stalled) = (number(1)? as usize, number(2)? as usize);
+    let (warmup, measure) = (
+        Duration::from_millis(number(3)?),
+        Duration::from_millis(number(4)?),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let mut streams = Vec::with_capacity(n);
+        for start in (0..n).step_by(100) {
+            let mut set = tokio::task::JoinSet::new();
+            for _ in start..(start + 100).min(n) {
+                set.spawn(crate::echo::connect(addr));
+            }
+            while let Some(stream) = set.join_next().await {
+                streams.push(stream.map_err(io::Error::other)??);
+            }
+        }
+        println!("connected");
+        let begin = Instant::now() + warmup;
+        let end = begin + measure;
+        let mut set = tokio::task::JoinSet::new();
+        let mut held = Vec::new();
+        for (i, stream) in streams.into_iter().enumerate() {
+            if i >= n - stalled {
+                held.push(stream);
+                continue;
+            }
+            set.spawn(read_until(stream, begin, end));
+        }
+        let mut latencies: Vec<u32> = Vec::new();
+        while let Some(result) = set.join_next().await {
+            latencies.extend(result.map_err(io::Error::other)?);
+        }
+        drop(held);
+        let received = latencies.len();
+        latencies.sort_unstable();
+        let pct = |p: f64| {
+            latencies
+                .get(((latencies.len().max(1) - 1) as f64 * p) as usize)
+                .copied()
+                .unwrap_or(u32::MAX)
+        };
+        println!("result {received} {} {} {}", pct(0.5), pct(0.95), pct(0.99));
+        Ok(())
+    })
+}
+
+/// Reads frames until `end`; the latencies (µs) of those that arrived
+/// between `begin` and `end`.
+async fn read_until(mut stream: TcpStream, begin: Instant, end: Instant) -> Vec<u32> {
+    let mut latencies = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut have = 0;
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            return latencies;
+        }
+        let read = tokio::time::timeout(end - now, stream.read(&mut buf[have..])).await;
+        let n = match read {
+            Ok(Ok(0)) | Ok(Err(_)) => return latencies,
+            Ok(Ok(n)) => n,
+            Err(_) => return latencies,
+        };
+        have += n;
+        let arrived = now_ns();
+        let counting = Instant::now() >= begin;
+        // Whole frames: 2-byte header, 16- or 64-bit lengths, no mask.
+        let mut at = 0;
+        loop {
+            let rest = &buf[at..have];
+            if rest.len() < 2 {
+                break;
+            }
+            let (len, head) = match rest[1] & 0x7f {
+                126 if rest.len() >= 4 => (u16::from_be_bytes([rest[2], rest[3]]) as usize, 4),
+                127 if rest.len() >= 10 => (
+                    u64::from_be_bytes(rest[2..10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                126 | 127 => break,
+                len => (len as usize, 2),
+            };
+            if rest.len() < head + len {
+                if head + len > buf.len() {
+                    buf.resize(head + len, 0);
+                }
+                break;
+            }
+            if counting && len >= 8 {
+                let sent = u64::from_be_bytes(rest[head..head + 8].try_into().unwrap());
+                latencies.push((arrived.saturating_sub(sent) / 1000).min(u32::MAX as u64) as u32);
+            }
+            at += head + len;
+        }
+        buf.copy_within(at..have, 0);
+        have -= at;
+    }
+}
+
+// ----- the run -----
+
+/// A server process for the run, killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(lib: Lib, size: usize) -> io::Result<Server> {
+    let mut command = match lib {
+        Lib::NodeWs => {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+            let mut c = Command::new("node");
+            c.arg(root.join("broadcast/ws_server.mjs"))
+                .arg(size.to_string())
+                .env("NODE_PATH", root.join("../tests/interop/node_modules"));
+            c
+        }
+        _ => {
+            let mut c = Command::new(std::env::current_exe()?);
+            c.args(["serve-broadcast", lib.name(), &size.to_string()]);
+            c
+        }
+    };
+    command.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    pin_to(&mut command, 0);
+    let mut child = command.spawn()?;
+    let mut line = String::new();
+    io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+    let port = line
+        .strip_prefix("ready ")
+        .and_then(|p| p.trim().parse().ok())
+        .ok_or_else(|| io::Error::other(format!("{}: {line:?}", lib.name())))?;
+    Ok(Server { child, port })
+}
+
+fn pin_to(command: &mut Command, cpu: usize) {
+    use std::os::unix::process::CommandExt;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpu = cpu.min(cpus - 1);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
+/// CPU time of a process so far (user + system), from /proc.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // utime and stime are fields 14 and 15; after the name, 12th and 13th
+    // numbers (the state letter is not a number).
+    let ticks = fields.get(10).copied().unwrap_or(0) + fields.get(11).copied().unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+struct Row {
+    received_per_s: f64,
+    p50: u32,
+    p95: u32,
+    p99: u32,
+    cpu: f64,
+    rss_mib: f64,
+}
+
+fn one(lib: Lib, n: usize, stalled: usize, size: usize, budget: Budget) -> io::Result<Row> {
+    let server = start_server(lib, size)?;
+    let (warmup, measure) = if budget.quick {
+        (300, 700)
+    } else {
+        (1000, 3000)
+    };
+    let mut clients = Command::new(std::env::current_exe()?);
+    clients
+        .args(["broadcast-clients", &format!("127.0.0.1:{}", server.port)])
+        .args([n, stalled, warmup, measure].map(|v| v.to_string()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    pin_to(&mut clients, 1);
+    let mut clients = clients.spawn()?;
+    let mut lines = io::BufReader::new(clients.stdout.take().expect("piped")).lines();
+    let first = lines.next().transpose()?.unwrap_or_default();
+    if first != "connected" {
+        return Err(io::Error::other(format!("clients: {first:?}")));
+    }
+    std::thread::sleep(Duration::from_millis(warmup as u64));
+    let (cpu_before, t0) = (cpu_time(server.child.id()), Instant::now());
+    std::thread::sleep(Duration::from_millis(measure as u64));
+    let cpu = (cpu_time(server.child.id()) - cpu_before).as_secs_f64() / t0.elapsed().as_secs_f64();
+    let rss_mib = rss_kib(server.child.id()) as f64 / 1024.0;
+    let result = lines.next().transpose()?.unwrap_or_default();
+    let _ = clients.wait();
+    let fields: Vec<u64> = result
+        .strip_prefix("result ")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    if fields.len() != 4 {
+        return Err(io::Error::other(format!("clients: {result:?}")));
+    }
+    Ok(Row {
+        received_per_s: fields[0] as f64 / (measure as f64 / 1000.0),
+        p50: fields[1] as u32,
+        p95: fields[2] as u32,
+        p99: fields[3] as u32,
+        cpu,
+        rss_mib,
+    })
+}
+
+fn fmt_ms(us: u32) -> String {
+    if us == u32::MAX {
+        "-".into()
+    } else {
+        format!("{:.1}", f64::from(us) / 1000.0)
+    }
+}
+
+pub fn run(budget: Budget) {
+    println!("\n## Part 9: broadcast, a message every 10 ms to N clients");
+    let node = Command::new("node").arg("--version").output().is_ok()
+        && std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/interop/node_modules/ws")
+            .exists();
+    if !node {
+        println!("(Node's ws is not installed: run tests/interop/run once; its rows are skipped)");
+    }
+    let sizes: &[usize] = if budget.quick { &[64] } else { &[64, 4096] };
+    let ns: &[usize] = if budget.quick {
+        &[1000]
+    } else {
+        &[1000, 5000, 10_000, 19_000]
+    };
+    for &size in sizes {
+        for stalled_tenth in [false, true] {
+            if stalled_tenth && size != 64 {
+                continue;
+            }
+            println!(
+                "\n{size}-byte messages{}; latency in ms; CPU = share of one core\n",
+                if stalled_tenth {
+                    ", a tenth of the clients never reading"
+                } else {
+                    ""
+                }
+            );
+            println!("| N | server | delivered/s | of offered | p50 | p95 | p99 | CPU | RSS MiB | ours / this |");
+            println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+            for &n in ns {
+                let stalled = if stalled_tenth { n / 10 } else { 0 };
+                let offered = (n - stalled) as f64 * 100.0;
+                let mut ours = None;
+                for lib in Lib::ALL {
+                    if lib == Lib::NodeWs && !node {
+                        continue;
+                    }
+                    match one(lib, n, stalled, size, budget) {
+                        Ok(row) => {
+                            let ours_rate = *ours.get_or_insert(row.received_per_s);
+                            println!(
+                                "| {n} | {} | {} | {:.2} | {} | {} | {} | {:.2} | {:.0} | {:.2} |",
+                                lib.name(),
+                                fmt_rate(row.received_per_s),
+                                row.received_per_s / offered,
+                                fmt_ms(row.p50),
+                                fmt_ms(row.p95),
+                                fmt_ms(row.p99),
+                                row.cpu,
+                                row.rss_mib,
+                                ours_rate / row.received_per_s.max(1.0),
+                            );
+                        }
+                        Err(e) => println!("| {n} | {} | failed: {e} | | | | | | | |", lib.name()),
+                    }
+                }
+            }
+        }
+    }
+}
