@@ -160,6 +160,22 @@ pub fn run(budget: Budget) {
     send.note("rfc6455 and tungstenite as client; the mask is random per frame. fastwebsockets masks a Payload::Borrowed by copying it to an owned Vec.");
     send.print();
 
+    let mut broadcast = Table::new(
+        "Broadcast, in memory: allocations per connection per message (100 server connections, the output written away after each round)",
+        &["size", "send_prepared", "send_message (each connection)"],
+    );
+    for size in [64usize, 4096, 64 << 10] {
+        let rounds: u64 = if budget.quick { 20 } else { 200 };
+        let mut row = vec![size_name(size)];
+        for prepared in [true, false] {
+            let (allocs, bytes) = broadcast_allocs(size, prepared, rounds);
+            row.push(cell(allocs, bytes, rounds * 100));
+        }
+        broadcast.row(row);
+    }
+    broadcast.note("Per round one PreparedMessage is made (one allocation, shared by the 100 connections: 0.01 per connection); send_message copies payloads under 1 KiB into the output and shares larger ones.");
+    broadcast.print();
+
     let mut adapter = Table::new(
         "Echo server over loopback TCP (each library's echo loop as in part 2, server thread only): allocations per message",
         &["mode", "size", "rfc6455", "tungstenite", "tungstenite4k", "fastwebsockets", "rfc6455-send"],
@@ -235,4 +251,48 @@ fn server_allocs(lib: ServerLib, mode: Mode, size: usize, msgs: u64) -> io::Resu
     let _ = stop_tx.send(());
     let _ = server.join();
     result
+}
+
+/// Allocations of `rounds` broadcasts of a `size`-byte message to 100
+/// server connections made in memory, with `send_prepared` or with
+/// `send_message` on each; the output is written away after each round,
+/// as a socket would take it. Two warm-up rounds first.
+fn broadcast_allocs(size: usize, prepared: bool, rounds: u64) -> (u64, u64) {
+    use rfc6455::handshake::{Accept, ClientHandshake, ClientRequest, ServerHandshake};
+    use rfc6455::{Config, Message, PreparedMessage};
+    let mut servers: Vec<rfc6455::Connection> = (0..100)
+        .map(|_| {
+            let client = ClientHandshake::new(&ClientRequest::new("h", "/"), Config::default());
+            let request = ServerHandshake::new(Config::default())
+                .handle_read(client.request())
+                .expect("a request")
+                .done()
+                .expect("complete");
+            request.accept(Accept::new()).expect("accepted").connection
+        })
+        .collect();
+    let payload = bytes::Bytes::from(vec![7u8; size]);
+    let round = |servers: &mut Vec<rfc6455::Connection>| {
+        let message = Message::Binary(payload.clone());
+        let shared = PreparedMessage::new(&message);
+        for conn in servers.iter_mut() {
+            if prepared {
+                conn.send_prepared(&shared).expect("open");
+            } else {
+                conn.send_message(&message).expect("open");
+            }
+            while conn.pending_output_len() > 0 {
+                let n = conn.pending_output().len();
+                conn.consume_output(n);
+            }
+        }
+    };
+    round(&mut servers);
+    round(&mut servers);
+    let ((), allocs, bytes) = count_here(|| {
+        for _ in 0..rounds {
+            round(&mut servers);
+        }
+    });
+    (allocs, bytes)
 }

@@ -226,28 +226,29 @@ pub fn clients_main(args: &[String]) -> io::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let mut streams = Vec::with_capacity(n);
-        for start in (0..n).step_by(100) {
-            let mut set = tokio::task::JoinSet::new();
-            for _ in start..(start + 100).min(n) {
-                set.spawn(crate::echo::connect(addr));
+        // Every connection reads from the moment it is open (what arrives
+        // before the measured window is read and not counted), but the
+        // stalled ones.
+        let start = std::sync::Arc::new(std::sync::OnceLock::<(Instant, Instant)>::new());
+        let mut set = tokio::task::JoinSet::new();
+        let mut held = Vec::new();
+        for first in (0..n).step_by(100) {
+            let mut connecting = tokio::task::JoinSet::new();
+            for _ in first..(first + 100).min(n) {
+                connecting.spawn(crate::echo::connect(addr));
             }
-            while let Some(stream) = set.join_next().await {
-                streams.push(stream.map_err(io::Error::other)??);
+            while let Some(stream) = connecting.join_next().await {
+                let stream = stream.map_err(io::Error::other)??;
+                if held.len() < stalled {
+                    held.push(stream);
+                } else {
+                    set.spawn(read_until(stream, start.clone()));
+                }
             }
         }
         println!("connected");
         let begin = Instant::now() + warmup;
-        let end = begin + measure;
-        let mut set = tokio::task::JoinSet::new();
-        let mut held = Vec::new();
-        for (i, stream) in streams.into_iter().enumerate() {
-            if i >= n - stalled {
-                held.push(stream);
-                continue;
-            }
-            set.spawn(read_until(stream, begin, end));
-        }
+        let _ = start.set((begin, begin + measure));
         let mut latencies: Vec<u32> = Vec::new();
         while let Some(result) = set.join_next().await {
             latencies.extend(result.map_err(io::Error::other)?);
@@ -266,22 +267,37 @@ pub fn clients_main(args: &[String]) -> io::Result<()> {
     })
 }
 
-/// Reads frames until `end`; the latencies (µs) of those that arrived
-/// between `begin` and `end`.
-async fn read_until(mut stream: TcpStream, begin: Instant, end: Instant) -> Vec<u32> {
+/// Reads frames until the window `start` holds (once set) ends; the
+/// latencies (µs) of those that arrived within it.
+async fn read_until(
+    mut stream: TcpStream,
+    start: std::sync::Arc<std::sync::OnceLock<(Instant, Instant)>>,
+) -> Vec<u32> {
     let mut latencies = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut have = 0;
     loop {
         let now = Instant::now();
+        let (begin, end) = start.get().copied().unwrap_or((
+            now + Duration::from_secs(3600),
+            now + Duration::from_secs(3600),
+        ));
         if now >= end {
             return latencies;
         }
-        let read = tokio::time::timeout(end - now, stream.read(&mut buf[have..])).await;
+        let wait = if start.get().is_some() {
+            end - now
+        } else {
+            Duration::from_millis(100)
+        };
+        let read = tokio::time::timeout(wait, stream.read(&mut buf[have..])).await;
         let n = match read {
             Ok(Ok(0)) | Ok(Err(_)) => return latencies,
             Ok(Ok(n)) => n,
-            Err(_) => return latencies,
+            Err(_) if start.get().is_some_and(|(_, end)| Instant::now() >= *end) => {
+                return latencies
+            }
+            Err(_) => continue,
         };
         have += n;
         let arrived = now_ns();
@@ -396,6 +412,9 @@ fn cpu_time(pid: u32) -> Duration {
 
 struct Row {
     received_per_s: f64,
+    /// The load generator's CPU (share of its core): near 1, it is the
+    /// limit, not the server.
+    client_cpu: f64,
     p50: u32,
     p95: u32,
     p99: u32,
@@ -425,8 +444,11 @@ fn one(lib: Lib, n: usize, stalled: usize, size: usize, budget: Budget) -> io::R
     }
     std::thread::sleep(Duration::from_millis(warmup as u64));
     let (cpu_before, t0) = (cpu_time(server.child.id()), Instant::now());
+    let client_before = cpu_time(clients.id());
     std::thread::sleep(Duration::from_millis(measure as u64));
-    let cpu = (cpu_time(server.child.id()) - cpu_before).as_secs_f64() / t0.elapsed().as_secs_f64();
+    let elapsed = t0.elapsed().as_secs_f64();
+    let cpu = (cpu_time(server.child.id()) - cpu_before).as_secs_f64() / elapsed;
+    let client_cpu = (cpu_time(clients.id()) - client_before).as_secs_f64() / elapsed;
     let rss_mib = rss_kib(server.child.id()) as f64 / 1024.0;
     let result = lines.next().transpose()?.unwrap_or_default();
     let _ = clients.wait();
@@ -441,6 +463,7 @@ fn one(lib: Lib, n: usize, stalled: usize, size: usize, budget: Budget) -> io::R
     }
     Ok(Row {
         received_per_s: fields[0] as f64 / (measure as f64 / 1000.0),
+        client_cpu,
         p50: fields[1] as u32,
         p95: fields[2] as u32,
         p99: fields[3] as u32,
@@ -485,8 +508,8 @@ pub fn run(budget: Budget) {
                     ""
                 }
             );
-            println!("| N | server | delivered/s | of offered | p50 | p95 | p99 | CPU | RSS MiB | ours / this |");
-            println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+            println!("| N | server | delivered/s | of offered | p50 | p95 | p99 | CPU | µs/msg | RSS MiB | load CPU | ours / this |");
+            println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
             for &n in ns {
                 let stalled = if stalled_tenth { n / 10 } else { 0 };
                 let offered = (n - stalled) as f64 * 100.0;
@@ -499,7 +522,7 @@ pub fn run(budget: Budget) {
                         Ok(row) => {
                             let ours_rate = *ours.get_or_insert(row.received_per_s);
                             println!(
-                                "| {n} | {} | {} | {:.2} | {} | {} | {} | {:.2} | {:.0} | {:.2} |",
+                                "| {n} | {} | {} | {:.2} | {} | {} | {} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} |",
                                 lib.name(),
                                 fmt_rate(row.received_per_s),
                                 row.received_per_s / offered,
@@ -507,11 +530,15 @@ pub fn run(budget: Budget) {
                                 fmt_ms(row.p95),
                                 fmt_ms(row.p99),
                                 row.cpu,
+                                row.cpu * 1e6 / row.received_per_s.max(1.0),
                                 row.rss_mib,
+                                row.client_cpu,
                                 ours_rate / row.received_per_s.max(1.0),
                             );
                         }
-                        Err(e) => println!("| {n} | {} | failed: {e} | | | | | | | |", lib.name()),
+                        Err(e) => {
+                            println!("| {n} | {} | failed: {e} | | | | | | | | | |", lib.name())
+                        }
                     }
                 }
             }
