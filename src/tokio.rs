@@ -816,7 +816,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
             inner.sender().send_prepared(prepared)?;
             Offered::Queued
         };
-        inner.wake_reader();
+        // Written here if the stream takes it all now (no task switch);
+        // otherwise the reading half writes it as the peer reads.
+        let Inner { io, conn, .. } = &mut *inner;
+        if !io.write_now(conn) {
+            inner.wake_reader();
+        }
         Ok(outcome)
     }
 
@@ -1179,6 +1184,27 @@ impl<S: AsyncWrite + Unpin> Io<S> {
         } else {
             stream.poll_write(&mut shared_cx, conn.pending_output())
         }
+    }
+
+    /// Writes what the stream takes now, without waiting and without
+    /// registering a task; true if nothing is left to write.
+    fn write_now(&mut self, conn: &mut Connection) -> bool {
+        let mut cx = Context::from_waker(&self.write_waker);
+        while conn.pending_output_len() > 0 {
+            let stream = Pin::new(&mut self.stream);
+            let polled = if stream.is_write_vectored() {
+                let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+                let n = conn.pending_output_vectored(&mut slices);
+                stream.poll_write_vectored(&mut cx, &slices[..n])
+            } else {
+                stream.poll_write(&mut cx, conn.pending_output())
+            };
+            match polled {
+                Poll::Ready(Ok(n)) if n > 0 => conn.consume_output(n),
+                _ => return false,
+            }
+        }
+        true
     }
 
     /// Writes until at most `keep` bytes are unsent; returns whether it

@@ -36,6 +36,8 @@ use crate::harness::{fmt_rate, rss_kib, Budget};
 
 /// How often the publisher sends.
 const PERIOD: Duration = Duration::from_millis(10);
+/// How long the clients may take to connect.
+const CONNECT_LIMIT: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lib {
@@ -232,7 +234,13 @@ pub fn clients_main(args: &[String]) -> io::Result<()> {
         let start = std::sync::Arc::new(std::sync::OnceLock::<(Instant, Instant)>::new());
         let mut set = tokio::task::JoinSet::new();
         let mut held = Vec::new();
+        let connecting_since = Instant::now();
         for first in (0..n).step_by(100) {
+            // A server too busy to accept: say so rather than wait forever.
+            if connecting_since.elapsed() > CONNECT_LIMIT {
+                println!("failed: {first} of {n} connected in {CONNECT_LIMIT:?}");
+                return Ok(());
+            }
             let mut connecting = tokio::task::JoinSet::new();
             for _ in first..(first + 100).min(n) {
                 connecting.spawn(crate::echo::connect(addr));
@@ -440,7 +448,9 @@ fn one(lib: Lib, n: usize, stalled: usize, size: usize, budget: Budget) -> io::R
     let mut lines = io::BufReader::new(clients.stdout.take().expect("piped")).lines();
     let first = lines.next().transpose()?.unwrap_or_default();
     if first != "connected" {
-        return Err(io::Error::other(format!("clients: {first:?}")));
+        let _ = clients.kill();
+        let _ = clients.wait();
+        return Err(io::Error::other(first));
     }
     std::thread::sleep(Duration::from_millis(warmup as u64));
     let (cpu_before, t0) = (cpu_time(server.child.id()), Instant::now());
