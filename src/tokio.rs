@@ -804,7 +804,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
         if !inner.conn.can_send() {
             return Ok(Offered::Closed);
         }
-        let outcome = if inner.conn.pending_output_len() > backlog {
+        // Output already waiting: the reading half waits to write it (it
+        // registered for the stream's readiness), so this only queues.
+        let behind = inner.conn.pending_output_len();
+        let outcome = if behind > backlog {
             match when_full {
                 WhenFull::Drop => return Ok(Offered::Dropped),
                 WhenFull::Close(code, reason) => {
@@ -816,6 +819,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
             inner.sender().send_prepared(prepared)?;
             Offered::Queued
         };
+        if behind > 0 && outcome == Offered::Queued {
+            return Ok(outcome);
+        }
         // Written here if the stream takes it all now (no task switch);
         // otherwise the reading half writes it as the peer reads.
         let Inner { io, conn, .. } = &mut *inner;
