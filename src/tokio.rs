@@ -1181,7 +1181,8 @@ impl<S: AsyncWrite + Unpin> Io<S> {
             .unwrap_or_else(|p| p.into_inner())[side as usize] = Some(cx.waker().clone());
         let mut shared_cx = Context::from_waker(&self.write_waker);
         let stream = Pin::new(&mut self.stream);
-        if stream.is_write_vectored() {
+        let one_piece = conn.pending_output().len() == conn.pending_output_len();
+        if stream.is_write_vectored() && !one_piece {
             // Frame headers and the payloads sent without a copy, in one
             // system call.
             let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
@@ -1198,7 +1199,8 @@ impl<S: AsyncWrite + Unpin> Io<S> {
         let mut cx = Context::from_waker(&self.write_waker);
         while conn.pending_output_len() > 0 {
             let stream = Pin::new(&mut self.stream);
-            let polled = if stream.is_write_vectored() {
+            let one_piece = conn.pending_output().len() == conn.pending_output_len();
+            let polled = if stream.is_write_vectored() && !one_piece {
                 let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
                 let n = conn.pending_output_vectored(&mut slices);
                 stream.poll_write_vectored(&mut cx, &slices[..n])
