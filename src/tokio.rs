@@ -561,12 +561,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// that only sends should use [`send`](WebSocket::send), or flush.
     pub async fn queue(&mut self, message: &Message) -> Result<(), Error> {
         self.inner.sender().send_message(message)?;
-        poll_fn(|cx| {
-            self.inner
-                .poll_write_down_to(cx, Side::Writer, HIGH_WATER - 1)
-                .map_ok(drop)
-        })
-        .await
+        self.write_below_high_water().await
     }
 
     /// Sends a message prepared for many connections
@@ -581,6 +576,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// message.
     pub async fn queue_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
         self.inner.sender().send_prepared(prepared)?;
+        self.write_below_high_water().await
+    }
+
+    /// Writes until fewer than [`HIGH_WATER`] bytes wait (at once if
+    /// fewer already do): what [`queue`](WebSocket::queue) waits for.
+    async fn write_below_high_water(&mut self) -> Result<(), Error> {
         poll_fn(|cx| {
             self.inner
                 .poll_write_down_to(cx, Side::Writer, HIGH_WATER - 1)
