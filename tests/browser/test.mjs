@@ -1,4 +1,4 @@
-// End-to-end tests of the chat and ticker examples in a real browser:
+// End-to-end tests of the chat, ticker and scheduler examples in a real browser:
 // Debian's Chromium, driven by playwright-core. tests/browser/run builds
 // and starts the servers and passes their addresses:
 //
@@ -10,12 +10,15 @@
 //                WebSocket came over)
 //   CHAT_AXUM_URL the chat served by axum with our extractor (built with
 //                the axum feature; empty otherwise)
+//   SCHEDULER_BIN the scheduler example, which this script starts (and
+//                restarts) itself, its database in OUTPUT
 //
 // One line per check, then "N passed, N failed"; the exit code is 1 if any
 // check failed.
 
 import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync, createWriteStream } from "node:fs";
+import { spawn } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import net from "node:net";
@@ -361,6 +364,158 @@ async function tickerSuite(label, base, extraFlags) {
   }
 }
 
+/// Starts the scheduler on `addr` with the database `db`; resolves to its
+/// page's address once it listens.
+function startScheduler(addr, db) {
+  const child = spawn(env("SCHEDULER_BIN"), [addr, "--db", db], { stdio: ["ignore", "pipe", "pipe"] });
+  const log = createWriteStream(join(OUTPUT, "scheduler.log"), { flags: "a" });
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  const url = new Promise((resolve, reject) => {
+    let seen = "";
+    child.stdout.on("data", (chunk) => {
+      seen += chunk;
+      const found = /^scheduler: listening on (\S+)$/m.exec(seen);
+      if (found) resolve(found[1]);
+    });
+    child.on("exit", (code) => reject(new Error(`the scheduler exited with ${code}: ${seen}`)));
+  });
+  return { child, url };
+}
+
+function stopScheduler(server) {
+  return new Promise((resolve) => {
+    if (server.child.exitCode !== null) return resolve();
+    server.child.on("exit", resolve);
+    server.child.kill("SIGTERM");
+  });
+}
+
+/// What a scheduler page shows for slot `id`: its classes and its text.
+const slotShown = (page, id) =>
+  page.$eval(`button[data-slot="${id}"]`, (b) => ({ cls: b.className, text: b.textContent }));
+
+/// Waits until slot `id` on `page` shows `text`; `ms` bounds the wait.
+async function waitForSlot(page, id, text, ms) {
+  try {
+    await page.waitForFunction(
+      ([id, t]) => document.querySelector(`button[data-slot="${id}"]`)?.textContent.includes(t),
+      [id, text],
+      { timeout: ms, polling: 10 },
+    );
+  } catch {
+    const shown = await slotShown(page, id).catch(() => null);
+    throw new Error(`slot ${id} did not show "${text}" within ${ms} ms; it shows ${JSON.stringify(shown)}`);
+  }
+}
+
+/// The scheduler in two separate browsers (each its own profile, so two
+/// users): a booking in one appears in the other within a second, two
+/// bookings of one slot at once give exactly one winner and tell the
+/// other, and the bookings survive a restart of the server.
+async function schedulerSuite() {
+  const db = join(OUTPUT, "scheduler.sqlite3");
+  let server = startScheduler("127.0.0.1:0", db);
+  const base = await server.url;
+  const addr = new URL(base).host;
+  const ann = await launch();
+  const bob = await launch();
+  let pageA = null;
+  let pageB = null;
+  try {
+    await check("scheduler: two browsers load the page and see the same 12 free slots", async () => {
+      pageA = await openTab(ann.context, `${base}/`);
+      pageB = await openTab(bob.context, `${base}/`);
+      for (const [page, name] of [[pageA, "Ann"], [pageB, "Bob"]]) {
+        await waitForStatus(page, "open", "connected");
+        await page.fill("#name", name);
+        await page.dispatchEvent("#name", "change");
+        await page.waitForFunction(() => document.querySelectorAll("#slots button").length === 12);
+      }
+      const free = await pageB.$$eval("#slots button.free", (bs) => bs.length);
+      if (free !== 12) throw new Error(`${free} free slots, expected 12 on a new database`);
+      return "12 slots, all free";
+    });
+
+    await check("scheduler: a booking in one browser appears in the other within a second", async () => {
+      const clicked = Date.now();
+      await pageA.click('button[data-slot="1"]');
+      await waitForSlot(pageB, 1, "booked by Ann", 1000);
+      const ms = Date.now() - clicked;
+      const own = await slotShown(pageA, 1);
+      if (!own.cls.includes("mine")) throw new Error(`Ann's page shows ${JSON.stringify(own)}`);
+      await waitForLog(pageB, "Ann booked Mon 09:00", 1000);
+      return `shown in Bob's browser ${ms} ms after Ann's click`;
+    });
+
+    await check("scheduler: two bookings of one slot at once: exactly one wins, the other is told", async () => {
+      // Both requests leave their browsers together, before either hears back.
+      await Promise.all([pageA.evaluate(() => book(2)), pageB.evaluate(() => book(2))]);
+      await waitForSlot(pageA, 2, "booked by", 1000);
+      await waitForSlot(pageB, 2, "booked by", 1000);
+      const [a, b] = [await slotShown(pageA, 2), await slotShown(pageB, 2)];
+      if (a.text !== b.text) throw new Error(`the browsers disagree: ${a.text} / ${b.text}`);
+      const winner = a.text.includes("Ann") ? "Ann" : "Bob";
+      const [won, lost] = winner === "Ann" ? [pageA, pageB] : [pageB, pageA];
+      if (!(await slotShown(won, 2)).cls.includes("mine")) throw new Error("the winner's page does not show it as theirs");
+      await waitForLog(lost, `refused: Mon 10:00 is already booked by ${winner}`, 1000);
+      const wonRefused = await won.$$eval("#log li.refused", (lis) => lis.length);
+      if (wonRefused !== 0) throw new Error("the winner was refused too");
+      return `${winner} won; the other browser was told "already booked by ${winner}"`;
+    });
+
+    await check("scheduler: screenshot of the two browsers showing the same bookings", async () => {
+      const file = join(OUTPUT, "scheduler-two-browsers.png");
+      await sideBySide(ann.context, [
+        { page: pageA, caption: "Ann's browser" },
+        { page: pageB, caption: "Bob's browser (a separate profile)" },
+      ], file);
+      return file;
+    });
+
+    await check("scheduler: a cancel in one browser frees the slot in the other", async () => {
+      await pageB.click('button[data-slot="1"]');
+      await waitForSlot(pageA, 1, "free", 1000);
+      await waitForLog(pageA, "Bob cancelled Mon 09:00", 1000);
+      await pageA.click('button[data-slot="1"]');
+      await waitForSlot(pageB, 1, "booked by Ann", 1000);
+      return "Bob cancelled Ann's booking; Ann booked it again";
+    });
+
+    await check("scheduler: after a restart of the server the pages reconnect and the bookings are kept", async () => {
+      const before = await pageA.$$eval("#slots button", (bs) => bs.map((b) => b.textContent));
+      await stopScheduler(server);
+      // Stopped with SIGTERM, the server closes every page with 1012.
+      await waitForStatus(pageA, "closed", "1012 the server is restarting", 3000);
+      server = startScheduler(addr, db);
+      await server.url;
+      await waitForStatus(pageA, "open", "connected", 15000);
+      await waitForStatus(pageB, "open", "connected", 15000);
+      // A new page in Bob's browser starts from the stored state.
+      const fresh = await openTab(bob.context, `${base}/`);
+      await waitForStatus(fresh, "open", "connected");
+      await fresh.waitForFunction(() => document.querySelectorAll("#slots button").length === 12);
+      for (const page of [pageA, pageB, fresh]) {
+        const after = await page.$$eval("#slots button", (bs) => bs.map((b) => b.textContent));
+        if (JSON.stringify(after) !== JSON.stringify(before)) {
+          throw new Error(`before the restart ${JSON.stringify(before)}, after ${JSON.stringify(after)}`);
+        }
+      }
+      await fresh.close();
+      return `closed with 1012, ${before.filter((t) => t.includes("booked")).length} bookings kept in ${db}`;
+    });
+  } finally {
+    for (const page of [pageA, pageB]) {
+      if (page && !page.isClosed() && failed > 0) {
+        console.log(`  console of ${page.url()}: ${JSON.stringify(page.consoleLines.slice(-5))}`);
+      }
+    }
+    await ann.close();
+    await bob.close();
+    await stopScheduler(server);
+  }
+}
+
 const deadline = setTimeout(() => {
   console.log("FAIL the browser tests took longer than 240 s");
   console.log(`${passed} passed, ${failed + 1} failed`);
@@ -375,6 +530,7 @@ try {
   }
   await tickerSuite("ticker ws://", TICKER_URL, []);
   await tickerSuite("ticker wss://", TICKER_TLS_URL, ["--ignore-certificate-errors"]);
+  await schedulerSuite();
 } catch (error) {
   failed += 1;
   console.log(`FAIL the run stopped: ${error.stack || error}`);
