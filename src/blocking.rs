@@ -482,11 +482,18 @@ impl<S: Read + Write> WebSocket<S> {
     pub fn flush(&mut self) -> Result<(), Error> {
         let mut wrote = false;
         while self.conn.pending_output_len() > 0 {
-            // Frame headers and the payloads sent without a copy, in one
-            // system call where the stream takes vectored writes.
-            let mut slices = [IoSlice::new(&[]); 64];
-            let n = self.conn.pending_output_vectored(&mut slices);
-            match self.stream.write_vectored(&slices[..n]) {
+            let written = if self.conn.pending_output().len() == self.conn.pending_output_len() {
+                // One piece: a plain write (for a socket, send rather than
+                // writev, whose file layer costs more).
+                self.stream.write(self.conn.pending_output())
+            } else {
+                // Frame headers and the payloads sent without a copy, in
+                // one system call where the stream takes vectored writes.
+                let mut slices = [IoSlice::new(&[]); 64];
+                let n = self.conn.pending_output_vectored(&mut slices);
+                self.stream.write_vectored(&slices[..n])
+            };
+            match written {
                 Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
                 Ok(n) => {
                     self.conn.consume_output(n);

@@ -631,6 +631,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Writes everything queued.
     pub async fn flush(&mut self) -> Result<(), Error> {
+        if self.inner.flush_now() {
+            return Ok(());
+        }
         poll_fn(|cx| self.inner.poll_flush_output(cx, Side::Writer)).await
     }
 
@@ -777,14 +780,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for ReadHalf<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     /// Sends a message and writes it out.
     pub async fn send(&mut self, message: &Message) -> Result<(), Error> {
-        lock(&self.shared).sender().send_message(message)?;
-        self.flush().await
+        self.send_with(|conn| conn.send_message(message)).await
     }
 
     /// Sends a prepared message ([`PreparedMessage`]) and writes it out.
     pub async fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
-        lock(&self.shared).sender().send_prepared(prepared)?;
-        self.flush().await
+        self.send_with(|conn| conn.send_prepared(prepared)).await
     }
 
     /// Offers a prepared message without waiting, for a broadcaster that
@@ -834,32 +835,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
 
     /// Sends a text message and writes it out.
     pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        lock(&self.shared).sender().send_text(text)?;
-        self.flush().await
+        self.send_with(|conn| conn.send_text(text)).await
     }
 
     /// Sends a binary message and writes it out.
     pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
-        lock(&self.shared).sender().send_binary(data)?;
-        self.flush().await
+        self.send_with(|conn| conn.send_binary(data)).await
     }
 
     /// Sends a Ping.
     pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
-        lock(&self.shared).sender().ping(payload)?;
-        self.flush().await
+        self.send_with(|conn| conn.ping(payload)).await
     }
 
     /// Starts the closing handshake; the reading half sees it finish.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        {
-            lock(&self.shared).sender().close(code, reason)?;
-        }
-        self.flush().await
+        self.send_with(|conn| conn.close(code, reason)).await
     }
 
     /// Writes everything queued.
     pub async fn flush(&mut self) -> Result<(), Error> {
+        if lock(&self.shared).flush_now() {
+            return Ok(());
+        }
+        poll_fn(|cx| lock(&self.shared).poll_flush_output(cx, Side::Writer)).await
+    }
+
+    /// Queues output with `command`, then writes it: under one lock if the
+    /// stream takes it all at once (the usual case), else waiting.
+    async fn send_with(
+        &mut self,
+        command: impl FnOnce(&mut Connection) -> Result<(), crate::UsageError>,
+    ) -> Result<(), Error> {
+        {
+            let mut inner = lock(&self.shared);
+            command(inner.sender())?;
+            if inner.flush_now() {
+                return Ok(());
+            }
+        }
         poll_fn(|cx| lock(&self.shared).poll_flush_output(cx, Side::Writer)).await
     }
 }
@@ -995,6 +1009,9 @@ struct Io<S> {
     shut: bool,
     /// Done with the stream: nothing more to write or read.
     finished: bool,
+    /// Written since the stream was last flushed: a stream that buffers
+    /// (TLS) may still hold it.
+    unflushed: bool,
     write_wakers: Arc<WriteWakers>,
     write_waker: Waker,
 }
@@ -1008,6 +1025,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 stream,
                 shut: false,
                 finished: false,
+                unflushed: false,
                 write_waker: Waker::from(write_wakers.clone()),
                 write_wakers,
             },
@@ -1170,45 +1188,97 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
 
 /// The writing side: output to the stream, with backpressure.
 impl<S: AsyncWrite + Unpin> Io<S> {
+    /// One write of the pending output, polled with the shared write
+    /// waker (see [`WriteWakers`]): the stream keeps that one waker.
+    fn write_once(&mut self, conn: &Connection) -> Poll<io::Result<usize>> {
+        let mut cx = Context::from_waker(&self.write_waker);
+        let stream = Pin::new(&mut self.stream);
+        let one_piece = conn.pending_output().len() == conn.pending_output_len();
+        let polled = if stream.is_write_vectored() && !one_piece {
+            // Frame headers and the payloads sent without a copy, in one
+            // system call.
+            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+            let n = conn.pending_output_vectored(&mut slices);
+            stream.poll_write_vectored(&mut cx, &slices[..n])
+        } else {
+            stream.poll_write(&mut cx, conn.pending_output())
+        };
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.unflushed = true;
+        }
+        polled
+    }
+
+    /// Stores `cx`'s waker for `side`, to be woken when the stream can
+    /// take more (unless the stored one would wake the same task).
+    fn register(&self, cx: &Context<'_>, side: Side) {
+        let mut wakers = self
+            .write_wakers
+            .wakers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let slot = &mut wakers[side as usize];
+        if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *slot = Some(cx.waker().clone());
+        }
+    }
+
+    /// One flush of the stream, if anything was written since the last,
+    /// polled with the shared write waker.
+    fn flush_once(&mut self) -> Poll<io::Result<()>> {
+        if !self.unflushed {
+            return Poll::Ready(Ok(()));
+        }
+        let mut cx = Context::from_waker(&self.write_waker);
+        let polled = Pin::new(&mut self.stream).poll_flush(&mut cx);
+        if let Poll::Ready(Ok(())) = polled {
+            self.unflushed = false;
+        }
+        polled
+    }
+
+    /// Flushes the stream; the task (`cx`) is woken when it can go on.
+    fn poll_flush_stream(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<io::Result<()>> {
+        if let Poll::Ready(result) = self.flush_once() {
+            return Poll::Ready(result);
+        }
+        self.register(cx, side);
+        self.flush_once()
+    }
+
+    /// Writes and flushes everything pending if the stream takes it now:
+    /// a send's fast path, which needs no task context; false if the
+    /// caller must wait ([`Io::poll_flush_output`]).
+    fn flush_now(&mut self, conn: &mut Connection) -> bool {
+        self.write_now(conn) && matches!(self.flush_once(), Poll::Ready(Ok(())))
+    }
+
+    /// One write; when the stream cannot take anything now, the task
+    /// (`cx`) is woken when it can.
+    ///
+    /// The task's waker is stored only then, not on every write: the
+    /// write is tried first, and if the stream is full the waker is
+    /// stored and the write tried once more, so readiness that came in
+    /// between is not missed (the stream holds the shared waker, which
+    /// wakes what is stored when it fires).
     fn poll_write_some(
         &mut self,
         conn: &Connection,
         cx: &mut Context<'_>,
         side: Side,
     ) -> Poll<io::Result<usize>> {
-        self.write_wakers
-            .wakers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())[side as usize] = Some(cx.waker().clone());
-        let mut shared_cx = Context::from_waker(&self.write_waker);
-        let stream = Pin::new(&mut self.stream);
-        let one_piece = conn.pending_output().len() == conn.pending_output_len();
-        if stream.is_write_vectored() && !one_piece {
-            // Frame headers and the payloads sent without a copy, in one
-            // system call.
-            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
-            let n = conn.pending_output_vectored(&mut slices);
-            stream.poll_write_vectored(&mut shared_cx, &slices[..n])
-        } else {
-            stream.poll_write(&mut shared_cx, conn.pending_output())
+        if let Poll::Ready(result) = self.write_once(conn) {
+            return Poll::Ready(result);
         }
+        self.register(cx, side);
+        self.write_once(conn)
     }
 
     /// Writes what the stream takes now, without waiting and without
     /// registering a task; true if nothing is left to write.
     fn write_now(&mut self, conn: &mut Connection) -> bool {
-        let mut cx = Context::from_waker(&self.write_waker);
         while conn.pending_output_len() > 0 {
-            let stream = Pin::new(&mut self.stream);
-            let one_piece = conn.pending_output().len() == conn.pending_output_len();
-            let polled = if stream.is_write_vectored() && !one_piece {
-                let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
-                let n = conn.pending_output_vectored(&mut slices);
-                stream.poll_write_vectored(&mut cx, &slices[..n])
-            } else {
-                stream.poll_write(&mut cx, conn.pending_output())
-            };
-            match polled {
+            match self.write_once(conn) {
                 Poll::Ready(Ok(n)) if n > 0 => conn.consume_output(n),
                 _ => return false,
             }
@@ -1245,9 +1315,8 @@ impl<S: AsyncWrite + Unpin> Io<S> {
         cx: &mut Context<'_>,
         side: Side,
     ) -> Poll<Result<(), Error>> {
-        if ready!(self.poll_write_down_to(conn, cx, side, 0))? {
-            ready!(Pin::new(&mut self.stream).poll_flush(cx))?;
-        }
+        ready!(self.poll_write_down_to(conn, cx, side, 0))?;
+        ready!(self.poll_flush_stream(cx, side))?;
         Poll::Ready(Ok(()))
     }
 }
@@ -1256,6 +1325,11 @@ impl<S: AsyncWrite + Unpin> Io<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     fn poll_flush_output(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<Result<(), Error>> {
         self.io.poll_flush_output(&mut self.conn, cx, side)
+    }
+
+    /// Writes and flushes everything pending if the stream takes it now.
+    fn flush_now(&mut self) -> bool {
+        self.io.flush_now(&mut self.conn)
     }
 
     fn poll_write_down_to(

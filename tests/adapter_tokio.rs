@@ -696,6 +696,90 @@ async fn transport_error_is_io_error() {
     }
 }
 
+/// A stream that buffers what is written, as TLS does, and sends it on
+/// only when flushed; the first flush of each buffer is not ready (the
+/// socket under it is full) and wakes the task to try again. The test
+/// keeps a handle on what it holds.
+#[derive(Clone, Default)]
+struct BufferingStream(Arc<std::sync::Mutex<Buffered>>);
+
+#[derive(Default)]
+struct Buffered {
+    buffered: Vec<u8>,
+    sent: Vec<u8>,
+    flush_ready: bool,
+}
+
+impl AsyncRead for BufferingStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        _: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Poll::Pending
+    }
+}
+
+impl AsyncWrite for BufferingStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut state = self.0.lock().unwrap();
+        state.buffered.extend_from_slice(buf);
+        state.flush_ready = false;
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut state = self.0.lock().unwrap();
+        if !state.flush_ready {
+            state.flush_ready = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let buffered = std::mem::take(&mut state.buffered);
+        state.sent.extend_from_slice(&buffered);
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// A send returns only once the stream has flushed what it buffered,
+/// even when its first flush is not ready: nothing is left in a TLS
+/// buffer after `send` returns, on the whole socket or its writing half.
+#[tokio::test]
+async fn send_waits_for_a_buffering_stream_to_flush() {
+    let server = || Connection::new(Role::Server, Config::default());
+    let stream = BufferingStream::default();
+    let mut ws = WebSocket::from_connection(stream.clone(), server());
+    for text in ["one", "two"] {
+        within("send", ws.send_text(text)).await.unwrap();
+        let state = stream.0.lock().unwrap();
+        assert!(
+            state.buffered.is_empty(),
+            "left in the stream's buffer: {:?}",
+            state.buffered
+        );
+    }
+    assert_eq!(stream.0.lock().unwrap().sent, b"\x81\x03one\x81\x03two");
+
+    let stream = BufferingStream::default();
+    let (_reader, mut writer) = WebSocket::from_connection(stream.clone(), server()).split();
+    within("send", writer.send_text("three")).await.unwrap();
+    let state = stream.0.lock().unwrap();
+    assert!(
+        state.buffered.is_empty(),
+        "left in the stream's buffer: {:?}",
+        state.buffered
+    );
+    assert_eq!(state.sent, b"\x81\x05three");
+}
+
 // ----- Stream and Sink -----
 
 /// `StreamExt::next` and `SinkExt::send` on both ends, `SinkExt::close` to

@@ -3,7 +3,7 @@
 //! against flate2 alone. See benches/README.md.
 //!
 //! ```text
-//! cargo run --release --manifest-path benches/Cargo.toml [-- [codec] [echo] [memory] [alloc] [deflate] [embedded] [http2] [--quick]]
+//! cargo run --release --manifest-path benches/Cargo.toml [-- [codec] [send] [echo] [memory] [alloc] [deflate] [embedded] [http2] [--quick]]
 //! bench serve --lib rfc6455|rfc6455-send|tungstenite|tungstenite4k|fastwebsockets [--addr 127.0.0.1:0]
 //! ```
 
@@ -17,6 +17,7 @@ mod embedded;
 mod harness;
 mod http2;
 mod memory;
+mod send;
 mod servers;
 
 use std::time::Instant;
@@ -26,8 +27,9 @@ use harness::Budget;
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
 
-const PARTS: [&str; 9] = [
+const PARTS: [&str; 10] = [
     "codec",
+    "send",
     "echo",
     "memory",
     "alloc",
@@ -40,7 +42,7 @@ const PARTS: [&str; 9] = [
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench [codec] [echo] [memory] [alloc] [deflate] [embedded] [http2] [axum] [broadcast] [--quick]\n       \
+        "usage: bench [codec] [send] [echo] [memory] [alloc] [deflate] [embedded] [http2] [axum] [broadcast] [--quick]\n       \
          bench serve --lib LIB [--addr ADDR]\n       \
          bench probe LIB CONNS SIZE pingpong|pipelined MS [SERVER_CPU LOAD_CPU]\n       \
          bench loop decode|encode rfc6455|tungstenite|tungstenite4k|fastwebsockets SIZE binary|ascii|mixed many|one SECONDS\n       \
@@ -172,6 +174,7 @@ fn main() {
         let t = Instant::now();
         match *part {
             "codec" => codec::run(budget),
+            "send" => send::run(budget),
             "echo" => echo::run(budget),
             "memory" => memory::run(budget),
             "alloc" => alloc::run(budget),
