@@ -802,6 +802,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
         backlog: usize,
         when_full: WhenFull,
     ) -> Result<Offered, Error> {
+        self.offer_many(core::slice::from_ref(prepared), backlog, when_full)
+    }
+
+    /// Offers several prepared messages at once, in order, as
+    /// [`offer`](WriteHalf::offer) offers one, and writes them together:
+    /// one system call for all of them where one each would be needed
+    /// otherwise. For a broadcaster that falls behind its publishers: it
+    /// offers everything published since its last pass, so the busier it
+    /// is, the more each write carries (one message per pass when it keeps
+    /// up, so no latency is added then).
+    ///
+    /// The backlog is checked before each message: `Dropped` means this
+    /// message and those after it were not queued (the ones before were),
+    /// `Closing` that the closing handshake started in their place.
+    pub fn offer_many(
+        &self,
+        messages: &[PreparedMessage],
+        backlog: usize,
+        when_full: WhenFull,
+    ) -> Result<Offered, Error> {
         let mut inner = lock(&self.shared);
         if !inner.conn.can_send() {
             return Ok(Offered::Closed);
@@ -809,19 +829,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
         // Output already waiting: the reading half waits to write it (it
         // registered for the stream's readiness), so this only queues.
         let behind = inner.conn.pending_output_len();
-        let outcome = if behind > backlog {
-            match when_full {
-                WhenFull::Drop => return Ok(Offered::Dropped),
-                WhenFull::Close(code, reason) => {
-                    inner.conn.close(code, reason)?;
-                    Offered::Closing
-                }
+        let mut outcome = Offered::Queued;
+        for prepared in messages {
+            if inner.conn.pending_output_len() > backlog {
+                outcome = match when_full {
+                    WhenFull::Drop => Offered::Dropped,
+                    WhenFull::Close(code, reason) => {
+                        inner.conn.close(code, reason)?;
+                        Offered::Closing
+                    }
+                };
+                break;
             }
-        } else {
             inner.sender().send_prepared(prepared)?;
-            Offered::Queued
-        };
-        if behind > 0 && outcome == Offered::Queued {
+        }
+        if behind > 0 && outcome != Offered::Closing {
             return Ok(outcome);
         }
         // Written here if the stream takes it all now (no task switch);

@@ -165,3 +165,97 @@ async fn a_stalled_client_is_closed_while_the_others_get_all() {
         .await
         .expect("hung");
 }
+
+/// A stream that counts its writes and keeps what they carry.
+#[derive(Clone, Default)]
+struct CountingStream(Arc<std::sync::Mutex<(usize, Vec<u8>)>>);
+
+impl tokio::io::AsyncRead for CountingStream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        _: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Pending
+    }
+}
+
+impl tokio::io::AsyncWrite for CountingStream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let mut state = self.0.lock().unwrap();
+        state.0 += 1;
+        state.1.extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// `offer_many` queues the messages in order and writes them in one
+/// write; past the backlog, the rest are dropped (or the connection
+/// closed) and the ones before still go out.
+#[tokio::test]
+async fn offer_many_writes_a_batch_at_once_and_stops_at_the_backlog() {
+    let server = || rfc6455::Connection::new(rfc6455::Role::Server, Config::default());
+    let batch: Vec<PreparedMessage> = ["one", "two", "three"]
+        .into_iter()
+        .map(PreparedMessage::text)
+        .collect();
+    let frames = |texts: &[&str]| -> Vec<u8> {
+        texts
+            .iter()
+            .flat_map(|t| [&[0x81, t.len() as u8][..], t.as_bytes()].concat())
+            .collect()
+    };
+
+    let stream = CountingStream::default();
+    let (_reader, writer) =
+        rfc6455::tokio::WebSocket::from_connection(stream.clone(), server()).split();
+    let offered = writer.offer_many(&batch, 1024, WhenFull::Drop).unwrap();
+    assert_eq!(offered, Offered::Queued);
+    assert_eq!(
+        *stream.0.lock().unwrap(),
+        (1, frames(&["one", "two", "three"]))
+    );
+
+    // A backlog of 5 bytes, checked before each message: "one" (5 bytes
+    // framed) leaves 5 waiting, not more than 5, so "two" is queued too;
+    // then 10 are waiting and "three" is dropped.
+    let stream = CountingStream::default();
+    let (_reader, writer) =
+        rfc6455::tokio::WebSocket::from_connection(stream.clone(), server()).split();
+    let offered = writer.offer_many(&batch, 5, WhenFull::Drop).unwrap();
+    assert_eq!(offered, Offered::Dropped);
+    assert_eq!(*stream.0.lock().unwrap(), (1, frames(&["one", "two"])));
+
+    let stream = CountingStream::default();
+    let (_reader, writer) =
+        rfc6455::tokio::WebSocket::from_connection(stream.clone(), server()).split();
+    let policy = WhenFull::Close(CloseCode::TRY_AGAIN_LATER, "too slow");
+    assert_eq!(
+        writer.offer_many(&batch, 0, policy).unwrap(),
+        Offered::Closing
+    );
+    let written = stream.0.lock().unwrap().1.clone();
+    assert!(written.starts_with(&frames(&["one"])));
+    assert_eq!(written[5], 0x88, "a Close frame follows the first message");
+    assert_eq!(&written[7..9], &1013u16.to_be_bytes());
+    assert_eq!(
+        writer.offer_many(&batch, 0, policy).unwrap(),
+        Offered::Closed
+    );
+}

@@ -544,9 +544,23 @@ fn buffers_pass_between_connections_only_when_idle() {
     a.send_binary(b"unsent").unwrap();
     assert!(a.take_buffers().is_none(), "output is pending");
     assert_eq!(&drain(&mut a)[2..], b"unsent");
+    // A small send buffer stays (a broadcaster on another thread would
+    // allocate it again for every message); the receive buffer goes.
+    let kept = a.buffer_capacity() - a.take_buffers().expect("idle, with capacity").capacity();
+    assert!(kept > 0 && kept <= 512, "kept {kept} bytes");
+    assert_eq!(a.buffer_capacity(), kept);
+    assert!(
+        a.take_buffers().is_none(),
+        "only the small send buffer is left"
+    );
+    // A large one goes too.
+    a.handle_read(&bytes);
+    common::poll_all(&mut a);
+    a.send_binary(&[7; 2000]).unwrap();
+    drain(&mut a);
     let buffers = a.take_buffers().expect("idle, with capacity");
     let capacity = buffers.capacity();
-    assert!(capacity > 0);
+    assert!(capacity > 2000);
     assert_eq!(a.buffer_capacity(), 0);
 
     let mut b = server();

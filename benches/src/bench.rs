@@ -17,6 +17,7 @@ mod embedded;
 mod harness;
 mod http2;
 mod memory;
+mod scaling;
 mod send;
 mod servers;
 
@@ -27,7 +28,7 @@ use harness::Budget;
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
 
-const PARTS: [&str; 10] = [
+const PARTS: [&str; 11] = [
     "codec",
     "send",
     "echo",
@@ -38,11 +39,12 @@ const PARTS: [&str; 10] = [
     "http2",
     "axum",
     "broadcast",
+    "scaling",
 ];
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench [codec] [send] [echo] [memory] [alloc] [deflate] [embedded] [http2] [axum] [broadcast] [--quick]\n       \
+        "usage: bench [codec] [send] [echo] [memory] [alloc] [deflate] [embedded] [http2] [axum] [broadcast] [scaling] [--quick]\n       \
          bench serve --lib LIB [--addr ADDR]\n       \
          bench probe LIB CONNS SIZE pingpong|pipelined MS [SERVER_CPU LOAD_CPU]\n       \
          bench loop decode|encode rfc6455|tungstenite|tungstenite4k|fastwebsockets SIZE binary|ascii|mixed many|one SECONDS\n       \
@@ -183,6 +185,7 @@ fn main() {
             "http2" => http2::run(budget),
             "axum" => axum_echo::run(budget),
             "broadcast" => broadcast::run(budget),
+            "scaling" => scaling::run(budget),
             _ => unreachable!("checked above"),
         }
         println!(

@@ -9,6 +9,9 @@ use bytes::{BufMut, BytesMut};
 use super::Connection;
 use crate::time::Timers;
 
+/// The largest send buffer [`Connection::take_buffers`] leaves in place.
+const KEEP_OUTPUT: usize = 512;
+
 /// The most receive buffer reserved ahead of the bytes of a frame.
 pub(super) const MAX_RESERVE_AHEAD: u64 = 16 << 20;
 
@@ -164,14 +167,25 @@ impl Connection {
     /// a driver of many connections can pass buffers from connections that
     /// wait to connections that have work, so that waiting connections hold
     /// no buffer memory and busy ones allocate none.
+    ///
+    /// A send buffer of at most 512 bytes stays: it costs
+    /// little, and a connection that another thread sends on (a
+    /// broadcaster's writing half, while its reading half waits on its own
+    /// thread) would otherwise allocate it again for every message there,
+    /// and free it here.
     pub fn take_buffers(&mut self) -> Option<Buffers> {
         let idle = self.input.is_empty() && self.frame.is_none() && self.output.len() == 0;
-        if !idle || self.buffer_capacity() == 0 {
+        let output_too = self.output.capacity() > KEEP_OUTPUT;
+        if !idle || (self.input.capacity() == 0 && !output_too) {
             return None;
         }
+        let output = match output_too {
+            true => self.output.take_buf().expect("nothing is pending"),
+            false => Vec::new(),
+        };
         Some(Buffers {
             input: core::mem::take(&mut self.input),
-            output: self.output.take_buf().expect("nothing is pending"),
+            output,
         })
     }
 
