@@ -7,13 +7,22 @@
 //! (CPU 1; raw WebSocket, frames parsed by hand, the same for every
 //! server). The servers, each as its users write a broadcast:
 //!
+//! One publisher for all (but Node's): a message is due every 10 ms, and
+//! each pass publishes all that fell due since the last, each stamped with
+//! the time it was due, so a server that falls behind still publishes
+//! every message (up to 32 per pass) and its delay counts in the latency.
+//!
 //! - rfc6455: every connection split; the reading halves in tasks, the
-//!   writing halves in a list; the publisher makes one `PreparedMessage`
-//!   and `offer`s it to each (backlog 1 MiB, then the connection misses
-//!   messages), never waiting for a client;
+//!   writing halves in a list; each pass makes one `PreparedMessage` per
+//!   message and `offer_many`s them to each connection in one write
+//!   (backlog 1 MiB, then the connection misses messages), never waiting
+//!   for a client;
 //! - tokio-tungstenite: a `tokio::sync::broadcast` channel of `Bytes`
 //!   (capacity 1024; a lagging client skips), a task per connection
 //!   sending `Message::Binary(bytes.clone())` (the payload shared);
+//! - tokio-tungstenite-feed: the same, but each task `feed`s every message
+//!   waiting in its channel and flushes once (a write for all), its way
+//!   of batching;
 //! - fastwebsockets: the same channel, a task per connection writing
 //!   `Frame::binary(Payload::Borrowed(..))`;
 //! - Node's `ws`: `wss.clients.forEach(c => c.send(buf))`, its documented
@@ -43,14 +52,16 @@ const CONNECT_LIMIT: Duration = Duration::from_secs(60);
 pub enum Lib {
     Rfc6455,
     Tungstenite,
+    TungsteniteFeed,
     Fastwebsockets,
     NodeWs,
 }
 
 impl Lib {
-    const ALL: [Lib; 4] = [
+    const ALL: [Lib; 5] = [
         Lib::Rfc6455,
         Lib::Tungstenite,
+        Lib::TungsteniteFeed,
         Lib::Fastwebsockets,
         Lib::NodeWs,
     ];
@@ -59,6 +70,7 @@ impl Lib {
         match self {
             Lib::Rfc6455 => "rfc6455",
             Lib::Tungstenite => "tokio-tungstenite",
+            Lib::TungsteniteFeed => "tokio-tungstenite-feed",
             Lib::Fastwebsockets => "fastwebsockets",
             Lib::NodeWs => "node-ws",
         }
@@ -75,11 +87,6 @@ fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
-}
-
-/// A payload of `size` bytes starting with the time.
-fn stamped(size: usize) -> bytes::Bytes {
-    stamped_at(size, now_ns())
 }
 
 /// A payload of `size` bytes stamped with `at` (ns since the epoch).
@@ -106,47 +113,42 @@ pub fn serve_main(lib: Lib, size: usize) -> io::Result<()> {
         println!("ready {}", listener.local_addr()?.port());
         match lib {
             Lib::Rfc6455 => serve_rfc6455(listener, size).await,
-            Lib::Tungstenite | Lib::Fastwebsockets => serve_channel(lib, listener, size).await,
+            Lib::Tungstenite | Lib::TungsteniteFeed | Lib::Fastwebsockets => {
+                serve_channel(lib, listener, size).await
+            }
             Lib::NodeWs => Err(io::Error::other("node-ws runs in node")),
         }
     })
 }
 
-fn ticker() -> tokio::time::Interval {
-    let mut ticker = tokio::time::interval(PERIOD);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    ticker
+/// The publisher every server but Node's shares. A message is due every
+/// 10 ms; each pass hands `pass` all that fell due since the last one,
+/// each stamped with the time it was due (so latency counts the wait for
+/// a pass): one message per pass while the server keeps up, several when
+/// it falls behind (up to [`MAX_BATCH`]; older ones are skipped).
+async fn publish(size: usize, mut pass: impl FnMut(Vec<bytes::Bytes>)) {
+    let (start, start_ns) = (tokio::time::Instant::now(), now_ns());
+    let mut next: u64 = 0;
+    loop {
+        tokio::time::sleep_until(start + PERIOD * next as u32).await;
+        let due = start.elapsed().as_nanos() as u64 / PERIOD.as_nanos() as u64 + 1;
+        let first = next.max(due.saturating_sub(MAX_BATCH));
+        let at = |i: u64| start_ns + i * PERIOD.as_nanos() as u64;
+        pass((first..due).map(|i| stamped_at(size, at(i))).collect());
+        next = due;
+    }
 }
 
 async fn serve_rfc6455(listener: TcpListener, size: usize) -> io::Result<()> {
     use rfc6455::tokio::{Offered, WhenFull, WriteHalf};
     let writers: Arc<Mutex<Vec<WriteHalf<TcpStream>>>> = Arc::default();
     let publisher = writers.clone();
-    tokio::spawn(async move {
-        // Every 10 ms a message is due. Each pass offers every connection
-        // all that fell due since the last pass, stamped with the time it
-        // was due, in one write: one message per pass while the server
-        // keeps up, more per write (and no message skipped, up to
-        // MAX_BATCH) when it does not.
-        let (start, start_ns) = (tokio::time::Instant::now(), now_ns());
-        let mut next: u64 = 0;
-        loop {
-            tokio::time::sleep_until(start + PERIOD * next as u32).await;
-            let elapsed = start.elapsed().as_nanos() as u64;
-            let due = elapsed / PERIOD.as_nanos() as u64 + 1;
-            let first = next.max(due.saturating_sub(MAX_BATCH));
-            let batch: Vec<rfc6455::PreparedMessage> = (first..due)
-                .map(|i| {
-                    let at = start_ns + i * PERIOD.as_nanos() as u64;
-                    rfc6455::PreparedMessage::binary(stamped_at(size, at))
-                })
-                .collect();
-            next = due;
-            publisher.lock().unwrap().retain(|writer| {
-                writer.offer_many(&batch, 1 << 20, WhenFull::Drop).ok() != Some(Offered::Closed)
-            });
-        }
-    });
+    tokio::spawn(publish(size, move |batch| {
+        let batch: Vec<_> = batch.into_iter().map(rfc6455::PreparedMessage::binary).collect();
+        publisher.lock().unwrap().retain(|writer| {
+            writer.offer_many(&batch, 1 << 20, WhenFull::Drop).ok() != Some(Offered::Closed)
+        });
+    }));
     loop {
         let (stream, _) = listener.accept().await?;
         stream.set_nodelay(true)?;
@@ -165,27 +167,30 @@ async fn serve_rfc6455(listener: TcpListener, size: usize) -> io::Result<()> {
 async fn serve_channel(lib: Lib, listener: TcpListener, size: usize) -> io::Result<()> {
     let (tx, _) = tokio::sync::broadcast::channel::<bytes::Bytes>(1024);
     let publisher = tx.clone();
-    tokio::spawn(async move {
-        let mut ticker = ticker();
-        loop {
-            ticker.tick().await;
-            let _ = publisher.send(stamped(size));
+    tokio::spawn(publish(size, move |batch| {
+        for bytes in batch {
+            let _ = publisher.send(bytes);
         }
-    });
+    }));
     loop {
         let (stream, _) = listener.accept().await?;
         stream.set_nodelay(true)?;
         let rx = tx.subscribe();
         match lib {
-            Lib::Tungstenite => drop(tokio::spawn(tungstenite_client(stream, rx))),
+            Lib::Tungstenite => drop(tokio::spawn(tungstenite_client(stream, rx, false))),
+            Lib::TungsteniteFeed => drop(tokio::spawn(tungstenite_client(stream, rx, true))),
             _ => drop(tokio::spawn(fastwebsockets_client(stream, rx))),
         }
     }
 }
 
+/// A tokio-tungstenite connection: each message sent (`send`: a write
+/// each), or with `batch` fed with whatever else is waiting and flushed
+/// once (a write for all).
 async fn tungstenite_client(
     stream: TcpStream,
     mut rx: tokio::sync::broadcast::Receiver<bytes::Bytes>,
+    batch: bool,
 ) {
     use futures_util::{SinkExt, StreamExt};
     let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
@@ -195,6 +200,19 @@ async fn tungstenite_client(
     tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
     loop {
         match rx.recv().await {
+            Ok(bytes) if batch => {
+                // Feed what else is waiting, then flush once.
+                let mut next = Some(bytes);
+                while let Some(bytes) = next.take() {
+                    if sink.feed(tungstenite::Message::Binary(bytes)).await.is_err() {
+                        return;
+                    }
+                    next = rx.try_recv().ok();
+                }
+                if sink.flush().await.is_err() {
+                    return;
+                }
+            }
             Ok(bytes) => {
                 let message = tungstenite::Message::Binary(bytes);
                 if sink.send(message).await.is_err() {

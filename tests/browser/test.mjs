@@ -479,6 +479,8 @@ async function schedulerSuite() {
       await waitForLog(pageA, "Bob cancelled Mon 09:00", 1000);
       await pageA.click('button[data-slot="1"]');
       await waitForSlot(pageB, 1, "booked by Ann", 1000);
+      // Ann's page learns of its own booking from the broadcast too.
+      await waitForSlot(pageA, 1, "booked by Ann", 1000);
       return "Bob cancelled Ann's booking; Ann booked it again";
     });
 
