@@ -144,7 +144,10 @@ async fn serve_rfc6455(listener: TcpListener, size: usize) -> io::Result<()> {
     let writers: Arc<Mutex<Vec<WriteHalf<TcpStream>>>> = Arc::default();
     let publisher = writers.clone();
     tokio::spawn(publish(size, move |batch| {
-        let batch: Vec<_> = batch.into_iter().map(rfc6455::PreparedMessage::binary).collect();
+        let batch: Vec<_> = batch
+            .into_iter()
+            .map(rfc6455::PreparedMessage::binary)
+            .collect();
         publisher.lock().unwrap().retain(|writer| {
             writer.offer_many(&batch, 1 << 20, WhenFull::Drop).ok() != Some(Offered::Closed)
         });
@@ -204,7 +207,11 @@ async fn tungstenite_client(
                 // Feed what else is waiting, then flush once.
                 let mut next = Some(bytes);
                 while let Some(bytes) = next.take() {
-                    if sink.feed(tungstenite::Message::Binary(bytes)).await.is_err() {
+                    if sink
+                        .feed(tungstenite::Message::Binary(bytes))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                     next = rx.try_recv().ok();
