@@ -136,8 +136,9 @@ async fn echo_tungstenite(per_pair: usize) -> f64 {
 }
 
 /// Messages delivered per second: `rounds` prepared messages offered to
-/// [`BROADCAST_CLIENTS`] in-memory connections, each client reading all.
-async fn broadcast_rfc6455(rounds: usize) -> f64 {
+/// [`BROADCAST_CLIENTS`] in-memory connections, each client reading all;
+/// the connections shared among `shards` publishing tasks.
+async fn broadcast_rfc6455(rounds: usize, shards: usize) -> f64 {
     use rfc6455::tokio::WhenFull;
     let delivered = Arc::new(AtomicUsize::new(0));
     let mut writers = Vec::new();
@@ -150,23 +151,32 @@ async fn broadcast_rfc6455(rounds: usize) -> f64 {
         clients.push(tokio::spawn(read_frames(a, rounds, delivered.clone())));
     }
     let start = Instant::now();
-    let published = delivered.clone();
-    let publisher = tokio::spawn(async move {
-        for round in 0..rounds {
-            let mut payload = [0u8; 64];
-            payload[..8].copy_from_slice(&(round as u64).to_be_bytes());
-            let prepared =
-                rfc6455::PreparedMessage::binary(bytes::Bytes::copy_from_slice(&payload));
-            pace(round, &published).await;
-            for writer in &writers {
-                writer
-                    .offer(&prepared, usize::MAX, WhenFull::Drop)
-                    .expect("offer");
+    // Each publishing task offers to its share of the connections.
+    let mut publishers = Vec::new();
+    let per_shard = writers.len().div_ceil(shards);
+    while !writers.is_empty() {
+        let shard: Vec<_> = writers.drain(..per_shard.min(writers.len())).collect();
+        let published = delivered.clone();
+        publishers.push(tokio::spawn(async move {
+            for round in 0..rounds {
+                let mut payload = [0u8; 64];
+                payload[..8].copy_from_slice(&(round as u64).to_be_bytes());
+                let prepared =
+                    rfc6455::PreparedMessage::binary(bytes::Bytes::copy_from_slice(&payload));
+                pace(round, &published).await;
+                for writer in &shard {
+                    writer
+                        .offer(&prepared, usize::MAX, WhenFull::Drop)
+                        .expect("offer");
+                }
             }
-        }
-        writers
-    });
-    let writers = publisher.await.expect("publisher");
+            shard
+        }));
+    }
+    let mut writers = Vec::new();
+    for publisher in publishers {
+        writers.push(publisher.await.expect("publisher"));
+    }
     let mut streams = Vec::new();
     for client in clients {
         streams.push(client.await.expect("client"));
@@ -278,7 +288,7 @@ pub fn run(budget: Budget) {
         "Messages per second with one worker and with two; scaling = two / one",
         &["work", "1 worker", "2 workers", "scaling"],
     );
-    let rows: [(&str, &dyn Fn(usize) -> f64); 4] = [
+    let rows: [(&str, &dyn Fn(usize) -> f64); 5] = [
         ("echo 16 B x 64, rfc6455", &|w| {
             measure(w, samples, move || echo_rfc6455(per_pair))
         }),
@@ -286,8 +296,12 @@ pub fn run(budget: Budget) {
             measure(w, samples, move || echo_tungstenite(per_pair))
         }),
         ("broadcast 64 B to 1,000, rfc6455", &|w| {
-            measure(w, samples, move || broadcast_rfc6455(rounds))
+            measure(w, samples, move || broadcast_rfc6455(rounds, 1))
         }),
+        (
+            "broadcast 64 B to 1,000, rfc6455, two publishing tasks",
+            &|w| measure(w, samples, move || broadcast_rfc6455(rounds, 2)),
+        ),
         ("broadcast 64 B to 1,000, tokio-tungstenite", &|w| {
             measure(w, samples, move || broadcast_tungstenite(rounds))
         }),
