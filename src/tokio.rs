@@ -137,7 +137,7 @@ mod pool {
 
     /// Gives `conn` pooled buffers if it has none.
     pub(super) fn lend(conn: &mut crate::Connection) {
-        if conn.buffer_capacity() == 0 {
+        if conn.needs_buffers() {
             if let Some(buffers) = take() {
                 conn.give_buffers(buffers);
             }

@@ -189,6 +189,14 @@ impl Connection {
         })
     }
 
+    /// Whether the connection has no receive buffer memory (it was taken
+    /// with [`take_buffers`](Connection::take_buffers), or never
+    /// allocated): the time to [`give_buffers`](Connection::give_buffers)
+    /// before reading.
+    pub fn needs_buffers(&self) -> bool {
+        self.input.capacity() == 0
+    }
+
     /// Installs buffers from [`take_buffers`](Connection::take_buffers)
     /// (of this or another connection) where this connection has none
     /// allocated. Buffers it does not need are dropped.
