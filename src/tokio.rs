@@ -820,9 +820,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     /// On a multi-threaded runtime, give each worker a publishing task
     /// with its share of the connections: the writes happen in the task
     /// that offers, so one task offering to all keeps them on one core
-    /// (measured in memory with two workers: 0.46 times one worker's rate
-    /// with one publishing task, 1.64 times with two; `benches`, part
-    /// `scaling`).
+    /// (measured in memory with two workers: about 0.5 times one worker's
+    /// rate with one publishing task, 1.35 to 1.64 times with two;
+    /// `benches`, part `scaling`).
     pub fn offer_many(
         &self,
         messages: &[PreparedMessage],
