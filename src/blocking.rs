@@ -482,18 +482,7 @@ impl<S: Read + Write> WebSocket<S> {
     pub fn flush(&mut self) -> Result<(), Error> {
         let mut wrote = false;
         while self.conn.pending_output_len() > 0 {
-            let written = if self.conn.pending_output().len() == self.conn.pending_output_len() {
-                // One piece: a plain write (for a socket, send rather than
-                // writev, whose file layer costs more).
-                self.stream.write(self.conn.pending_output())
-            } else {
-                // Frame headers and the payloads sent without a copy, in
-                // one system call where the stream takes vectored writes.
-                let mut slices = [IoSlice::new(&[]); 64];
-                let n = self.conn.pending_output_vectored(&mut slices);
-                self.stream.write_vectored(&slices[..n])
-            };
-            match written {
+            match write_some(&mut self.stream, &self.conn) {
                 Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
                 Ok(n) => {
                     self.conn.consume_output(n);
@@ -546,5 +535,20 @@ impl<S> WebSocket<S> {
     /// Gives the stream back.
     pub fn into_inner(self) -> S {
         self.stream
+    }
+}
+
+/// One write of the connection's pending output.
+fn write_some<S: Write>(stream: &mut S, conn: &Connection) -> io::Result<usize> {
+    if conn.pending_output().len() == conn.pending_output_len() {
+        // One piece: a plain write (for a socket, send rather than writev,
+        // whose file layer costs more).
+        stream.write(conn.pending_output())
+    } else {
+        // Frame headers and the payloads sent without a copy, in one
+        // system call where the stream takes vectored writes.
+        let mut slices = [IoSlice::new(&[]); 64];
+        let n = conn.pending_output_vectored(&mut slices);
+        stream.write_vectored(&slices[..n])
     }
 }

@@ -582,9 +582,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Writes until fewer than [`HIGH_WATER`] bytes wait (at once if
     /// fewer already do): what [`queue`](WebSocket::queue) waits for.
     async fn write_below_high_water(&mut self) -> Result<(), Error> {
+        let Inner { io, conn, .. } = &mut self.inner;
         poll_fn(|cx| {
-            self.inner
-                .poll_write_down_to(cx, Side::Writer, HIGH_WATER - 1)
+            io.poll_write_down_to(conn, cx, Side::Writer, HIGH_WATER - 1)
                 .map_ok(drop)
         })
         .await
@@ -631,7 +631,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Writes everything queued.
     pub async fn flush(&mut self) -> Result<(), Error> {
-        if self.inner.flush_now() {
+        if self.inner.io.flush_now(&mut self.inner.conn) {
             return Ok(());
         }
         poll_fn(|cx| self.inner.poll_flush_output(cx, Side::Writer)).await
@@ -884,7 +884,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
 
     /// Writes everything queued.
     pub async fn flush(&mut self) -> Result<(), Error> {
-        if lock(&self.shared).flush_now() {
+        let flushed = {
+            let inner = &mut *lock(&self.shared);
+            inner.io.flush_now(&mut inner.conn)
+        };
+        if flushed {
             return Ok(());
         }
         poll_fn(|cx| lock(&self.shared).poll_flush_output(cx, Side::Writer)).await
@@ -897,9 +901,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
         command: impl FnOnce(&mut Connection) -> Result<(), crate::UsageError>,
     ) -> Result<(), Error> {
         {
-            let mut inner = lock(&self.shared);
+            let inner = &mut *lock(&self.shared);
             command(inner.sender())?;
-            if inner.flush_now() {
+            if inner.io.flush_now(&mut inner.conn) {
                 return Ok(());
             }
         }
@@ -1356,25 +1360,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         self.io.poll_flush_output(&mut self.conn, cx, side)
     }
 
-    /// Writes and flushes everything pending if the stream takes it now.
-    fn flush_now(&mut self) -> bool {
-        self.io.flush_now(&mut self.conn)
-    }
-
-    fn poll_write_down_to(
-        &mut self,
-        cx: &mut Context<'_>,
-        side: Side,
-        keep: usize,
-    ) -> Poll<Result<bool, Error>> {
-        self.io.poll_write_down_to(&mut self.conn, cx, side, keep)
-    }
-
     fn poll_ready(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<Result<(), Error>> {
         if !self.conn.can_send() {
             return Poll::Ready(Err(Error::Usage(crate::UsageError::Closed)));
         }
-        ready!(self.poll_write_down_to(cx, side, HIGH_WATER - 1))?;
+        ready!(self
+            .io
+            .poll_write_down_to(&mut self.conn, cx, side, HIGH_WATER - 1))?;
         Poll::Ready(Ok(()))
     }
 
