@@ -114,15 +114,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let site = Arc::new(site);
         loop {
-            let (tcp, peer) = match site.accept().await {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Out of file descriptors, say: wait, do not exit.
-                    println!("accept: {err}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
+            let (tcp, peer) = site.accept().await;
             let (site, chat) = (site.clone(), chat.clone());
             tokio::spawn(async move {
                 match site.open(tcp).await {

@@ -155,14 +155,28 @@ impl Site {
     }
 
     /// The next TCP connection. Call [`Site::open`] on it in its own task.
-    pub async fn accept(&self) -> io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    ///
+    /// A failed accept is logged and retried after 100 ms, not returned:
+    /// out of file descriptors, say, the server waits for connections to
+    /// close rather than exit (or spin).
+    ///
+    /// # Panics
+    /// If the listener was handed to an HTTP framework ([`Site::take_listener`]).
+    pub async fn accept(&self) -> (tokio::net::TcpStream, SocketAddr) {
         let listener = self
             .listener
             .as_ref()
-            .ok_or_else(|| io::Error::other("the listener was handed to an HTTP framework"))?;
-        let (tcp, peer) = listener.accept().await?;
-        tcp.set_nodelay(true)?;
-        Ok((tcp, peer))
+            .expect("the listener was handed to an HTTP framework");
+        loop {
+            let accepted = listener.accept().await;
+            match accepted.and_then(|(tcp, peer)| tcp.set_nodelay(true).map(|()| (tcp, peer))) {
+                Ok(accepted) => return accepted,
+                Err(err) => {
+                    println!("accept: {err}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
     }
 
     /// Runs the TLS handshake if serving https://, then reads the request
@@ -220,6 +234,45 @@ impl Site {
             )),
         }
     }
+}
+
+/// Serves one request of a site that is a page and its WebSocket: `GET /`
+/// gets `page`, `GET /ws` is upgraded once the Origin check passes (a
+/// plain GET of it gets 426) and comes back, anything else gets a 404.
+#[allow(dead_code)] // The chat checks more (its token) before it upgrades.
+pub async fn page_or_upgrade(
+    site: &Site,
+    mut stream: Stream,
+    request: Request,
+    peer: SocketAddr,
+    page: &str,
+) -> Option<WebSocket<Stream>> {
+    let route = route(request.path()).to_string();
+    match (request.method(), route.as_str()) {
+        ("GET", "/") => {
+            let page = response("200 OK", "", "text/html; charset=utf-8", page);
+            send(&mut stream, &page).await;
+        }
+        ("GET", "/ws") => {
+            if let Err(why) = site.origin_allowed(request.origin()) {
+                println!("{peer} /ws: refused with 403: {why}");
+                send(&mut stream, &request.reject(403, &why)).await;
+            } else if !request.is_upgrade() {
+                not_upgrade(&mut stream).await;
+            } else {
+                match upgrade(stream, request).await {
+                    Ok(ws) => return Some(ws),
+                    Err(err) => println!("{peer} /ws: {err}"),
+                }
+            }
+        }
+        _ => {
+            let body = "not found\n";
+            let page = response("404 Not Found", "", "text/plain; charset=utf-8", body);
+            send(&mut stream, &page).await;
+        }
+    }
+    None
 }
 
 /// Reads an HTTP request head with the library's handshake parser.

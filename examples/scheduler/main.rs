@@ -114,15 +114,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 accepted = site.accept() => accepted,
                 _ = stop_signal() => break,
             };
-            let (tcp, peer) = match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Out of file descriptors, say: wait, do not exit.
-                    println!("accept: {err}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
+            let (tcp, peer) = accepted;
             let (site, scheduler) = (site.clone(), scheduler.clone());
             tokio::spawn(async move {
                 match site.open(tcp).await {
@@ -178,41 +170,17 @@ async fn stop_signal() {
 async fn serve(
     site: &Site,
     scheduler: &Scheduler,
-    mut stream: Stream,
+    stream: Stream,
     request: Request,
     peer: SocketAddr,
 ) {
-    let route = site::route(request.path()).to_string();
-    match (request.method(), route.as_str()) {
-        ("GET", "/") => {
-            let page = site::response("200 OK", "", "text/html; charset=utf-8", PAGE);
-            site::send(&mut stream, &page).await;
-        }
-        ("GET", "/ws") => {
-            if let Err(why) = site.origin_allowed(request.origin()) {
-                println!("{peer} /ws: refused with 403: {why}");
-                return site::send(&mut stream, &request.reject(403, &why)).await;
-            }
-            if !request.is_upgrade() {
-                return site::not_upgrade(&mut stream).await;
-            }
-            match site::upgrade(stream, request).await {
-                Ok(ws) => {
-                    let (mut reader, writer) = ws.split();
-                    let id = scheduler.board().join(writer);
-                    println!("{peer}: page #{id} connected");
-                    let outcome = session(scheduler, id, &mut reader).await;
-                    scheduler.board().leave(id);
-                    println!("{peer}: page #{id} left: {outcome}");
-                }
-                Err(err) => println!("{peer} /ws: {err}"),
-            }
-        }
-        _ => {
-            let body = "not found\n";
-            let page = site::response("404 Not Found", "", "text/plain; charset=utf-8", body);
-            site::send(&mut stream, &page).await;
-        }
+    if let Some(ws) = site::page_or_upgrade(site, stream, request, peer, PAGE).await {
+        let (mut reader, writer) = ws.split();
+        let id = scheduler.board().join(writer);
+        println!("{peer}: page #{id} connected");
+        let outcome = session(scheduler, id, &mut reader).await;
+        scheduler.board().leave(id);
+        println!("{peer}: page #{id} left: {outcome}");
     }
 }
 

@@ -99,15 +99,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::spawn(publish(clients.clone()));
         let mut next_id = 0;
         loop {
-            let (tcp, peer) = match site.accept().await {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Out of file descriptors, say: wait, do not exit.
-                    println!("accept: {err}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
+            let (tcp, peer) = site.accept().await;
             let (site, clients) = (site.clone(), clients.clone());
             next_id += 1;
             let id = next_id;
@@ -156,41 +148,17 @@ async fn serve(
     site: &Site,
     clients: &Clients,
     id: u64,
-    mut stream: Stream,
+    stream: Stream,
     request: Request,
     peer: SocketAddr,
 ) {
-    let route = site::route(request.path()).to_string();
-    match (request.method(), route.as_str()) {
-        ("GET", "/") => {
-            let page = site::response("200 OK", "", "text/html; charset=utf-8", PAGE);
-            site::send(&mut stream, &page).await;
-        }
-        ("GET", "/ws") => {
-            if let Err(why) = site.origin_allowed(request.origin()) {
-                println!("{peer} /ws: refused with 403: {why}");
-                return site::send(&mut stream, &request.reject(403, &why)).await;
-            }
-            if !request.is_upgrade() {
-                return site::not_upgrade(&mut stream).await;
-            }
-            match site::upgrade(stream, request).await {
-                Ok(ws) => {
-                    println!("{peer}: connected");
-                    let (mut reader, writer) = ws.split();
-                    clients.join(id, writer);
-                    let outcome = read(&mut reader).await;
-                    clients.lock().0.remove(&id);
-                    println!("{peer}: {outcome}");
-                }
-                Err(err) => println!("{peer} /ws: {err}"),
-            }
-        }
-        _ => {
-            let body = "not found\n";
-            let page = site::response("404 Not Found", "", "text/plain; charset=utf-8", body);
-            site::send(&mut stream, &page).await;
-        }
+    if let Some(ws) = site::page_or_upgrade(site, stream, request, peer, PAGE).await {
+        println!("{peer}: connected");
+        let (mut reader, writer) = ws.split();
+        clients.join(id, writer);
+        let outcome = read(&mut reader).await;
+        clients.lock().0.remove(&id);
+        println!("{peer}: {outcome}");
     }
 }
 
