@@ -44,6 +44,8 @@ use alloc::vec::Vec;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 
+use bytes::BytesMut;
+
 pub use crate::adapter::{close_tcp, Connector, Error, WsUrl};
 use crate::adapter::{closed_error, Clock};
 use crate::handshake::{
@@ -451,6 +453,14 @@ impl<S: Read + Write> WebSocket<S> {
     /// Sends a binary message and flushes.
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
         self.conn.send_binary(data)?;
+        self.flush()
+    }
+
+    /// Sends a message from a buffer handed over, without copying a large
+    /// one ([`Connection::send_owned`]: a client masks it in place), and
+    /// flushes.
+    pub fn send_owned(&mut self, kind: MessageKind, payload: BytesMut) -> Result<(), Error> {
+        self.conn.send_owned(kind, payload)?;
         self.flush()
     }
 

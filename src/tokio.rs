@@ -70,6 +70,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll, Wake, Waker};
 
+use bytes::BytesMut;
 use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -596,6 +597,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.flush().await
     }
 
+    /// Sends a message from a buffer handed over, without copying a large
+    /// one ([`Connection::send_owned`]: a client masks it in place), and
+    /// writes it out.
+    pub async fn send_owned(&mut self, kind: MessageKind, payload: BytesMut) -> Result<(), Error> {
+        self.inner.sender().send_owned(kind, payload)?;
+        self.flush().await
+    }
+
     /// Sends a binary message and writes it out.
     pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
         self.inner.sender().send_binary(data)?;
@@ -865,6 +874,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     /// Sends a text message and writes it out.
     pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
         self.send_with(|conn| conn.send_text(text)).await
+    }
+
+    /// Sends a message from a buffer handed over
+    /// ([`Connection::send_owned`]) and writes it out.
+    pub async fn send_owned(&mut self, kind: MessageKind, payload: BytesMut) -> Result<(), Error> {
+        self.send_with(|conn| conn.send_owned(kind, payload)).await
     }
 
     /// Sends a binary message and writes it out.

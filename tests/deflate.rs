@@ -557,3 +557,32 @@ fn the_close_code_does_not_depend_on_the_reads() {
         }
     }
 }
+
+/// A message sent from a buffer handed over is compressed like any other
+/// (the buffer cannot go out as it is), both ways.
+#[test]
+fn owned_buffers_are_compressed_too() {
+    let (_, mut client, mut server) =
+        handshake(config(Some(all_messages())), config(Some(all_messages())));
+    let text = "owned ".repeat(1000);
+    for client_sends in [true, false] {
+        let (from, to) = if client_sends {
+            (&mut client, &mut server)
+        } else {
+            (&mut server, &mut client)
+        };
+        from.send_owned(MessageKind::Text, bytes::BytesMut::from(text.as_bytes()))
+            .unwrap();
+        let out = from.pending_output().to_vec();
+        let sent = frames(&out);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, 0b100, "RSV1: compressed");
+        assert!(
+            sent[0].2.len() < 200,
+            "{} bytes on the wire",
+            sent[0].2.len()
+        );
+        let events = pass(from, to, Chunking::Whole);
+        assert_eq!(events, [Event::Message(Message::from(text.clone()))]);
+    }
+}

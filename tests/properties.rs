@@ -6,7 +6,7 @@
 
 mod common;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use common::{drain, feed_all, frame, Chunking, BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT};
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -28,6 +28,8 @@ fn arb_message() -> impl Strategy<Value = Message> {
 #[derive(Clone, Debug)]
 enum Op {
     Send(Message),
+    /// A message sent from a buffer handed over (`send_owned`).
+    Owned(Message),
     /// A message in frames of at most this many bytes.
     Fragmented(Message, usize),
     Ping(Vec<u8>),
@@ -36,6 +38,7 @@ enum Op {
 fn arb_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => arb_message().prop_map(Op::Send),
+        2 => arb_message().prop_map(Op::Owned),
         3 => (arb_message(), 1usize..200).prop_map(|(m, n)| Op::Fragmented(m, n)),
         2 => vec(any::<u8>(), 0..=125).prop_map(Op::Ping),
     ]
@@ -213,6 +216,9 @@ fn join_pieces(events: Vec<Event>) -> Vec<Event> {
 fn send(conn: &mut Connection, op: &Op) {
     match op {
         Op::Send(m) => conn.send_message(m).unwrap(),
+        Op::Owned(m) => conn
+            .send_owned(m.kind(), BytesMut::from(m.as_bytes()))
+            .unwrap(),
         Op::Fragmented(m, size) => conn.send_fragmented(m.kind(), m.as_bytes(), *size).unwrap(),
         Op::Ping(p) => conn.ping(p).unwrap(),
     }
@@ -280,7 +286,7 @@ proptest! {
         let expected: Vec<Event> = ops
             .iter()
             .map(|op| match op {
-                Op::Send(m) | Op::Fragmented(m, _) => Event::Message(m.clone()),
+                Op::Send(m) | Op::Owned(m) | Op::Fragmented(m, _) => Event::Message(m.clone()),
                 Op::Ping(p) => Event::Ping(Bytes::from(p.clone())),
             })
             .collect();

@@ -2,10 +2,10 @@
 
 use super::{Connection, Life};
 use crate::frame::{Header, OpCode, MAX_HEADER_LEN};
-use crate::mask::extend_masked;
+use crate::mask::{apply_mask, extend_masked};
 use crate::{CloseCode, CloseFrame, Message, MessageKind, PreparedMessage, Role, UsageError};
 use alloc::vec::Vec;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 /// A server sends payloads at least this long that it holds as `Bytes`
 /// without copying them (below, a copy costs less than a separate piece).
@@ -38,6 +38,42 @@ impl Connection {
             return Ok(());
         }
         self.send(message.kind(), message.as_bytes())
+    }
+
+    /// Queues a message in one frame from a buffer the caller hands over:
+    /// no copy of a large payload on either side. A client masks it in
+    /// place, where [`send`](Connection::send) must copy a borrowed
+    /// payload to mask it (the frame is then written twice, into the
+    /// output and into the socket); a server sends it as it is. The
+    /// payload goes out as its own piece of the output
+    /// ([`pending_output_pieces`](Connection::pending_output_pieces)); one
+    /// under 1 KiB is copied instead, which costs less. With an extension
+    /// that transforms the message (permessage-deflate), it is encoded as
+    /// by `send`.
+    ///
+    /// For [`MessageKind::Text`] the caller vouches that `payload` is
+    /// UTF-8, as for `send`.
+    pub fn send_owned(
+        &mut self,
+        kind: MessageKind,
+        mut payload: BytesMut,
+    ) -> Result<(), UsageError> {
+        let len = payload.len();
+        if len < SHARE_MIN || self.transforms(len) {
+            return self.send(kind, &payload);
+        }
+        self.check_can_start_message()?;
+        let mask = match self.role {
+            // A client is only made with a key source (`Connection::try_new`).
+            Role::Client => Some(self.config.mask_keys.next_key().unwrap_or_default()),
+            Role::Server => None,
+        };
+        if let Some(key) = mask {
+            apply_mask(&mut payload, key, 0);
+        }
+        self.write_header(true, opcode_of(kind), 0, len, mask);
+        self.output.push_shared(payload.freeze());
+        Ok(())
     }
 
     /// Queues a message prepared for many connections (broadcast).
