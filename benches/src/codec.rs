@@ -341,7 +341,7 @@ impl MockSink {
             written: 0,
         }
     }
-    fn copy_in(&mut self, data: &[u8]) {
+    pub fn copy_in(&mut self, data: &[u8]) {
         if self.pos + data.len() > self.region.len() {
             self.pos = 0;
         }
@@ -847,7 +847,7 @@ fn decode_limit_pass(
 
 /// The least work of an encoder: copy the payload into the sink region
 /// after a header, and mask it there.
-fn encode_limit_pass(input: &Input, sink: &mut MockSink, xor: Xor, key: [u8; 4]) -> usize {
+pub fn encode_limit_pass(input: &Input, sink: &mut MockSink, xor: Xor, key: [u8; 4]) -> usize {
     let h = header_len(input.size, true);
     let mut head = [0u8; 14];
     head[0] = 0x82;
