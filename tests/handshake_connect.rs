@@ -54,7 +54,7 @@ fn every_invalid_request_gets_its_status_and_a_reason() {
         u16,
         Option<(&'static str, &'static str)>,
     );
-    let table: [Row; 12] = [
+    let table: [Row; 13] = [
         (
             "GET is not CONNECT",
             |p, _| p.method = "GET".into(),
@@ -109,6 +109,12 @@ fn every_invalid_request_gets_its_status_and_a_reason() {
         (
             "a connection field",
             |_, f| f.push(("connection", "keep-alive")),
+            400,
+            None,
+        ),
+        (
+            "a content-length: the stream's DATA is the WebSocket, not a body",
+            |_, f| f.push(("content-length", "12")),
             400,
             None,
         ),

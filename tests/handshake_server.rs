@@ -192,6 +192,11 @@ fn bad_requests_get_the_exact_status() {
         ("version 8", request(get, &with("Sec-WebSocket-Version: 8", "Sec-WebSocket-Version")), 426, HandshakeError::UnsupportedVersion),
         ("missing version", request(get, &without("Sec-WebSocket-Version")), 426, HandshakeError::UnsupportedVersion),
         ("version repeated", request(get, &with("Sec-WebSocket-Version: 8", "X-None")), 426, HandshakeError::UnsupportedVersion),
+        // §4.1: the handshake is a head alone; a body would be read as
+        // frames (request smuggling behind a proxy that forwards it).
+        ("Content-Length: 5", request(get, &with("Content-Length: 5", "X-None")), 400, HandshakeError::RequestBody),
+        ("Transfer-Encoding", request(get, &with("Transfer-Encoding: chunked", "X-None")), 400, HandshakeError::RequestBody),
+        ("two lengths, one 0", request(get, &[good_fields(), vec!["Content-Length: 0", "Content-Length: 7"]].concat()), 400, HandshakeError::RequestBody),
     ];
     for (name, bytes, status, error) in cases {
         let got = accept(&bytes).map(|a| a.response).unwrap_err();
@@ -542,4 +547,14 @@ fn a_rejection_carries_its_extra_fields_but_never_a_line_break() {
     );
     assert!(!response.contains("Set-Cookie"), "{response}");
     assert!(response.ends_with("a token is required\n"), "{response}");
+}
+
+/// `Content-Length: 0` announces no body: the upgrade goes on, and what
+/// follows the head is read as frames.
+#[test]
+fn content_length_zero_is_no_body() {
+    let mut fields = good_fields();
+    fields.push("Content-Length: 0");
+    let accepted = accept(&request("GET /chat HTTP/1.1", &fields)).expect("accepted");
+    assert!(text(&accepted.response).starts_with("HTTP/1.1 101 "));
 }

@@ -39,7 +39,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use super::client::{agree as client_agree, offer, ClientRequest, Connected, Response};
-use super::server::{agree as server_agree, check_version, Accept, Agreement};
+use super::server::{agree as server_agree, check_no_body, check_version, Accept, Agreement};
 use super::{check_time, header_tokens, header_values, HandshakeError};
 use crate::time::HandshakeTimer;
 use crate::{Config, Connection, Timestamp, UsageError};
@@ -249,6 +249,9 @@ impl ConnectRequest {
                 name.to_ascii_lowercase(),
             ));
         }
+        // The stream's DATA is the WebSocket, so a content-length
+        // announces a body that is not there.
+        check_no_body(&self.headers)?;
         // "The Sec-WebSocket-Version ... header fields are used as in
         // RFC 6455" (§5): 13 only.
         check_version(&self.headers)

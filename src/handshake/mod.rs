@@ -145,6 +145,12 @@ pub enum HandshakeError {
     /// (`connection`, `upgrade`, ...), which makes the request malformed
     /// (RFC 9113 §8.2.2).
     ConnectionSpecificField(String),
+    /// The request announces a body (`Transfer-Encoding`, or a
+    /// `Content-Length` other than 0). The opening handshake has none
+    /// (§4.1): the bytes after the head are the peer's frames, so a body
+    /// would be read as frames, and a proxy in front that forwards it as
+    /// a body would see another request than we do (request smuggling).
+    RequestBody,
 }
 
 impl HandshakeError {
@@ -199,6 +205,11 @@ impl HandshakeError {
             }
             HandshakeError::MethodNotGet(m) => ("method ", Text(m), " is not GET"),
             HandshakeError::HttpVersion => ("HTTP version older than 1.1", None, ""),
+            HandshakeError::RequestBody => (
+                "an opening handshake has no body (Content-Length or Transfer-Encoding)",
+                None,
+                "",
+            ),
             HandshakeError::MissingHost => ("missing Host header", None, ""),
             HandshakeError::MissingUpgrade => ("missing `Upgrade: websocket`", None, ""),
             HandshakeError::MissingConnectionUpgrade => ("missing `Connection: Upgrade`", None, ""),

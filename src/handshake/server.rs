@@ -259,6 +259,7 @@ impl Request {
         if self.host().is_none_or(str::is_empty) {
             return Err(HandshakeError::MissingHost);
         }
+        check_no_body(&self.headers)?;
         upgrade_key(&self.headers)
     }
 
@@ -414,6 +415,18 @@ fn upgrade_key(headers: &[(String, Vec<u8>)]) -> Result<&str, HandshakeError> {
         return Err(HandshakeError::InvalidKey);
     }
     core::str::from_utf8(key).map_err(|_| HandshakeError::InvalidKey)
+}
+
+/// A request that announces a body is refused, over HTTP/1.1 and HTTP/2
+/// alike: the opening handshake is a head alone (§4.1), and what follows
+/// it is the WebSocket. `Content-Length: 0` announces no body.
+pub(super) fn check_no_body(headers: &[(String, Vec<u8>)]) -> Result<(), HandshakeError> {
+    let transfer_encoding = header_values(headers, "Transfer-Encoding").next().is_some();
+    let mut lengths = header_values(headers, "Content-Length");
+    if transfer_encoding || lengths.any(|len| len.trim_ascii() != b"0") {
+        return Err(HandshakeError::RequestBody);
+    }
+    Ok(())
 }
 
 /// Item 6 of §4.2.1, for HTTP/1.1 and HTTP/2 alike: "A
