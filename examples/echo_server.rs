@@ -18,6 +18,8 @@
 //! `--quickack` acknowledges every read at once; the Autobahn runs use it
 //! (see examples/support/autobahn.rs).
 
+#[path = "support/accept.rs"]
+mod accept;
 #[path = "support/autobahn.rs"]
 mod autobahn;
 #[path = "support/tls.rs"]
@@ -89,7 +91,7 @@ async fn serve_tokio(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::
         listener.local_addr()?
     );
     loop {
-        let (stream, peer) = listener.accept().await?;
+        let (stream, peer) = accept::accept(&listener).await?;
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             if quick {
@@ -133,7 +135,7 @@ async fn serve_tls(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
         listener.local_addr()?
     );
     loop {
-        let (stream, peer) = listener.accept().await?;
+        let (stream, peer) = accept::accept(&listener).await?;
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
@@ -235,7 +237,7 @@ async fn serve_embedded(addr: &str, quick: bool) -> Result<(), Box<dyn std::erro
         listener.local_addr()?
     );
     loop {
-        let (stream, peer) = listener.accept().await?;
+        let (stream, peer) = accept::accept(&listener).await?;
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             let stream = Stream::new(autobahn::QuickAck(stream, quick));
@@ -272,13 +274,9 @@ fn serve_blocking(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::Err
         "echo server (blocking) listening on ws://{}",
         listener.local_addr()?
     );
-    for stream in listener.incoming() {
-        let stream = stream?;
+    loop {
+        let (stream, peer) = accept::accept_blocking(&listener)?;
         std::thread::spawn(move || {
-            let peer = stream
-                .peer_addr()
-                .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
-            let _ = stream.set_nodelay(true);
             // The blocking adapter's timers tick on the read timeout.
             let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
             let stream = autobahn::BlockingQuickAck(stream, quick);
@@ -307,5 +305,4 @@ fn serve_blocking(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::Err
             rfc6455::blocking::close_tcp(ws.into_inner().0, Duration::from_secs(2));
         });
     }
-    Ok(())
 }

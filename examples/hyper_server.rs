@@ -14,6 +14,9 @@
 //! response, and once hyper hands over the upgraded stream the tokio
 //! adapter runs the connection the core made.
 
+#[path = "support/accept.rs"]
+mod accept;
+
 use std::convert::Infallible;
 
 use bytes::Bytes;
@@ -37,16 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listener.local_addr()?
     );
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(err) => {
-                // Out of file descriptors, say: wait, do not exit.
-                println!("accept: {err}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
+        let (tcp, peer) = accept::accept(&listener).await?;
         tokio::spawn(async move {
             let service = service_fn(move |request| route(request, peer));
             let served = http1::Builder::new()

@@ -24,6 +24,9 @@
 //! ws:// only: for wss://, put a TLS stream under the adapter (see the
 //! README).
 
+#[path = "support/accept.rs"]
+mod accept;
+
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -131,8 +134,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         println!("listening on ws://{}", listener.local_addr()?);
         loop {
-            let (tcp, peer) = listener.accept().await?;
-            tcp.set_nodelay(true)?;
+            let (tcp, peer) = accept::accept(&listener).await?;
             println!("connection from {peer}");
             let stream = Tap::new(tcp, options.show_frames);
             let protocols = options.protocols.clone();

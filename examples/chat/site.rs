@@ -19,6 +19,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+#[path = "../support/accept.rs"]
+mod accept;
 #[path = "../support/tls.rs"]
 mod tls;
 
@@ -156,27 +158,21 @@ impl Site {
 
     /// The next TCP connection. Call [`Site::open`] on it in its own task.
     ///
-    /// A failed accept is logged and retried after 100 ms, not returned:
-    /// out of file descriptors, say, the server waits for connections to
-    /// close rather than exit (or spin).
+    /// A failed accept that passes (out of file descriptors, say) is
+    /// logged and retried after a pause (examples/support/accept.rs): the
+    /// server keeps serving the connections it has.
     ///
     /// # Panics
-    /// If the listener was handed to an HTTP framework ([`Site::take_listener`]).
+    /// If the listener was handed to an HTTP framework
+    /// ([`Site::take_listener`]), or is unusable.
     pub async fn accept(&self) -> (tokio::net::TcpStream, SocketAddr) {
         let listener = self
             .listener
             .as_ref()
             .expect("the listener was handed to an HTTP framework");
-        loop {
-            let accepted = listener.accept().await;
-            match accepted.and_then(|(tcp, peer)| tcp.set_nodelay(true).map(|()| (tcp, peer))) {
-                Ok(accepted) => return accepted,
-                Err(err) => {
-                    println!("accept: {err}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
+        accept::accept(listener)
+            .await
+            .expect("the listening socket is unusable")
     }
 
     /// Runs the TLS handshake if serving https://, then reads the request

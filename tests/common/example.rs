@@ -51,15 +51,38 @@ impl ExampleServer {
     /// Starts example `name` with its address and then `args`.
     pub fn start(name: &str, args: &[&str]) -> ExampleServer {
         let addr = free_addr();
-        let child = Command::new(path(name))
+        let mut command = Command::new(path(name));
+        command.arg(addr.to_string()).args(args);
+        ExampleServer::spawn(name, command, addr)
+    }
+
+    /// Starts example `name` as [`start`](ExampleServer::start) does, in a
+    /// process allowed only `max_files` open file descriptors (`ulimit -n`).
+    pub fn start_with_file_limit(name: &str, args: &[&str], max_files: u32) -> ExampleServer {
+        let addr = free_addr();
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {max_files} && exec \"$0\" \"$@\""))
+            .arg(path(name))
             .arg(addr.to_string())
-            .args(args)
+            .args(args);
+        ExampleServer::spawn(name, command, addr)
+    }
+
+    fn spawn(name: &str, mut command: Command, addr: SocketAddr) -> ExampleServer {
+        let child = command
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("{name}: {e} (built by cargo test --all-features)"));
         let server = ExampleServer { child, addr };
         wait_listening(addr);
         server
+    }
+
+    /// How the process ended, if it has.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
     }
 }
 

@@ -1,0 +1,67 @@
+//! Accepting connections without dying of a failed accept: what every
+//! server example here uses.
+//!
+//! An accept fails for reasons that pass: the process is out of file
+//! descriptors (`EMFILE`; the system, `ENFILE`), memory is short, or a
+//! client gave up before it was accepted (`ECONNABORTED`). Ending the
+//! server then would drop every connection it serves. The helpers log the
+//! error, wait [`BACKOFF`] (a tight retry would spin: the next accept
+//! fails the same way until a connection closes) and accept again. Only an
+//! error that says the listener itself is unusable ends the loop.
+
+#![allow(dead_code)] // Each example uses one of the two.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How long to wait after a failed accept.
+pub const BACKOFF: Duration = Duration::from_millis(100);
+
+/// Whether a failed accept means the listener is unusable (not a
+/// listening socket, closed), rather than a shortage that passes.
+fn is_fatal(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::InvalidInput | io::ErrorKind::NotConnected | io::ErrorKind::Unsupported
+    )
+}
+
+/// The next connection from a tokio listener, with TCP_NODELAY set.
+pub async fn accept(
+    listener: &tokio::net::TcpListener,
+) -> io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    loop {
+        match listener.accept().await {
+            Ok((tcp, peer)) => {
+                let _ = tcp.set_nodelay(true);
+                return Ok((tcp, peer));
+            }
+            Err(error) if is_fatal(&error) => return Err(error),
+            Err(error) => {
+                println!("accept: {error}; again in {BACKOFF:?}");
+                tokio::time::sleep(BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// The next connection from a std listener, with TCP_NODELAY set.
+pub fn accept_blocking(
+    listener: &std::net::TcpListener,
+) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+    loop {
+        match listener.accept() {
+            Ok((tcp, peer)) => {
+                let _ = tcp.set_nodelay(true);
+                return Ok((tcp, peer));
+            }
+            Err(error) if is_fatal(&error) => return Err(error),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => {
+                println!("accept: {error}; again in {BACKOFF:?}");
+                std::thread::sleep(BACKOFF);
+            }
+        }
+    }
+}
