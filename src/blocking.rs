@@ -30,6 +30,12 @@
 //! met within 50 ms. Without a read timeout the timers run only when bytes
 //! arrive.
 //!
+//! On the socket [`connect`] opens, the adapter does this itself: before
+//! every read it sets the socket's read timeout to the time left until
+//! the core's next deadline, so the handshake timeout, the heartbeat and
+//! the closing timeout fire on time, with no tick in between. For a stream
+//! you pass in ([`client_with`], [`accept`]), set a read timeout yourself.
+//!
 //! # Writing
 //!
 //! Every command writes its frame and flushes before it returns, so the
@@ -43,6 +49,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
+use std::time::Duration;
 
 use bytes::BytesMut;
 
@@ -52,7 +59,7 @@ use crate::handshake::{
     Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
 };
 use crate::proxy::{Proxy, ProxyError, ProxyHandshake};
-use crate::{CloseCode, Closed, Config, Connection, Event, Message, MessageKind};
+use crate::{CloseCode, Closed, Config, Connection, Event, Message, MessageKind, Timestamp};
 
 /// The clock the adapter reads for the core.
 type Time = std::time::Instant;
@@ -68,6 +75,8 @@ pub struct WebSocket<S> {
     buf: Vec<u8>,
     protocol: Option<String>,
     closed: Option<Closed>,
+    /// On a socket the adapter opened: how to wake at the next deadline.
+    timeouts: Option<SetReadTimeout<S>>,
 }
 
 /// Accepts a client on `stream` with the default configuration, no
@@ -172,7 +181,12 @@ pub fn connect_with_connector(
     } else {
         MaybeTlsStream::Plain(tcp)
     };
-    client_with(stream, &url.request(), config)
+    client_timed(
+        stream,
+        &url.request(),
+        config,
+        Some(MaybeTlsStream::set_read_timeout),
+    )
 }
 
 /// Opens the tunnel through `proxy` to `url`'s host and port.
@@ -240,6 +254,13 @@ impl MaybeTlsStream {
             MaybeTlsStream::Rustls(tls) => tls.get_ref(),
         }
     }
+
+    /// Sets the TCP stream's read timeout. The adapter sets it before
+    /// every read, to the time left until the connection's next deadline;
+    /// a timeout set here lasts until that read.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.get_ref().set_read_timeout(timeout)
+    }
 }
 
 impl Read for MaybeTlsStream {
@@ -286,10 +307,37 @@ pub fn client<S: Read + Write>(stream: S, url: &str) -> Result<WebSocket<S>, Err
 }
 
 /// Performs the client handshake on `stream` with a full request.
+///
+/// The handshake's timeout fires only if reads on `stream` time out (see
+/// [Timers](self#timers)): give it a read timeout. [`connect`] does this
+/// itself for the socket it opens.
 pub fn client_with<S: Read + Write>(
+    stream: S,
+    request: &ClientRequest,
+    config: Config,
+) -> Result<WebSocket<S>, Error> {
+    client_timed(stream, request, config, None)
+}
+
+/// Sets a stream's read timeout: on the sockets it opens, the adapter
+/// sets it before every read to the time left until the core's next
+/// deadline, so every deadline fires on time, with no tick.
+type SetReadTimeout<S> = fn(&S, Option<Duration>) -> io::Result<()>;
+
+/// The time left until `deadline` as a read timeout: `None` (wait for
+/// bytes) without one, and never zero (which a socket refuses).
+fn time_left(deadline: Option<Timestamp>) -> Option<Duration> {
+    deadline.map(|at| {
+        at.saturating_duration_since(Time::timestamp())
+            .max(Duration::from_millis(1))
+    })
+}
+
+fn client_timed<S: Read + Write>(
     mut stream: S,
     request: &ClientRequest,
     config: Config,
+    timeouts: Option<SetReadTimeout<S>>,
 ) -> Result<WebSocket<S>, Error> {
     let mut handshake = ClientHandshake::new(request, config);
     handshake.handle_timeout(Time::timestamp())?;
@@ -298,6 +346,9 @@ pub fn client_with<S: Read + Write>(
     let mut buf = vec![0; READ_BUF];
     loop {
         handshake.handle_timeout(Time::timestamp())?;
+        if let Some(set) = timeouts {
+            set(&stream, time_left(handshake.poll_timeout()))?;
+        }
         let Some(n) = read_handshake(&mut stream, &mut buf)? else {
             continue;
         };
@@ -305,7 +356,9 @@ pub fn client_with<S: Read + Write>(
             Progress::Partial(handshake) => handshake,
             Progress::Done(connected) => {
                 let protocol = connected.response.protocol;
-                return Ok(WebSocket::new(stream, connected.connection, protocol, buf));
+                let mut ws = WebSocket::new(stream, connected.connection, protocol, buf);
+                ws.timeouts = timeouts;
+                return Ok(ws);
             }
         };
     }
@@ -341,6 +394,7 @@ impl<S: Read + Write> WebSocket<S> {
             buf,
             protocol,
             closed: None,
+            timeouts: None,
         }
     }
 
@@ -393,6 +447,9 @@ impl<S: Read + Write> WebSocket<S> {
     /// Reads once from the stream into the connection (or wakes on the
     /// stream's read timeout), then tells the connection the time.
     fn fill(&mut self) -> Result<(), Error> {
+        if let Some(set) = self.timeouts {
+            set(&self.stream, time_left(self.conn.poll_timeout()))?;
+        }
         match self.stream.read(&mut self.buf) {
             Ok(0) => self.conn.handle_eof(),
             Ok(n) => self.conn.handle_read(&self.buf[..n]),

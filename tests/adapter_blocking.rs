@@ -589,3 +589,89 @@ fn blocking_client_against_tokio_server() {
         other => panic!("expected a clean close, got {other:?}"),
     }
 }
+
+// ----- the deadlines of sockets the adapter opens -----
+
+/// Reads an HTTP head off `tcp`, byte by byte, up to the blank line.
+fn read_head(tcp: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0];
+        if tcp.read(&mut byte).unwrap() == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// `connect` opens the socket, so it sets the socket's read timeout from
+/// the handshake's deadline: a server that sends half a response head and
+/// then waits is given up on when the handshake timeout runs out, not
+/// when the server closes.
+#[test]
+fn connect_gives_up_on_a_half_answered_handshake() {
+    let (listener, addr) = listener();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().unwrap();
+        read_head(&mut tcp);
+        tcp.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n")
+            .unwrap();
+        // Hold the socket open until the test is over.
+        let _ = done_rx.recv_timeout(LIMIT);
+    });
+    let config = timeouts(|t| t.handshake = Some(Duration::from_millis(300)));
+    let outcome = bounded("connect", move || {
+        blocking::connect_with(&format!("ws://{addr}/"), config).map(drop)
+    });
+    drop(done_tx);
+    match outcome {
+        Err(Error::Timeout(what)) => assert_eq!(what, "opening handshake"),
+        other => panic!("expected the handshake timeout, got {other:?}"),
+    }
+}
+
+/// After the closing handshake's Close frames, a server that never closes
+/// its side does not hold a client that `connect` opened: the closing
+/// timeout ends the connection.
+#[test]
+fn connect_gives_up_on_a_server_that_never_closes() {
+    let (listener, addr) = listener();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().unwrap();
+        let head = read_head(&mut tcp);
+        let key = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap()
+            .trim()
+            .to_string();
+        let accept = rfc6455::handshake::accept_key(key.as_bytes());
+        let response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        );
+        tcp.write_all(response.as_bytes()).unwrap();
+        // Read the client's Close, answer with ours, and never close.
+        let mut buf = [0; 64];
+        let _ = tcp.read(&mut buf);
+        tcp.write_all(&[0x88, 0x02, 0x03, 0xe8]).unwrap();
+        let _ = done_rx.recv_timeout(LIMIT);
+    });
+    let config = timeouts(|t| t.close = Some(Duration::from_millis(300)));
+    let closed = bounded("close", move || {
+        let mut ws = blocking::connect_with(&format!("ws://{addr}/"), config).unwrap();
+        ws.close(CloseCode::NORMAL, "").unwrap();
+        loop {
+            match ws.read_event() {
+                Ok(Event::Closed(closed)) => return closed,
+                Ok(_) => {}
+                Err(err) => panic!("{err}"),
+            }
+        }
+    });
+    drop(done_tx);
+    assert_eq!(closed.code(), CloseCode::NORMAL);
+}
