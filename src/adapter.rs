@@ -147,6 +147,22 @@ impl Clock for std::time::Instant {
     }
 }
 
+/// Makes the next read on `tcp` wait no longer than until the core's
+/// `deadline` (`None`: until bytes come): how the blocking adapter wakes
+/// for the core's timers on a socket it opened, as the async adapters
+/// sleep until the deadline.
+#[cfg(feature = "blocking")]
+pub(crate) fn read_until(tcp: &std::net::TcpStream, deadline: Option<Timestamp>) -> io::Result<()> {
+    let now = std::time::Instant::read();
+    let left = deadline.map(|at| {
+        // Never zero: a socket refuses a zero timeout.
+        std::time::Instant::at(at)
+            .since(now)
+            .max(Duration::from_millis(1))
+    });
+    tcp.set_read_timeout(left)
+}
+
 /// tokio's clock, which tests can pause and advance.
 #[cfg(feature = "tokio")]
 impl Clock for tokio::time::Instant {

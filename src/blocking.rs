@@ -49,7 +49,6 @@ use alloc::vec;
 use alloc::vec::Vec;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
 
 use bytes::BytesMut;
 
@@ -76,7 +75,7 @@ pub struct WebSocket<S> {
     protocol: Option<String>,
     closed: Option<Closed>,
     /// On a socket the adapter opened: how to wake at the next deadline.
-    timeouts: Option<SetReadTimeout<S>>,
+    timeouts: Option<WakeAt<S>>,
 }
 
 /// Accepts a client on `stream` with the default configuration, no
@@ -181,12 +180,7 @@ pub fn connect_with_connector(
     } else {
         MaybeTlsStream::Plain(tcp)
     };
-    client_timed(
-        stream,
-        &url.request(),
-        config,
-        Some(MaybeTlsStream::set_read_timeout),
-    )
+    client_timed(stream, &url.request(), config, Some(wake_at))
 }
 
 /// Opens the tunnel through `proxy` to `url`'s host and port.
@@ -254,13 +248,6 @@ impl MaybeTlsStream {
             MaybeTlsStream::Rustls(tls) => tls.get_ref(),
         }
     }
-
-    /// Sets the TCP stream's read timeout. The adapter sets it before
-    /// every read, to the time left until the connection's next deadline;
-    /// a timeout set here lasts until that read.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.get_ref().set_read_timeout(timeout)
-    }
 }
 
 impl Read for MaybeTlsStream {
@@ -319,25 +306,21 @@ pub fn client_with<S: Read + Write>(
     client_timed(stream, request, config, None)
 }
 
-/// Sets a stream's read timeout: on the sockets it opens, the adapter
-/// sets it before every read to the time left until the core's next
-/// deadline, so every deadline fires on time, with no tick.
-type SetReadTimeout<S> = fn(&S, Option<Duration>) -> io::Result<()>;
+/// Makes a stream's next read wait no longer than the core's next
+/// deadline: on the sockets it opens, the adapter does this before every
+/// read, so every deadline fires on time, with no tick.
+type WakeAt<S> = fn(&S, Option<Timestamp>) -> io::Result<()>;
 
-/// The time left until `deadline` as a read timeout: `None` (wait for
-/// bytes) without one, and never zero (which a socket refuses).
-fn time_left(deadline: Option<Timestamp>) -> Option<Duration> {
-    deadline.map(|at| {
-        at.saturating_duration_since(Time::timestamp())
-            .max(Duration::from_millis(1))
-    })
+/// [`WakeAt`] for the socket [`connect`] opens.
+fn wake_at(stream: &MaybeTlsStream, deadline: Option<Timestamp>) -> io::Result<()> {
+    crate::adapter::read_until(stream.get_ref(), deadline)
 }
 
 fn client_timed<S: Read + Write>(
     mut stream: S,
     request: &ClientRequest,
     config: Config,
-    timeouts: Option<SetReadTimeout<S>>,
+    timeouts: Option<WakeAt<S>>,
 ) -> Result<WebSocket<S>, Error> {
     let mut handshake = ClientHandshake::new(request, config);
     handshake.handle_timeout(Time::timestamp())?;
@@ -347,7 +330,7 @@ fn client_timed<S: Read + Write>(
     loop {
         handshake.handle_timeout(Time::timestamp())?;
         if let Some(set) = timeouts {
-            set(&stream, time_left(handshake.poll_timeout()))?;
+            set(&stream, handshake.poll_timeout())?;
         }
         let Some(n) = read_handshake(&mut stream, &mut buf)? else {
             continue;
@@ -448,7 +431,7 @@ impl<S: Read + Write> WebSocket<S> {
     /// stream's read timeout), then tells the connection the time.
     fn fill(&mut self) -> Result<(), Error> {
         if let Some(set) = self.timeouts {
-            set(&self.stream, time_left(self.conn.poll_timeout()))?;
+            set(&self.stream, self.conn.poll_timeout())?;
         }
         match self.stream.read(&mut self.buf) {
             Ok(0) => self.conn.handle_eof(),

@@ -1,0 +1,432 @@
+//! Fault injection: one table of transport faults, run through both
+//! adapters (blocking and tokio), each as a server with an echo loop.
+//!
+//! The transport ([`Faulty`]) hands out its input one byte per read and
+//! takes one byte per write, with `Interrupted` and `WouldBlock` (for
+//! tokio: a wake and `Pending`; a blocking stream's writes get only
+//! `Interrupted`, since `WouldBlock` there is its write timeout) between, and can end the input early,
+//! reset the connection, or fail a write after some bytes. For each case:
+//! every message that arrived whole is echoed once and in order (none lost,
+//! none doubled), the calls into the transport stay within a bound (no
+//! busy loop), the outcome is the documented one, and nothing panics.
+#![cfg(all(feature = "tokio", feature = "blocking"))]
+
+mod common;
+
+use std::io::{self, Read, Write};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use common::{client_frame, BINARY, CLOSE, TEXT};
+use rfc6455::{Message, ProtocolError};
+
+/// An opening handshake, as a client sends it.
+const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+Sec-WebSocket-Version: 13\r\n\r\n";
+
+/// What goes wrong.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// Nothing: the input ends with a Close frame.
+    None,
+    /// The input ends this many bytes into the frames (after the head).
+    EndAt(usize),
+    /// The input ends this many bytes into the head.
+    EndInHead(usize),
+    /// A read fails with a reset this many bytes into the frames.
+    ResetAt(usize),
+    /// A write fails after this many bytes of output (past the 101).
+    WriteFailsAt(usize),
+}
+
+/// What the echo loop ended with.
+#[derive(Debug, PartialEq)]
+enum End {
+    /// The closing handshake completed.
+    Closed,
+    /// The transport ended in the middle of a frame.
+    EofMidFrame,
+    /// The handshake failed on a truncated head.
+    HandshakeEof,
+    /// The transport's own error, of this kind.
+    Io(io::ErrorKind),
+}
+
+/// The transport: input handed out a byte at a time, output taken a byte
+/// at a time, with a hiccup (`Interrupted`, then `WouldBlock`) before
+/// every other call.
+struct Faulty {
+    input: Vec<u8>,
+    at: usize,
+    /// Reads fail with a reset at this input offset.
+    reset_at: Option<usize>,
+    output: Vec<u8>,
+    /// Writes fail once this much is written.
+    fail_writes_at: Option<usize>,
+    /// Writes may hiccup with `WouldBlock` too (for tokio: `Pending`);
+    /// to a blocking stream that is its write timeout, an error.
+    writes_may_block: bool,
+    calls: usize,
+}
+
+impl Faulty {
+    fn new(fault: Fault, frames: &[u8]) -> Faulty {
+        let head = REQUEST.len();
+        let mut input = [REQUEST, frames].concat();
+        let mut reset_at = None;
+        let mut fail_writes_at = None;
+        match fault {
+            Fault::None => {}
+            Fault::EndAt(n) => input.truncate(head + n),
+            Fault::EndInHead(n) => input.truncate(n),
+            Fault::ResetAt(n) => reset_at = Some(head + n),
+            Fault::WriteFailsAt(n) => fail_writes_at = Some(n),
+        }
+        Faulty {
+            input,
+            at: 0,
+            reset_at,
+            output: Vec::new(),
+            fail_writes_at,
+            writes_may_block: false,
+            calls: 0,
+        }
+    }
+
+    /// Every other call hiccups: `Interrupted` on odd calls of a kind
+    /// that can retry at once, `WouldBlock` on the rest.
+    fn hiccup(&mut self) -> Option<io::ErrorKind> {
+        self.calls += 1;
+        match self.calls % 4 {
+            1 => Some(io::ErrorKind::Interrupted),
+            3 => Some(io::ErrorKind::WouldBlock),
+            _ => None,
+        }
+    }
+
+    fn read_byte(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(kind) = self.hiccup() {
+            return Err(kind.into());
+        }
+        if self.reset_at == Some(self.at) {
+            return Err(io::ErrorKind::ConnectionReset.into());
+        }
+        match self.input.get(self.at) {
+            Some(&byte) if !buf.is_empty() => {
+                buf[0] = byte;
+                self.at += 1;
+                Ok(1)
+            }
+            _ => Ok(0),
+        }
+    }
+
+    fn write_byte(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.hiccup() {
+            Some(io::ErrorKind::WouldBlock) if !self.writes_may_block => {}
+            Some(kind) => return Err(kind.into()),
+            None => {}
+        }
+        // The 101 response is not counted: faults are in the frames.
+        let head = self.output_head_len();
+        if self
+            .fail_writes_at
+            .is_some_and(|n| self.output.len() >= head + n)
+        {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        match buf.first() {
+            Some(&byte) => {
+                self.output.push(byte);
+                Ok(1)
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// The length of the response head in the output, once it is whole.
+    fn output_head_len(&self) -> usize {
+        self.output
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(usize::MAX / 2, |at| at + 4)
+    }
+
+    /// The frames written after the response head.
+    fn frames_out(&self) -> &[u8] {
+        let head = self.output_head_len().min(self.output.len());
+        &self.output[head..]
+    }
+}
+
+impl Read for Faulty {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_byte(buf)
+    }
+}
+
+impl Write for Faulty {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_byte(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Tokio's view: `WouldBlock` becomes a wake and `Pending`.
+impl tokio::io::AsyncRead for Faulty {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let mut byte = [0u8; 1];
+        loop {
+            match this.read_byte(&mut byte) {
+                Ok(n) => {
+                    buf.put_slice(&byte[..n]);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Faulty {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        loop {
+            match this.write_byte(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The blocking adapter's echo loop over `stream`.
+fn echo_blocking(stream: Faulty) -> (End, Faulty) {
+    use rfc6455::blocking::Error;
+    let mut ws = match rfc6455::blocking::accept(stream) {
+        Ok(ws) => ws,
+        Err(Error::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            return (End::HandshakeEof, Faulty::new(Fault::None, &[]))
+        }
+        Err(other) => panic!("handshake: {other:?}"),
+    };
+    let end = loop {
+        match ws.read() {
+            Ok(Some(message)) => {
+                if let Err(e) = ws.send(&message) {
+                    break end_of(e);
+                }
+            }
+            Ok(None) => break End::Closed,
+            Err(e) => break end_of(e),
+        }
+    };
+    (end, ws.into_inner())
+}
+
+/// The tokio adapter's echo loop over `stream`.
+async fn echo_tokio(stream: Faulty) -> (End, Faulty) {
+    use rfc6455::tokio::Error;
+    let mut ws = match rfc6455::tokio::accept(stream).await {
+        Ok(ws) => ws,
+        Err(Error::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            return (End::HandshakeEof, Faulty::new(Fault::None, &[]))
+        }
+        Err(other) => panic!("handshake: {other:?}"),
+    };
+    let end = loop {
+        match ws.recv().await {
+            Ok(Some(message)) => {
+                if let Err(e) = ws.send(&message).await {
+                    break end_of(e);
+                }
+            }
+            Ok(None) => break End::Closed,
+            Err(e) => break end_of(e),
+        }
+    };
+    let faulty = ws.get_ref();
+    let seen = Faulty {
+        input: Vec::new(),
+        at: 0,
+        reset_at: None,
+        output: faulty.output.clone(),
+        fail_writes_at: None,
+        writes_may_block: true,
+        calls: faulty.calls,
+    };
+    (end, seen)
+}
+
+fn end_of(error: rfc6455::blocking::Error) -> End {
+    use rfc6455::blocking::Error;
+    match error {
+        Error::Protocol(ProtocolError::UnexpectedEof { mid_frame: true }) => End::EofMidFrame,
+        Error::Io(e) => End::Io(e.kind()),
+        other => panic!("unexpected error {other:?}"),
+    }
+}
+
+/// The messages of the table: three data messages, then a Close.
+fn client_input() -> (Vec<u8>, Vec<Message>, Vec<usize>) {
+    let messages = vec![
+        Message::from("first"),
+        Message::from(vec![7u8; 300]),
+        Message::from("third, with ünïcödé"),
+    ];
+    let mut wire = Vec::new();
+    // Where each message's frame ends on the wire.
+    let mut ends = Vec::new();
+    for m in &messages {
+        let opcode = if m.as_text().is_some() { TEXT } else { BINARY };
+        wire.extend(client_frame(opcode, m.as_bytes()));
+        ends.push(wire.len());
+    }
+    wire.extend(client_frame(CLOSE, &1000u16.to_be_bytes()));
+    (wire, messages, ends)
+}
+
+/// The table: each fault, and what the echo loop must end with.
+fn cases(ends: &[usize], total: usize) -> Vec<(&'static str, Fault, End)> {
+    vec![
+        ("a byte at a time, with hiccups", Fault::None, End::Closed),
+        (
+            "input ends inside the second frame",
+            Fault::EndAt(ends[0] + 3),
+            End::EofMidFrame,
+        ),
+        (
+            "input ends inside the head",
+            Fault::EndInHead(20),
+            End::HandshakeEof,
+        ),
+        (
+            "a reset inside the third frame",
+            Fault::ResetAt(ends[1] + 2),
+            End::Io(io::ErrorKind::ConnectionReset),
+        ),
+        (
+            "a write fails inside the second echo",
+            Fault::WriteFailsAt(ends[0] + 10),
+            End::Io(io::ErrorKind::BrokenPipe),
+        ),
+        (
+            "input ends right after the Close",
+            Fault::EndAt(total),
+            End::Closed,
+        ),
+    ]
+}
+
+/// The echoed messages in `faulty`'s output, in order: its whole
+/// unmasked data frames (a write that failed may leave a frame cut short).
+fn echoed(faulty: &Faulty) -> Vec<Vec<u8>> {
+    let mut out = faulty.frames_out();
+    let mut echoes = Vec::new();
+    while out.len() >= 2 {
+        let (len, head) = match out[1] & 0x7f {
+            126 if out.len() >= 4 => (usize::from(u16::from_be_bytes([out[2], out[3]])), 4),
+            126 | 127 => break,
+            len => (usize::from(len), 2),
+        };
+        if out.len() < head + len {
+            break;
+        }
+        if matches!(out[0] & 0x0f, TEXT | BINARY) {
+            echoes.push(out[head..head + len].to_vec());
+        }
+        out = &out[head + len..];
+    }
+    echoes
+}
+
+/// Checks one run: the end, the echoes (a prefix of what was sent, every
+/// message that arrived whole and was echoed before the fault), and a
+/// bound on the transport calls.
+fn check(adapter: &str, name: &str, fault: Fault, want: End, got: (End, Faulty)) {
+    let (end, faulty) = got;
+    let (wire, messages, ends) = client_input();
+    assert_eq!(end, want, "{adapter}: {name}");
+    let echoes = echoed(&faulty);
+    let arrived = match fault {
+        Fault::None => messages.len(),
+        Fault::EndAt(n) | Fault::ResetAt(n) => ends.iter().filter(|&&e| e <= n).count(),
+        Fault::EndInHead(_) => 0,
+        Fault::WriteFailsAt(_) => messages.len(),
+    };
+    assert!(
+        echoes.len() <= arrived,
+        "{adapter}: {name}: more echoes than messages"
+    );
+    if !matches!(fault, Fault::WriteFailsAt(_)) {
+        assert_eq!(echoes.len(), arrived, "{adapter}: {name}: a message lost");
+    }
+    for (echo, message) in echoes.iter().zip(&messages) {
+        assert_eq!(
+            echo.as_slice(),
+            message.as_bytes(),
+            "{adapter}: {name}: out of order"
+        );
+    }
+    // One byte per call and a hiccup on every other: about four calls a
+    // byte each way; a busy loop would make thousands.
+    let bytes = REQUEST.len() + wire.len() + faulty.output.len();
+    assert!(
+        faulty.calls <= 8 * bytes + 64,
+        "{adapter}: {name}: {} transport calls for {bytes} bytes",
+        faulty.calls
+    );
+}
+
+#[test]
+fn the_blocking_adapter_through_every_fault() {
+    let (wire, _, ends) = client_input();
+    for (name, fault, want) in cases(&ends, wire.len()) {
+        let got = echo_blocking(Faulty::new(fault, &wire));
+        check("blocking", name, fault, want, got);
+    }
+}
+
+#[tokio::test]
+async fn the_tokio_adapter_through_every_fault() {
+    let (wire, _, ends) = client_input();
+    for (name, fault, want) in cases(&ends, wire.len()) {
+        let got = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            echo_tokio(Faulty {
+                writes_may_block: true,
+                ..Faulty::new(fault, &wire)
+            }),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("tokio: {name}: hung"));
+        check("tokio", name, fault, want, got);
+    }
+}
