@@ -164,15 +164,16 @@ async fn run_tokio(mut ws: rfc6455::tokio::WebSocket<tokio::net::TcpStream>, app
     Ok(ws.closed().cloned())
 }
 
+#[cfg(feature = "embedded-io-async")]
+#[path = "common/tokio_clock.rs"]
+mod tokio_clock;
+
 /// The embedded-io-async adapter on a host: tokio sockets through
 /// embedded-io-adapters' bridge, tokio's clock behind `Clock`.
 #[cfg(feature = "embedded-io-async")]
 mod embedded {
-    use std::sync::OnceLock;
-
     use embedded_io_adapters::tokio_1::FromTokio;
     use rfc6455::embedded::{Error as EmbeddedError, WebSocket};
-    use rfc6455::Timestamp;
 
     use super::{App, CloseCode, Error, Outcome};
 
@@ -183,22 +184,7 @@ mod embedded {
         FromTokio::new(tokio::net::TcpStream::from_std(stream).unwrap())
     }
 
-    pub struct TokioClock;
-
-    fn epoch() -> tokio::time::Instant {
-        static EPOCH: OnceLock<tokio::time::Instant> = OnceLock::new();
-        *EPOCH.get_or_init(tokio::time::Instant::now)
-    }
-
-    impl rfc6455::embedded::Clock for TokioClock {
-        fn now(&self) -> Timestamp {
-            Timestamp::from(epoch().elapsed())
-        }
-
-        async fn sleep_until(&self, deadline: Timestamp) {
-            tokio::time::sleep_until(epoch() + deadline.since_epoch()).await;
-        }
-    }
+    pub use super::tokio_clock::TokioClock;
 
     /// The embedded adapter's error as the other adapters spell it.
     pub fn error(e: EmbeddedError<std::io::Error>) -> Error {

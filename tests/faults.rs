@@ -1,5 +1,6 @@
-//! Fault injection: one table of transport faults, run through both
-//! adapters (blocking and tokio), each as a server with an echo loop.
+//! Fault injection: one table of transport faults, run through every
+//! adapter (blocking, tokio, and embedded-io-async over tokio's traits),
+//! each as a server with an echo loop.
 //!
 //! The transport ([`Faulty`]) hands out its input one byte per read and
 //! takes one byte per write, with `Interrupted` and `WouldBlock` (for
@@ -12,6 +13,9 @@
 #![cfg(all(feature = "tokio", feature = "blocking"))]
 
 mod common;
+#[cfg(feature = "embedded-io-async")]
+#[path = "common/tokio_clock.rs"]
+mod tokio_clock;
 
 use std::io::{self, Read, Write};
 use std::pin::Pin;
@@ -145,6 +149,20 @@ impl Faulty {
         }
     }
 
+    /// What the checks look at (output and call count), for an adapter
+    /// that lends its stream but does not give it back.
+    fn seen(&self) -> Faulty {
+        Faulty {
+            input: Vec::new(),
+            at: 0,
+            reset_at: None,
+            output: self.output.clone(),
+            fail_writes_at: None,
+            writes_may_block: true,
+            calls: self.calls,
+        }
+    }
+
     /// The length of the response head in the output, once it is whole.
     fn output_head_len(&self) -> usize {
         self.output
@@ -272,17 +290,45 @@ async fn echo_tokio(stream: Faulty) -> (End, Faulty) {
             Err(e) => break end_of(e),
         }
     };
-    let faulty = ws.get_ref();
-    let seen = Faulty {
-        input: Vec::new(),
-        at: 0,
-        reset_at: None,
-        output: faulty.output.clone(),
-        fail_writes_at: None,
-        writes_may_block: true,
-        calls: faulty.calls,
+    (end, ws.get_ref().seen())
+}
+
+/// The embedded adapter's echo loop over `stream` (through
+/// embedded-io-adapters' bridge from tokio's traits).
+#[cfg(feature = "embedded-io-async")]
+async fn echo_embedded(stream: Faulty) -> (End, Faulty) {
+    use embedded_io_adapters::tokio_1::FromTokio;
+    use rfc6455::embedded::Error;
+    let accepted = rfc6455::embedded::accept_with(
+        FromTokio::new(stream),
+        tokio_clock::TokioClock,
+        rfc6455::Config::default(),
+        |_| Ok(rfc6455::handshake::Accept::new()),
+    )
+    .await;
+    let mut ws = match accepted {
+        Ok(ws) => ws,
+        Err(Error::Eof) => return (End::HandshakeEof, Faulty::new(Fault::None, &[])),
+        Err(other) => panic!("handshake: {other:?}"),
     };
-    (end, seen)
+    let end_of = |error: Error<io::Error>| match error {
+        Error::Protocol(ProtocolError::UnexpectedEof { mid_frame: true }) => End::EofMidFrame,
+        Error::Io(e) => End::Io(e.kind()),
+        other => panic!("unexpected error {other:?}"),
+    };
+    let end = loop {
+        match ws.recv().await {
+            Ok(Some(message)) => {
+                if let Err(e) = ws.send(&message).await {
+                    break end_of(e);
+                }
+            }
+            Ok(None) => break End::Closed,
+            Err(e) => break end_of(e),
+        }
+    };
+    let faulty = ws.get_ref().inner();
+    (end, faulty.seen())
 }
 
 fn end_of(error: rfc6455::blocking::Error) -> End {
@@ -428,5 +474,23 @@ async fn the_tokio_adapter_through_every_fault() {
         .await
         .unwrap_or_else(|_| panic!("tokio: {name}: hung"));
         check("tokio", name, fault, want, got);
+    }
+}
+
+#[cfg(feature = "embedded-io-async")]
+#[tokio::test]
+async fn the_embedded_adapter_through_every_fault() {
+    let (wire, _, ends) = client_input();
+    for (name, fault, want) in cases(&ends, wire.len()) {
+        let got = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            echo_embedded(Faulty {
+                writes_may_block: true,
+                ..Faulty::new(fault, &wire)
+            }),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("embedded: {name}: hung"));
+        check("embedded", name, fault, want, got);
     }
 }
