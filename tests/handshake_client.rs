@@ -375,3 +375,61 @@ fn the_nonce_comes_from_the_key_source_and_a_client_needs_one() {
     );
     assert!(Connection::try_new(Role::Server, config).is_ok());
 }
+
+/// Bytes 0x80 to 0xFF in a response's fields (obs-text, which HTTP
+/// allows) give the specific error, never a panic: in
+/// `Sec-WebSocket-Protocol` (which crashed another runtime's client in
+/// 2026), `Sec-WebSocket-Extensions`, `Sec-WebSocket-Accept`, `Upgrade`,
+/// and a field of no interest (which is ignored).
+#[test]
+fn bytes_above_ascii_in_response_fields() {
+    let offered = ClientRequest::new("server.example.com", "/chat").protocol("chat");
+    let head = |extra: &[u8]| -> Vec<u8> {
+        let mut bytes = response(SWITCHING, &[UPGRADE, CONNECTION, RFC_ACCEPT]);
+        bytes.truncate(bytes.len() - 2);
+        bytes.extend_from_slice(extra);
+        bytes.extend_from_slice(b"\r\n\r\n");
+        bytes
+    };
+    let with_upgrade = |value: &[u8]| -> Vec<u8> {
+        let mut bytes =
+            format!("{SWITCHING}\r\n{CONNECTION}\r\n{RFC_ACCEPT}\r\nUpgrade: ").into_bytes();
+        bytes.extend_from_slice(value);
+        bytes.extend_from_slice(b"\r\n\r\n");
+        bytes
+    };
+    let cases: Vec<(&str, Vec<u8>, Result<(), HandshakeError>)> = vec![
+        (
+            "protocol",
+            head(b"Sec-WebSocket-Protocol: ch\xffat\x80"),
+            Err(HandshakeError::UnexpectedProtocol(
+                "ch\u{fffd}at\u{fffd}".into(),
+            )),
+        ),
+        (
+            "extension",
+            head(b"Sec-WebSocket-Extensions: \xc3\xa9x"),
+            Err(HandshakeError::UnexpectedExtension("(malformed)".into())),
+        ),
+        (
+            "upgrade",
+            with_upgrade(b"websocket\xff"),
+            Err(HandshakeError::MissingUpgrade),
+        ),
+        (
+            "a field of no interest",
+            head(b"X-Note: \xfe\xff\x80"),
+            Ok(()),
+        ),
+    ];
+    for (name, bytes, want) in cases {
+        let got = rfc_handshake(&offered)
+            .handle_read(&bytes)
+            .map(|c| c.done().map(drop).expect("a whole head"));
+        match (&got, &want) {
+            (Ok(()), Ok(())) => {}
+            (Err(got), Err(want)) => assert_eq!(got, want, "{name}"),
+            _ => panic!("{name}: got {got:?}, want {want:?}"),
+        }
+    }
+}

@@ -362,6 +362,14 @@ pub(super) fn agree(
     // and this header field indicates the use of a subprotocol that was
     // not present in the client's handshake ..., the client MUST _Fail
     // the WebSocket Connection_."
+    // A value that is not UTF-8 (bytes 0x80-0xFF, which HTTP allows in
+    // a field) names no subprotocol we offered: we offer tokens only.
+    if let Some(value) =
+        header_values(headers, "Sec-WebSocket-Protocol").find(|v| core::str::from_utf8(v).is_err())
+    {
+        let value = String::from_utf8_lossy(value).into_owned();
+        return Err(HandshakeError::UnexpectedProtocol(value));
+    }
     let chosen: Vec<&str> = header_tokens(headers, "Sec-WebSocket-Protocol").collect();
     let protocol = match chosen.as_slice() {
         [] => None,
