@@ -584,11 +584,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// fewer already do): what [`queue`](WebSocket::queue) waits for.
     async fn write_below_high_water(&mut self) -> Result<(), Error> {
         let Inner { io, conn, .. } = &mut self.inner;
-        poll_fn(|cx| {
-            io.poll_write_down_to(conn, cx, Side::Writer, HIGH_WATER - 1)
-                .map_ok(drop)
-        })
-        .await
+        poll_fn(|cx| io.poll_write_down_to(conn, cx, Side::Writer, HIGH_WATER - 1)).await
     }
 
     /// Sends a text message and writes it out.
@@ -899,14 +895,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
 
     /// Writes everything queued.
     pub async fn flush(&mut self) -> Result<(), Error> {
-        let flushed = {
-            let inner = &mut *lock(&self.shared);
-            inner.io.flush_now(&mut inner.conn)
-        };
-        if flushed {
-            return Ok(());
-        }
-        poll_fn(|cx| lock(&self.shared).poll_flush_output(cx, Side::Writer)).await
+        self.send_with(|_| Ok(())).await
     }
 
     /// Queues output with `command`, then writes it: under one lock if the
@@ -1334,27 +1323,22 @@ impl<S: AsyncWrite + Unpin> Io<S> {
         true
     }
 
-    /// Writes until at most `keep` bytes are unsent; returns whether it
-    /// wrote anything.
+    /// Writes until at most `keep` bytes are unsent.
     fn poll_write_down_to(
         &mut self,
         conn: &mut Connection,
         cx: &mut Context<'_>,
         side: Side,
         keep: usize,
-    ) -> Poll<Result<bool, Error>> {
-        let mut wrote = false;
+    ) -> Poll<Result<(), Error>> {
         while conn.pending_output_len() > keep {
             match ready!(self.poll_write_some(conn, cx, side)) {
                 Ok(0) => return Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into()))),
-                Ok(n) => {
-                    conn.consume_output(n);
-                    wrote = true;
-                }
+                Ok(n) => conn.consume_output(n),
                 Err(e) => return Poll::Ready(Err(e.into())),
             }
         }
-        Poll::Ready(Ok(wrote))
+        Poll::Ready(Ok(()))
     }
 
     fn poll_flush_output(

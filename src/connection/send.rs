@@ -63,11 +63,7 @@ impl Connection {
             return self.send(kind, &payload);
         }
         self.check_can_start_message()?;
-        let mask = match self.role {
-            // A client is only made with a key source (`Connection::try_new`).
-            Role::Client => Some(self.config.mask_keys.next_key().unwrap_or_default()),
-            Role::Server => None,
-        };
+        let mask = self.next_mask();
         if let Some(key) = mask {
             apply_mask(&mut payload, key, 0);
         }
@@ -304,11 +300,7 @@ impl Connection {
 
     /// Encodes one frame into the output, masked if we are the client.
     pub(super) fn write_frame(&mut self, fin: bool, opcode: OpCode, rsv: u8, payload: &[u8]) {
-        let mask = match self.role {
-            // A client is only made with a key source (`Connection::try_new`).
-            Role::Client => Some(self.config.mask_keys.next_key().unwrap_or_default()),
-            Role::Server => None,
-        };
+        let mask = self.next_mask();
         self.output.buf().reserve(MAX_HEADER_LEN + payload.len());
         self.write_header(fin, opcode, rsv, payload.len(), mask);
         let output = self.output.buf();
@@ -316,6 +308,16 @@ impl Connection {
             // One pass: the payload is masked as it is copied.
             Some(key) => extend_masked(output, payload, key),
             None => output.extend_from_slice(payload),
+        }
+    }
+
+    /// The masking key of our next frame: a fresh one if we are the
+    /// client (§5.3), none if we are the server.
+    fn next_mask(&mut self) -> Option<[u8; 4]> {
+        match self.role {
+            // A client is only made with a key source (`Connection::try_new`).
+            Role::Client => Some(self.config.mask_keys.next_key().unwrap_or_default()),
+            Role::Server => None,
         }
     }
 
