@@ -460,37 +460,32 @@ fn the_blocking_adapter_through_every_fault() {
     }
 }
 
-#[tokio::test]
-async fn the_tokio_adapter_through_every_fault() {
+/// The table through an async adapter's echo loop: writes may be
+/// `Pending` too, and each case is bounded in time.
+async fn through_every_fault<Fut>(adapter: &str, echo: fn(Faulty) -> Fut)
+where
+    Fut: std::future::Future<Output = (End, Faulty)>,
+{
     let (wire, _, ends) = client_input();
     for (name, fault, want) in cases(&ends, wire.len()) {
-        let got = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            echo_tokio(Faulty {
-                writes_may_block: true,
-                ..Faulty::new(fault, &wire)
-            }),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("tokio: {name}: hung"));
-        check("tokio", name, fault, want, got);
+        let stream = Faulty {
+            writes_may_block: true,
+            ..Faulty::new(fault, &wire)
+        };
+        let got = tokio::time::timeout(std::time::Duration::from_secs(10), echo(stream))
+            .await
+            .unwrap_or_else(|_| panic!("{adapter}: {name}: hung"));
+        check(adapter, name, fault, want, got);
     }
+}
+
+#[tokio::test]
+async fn the_tokio_adapter_through_every_fault() {
+    through_every_fault("tokio", echo_tokio).await;
 }
 
 #[cfg(feature = "embedded-io-async")]
 #[tokio::test]
 async fn the_embedded_adapter_through_every_fault() {
-    let (wire, _, ends) = client_input();
-    for (name, fault, want) in cases(&ends, wire.len()) {
-        let got = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            echo_embedded(Faulty {
-                writes_may_block: true,
-                ..Faulty::new(fault, &wire)
-            }),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("embedded: {name}: hung"));
-        check("embedded", name, fault, want, got);
-    }
+    through_every_fault("embedded", echo_embedded).await;
 }
