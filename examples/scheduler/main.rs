@@ -355,14 +355,9 @@ impl Board {
             (_, None) => Err(format!("there is no slot {slot}")),
             (_, Some(row)) if action == "booked" => {
                 let by = row["booked_by"].as_str().unwrap_or("someone");
-                Err(
-                    format!("{} {} is already booked by {by}", row["day"], row["time"])
-                        .replace('"', ""),
-                )
+                Err(format!("{} is already booked by {by}", slot_label(&row)))
             }
-            (_, Some(row)) => {
-                Err(format!("{} {} is not booked", row["day"], row["time"]).replace('"', ""))
-            }
+            (_, Some(row)) => Err(format!("{} is not booked", slot_label(&row))),
         })
     }
 
@@ -413,6 +408,12 @@ impl Board {
             }
         }
     }
+}
+
+/// A slot as people read it: "Mon 09:00".
+fn slot_label(row: &Value) -> String {
+    let field = |name: &str| row[name].as_str().unwrap_or("?").to_string();
+    format!("{} {}", field("day"), field("time"))
 }
 
 /// A slot row as JSON.
