@@ -1,12 +1,13 @@
 //! The standard Autobahn TestSuite client driver.
 //!
 //! ```text
-//! cargo run --release --example autobahn_client -- [URL] [--blocking | --embedded | --http2] [--agent NAME]
+//! cargo run --release --example autobahn_client -- [URL] [--blocking | --embedded | --uring | --http2] [--agent NAME]
 //! ```
 //!
 //! The default runs the tokio adapter; `--blocking` the blocking one, and
 //! `--embedded` the embedded-io-async one (feature `embedded-io-async`)
-//! over tokio's sockets; `--http2` the tokio adapter's loop on HTTP/2
+//! over tokio's sockets; `--uring` the compio driver (feature `compio`:
+//! io_uring on Linux); `--http2` the tokio adapter's loop on HTTP/2
 //! streams (RFC 8441, feature `http2`), every case a stream of one
 //! HTTP/2 connection with prior knowledge (the Autobahn run puts haproxy
 //! between it and the HTTP/1.1 fuzzing server).
@@ -26,6 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut blocking = false;
     let mut embedded = false;
     let mut http2 = false;
+    let mut uring = false;
     let mut agent = None;
     let mut quick = false;
     let mut args = std::env::args().skip(1);
@@ -34,6 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--blocking" => blocking = true,
             "--embedded" => embedded = true,
             "--http2" => http2 = true,
+            "--uring" => uring = true,
             "--quickack" => quick = true,
             "--agent" => agent = args.next(),
             other => url = other.trim_end_matches('/').to_string(),
@@ -46,6 +49,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "rfc6455-embedded"
         } else if http2 {
             "rfc6455-http2"
+        } else if uring {
+            "rfc6455-uring"
         } else {
             "rfc6455-tokio"
         }
@@ -61,6 +66,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .block_on(embedded::run(&url, &agent, quick));
         #[cfg(not(feature = "embedded-io-async"))]
         return Err("--embedded needs --features embedded-io-async".into());
+    } else if uring {
+        #[cfg(feature = "compio")]
+        return compio::runtime::Runtime::new()?.block_on(uring::run(&url, &agent, quick));
+        #[cfg(not(feature = "compio"))]
+        return Err("--uring needs --features compio".into());
     } else if http2 {
         #[cfg(feature = "http2")]
         return tokio::runtime::Builder::new_current_thread()
@@ -264,6 +274,59 @@ mod http2 {
             }
         }
         let mut ws = connect(&mut client, &format!("{url}/updateReports?agent={agent}")).await?;
+        while let Ok(Some(_)) = ws.recv().await {}
+        println!("reports updated for {agent}");
+        Ok(())
+    }
+}
+
+/// The compio driver (io_uring on Linux).
+#[cfg(feature = "compio")]
+mod uring {
+    use rfc6455::compio::{self as driver, WebSocket, WsUrl};
+
+    use super::autobahn::uring::QuickAck;
+    use super::{autobahn, case_count};
+
+    type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+    /// Connects to one case, with `TCP_QUICKACK` if asked.
+    async fn connect(
+        url: &str,
+        quick: bool,
+    ) -> std::result::Result<WebSocket<QuickAck>, driver::Error> {
+        let url = WsUrl::parse(url)?;
+        let stream = compio::net::TcpStream::connect(url.socket_addr()).await?;
+        stream.set_nodelay(true)?;
+        driver::client_with(
+            QuickAck(stream, quick),
+            &url.request(),
+            autobahn::config(true),
+        )
+        .await
+    }
+
+    pub async fn run(url: &str, agent: &str, quick: bool) -> Result<()> {
+        let mut ws = driver::connect(&format!("{url}/getCaseCount")).await?;
+        let count = case_count(ws.recv().await?)?;
+        while ws.recv().await?.is_some() {}
+        println!("{count} cases");
+        for case in 1..=count {
+            let mut ws =
+                match connect(&format!("{url}/runCase?case={case}&agent={agent}"), quick).await {
+                    Ok(ws) => ws,
+                    Err(err) => {
+                        println!("case {case}: {err}");
+                        continue;
+                    }
+                };
+            while let Ok(Some(message)) = ws.recv().await {
+                if ws.send(&message).await.is_err() {
+                    break;
+                }
+            }
+        }
+        let mut ws = driver::connect(&format!("{url}/updateReports?agent={agent}")).await?;
         while let Ok(Some(_)) = ws.recv().await {}
         println!("reports updated for {agent}");
         Ok(())

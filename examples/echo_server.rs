@@ -1,14 +1,15 @@
 //! An echo server: every text and binary message comes back unchanged.
 //!
 //! ```text
-//! cargo run --release --example echo_server -- [ADDR] [--blocking | --embedded | --tls]
+//! cargo run --release --example echo_server -- [ADDR] [--blocking | --embedded | --uring | --tls]
 //! ```
 //!
 //! ADDR defaults to 127.0.0.1:9001. The default serves with the tokio
 //! adapter, a task per connection; `--blocking` serves with the blocking
 //! adapter, a thread per connection; `--embedded` with the
 //! embedded-io-async adapter (feature `embedded-io-async`) over tokio's
-//! sockets, a task per connection. With the `http2` feature the tokio mode
+//! sockets, a task per connection; `--uring` with the compio driver
+//! (feature `compio`: io_uring on Linux), one thread. With the `http2` feature the tokio mode
 //! also takes HTTP/2 with prior knowledge on the same port (RFC 8441, one
 //! WebSocket per stream). `--tls` serves wss:// with a self-signed
 //! certificate made at start, and with the `http2` feature offers HTTP/2
@@ -35,6 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut addr = "127.0.0.1:9001".to_string();
     let mut blocking = false;
     let mut embedded = false;
+    let mut uring = false;
     let mut quick = false;
     let mut secure = false;
     for arg in std::env::args().skip(1) {
@@ -42,10 +44,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--blocking" => blocking = true,
             "--tls" => secure = true,
             "--embedded" => embedded = true,
+            "--uring" => uring = true,
             "--quickack" => quick = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: echo_server [ADDR] [--blocking | --embedded | --tls] [--quickack]"
+                    "usage: echo_server [ADDR] [--blocking | --embedded | --uring | --tls] [--quickack]"
                 );
                 return Ok(());
             }
@@ -59,6 +62,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .block_on(serve_tls(&addr))
     } else if blocking {
         serve_blocking(&addr, quick)
+    } else if uring {
+        #[cfg(feature = "compio")]
+        return compio::runtime::Runtime::new()?.block_on(serve_uring(&addr, quick));
+        #[cfg(not(feature = "compio"))]
+        return Err("--uring needs --features compio".into());
     } else if embedded {
         #[cfg(feature = "embedded-io-async")]
         return tokio::runtime::Builder::new_multi_thread()
@@ -266,6 +274,49 @@ async fn serve_embedded(addr: &str, quick: bool) -> Result<(), Box<dyn std::erro
             log(peer, &path, outcome.map(|()| ws.closed()));
         });
     }
+}
+
+/// The compio driver: io_uring on Linux, one thread, a task per
+/// connection.
+#[cfg(feature = "compio")]
+async fn serve_uring(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = compio::net::TcpListener::bind(addr).await?;
+    println!(
+        "echo server (compio, io_uring) listening on ws://{}",
+        listener.local_addr()?
+    );
+    loop {
+        let (stream, peer) = accept::accept_uring(&listener).await?;
+        compio::runtime::spawn(echo_uring(autobahn::uring::QuickAck(stream, quick), peer)).detach();
+    }
+}
+
+#[cfg(feature = "compio")]
+async fn echo_uring(stream: autobahn::uring::QuickAck, peer: SocketAddr) {
+    let mut path = String::new();
+    let accepted = rfc6455::compio::accept_with(stream, autobahn::config(false), |request| {
+        path = request.path().to_string();
+        Ok(Accept::new())
+    })
+    .await;
+    let mut ws = match accepted {
+        Ok(ws) => ws,
+        Err(err) => return log(peer, &path, Err(err.to_string())),
+    };
+    let outcome = loop {
+        match ws.recv().await {
+            // Queued, and written with the next read: a burst of messages
+            // is echoed in one write.
+            Ok(Some(message)) => {
+                if let Err(err) = ws.queue(&message).await {
+                    break Err(err.to_string());
+                }
+            }
+            Ok(None) => break Ok(()),
+            Err(err) => break Err(err.to_string()),
+        }
+    };
+    log(peer, &path, outcome.map(|()| ws.closed()));
 }
 
 fn serve_blocking(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::Error>> {

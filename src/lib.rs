@@ -76,12 +76,14 @@ pub mod proxy;
 mod time;
 mod utf8;
 
-#[cfg(any(feature = "blocking", feature = "tokio"))]
+#[cfg(any(feature = "blocking", feature = "tokio", feature = "compio"))]
 mod adapter;
 #[cfg(feature = "axum")]
 pub mod axum;
 #[cfg(feature = "blocking")]
 pub mod blocking;
+#[cfg(feature = "compio")]
+pub mod compio;
 #[cfg(feature = "embedded-io-async")]
 pub mod embedded;
 #[cfg(feature = "http")]

@@ -9,7 +9,7 @@
 //! fails the same way until a connection closes) and accept again. Only an
 //! error that says the listener itself is unusable ends the loop.
 
-#![allow(dead_code)] // Each example uses one of the two.
+#![allow(dead_code)] // Each example uses some of them.
 
 use std::io;
 use std::net::SocketAddr;
@@ -61,6 +61,26 @@ pub fn accept_blocking(
             Err(error) => {
                 println!("accept: {error}; again in {BACKOFF:?}");
                 std::thread::sleep(BACKOFF);
+            }
+        }
+    }
+}
+
+/// The next connection from a compio listener, with TCP_NODELAY set.
+#[cfg(feature = "compio")]
+pub async fn accept_uring(
+    listener: &compio::net::TcpListener,
+) -> io::Result<(compio::net::TcpStream, SocketAddr)> {
+    loop {
+        match listener.accept().await {
+            Ok((tcp, peer)) => {
+                let _ = tcp.set_nodelay(true);
+                return Ok((tcp, peer));
+            }
+            Err(error) if is_fatal(&error) => return Err(error),
+            Err(error) => {
+                println!("accept: {error}; again in {BACKOFF:?}");
+                compio::time::sleep(BACKOFF).await;
             }
         }
     }

@@ -131,3 +131,46 @@ pub mod embedded {
         }
     }
 }
+
+/// The compio driver's stream with `TCP_QUICKACK`, for the Autobahn runs.
+#[cfg(feature = "compio")]
+pub mod uring {
+    use std::io;
+
+    use compio::buf::{BufResult, IoBuf, IoBufMut, IoVectoredBuf};
+    use compio::io::{AsyncRead, AsyncWrite};
+
+    /// A compio `TcpStream` that sets `TCP_QUICKACK` before each read, if `.1`.
+    pub struct QuickAck(pub compio::net::TcpStream, pub bool);
+
+    impl AsyncRead for &QuickAck {
+        async fn read<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
+            if self.1 {
+                super::quickack(&self.0);
+            }
+            let mut stream = &self.0;
+            stream.read(buf).await
+        }
+    }
+
+    impl AsyncWrite for &QuickAck {
+        async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+            let mut stream = &self.0;
+            stream.write(buf).await
+        }
+
+        async fn write_vectored<T: IoVectoredBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+            let mut stream = &self.0;
+            stream.write_vectored(buf).await
+        }
+
+        async fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+
+        async fn shutdown(&mut self) -> io::Result<()> {
+            let mut stream = &self.0;
+            stream.shutdown().await
+        }
+    }
+}

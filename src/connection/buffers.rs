@@ -141,6 +141,41 @@ impl Connection {
         }
     }
 
+    /// The room for the next read as an owned buffer, for a driver whose
+    /// reads complete later (io_uring, IOCP): the kernel fills the buffer
+    /// while the driver goes on, so it cannot borrow the connection the
+    /// way [`read_buffer`](Connection::read_buffer) does.
+    ///
+    /// The buffer is empty, with room for at least `size` bytes: the
+    /// spare capacity of the connection's own receive buffer, split off.
+    /// Hand it back filled (or empty, after an error or end of stream)
+    /// with [`handle_read_owned`](Connection::handle_read_owned), which
+    /// joins it to the bytes received before without a copy.
+    pub fn read_buffer_owned(&mut self, size: usize) -> BytesMut {
+        if self.input.len() + size > self.input.capacity() {
+            self.input.reserve(size);
+        }
+        let filled = self.input.len();
+        self.input.split_off(filled)
+    }
+
+    /// Feeds the bytes a read put in a buffer from
+    /// [`read_buffer_owned`](Connection::read_buffer_owned): input exactly
+    /// as if passed to [`handle_read`](Connection::handle_read). The buffer
+    /// rejoins the connection's receive buffer in place when it is the one
+    /// lent (any other buffer's bytes are copied), so its capacity serves
+    /// the next read. Bytes that arrive after the connection is closed
+    /// are dropped.
+    pub fn handle_read_owned(&mut self, data: BytesMut) {
+        if matches!(self.state(), crate::State::Closed) {
+            return;
+        }
+        if !data.is_empty() {
+            self.timers.heard();
+        }
+        self.input.unsplit(data);
+    }
+
     /// How many bytes the next read should ask for: `default` between
     /// frames, and exactly what is missing of a frame whose payload is
     /// arriving. A read that stops at the frame's end leaves nothing of the
