@@ -1,6 +1,6 @@
 //! Fault injection: one table of transport faults, run through every
-//! adapter (blocking, tokio, and embedded-io-async over tokio's traits),
-//! each as a server with an echo loop.
+//! adapter (blocking, tokio, embedded-io-async over tokio's traits, and
+//! the compio driver), each as a server with an echo loop.
 //!
 //! The transport ([`Faulty`]) hands out its input one byte per read and
 //! takes one byte per write, with `Interrupted` and `WouldBlock` (for
@@ -488,4 +488,130 @@ async fn the_tokio_adapter_through_every_fault() {
 #[tokio::test]
 async fn the_embedded_adapter_through_every_fault() {
     through_every_fault("embedded", echo_embedded).await;
+}
+
+/// The compio driver: a stream whose shared reference reads and writes
+/// (the driver keeps a read in flight while it writes), so the faulty
+/// transport sits in a `RefCell`.
+#[cfg(feature = "compio")]
+mod on_compio {
+    use std::cell::RefCell;
+    use std::future::poll_fn;
+    use std::io;
+    use std::task::Poll;
+    use std::time::Duration;
+
+    use compio::buf::{BufResult, IoBuf, IoBufMut, IoVectoredBuf};
+    use compio::io::{AsyncRead, AsyncWrite};
+
+    use super::{cases, check, client_input, end_of, End, Fault, Faulty};
+
+    struct Shared(RefCell<Faulty>);
+
+    /// `Pending` once, with a wake: what `WouldBlock` is to an async stream.
+    async fn yield_once() {
+        let mut yielded = false;
+        poll_fn(|cx| {
+            if yielded {
+                return Poll::Ready(());
+            }
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        })
+        .await
+    }
+
+    impl AsyncRead for &Shared {
+        async fn read<B: IoBufMut>(&mut self, mut buf: B) -> BufResult<usize, B> {
+            let mut byte = [0u8; 1];
+            loop {
+                let read = self.0.borrow_mut().read_byte(&mut byte);
+                match read {
+                    Ok(n) => {
+                        let copied = buf.extend_from_slice(&byte[..n]);
+                        return BufResult(copied.map(|()| n).map_err(io::Error::other), buf);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => yield_once().await,
+                    Err(e) => return BufResult(Err(e), buf),
+                }
+            }
+        }
+    }
+
+    impl AsyncWrite for &Shared {
+        async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+            loop {
+                let written = self.0.borrow_mut().write_byte(buf.as_init());
+                match written {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => yield_once().await,
+                    other => return BufResult(other, buf),
+                }
+            }
+        }
+
+        async fn write_vectored<T: IoVectoredBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+            let mut first = Vec::new();
+            for piece in buf.iter_slice() {
+                if !piece.is_empty() {
+                    first.extend_from_slice(piece);
+                    break;
+                }
+            }
+            let BufResult(written, _) = self.write(first).await;
+            BufResult(written, buf)
+        }
+
+        async fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+
+        async fn shutdown(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    async fn echo_compio(stream: Faulty) -> (End, Faulty) {
+        use rfc6455::compio::Error;
+        let mut ws = match rfc6455::compio::accept(Shared(RefCell::new(stream))).await {
+            Ok(ws) => ws,
+            Err(Error::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return (End::HandshakeEof, Faulty::new(Fault::None, &[]))
+            }
+            Err(other) => panic!("handshake: {other:?}"),
+        };
+        let end = loop {
+            match ws.recv().await {
+                Ok(Some(message)) => {
+                    if let Err(e) = ws.send(&message).await {
+                        break end_of(e);
+                    }
+                }
+                Ok(None) => break End::Closed,
+                Err(e) => break end_of(e),
+            }
+        };
+        let seen = ws.get_ref().0.borrow().seen();
+        (end, seen)
+    }
+
+    #[test]
+    fn the_compio_driver_through_every_fault() {
+        let runtime = compio::runtime::Runtime::new().expect("a compio runtime");
+        runtime.block_on(async {
+            let (wire, _, ends) = client_input();
+            for (name, fault, want) in cases(&ends, wire.len()) {
+                let stream = Faulty {
+                    writes_may_block: true,
+                    ..Faulty::new(fault, &wire)
+                };
+                let got = compio::time::timeout(Duration::from_secs(10), echo_compio(stream))
+                    .await
+                    .unwrap_or_else(|_| panic!("compio: {name}: hung"));
+                check("compio", name, fault, want, got);
+            }
+        });
+    }
 }

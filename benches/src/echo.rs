@@ -342,7 +342,11 @@ pub fn run(budget: Budget) {
         pin_current_thread(Some(placement.load_cpus));
         let mut servers: Vec<ServerProcess> = ServerLib::MAIN
             .iter()
-            .chain(&[ServerLib::TungsteniteFeed, ServerLib::Rfc6455Send])
+            .chain(&[
+                ServerLib::TungsteniteFeed,
+                ServerLib::Rfc6455Send,
+                ServerLib::Rfc6455Uring,
+            ])
             .map(|&lib| ServerProcess::start(lib, placement.server_cpus).expect("start a server"))
             .collect();
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -366,21 +370,21 @@ pub fn run(budget: Budget) {
                 "ours/best peer",
                 "p99 ours/best peer",
                 "rfc6455-send",
+                "rfc6455-uring",
+                "uring/best peer",
+                "uring/rfc6455",
                 "drops",
             ],
         );
         for mode in [Mode::PingPong, Mode::Pipelined] {
             for &conns in &CONNS {
                 for &size in &SIZES {
-                    let libs: Vec<ServerLib> = match mode {
-                        Mode::PingPong => ServerLib::MAIN.to_vec(),
-                        Mode::Pipelined => {
-                            let mut v = ServerLib::MAIN.to_vec();
-                            v.push(ServerLib::TungsteniteFeed);
-                            v.push(ServerLib::Rfc6455Send);
-                            v
-                        }
-                    };
+                    let mut libs: Vec<ServerLib> = ServerLib::MAIN.to_vec();
+                    if mode == Mode::Pipelined {
+                        libs.push(ServerLib::TungsteniteFeed);
+                        libs.push(ServerLib::Rfc6455Send);
+                    }
+                    libs.push(ServerLib::Rfc6455Uring);
                     let mut samples: Vec<Vec<EchoResult>> = vec![Vec::new(); libs.len()];
                     let drops_before = softnet_dropped();
                     for run in 0..runs {
@@ -414,18 +418,30 @@ pub fn run(budget: Budget) {
                             p99_ns: median(&mut s.iter().map(|r| r.p99_ns).collect::<Vec<_>>()),
                         })
                         .collect();
-                    let cell = |r: &EchoResult| {
-                        format!(
-                            "{} ({}/{})",
-                            fmt_rate(r.msgs_per_s),
-                            fmt_us(r.p50_ns),
-                            fmt_us(r.p99_ns)
-                        )
+                    let of = |lib: ServerLib| libs.iter().position(|&l| l == lib).map(|i| med[i]);
+                    let cell = |r: Option<EchoResult>| {
+                        r.map_or("-".into(), |r| {
+                            format!(
+                                "{} ({}/{})",
+                                fmt_rate(r.msgs_per_s),
+                                fmt_us(r.p50_ns),
+                                fmt_us(r.p99_ns)
+                            )
+                        })
                     };
-                    let ours = med[0];
+                    let ours = of(ServerLib::Rfc6455).expect("measured");
+                    let uring = of(ServerLib::Rfc6455Uring).expect("measured");
                     // Peers: tungstenite (both buffers), fastwebsockets,
                     // and in the pipelined rows tungstenite-feed.
-                    let peers: Vec<&EchoResult> = med[1..4].iter().chain(med.get(4)).collect();
+                    let peers: Vec<EchoResult> = [
+                        ServerLib::Tungstenite,
+                        ServerLib::Tungstenite4k,
+                        ServerLib::Fastwebsockets,
+                        ServerLib::TungsteniteFeed,
+                    ]
+                    .into_iter()
+                    .filter_map(of)
+                    .collect();
                     let best_rate = peers.iter().map(|r| r.msgs_per_s).fold(0.0, f64::max);
                     let best_p99 = peers.iter().map(|r| r.p99_ns).fold(f64::INFINITY, f64::min);
                     let drops = softnet_dropped() - drops_before;
@@ -434,11 +450,21 @@ pub fn run(budget: Budget) {
                         conns.to_string(),
                         crate::harness::size_name(size),
                     ];
-                    row.extend(med[..4].iter().map(cell));
-                    row.push(med.get(4).map_or("-".into(), cell));
+                    for lib in [
+                        ServerLib::Rfc6455,
+                        ServerLib::Tungstenite,
+                        ServerLib::Tungstenite4k,
+                        ServerLib::Fastwebsockets,
+                        ServerLib::TungsteniteFeed,
+                    ] {
+                        row.push(cell(of(lib)));
+                    }
                     row.push(fmt_ratio(ours.msgs_per_s / best_rate));
                     row.push(fmt_ratio(ours.p99_ns / best_p99));
-                    row.push(med.get(5).map_or("-".into(), cell));
+                    row.push(cell(of(ServerLib::Rfc6455Send)));
+                    row.push(cell(Some(uring)));
+                    row.push(fmt_ratio(uring.msgs_per_s / best_rate));
+                    row.push(fmt_ratio(uring.msgs_per_s / ours.msgs_per_s));
                     row.push(drops.to_string());
                     table.row(row);
                 }
@@ -450,6 +476,7 @@ pub fn run(budget: Budget) {
         table.note("tungstenite-feed (pipelined rows, a peer there): Sink::feed while next().now_or_never() has more, then flush.");
         table.note("drops: packets the kernel dropped (softnet backlog, whole machine) during the row; each costs a 200 ms+ retransmission timeout, so such a row says more about loopback than about the servers.");
         table.note("rfc6455-send (pipelined rows, not in the ratios): recv then send, one write per message.");
+        table.note("rfc6455-uring: the compio driver (io_uring), compio's runtime on one thread, recv then queue; uring/best peer and uring/rfc6455 (our tokio adapter) compare msgs/s.");
         table.print();
         drop(servers.drain(..));
     }

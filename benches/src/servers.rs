@@ -23,6 +23,10 @@ pub enum ServerLib {
     /// rfc6455's tokio adapter: `recv`, then `send`, a write per message.
     /// Informational.
     Rfc6455Send,
+    /// rfc6455's compio driver (io_uring), one thread: `recv`, then
+    /// `queue`, as the tokio row; the read goes to the kernel with the
+    /// echo, in the same submission.
+    Rfc6455Uring,
     /// tokio-tungstenite with tungstenite's default config: `next`, then `send`.
     Tungstenite,
     /// The same with `read_buffer_size` = 4 KiB.
@@ -52,6 +56,7 @@ impl ServerLib {
         match self {
             ServerLib::Rfc6455 => "rfc6455",
             ServerLib::Rfc6455Send => "rfc6455-send",
+            ServerLib::Rfc6455Uring => "rfc6455-uring",
             ServerLib::Tungstenite => "tungstenite",
             ServerLib::Tungstenite4k => "tungstenite4k",
             ServerLib::TungsteniteFeed => "tungstenite-feed",
@@ -64,6 +69,7 @@ impl ServerLib {
         [
             ServerLib::Rfc6455,
             ServerLib::Rfc6455Send,
+            ServerLib::Rfc6455Uring,
             ServerLib::Tungstenite,
             ServerLib::Tungstenite4k,
             ServerLib::TungsteniteFeed,
@@ -79,6 +85,9 @@ impl ServerLib {
 /// `bench serve --lib LIB [--addr ADDR]`: binds (port 0 by default),
 /// prints `ready PORT`, and serves until killed.
 pub fn serve_main(lib: ServerLib, addr: &str) -> io::Result<()> {
+    if lib == ServerLib::Rfc6455Uring {
+        return compio::runtime::Runtime::new()?.block_on(serve_uring(addr));
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -123,6 +132,7 @@ pub async fn serve(lib: ServerLib, listener: TcpListener) -> io::Result<()> {
                 let _ = echo_fastwebsockets(stream).await;
             })),
             ServerLib::AxumOurs | ServerLib::AxumOwn => unreachable!("served above"),
+            ServerLib::Rfc6455Uring => unreachable!("served on compio's runtime"),
         }
     }
 }
@@ -197,6 +207,29 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 async fn echo_rfc6455(stream: TcpStream) -> Result<(), BoxError> {
     let mut ws = rfc6455::tokio::accept(stream).await?;
+    while let Some(message) = ws.recv().await? {
+        ws.queue(&message).await?;
+    }
+    Ok(())
+}
+
+/// The io_uring server: compio's runtime on this thread, a task per
+/// connection.
+async fn serve_uring(addr: &str) -> io::Result<()> {
+    let listener = compio::net::TcpListener::bind(addr).await?;
+    println!("ready {}", listener.local_addr()?.port());
+    loop {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        compio::runtime::spawn(async move {
+            let _ = echo_rfc6455_uring(stream).await;
+        })
+        .detach();
+    }
+}
+
+async fn echo_rfc6455_uring(stream: compio::net::TcpStream) -> Result<(), BoxError> {
+    let mut ws = rfc6455::compio::accept(stream).await?;
     while let Some(message) = ws.recv().await? {
         ws.queue(&message).await?;
     }
