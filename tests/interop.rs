@@ -189,6 +189,8 @@ enum Peer {
 enum Adapter {
     Tokio,
     Blocking,
+    /// The compio driver (io_uring), with the `compio` feature.
+    Compio,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -209,8 +211,12 @@ enum Closer {
 impl Closer {
     fn of(peer: Peer, adapter: Adapter) -> Closer {
         match (peer, adapter) {
-            (Peer::Python, Adapter::Tokio) | (Peer::Node, Adapter::Blocking) => Closer::Us,
-            (Peer::Python, Adapter::Blocking) | (Peer::Node, Adapter::Tokio) => Closer::Peer,
+            (Peer::Python, Adapter::Tokio | Adapter::Compio) | (Peer::Node, Adapter::Blocking) => {
+                Closer::Us
+            }
+            (Peer::Python, Adapter::Blocking) | (Peer::Node, Adapter::Tokio | Adapter::Compio) => {
+                Closer::Peer
+            }
         }
     }
 
@@ -543,6 +549,7 @@ fn run_cell(side: Side, adapter: Adapter, peer: Peer, compression: Compression) 
                 Adapter::Tokio => {
                     Box::new(move || tokio_side(tokio_server(listener, config, closer)))
                 }
+                Adapter::Compio => Box::new(move || compio_side::server(listener, config, closer)),
             };
             (process, ours)
         }
@@ -553,6 +560,7 @@ fn run_cell(side: Side, adapter: Adapter, peer: Peer, compression: Compression) 
             let ours: OurSide = match adapter {
                 Adapter::Blocking => Box::new(move || blocking_client(addr, config, closer)),
                 Adapter::Tokio => Box::new(move || tokio_side(tokio_client(url, config, closer))),
+                Adapter::Compio => Box::new(move || compio_side::client(url, config, closer)),
             };
             (process, ours)
         }
@@ -860,25 +868,92 @@ async fn tokio_server(listener: TcpListener, config: Config, closer: Closer) -> 
     .await
     .expect("server handshake");
     assert_eq!(path, PATH);
-    tokio_exchange(&mut ws, closer).await
+    exchange(&mut ws, closer).await
 }
 
 async fn tokio_client(url: String, config: Config, closer: Closer) -> Ours {
     let mut ws = rfc6455::tokio::connect_with(&url, config)
         .await
         .expect("client handshake");
-    tokio_exchange(&mut ws, closer).await
+    exchange(&mut ws, closer).await
 }
 
-async fn tokio_exchange<S>(ws: &mut rfc6455::tokio::WebSocket<S>, closer: Closer) -> Ours
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
+/// What the exchange needs of an async driver: the tokio adapter and the
+/// compio driver have the same calls.
+trait Driver {
+    type Error: std::fmt::Display + std::fmt::Debug;
+    async fn recv_event(&mut self) -> Result<Event, Self::Error>;
+    async fn recv(&mut self) -> Result<Option<Message>, Self::Error>;
+    async fn send(&mut self, message: &Message) -> Result<(), Self::Error>;
+    async fn send_text(&mut self, text: &str) -> Result<(), Self::Error>;
+    async fn send_fragmented(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        size: usize,
+    ) -> Result<(), Self::Error>;
+    async fn ping(&mut self, payload: &[u8]) -> Result<(), Self::Error>;
+    async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Self::Error>;
+    async fn flush(&mut self) -> Result<(), Self::Error>;
+    fn connection(&self) -> &Connection;
+    fn connection_mut(&mut self) -> &mut Connection;
+    fn closed(&self) -> Option<&Closed>;
+}
+
+/// The trait's methods, forwarded to a driver's own.
+macro_rules! driver {
+    ($ws:ty, $error:ty, $($bound:tt)*) => {
+        impl<S> Driver for $ws where $($bound)* {
+            type Error = $error;
+            async fn recv_event(&mut self) -> Result<Event, Self::Error> {
+                <$ws>::recv_event(self).await
+            }
+            async fn recv(&mut self) -> Result<Option<Message>, Self::Error> {
+                <$ws>::recv(self).await
+            }
+            async fn send(&mut self, message: &Message) -> Result<(), Self::Error> {
+                <$ws>::send(self, message).await
+            }
+            async fn send_text(&mut self, text: &str) -> Result<(), Self::Error> {
+                <$ws>::send_text(self, text).await
+            }
+            async fn send_fragmented(
+                &mut self,
+                kind: MessageKind,
+                data: &[u8],
+                size: usize,
+            ) -> Result<(), Self::Error> {
+                <$ws>::send_fragmented(self, kind, data, size).await
+            }
+            async fn ping(&mut self, payload: &[u8]) -> Result<(), Self::Error> {
+                <$ws>::ping(self, payload).await
+            }
+            async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Self::Error> {
+                <$ws>::close(self, code, reason).await
+            }
+            async fn flush(&mut self) -> Result<(), Self::Error> {
+                <$ws>::flush(self).await
+            }
+            fn connection(&self) -> &Connection {
+                <$ws>::connection(self)
+            }
+            fn connection_mut(&mut self) -> &mut Connection {
+                <$ws>::connection_mut(self)
+            }
+            fn closed(&self) -> Option<&Closed> {
+                <$ws>::closed(self)
+            }
+        }
+    };
+}
+
+driver!(rfc6455::tokio::WebSocket<S>, rfc6455::tokio::Error, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin);
+#[cfg(feature = "compio")]
+driver!(rfc6455::compio::WebSocket<S>, rfc6455::compio::Error, S: 'static, for<'a> &'a S: compio::io::AsyncRead + compio::io::AsyncWrite);
+
+async fn exchange<W: Driver>(ws: &mut W, closer: Closer) -> Ours {
     let agreed = negotiated(ws.connection());
-    async fn next<S>(ws: &mut rfc6455::tokio::WebSocket<S>, what: &str) -> Event
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    {
+    async fn next<W: Driver>(ws: &mut W, what: &str) -> Event {
         ws.recv_event()
             .await
             .unwrap_or_else(|e| panic!("{what}: recv_event failed: {e}"))
@@ -908,11 +983,12 @@ where
                 let mut pieces = sample.data.chunks(size).peekable();
                 while let Some(piece) = pieces.next() {
                     let last = pieces.peek().is_none();
-                    let sent = match ws.connection_mut().send_fragment(sample.kind, piece, last) {
-                        Ok(()) => ws.flush().await,
-                        Err(e) => Err(e.into()),
-                    };
-                    sent.unwrap_or_else(|e| panic!("{what}: send failed: {e}"));
+                    ws.connection_mut()
+                        .send_fragment(sample.kind, piece, last)
+                        .unwrap_or_else(|e| panic!("{what}: send failed: {e}"));
+                    ws.flush()
+                        .await
+                        .unwrap_or_else(|e| panic!("{what}: send failed: {e}"));
                 }
             }
             (Some(size), false) => ws
@@ -951,6 +1027,63 @@ where
         "recv after the closing handshake"
     );
     Ours { agreed, closed }
+}
+
+/// Our side on the compio driver (io_uring): a runtime of its own,
+/// bounded by [`CELL_TIMEOUT`].
+mod compio_side {
+    use super::*;
+
+    #[cfg(feature = "compio")]
+    fn run(work: impl std::future::Future<Output = Ours>) -> Ours {
+        let runtime = compio::runtime::Runtime::new().expect("compio runtime");
+        runtime.block_on(async {
+            compio::time::timeout(CELL_TIMEOUT, work)
+                .await
+                .expect("our side timed out")
+        })
+    }
+
+    #[cfg(feature = "compio")]
+    pub fn server(listener: TcpListener, config: Config, closer: Closer) -> Ours {
+        run(async move {
+            let listener = compio::net::TcpListener::from_std(listener).expect("compio listener");
+            let (stream, _) = compio::time::timeout(PEER_TIMEOUT, listener.accept())
+                .await
+                .expect("the peer did not connect")
+                .expect("accept");
+            stream.set_nodelay(true).expect("nodelay");
+            let mut path = String::new();
+            let mut ws = rfc6455::compio::accept_with(stream, config, |request| {
+                path = request.path().to_string();
+                Ok(Accept::new())
+            })
+            .await
+            .expect("server handshake");
+            assert_eq!(path, PATH);
+            exchange(&mut ws, closer).await
+        })
+    }
+
+    #[cfg(feature = "compio")]
+    pub fn client(url: String, config: Config, closer: Closer) -> Ours {
+        run(async move {
+            let mut ws = rfc6455::compio::connect_with(&url, config)
+                .await
+                .expect("client handshake");
+            exchange(&mut ws, closer).await
+        })
+    }
+
+    #[cfg(not(feature = "compio"))]
+    pub fn server(_: TcpListener, _: Config, _: Closer) -> Ours {
+        panic!("the compio cells need the compio feature")
+    }
+
+    #[cfg(not(feature = "compio"))]
+    pub fn client(_: String, _: Config, _: Closer) -> Ours {
+        panic!("the compio cells need the compio feature")
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1030,6 +1163,54 @@ fn client_blocking_node() {
     run_cell(
         Side::Client,
         Adapter::Blocking,
+        Peer::Node,
+        Compression::off(),
+    );
+}
+
+#[cfg(feature = "compio")]
+#[test]
+#[ignore = "needs the Python and Node peers: run tests/interop/run"]
+fn server_compio_python() {
+    run_cell(
+        Side::Server,
+        Adapter::Compio,
+        Peer::Python,
+        Compression::off(),
+    );
+}
+
+#[cfg(feature = "compio")]
+#[test]
+#[ignore = "needs the Python and Node peers: run tests/interop/run"]
+fn server_compio_node() {
+    run_cell(
+        Side::Server,
+        Adapter::Compio,
+        Peer::Node,
+        Compression::off(),
+    );
+}
+
+#[cfg(feature = "compio")]
+#[test]
+#[ignore = "needs the Python and Node peers: run tests/interop/run"]
+fn client_compio_python() {
+    run_cell(
+        Side::Client,
+        Adapter::Compio,
+        Peer::Python,
+        Compression::off(),
+    );
+}
+
+#[cfg(feature = "compio")]
+#[test]
+#[ignore = "needs the Python and Node peers: run tests/interop/run"]
+fn client_compio_node() {
+    run_cell(
+        Side::Client,
+        Adapter::Compio,
         Peer::Node,
         Compression::off(),
     );
@@ -1174,4 +1355,22 @@ fn client_blocking_node_deflate() {
         "permessage-deflate; client_no_context_takeover",
     );
     run_cell(Side::Client, Adapter::Blocking, Peer::Node, compression);
+}
+
+#[cfg(all(feature = "deflate", feature = "compio"))]
+#[test]
+#[ignore = "needs the Python and Node peers: run tests/interop/run"]
+fn server_compio_python_deflate() {
+    // Defaults on both sides, through the io_uring driver.
+    let compression = Compression::on(|_| {}, "default", "permessage-deflate");
+    run_cell(Side::Server, Adapter::Compio, Peer::Python, compression);
+}
+
+#[cfg(all(feature = "deflate", feature = "compio"))]
+#[test]
+#[ignore = "needs the Python and Node peers: run tests/interop/run"]
+fn client_compio_node_deflate() {
+    // Every message compressed, through the io_uring driver.
+    let compression = Compression::on(every_message, "default", "permessage-deflate");
+    run_cell(Side::Client, Adapter::Compio, Peer::Node, compression);
 }
