@@ -27,6 +27,16 @@ pub enum ServerLib {
     /// `queue`, as the tokio row; the read goes to the kernel with the
     /// echo, in the same submission.
     Rfc6455Uring,
+    /// The core alone in a read-decode-encode-write loop on a runtime
+    /// (no adapter, no timers): what each runtime costs under the same
+    /// protocol code. Informational, `bench probe` only.
+    CoreTokio,
+    /// The same on compio (io_uring).
+    CoreCompio,
+    /// The same on monoio (io_uring).
+    CoreMonoio,
+    /// core-compio with a multishot receive into a ring of provided buffers.
+    CoreCompioMulti,
     /// tokio-tungstenite with tungstenite's default config: `next`, then `send`.
     Tungstenite,
     /// The same with `read_buffer_size` = 4 KiB.
@@ -57,6 +67,10 @@ impl ServerLib {
             ServerLib::Rfc6455 => "rfc6455",
             ServerLib::Rfc6455Send => "rfc6455-send",
             ServerLib::Rfc6455Uring => "rfc6455-uring",
+            ServerLib::CoreTokio => "core-tokio",
+            ServerLib::CoreCompio => "core-compio",
+            ServerLib::CoreMonoio => "core-monoio",
+            ServerLib::CoreCompioMulti => "core-compio-multi",
             ServerLib::Tungstenite => "tungstenite",
             ServerLib::Tungstenite4k => "tungstenite4k",
             ServerLib::TungsteniteFeed => "tungstenite-feed",
@@ -70,6 +84,10 @@ impl ServerLib {
             ServerLib::Rfc6455,
             ServerLib::Rfc6455Send,
             ServerLib::Rfc6455Uring,
+            ServerLib::CoreTokio,
+            ServerLib::CoreCompio,
+            ServerLib::CoreMonoio,
+            ServerLib::CoreCompioMulti,
             ServerLib::Tungstenite,
             ServerLib::Tungstenite4k,
             ServerLib::TungsteniteFeed,
@@ -85,8 +103,29 @@ impl ServerLib {
 /// `bench serve --lib LIB [--addr ADDR]`: binds (port 0 by default),
 /// prints `ready PORT`, and serves until killed.
 pub fn serve_main(lib: ServerLib, addr: &str) -> io::Result<()> {
-    if lib == ServerLib::Rfc6455Uring {
-        return compio::runtime::Runtime::new()?.block_on(serve_uring(addr));
+    match lib {
+        ServerLib::Rfc6455Uring => return rfc6455::compio::runtime()?.block_on(serve_uring(addr)),
+        ServerLib::CoreCompio => return rfc6455::compio::runtime()?.block_on(core_loop::compio(addr)),
+        ServerLib::CoreCompioMulti => {
+            let mut proactor = compio::driver::ProactorBuilder::new();
+            proactor
+                .single_issuer(true)
+                .defer_taskrun(true)
+                .coop_taskrun(true)
+                .taskrun_flag(true)
+                .buffer_pool_size(std::num::NonZeroU16::new(2048).expect("nonzero"))
+                .buffer_pool_buffer_len(4096);
+            return compio::runtime::RuntimeBuilder::new()
+                .with_proactor(proactor)
+                .build()?
+                .block_on(core_loop::compio_multi(addr));
+        }
+        ServerLib::CoreMonoio => {
+            return monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+                .build()?
+                .block_on(core_loop::monoio(addr))
+        }
+        _ => {}
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -132,7 +171,15 @@ pub async fn serve(lib: ServerLib, listener: TcpListener) -> io::Result<()> {
                 let _ = echo_fastwebsockets(stream).await;
             })),
             ServerLib::AxumOurs | ServerLib::AxumOwn => unreachable!("served above"),
-            ServerLib::Rfc6455Uring => unreachable!("served on compio's runtime"),
+            ServerLib::Rfc6455Uring
+            | ServerLib::CoreCompio
+            | ServerLib::CoreMonoio
+            | ServerLib::CoreCompioMulti => {
+                unreachable!("served on its own runtime")
+            }
+            ServerLib::CoreTokio => drop(tokio::spawn(async move {
+                let _ = core_loop::tokio(stream).await;
+            })),
         }
     }
 }
@@ -388,5 +435,208 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The core alone in a loop, on three runtimes.
+mod core_loop {
+    use std::io;
+
+    use rfc6455::handshake::{Accept, Progress, ServerHandshake};
+    use rfc6455::{Config, Connection, Event};
+
+    use super::BoxError;
+
+    /// Feeds a request head; `Some` once it is whole.
+    fn head(
+        handshake: &mut Option<ServerHandshake>,
+        bytes: &[u8],
+    ) -> Result<Option<(Vec<u8>, Connection)>, BoxError> {
+        match handshake.take().expect("reading").handle_read(bytes)? {
+            Progress::Partial(more) => {
+                *handshake = Some(more);
+                Ok(None)
+            }
+            Progress::Done(request) => {
+                let accepted = request.accept(Accept::new())?;
+                Ok(Some((accepted.response, accepted.connection)))
+            }
+        }
+    }
+
+    /// Decodes what arrived and queues the echoes; `false` once closed.
+    fn step(conn: &mut Connection) -> Result<bool, BoxError> {
+        while let Some(event) = conn.poll_event() {
+            match event {
+                Event::Message(message) => conn.send_message(&message)?,
+                Event::Closed(_) => return Ok(false),
+                _ => {}
+            }
+        }
+        Ok(true)
+    }
+
+    pub async fn tokio(mut stream: tokio::net::TcpStream) -> Result<(), BoxError> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut handshake = Some(ServerHandshake::new(Config::default()));
+        let mut buf = vec![0; 4096];
+        let (response, mut conn) = loop {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            if let Some(done) = head(&mut handshake, &buf[..n])? {
+                break done;
+            }
+        };
+        stream.write_all(&response).await?;
+        while step(&mut conn)? {
+            while conn.pending_output_len() > 0 {
+                let n = stream.write(conn.pending_output()).await?;
+                conn.consume_output(n);
+            }
+            let mut input = conn.read_buffer(16 << 10);
+            if stream.read_buf(&mut input).await? == 0 {
+                drop(input);
+                conn.handle_eof();
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn compio(addr: &str) -> io::Result<()> {
+        let listener = compio::net::TcpListener::bind(addr).await?;
+        println!("ready {}", listener.local_addr()?.port());
+        loop {
+            let (stream, _) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            compio::runtime::spawn(async move {
+                let _ = compio_echo(stream).await;
+            })
+            .detach();
+        }
+    }
+
+    async fn compio_echo(mut stream: compio::net::TcpStream) -> Result<(), BoxError> {
+        use compio::io::{AsyncRead, AsyncWriteExt};
+        let mut handshake = Some(ServerHandshake::new(Config::default()));
+        let mut buf = Vec::with_capacity(4096);
+        let (response, mut conn) = loop {
+            buf.clear();
+            let compio::BufResult(n, b) = stream.read(buf).await;
+            buf = b;
+            if n? == 0 {
+                return Ok(());
+            }
+            if let Some(done) = head(&mut handshake, &buf)? {
+                break done;
+            }
+        };
+        stream.write_all(response).await.0?;
+        while step(&mut conn)? {
+            while conn.pending_output_len() > 0 {
+                let out = conn.take_output(usize::MAX);
+                stream.write_all(out).await.0?;
+            }
+            let input = conn.read_buffer_owned(16 << 10);
+            let compio::BufResult(n, input) = stream.read(input).await;
+            conn.handle_read_owned(input);
+            if n? == 0 {
+                conn.handle_eof();
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn compio_multi(addr: &str) -> io::Result<()> {
+        let listener = compio::net::TcpListener::bind(addr).await?;
+        println!("ready {}", listener.local_addr()?.port());
+        loop {
+            let (stream, _) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            compio::runtime::spawn(async move {
+                let _ = compio_multi_echo(stream).await;
+            })
+            .detach();
+        }
+    }
+
+    async fn compio_multi_echo(stream: compio::net::TcpStream) -> Result<(), BoxError> {
+        use compio::io::{AsyncReadMulti, AsyncWriteExt};
+        use futures_util::StreamExt;
+        let mut handshake = Some(ServerHandshake::new(Config::default()));
+        let mut reader = &stream;
+        let mut incoming = std::pin::pin!(reader.read_multi(0));
+        let mut writer = &stream;
+        let mut conn = None;
+        loop {
+            if let Some(conn) = &mut conn {
+                if !step(conn)? {
+                    return Ok(());
+                }
+                while conn.pending_output_len() > 0 {
+                    let out = conn.take_output(usize::MAX);
+                    writer.write_all(out).await.0?;
+                }
+            }
+            let buf = match incoming.next().await {
+                Some(buf) => buf?,
+                None => return Ok(()),
+            };
+            match &mut conn {
+                Some(conn) if buf.is_empty() => conn.handle_eof(),
+                Some(conn) => conn.handle_read(&buf),
+                None if buf.is_empty() => return Ok(()),
+                None => {
+                    if let Some((response, accepted)) = head(&mut handshake, &buf)? {
+                        writer.write_all(response).await.0?;
+                        conn = Some(accepted);
+                    }
+                }
+            }
+        }
+    }
+
+    pub async fn monoio(addr: &str) -> io::Result<()> {
+        let listener = monoio::net::TcpListener::bind(addr)?;
+        println!("ready {}", listener.local_addr()?.port());
+        loop {
+            let (stream, _) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            monoio::spawn(async move {
+                let _ = monoio_echo(stream).await;
+            });
+        }
+    }
+
+    async fn monoio_echo(mut stream: monoio::net::TcpStream) -> Result<(), BoxError> {
+        use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+        let mut handshake = Some(ServerHandshake::new(Config::default()));
+        let mut buf = Vec::with_capacity(4096);
+        let (response, mut conn) = loop {
+            buf.clear();
+            let (n, b) = stream.read(buf).await;
+            buf = b;
+            if n? == 0 {
+                return Ok(());
+            }
+            if let Some(done) = head(&mut handshake, &buf)? {
+                break done;
+            }
+        };
+        stream.write_all(response).await.0?;
+        while step(&mut conn)? {
+            while conn.pending_output_len() > 0 {
+                let out = conn.take_output(usize::MAX);
+                stream.write_all(out).await.0?;
+            }
+            let input = conn.read_buffer_owned(16 << 10);
+            let (n, input) = stream.read(input).await;
+            conn.handle_read_owned(input);
+            if n? == 0 {
+                conn.handle_eof();
+            }
+        }
+        Ok(())
     }
 }
