@@ -68,7 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("--embedded needs --features embedded-io-async".into());
     } else if uring {
         #[cfg(feature = "compio")]
-        return compio::runtime::Runtime::new()?.block_on(uring::run(&url, &agent, quick));
+        return rfc6455::compio::runtime()?.block_on(uring::run(&url, &agent, quick));
         #[cfg(not(feature = "compio"))]
         return Err("--uring needs --features compio".into());
     } else if http2 {

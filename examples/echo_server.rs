@@ -64,7 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         serve_blocking(&addr, quick)
     } else if uring {
         #[cfg(feature = "compio")]
-        return compio::runtime::Runtime::new()?.block_on(serve_uring(&addr, quick));
+        return rfc6455::compio::runtime()?.block_on(serve_uring(&addr, quick));
         #[cfg(not(feature = "compio"))]
         return Err("--uring needs --features compio".into());
     } else if embedded {

@@ -11,7 +11,7 @@
 //!
 //! ```no_run
 //! # fn main() -> std::io::Result<()> {
-//! compio::runtime::Runtime::new()?.block_on(async {
+//! rfc6455::compio::runtime()?.block_on(async {
 //!     let listener = compio::net::TcpListener::bind("127.0.0.1:9001").await?;
 //!     loop {
 //!         let (stream, _) = listener.accept().await?;
@@ -80,9 +80,12 @@ use crate::{
 /// which compio's timers use too.
 type Time = std::time::Instant;
 
-/// The room asked for a read between frames (a frame that is arriving
-/// gets what it is missing).
-const READ_SIZE: usize = 16 * 1024;
+/// The least room asked for a read: what an idle connection holds while
+/// its read waits in the kernel.
+const MIN_READ: usize = 2 * 1024;
+/// The most room asked for a read, unless a frame that is arriving is
+/// missing more.
+const MAX_READ: usize = 64 * 1024;
 /// The buffer for a handshake head.
 const HEAD_READ: usize = 4096;
 /// The most pieces of output one write takes.
@@ -104,6 +107,11 @@ pub struct WebSocket<S> {
     read: Option<BufResult<usize, BytesMut>>,
     /// The stream ended: no read is started again.
     eof: bool,
+    /// The room the next read asks for: doubled after a read that filled
+    /// its buffer, halved after one that used less than a quarter.
+    read_size: usize,
+    /// The room the read in flight was given.
+    asked: usize,
     alarm: Alarm,
     /// The vector of pieces of the last write, kept for its capacity.
     pieces: Vec<Bytes>,
@@ -362,6 +370,8 @@ where
             reading: None,
             read: None,
             eof: false,
+            read_size: MIN_READ,
+            asked: 0,
             alarm: Alarm::default(),
             pieces: Vec::new(),
         }
@@ -419,8 +429,11 @@ where
         if self.reading.is_some() || self.read.is_some() || self.eof {
             return;
         }
-        let size = self.conn.read_size_hint(READ_SIZE);
+        // A frame that is arriving gets what it is missing if that is
+        // more; less would cost a round through the kernel of its own.
+        let size = self.conn.read_size_hint(self.read_size).max(self.read_size);
         let buf = self.conn.read_buffer_owned(size);
+        self.asked = buf.capacity();
         let stream = Rc::clone(&self.stream);
         self.reading = Some(Box::pin(async move {
             let mut reader = &*stream;
@@ -455,6 +468,12 @@ where
             return Ok(());
         };
         let read = read.map_err(Error::Io);
+        let filled = buf.len();
+        if filled >= self.asked {
+            self.read_size = (self.read_size * 2).min(MAX_READ);
+        } else if filled < self.read_size / 4 {
+            self.read_size = (self.read_size / 2).max(MIN_READ);
+        }
         self.conn.handle_read_owned(buf);
         if read? == 0 {
             self.eof = true;

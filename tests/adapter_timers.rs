@@ -1,7 +1,7 @@
 //! One table of timer behaviour, run over real TCP sockets on 127.0.0.1
-//! for every adapter: the blocking one, the tokio one and the
+//! for every adapter: the blocking one, the tokio one, the
 //! embedded-io-async one (over tokio sockets, with tokio's clock behind
-//! its `Clock`) must behave the same, since none holds a timer of its own
+//! its `Clock`) and the compio driver (io_uring) must behave the same, since none holds a timer of its own
 //! (the core decides every deadline; an adapter only sleeps until it).
 //!
 //! Each row puts one side under test (server or client, on an adapter)
@@ -34,6 +34,8 @@ enum Adapter {
     Tokio,
     #[cfg(feature = "embedded-io-async")]
     Embedded,
+    #[cfg(feature = "compio")]
+    Compio,
 }
 
 const ADAPTERS: &[Adapter] = &[
@@ -41,6 +43,8 @@ const ADAPTERS: &[Adapter] = &[
     Adapter::Tokio,
     #[cfg(feature = "embedded-io-async")]
     Adapter::Embedded,
+    #[cfg(feature = "compio")]
+    Adapter::Compio,
 ];
 
 fn ms(n: u64) -> Duration {
@@ -98,6 +102,13 @@ fn server(adapter: Adapter, config: Config, app: App) -> (SocketAddr, mpsc::Rece
                     });
                 embedded::run(accepted.await.map_err(embedded::error)?, app).await
             }),
+            #[cfg(feature = "compio")]
+            Adapter::Compio => on_compio::block_on(async move {
+                let stream = compio::net::TcpStream::from_std(stream).unwrap();
+                let ws =
+                    rfc6455::compio::accept_with(stream, config, |_| Ok(Accept::new())).await?;
+                on_compio::run(ws, app).await
+            }),
         };
         let _ = tx.send(outcome);
     });
@@ -131,6 +142,12 @@ fn client(adapter: Adapter, addr: SocketAddr, config: Config, app: App) -> mpsc:
                     rfc6455::embedded::client(stream, embedded::TokioClock, &request, config);
                 embedded::run(connected.await.map_err(embedded::error)?, app).await
             }),
+            #[cfg(feature = "compio")]
+            Adapter::Compio => on_compio::block_on(async move {
+                let stream = compio::net::TcpStream::from_std(stream).unwrap();
+                let ws = rfc6455::compio::client_with(stream, &request, config).await?;
+                on_compio::run(ws, app).await
+            }),
         };
         let _ = tx.send(outcome);
     });
@@ -162,6 +179,28 @@ async fn run_tokio(mut ws: rfc6455::tokio::WebSocket<tokio::net::TcpStream>, app
         ws.send(&message).await?;
     }
     Ok(ws.closed().cloned())
+}
+
+/// The compio driver: compio's runtime and sockets, the standard clock.
+#[cfg(feature = "compio")]
+mod on_compio {
+    use rfc6455::compio::WebSocket;
+
+    use super::{App, CloseCode, Outcome};
+
+    pub fn block_on(work: impl std::future::Future<Output = Outcome>) -> Outcome {
+        rfc6455::compio::runtime().unwrap().block_on(work)
+    }
+
+    pub async fn run(mut ws: WebSocket<compio::net::TcpStream>, app: App) -> Outcome {
+        if let App::CloseAtOnce = app {
+            ws.close(CloseCode::NORMAL, "bye").await?;
+        }
+        while let Some(message) = ws.recv().await? {
+            ws.send(&message).await?;
+        }
+        Ok(ws.closed().cloned())
+    }
 }
 
 #[cfg(feature = "embedded-io-async")]
