@@ -120,13 +120,20 @@ fn main() {
             window: std::time::Duration::from_millis(ms),
         };
         for _ in 0..3 {
+            // The server's CPU time over the whole measurement (warm-up at
+            // the same load), per message of the window's rate.
+            let (cpu_before, t0) = (broadcast::cpu_time(server.pid()), std::time::Instant::now());
             let r = rt.block_on(echo::measure(server.addr, conns, size, mode, &timing));
+            let busy = (broadcast::cpu_time(server.pid()) - cpu_before).as_secs_f64()
+                / t0.elapsed().as_secs_f64();
             match r {
                 Ok(r) => println!(
-                    "{:.0} msgs/s p50 {:.1} us p99 {:.1} us",
+                    "{:.0} msgs/s p50 {:.1} us p99 {:.1} us server CPU {:.0} % = {:.2} us/msg",
                     r.msgs_per_s,
                     r.p50_ns / 1e3,
-                    r.p99_ns / 1e3
+                    r.p99_ns / 1e3,
+                    busy * 100.0,
+                    busy / r.msgs_per_s * 1e6
                 ),
                 Err(e) => println!("error: {e}"),
             }

@@ -452,7 +452,7 @@ fn pin_to(command: &mut Command, cpu: usize) {
 }
 
 /// CPU time of a process so far (user + system), from /proc.
-fn cpu_time(pid: u32) -> Duration {
+pub fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
     let fields: Vec<u64> = after

@@ -373,6 +373,7 @@ pub fn run(budget: Budget) {
                 "rfc6455-uring",
                 "uring/best peer",
                 "uring/rfc6455",
+                "CPU µs/msg uring / rfc6455",
                 "drops",
             ],
         );
@@ -386,6 +387,10 @@ pub fn run(budget: Budget) {
                     }
                     libs.push(ServerLib::Rfc6455Uring);
                     let mut samples: Vec<Vec<EchoResult>> = vec![Vec::new(); libs.len()];
+                    // The server's CPU time per message, µs: what a server
+                    // costs when the load generator, not the server, sets
+                    // the pace.
+                    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); libs.len()];
                     let drops_before = softnet_dropped();
                     for run in 0..runs {
                         // Interleaved: every run visits every server, in a
@@ -396,6 +401,8 @@ pub fn run(budget: Budget) {
                                 .iter_mut()
                                 .find(|s| s.lib == libs[i])
                                 .expect("started above");
+                            let (cpu_before, t0) =
+                                (crate::broadcast::cpu_time(server.pid()), Instant::now());
                             let result = rt
                                 .block_on(measure(server.addr, conns, size, mode, &timing))
                                 .unwrap_or_else(|e| {
@@ -405,6 +412,10 @@ pub fn run(budget: Budget) {
                                         mode.name()
                                     )
                                 });
+                            let busy = (crate::broadcast::cpu_time(server.pid()) - cpu_before)
+                                .as_secs_f64()
+                                / t0.elapsed().as_secs_f64();
+                            cpu[i].push(busy / result.msgs_per_s * 1e6);
                             samples[i].push(result);
                         }
                     }
@@ -419,6 +430,10 @@ pub fn run(budget: Budget) {
                         })
                         .collect();
                     let of = |lib: ServerLib| libs.iter().position(|&l| l == lib).map(|i| med[i]);
+                    let cpu_of = |lib: ServerLib| {
+                        let i = libs.iter().position(|&l| l == lib).expect("measured");
+                        median(&mut cpu[i].clone())
+                    };
                     let cell = |r: Option<EchoResult>| {
                         r.map_or("-".into(), |r| {
                             format!(
@@ -465,6 +480,11 @@ pub fn run(budget: Budget) {
                     row.push(cell(Some(uring)));
                     row.push(fmt_ratio(uring.msgs_per_s / best_rate));
                     row.push(fmt_ratio(uring.msgs_per_s / ours.msgs_per_s));
+                    row.push(format!(
+                        "{:.2} / {:.2}",
+                        cpu_of(ServerLib::Rfc6455Uring),
+                        cpu_of(ServerLib::Rfc6455)
+                    ));
                     row.push(drops.to_string());
                     table.row(row);
                 }
@@ -476,7 +496,7 @@ pub fn run(budget: Budget) {
         table.note("tungstenite-feed (pipelined rows, a peer there): Sink::feed while next().now_or_never() has more, then flush.");
         table.note("drops: packets the kernel dropped (softnet backlog, whole machine) during the row; each costs a 200 ms+ retransmission timeout, so such a row says more about loopback than about the servers.");
         table.note("rfc6455-send (pipelined rows, not in the ratios): recv then send, one write per message.");
-        table.note("rfc6455-uring: the compio driver (io_uring), compio's runtime on one thread, recv then queue; uring/best peer and uring/rfc6455 (our tokio adapter) compare msgs/s.");
+        table.note("rfc6455-uring: the compio driver (io_uring), compio's runtime on one thread, recv then queue; uring/best peer and uring/rfc6455 (our tokio adapter) compare msgs/s; CPU µs/msg: the server process's CPU time (user + system) over the whole measurement, per message of its rate (median of the runs): what it costs where the load generator sets the pace.");
         table.print();
         drop(servers.drain(..));
     }
