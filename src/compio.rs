@@ -35,7 +35,7 @@
 //! room of the connection's receive buffer as an owned buffer
 //! ([`Connection::read_buffer_owned`]) and hands it back filled
 //! ([`Connection::handle_read_owned`]), which joins it in place. Writes take
-//! the pending output as owned [`Bytes`](bytes::Bytes)
+//! the pending output as owned [`Bytes`]
 //! ([`Connection::take_output`]): an echoed payload goes out without a copy.
 //!
 //! # Cancellation

@@ -105,7 +105,9 @@ impl ServerLib {
 pub fn serve_main(lib: ServerLib, addr: &str) -> io::Result<()> {
     match lib {
         ServerLib::Rfc6455Uring => return rfc6455::compio::runtime()?.block_on(serve_uring(addr)),
-        ServerLib::CoreCompio => return rfc6455::compio::runtime()?.block_on(core_loop::compio(addr)),
+        ServerLib::CoreCompio => {
+            return rfc6455::compio::runtime()?.block_on(core_loop::compio(addr))
+        }
         ServerLib::CoreCompioMulti => {
             let mut proactor = compio::driver::ProactorBuilder::new();
             proactor
