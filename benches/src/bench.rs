@@ -122,9 +122,9 @@ fn main() {
         for _ in 0..3 {
             // The server's CPU time over the whole measurement (warm-up at
             // the same load), per message of the window's rate.
-            let (cpu_before, t0) = (broadcast::cpu_time(server.pid()), std::time::Instant::now());
+            let (cpu_before, t0) = (harness::cpu_time(server.pid()), std::time::Instant::now());
             let r = rt.block_on(echo::measure(server.addr, conns, size, mode, &timing));
-            let busy = (broadcast::cpu_time(server.pid()) - cpu_before).as_secs_f64()
+            let busy = (harness::cpu_time(server.pid()) - cpu_before).as_secs_f64()
                 / t0.elapsed().as_secs_f64();
             match r {
                 Ok(r) => println!(

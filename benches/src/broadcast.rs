@@ -451,22 +451,6 @@ fn pin_to(command: &mut Command, cpu: usize) {
     }
 }
 
-/// CPU time of a process so far (user + system), from /proc.
-pub fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
-    let fields: Vec<u64> = after
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    // utime and stime are fields 14 and 15; after the name, 12th and 13th
-    // numbers (the state letter is not a number).
-    let ticks = fields.get(10).copied().unwrap_or(0) + fields.get(11).copied().unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_millis(ticks * 1000 / hz)
-}
-
 struct Row {
     received_per_s: f64,
     /// The load generator's CPU (share of its core): near 1, it is the
@@ -502,12 +486,13 @@ fn one(lib: Lib, n: usize, stalled: usize, size: usize, budget: Budget) -> io::R
         return Err(io::Error::other(first));
     }
     std::thread::sleep(Duration::from_millis(warmup as u64));
-    let (cpu_before, t0) = (cpu_time(server.child.id()), Instant::now());
-    let client_before = cpu_time(clients.id());
+    let (cpu_before, t0) = (crate::harness::cpu_time(server.child.id()), Instant::now());
+    let client_before = crate::harness::cpu_time(clients.id());
     std::thread::sleep(Duration::from_millis(measure as u64));
     let elapsed = t0.elapsed().as_secs_f64();
-    let cpu = (cpu_time(server.child.id()) - cpu_before).as_secs_f64() / elapsed;
-    let client_cpu = (cpu_time(clients.id()) - client_before).as_secs_f64() / elapsed;
+    let cpu = (crate::harness::cpu_time(server.child.id()) - cpu_before).as_secs_f64() / elapsed;
+    let client_cpu =
+        (crate::harness::cpu_time(clients.id()) - client_before).as_secs_f64() / elapsed;
     let rss_mib = rss_kib(server.child.id()) as f64 / 1024.0;
     let result = lines.next().transpose()?.unwrap_or_default();
     let _ = clients.wait();

@@ -402,7 +402,7 @@ pub fn run(budget: Budget) {
                                 .find(|s| s.lib == libs[i])
                                 .expect("started above");
                             let (cpu_before, t0) =
-                                (crate::broadcast::cpu_time(server.pid()), Instant::now());
+                                (crate::harness::cpu_time(server.pid()), Instant::now());
                             let result = rt
                                 .block_on(measure(server.addr, conns, size, mode, &timing))
                                 .unwrap_or_else(|e| {
@@ -412,7 +412,7 @@ pub fn run(budget: Budget) {
                                         mode.name()
                                     )
                                 });
-                            let busy = (crate::broadcast::cpu_time(server.pid()) - cpu_before)
+                            let busy = (crate::harness::cpu_time(server.pid()) - cpu_before)
                                 .as_secs_f64()
                                 / t0.elapsed().as_secs_f64();
                             cpu[i].push(busy / result.msgs_per_s * 1e6);
