@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::handshake::{ClientRequest, HandshakeError};
 use crate::proxy::{Proxy, ProxyError};
-use crate::{Closed, ProtocolError, Timestamp, UsageError};
+use crate::{Closed, Event, Message, ProtocolError, Timestamp, UsageError};
 
 /// What can go wrong on a connection driven by an adapter.
 ///
@@ -108,6 +108,18 @@ pub(crate) fn closed_error(closed: &Closed) -> Option<Error> {
         ProtocolError::Timeout => Error::Timeout("closing handshake: the peer did not answer"),
         e => Error::Protocol(e),
     })
+}
+
+/// What `recv` (`read`) makes of an event: `Some` of what to return (a
+/// message; at the end `Ok(None)`, or the error if the connection failed),
+/// or `None` for an event the caller of `recv` does not see (a Ping, a
+/// Pong, a fragment of a streamed message).
+pub(crate) fn received(event: Event) -> Option<Result<Option<Message>, Error>> {
+    match event {
+        Event::Message(message) => Some(Ok(Some(message))),
+        Event::Closed(closed) => Some(closed_error(&closed).map_or(Ok(None), Err)),
+        Event::Fragment(_) | Event::Ping(_) | Event::Pong(_) => None,
+    }
 }
 
 /// A monotonic clock the adapters read for the core: the time since one

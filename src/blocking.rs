@@ -53,7 +53,7 @@ use std::net::TcpStream;
 use bytes::BytesMut;
 
 pub use crate::adapter::{close_tcp, Connector, Error, WsUrl};
-use crate::adapter::{closed_error, Clock};
+use crate::adapter::{received, Clock};
 use crate::handshake::{
     Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
 };
@@ -394,15 +394,8 @@ impl<S: Read + Write> WebSocket<S> {
     /// broke the protocol, and we sent it a Close frame saying so.
     pub fn read(&mut self) -> Result<Option<Message>, Error> {
         loop {
-            match self.read_event()? {
-                Event::Message(message) => return Ok(Some(message)),
-                Event::Closed(closed) => {
-                    return match closed_error(&closed) {
-                        Some(err) => Err(err),
-                        None => Ok(None),
-                    }
-                }
-                Event::Fragment(_) | Event::Ping(_) | Event::Pong(_) => {}
+            if let Some(done) = received(self.read_event()?) {
+                return done;
             }
         }
     }

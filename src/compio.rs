@@ -67,7 +67,7 @@ use compio::buf::BufResult;
 use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use compio::net::TcpStream;
 
-use crate::adapter::{closed_error, Clock};
+use crate::adapter::{received, Clock};
 pub use crate::adapter::{Error, WsUrl};
 use crate::handshake::{
     Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
@@ -390,15 +390,8 @@ where
     /// broke the protocol, and we sent it a Close frame saying so.
     pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
         loop {
-            match self.recv_event().await? {
-                Event::Message(message) => return Ok(Some(message)),
-                Event::Closed(closed) => {
-                    return match closed_error(&closed) {
-                        Some(err) => Err(err),
-                        None => Ok(None),
-                    }
-                }
-                Event::Fragment(_) | Event::Ping(_) | Event::Pong(_) => {}
+            if let Some(done) = received(self.recv_event().await?) {
+                return done;
             }
         }
     }

@@ -26,7 +26,7 @@ use h2::{RecvStream, SendStream};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use crate::adapter::Error;
-use crate::adapter::{closed_error, Clock};
+use crate::adapter::{received, Clock};
 use crate::handshake::{
     Accept, ClientConnect, ConnectRequest, ConnectResponse, HandshakeError, PseudoHeaders,
 };
@@ -505,15 +505,8 @@ impl WebSocket {
     /// done (see [`closed`](WebSocket::closed)).
     pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
         loop {
-            match self.recv_event().await? {
-                Event::Message(message) => return Ok(Some(message)),
-                Event::Closed(closed) => {
-                    return match closed_error(&closed) {
-                        Some(err) => Err(err),
-                        None => Ok(None),
-                    }
-                }
-                Event::Fragment(_) | Event::Ping(_) | Event::Pong(_) => {}
+            if let Some(done) = received(self.recv_event().await?) {
+                return done;
             }
         }
     }

@@ -76,7 +76,7 @@ use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Sleep;
 
-use crate::adapter::{closed_error, Clock};
+use crate::adapter::{received, Clock};
 pub use crate::adapter::{Connector, Error, WsUrl};
 use crate::handshake::{
     Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
@@ -1094,15 +1094,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         side: Side,
     ) -> Poll<Result<Option<Message>, Error>> {
         loop {
-            match ready!(self.poll_event(cx, side))? {
-                Event::Message(message) => return Poll::Ready(Ok(Some(message))),
-                Event::Closed(closed) => {
-                    return Poll::Ready(match closed_error(&closed) {
-                        Some(err) => Err(err),
-                        None => Ok(None),
-                    })
-                }
-                Event::Fragment(_) | Event::Ping(_) | Event::Pong(_) => {}
+            if let Some(done) = received(ready!(self.poll_event(cx, side))?) {
+                return Poll::Ready(done);
             }
         }
     }
