@@ -17,7 +17,10 @@
 //! on that connection, any other the HTTP/1.1 Upgrade. One log line per
 //! connection.
 //! `--quickack` acknowledges every read at once; the Autobahn runs use it
-//! (see examples/support/autobahn.rs).
+//! (see examples/support/autobahn.rs). `--heartbeat MS` pings every
+//! client after MS of silence and drops one that stays silent three times
+//! as long (the core's `ping_interval` and `idle` timeouts); the soak test
+//! uses it.
 
 #[path = "support/accept.rs"]
 mod accept;
@@ -27,6 +30,7 @@ mod autobahn;
 mod tls;
 
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use rfc6455::handshake::Accept;
@@ -39,8 +43,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut uring = false;
     let mut quick = false;
     let mut secure = false;
-    for arg in std::env::args().skip(1) {
+    let mut heartbeat = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--heartbeat" => {
+                let ms: u64 = args
+                    .next()
+                    .and_then(|ms| ms.parse().ok())
+                    .ok_or("--heartbeat takes milliseconds")?;
+                heartbeat = Some(Duration::from_millis(ms));
+            }
             "--blocking" => blocking = true,
             "--tls" => secure = true,
             "--embedded" => embedded = true,
@@ -48,13 +61,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--quickack" => quick = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: echo_server [ADDR] [--blocking | --embedded | --uring | --tls] [--quickack]"
+                    "usage: echo_server [ADDR] [--blocking | --embedded | --uring | --tls] [--quickack] [--heartbeat MS]"
                 );
                 return Ok(());
             }
             other => addr = other.to_string(),
         }
     }
+    HEARTBEAT.get_or_init(|| heartbeat);
     if secure {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -81,6 +95,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .build()?
             .block_on(serve_tokio(&addr, quick))
     }
+}
+
+/// `--heartbeat`: the Ping interval, if any.
+static HEARTBEAT: OnceLock<Option<Duration>> = OnceLock::new();
+
+/// Every mode's configuration: the Autobahn one, with the heartbeat if
+/// asked for.
+fn config() -> rfc6455::Config {
+    let mut config = autobahn::config(false);
+    if let Some(&Some(every)) = HEARTBEAT.get() {
+        config.timeouts.ping_interval = Some(every);
+        config.timeouts.idle = Some(every * 3);
+    }
+    config
 }
 
 /// One line per connection: who, what path, how it ended.
@@ -168,7 +196,7 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let mut path = String::new();
-    let accepted = rfc6455::tokio::accept_with(stream, autobahn::config(false), |request| {
+    let accepted = rfc6455::tokio::accept_with(stream, config(), |request| {
         path = request.path().to_string();
         Ok(Accept::new())
     })
@@ -202,7 +230,7 @@ where
 {
     let served = rfc6455::http2::serve_connection(
         stream,
-        autobahn::config(false),
+        config(),
         move |incoming| async move {
             let path = incoming.request().path().to_string();
             let mut ws = match incoming.accept(Accept::new()) {
@@ -250,7 +278,7 @@ async fn serve_embedded(addr: &str, quick: bool) -> Result<(), Box<dyn std::erro
             let _ = stream.set_nodelay(true);
             let stream = Stream::new(autobahn::QuickAck(stream, quick));
             let mut path = String::new();
-            let config = autobahn::config(false);
+            let config = config();
             let accepted = rfc6455::embedded::accept_with(stream, TokioClock, config, |request| {
                 path = request.path().to_string();
                 Ok(Accept::new())
@@ -294,7 +322,7 @@ async fn serve_uring(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::
 #[cfg(feature = "compio")]
 async fn echo_uring(stream: autobahn::uring::QuickAck, peer: SocketAddr) {
     let mut path = String::new();
-    let accepted = rfc6455::compio::accept_with(stream, autobahn::config(false), |request| {
+    let accepted = rfc6455::compio::accept_with(stream, config(), |request| {
         path = request.path().to_string();
         Ok(Accept::new())
     })
@@ -333,7 +361,7 @@ fn serve_blocking(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::Err
             let stream = autobahn::BlockingQuickAck(stream, quick);
             let mut path = String::new();
             let accepted =
-                rfc6455::blocking::accept_with(stream, autobahn::config(false), |request| {
+                rfc6455::blocking::accept_with(stream, config(), |request| {
                     path = request.path().to_string();
                     Ok(Accept::new())
                 });
