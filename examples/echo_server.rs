@@ -228,33 +228,29 @@ async fn serve_http2<S>(stream: S, peer: SocketAddr)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let served = rfc6455::http2::serve_connection(
-        stream,
-        config(),
-        move |incoming| async move {
-            let path = incoming.request().path().to_string();
-            let mut ws = match incoming.accept(Accept::new()) {
-                Ok(ws) => ws,
-                Err(err) => return log(peer, &path, Err(err.to_string())),
-            };
-            let outcome = loop {
-                match ws.recv().await {
-                    Ok(Some(message)) => {
-                        if let Err(err) = ws.send(&message).await {
-                            break Err(err.to_string());
-                        }
+    let served = rfc6455::http2::serve_connection(stream, config(), move |incoming| async move {
+        let path = incoming.request().path().to_string();
+        let mut ws = match incoming.accept(Accept::new()) {
+            Ok(ws) => ws,
+            Err(err) => return log(peer, &path, Err(err.to_string())),
+        };
+        let outcome = loop {
+            match ws.recv().await {
+                Ok(Some(message)) => {
+                    if let Err(err) = ws.send(&message).await {
+                        break Err(err.to_string());
                     }
-                    Ok(None) => break Ok(()),
-                    Err(err) => break Err(err.to_string()),
                 }
-            };
-            log(
-                peer,
-                &format!("{path} (HTTP/2)"),
-                outcome.map(|()| ws.closed()),
-            );
-        },
-    );
+                Ok(None) => break Ok(()),
+                Err(err) => break Err(err.to_string()),
+            }
+        };
+        log(
+            peer,
+            &format!("{path} (HTTP/2)"),
+            outcome.map(|()| ws.closed()),
+        );
+    });
     if let Err(err) = served.await {
         println!("{peer}: HTTP/2 connection: {err}");
     }
@@ -360,11 +356,10 @@ fn serve_blocking(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::Err
             let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
             let stream = autobahn::BlockingQuickAck(stream, quick);
             let mut path = String::new();
-            let accepted =
-                rfc6455::blocking::accept_with(stream, config(), |request| {
-                    path = request.path().to_string();
-                    Ok(Accept::new())
-                });
+            let accepted = rfc6455::blocking::accept_with(stream, config(), |request| {
+                path = request.path().to_string();
+                Ok(Accept::new())
+            });
             let mut ws = match accepted {
                 Ok(ws) => ws,
                 Err(err) => return log(peer, &path, Err(err.to_string())),

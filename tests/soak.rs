@@ -200,7 +200,10 @@ fn waves_of_connections_leave_nothing_behind() {
         "soak: {waves} waves of {connections} connections in {:.0} s, heartbeat {heartbeat:?}",
         start.elapsed().as_secs_f64()
     );
-    println!("{:>8} {:>8} {:>10} {:>8}", "time s", "open", "RSS MiB", "fds");
+    println!(
+        "{:>8} {:>8} {:>10} {:>8}",
+        "time s", "open", "RSS MiB", "fds"
+    );
     let step = (curve.len() / 40).max(1);
     for point in curve.iter().step_by(step) {
         println!(
