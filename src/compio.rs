@@ -422,9 +422,11 @@ where
         if self.reading.is_some() || self.read.is_some() || self.eof {
             return;
         }
-        // A frame that is arriving gets what it is missing if that is
-        // more; less would cost a round through the kernel of its own.
-        let size = self.conn.read_size_hint(self.read_size).max(self.read_size);
+        // What a frame that is arriving still misses (nothing between
+        // frames), and room for what follows it: a read that stopped at
+        // the frame's end would leave the next frame to a round through
+        // the kernel of its own.
+        let size = self.conn.read_size_hint(0) + self.read_size;
         let buf = self.conn.read_buffer_owned(size);
         self.asked = buf.capacity();
         let stream = Rc::clone(&self.stream);
