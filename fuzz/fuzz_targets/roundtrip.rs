@@ -12,7 +12,8 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use rfc6455::{
-    CloseCode, CloseFrame, Config, Connection, Event, Initiator, Message, MessageKind, Role,
+    CloseCode, CloseFrame, Config, Connection, Event, Initiator, Message, MessageKind,
+    PreparedMessage, Role,
 };
 use rfc6455_fuzz::{check_output, chunks, drain, normalize, Norm};
 
@@ -38,6 +39,13 @@ enum Op {
         lengths: Vec<u8>,
         pings: Vec<Option<Vec<u8>>>,
     },
+    /// A message prepared for broadcast (`send_prepared`), sent twice: the
+    /// second send reuses what the first encoded. For text the data is made
+    /// UTF-8 first.
+    Prepared {
+        binary: bool,
+        data: Vec<u8>,
+    },
     Ping(Vec<u8>),
     /// An unsolicited Pong (§5.5.3).
     Pong(Vec<u8>),
@@ -45,7 +53,8 @@ enum Op {
 
 #[derive(Arbitrary, Debug)]
 struct Input {
-    /// Bit 0: the receiver streams. Bit 1: the sender streams.
+    /// Bit 0: the receiver streams. Bit 1: the sender streams. Bits 2-3:
+    /// how the output is taken; bits 4-5: how the input is fed.
     flags: u8,
     mask: [u8; 4],
     sizes: [u8; 8],
@@ -126,6 +135,18 @@ fn send(sender: &mut Connection, ops: &[Op]) -> (Vec<Norm>, Vec<Vec<u8>>) {
                 assert!(rest.is_empty());
                 expected.push(Norm::Message(kind, data));
             }
+            Op::Prepared { binary, data } => {
+                let (kind, prepared) = if *binary {
+                    (MessageKind::Binary, PreparedMessage::binary(data.clone()))
+                } else {
+                    let text = String::from_utf8_lossy(data);
+                    (MessageKind::Text, PreparedMessage::text(&text))
+                };
+                for _ in 0..2 {
+                    sender.send_prepared(&prepared).expect("open");
+                    expected.push(Norm::Message(kind, prepared.payload().to_vec()));
+                }
+            }
             Op::Ping(payload) => ping(sender, payload, &mut expected),
             Op::Pong(payload) => {
                 let payload = control(payload);
@@ -137,17 +158,82 @@ fn send(sender: &mut Connection, ops: &[Op]) -> (Vec<Norm>, Vec<Vec<u8>>) {
     (expected, pings)
 }
 
-/// Moves everything `from` wrote into `to`, in chunks, and collects `to`'s events.
-fn transfer(from: &mut Connection, to: &mut Connection, sizes: &[u8], events: &mut Vec<Event>) {
-    // The output may come in pieces (a server splices large payloads in).
+/// Takes everything `from` wrote, the way driver `how` (0 to 3) takes it;
+/// a writer that stops short writes at most one chunk length.
+fn take_all(from: &mut Connection, how: u8, sizes: &[u8]) -> Vec<u8> {
     let mut bytes = Vec::new();
-    while !from.pending_output().is_empty() {
-        bytes.extend_from_slice(from.pending_output());
-        from.consume_output(from.pending_output().len());
+    let mut round = 0;
+    // The output may come in pieces (a server splices large payloads in).
+    while from.pending_output_len() > 0 {
+        let size = usize::from(sizes[round % sizes.len()]).max(1);
+        round += 1;
+        match how % 4 {
+            // One contiguous piece at a time, all of it written.
+            0 | 1 => {
+                let n = from.pending_output().len();
+                bytes.extend_from_slice(from.pending_output());
+                from.consume_output(n);
+            }
+            // Owned pieces (HTTP/2 DATA, a completion runtime's write).
+            2 => bytes.extend_from_slice(&from.take_output(size)),
+            // A vectored write that stops after `size` bytes.
+            _ => {
+                let mut slices = [std::io::IoSlice::new(&[]); 4];
+                let filled = from.pending_output_vectored(&mut slices);
+                let mut written = 0;
+                for slice in &slices[..filled] {
+                    let n = slice.len().min(size - written);
+                    bytes.extend_from_slice(&slice[..n]);
+                    written += n;
+                }
+                from.consume_output(written);
+            }
+        }
     }
+    bytes
+}
+
+/// Feeds one read to `to`, the way driver `how` (0 to 3) reads.
+fn feed(to: &mut Connection, chunk: &[u8], how: u8) {
+    match how % 4 {
+        0 => to.handle_read(chunk),
+        // Straight into the receive buffer, as a `&mut [u8]` reader.
+        1 => {
+            let mut buffer = to.read_buffer(chunk.len());
+            buffer.unfilled()[..chunk.len()].copy_from_slice(chunk);
+            buffer.advance(chunk.len());
+        }
+        // An owned buffer filled later (io_uring).
+        2 => {
+            let mut buffer = to.read_buffer_owned(chunk.len());
+            buffer.extend_from_slice(chunk);
+            to.handle_read_owned(buffer);
+        }
+        // A driver of many connections lends idle buffers around.
+        _ => {
+            match to.take_buffers() {
+                Some(buffers) => to.give_buffers(buffers),
+                None => to.shrink_buffers(),
+            }
+            to.handle_read(chunk);
+        }
+    }
+}
+
+/// Moves everything `from` wrote into `to`, in chunks, and collects
+/// `to`'s events; `flags` bits 2-3 and 4-5 choose how the bytes are taken
+/// out and fed in.
+fn transfer(
+    from: &mut Connection,
+    to: &mut Connection,
+    flags: u8,
+    sizes: &[u8],
+    events: &mut Vec<Event>,
+) {
+    let bytes = take_all(from, flags >> 2, sizes);
     check_output(&bytes, from.role(), sizes);
     for chunk in chunks(&bytes, sizes) {
-        to.handle_read(chunk);
+        feed(to, chunk, flags >> 4);
         drain(to, events);
     }
 }
@@ -183,7 +269,13 @@ fn roundtrip(input: &Input, sender_role: Role) {
 
     // Sender to receiver: the messages, the pings, the Close.
     let mut received = Vec::new();
-    transfer(&mut sender, &mut receiver, &input.sizes, &mut received);
+    transfer(
+        &mut sender,
+        &mut receiver,
+        input.flags,
+        &input.sizes,
+        &mut received,
+    );
     let received = normalize(&received, input.flags & 1 != 0);
     let Some((Norm::Closed(closed), received)) = received.split_last() else {
         panic!("the receiver did not close: {received:?}");
@@ -195,7 +287,13 @@ fn roundtrip(input: &Input, sender_role: Role) {
 
     // Receiver to sender: one Pong per Ping, then the echoed Close.
     let mut answers = Vec::new();
-    transfer(&mut receiver, &mut sender, &input.sizes, &mut answers);
+    transfer(
+        &mut receiver,
+        &mut sender,
+        input.flags,
+        &input.sizes,
+        &mut answers,
+    );
     expected = pings.into_iter().map(Norm::Pong).collect();
     let answers = normalize(&answers, input.flags & 2 != 0);
     let Some((Norm::Closed(closed), pongs)) = answers.split_last() else {

@@ -71,7 +71,11 @@ fn frame(role: Role, kind: u8) -> Vec<u8> {
 }
 
 fuzz_target!(|input: Input<'_>| {
-    let role = if input.server { Role::Server } else { Role::Client };
+    let role = if input.server {
+        Role::Server
+    } else {
+        Role::Client
+    };
     let mut config = Config::default();
     config.timeouts.ping_interval = ms(input.ping.into());
     config.timeouts.idle = ms(input.idle.into());
@@ -116,13 +120,21 @@ fuzz_target!(|input: Input<'_>| {
             input.ping
         );
     } else {
-        assert_eq!(count_heartbeats(&output, role), 0, "a Ping without a heartbeat");
+        assert_eq!(
+            count_heartbeats(&output, role),
+            0,
+            "a Ping without a heartbeat"
+        );
     }
     // A silent peer is given up on, and a closing handshake ends, when
     // there is a closing deadline.
     let gives_up = (was == State::Open && input.idle > 0) || was == State::Closing;
     if gives_up && input.close > 0 {
-        assert_eq!(conn.state(), State::Closed, "was {was:?}, kept past every deadline");
+        assert_eq!(
+            conn.state(),
+            State::Closed,
+            "was {was:?}, kept past every deadline"
+        );
         assert!(conn.should_close_transport());
     }
     if let Some(at) = events.iter().position(|e| matches!(e, Event::Closed(_))) {
