@@ -2,7 +2,7 @@
 //! names, join and leave notices and a "typing..." indicator.
 //!
 //! ```text
-//! cargo run --example chat -- [ADDR] [--tls] [--token TOKEN] [--heartbeat SECS] [--origin URL] [--server axum]
+//! cargo run --example chat -- [ADDR] [--tls] [--token TOKEN] [--heartbeat SECS] [--origin URL] [--server axum] [--redis URL]
 //! ```
 //!
 //! One tokio listener (ADDR, default 127.0.0.1:8080) serves the page on
@@ -28,10 +28,23 @@
 //! `axum`, without `--tls`) serves the same chat as an axum app, the
 //! WebSocket through this crate's axum extractor.
 //!
+//! `--redis URL` (`redis://127.0.0.1:6379/`, say) makes this server one of
+//! several behind a load balancer: what its tabs say goes to the tabs of
+//! the others through a Redis stream, and theirs comes here (see
+//! `examples/support/bus.rs`); who is here, on every server, is kept in
+//! Redis with an expiry, so the users of a server that crashed leave the
+//! list within [`PRESENCE_TTL`]. While Redis is away this server's own
+//! chat goes on, and its tabs are told that the others' messages are
+//! delayed. Without the flag the chat is one process, as before.
+//!
 //! Browser to server, JSON text messages: `{"type":"message","text":"..."}`,
 //! `{"type":"typing"}`. Server to browser: `welcome` (your id and name, who
-//! is here), `join`, `leave` (with why), `message`, `typing`.
+//! is here), `join`, `leave` (with why), `message`, `typing`, and with
+//! `--redis`, `bus` (`"up"`: whether the other servers' messages arrive
+//! in time; also in `welcome`).
 
+#[path = "../support/bus.rs"]
+mod bus;
 mod site;
 
 use std::collections::BTreeMap;
@@ -44,6 +57,7 @@ use rfc6455::handshake::Request;
 use rfc6455::tokio::Error;
 use rfc6455::{CloseCode, Config, Event, Message, PreparedMessage, ProtocolError};
 use serde_json::{json, Value};
+use bus::Bus;
 use site::{Opened, Site, Stream};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
@@ -63,6 +77,13 @@ const MAX_NAME: usize = 24;
 /// must not hold up the others (its socket buffer is full; it is gone or
 /// stuck).
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// With `--redis`: a server's users stay in the shared list this long
+/// after it last refreshed them (it does five times as often), so those of
+/// a server that crashed leave the others' lists within about this time.
+const PRESENCE_TTL: Duration = Duration::from_secs(5);
+/// The Redis stream is `chat:events` and the presence set `chat:presence`.
+const BUS: &str = "chat";
+const PRESENCE: &str = "chat:presence";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = site::Args::parse("127.0.0.1:8080");
@@ -105,7 +126,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("chat: listening on {}", site.url());
         println!("chat: WebSocket at {}", site.ws_url("/ws"));
         println!("chat: open {}/?token={token} in two tabs", site.url());
-        let chat = Arc::new(Chat::new(token));
+        let chat = match args.flag("--redis") {
+            Some(url) => {
+                let (bus, deliveries) = Bus::start(url, BUS)?;
+                println!("chat: one of several servers, through Redis at {url}");
+                let chat = Arc::new(Chat::new(token, Some(bus.clone())));
+                tokio::spawn(cluster::run(chat.clone(), bus, deliveries));
+                chat
+            }
+            None => Arc::new(Chat::new(token, None)),
+        };
         if args.flag("--server") == Some("axum") {
             #[cfg(feature = "axum")]
             return axum_app::serve(site, chat).await;
@@ -136,35 +166,65 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// listens to.
 struct Chat {
     token: String,
-    /// Every event, as the JSON text sent to the tabs.
     /// Every event, encoded once as the frame every tab receives.
     events: broadcast::Sender<PreparedMessage>,
+    /// The users connected to this server.
     users: Mutex<BTreeMap<u64, String>>,
     next_id: AtomicU64,
+    /// With `--redis`: the other servers, and their users.
+    bus: Option<Arc<Bus>>,
+    remote: Mutex<cluster::Remote>,
 }
 
 impl Chat {
-    fn new(token: String) -> Self {
+    fn new(token: String, bus: Option<Arc<Bus>>) -> Self {
+        // Ids unique across servers: each starts at a random multiple of
+        // 2^32 (within JavaScript's exact integers).
+        let first = match bus {
+            Some(_) => (rand::random::<u64>() >> 44).max(1) << 32,
+            None => 1,
+        };
         Chat {
             token,
             events: broadcast::channel(1024).0,
             users: Mutex::default(),
-            next_id: AtomicU64::new(1),
+            next_id: AtomicU64::new(first),
+            bus,
+            remote: Mutex::default(),
         }
     }
 
-    /// Sends `event` to every tab, the sender's included.
+    /// Sends `event` to every tab, the sender's included, and on every
+    /// other server.
     fn broadcast(&self, event: Value) {
+        if let Some(bus) = &self.bus {
+            bus.publish(&event);
+        }
+        self.deliver(&event);
+    }
+
+    /// Sends `event` to the tabs of this server.
+    fn deliver(&self, event: &Value) {
         // No receiver is not an error: nobody is connected.
         let _ = self.events.send(PreparedMessage::text(&event.to_string()));
     }
 
+    /// Everyone here, on this server and (with `--redis`) the others.
     fn users(&self) -> Value {
         let users = self.users.lock().expect("no panic while holding it");
+        let remote = self.remote.lock().expect("no panic while holding it");
+        let remote = remote.users.iter().map(|(id, user)| (id, &user.name));
         users
             .iter()
+            .chain(remote)
             .map(|(id, name)| json!({ "id": id, "name": name }))
             .collect()
+    }
+
+    /// A user as a member of the presence set: the same text every time.
+    fn member(&self, id: u64, name: &str) -> Option<String> {
+        let bus = self.bus.as_ref()?;
+        Some(json!({ "id": id, "name": name, "server": bus.server() }).to_string())
     }
 }
 
@@ -382,11 +442,19 @@ async fn session(chat: &Chat, mut tab: Tab, name: &str) {
         .expect("no panic while holding it")
         .insert(id, name.clone());
     println!("{name} (#{id}) joined");
-    let welcome = json!({ "type": "welcome", "id": id, "name": name, "users": chat.users() });
+    let bus_up = chat.bus.as_ref().map(|bus| *bus.up().borrow());
+    let welcome = json!({
+        "type": "welcome", "id": id, "name": name, "users": chat.users(), "bus": bus_up
+    });
     // Why we closed this tab, once we did.
     let mut closing: Option<&str> = None;
     if let Err(error) = send(&mut tab, &PreparedMessage::text(&welcome.to_string())).await {
         println!("{name} (#{id}): {error}");
+    }
+    if let (Some(bus), Some(member)) = (&chat.bus, chat.member(id, &name)) {
+        // Present before the join is published: a server that hears of
+        // the join finds the user in the shared list.
+        bus.present(PRESENCE, member, PRESENCE_TTL);
     }
     chat.broadcast(json!({ "type": "join", "id": id, "name": name }));
 
@@ -466,6 +534,9 @@ async fn session(chat: &Chat, mut tab: Tab, name: &str) {
         .expect("no panic while holding it")
         .remove(&id);
     println!("{name} (#{id}) left: {why}");
+    if let (Some(bus), Some(member)) = (&chat.bus, chat.member(id, &name)) {
+        bus.absent(PRESENCE, member);
+    }
     chat.broadcast(json!({ "type": "leave", "id": id, "name": name, "why": why }));
 }
 
@@ -481,6 +552,143 @@ async fn send(tab: &mut Tab, prepared: &PreparedMessage) -> Result<(), String> {
         Ok(Err(Error::Usage(_))) => Ok(()),
         Ok(Err(error)) => Err(error.to_string()),
         Err(_) => Err(format!("took more than {SEND_TIMEOUT:?} to take a message")),
+    }
+}
+
+/// The chat across servers (`--redis`): the events of the others, their
+/// users, and whether Redis is reachable.
+mod cluster {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::Arc;
+
+    use serde_json::{json, Value};
+    use tokio::sync::mpsc;
+    use tokio::time::Instant;
+
+    use super::{Bus, Chat, PRESENCE, PRESENCE_TTL};
+
+    /// The users of the other servers, as this server knows them.
+    #[derive(Default)]
+    pub struct Remote {
+        pub users: BTreeMap<u64, User>,
+        /// Until then, a user missing from the shared list is not taken
+        /// for gone: Redis was just (re)started, and the servers have not
+        /// all listed their users again yet.
+        grace: Option<Instant>,
+    }
+
+    pub struct User {
+        pub name: String,
+        /// Seen in the shared list: from then on, missing from it means
+        /// their server stopped refreshing it (crashed, or cut off).
+        listed: bool,
+    }
+
+    /// Follows the other servers until this one stops.
+    pub async fn run(chat: Arc<Chat>, bus: Arc<Bus>, mut deliveries: mpsc::Receiver<Value>) {
+        let local = {
+            let chat = chat.clone();
+            move || {
+                let users = chat.users.lock().expect("no panic while holding it");
+                users
+                    .iter()
+                    .filter_map(|(id, name)| chat.member(*id, name))
+                    .collect()
+            }
+        };
+        let mut presence = bus.presence(PRESENCE, PRESENCE_TTL, local);
+        let mut up = bus.up();
+        loop {
+            tokio::select! {
+                Some(event) = deliveries.recv() => from_server(&chat, event),
+                Some(members) = presence.recv() => listed(&chat, &bus, &members),
+                Ok(()) = up.changed() => {
+                    let up = *up.borrow_and_update();
+                    if up {
+                        let mut remote = chat.remote.lock().expect("no panic while holding it");
+                        remote.grace = Some(Instant::now() + PRESENCE_TTL + PRESENCE_TTL / 5);
+                    }
+                    chat.deliver(&json!({ "type": "bus", "up": up }));
+                }
+                else => return,
+            }
+        }
+    }
+
+    /// An event from another server, for the tabs here. Joins and leaves
+    /// also come from the shared list; each is shown once.
+    fn from_server(chat: &Chat, event: Value) {
+        let id = event["id"].as_u64().unwrap_or(0);
+        let mut remote = chat.remote.lock().expect("no panic while holding it");
+        let show = match event["type"].as_str() {
+            Some("join") => {
+                let name = event["name"].as_str().unwrap_or("").to_string();
+                let user = User {
+                    name,
+                    listed: false,
+                };
+                remote.users.insert(id, user).is_none()
+            }
+            Some("leave") => remote.users.remove(&id).is_some(),
+            Some("message" | "typing") => true,
+            _ => false,
+        };
+        drop(remote);
+        if show {
+            chat.deliver(&event);
+        }
+    }
+
+    /// The shared list, as Redis has it now: users of other servers that
+    /// are new here join, and those whose server stopped refreshing them
+    /// leave.
+    fn listed(chat: &Chat, bus: &Bus, members: &[String]) {
+        let mut notices = Vec::new();
+        let mut remote = chat.remote.lock().expect("no panic while holding it");
+        let mut present = BTreeSet::new();
+        for member in members {
+            let Ok(member) = serde_json::from_str::<Value>(member) else {
+                continue;
+            };
+            let (Some(id), Some(name), Some(server)) = (
+                member["id"].as_u64(),
+                member["name"].as_str(),
+                member["server"].as_str(),
+            ) else {
+                continue;
+            };
+            if server == bus.server() {
+                continue;
+            }
+            present.insert(id);
+            let user = remote.users.entry(id).or_insert_with(|| {
+                notices.push(json!({ "type": "join", "id": id, "name": name }));
+                User {
+                    name: name.to_string(),
+                    listed: true,
+                }
+            });
+            user.listed = true;
+        }
+        let settled = remote.grace.is_none_or(|until| Instant::now() >= until);
+        if settled {
+            remote.grace = None;
+            let gone: Vec<u64> = remote
+                .users
+                .iter()
+                .filter(|(id, user)| user.listed && !present.contains(id))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in gone {
+                let user = remote.users.remove(&id).expect("listed above");
+                let why = "their server stopped answering";
+                notices.push(json!({ "type": "leave", "id": id, "name": user.name, "why": why }));
+            }
+        }
+        drop(remote);
+        for notice in notices {
+            chat.deliver(&notice);
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! reload.
 //!
 //! ```text
-//! cargo run --example scheduler -- [ADDR] [--db PATH] [--tls] [--origin URL]
+//! cargo run --example scheduler -- [ADDR] [--db PATH] [--tls] [--origin URL] [--redis URL]
 //! ```
 //!
 //! One tokio listener (ADDR, default 127.0.0.1:8082) serves the page on
@@ -30,12 +30,25 @@
 //! update books only a slot that is still free, so exactly one wins and
 //! the other page is told who was first.
 //!
+//! Several servers (`--redis URL`, all with the same `--db`): the SQLite
+//! file stays the one source of truth, shared by the servers of one host
+//! (its locks order their changes as the lock here orders this one's, and
+//! a busy writer is waited for). After each change a server tells the
+//! others through a Redis stream (`examples/support/bus.rs`) which slot
+//! changed; each reads that slot back from the database and sends it to
+//! its own pages, so a late or repeated notice can only show the slot as
+//! it is. Redis away delays the other servers' changes, never a booking;
+//! the pages are told, and when Redis is back every page gets the whole
+//! state again.
+//!
 //! A page that stops reading is never waited for: every change is
 //! *offered* to each connection ([`WriteHalf::offer`]), written at once if
 //! its socket takes it and queued otherwise; a page more than
 //! [`BACKLOG`] bytes behind is closed with 1013 (try again later) and
 //! catches up from the state when it reconnects.
 
+#[path = "../support/bus.rs"]
+mod bus;
 #[path = "../chat/site.rs"]
 mod site;
 
@@ -48,7 +61,8 @@ use std::time::Duration;
 use rfc6455::handshake::Request;
 use rfc6455::tokio::{Offered, WhenFull, WriteHalf};
 use rfc6455::{CloseCode, Config, Event, Message, PreparedMessage};
-use rusqlite::{params, OptionalExtension};
+use bus::Bus;
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde_json::{json, Value};
 use site::{Opened, Site, Stream};
 
@@ -69,7 +83,7 @@ const MAX_NAME: usize = 40;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = site::Args::parse("127.0.0.1:8082");
     if args.rest.iter().any(|a| a == "--help") {
-        println!("usage: scheduler [ADDR] [--db PATH] [--tls] [--origin URL]");
+        println!("usage: scheduler [ADDR] [--db PATH] [--tls] [--origin URL] [--redis URL]");
         return Ok(());
     }
     let db = match args.flag("--db") {
@@ -106,9 +120,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("scheduler: WebSocket at {}", site.ws_url("/ws"));
         println!("scheduler: open {}/", site.url());
         let site = Arc::new(site);
-        let scheduler = Arc::new(Scheduler {
-            board: Mutex::new(board),
-        });
+        let scheduler = match args.flag("--redis") {
+            Some(url) => {
+                let (bus, changes) = Bus::start(url, "scheduler")?;
+                println!("scheduler: one of several servers, through Redis at {url}");
+                let scheduler = Arc::new(Scheduler::new(board, Some(bus)));
+                tokio::spawn(follow(scheduler.clone(), changes));
+                scheduler
+            }
+            None => Arc::new(Scheduler::new(board, None)),
+        };
         loop {
             let accepted = tokio::select! {
                 accepted = site.accept() => accepted,
@@ -223,10 +244,44 @@ struct Scheduler {
 }
 
 impl Scheduler {
+    fn new(mut board: Board, bus: Option<Arc<Bus>>) -> Self {
+        board.bus = bus;
+        Scheduler {
+            board: Mutex::new(board),
+        }
+    }
+
     /// The board, locked. Every change and every join happens under this
     /// lock, so each page sees the state, then the changes, in one order.
     fn board(&self) -> MutexGuard<'_, Board> {
         self.board.lock().expect("no panic while holding it")
+    }
+}
+
+/// Follows the other servers (`--redis`): each slot they changed is read
+/// back from the database and sent to this server's pages; when Redis
+/// was away, every page gets the whole state again once it is back.
+async fn follow(scheduler: Arc<Scheduler>, mut changes: tokio::sync::mpsc::Receiver<Value>) {
+    let Some(bus) = scheduler.board().bus.clone() else {
+        return;
+    };
+    let mut up = bus.up();
+    let mut was_up = false;
+    loop {
+        tokio::select! {
+            Some(change) = changes.recv() => scheduler.board().changed_elsewhere(&change),
+            Ok(()) = up.changed() => {
+                let now = *up.borrow_and_update();
+                let mut board = scheduler.board();
+                let notice = json!({ "type": "bus", "up": now });
+                board.broadcast(&PreparedMessage::text(&notice.to_string()));
+                if now && was_up {
+                    board.resend_state();
+                }
+                was_up |= now;
+            }
+            else => return,
+        }
     }
 }
 
@@ -235,6 +290,8 @@ struct Board {
     db: rusqlite::Connection,
     pages: HashMap<u64, WriteHalf<Stream>>,
     next_id: u64,
+    /// With `--redis`: the other servers.
+    bus: Option<Arc<Bus>>,
 }
 
 /// What a page asks for.
@@ -248,7 +305,9 @@ impl Board {
     /// Opens (or creates) the database, with the slots of [`DAYS`] and
     /// [`TIMES`] when it is new.
     fn open(path: &std::path::Path) -> rusqlite::Result<Board> {
-        let db = rusqlite::Connection::open(path)?;
+        let mut db = rusqlite::Connection::open(path)?;
+        // Other servers may share the file: wait for their writes.
+        db.busy_timeout(Duration::from_secs(5))?;
         // Writes survive a crash of this process at once and a power loss
         // after the next checkpoint; each change is one short transaction,
         // quick enough to do under the lock.
@@ -262,21 +321,26 @@ impl Board {
                  booked_by TEXT
              )",
         )?;
-        let count: i64 = db.query_row("SELECT count(*) FROM slots", [], |row| row.get(0))?;
+        // One transaction, so of two servers starting at once only one
+        // fills a new database.
+        let fill = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let count: i64 = fill.query_row("SELECT count(*) FROM slots", [], |row| row.get(0))?;
         if count == 0 {
             for day in DAYS {
                 for time in TIMES {
-                    db.execute(
+                    fill.execute(
                         "INSERT INTO slots (day, time) VALUES (?1, ?2)",
                         params![day, time],
                     )?;
                 }
             }
         }
+        fill.commit()?;
         Ok(Board {
             db,
             pages: HashMap::new(),
             next_id: 1,
+            bus: None,
         })
     }
 
@@ -291,7 +355,43 @@ impl Board {
         };
         self.pages.insert(id, writer);
         self.send(id, &PreparedMessage::text(&state.to_string()));
+        if self.bus.as_ref().is_some_and(|bus| !*bus.up().borrow()) {
+            let notice = json!({ "type": "bus", "up": false });
+            self.send(id, &PreparedMessage::text(&notice.to_string()));
+        }
         id
+    }
+
+    /// Every page gets the whole state again (after Redis was away: what
+    /// the other servers changed meanwhile is in it).
+    fn resend_state(&mut self) {
+        match self.slots() {
+            Ok(slots) => {
+                let state = json!({ "type": "state", "slots": slots });
+                self.broadcast(&PreparedMessage::text(&state.to_string()));
+            }
+            Err(error) => println!("database: {error}"),
+        }
+    }
+
+    /// Another server changed a slot: its pages have the notice; this
+    /// server's get the slot as the database has it now.
+    fn changed_elsewhere(&mut self, change: &Value) {
+        let (Some(slot), Some(action), Some(by)) = (
+            change["slot"].as_i64(),
+            change["action"].as_str(),
+            change["by"].as_str(),
+        ) else {
+            return;
+        };
+        match self.slot(slot) {
+            Ok(Some(row)) => {
+                let event = json!({ "type": "slot", "slot": row, "action": action, "by": by });
+                self.broadcast(&PreparedMessage::text(&event.to_string()));
+            }
+            Ok(None) => {}
+            Err(error) => println!("database: {error}"),
+        }
     }
 
     /// Removes every page from the board, giving back their writing halves.
@@ -316,6 +416,10 @@ impl Board {
                 println!("{name} {action} slot {slot}");
                 let event = json!({ "type": "slot", "slot": row, "action": action, "by": name });
                 self.broadcast(&PreparedMessage::text(&event.to_string()));
+                if let Some(bus) = &self.bus {
+                    let change = json!({ "slot": slot, "action": action, "by": name });
+                    bus.publish(&change);
+                }
             }
             Ok(Err(why)) => {
                 let refused = json!({ "type": "refused", "slot": slot, "why": why });

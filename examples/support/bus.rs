@@ -1,0 +1,380 @@
+//! Several servers, one audience: what the clients of one server do
+//! reaches the clients of the others through Redis (the chat and the
+//! scheduler with `--redis URL`). Only the examples use Redis; the library
+//! knows nothing of it.
+//!
+//! Every server appends its events to one Redis stream (`XADD`) and reads
+//! everyone's from it (`XREAD BLOCK`), skipping its own: its own clients
+//! had those at once, without the hop. A stream rather than pub/sub, so
+//! that a server that lost Redis for a while reads on from the last entry
+//! it saw and misses nothing published meanwhile. Every event carries its
+//! server's id and a sequence number, so an event written twice (a write
+//! retried after its reply was lost) is delivered once.
+//!
+//! Redis down or restarting never stops a server: what it publishes
+//! meanwhile waits in a bounded outbox, the reader and the writer
+//! reconnect with backoff, and [`Bus::up`] tells the app when events from
+//! the other servers may be late.
+//!
+//! Presence ([`Bus::presence`]): who is connected where, as members of a
+//! sorted set scored with their expiry time. Each server refreshes its
+//! own members every tick; a crashed server's members expire, so the
+//! others see them gone within a bounded time.
+
+// The scheduler publishes and reads; only the chat keeps presence.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
+use redis::{AsyncCommands, AsyncConnectionConfig, Client, RedisResult};
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+
+/// Writes waiting for Redis beyond this many are dropped (and logged):
+/// an outage costs bounded memory.
+const OUTBOX: usize = 10_000;
+/// The stream keeps about this many entries: enough for a server that
+/// reconnects after an outage of minutes at chat rates.
+const STREAM_LEN: usize = 10_000;
+/// How long one `XREAD` waits for new entries before asking again.
+const BLOCK: Duration = Duration::from_secs(2);
+/// The first and the longest wait between attempts to reach Redis.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(2));
+
+/// One server's end of the bus.
+pub struct Bus {
+    /// This server's id: random, so a restarted server is a new one.
+    server: String,
+    client: Client,
+    stream: String,
+    outbox: mpsc::Sender<Write>,
+    next_seq: AtomicU64,
+    health: Arc<Health>,
+}
+
+/// What the writer task does, in order.
+enum Write {
+    /// `XADD` an event.
+    Publish { seq: u64, event: String },
+    /// `ZADD` members to a presence set, expiring `ttl` from now.
+    Present {
+        key: String,
+        members: Vec<String>,
+        ttl: Duration,
+    },
+    /// `ZREM` a member from a presence set.
+    Absent { key: String, member: String },
+}
+
+impl Bus {
+    /// Starts the bus of `name` (the stream `NAME:events`) at the Redis of
+    /// `url`: returns at once, even when Redis cannot be reached yet, with
+    /// the events of the other servers as they arrive.
+    pub fn start(url: &str, name: &str) -> RedisResult<(Arc<Bus>, mpsc::Receiver<Value>)> {
+        let client = Client::open(url)?;
+        let (outbox, writes) = mpsc::channel(OUTBOX);
+        let (deliver, deliveries) = mpsc::channel(1024);
+        let bus = Arc::new(Bus {
+            server: format!("{:012x}", rand::random::<u64>() >> 16),
+            client,
+            stream: format!("{name}:events"),
+            outbox,
+            next_seq: AtomicU64::new(1),
+            health: Arc::new(Health::new()),
+        });
+        tokio::spawn(write(bus.clone(), writes));
+        tokio::spawn(read(bus.clone(), deliver));
+        Ok((bus, deliveries))
+    }
+
+    /// This server's id on the bus.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Whether both directions reach Redis now; `false` while events to
+    /// and from the other servers are held up.
+    pub fn up(&self) -> watch::Receiver<bool> {
+        self.health.up.subscribe()
+    }
+
+    /// Sends `event` to the other servers (not to this one).
+    pub fn publish(&self, event: &Value) {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        self.queue(Write::Publish {
+            seq,
+            event: event.to_string(),
+        });
+    }
+
+    /// Marks `member` present in the set `key` now (and for `ttl`), ahead
+    /// of the next refresh; in order with what is published.
+    pub fn present(&self, key: &str, member: String, ttl: Duration) {
+        self.queue(Write::Present {
+            key: key.to_string(),
+            members: vec![member],
+            ttl,
+        });
+    }
+
+    /// Removes `member` from the set `key` now, rather than at its expiry.
+    pub fn absent(&self, key: &str, member: String) {
+        self.queue(Write::Absent {
+            key: key.to_string(),
+            member,
+        });
+    }
+
+    /// Keeps the members `local()` gives present in the sorted set `key`,
+    /// refreshed every `ttl / 5`, and sends every live member of it (this
+    /// server's too) after each refresh; nothing while Redis is away.
+    pub fn presence<F>(self: &Arc<Self>, key: &str, ttl: Duration, local: F) -> mpsc::Receiver<Vec<String>>
+    where
+        F: Fn() -> Vec<String> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(4);
+        let (bus, key) = (self.clone(), key.to_string());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(ttl / 5);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut conn = None;
+            loop {
+                tick.tick().await;
+                let members = local();
+                if !members.is_empty() {
+                    bus.queue(Write::Present {
+                        key: key.clone(),
+                        members,
+                        ttl,
+                    });
+                }
+                match live_members(&bus.client, &mut conn, &key).await {
+                    Ok(members) => {
+                        if tx.send(members).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => conn = None, // the reader reports the outage
+                }
+            }
+        });
+        rx
+    }
+
+    fn queue(&self, write: Write) {
+        if self.outbox.try_send(write).is_err() {
+            eprintln!("bus: {OUTBOX} writes wait for Redis already; one more dropped");
+        }
+    }
+}
+
+/// Every member of the presence set `key` that has not expired; expired
+/// ones are removed on the way.
+async fn live_members(
+    client: &Client,
+    conn: &mut Option<MultiplexedConnection>,
+    key: &str,
+) -> RedisResult<Vec<String>> {
+    if conn.is_none() {
+        *conn = Some(connect(client).await?);
+    }
+    let conn = conn.as_mut().expect("connected above");
+    let now = unix_ms(Duration::ZERO);
+    let (_, members): (i64, Vec<String>) = redis::pipe()
+        .zrembyscore(key, "-inf", now)
+        .zrangebyscore(key, now, "+inf")
+        .query_async(conn)
+        .await?;
+    Ok(members)
+}
+
+/// Milliseconds since 1970 at `ahead` from now: presence expiry times.
+/// The servers' clocks are taken to agree within a fraction of the ttl.
+fn unix_ms(ahead: Duration) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    (now + ahead).as_millis() as u64
+}
+
+/// A connection with bounded waits: a Redis that stopped answering is
+/// noticed, and an `XREAD` that blocks for [`BLOCK`] is not cut short.
+async fn connect(client: &Client) -> RedisResult<MultiplexedConnection> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(BLOCK + Duration::from_secs(3)));
+    client.get_multiplexed_async_connection_with_config(&config).await
+}
+
+/// Waits that double from [`BACKOFF`]'s first to its longest.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff(BACKOFF.0)
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(BACKOFF.1);
+    }
+
+    fn reset(&mut self) {
+        self.0 = BACKOFF.0;
+    }
+}
+
+/// Whether the reader and the writer reach Redis; [`Bus::up`] when both do.
+struct Health {
+    reader: AtomicBool,
+    writer: AtomicBool,
+    up: watch::Sender<bool>,
+}
+
+impl Health {
+    fn new() -> Self {
+        Health {
+            reader: AtomicBool::new(false),
+            writer: AtomicBool::new(true),
+            up: watch::channel(false).0,
+        }
+    }
+
+    fn set(&self, side: &AtomicBool, ok: bool, what: &str, error: Option<&redis::RedisError>) {
+        side.store(ok, Ordering::Relaxed);
+        let up = self.reader.load(Ordering::Relaxed) && self.writer.load(Ordering::Relaxed);
+        let changed = self.up.send_if_modified(|was| std::mem::replace(was, up) != up);
+        match (changed, error) {
+            (true, Some(error)) => eprintln!("bus: Redis lost ({what}: {error}); retrying"),
+            (true, None) if up => eprintln!("bus: connected to Redis"),
+            _ => {}
+        }
+    }
+}
+
+/// The writer: everything queued, in order, each retried until Redis
+/// takes it.
+async fn write(bus: Arc<Bus>, mut writes: mpsc::Receiver<Write>) {
+    let health = &bus.health;
+    let mut conn = None;
+    let mut backoff = Backoff::new();
+    while let Some(write) = writes.recv().await {
+        loop {
+            match write_one(&bus, &mut conn, &write).await {
+                Ok(()) => {
+                    backoff.reset();
+                    health.set(&health.writer, true, "write", None);
+                    break;
+                }
+                Err(error) => {
+                    conn = None;
+                    health.set(&health.writer, false, "write", Some(&error));
+                    backoff.wait().await;
+                }
+            }
+        }
+    }
+}
+
+async fn write_one(
+    bus: &Bus,
+    conn: &mut Option<MultiplexedConnection>,
+    write: &Write,
+) -> RedisResult<()> {
+    if conn.is_none() {
+        *conn = Some(connect(&bus.client).await?);
+    }
+    let conn = conn.as_mut().expect("connected above");
+    match write {
+        Write::Publish { seq, event } => {
+            let fields = [
+                ("server", bus.server.as_str()),
+                ("seq", &seq.to_string()),
+                ("event", event),
+            ];
+            let maxlen = redis::streams::StreamMaxlen::Approx(STREAM_LEN);
+            conn.xadd_maxlen::<_, _, _, _, ()>(&bus.stream, maxlen, "*", &fields)
+                .await
+        }
+        Write::Present { key, members, ttl } => {
+            let expiry = unix_ms(*ttl);
+            let scored: Vec<(u64, &String)> = members.iter().map(|m| (expiry, m)).collect();
+            conn.zadd_multiple::<_, _, _, ()>(key, &scored).await
+        }
+        Write::Absent { key, member } => conn.zrem::<_, _, ()>(key, member).await,
+    }
+}
+
+/// The reader: every entry after the last one seen, from the other
+/// servers, once each.
+async fn read(bus: Arc<Bus>, deliver: mpsc::Sender<Value>) {
+    let health = &bus.health;
+    // The id of the last entry seen; at the start, the stream's newest
+    // (what came before this server started is not its business).
+    let mut last: Option<String> = None;
+    // The highest sequence number seen from each server.
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut backoff = Backoff::new();
+    loop {
+        let error = match read_some(&bus, &mut last, &mut seen, &deliver, health).await {
+            Ok(()) => return, // the app stopped listening
+            Err(error) => error,
+        };
+        health.set(&health.reader, false, "read", Some(&error));
+        backoff.wait().await;
+        if health.reader.load(Ordering::Relaxed) {
+            backoff.reset();
+        }
+    }
+}
+
+/// Reads until Redis fails (the error) or the app stops listening.
+async fn read_some(
+    bus: &Bus,
+    last: &mut Option<String>,
+    seen: &mut HashMap<String, u64>,
+    deliver: &mpsc::Sender<Value>,
+    health: &Health,
+) -> RedisResult<()> {
+    let mut conn = connect(&bus.client).await?;
+    if last.is_none() {
+        let newest: StreamRangeReply = conn.xrevrange_count(&bus.stream, "+", "-", 1).await?;
+        *last = Some(newest.ids.first().map_or("0-0".to_string(), |e| e.id.clone()));
+    }
+    health.set(&health.reader, true, "read", None);
+    let options = StreamReadOptions::default()
+        .block(BLOCK.as_millis() as usize)
+        .count(256);
+    loop {
+        let after = last.clone().expect("set above");
+        let reply: StreamReadReply = conn
+            .xread_options(&[&bus.stream], &[&after], &options)
+            .await?;
+        for entry in reply.keys.into_iter().flat_map(|key| key.ids) {
+            *last = Some(entry.id.clone());
+            let (Some(server), Some(seq), Some(event)) = (
+                entry.get::<String>("server"),
+                entry.get::<u64>("seq"),
+                entry.get::<String>("event"),
+            ) else {
+                continue;
+            };
+            let newest = seen.entry(server.clone()).or_default();
+            if server == bus.server || seq <= *newest {
+                continue;
+            }
+            *newest = seq;
+            let Ok(event) = serde_json::from_str(&event) else {
+                continue;
+            };
+            if deliver.send(event).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
