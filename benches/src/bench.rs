@@ -10,6 +10,7 @@
 mod alloc;
 mod axum_echo;
 mod broadcast;
+mod cluster;
 mod codec;
 mod deflate;
 mod echo;
@@ -28,7 +29,7 @@ use harness::Budget;
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
 
-const PARTS: [&str; 11] = [
+const PARTS: [&str; 12] = [
     "codec",
     "send",
     "echo",
@@ -40,11 +41,12 @@ const PARTS: [&str; 11] = [
     "axum",
     "broadcast",
     "scaling",
+    "cluster",
 ];
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench [codec] [send] [echo] [memory] [alloc] [deflate] [embedded] [http2] [axum] [broadcast] [scaling] [--quick]\n       \
+        "usage: bench [codec] [send] [echo] [memory] [alloc] [deflate] [embedded] [http2] [axum] [broadcast] [scaling] [cluster] [--quick]\n       \
          bench serve --lib LIB [--addr ADDR]\n       \
          bench probe LIB CONNS SIZE pingpong|pipelined MS [SERVER_CPU LOAD_CPU]\n       \
          bench loop decode|encode rfc6455|tungstenite|tungstenite4k|fastwebsockets SIZE binary|ascii|mixed many|one SECONDS\n       \
@@ -193,6 +195,7 @@ fn main() {
             "axum" => axum_echo::run(budget),
             "broadcast" => broadcast::run(budget),
             "scaling" => scaling::run(budget),
+            "cluster" => cluster::run(budget),
             _ => unreachable!("checked above"),
         }
         println!(

@@ -2,7 +2,7 @@
 //! names, join and leave notices and a "typing..." indicator.
 //!
 //! ```text
-//! cargo run --example chat -- [ADDR] [--tls] [--token TOKEN] [--heartbeat SECS] [--origin URL] [--server axum] [--redis URL]
+//! cargo run --example chat -- [ADDR] [--tls] [--token TOKEN] [--heartbeat SECS] [--origin URL] [--server axum] [--redis URL] [--rate MSGS]
 //! ```
 //!
 //! One tokio listener (ADDR, default 127.0.0.1:8080) serves the page on
@@ -16,7 +16,8 @@
 //!   (401 without it or with a wrong one).
 //!
 //! Once connected, each client may send [`BURST`] messages at once and
-//! [`RATE`] a second after that; more closes its connection with 1008
+//! [`RATE`] a second after that (`--rate` sets another, for load tests);
+//! more closes its connection with 1008
 //! (policy violation). Messages are limited to [`MAX_MESSAGE`] bytes (1009
 //! beyond). The heartbeat pings a silent client every `--heartbeat`
 //! seconds (default 15) and drops it after three times that without a
@@ -53,11 +54,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bus::Bus;
 use rfc6455::handshake::Request;
 use rfc6455::tokio::Error;
 use rfc6455::{CloseCode, Config, Event, Message, PreparedMessage, ProtocolError};
 use serde_json::{json, Value};
-use bus::Bus;
 use site::{Opened, Site, Stream};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
@@ -88,7 +89,7 @@ const PRESENCE: &str = "chat:presence";
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = site::Args::parse("127.0.0.1:8080");
     if args.rest.iter().any(|a| a == "--help") {
-        println!("usage: chat [ADDR] [--tls] [--token TOKEN] [--heartbeat SECS] [--origin URL] [--server axum]");
+        println!("usage: chat [ADDR] [--tls] [--token TOKEN] [--heartbeat SECS] [--origin URL] [--server axum] [--redis URL] [--rate MSGS]");
         return Ok(());
     }
     let token = match args.flag("--token") {
@@ -98,6 +99,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let heartbeat = match args.flag("--heartbeat") {
         Some(secs) => Duration::from_secs_f64(secs.parse()?),
         None => Duration::from_secs(15),
+    };
+    let rate = match args.flag("--rate") {
+        Some(rate) => rate.parse()?,
+        None => RATE,
     };
     let mut config = Config::default();
     // A Ping after `heartbeat` of silence; a browser answers it by itself,
@@ -130,11 +135,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Some(url) => {
                 let (bus, deliveries) = Bus::start(url, BUS)?;
                 println!("chat: one of several servers, through Redis at {url}");
-                let chat = Arc::new(Chat::new(token, Some(bus.clone())));
+                let chat = Arc::new(Chat::new(token, rate, Some(bus.clone())));
                 tokio::spawn(cluster::run(chat.clone(), bus, deliveries));
                 chat
             }
-            None => Arc::new(Chat::new(token, None)),
+            None => Arc::new(Chat::new(token, rate, None)),
         };
         if args.flag("--server") == Some("axum") {
             #[cfg(feature = "axum")]
@@ -171,13 +176,15 @@ struct Chat {
     /// The users connected to this server.
     users: Mutex<BTreeMap<u64, String>>,
     next_id: AtomicU64,
+    /// Messages a second a tab may send after its burst.
+    rate: f64,
     /// With `--redis`: the other servers, and their users.
     bus: Option<Arc<Bus>>,
     remote: Mutex<cluster::Remote>,
 }
 
 impl Chat {
-    fn new(token: String, bus: Option<Arc<Bus>>) -> Self {
+    fn new(token: String, rate: f64, bus: Option<Arc<Bus>>) -> Self {
         // Ids unique across servers: each starts at a random multiple of
         // 2^32 (within JavaScript's exact integers).
         let first = match bus {
@@ -189,6 +196,7 @@ impl Chat {
             events: broadcast::channel(1024).0,
             users: Mutex::default(),
             next_id: AtomicU64::new(first),
+            rate,
             bus,
             remote: Mutex::default(),
         }
@@ -342,16 +350,22 @@ fn clean_name(name: &str, id: u64) -> String {
     }
 }
 
-/// Allows [`BURST`] messages at once, then [`RATE`] a second.
+/// Allows [`BURST`] messages at once (or a second's worth, if more), then
+/// `rate` a second.
 struct Bucket {
     tokens: f64,
+    burst: f64,
+    rate: f64,
     last: Instant,
 }
 
 impl Bucket {
-    fn new() -> Self {
+    fn new(rate: f64) -> Self {
+        let burst = BURST.max(rate);
         Bucket {
-            tokens: BURST,
+            tokens: burst,
+            burst,
+            rate,
             last: Instant::now(),
         }
     }
@@ -359,8 +373,8 @@ impl Bucket {
     /// Takes one message's worth; `false` when the client is over its rate.
     fn take(&mut self) -> bool {
         let now = Instant::now();
-        let refill = now.duration_since(self.last).as_secs_f64() * RATE;
-        self.tokens = (self.tokens + refill).min(BURST);
+        let refill = now.duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.burst);
         self.last = now;
         if self.tokens < 1.0 {
             return false;
@@ -458,7 +472,7 @@ async fn session(chat: &Chat, mut tab: Tab, name: &str) {
     }
     chat.broadcast(json!({ "type": "join", "id": id, "name": name }));
 
-    let mut bucket = Bucket::new();
+    let mut bucket = Bucket::new(chat.rate);
     let why = loop {
         tokio::select! {
             event = tab.recv_event() => match event {

@@ -58,10 +58,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use bus::Bus;
 use rfc6455::handshake::Request;
 use rfc6455::tokio::{Offered, WhenFull, WriteHalf};
 use rfc6455::{CloseCode, Config, Event, Message, PreparedMessage};
-use bus::Bus;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde_json::{json, Value};
 use site::{Opened, Site, Stream};

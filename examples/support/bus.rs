@@ -133,7 +133,12 @@ impl Bus {
     /// Keeps the members `local()` gives present in the sorted set `key`,
     /// refreshed every `ttl / 5`, and sends every live member of it (this
     /// server's too) after each refresh; nothing while Redis is away.
-    pub fn presence<F>(self: &Arc<Self>, key: &str, ttl: Duration, local: F) -> mpsc::Receiver<Vec<String>>
+    pub fn presence<F>(
+        self: &Arc<Self>,
+        key: &str,
+        ttl: Duration,
+        local: F,
+    ) -> mpsc::Receiver<Vec<String>>
     where
         F: Fn() -> Vec<String> + Send + 'static,
     {
@@ -208,7 +213,9 @@ async fn connect(client: &Client) -> RedisResult<MultiplexedConnection> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(BLOCK + Duration::from_secs(3)));
-    client.get_multiplexed_async_connection_with_config(&config).await
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
 }
 
 /// Waits that double from [`BACKOFF`]'s first to its longest.
@@ -248,7 +255,9 @@ impl Health {
     fn set(&self, side: &AtomicBool, ok: bool, what: &str, error: Option<&redis::RedisError>) {
         side.store(ok, Ordering::Relaxed);
         let up = self.reader.load(Ordering::Relaxed) && self.writer.load(Ordering::Relaxed);
-        let changed = self.up.send_if_modified(|was| std::mem::replace(was, up) != up);
+        let changed = self
+            .up
+            .send_if_modified(|was| std::mem::replace(was, up) != up);
         match (changed, error) {
             (true, Some(error)) => eprintln!("bus: Redis lost ({what}: {error}); retrying"),
             (true, None) if up => eprintln!("bus: connected to Redis"),
@@ -344,7 +353,12 @@ async fn read_some(
     let mut conn = connect(&bus.client).await?;
     if last.is_none() {
         let newest: StreamRangeReply = conn.xrevrange_count(&bus.stream, "+", "-", 1).await?;
-        *last = Some(newest.ids.first().map_or("0-0".to_string(), |e| e.id.clone()));
+        *last = Some(
+            newest
+                .ids
+                .first()
+                .map_or("0-0".to_string(), |e| e.id.clone()),
+        );
     }
     health.set(&health.reader, true, "read", None);
     let options = StreamReadOptions::default()

@@ -12,6 +12,10 @@
 //                the axum feature; empty otherwise)
 //   SCHEDULER_BIN the scheduler example, which this script starts (and
 //                restarts) itself, its database in OUTPUT
+//   CHAT_BIN     the chat example, which the cluster checks start twice
+//   REDIS_SERVER Debian's redis-server: when set, the chat and the scheduler
+//                also run as two servers each joined through a Redis this
+//                script starts, restarts and stops itself
 //
 // One line per check, then "N passed, N failed"; the exit code is 1 if any
 // check failed.
@@ -364,32 +368,8 @@ async function tickerSuite(label, base, extraFlags) {
   }
 }
 
-/// Starts the scheduler on `addr` with the database `db`; resolves to its
-/// page's address once it listens.
-function startScheduler(addr, db) {
-  const child = spawn(env("SCHEDULER_BIN"), [addr, "--db", db], { stdio: ["ignore", "pipe", "pipe"] });
-  const log = createWriteStream(join(OUTPUT, "scheduler.log"), { flags: "a" });
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
-  const url = new Promise((resolve, reject) => {
-    let seen = "";
-    child.stdout.on("data", (chunk) => {
-      seen += chunk;
-      const found = /^scheduler: listening on (\S+)$/m.exec(seen);
-      if (found) resolve(found[1]);
-    });
-    child.on("exit", (code) => reject(new Error(`the scheduler exited with ${code}: ${seen}`)));
-  });
-  return { child, url };
-}
-
-function stopScheduler(server) {
-  return new Promise((resolve) => {
-    if (server.child.exitCode !== null) return resolve();
-    server.child.on("exit", resolve);
-    server.child.kill("SIGTERM");
-  });
-}
+/// Starts the scheduler on `addr` with the database `db`.
+const startScheduler = (addr, db) => startServer(env("SCHEDULER_BIN"), [addr, "--db", db], "scheduler");
 
 /// What a scheduler page shows for slot `id`: its classes and its text.
 const slotShown = (page, id) =>
@@ -486,7 +466,7 @@ async function schedulerSuite() {
 
     await check("scheduler: after a restart of the server the pages reconnect and the bookings are kept", async () => {
       const before = await pageA.$$eval("#slots button", (bs) => bs.map((b) => b.textContent));
-      await stopScheduler(server);
+      await stopServer(server);
       // Stopped with SIGTERM, the server closes every page with 1012.
       await waitForStatus(pageA, "closed", "1012 the server is restarting", 3000);
       server = startScheduler(addr, db);
@@ -514,15 +494,243 @@ async function schedulerSuite() {
     }
     await ann.close();
     await bob.close();
-    await stopScheduler(server);
+    await stopServer(server);
+  }
+}
+
+/// Starts `bin` with `args`, its output in OUTPUT/`log`.log; resolves
+/// `url` to the address it prints once it listens.
+function startServer(bin, args, log) {
+  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const out = createWriteStream(join(OUTPUT, `${log}.log`), { flags: "a" });
+  child.stdout.pipe(out);
+  child.stderr.pipe(out);
+  const url = new Promise((resolve, reject) => {
+    let seen = "";
+    child.stdout.on("data", (chunk) => {
+      seen += chunk;
+      const found = /^[a-z]+: listening on (\S+)$/m.exec(seen);
+      if (found) resolve(found[1]);
+    });
+    child.on("exit", (code) => reject(new Error(`${bin} exited with ${code}: ${seen}`)));
+  });
+  return { child, url };
+}
+
+function stopServer(server, signal = "SIGTERM") {
+  return new Promise((resolve) => {
+    if (server.child.exitCode !== null || server.child.signalCode !== null) return resolve();
+    server.child.on("exit", resolve);
+    server.child.kill(signal);
+  });
+}
+
+/// A free port of 127.0.0.1 (free a moment ago).
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/// Debian's redis-server on `port`, with nothing kept on disk: a restart
+/// starts it empty, the hardest case for the servers.
+async function startRedis(port) {
+  const child = spawn(env("REDIS_SERVER"), [
+    "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+  ], { stdio: ["ignore", "pipe", "pipe"] });
+  const out = createWriteStream(join(OUTPUT, "redis.log"), { flags: "a" });
+  child.stderr.pipe(out);
+  await new Promise((resolve, reject) => {
+    let seen = "";
+    child.stdout.on("data", (chunk) => {
+      seen += chunk;
+      out.write(chunk);
+      if (seen.includes("Ready to accept connections")) resolve();
+    });
+    child.on("exit", (code) => reject(new Error(`redis-server exited with ${code}: ${seen.slice(-300)}`)));
+  });
+  return { child };
+}
+
+/// How many entries of `tab`'s log contain `text`.
+const countLog = (tab, text, selector = "#log li") =>
+  tab.$$eval(selector, (lis, t) => lis.filter((li) => li.textContent.includes(t)).length, text);
+
+/// Waits until `tab`'s list of users has (or, with `present` false, has
+/// not) `name`.
+async function waitForUser(tab, name, present, ms) {
+  try {
+    await tab.waitForFunction(
+      ([n, p]) => [...document.querySelectorAll("#users li")].some((li) => li.textContent.startsWith(n)) === p,
+      [name, present],
+      { timeout: ms, polling: 20 },
+    );
+  } catch {
+    const users = await tab.$$eval("#users li", (lis) => lis.map((li) => li.textContent)).catch(() => []);
+    throw new Error(`${name} ${present ? "not" : "still"} in the list after ${ms} ms: ${JSON.stringify(users)}`);
+  }
+}
+
+/// The chat as two servers through Redis: tabs on each, messages, joins
+/// and leaves across, Redis restarted, a server killed.
+async function chatClusterSuite(redisPort) {
+  const redisUrl = `redis://127.0.0.1:${redisPort}/`;
+  let redis = await startRedis(redisPort);
+  const start = (log) => startServer(env("CHAT_BIN"), [
+    "127.0.0.1:0", "--token", TOKEN, "--heartbeat", String(HEARTBEAT), "--redis", redisUrl,
+  ], log);
+  const serverA = start("chat-cluster-a");
+  const serverB = start("chat-cluster-b");
+  const [baseA, baseB] = [await serverA.url, await serverB.url];
+  const url = (base, name) => `${base}/?token=${encodeURIComponent(TOKEN)}&name=${name}`;
+  const browser = await launch();
+  let alice, bob;
+  try {
+    await check("chat on two servers: a tab on each sees the other join", async () => {
+      alice = await openTab(browser.context, url(baseA, "alice"));
+      await waitForStatus(alice, "open", "ws://");
+      bob = await openTab(browser.context, url(baseB, "bob"));
+      await waitForStatus(bob, "open", "ws://");
+      await waitForLog(alice, "bob joined");
+      await waitForUser(alice, "bob", true, 1000);
+      await waitForUser(bob, "alice", true, 1000);
+      return `alice on ${new URL(baseA).host}, bob on ${new URL(baseB).host}`;
+    });
+
+    await check("chat on two servers: a message typed on A's tab appears on B's tab within a second", async () => {
+      await alice.fill("#input", "Hello from server A");
+      const sent = Date.now();
+      await alice.press("#input", "Enter");
+      await waitForLog(bob, "Hello from server A", 1000);
+      const ms = Date.now() - sent;
+      await bob.fill("#input", "Hello back from server B");
+      await bob.press("#input", "Enter");
+      await waitForLog(alice, "Hello back from server B", 1000);
+      return `A to B in ${ms} ms, and back`;
+    });
+
+    await check("chat on two servers: a leave crosses too", async () => {
+      const carol = await openTab(browser.context, url(baseB, "carol"));
+      await waitForLog(alice, "carol joined");
+      await carol.close();
+      await waitForLog(alice, "carol left", 3000);
+      await waitForUser(alice, "carol", false, 1000);
+      return "carol joined on B and left; A's tab saw both";
+    });
+
+    await check("chat on two servers: Redis restarted in the middle: the tabs are told, nothing lost or doubled", async () => {
+      await stopServer(redis, "SIGKILL");
+      await alice.waitForSelector("#bus:not([hidden])", { timeout: 5000 });
+      // Said while the servers cannot reach each other: delayed, not lost.
+      await alice.fill("#input", "Said while Redis was down");
+      await alice.press("#input", "Enter");
+      await waitForLog(alice, "Said while Redis was down", 1000);
+      redis = await startRedis(redisPort);
+      const restarted = Date.now();
+      await alice.waitForSelector("#bus", { state: "hidden", timeout: 10000 });
+      await waitForLog(bob, "Said while Redis was down", 10000);
+      const late = Date.now() - restarted;
+      await bob.fill("#input", "After the restart");
+      await bob.press("#input", "Enter");
+      await waitForLog(alice, "After the restart", 1000);
+      // Past the grace a restarted Redis gets (its list of users starts
+      // empty): nobody was taken for gone, nothing came twice.
+      await new Promise((r) => setTimeout(r, 7000));
+      await waitForUser(alice, "bob", true, 100);
+      await waitForUser(bob, "alice", true, 100);
+      for (const [tab, text] of [[bob, "Said while Redis was down"], [alice, "After the restart"]]) {
+        const n = await countLog(tab, text);
+        if (n !== 1) throw new Error(`"${text}" shown ${n} times`);
+      }
+      if ((await countLog(alice, "bob left")) + (await countLog(bob, "alice left")) !== 0) {
+        throw new Error("a user was shown leaving across the restart");
+      }
+      return `the held message arrived ${late} ms after Redis came back; lists intact after 7 s`;
+    });
+
+    await check("chat on two servers: a server killed: its users leave the other's list", async () => {
+      const killed = Date.now();
+      await stopServer(serverB, "SIGKILL");
+      await waitForUser(alice, "bob", false, 10000);
+      const ms = Date.now() - killed;
+      await waitForLog(alice, "bob left (their server stopped answering)", 100);
+      return `bob gone from alice's list ${ms} ms after server B was killed`;
+    });
+  } finally {
+    await browser.close();
+    await stopServer(serverA);
+    await stopServer(serverB);
+    await stopServer(redis);
+  }
+}
+
+/// The scheduler as two servers sharing one SQLite file, through Redis.
+async function schedulerClusterSuite(redisPort) {
+  const redisUrl = `redis://127.0.0.1:${redisPort}/`;
+  let redis = await startRedis(redisPort);
+  const db = join(OUTPUT, "scheduler-cluster.sqlite3");
+  const start = (log) => startServer(env("SCHEDULER_BIN"), ["127.0.0.1:0", "--db", db, "--redis", redisUrl], log);
+  const serverA = start("scheduler-cluster-a");
+  const serverB = start("scheduler-cluster-b");
+  const [baseA, baseB] = [await serverA.url, await serverB.url];
+  const browser = await launch();
+  let pageA, pageB;
+  try {
+    await check("scheduler on two servers: a booking on A appears on B within a second", async () => {
+      pageA = await openTab(browser.context, `${baseA}/`);
+      pageB = await openTab(browser.context, `${baseB}/`);
+      for (const [page, name] of [[pageA, "Ann"], [pageB, "Bob"]]) {
+        await waitForStatus(page, "open", "connected");
+        await page.fill("#name", name);
+        await page.waitForFunction(() => document.querySelectorAll("#slots button").length === 12);
+      }
+      const clicked = Date.now();
+      await pageA.click('button[data-slot="1"]');
+      await waitForSlot(pageB, 1, "booked by Ann", 1000);
+      return `shown on B ${Date.now() - clicked} ms after the click on A`;
+    });
+
+    await check("scheduler on two servers: two bookings of one slot at once: exactly one wins", async () => {
+      await Promise.all([pageA.evaluate(() => book(2)), pageB.evaluate(() => book(2))]);
+      await waitForSlot(pageA, 2, "booked by", 1000);
+      await waitForSlot(pageB, 2, "booked by", 1000);
+      const [a, b] = [await slotShown(pageA, 2), await slotShown(pageB, 2)];
+      if (a.text !== b.text) throw new Error(`the servers' pages disagree: ${a.text} / ${b.text}`);
+      const winner = a.text.includes("Ann") ? "Ann" : "Bob";
+      const lost = winner === "Ann" ? pageB : pageA;
+      await waitForLog(lost, `refused: Mon 10:00 is already booked by ${winner}`, 1000);
+      return `${winner} won through the shared database`;
+    });
+
+    await check("scheduler on two servers: a booking while Redis is down reaches the other server once it is back", async () => {
+      await stopServer(redis, "SIGKILL");
+      await pageB.waitForSelector("#bus:not([hidden])", { timeout: 5000 });
+      await pageA.click('button[data-slot="3"]');
+      await waitForSlot(pageA, 3, "booked by Ann", 1000);
+      redis = await startRedis(redisPort);
+      const restarted = Date.now();
+      await waitForSlot(pageB, 3, "booked by Ann", 10000);
+      await pageB.waitForSelector("#bus", { state: "hidden", timeout: 10000 });
+      return `booked on A during the outage; on B ${Date.now() - restarted} ms after Redis came back`;
+    });
+  } finally {
+    await browser.close();
+    await stopServer(serverA);
+    await stopServer(serverB);
+    await stopServer(redis);
   }
 }
 
 const deadline = setTimeout(() => {
-  console.log("FAIL the browser tests took longer than 240 s");
+  console.log("FAIL the browser tests took longer than 360 s");
   console.log(`${passed} passed, ${failed + 1} failed`);
   process.exit(1);
-}, 240000);
+}, 360000);
 
 try {
   await chatSuite("chat ws://", CHAT_URL, TICKER_URL, []);
@@ -533,6 +741,10 @@ try {
   await tickerSuite("ticker ws://", TICKER_URL, []);
   await tickerSuite("ticker wss://", TICKER_TLS_URL, ["--ignore-certificate-errors"]);
   await schedulerSuite();
+  if (process.env.REDIS_SERVER) {
+    await chatClusterSuite(await freePort());
+    await schedulerClusterSuite(await freePort());
+  }
 } catch (error) {
   failed += 1;
   console.log(`FAIL the run stopped: ${error.stack || error}`);
