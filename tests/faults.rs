@@ -10,6 +10,10 @@
 //! every message that arrived whole is echoed once and in order (none lost,
 //! none doubled), the calls into the transport stay within a bound (no
 //! busy loop), the outcome is the documented one, and nothing panics.
+//!
+//! The HTTP/2 driver runs the same faults in its own terms (`on_http2`):
+//! its WebSocket bytes travel inside h2's frames, so the faulty transport
+//! sits under a whole HTTP/2 connection between our client and server.
 #![cfg(all(feature = "tokio", feature = "blocking"))]
 
 mod common;
@@ -613,5 +617,277 @@ mod on_compio {
                 check("compio", name, fault, want, got);
             }
         });
+    }
+}
+
+/// The HTTP/2 driver (RFC 8441): our client and our server on one HTTP/2
+/// connection in memory, the server's transport faulty in the same ways
+/// (a byte a call each way, a `Pending` hiccup every third call; then the
+/// connection ending, reset, or failing a write, part way through the
+/// messages). The WebSocket bytes travel in h2's DATA frames, so the
+/// faults are placed by the connection's byte counts of a clean run.
+#[cfg(feature = "http2")]
+mod on_http2 {
+    use std::io;
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    use rfc6455::handshake::{Accept, ClientConnect, ClientRequest};
+    use rfc6455::http2::{serve_connection, Client, Error, Incoming};
+    use rfc6455::{CloseCode, Config, Message};
+    use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
+
+    use super::client_input;
+
+    #[derive(Clone, Copy, Debug)]
+    enum Fault {
+        None,
+        /// The server reads end of stream after this many bytes.
+        EndAt(usize),
+        /// The server's reads fail with a reset after this many bytes.
+        ResetAt(usize),
+        /// The server's writes fail after this many bytes.
+        WriteFailsAt(usize),
+    }
+
+    #[derive(Default)]
+    struct Counts {
+        read: usize,
+        written: usize,
+        calls: usize,
+    }
+
+    struct Faulty {
+        inner: DuplexStream,
+        fault: Fault,
+        counts: Arc<Mutex<Counts>>,
+    }
+
+    impl Faulty {
+        /// Counts a call; every third is `Pending` (woken at once).
+        fn hiccup(&self, cx: &mut Context<'_>) -> bool {
+            let mut counts = self.counts.lock().unwrap();
+            counts.calls += 1;
+            if counts.calls % 3 == 0 {
+                cx.waker().wake_by_ref();
+                return true;
+            }
+            false
+        }
+    }
+
+    impl AsyncRead for Faulty {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            if self.hiccup(cx) {
+                return Poll::Pending;
+            }
+            let read = self.counts.lock().unwrap().read;
+            match self.fault {
+                Fault::EndAt(n) if read >= n => return Poll::Ready(Ok(())),
+                Fault::ResetAt(n) if read >= n => {
+                    return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()))
+                }
+                _ => {}
+            }
+            let mut byte = [0u8; 1];
+            let mut one = ReadBuf::new(&mut byte);
+            let polled = Pin::new(&mut self.inner).poll_read(cx, &mut one);
+            if let Poll::Ready(Ok(())) = polled {
+                buf.put_slice(one.filled());
+                self.counts.lock().unwrap().read += one.filled().len();
+            }
+            polled
+        }
+    }
+
+    impl AsyncWrite for Faulty {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            if self.hiccup(cx) {
+                return Poll::Pending;
+            }
+            let written = self.counts.lock().unwrap().written;
+            if let Fault::WriteFailsAt(n) = self.fault {
+                if written >= n {
+                    return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+                }
+            }
+            let polled = Pin::new(&mut self.inner).poll_write(cx, &buf[..buf.len().min(1)]);
+            if let Poll::Ready(Ok(n)) = polled {
+                self.counts.lock().unwrap().written += n;
+            }
+            polled
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    /// How the server's WebSocket ended: closed cleanly, or the error.
+    type Outcome = Result<(), String>;
+
+    struct Run {
+        /// The server's echo loop's end (none if it never accepted).
+        server: Option<Outcome>,
+        /// What the client got back, in order, and how its WebSocket ended.
+        echoes: Vec<Message>,
+        client: Outcome,
+        counts: Counts,
+    }
+
+    async fn run(fault: Fault) -> Run {
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let counts = Arc::new(Mutex::new(Counts::default()));
+        let faulty = Faulty {
+            inner: server_io,
+            fault,
+            counts: counts.clone(),
+        };
+        let ended: Arc<Mutex<Option<Outcome>>> = Arc::default();
+        let server = {
+            let ended = ended.clone();
+            tokio::spawn(serve_connection(
+                faulty,
+                Config::default(),
+                move |incoming: Incoming| {
+                    let ended = ended.clone();
+                    async move {
+                        let Ok(mut ws) = incoming.accept(Accept::new()) else {
+                            return;
+                        };
+                        let outcome = loop {
+                            match ws.recv().await {
+                                Ok(Some(message)) => {
+                                    if let Err(e) = ws.send(&message).await {
+                                        break Err(e.to_string());
+                                    }
+                                }
+                                Ok(None) => break Ok(()),
+                                Err(e) => break Err(e.to_string()),
+                            }
+                        };
+                        *ended.lock().unwrap() = Some(outcome);
+                    }
+                },
+            ))
+        };
+        let (_, messages, _) = client_input();
+        let mut echoes = Vec::new();
+        let client = async {
+            let client = Client::handshake(client_io).await?;
+            let connect =
+                ClientConnect::new(&ClientRequest::new("localhost", "/echo"), Config::default())
+                    .scheme("http");
+            let mut ws = client.websocket(connect).await?;
+            for message in &messages {
+                ws.send(message).await?;
+            }
+            ws.close(CloseCode::NORMAL, "").await?;
+            while let Some(message) = ws.recv().await? {
+                echoes.push(message);
+            }
+            Ok::<(), Error>(())
+        };
+        let client = client.await.map_err(|e| e.to_string());
+        // The server's stream task ends once its connection is gone.
+        for _ in 0..200 {
+            if ended.lock().unwrap().is_some() || server.is_finished() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        server.abort();
+        let server = ended.lock().unwrap().take();
+        let counts = std::mem::take(&mut *counts.lock().unwrap());
+        Run {
+            server,
+            echoes,
+            client,
+            counts,
+        }
+    }
+
+    fn check(name: &str, fault: Fault, got: &Run, clean: &Run) {
+        let (_, messages, _) = client_input();
+        assert!(
+            got.echoes.len() <= messages.len() && got.echoes[..] == messages[..got.echoes.len()],
+            "http2: {name}: the echoes are not what was sent, in order: {:?}",
+            got.echoes
+        );
+        match fault {
+            Fault::None => {
+                assert_eq!(got.echoes, messages, "http2: {name}: a message lost");
+                assert_eq!(got.server, Some(Ok(())), "http2: {name}");
+                assert_eq!(got.client, Ok(()), "http2: {name}");
+            }
+            Fault::EndAt(_) | Fault::ResetAt(_) => assert!(
+                matches!(got.server, Some(Err(_)) | None),
+                "http2: {name}: the server's WebSocket ended cleanly: {:?}",
+                got.server
+            ),
+            // The server's answers go to h2's buffers; the connection's
+            // failed write reaches its WebSockets only at their next call,
+            // so one that had the client's Close already ends cleanly (as
+            // over TCP, where a write the kernel took may never arrive).
+            // The client's connection ends without its Close answered.
+            Fault::WriteFailsAt(_) => assert!(
+                got.client.is_err(),
+                "http2: {name}: the client's WebSocket ended cleanly"
+            ),
+        }
+        // A byte a call and a hiccup every third: a busy loop would make
+        // many times the calls of the clean run.
+        let bytes = clean.counts.read + clean.counts.written;
+        assert!(
+            got.counts.calls <= 4 * bytes + 64,
+            "http2: {name}: {} transport calls, for {bytes} bytes in a clean run",
+            got.counts.calls
+        );
+    }
+
+    #[tokio::test]
+    async fn the_http2_driver_through_every_fault() {
+        let limit = Duration::from_secs(10);
+        let clean = tokio::time::timeout(limit, run(Fault::None))
+            .await
+            .expect("http2: hung without a fault");
+        check(
+            "a byte at a time, with hiccups",
+            Fault::None,
+            &clean,
+            &clean,
+        );
+        let (read, written) = (clean.counts.read, clean.counts.written);
+        let cases = [
+            ("the connection ends part way", Fault::EndAt(read * 2 / 3)),
+            ("a reset part way", Fault::ResetAt(read * 5 / 6)),
+            ("a write fails part way", Fault::WriteFailsAt(written / 2)),
+        ];
+        for (name, fault) in cases {
+            let got = tokio::time::timeout(limit, run(fault))
+                .await
+                .unwrap_or_else(|_| panic!("http2: {name}: hung"));
+            check(name, fault, &got, &clean);
+            eprintln!(
+                "http2: {name}: {} of 3 echoed; server: {:?}; client: {:?}",
+                got.echoes.len(),
+                got.server,
+                got.client
+            );
+        }
     }
 }
