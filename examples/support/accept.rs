@@ -27,21 +27,34 @@ fn is_fatal(error: &io::Error) -> bool {
     )
 }
 
+/// Judges one accept: `Ok` with what to return (the connection, or an
+/// error that ends the loop), or `Err` with how long to wait before the
+/// next try (logged; at once after `Interrupted`). The three helpers below
+/// differ only in their listener and their sleep.
+fn judge<T>(accepted: io::Result<T>) -> Result<io::Result<T>, Duration> {
+    match accepted {
+        Ok(connection) => Ok(Ok(connection)),
+        Err(error) if is_fatal(&error) => Ok(Err(error)),
+        Err(error) if error.kind() == io::ErrorKind::Interrupted => Err(Duration::ZERO),
+        Err(error) => {
+            println!("accept: {error}; again in {BACKOFF:?}");
+            Err(BACKOFF)
+        }
+    }
+}
+
 /// The next connection from a tokio listener, with TCP_NODELAY set.
 pub async fn accept(
     listener: &tokio::net::TcpListener,
 ) -> io::Result<(tokio::net::TcpStream, SocketAddr)> {
     loop {
-        match listener.accept().await {
-            Ok((tcp, peer)) => {
-                let _ = tcp.set_nodelay(true);
-                return Ok((tcp, peer));
+        match judge(listener.accept().await) {
+            Ok(done) => {
+                return done.inspect(|(tcp, _)| {
+                    let _ = tcp.set_nodelay(true);
+                })
             }
-            Err(error) if is_fatal(&error) => return Err(error),
-            Err(error) => {
-                println!("accept: {error}; again in {BACKOFF:?}");
-                tokio::time::sleep(BACKOFF).await;
-            }
+            Err(wait) => tokio::time::sleep(wait).await,
         }
     }
 }
@@ -51,17 +64,13 @@ pub fn accept_blocking(
     listener: &std::net::TcpListener,
 ) -> io::Result<(std::net::TcpStream, SocketAddr)> {
     loop {
-        match listener.accept() {
-            Ok((tcp, peer)) => {
-                let _ = tcp.set_nodelay(true);
-                return Ok((tcp, peer));
+        match judge(listener.accept()) {
+            Ok(done) => {
+                return done.inspect(|(tcp, _)| {
+                    let _ = tcp.set_nodelay(true);
+                })
             }
-            Err(error) if is_fatal(&error) => return Err(error),
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => {
-                println!("accept: {error}; again in {BACKOFF:?}");
-                std::thread::sleep(BACKOFF);
-            }
+            Err(wait) => std::thread::sleep(wait),
         }
     }
 }
@@ -72,16 +81,13 @@ pub async fn accept_uring(
     listener: &compio::net::TcpListener,
 ) -> io::Result<(compio::net::TcpStream, SocketAddr)> {
     loop {
-        match listener.accept().await {
-            Ok((tcp, peer)) => {
-                let _ = tcp.set_nodelay(true);
-                return Ok((tcp, peer));
+        match judge(listener.accept().await) {
+            Ok(done) => {
+                return done.inspect(|(tcp, _)| {
+                    let _ = tcp.set_nodelay(true);
+                })
             }
-            Err(error) if is_fatal(&error) => return Err(error),
-            Err(error) => {
-                println!("accept: {error}; again in {BACKOFF:?}");
-                compio::time::sleep(BACKOFF).await;
-            }
+            Err(wait) => compio::time::sleep(wait).await,
         }
     }
 }
