@@ -12,7 +12,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::handshake::{ClientRequest, HandshakeError};
-use crate::proxy::{Proxy, ProxyError};
+#[cfg(any(feature = "tokio", feature = "blocking"))]
+use crate::proxy::Proxy;
+use crate::proxy::ProxyError;
 use crate::{Closed, Event, Message, ProtocolError, Timestamp, UsageError};
 
 /// What can go wrong on a connection driven by an adapter.
@@ -159,6 +161,85 @@ impl Clock for std::time::Instant {
     }
 }
 
+/// A runtime's timer on its clock: what [`Alarm`] sleeps with.
+#[cfg(any(feature = "tokio", feature = "compio"))]
+pub(crate) trait Timer: Clock {
+    /// A sleep until an instant of this clock (boxed where the runtime's
+    /// own is not `Unpin`, or has no name).
+    type Sleep: core::future::Future<Output = ()> + Unpin;
+    /// A sleep until `at`.
+    fn sleep_until(at: Self) -> Self::Sleep;
+    /// Moves `sleep` to `at`; `false` if this timer cannot (then a new
+    /// sleep is made).
+    fn reset(_sleep: &mut Self::Sleep, _at: Self) -> bool {
+        false
+    }
+}
+
+/// Sleeps until the core's next deadline on the timer `T`, and tells the
+/// core the time when it comes: how the async drivers hand the core its
+/// time. The core decides every deadline; this only keeps the appointment.
+#[cfg(any(feature = "tokio", feature = "compio"))]
+pub(crate) struct Alarm<T: Timer> {
+    sleep: Option<T::Sleep>,
+    /// The deadline `sleep` is set for, on the core's clock.
+    armed: Option<Timestamp>,
+}
+
+#[cfg(any(feature = "tokio", feature = "compio"))]
+impl<T: Timer> Default for Alarm<T> {
+    fn default() -> Self {
+        Alarm {
+            sleep: None,
+            armed: None,
+        }
+    }
+}
+
+#[cfg(any(feature = "tokio", feature = "compio"))]
+impl<T: Timer> fmt::Debug for Alarm<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Alarm").field("armed", &self.armed).finish()
+    }
+}
+
+#[cfg(any(feature = "tokio", feature = "compio"))]
+impl<T: Timer> Alarm<T> {
+    /// Sleeps until the core's deadline; when it comes, tells the core the
+    /// time. Returns whether it did (then there may be work), having
+    /// registered for the next deadline either way.
+    pub(crate) fn poll(
+        &mut self,
+        conn: &mut crate::Connection,
+        cx: &mut core::task::Context<'_>,
+    ) -> bool {
+        use core::future::Future;
+        use core::pin::Pin;
+        let mut told = false;
+        while let Some(deadline) = conn.poll_timeout() {
+            if self.armed != Some(deadline) {
+                let at = T::at(deadline);
+                let reset = match &mut self.sleep {
+                    Some(sleep) => T::reset(sleep, at),
+                    None => false,
+                };
+                if !reset {
+                    self.sleep = Some(T::sleep_until(at));
+                }
+                self.armed = Some(deadline);
+            }
+            let sleep = self.sleep.as_mut().expect("armed above");
+            if Pin::new(sleep).poll(cx).is_pending() {
+                break;
+            }
+            self.armed = None;
+            conn.handle_timeout(T::timestamp());
+            told = true;
+        }
+        told
+    }
+}
+
 /// Makes the next read on `tcp` wait no longer than until the core's
 /// `deadline` (`None`: until bytes come): how the blocking adapter wakes
 /// for the core's timers on a socket it opened, as the async adapters
@@ -222,6 +303,7 @@ pub fn close_tcp(stream: std::net::TcpStream, timeout: Duration) {
 /// `NO_PROXY`; see [`Proxy::from_env`]), and verifies servers against the
 /// roots of the enabled feature: `rustls-tls-webpki-roots` (Mozilla's,
 /// compiled in) and/or `rustls-tls-native-roots` (the operating system's).
+#[cfg(any(feature = "tokio", feature = "blocking"))]
 #[derive(Clone, Default)]
 pub struct Connector {
     proxy: ProxyChoice,
@@ -229,6 +311,7 @@ pub struct Connector {
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
+#[cfg(any(feature = "tokio", feature = "blocking"))]
 impl fmt::Debug for Connector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connector")
@@ -237,6 +320,7 @@ impl fmt::Debug for Connector {
     }
 }
 
+#[cfg(any(feature = "tokio", feature = "blocking"))]
 #[derive(Clone, Debug, Default)]
 enum ProxyChoice {
     #[default]
@@ -245,6 +329,7 @@ enum ProxyChoice {
     Through(Proxy),
 }
 
+#[cfg(any(feature = "tokio", feature = "blocking"))]
 impl Connector {
     /// Proxies from the environment, TLS roots from the features.
     pub fn new() -> Self {
@@ -297,7 +382,7 @@ impl Connector {
 
 /// The client configuration from the enabled roots, made once: ring as
 /// the crypto provider, ALPN `http/1.1`.
-#[cfg(feature = "rustls")]
+#[cfg(all(feature = "rustls", any(feature = "tokio", feature = "blocking")))]
 fn default_tls_config() -> Result<std::sync::Arc<rustls::ClientConfig>, Error> {
     static CONFIG: OnceLock<Result<std::sync::Arc<rustls::ClientConfig>, String>> = OnceLock::new();
     CONFIG
@@ -334,7 +419,7 @@ fn default_tls_config() -> Result<std::sync::Arc<rustls::ClientConfig>, Error> {
 }
 
 /// The name the server's certificate must carry.
-#[cfg(feature = "rustls")]
+#[cfg(all(feature = "rustls", any(feature = "tokio", feature = "blocking")))]
 pub(crate) fn server_name(host: &str) -> Result<rustls::pki_types::ServerName<'static>, Error> {
     rustls::pki_types::ServerName::try_from(host.to_string())
         .map_err(|e| Error::Tls(format!("{host} is not a valid server name: {e}")))
@@ -342,7 +427,7 @@ pub(crate) fn server_name(host: &str) -> Result<rustls::pki_types::ServerName<'s
 
 /// A TLS failure as a clear error: rustls's own message (the certificate
 /// is not valid for the name, not trusted, expired...), with the host.
-#[cfg(feature = "rustls")]
+#[cfg(all(feature = "rustls", any(feature = "tokio", feature = "blocking")))]
 pub(crate) fn tls_error(host: &str, e: io::Error) -> Error {
     let is_tls = e
         .get_ref()
@@ -355,7 +440,7 @@ pub(crate) fn tls_error(host: &str, e: io::Error) -> Error {
 }
 
 /// Without TLS: `wss://` cannot be reached by `connect`.
-#[cfg(not(feature = "rustls"))]
+#[cfg(all(not(feature = "rustls"), any(feature = "tokio", feature = "blocking")))]
 pub(crate) fn no_tls() -> Error {
     Error::Tls(
         "wss:// needs a TLS feature (rustls-tls-webpki-roots, rustls-tls-native-roots or rustls), \

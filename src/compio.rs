@@ -67,7 +67,7 @@ use compio::buf::BufResult;
 use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use compio::net::TcpStream;
 
-use crate::adapter::{received, Clock};
+use crate::adapter::{received, Alarm, Clock, Timer};
 pub use crate::adapter::{Error, WsUrl};
 use crate::handshake::{
     Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
@@ -112,7 +112,7 @@ pub struct WebSocket<S> {
     read_size: usize,
     /// The room the read in flight was given.
     asked: usize,
-    alarm: Alarm,
+    alarm: Alarm<Time>,
     /// The vector of pieces of the last write, kept for its capacity.
     pieces: Vec<Bytes>,
 }
@@ -127,36 +127,12 @@ impl<S> core::fmt::Debug for WebSocket<S> {
     }
 }
 
-/// Sleeps until the core's deadline, keeping its timer while the deadline
-/// stays the same.
-#[derive(Default)]
-struct Alarm {
-    sleep: Option<Pin<Box<dyn Future<Output = ()>>>>,
-    /// The deadline `sleep` is set for, on the core's clock.
-    armed: Option<Timestamp>,
-}
+impl Timer for Time {
+    // compio's sleep has no name: boxed.
+    type Sleep = Pin<Box<dyn Future<Output = ()>>>;
 
-impl Alarm {
-    /// Sleeps until the core's deadline; when it comes, tells the core the
-    /// time. Returns whether it did (then there may be work), having
-    /// registered for the next deadline either way.
-    fn poll(&mut self, conn: &mut Connection, cx: &mut Context<'_>) -> bool {
-        let mut told = false;
-        while let Some(deadline) = conn.poll_timeout() {
-            if self.armed != Some(deadline) {
-                self.sleep = Some(Box::pin(compio::time::sleep_until(Time::at(deadline))));
-                self.armed = Some(deadline);
-            }
-            let sleep = self.sleep.as_mut().expect("armed above");
-            if sleep.as_mut().poll(cx).is_pending() {
-                break;
-            }
-            self.armed = None;
-            self.sleep = None;
-            conn.handle_timeout(Time::timestamp());
-            told = true;
-        }
-        told
+    fn sleep_until(at: Self) -> Self::Sleep {
+        Box::pin(compio::time::sleep_until(at))
     }
 }
 

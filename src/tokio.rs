@@ -76,7 +76,7 @@ use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Sleep;
 
-use crate::adapter::{received, Clock};
+use crate::adapter::{received, Alarm, Clock, Timer};
 pub use crate::adapter::{Connector, Error, WsUrl};
 use crate::handshake::{
     Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
@@ -997,44 +997,22 @@ struct Inner<S> {
     closed: Option<Closed>,
     /// The Closed event was handed out, so the `Stream` impls end.
     reported: bool,
-    alarm: Alarm,
+    alarm: Alarm<Time>,
     /// The task waiting for input, to wake when output is queued from
     /// elsewhere ([`WriteHalf::offer`]) so that it writes it.
     reader: Option<Waker>,
 }
 
-/// Sleeps until the core's deadline.
-#[derive(Debug, Default)]
-struct Alarm {
-    sleep: Option<Pin<Box<Sleep>>>,
-    /// The deadline `sleep` is set for, on the core's clock.
-    armed: Option<Timestamp>,
-}
+impl Timer for Time {
+    type Sleep = Pin<Box<Sleep>>;
 
-impl Alarm {
-    /// Sleeps until the core's deadline; when it comes, tells the core the
-    /// time. Returns whether it did (then there may be work), having
-    /// registered for the next deadline either way.
-    fn poll(&mut self, conn: &mut Connection, cx: &mut Context<'_>) -> bool {
-        let mut told = false;
-        while let Some(deadline) = conn.poll_timeout() {
-            if self.armed != Some(deadline) {
-                let at = Time::at(deadline);
-                match &mut self.sleep {
-                    Some(sleep) => sleep.as_mut().reset(at),
-                    None => self.sleep = Some(Box::pin(tokio::time::sleep_until(at))),
-                }
-                self.armed = Some(deadline);
-            }
-            let sleep = self.sleep.as_mut().expect("armed above");
-            if sleep.as_mut().poll(cx).is_pending() {
-                break;
-            }
-            self.armed = None;
-            conn.handle_timeout(Time::timestamp());
-            told = true;
-        }
-        told
+    fn sleep_until(at: Self) -> Self::Sleep {
+        Box::pin(tokio::time::sleep_until(at))
+    }
+
+    fn reset(sleep: &mut Self::Sleep, at: Self) -> bool {
+        sleep.as_mut().reset(at);
+        true
     }
 }
 
@@ -1182,7 +1160,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     fn poll_finish(
         &mut self,
         conn: &mut Connection,
-        alarm: &mut Alarm,
+        alarm: &mut Alarm<Time>,
         cx: &mut Context<'_>,
         side: Side,
     ) -> Poll<()> {
