@@ -329,11 +329,16 @@ async fn read(bus: Arc<Bus>, deliver: mpsc::Sender<Value>) {
     // The highest sequence number seen from each server.
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut backoff = Backoff::new();
+    let mut tries = 0;
     loop {
         let error = match read_some(&bus, &mut last, &mut seen, &deliver, health).await {
             Ok(()) => return, // the app stopped listening
             Err(error) => error,
         };
+        tries += 1;
+        if tries == 1 && last.is_none() {
+            eprintln!("bus: cannot reach Redis yet ({error}); retrying");
+        }
         health.set(&health.reader, false, "read", Some(&error));
         backoff.wait().await;
         if health.reader.load(Ordering::Relaxed) {
