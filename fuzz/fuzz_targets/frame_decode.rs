@@ -206,6 +206,8 @@ fn check_run(role: Role, input: &Input<'_>, run: &Run) {
             }
         }
         Some(error) => {
+            // Every fault can be told to a person (logs, `Error` sources).
+            assert!(!error.to_string().is_empty(), "{error:?} says nothing");
             assert_eq!(closed.initiator, Initiator::Local);
             assert_eq!(closed.received, None, "a fault after a Close was received");
             if !input.local_close() {

@@ -65,6 +65,7 @@ fn same_request(a: &Request, b: &Request) {
 }
 
 fn check_error_response(error: &HandshakeError) {
+    assert!(!error.to_string().is_empty(), "{error:?} says nothing");
     let response = error.response();
     let mut fields = [httparse::EMPTY_HEADER; 16];
     let mut parsed = httparse::Response::new(&mut fields);
