@@ -35,7 +35,7 @@ use crate::harness::{fmt_rate, Budget, Table};
 /// Receiving tabs.
 const TABS: usize = 8;
 /// Messages in flight in the throughput run.
-const WINDOW: u64 = 32;
+const WINDOW: u64 = 512;
 /// Messages a second in the latency run.
 const PACE: u64 = 200;
 const TOKEN: &str = "bench";

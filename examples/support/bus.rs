@@ -41,6 +41,8 @@ const OUTBOX: usize = 10_000;
 /// The stream keeps about this many entries: enough for a server that
 /// reconnects after an outage of minutes at chat rates.
 const STREAM_LEN: usize = 10_000;
+/// The most writes sent to Redis in one round trip.
+const BATCH: usize = 256;
 /// How long one `XREAD` waits for new entries before asking again.
 const BLOCK: Duration = Duration::from_secs(2);
 /// The first and the longest wait between attempts to reach Redis.
@@ -266,15 +268,17 @@ impl Health {
     }
 }
 
-/// The writer: everything queued, in order, each retried until Redis
-/// takes it.
+/// The writer: everything queued, in order, in batches of up to [`BATCH`]
+/// commands sent as one pipeline (one round trip to Redis for all that
+/// waited, rather than one each), each batch retried until Redis takes it.
 async fn write(bus: Arc<Bus>, mut writes: mpsc::Receiver<Write>) {
     let health = &bus.health;
     let mut conn = None;
     let mut backoff = Backoff::new();
-    while let Some(write) = writes.recv().await {
+    let mut batch = Vec::with_capacity(BATCH);
+    while writes.recv_many(&mut batch, BATCH).await > 0 {
         loop {
-            match write_one(&bus, &mut conn, &write).await {
+            match write_batch(&bus, &mut conn, &batch).await {
                 Ok(()) => {
                     backoff.reset();
                     health.set(&health.writer, true, "write", None);
@@ -287,36 +291,45 @@ async fn write(bus: Arc<Bus>, mut writes: mpsc::Receiver<Write>) {
                 }
             }
         }
+        batch.clear();
     }
 }
 
-async fn write_one(
+/// Writes a batch as one pipeline. Retried whole after a failure: an
+/// event written twice is delivered once (its server and sequence
+/// number), and presence commands say the same thing twice.
+async fn write_batch(
     bus: &Bus,
     conn: &mut Option<MultiplexedConnection>,
-    write: &Write,
+    batch: &[Write],
 ) -> RedisResult<()> {
     if conn.is_none() {
         *conn = Some(connect(&bus.client).await?);
     }
     let conn = conn.as_mut().expect("connected above");
-    match write {
-        Write::Publish { seq, event } => {
-            let fields = [
-                ("server", bus.server.as_str()),
-                ("seq", &seq.to_string()),
-                ("event", event),
-            ];
-            let maxlen = redis::streams::StreamMaxlen::Approx(STREAM_LEN);
-            conn.xadd_maxlen::<_, _, _, _, ()>(&bus.stream, maxlen, "*", &fields)
-                .await
+    let mut pipe = redis::pipe();
+    for write in batch {
+        match write {
+            Write::Publish { seq, event } => {
+                let fields = [
+                    ("server", bus.server.as_str()),
+                    ("seq", &seq.to_string()),
+                    ("event", event),
+                ];
+                let maxlen = redis::streams::StreamMaxlen::Approx(STREAM_LEN);
+                pipe.xadd_maxlen(&bus.stream, maxlen, "*", &fields).ignore();
+            }
+            Write::Present { key, members, ttl } => {
+                let expiry = unix_ms(*ttl);
+                let scored: Vec<(u64, &String)> = members.iter().map(|m| (expiry, m)).collect();
+                pipe.zadd_multiple(key, &scored).ignore();
+            }
+            Write::Absent { key, member } => {
+                pipe.zrem(key, member).ignore();
+            }
         }
-        Write::Present { key, members, ttl } => {
-            let expiry = unix_ms(*ttl);
-            let scored: Vec<(u64, &String)> = members.iter().map(|m| (expiry, m)).collect();
-            conn.zadd_multiple::<_, _, _, ()>(key, &scored).await
-        }
-        Write::Absent { key, member } => conn.zrem::<_, _, ()>(key, member).await,
     }
+    pipe.query_async(conn).await
 }
 
 /// The reader: every entry after the last one seen, from the other
