@@ -151,6 +151,13 @@ async fn receive(
     }
 }
 
+/// Sends a chat message `TAG:MICROS`, stamped with the time it leaves.
+async fn say(sender: &mut WriteHalf<rfc6455::tokio::MaybeTlsStream>, seen: &Seen, tag: &str) {
+    let now = seen.epoch.elapsed().as_micros();
+    let message = format!(r#"{{"type":"message","text":"{tag}:{now}"}}"#);
+    sender.send_text(&message).await.expect("send");
+}
+
 struct Outcome {
     messages_per_s: f64,
     deliveries_per_s: f64,
@@ -196,11 +203,7 @@ async fn measure(a: u16, b: Option<u16>, seconds: f64) -> Outcome {
     let mut probe = 0u64;
     while seen.count[last].load(Ordering::Relaxed) == 0 {
         probe += 1;
-        let now = seen.epoch.elapsed().as_micros();
-        sender
-            .send_text(&format!(r#"{{"type":"message","text":"w{probe}:{now}"}}"#))
-            .await
-            .expect("send");
+        say(&mut sender, &seen, &format!("w{probe}")).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -218,11 +221,7 @@ async fn measure(a: u16, b: Option<u16>, seconds: f64) -> Outcome {
     while start.elapsed().as_secs_f64() < seconds {
         while sent < seen.count[last].load(Ordering::Relaxed) + WINDOW {
             sent += 1;
-            let now = seen.epoch.elapsed().as_micros();
-            sender
-                .send_text(&format!(r#"{{"type":"message","text":"t{sent}:{now}"}}"#))
-                .await
-                .expect("send");
+            say(&mut sender, &seen, &format!("t{sent}")).await;
         }
         tokio::task::yield_now().await;
     }
@@ -240,11 +239,7 @@ async fn measure(a: u16, b: Option<u16>, seconds: f64) -> Outcome {
     for i in 0..count {
         tokio::time::sleep_until(next.into()).await;
         next += period;
-        let now = seen.epoch.elapsed().as_micros();
-        sender
-            .send_text(&format!(r#"{{"type":"message","text":"l{i}:{now}"}}"#))
-            .await
-            .expect("send");
+        say(&mut sender, &seen, &format!("l{i}")).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let gather = |remote: bool| {
