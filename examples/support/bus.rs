@@ -352,11 +352,13 @@ async fn read(bus: Arc<Bus>, deliver: mpsc::Sender<Value>) {
         if tries == 1 && last.is_none() {
             eprintln!("bus: cannot reach Redis yet ({error}); retrying");
         }
-        health.set(&health.reader, false, "read", Some(&error));
-        backoff.wait().await;
+        // An attempt that got through (and read until Redis failed) starts
+        // the waits over; one that never connected keeps doubling them.
         if health.reader.load(Ordering::Relaxed) {
             backoff.reset();
         }
+        health.set(&health.reader, false, "read", Some(&error));
+        backoff.wait().await;
     }
 }
 
