@@ -114,13 +114,15 @@ pub fn error_response(error: &HandshakeError) -> ::http::Response<Bytes> {
 }
 
 /// A refusal of your own: `status` (403 for a foreign Origin, 401 without
-/// credentials) and `reason` as a plain-text body.
+/// credentials; one outside 300-599 goes out as 500) and `reason` as a
+/// plain-text body.
 pub fn rejection(status: u16, reason: &str) -> ::http::Response<Bytes> {
     refusal(status, &[], reason)
 }
 
 fn refusal(status: u16, extra: &[(&str, &str)], reason: &str) -> ::http::Response<Bytes> {
-    let status = ::http::StatusCode::from_u16(status).unwrap_or(::http::StatusCode::BAD_REQUEST);
+    let status = ::http::StatusCode::from_u16(crate::handshake::refusal_status(status))
+        .unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR);
     let mut builder = ::http::Response::builder().status(status);
     for (name, value) in extra {
         builder = builder.header(*name, *value);

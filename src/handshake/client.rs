@@ -48,9 +48,11 @@ impl ClientRequest {
         self
     }
 
-    /// Adds a header field (Origin, Authorization, a cookie). A name or
-    /// value containing CR or LF is dropped, so a field can never split
-    /// the request.
+    /// Adds a header field (Origin, Authorization, a cookie). A field that
+    /// could not be sent as given by every driver is dropped: a name that
+    /// is not a token (RFC 9110 §5.1), a value with a control character
+    /// other than the tab (CR or LF would split the request); over HTTP/2
+    /// also a field about one HTTP/1.1 connection (`Connection`, ...).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         let (name, value) = (name.into(), value.into());
         if super::is_safe_field(&name, &value) {

@@ -88,6 +88,7 @@ impl ConnectResponse {
         let mut headers: Vec<(String, String)> = extra
             .iter()
             .map(|(name, value)| (name.to_ascii_lowercase(), value.to_string()))
+            .filter(|(name, value)| may_send(name, value))
             .collect();
         headers.push((
             "content-type".to_string(),
@@ -96,7 +97,7 @@ impl ConnectResponse {
         let mut body = reason.to_vec();
         body.push(b'\n');
         ConnectResponse {
-            status,
+            status: super::refusal_status(status),
             headers,
             body,
         }
@@ -130,6 +131,15 @@ const CONNECTION_SPECIFIC: [&str; 5] = [
     "proxy-connection",
     "transfer-encoding",
 ];
+
+/// Whether a field (lowercase name) may go out over HTTP/2: a
+/// safe field ([`is_safe_field`](super::is_safe_field)) that is not about
+/// one HTTP/1.1 connection. An embedder's `Connection` or `Keep-Alive`
+/// in [`Accept`] means something over HTTP/1.1 only; sent over HTTP/2 it
+/// would make the response malformed (§8.2.2), so it is left out.
+fn may_send(name: &str, value: &str) -> bool {
+    super::is_safe_field(name, value) && !CONNECTION_SPECIFIC.contains(&name) && name != "te"
+}
 
 /// A WebSocket request that arrived as an extended CONNECT.
 ///
@@ -272,6 +282,7 @@ impl ConnectRequest {
         let headers = fields
             .into_iter()
             .map(|(name, value)| (name.to_ascii_lowercase(), value))
+            .filter(|(name, value)| may_send(name, value))
             .collect();
         Ok(ConnectAccepted {
             response: ConnectResponse {
@@ -285,8 +296,9 @@ impl ConnectRequest {
     }
 
     /// A response refusing the request with `status` (403 for an Origin
-    /// you do not serve, 401 without credentials) and `reason` as a short
-    /// plain-text body. Send it and end the stream.
+    /// you do not serve, 401 without credentials; one outside 300-599 goes
+    /// out as 500) and `reason` as a short plain-text body. Send it and end
+    /// the stream.
     pub fn reject(&self, status: u16, reason: &str) -> ConnectResponse {
         ConnectResponse::refusal(status, &[], reason.as_bytes())
     }
@@ -340,9 +352,11 @@ impl ClientConnect {
             authority: Some(request.host.clone()),
             path: Some(request.path.clone()),
         };
-        // HTTP/2 field names are lowercase (RFC 9113 §8.2.1).
+        // HTTP/2 field names are lowercase (RFC 9113 §8.2.1), and fields
+        // about one HTTP/1.1 connection are left out (§8.2.2).
         let headers = offer(request, &config)
             .map(|(name, value)| (name.to_ascii_lowercase(), value))
+            .filter(|(name, value)| may_send(name, value))
             .collect();
         Ok(ClientConnect {
             pseudo,

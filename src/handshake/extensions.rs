@@ -16,6 +16,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+use super::is_tchar;
+
 /// One extension offered or accepted, with its parameters in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Extension {
@@ -161,10 +163,6 @@ impl Parser<'_> {
         }
         Ok(String::from_utf8_lossy(&value).into_owned())
     }
-}
-
-fn is_tchar(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
 }
 
 #[cfg(test)]

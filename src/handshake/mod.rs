@@ -281,14 +281,38 @@ impl fmt::Display for HandshakeError {
 
 impl core::error::Error for HandshakeError {}
 
-/// Whether a header field can be written as given: a name, and no CR or LF
-/// in either part, so that a field can never split a request or response.
+/// Whether a header field of the embedder's can be sent as given, by every
+/// driver alike: the name a token (RFC 9110 §5.1, `field-name = token`),
+/// the value free of control characters but the tab (§5.5: CR or LF would
+/// split the head; NUL and the rest are refused by the `http` crate, so
+/// the same field would fail over hyper or HTTP/2). Bytes from 0x80 are
+/// allowed in the value (UTF-8 goes out as `obs-text`, as `http` allows).
 pub(crate) fn is_safe_field(name: &str, value: &str) -> bool {
-    !name.is_empty() && !name.contains(['\r', '\n']) && !value.contains(['\r', '\n'])
+    let is_control = |b: u8| (b < b' ' && b != b'\t') || b == 0x7f;
+    !name.is_empty() && name.bytes().all(is_tchar) && !value.bytes().any(is_control)
+}
+
+/// A `tchar` of RFC 9110 §5.6.2, the characters of a token.
+pub(crate) fn is_tchar(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+/// The status a refusal goes out with: `status` if it refuses (a
+/// redirection, a client or a server error: 300 to 599, RFC 9110 §15),
+/// else 500 (a 200 or a 101 would not refuse, and a number outside
+/// 100-599 is not a status at all: the response would not parse).
+pub(crate) fn refusal_status(status: u16) -> u16 {
+    if (300..=599).contains(&status) {
+        status
+    } else {
+        500
+    }
 }
 
 /// A plain-text HTTP response with a status, extra fields and a body.
+/// A status that is not a refusal becomes 500 ([`refusal_status`]).
 pub(crate) fn error_response(status: u16, extra: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let status = refusal_status(status);
     let mut out = Vec::with_capacity(160 + body.len());
     out.extend_from_slice(b"HTTP/1.1 ");
     push_decimal(&mut out, usize::from(status));

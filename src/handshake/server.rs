@@ -306,14 +306,17 @@ impl Request {
 
     /// A response refusing the upgrade with `status` (403 for an Origin you
     /// do not serve, 401 without credentials, ...) and `reason` as a short
-    /// plain-text body. Send it and close.
+    /// plain-text body. Send it and close. A `status` that does not refuse
+    /// (outside 300-599) goes out as 500.
     pub fn reject(&self, status: u16, reason: &str) -> Vec<u8> {
         error_response(status, &[], reason.as_bytes())
     }
 
     /// Like [`reject`](Request::reject), with extra header fields:
     /// `WWW-Authenticate` with a 401, `Retry-After` with a 429 or 503.
-    /// A field whose name or value contains CR or LF is dropped.
+    /// A field that could not be sent as given is dropped: a name that is
+    /// not a token (RFC 9110 §5.1), a value with a control character
+    /// other than the tab (CR or LF would split the head).
     pub fn reject_with_headers(
         &self,
         status: u16,
@@ -503,8 +506,11 @@ impl Accept {
     }
 
     /// Adds a header field to the 101 response (a cookie, a server name).
-    /// A name or value containing CR or LF is dropped, so a field can never
-    /// split the response.
+    /// A field that could not be sent as given by every driver is dropped:
+    /// a name that is not a token (RFC 9110 §5.1), a value with a control
+    /// character other than the tab (CR or LF would split the response);
+    /// over HTTP/2 also a field about one HTTP/1.1 connection (`Connection`,
+    /// `Keep-Alive`, ...).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         let (name, value) = (name.into(), value.into());
         if super::is_safe_field(&name, &value) {
