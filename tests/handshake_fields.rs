@@ -11,28 +11,42 @@ use rfc6455::handshake::{
 };
 use rfc6455::Config;
 
-/// A field, and whether it may go out: a token for the name (RFC 9110
-/// §5.1), no control character but the tab in the value (§5.5).
-const FIELDS: [(&str, &str, bool); 15] = [
-    ("Server", "rfc6455", true),
-    ("X-Tab", "a\tb", true),
-    ("X-Utf8", "café", true),
-    ("X-Empty", "", true),
-    ("X-Token-Chars!#$%&'*+.^_`|~", "v", true),
-    ("X Space", "v", false),
-    ("X:Colon", "v", false),
-    ("X(Paren)", "v", false),
-    ("Ünï", "v", false),
-    ("", "empty name", false),
-    ("X-Nul", "a\0b", false),
-    ("X-Del", "a\x7fb", false),
-    ("X-Evil", "a\r\nSet-Cookie: stolen=1", false),
-    ("X-Bare-Cr", "c\rd", false),
-    ("X-Bare-Lf\n", "b", false),
+/// A field, and where it goes out: in a 101 and in a client's request
+/// over HTTP/1.1; the same over HTTP/2; in a refusal of one's own. Only a
+/// token for the name (RFC 9110 §5.1), no control character but the tab
+/// in the value (§5.5); never a field the handshake or the refusal writes
+/// itself; over HTTP/2 nothing about one HTTP/1.1 connection.
+const FIELDS: [(&str, &str, bool, bool, bool); 25] = [
+    ("Server", "rfc6455", true, true, true),
+    ("X-Tab", "a\tb", true, true, true),
+    ("X-Utf8", "café", true, true, true),
+    ("X-Empty", "", true, true, true),
+    ("X-Token-Chars!#$%&'*+.^_`|~", "v", true, true, true),
+    ("X Space", "v", false, false, false),
+    ("X:Colon", "v", false, false, false),
+    ("X(Paren)", "v", false, false, false),
+    ("Ünï", "v", false, false, false),
+    ("", "empty name", false, false, false),
+    ("X-Nul", "a\0b", false, false, false),
+    ("X-Del", "a\x7fb", false, false, false),
+    ("X-Evil", "a\r\nSet-Cookie: stolen=1", false, false, false),
+    ("X-Bare-Cr", "c\rd", false, false, false),
+    ("X-Bare-Lf\n", "b", false, false, false),
+    // About one HTTP/1.1 connection.
+    ("Keep-Alive", "timeout=5", true, false, true),
+    // The handshake's own: a 426 of one's own may still name the
+    // protocol and the version it wants.
+    ("Upgrade", "h2c", false, false, true),
+    ("Host", "elsewhere.example", false, false, true),
+    ("Sec-WebSocket-Protocol", "chat", false, false, true),
+    ("sec-websocket-version", "13", false, false, true),
+    // The refusal's own, and the body's framing.
+    ("Connection", "keep-alive", false, false, false),
+    ("Content-Length", "5", false, false, false),
+    ("Transfer-Encoding", "chunked", false, false, false),
+    ("content-length", "0", false, false, false),
+    ("Content-Type", "text/html", true, true, false),
 ];
-
-/// Fields about one HTTP/1.1 connection: they go out over HTTP/1.1 only.
-const HTTP1_ONLY: [&str; 3] = ["Connection", "Keep-Alive", "Transfer-Encoding"];
 
 const REQUEST: &[u8] = b"GET /chat HTTP/1.1\r\n\
     Host: server.example.com\r\n\
@@ -63,12 +77,6 @@ fn parse_response(bytes: &[u8]) -> (u16, Vec<(String, Vec<u8>)>) {
     (response.code.unwrap(), fields)
 }
 
-fn has(fields: &[(String, Vec<u8>)], name: &str, value: &str) -> bool {
-    fields
-        .iter()
-        .any(|(n, v)| n.eq_ignore_ascii_case(name) && v == value.as_bytes())
-}
-
 fn connect_request() -> ConnectRequest {
     let pseudo = PseudoHeaders {
         method: "CONNECT".into(),
@@ -81,81 +89,123 @@ fn connect_request() -> ConnectRequest {
     ConnectRequest::new(Config::default(), &pseudo, fields)
 }
 
-fn has_h2(fields: &[(String, String)], name: &str, value: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    fields.iter().any(|(n, v)| *n == name && v == value)
+/// An embedder's field, if any.
+type Extra<'a> = Option<(&'a str, &'a str)>;
+
+fn accept_options(extra: Extra<'_>) -> Accept {
+    extra.map_or(Accept::new(), |(name, value)| {
+        Accept::new().header(name, value)
+    })
 }
 
-/// Every row, plus the HTTP/1.1-only names with a plain value, as
-/// (name, value, goes out over HTTP/1.1, goes out over HTTP/2).
-fn rows() -> Vec<(&'static str, &'static str, bool, bool)> {
-    let mut rows: Vec<_> = FIELDS.iter().map(|&(n, v, ok)| (n, v, ok, ok)).collect();
-    rows.extend(HTTP1_ONLY.iter().map(|&n| (n, "x", true, false)));
-    rows
+fn client_request(extra: Extra<'_>) -> ClientRequest {
+    let request = ClientRequest::new("example.com", "/");
+    extra.map_or(request.clone(), |(name, value)| request.header(name, value))
+}
+
+/// The fields that go out, in each form, with the embedder's field or
+/// without; each form must parse (or be built) whole.
+type Form = fn(Extra<'_>) -> Vec<(String, Vec<u8>)>;
+
+fn owned<'a>(fields: impl Iterator<Item = (&'a str, &'a [u8])>) -> Vec<(String, Vec<u8>)> {
+    fields.map(|(n, v)| (n.to_string(), v.to_vec())).collect()
+}
+
+fn server_101(extra: Extra<'_>) -> Vec<(String, Vec<u8>)> {
+    let accepted = request().accept(accept_options(extra)).unwrap();
+    let (status, fields) = parse_response(&accepted.response);
+    assert_eq!(status, 101);
+    fields
+}
+
+fn refusal_401(extra: Extra<'_>) -> Vec<(String, Vec<u8>)> {
+    let extra: Vec<_> = extra.into_iter().collect();
+    let (status, fields) = parse_response(&request().reject_with_headers(401, &extra, "no"));
+    assert_eq!(status, 401);
+    fields
+}
+
+fn client_head(extra: Extra<'_>) -> Vec<(String, Vec<u8>)> {
+    let client = ClientHandshake::with_key(&client_request(extra), Config::default(), [7; 16]);
+    let mut fields = [httparse::EMPTY_HEADER; 32];
+    let mut head = httparse::Request::new(&mut fields);
+    let status = head.parse(client.request()).expect("the request parses");
+    assert!(status.is_complete());
+    owned(head.headers.iter().map(|h| (h.name, h.value)))
+}
+
+fn h2_200(extra: Extra<'_>) -> Vec<(String, Vec<u8>)> {
+    let accepted = connect_request().accept(accept_options(extra)).unwrap();
+    assert_eq!(accepted.response.status, 200);
+    let fields = accepted.response.headers.iter();
+    owned(fields.map(|(n, v)| (n.as_str(), v.as_bytes())))
+}
+
+fn h2_client(extra: Extra<'_>) -> Vec<(String, Vec<u8>)> {
+    let connect = ClientConnect::new(&client_request(extra), Config::default());
+    let fields = connect.headers().iter();
+    owned(fields.map(|(n, v)| (n.as_str(), v.as_bytes())))
+}
+
+/// The `http` crate's types: built whole (never the 500 fallback).
+#[cfg(feature = "http")]
+fn http_101(extra: Extra<'_>) -> Vec<(String, Vec<u8>)> {
+    let accepted = request().accept(accept_options(extra)).unwrap();
+    let response = rfc6455::http::response(&accepted);
+    assert_eq!(response.status(), 101);
+    owned(
+        response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes())),
+    )
+}
+
+#[cfg(feature = "http")]
+fn http_client(extra: Extra<'_>) -> Vec<(String, Vec<u8>)> {
+    let client = ClientHandshake::with_key(&client_request(extra), Config::default(), [7; 16]);
+    let request = rfc6455::http::client_request(&client);
+    assert!(request.headers().contains_key("sec-websocket-key"));
+    owned(
+        request
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes())),
+    )
+}
+
+/// Whether `form` sends the field: one more `name: value` than without it.
+fn sends(form: Form, name: &str, value: &str) -> bool {
+    let count = |fields: Vec<(String, Vec<u8>)>| {
+        let same =
+            |(n, v): &(String, Vec<u8>)| n.eq_ignore_ascii_case(name) && v == value.as_bytes();
+        fields.iter().filter(|field| same(field)).count()
+    };
+    count(form(Some((name, value)))) > count(form(None))
 }
 
 #[test]
 fn a_field_goes_out_in_every_form_or_in_none() {
-    for (name, value, http1, h2) in rows() {
-        let why = format!("{name:?}: {value:?}");
-
-        // The server's 101, as bytes.
-        let accepted = request().accept(Accept::new().header(name, value)).unwrap();
-        let (status, fields) = parse_response(&accepted.response);
-        assert_eq!(status, 101, "{why}");
-        assert_eq!(has(&fields, name, value), http1, "101: {why}");
-
-        // A refusal with the field, as bytes.
-        let refusal = request().reject_with_headers(401, &[(name, value)], "no");
-        let (status, fields) = parse_response(&refusal);
-        assert_eq!(status, 401, "{why}");
-        assert_eq!(has(&fields, name, value), http1, "401: {why}");
-
-        // The client's request, as bytes.
-        let client_request = ClientRequest::new("example.com", "/").header(name, value);
-        let client = ClientHandshake::with_key(&client_request, Config::default(), [7; 16]);
-        let mut parsed = [httparse::EMPTY_HEADER; 32];
-        let mut head = httparse::Request::new(&mut parsed);
-        let status = head.parse(client.request()).expect("the request parses");
-        assert!(status.is_complete(), "{why}");
-        let sent = head
-            .headers
-            .iter()
-            .any(|h| h.name.eq_ignore_ascii_case(name) && h.value == value.as_bytes());
-        assert_eq!(sent, http1, "client: {why}");
-
-        // The same over HTTP/2: the 200's fields, a refusal's, the client's.
-        let over_h2 = connect_request()
-            .accept(Accept::new().header(name, value))
-            .unwrap();
-        assert_eq!(over_h2.response.status, 200);
-        assert_eq!(
-            has_h2(&over_h2.response.headers, name, value),
-            h2,
-            "HTTP/2 200: {why}"
-        );
-        let connect = ClientConnect::new(&client_request, Config::default());
-        assert_eq!(
-            has_h2(connect.headers(), name, value),
-            h2,
-            "HTTP/2 client: {why}"
-        );
-
+    for (name, value, http1, h2, refusal) in FIELDS {
+        #[allow(unused_mut)] // the `http` forms join with the feature
+        let mut forms: Vec<(&str, Form, bool)> = vec![
+            ("101", server_101, http1),
+            ("client", client_head, http1),
+            ("401", refusal_401, refusal),
+            ("HTTP/2 200", h2_200, h2),
+            ("HTTP/2 client", h2_client, h2),
+        ];
         #[cfg(feature = "http")]
-        {
-            // The `http` crate's types would refuse what the bytes refuse;
-            // they are built whole, never the 500 fallback.
-            let response = rfc6455::http::response(&accepted);
-            assert_eq!(response.status(), 101, "http 101: {why}");
-            let sent = response
-                .headers()
-                .get_all(name.to_ascii_lowercase().as_str())
-                .iter()
-                .any(|v| v.as_bytes() == value.as_bytes());
-            assert_eq!(sent, http1, "http 101: {why}");
-            let client = rfc6455::http::client_request(&client);
-            assert_eq!(client.method(), "GET", "http client: {why}");
-            assert!(client.headers().contains_key("sec-websocket-key"), "{why}");
+        forms.extend([
+            ("http 101", http_101 as Form, http1),
+            ("http client", http_client, http1),
+        ]);
+        for (form_name, form, expected) in forms {
+            assert_eq!(
+                sends(form, name, value),
+                expected,
+                "{form_name}: {name:?}: {value:?}"
+            );
         }
     }
 }
@@ -182,7 +232,12 @@ fn a_refusal_always_has_a_status_that_refuses() {
     for (given, sent) in STATUSES {
         let (status, fields) = parse_response(&request().reject(given, "no"));
         assert_eq!(status, sent, "reject({given})");
-        assert!(has(&fields, "Content-Length", "3"), "reject({given})");
+        let length = fields.iter().find(|(n, _)| n == "Content-Length");
+        assert_eq!(
+            length.map(|(_, v)| &v[..]),
+            Some(&b"3"[..]),
+            "reject({given})"
+        );
         let with = request().reject_with_headers(given, &[("Retry-After", "1")], "no");
         assert_eq!(
             parse_response(&with).0,
@@ -192,5 +247,78 @@ fn a_refusal_always_has_a_status_that_refuses() {
         assert_eq!(connect_request().reject(given, "no").status, sent);
         #[cfg(feature = "http")]
         assert_eq!(rfc6455::http::rejection(given, "no").status(), sent);
+    }
+}
+
+/// A subprotocol's name, and whether it is a token (RFC 6455 §4.1: U+0021
+/// to U+007E but the separators), as every name offered or agreed must be.
+const PROTOCOLS: [(&str, bool); 9] = [
+    ("chat", true),
+    ("v2.chat+json", true),
+    ("", false),
+    ("a b", false),
+    ("a,b", false),
+    ("a;b", false),
+    ("\"chat\"", false),
+    ("café", false),
+    ("x\0", false),
+];
+
+#[test]
+fn a_subprotocol_is_offered_and_agreed_only_if_it_is_a_token() {
+    for (name, token) in PROTOCOLS {
+        // Offered by our client, over HTTP/1.1 and HTTP/2.
+        let offer = ClientRequest::new("example.com", "/").protocol(name);
+        let client = ClientHandshake::with_key(&offer, Config::default(), [7; 16]);
+        let head = String::from_utf8_lossy(client.request()).to_ascii_lowercase();
+        assert_eq!(head.contains("sec-websocket-protocol"), token, "{name:?}");
+        let connect = ClientConnect::new(&offer, Config::default());
+        let offered_h2 = connect
+            .headers()
+            .iter()
+            .any(|(n, _)| n == "sec-websocket-protocol");
+        assert_eq!(offered_h2, token, "HTTP/2 {name:?}");
+
+        // Offered by any client, chosen by our server: agreed only if a
+        // token (the head handed over parsed, so any bytes reach it).
+        let mut fields: Vec<(&str, &[u8])> = vec![
+            ("Host", b"example.com"),
+            ("Upgrade", b"websocket"),
+            ("Connection", b"Upgrade"),
+            ("Sec-WebSocket-Key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+            ("Sec-WebSocket-Version", b"13"),
+        ];
+        fields.push(("Sec-WebSocket-Protocol", name.as_bytes()));
+        let request = rfc6455::handshake::Request::from_head(
+            Config::default(),
+            "GET",
+            "/",
+            1,
+            fields.iter().copied(),
+        );
+        let accepted = request.accept(Accept::new().protocol(name)).unwrap();
+        assert_eq!(accepted.protocol.is_some(), token, "101 {name:?}");
+        let (_, sent) = parse_response(&accepted.response);
+        let named = sent.iter().any(|(n, _)| n == "Sec-WebSocket-Protocol");
+        assert_eq!(named, token, "101 field {name:?}");
+
+        let pseudo = connect_request();
+        let h2_fields = [
+            ("sec-websocket-version", "13".as_bytes()),
+            ("sec-websocket-protocol", name.as_bytes()),
+        ];
+        let request = ConnectRequest::new(
+            Config::default(),
+            pseudo.pseudo_headers(),
+            h2_fields.iter().copied(),
+        );
+        let accepted = request.accept(Accept::new().protocol(name)).unwrap();
+        assert_eq!(accepted.protocol.is_some(), token, "HTTP/2 200 {name:?}");
+        let named = accepted
+            .response
+            .headers
+            .iter()
+            .any(|(n, _)| n == "sec-websocket-protocol");
+        assert_eq!(named, token, "HTTP/2 200 field {name:?}");
     }
 }

@@ -7,7 +7,11 @@
 //!   reason ending in a newline, and lowercase field names;
 //! - an acceptance is a 200 with lowercase names, agrees on a subprotocol
 //!   only if it was offered, and a client that offered what this request
-//!   offers accepts it; a message then crosses from that client to us.
+//!   offers accepts it; a message then crosses from that client to us;
+//! - every field of a response, the embedder's own included (the first
+//!   input field's, through `Accept::header`), is one the `http` crate
+//!   takes as it is and HTTP/2 allows: a lowercase token, a value without
+//!   control characters, nothing about one HTTP/1.1 connection.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -29,6 +33,25 @@ struct Input<'a> {
     choose: Option<u8>,
     /// Swap in a valid request's fields, so that acceptance is reached.
     valid: bool,
+}
+
+/// Each field goes out over h2 as it is: the `http` crate takes it, and
+/// it is not one HTTP/2 forbids (RFC 9113 §8.2.2).
+fn check_fields(fields: &[(String, String)]) {
+    const FORBIDDEN: [&str; 6] = [
+        "connection",
+        "upgrade",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+    ];
+    for (name, value) in fields {
+        let parsed = http::HeaderName::from_bytes(name.as_bytes()).expect("a field name");
+        assert_eq!(parsed.as_str(), name, "not lowercase");
+        http::HeaderValue::from_str(value).expect("a field value");
+        assert!(!FORBIDDEN.contains(&name.as_str()), "{name} over HTTP/2");
+    }
 }
 
 fuzz_target!(|input: Input<'_>| {
@@ -58,6 +81,9 @@ fuzz_target!(|input: Input<'_>| {
     {
         options = options.protocol(choice.clone());
     }
+    if let Some((name, value)) = input.fields.first() {
+        options = options.header(*name, String::from_utf8_lossy(value));
+    }
     let valid = request.validate();
     match request.accept(options) {
         Err(error) => {
@@ -68,6 +94,7 @@ fuzz_target!(|input: Input<'_>| {
                 ref other => other.status(),
             };
             assert_eq!(response.status, expected);
+            check_fields(&response.headers);
             assert!(response.body.ends_with(b"\n") && response.body.len() > 1);
             assert!(response
                 .headers
@@ -77,6 +104,7 @@ fuzz_target!(|input: Input<'_>| {
         Ok(accepted) => {
             assert_eq!(valid, Ok(()), "accepted what validate refused");
             assert_eq!(accepted.response.status, 200);
+            check_fields(&accepted.response.headers);
             assert!(accepted
                 .response
                 .headers

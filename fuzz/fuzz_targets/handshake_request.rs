@@ -7,7 +7,16 @@
 //! - an error's response is a well-formed HTTP response with its status;
 //! - a request that validates survives a round trip: rebuilt from its
 //!   method, path and headers and parsed again, it is the same request;
-//! - accepting it gives a 101 that a client with the same key accepts.
+//! - accepting it gives a 101 that a client with the same key accepts;
+//!   with permessage-deflate configured (an odd `head_limit`), the 101
+//!   agrees on it only if the request offered it;
+//! - the same head handed over parsed (`Request::from_head`, what the
+//!   hyper and axum drivers do) gets the same verdict and the same 101;
+//! - the bytes after the head, as an embedder's field, status and reason:
+//!   a refusal (or a 101) that carries them is one whole HTTP head, with
+//!   the field or without it but never split, a status that refuses, and
+//!   the reason as its body;
+//! - a query parameter whose name needs no decoding is found.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -35,6 +44,9 @@ fn config(input: &Input<'_>) -> Config {
     let mut config = Config::default();
     config.max_header_bytes = 64 + 32 * usize::from(input.head_limit);
     config.max_headers = usize::from(input.field_limit % 65);
+    if input.head_limit % 2 == 1 {
+        config.deflate = Some(rfc6455::DeflateConfig::default());
+    }
     config
 }
 
@@ -91,6 +103,75 @@ fn check_error_response(error: &HandshakeError) {
     );
 }
 
+/// An HTTP/1.1 response head, which must parse whole: its status, its
+/// fields and the length of the head.
+fn parse_response(bytes: &[u8]) -> (u16, Vec<(String, Vec<u8>)>, usize) {
+    let mut fields = [httparse::EMPTY_HEADER; 32];
+    let mut parsed = httparse::Response::new(&mut fields);
+    let status = parsed.parse(bytes).expect("our response parses");
+    let httparse::Status::Complete(head) = status else {
+        panic!("our response is incomplete");
+    };
+    let fields = parsed
+        .headers
+        .iter()
+        .map(|h| (h.name.to_string(), h.value.to_vec()))
+        .collect();
+    (parsed.code.expect("a status"), fields, head)
+}
+
+/// An embedder's field, status and reason, made of the bytes after the
+/// head (whatever they are) and the chunk sizes.
+fn embedder_parts<'a>(leftover: &'a str, sizes: &[u8; 8]) -> (&'a str, &'a str, u16) {
+    let mut middle = leftover.len() / 2;
+    while !leftover.is_char_boundary(middle) {
+        middle += 1;
+    }
+    let (name, value) = leftover.split_at(middle);
+    (name, value, u16::from_le_bytes([sizes[0], sizes[1]]))
+}
+
+/// A refusal carrying the embedder's field is one whole head: the fixed
+/// fields, the embedder's or not (never more), a status that refuses,
+/// and the reason as the body.
+fn check_refusal(request: &Request, sizes: &[u8; 8]) {
+    let leftover = String::from_utf8_lossy(request.leftover());
+    let (name, value, status) = embedder_parts(&leftover, sizes);
+    let response = request.reject_with_headers(status, &[(name, value)], &leftover);
+    let (sent, fields, head) = parse_response(&response);
+    assert!((300..=599).contains(&sent), "{sent} does not refuse");
+    assert!(sent == status || sent == 500, "{status} went out as {sent}");
+    assert!(
+        fields.len() == 3 || fields.len() == 4,
+        "{} fields for one of ours",
+        fields.len()
+    );
+    if fields.len() == 4 {
+        assert!(fields[0].0 == name, "another field went out");
+    }
+    assert_eq!(&response[head..], format!("{leftover}\n").as_bytes());
+}
+
+/// Each query parameter whose name is plain (nothing to decode) is found.
+fn check_query(request: &Request) {
+    let Some(query) = request.query() else {
+        assert!(!request.path().contains('?'));
+        return;
+    };
+    for pair in query.split('&') {
+        let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+        if !name.contains(['%', '+']) {
+            assert!(request.query_param(name).is_some(), "{name} not found");
+        }
+    }
+}
+
+/// RFC 9110 §5.6.2's token, written out here as the oracle.
+fn is_token(s: &str) -> bool {
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    !s.is_empty() && s.bytes().all(tchar)
+}
+
 /// The request's bytes, rebuilt from what the parser kept.
 fn rebuild(request: &Request) -> Vec<u8> {
     let mut out = format!("{} {} HTTP/1.1\r\n", request.method(), request.path()).into_bytes();
@@ -104,7 +185,7 @@ fn rebuild(request: &Request) -> Vec<u8> {
     out
 }
 
-fn check_accepted(request: &Request, key: &str) {
+fn check_accepted(request: &Request, key: &str, input: &Input<'_>) {
     // Parse the rebuilt bytes with room to spare: `\n` line ends and
     // `name:value` without a space grow by the rebuild.
     let mut roomy = Config::default();
@@ -137,9 +218,63 @@ fn check_accepted(request: &Request, key: &str) {
         options = options.protocol(*first);
     }
     let leftover = request.leftover().to_vec();
-    let accepted = request.clone().accept(options).expect("validate() was Ok");
-    assert_eq!(accepted.protocol.as_deref(), offered.first().copied());
+    let accepted = request
+        .clone()
+        .accept(options.clone())
+        .expect("validate() was Ok");
+    // Agreed if it is a token, as a subprotocol's name must be (§4.1).
+    let agreeable = offered.first().copied().filter(|p| is_token(p));
+    assert_eq!(accepted.protocol.as_deref(), agreeable);
     assert_eq!(accepted.connection.buffered_input(), leftover.len());
+
+    // The same head, handed over parsed (as the `http` drivers do), gets
+    // the same 101.
+    let parsed = Request::from_head(
+        config(input),
+        request.method(),
+        request.path(),
+        1,
+        request.headers(),
+    );
+    assert_eq!(parsed.validate(), Ok(key));
+    let again = parsed.accept(options.clone()).expect("the same head");
+    assert_eq!(again.response, accepted.response, "from_head differs");
+
+    // The embedder's own field: the 101 is still one whole head, with the
+    // field or without it.
+    let text = String::from_utf8_lossy(&leftover);
+    let (name, value, _) = embedder_parts(&text, &input.sizes);
+    let with_field = request
+        .clone()
+        .accept(options.header(name, value))
+        .expect("validate() was Ok");
+    let (status, fields, head) = parse_response(&with_field.response);
+    assert_eq!(status, 101);
+    assert_eq!(head, with_field.response.len(), "bytes after the 101");
+    for (name, value) in &fields {
+        http::HeaderName::from_bytes(name.as_bytes()).expect("http takes the name");
+        http::HeaderValue::from_bytes(value).expect("http takes the value");
+    }
+    let (_, plain, _) = parse_response(&accepted.response);
+    assert!(fields.len() == plain.len() || fields.len() == plain.len() + 1);
+
+    // permessage-deflate is agreed only when offered.
+    let agreed = plain
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("Sec-WebSocket-Extensions"));
+    if let Some((_, value)) = agreed {
+        assert!(value.starts_with(b"permessage-deflate"));
+        assert!(
+            request
+                .extensions()
+                .iter()
+                .any(|offer| offer.contains("permessage-deflate")),
+            "agreed on an extension not offered"
+        );
+        // A client that did not offer it refuses the 101.
+        assert!(client.handle_read(&accepted.response).is_err());
+        return;
+    }
     let connected = client
         .handle_read(&accepted.response)
         .expect("the client accepts our 101")
@@ -167,9 +302,20 @@ fuzz_target!(|input: Input<'_>| {
             let mut leftover = a.leftover().to_vec();
             leftover.extend_from_slice(&input.data[fed..]);
             assert_eq!(leftover, b.leftover(), "bytes after the head were lost");
+            check_refusal(b, &input.sizes);
+            check_query(b);
             match b.validate() {
-                Ok(key) => check_accepted(b, key),
-                Err(error) => check_error_response(&error),
+                Ok(key) => check_accepted(b, key, &input),
+                Err(error) => {
+                    check_error_response(&error);
+                    // Handed over parsed: the same error, but for the
+                    // version, which `from_head` is told.
+                    let parsed =
+                        Request::from_head(config(&input), b.method(), b.path(), 1, b.headers());
+                    if error != HandshakeError::HttpVersion {
+                        assert_eq!(parsed.validate(), Err(error));
+                    }
+                }
             }
         }
         _ => panic!("the verdict depends on the chunking:\n{chunked:?}\n{whole:?}"),

@@ -42,9 +42,15 @@ impl ClientRequest {
         }
     }
 
-    /// Offers a subprotocol; offer several in order of preference.
+    /// Offers a subprotocol; offer several in order of preference. A name
+    /// that is not a token (RFC 6455 §4.1: U+0021 to U+007E without the
+    /// separators, so no space, comma or quote) is dropped: it could not
+    /// be told apart in the field that lists them.
     pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
-        self.protocols.push(protocol.into());
+        let protocol = protocol.into();
+        if super::is_token(&protocol) {
+            self.protocols.push(protocol);
+        }
         self
     }
 
@@ -52,10 +58,13 @@ impl ClientRequest {
     /// could not be sent as given by every driver is dropped: a name that
     /// is not a token (RFC 9110 §5.1), a value with a control character
     /// other than the tab (CR or LF would split the request); over HTTP/2
-    /// also a field about one HTTP/1.1 connection (`Connection`, ...).
+    /// also a field about one HTTP/1.1 connection (`Keep-Alive`, ...). So
+    /// is a field the handshake writes itself (`Host`, `Upgrade`,
+    /// `Connection`, `Sec-WebSocket-*`, `Content-Length`, ...): offer
+    /// subprotocols with [`protocol`](ClientRequest::protocol).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         let (name, value) = (name.into(), value.into());
-        if super::is_safe_field(&name, &value) {
+        if super::is_safe_field(&name, &value) && !super::is_handshake_field(&name) {
             self.headers.push((name, value));
         }
         self

@@ -289,7 +289,50 @@ impl core::error::Error for HandshakeError {}
 /// allowed in the value (UTF-8 goes out as `obs-text`, as `http` allows).
 pub(crate) fn is_safe_field(name: &str, value: &str) -> bool {
     let is_control = |b: u8| (b < b' ' && b != b'\t') || b == 0x7f;
-    !name.is_empty() && name.bytes().all(is_tchar) && !value.bytes().any(is_control)
+    is_token(name) && !value.bytes().any(is_control)
+}
+
+/// Whether `name` is a field the handshake writes itself, which an
+/// embedder's own field must not repeat: `Upgrade`, `Connection`, `Host`,
+/// every `Sec-WebSocket-*` (a second `Sec-WebSocket-Protocol` would make
+/// the peer refuse the handshake; offer and choose subprotocols with
+/// `protocol`), and the fields that frame a body (`Content-Length`,
+/// `Transfer-Encoding`: there is none, and a server refuses a request
+/// that announces one).
+pub(crate) fn is_handshake_field(name: &str) -> bool {
+    const OWN: [&str; 5] = [
+        "Upgrade",
+        "Connection",
+        "Host",
+        "Content-Length",
+        "Transfer-Encoding",
+    ];
+    let prefix = "Sec-WebSocket-";
+    OWN.iter().any(|own| own.eq_ignore_ascii_case(name))
+        || name
+            .get(..prefix.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+}
+
+/// Whether `name` is a field that a refusal writes itself (it frames the
+/// body, and the connection closes): a second `Content-Length` that
+/// disagrees with the first is how responses are smuggled.
+pub(crate) fn is_refusal_field(name: &str) -> bool {
+    [
+        "Content-Length",
+        "Transfer-Encoding",
+        "Content-Type",
+        "Connection",
+    ]
+    .iter()
+    .any(|own| own.eq_ignore_ascii_case(name))
+}
+
+/// Whether `s` is a token (RFC 9110 §5.6.2): what a subprotocol's name
+/// must be (RFC 6455 §4.1: characters from U+0021 to U+007E but the
+/// separators) and what a field's name is.
+pub(crate) fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_tchar)
 }
 
 /// A `tchar` of RFC 9110 §5.6.2, the characters of a token.

@@ -316,7 +316,9 @@ impl Request {
     /// `WWW-Authenticate` with a 401, `Retry-After` with a 429 or 503.
     /// A field that could not be sent as given is dropped: a name that is
     /// not a token (RFC 9110 §5.1), a value with a control character
-    /// other than the tab (CR or LF would split the head).
+    /// other than the tab (CR or LF would split the head), and a field
+    /// the refusal writes itself (`Content-Length`, `Transfer-Encoding`,
+    /// `Content-Type`, `Connection`).
     pub fn reject_with_headers(
         &self,
         status: u16,
@@ -326,7 +328,7 @@ impl Request {
         let clean: Vec<(&str, &str)> = headers
             .iter()
             .copied()
-            .filter(|(n, v)| super::is_safe_field(n, v))
+            .filter(|(n, v)| super::is_safe_field(n, v) && !super::is_refusal_field(n))
             .collect();
         error_response(status, &clean, reason.as_bytes())
     }
@@ -354,8 +356,11 @@ pub(super) fn agree(
 ) -> Agreement {
     let mut fields = Vec::new();
     // "the value MUST be one of the values the client sent" (§4.2.2, /subprotocol/)
+    // A subprotocol's name is a token (§4.1): one that is not cannot be
+    // sent back as it was offered.
     let protocol = options.protocol.filter(|chosen| {
-        header_tokens(headers, "Sec-WebSocket-Protocol").any(|offered| offered == chosen)
+        super::is_token(chosen)
+            && header_tokens(headers, "Sec-WebSocket-Protocol").any(|offered| offered == chosen)
     });
     if let Some(protocol) = &protocol {
         fields.push(("Sec-WebSocket-Protocol".to_string(), protocol.clone()));
@@ -498,8 +503,8 @@ impl Accept {
     }
 
     /// Chooses a subprotocol. It is sent only if the client offered it
-    /// ([`Accepted::protocol`] says what was agreed); a server must not
-    /// choose one the client did not offer.
+    /// and is a token, as a subprotocol's name must be (§4.1);
+    /// [`Accepted::protocol`] says what was agreed.
     pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
         self.protocol = Some(protocol.into());
         self
@@ -509,11 +514,13 @@ impl Accept {
     /// A field that could not be sent as given by every driver is dropped:
     /// a name that is not a token (RFC 9110 §5.1), a value with a control
     /// character other than the tab (CR or LF would split the response);
-    /// over HTTP/2 also a field about one HTTP/1.1 connection (`Connection`,
-    /// `Keep-Alive`, ...).
+    /// over HTTP/2 also a field about one HTTP/1.1 connection (`Keep-Alive`,
+    /// ...). So is a field the handshake writes itself (`Upgrade`,
+    /// `Connection`, `Sec-WebSocket-*`, `Content-Length`, ...): choose the
+    /// subprotocol with [`protocol`](Accept::protocol).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         let (name, value) = (name.into(), value.into());
-        if super::is_safe_field(&name, &value) {
+        if super::is_safe_field(&name, &value) && !super::is_handshake_field(&name) {
             self.headers.push((name, value));
         }
         self
