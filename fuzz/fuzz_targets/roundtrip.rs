@@ -6,16 +6,19 @@
 //! streamed pieces that join up to them), the pings as `Ping` events with
 //! their payloads, in order; its automatic Pongs come back to the sender
 //! with the same payloads; and the closing handshake that ends it all is
-//! clean on both sides.
+//! clean on both sides. With permessage-deflate (flags bit 6; bit 7: no
+//! context takeover, which lets a prepared message share one compressed
+//! encoding), window bits, level and threshold from the `mask` bytes, the
+//! same holds, and only a compressed message's first frame has RSV1.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use rfc6455::{
-    CloseCode, CloseFrame, Config, Connection, Event, Initiator, Message, MessageKind,
-    PreparedMessage, Role,
+    CloseCode, CloseFrame, Config, Connection, DeflateConfig, DeflateParams, Event, Initiator,
+    Message, MessageKind, PreparedMessage, Role,
 };
-use rfc6455_fuzz::{check_output, chunks, drain, normalize, Norm};
+use rfc6455_fuzz::{check_output_with, chunks, drain, normalize, Norm};
 
 #[derive(Arbitrary, Debug)]
 enum Op {
@@ -54,7 +57,8 @@ enum Op {
 #[derive(Arbitrary, Debug)]
 struct Input {
     /// Bit 0: the receiver streams. Bit 1: the sender streams. Bits 2-3:
-    /// how the output is taken; bits 4-5: how the input is fed.
+    /// how the output is taken; bits 4-5: how the input is fed. Bit 6:
+    /// permessage-deflate; bit 7: with no context takeover.
     flags: u8,
     mask: [u8; 4],
     sizes: [u8; 8],
@@ -91,10 +95,14 @@ fn send(sender: &mut Connection, ops: &[Op]) -> (Vec<Norm>, Vec<Vec<u8>>) {
             }
             Op::Binary { data, fragment } => {
                 match fragment {
-                    // Through `send_message` too: a server splices large
-                    // payloads into its output without copying them.
-                    0 if data.len() % 2 == 0 => sender
+                    // Through `send_message` and `send_owned` too: a server
+                    // splices large payloads into its output without
+                    // copying them, a client masks a handed-over one in place.
+                    0 if data.len() % 3 == 0 => sender
                         .send_message(&Message::from(data.clone()))
+                        .expect("open"),
+                    0 if data.len() % 3 == 1 => sender
+                        .send_owned(MessageKind::Binary, data[..].into())
                         .expect("open"),
                     0 => sender.send_binary(data).expect("open"),
                     n => sender
@@ -223,19 +231,38 @@ fn feed(to: &mut Connection, chunk: &[u8], how: u8) {
 /// Moves everything `from` wrote into `to`, in chunks, and collects
 /// `to`'s events; `flags` bits 2-3 and 4-5 choose how the bytes are taken
 /// out and fed in.
-fn transfer(
-    from: &mut Connection,
-    to: &mut Connection,
-    flags: u8,
-    sizes: &[u8],
-    events: &mut Vec<Event>,
-) {
+fn transfer(from: &mut Connection, to: &mut Connection, input: &Input, events: &mut Vec<Event>) {
+    let (flags, sizes) = (input.flags, &input.sizes[..]);
     let bytes = take_all(from, flags >> 2, sizes);
-    check_output(&bytes, from.role(), sizes);
+    check_output_with(&bytes, from.role(), sizes, deflate(input));
     for chunk in chunks(&bytes, sizes) {
         feed(to, chunk, flags >> 4);
         drain(to, events);
     }
+}
+
+/// The permessage-deflate both ends agreed on, if flags bit 6 says so.
+fn deflate(input: &Input) -> Option<DeflateParams> {
+    let reset = input.flags & 0x80 != 0;
+    (input.flags & 0x40 != 0).then(|| DeflateParams {
+        server_no_context_takeover: reset,
+        client_no_context_takeover: reset || input.mask[1] & 1 != 0,
+        server_max_window_bits: 8 + input.mask[0] % 8,
+        client_max_window_bits: 8 + (input.mask[0] >> 3) % 8,
+    })
+}
+
+/// A connection of `role`, speaking permessage-deflate if agreed, with a
+/// compression level and threshold from the `mask` bytes.
+fn connection(role: Role, mut config: Config, input: &Input) -> Connection {
+    let Some(params) = deflate(input) else {
+        return Connection::new(role, config);
+    };
+    let mut deflate = DeflateConfig::default();
+    deflate.level = u32::from(input.mask[3] % 10);
+    deflate.threshold = usize::from(input.mask[2] % 64);
+    config.deflate = Some(deflate);
+    Connection::with_deflate(role, config, params)
 }
 
 fn roundtrip(input: &Input, sender_role: Role) {
@@ -246,9 +273,9 @@ fn roundtrip(input: &Input, sender_role: Role) {
     let mut config = Config::default();
     config.mask_keys = rfc6455::MaskKeys::Fixed(input.mask);
     config.streaming = input.flags & 1 != 0;
-    let mut receiver = Connection::new(receiver_role, config.clone());
+    let mut receiver = connection(receiver_role, config.clone(), input);
     config.streaming = input.flags & 2 != 0;
-    let mut sender = Connection::new(sender_role, config);
+    let mut sender = connection(sender_role, config, input);
 
     let (mut expected, pings) = send(&mut sender, &input.ops);
     let code = CloseCode(input.close_code);
@@ -269,13 +296,7 @@ fn roundtrip(input: &Input, sender_role: Role) {
 
     // Sender to receiver: the messages, the pings, the Close.
     let mut received = Vec::new();
-    transfer(
-        &mut sender,
-        &mut receiver,
-        input.flags,
-        &input.sizes,
-        &mut received,
-    );
+    transfer(&mut sender, &mut receiver, input, &mut received);
     let received = normalize(&received, input.flags & 1 != 0);
     let Some((Norm::Closed(closed), received)) = received.split_last() else {
         panic!("the receiver did not close: {received:?}");
@@ -287,13 +308,7 @@ fn roundtrip(input: &Input, sender_role: Role) {
 
     // Receiver to sender: one Pong per Ping, then the echoed Close.
     let mut answers = Vec::new();
-    transfer(
-        &mut receiver,
-        &mut sender,
-        input.flags,
-        &input.sizes,
-        &mut answers,
-    );
+    transfer(&mut receiver, &mut sender, input, &mut answers);
     expected = pings.into_iter().map(Norm::Pong).collect();
     let answers = normalize(&answers, input.flags & 2 != 0);
     let Some((Norm::Closed(closed), pongs)) = answers.split_last() else {

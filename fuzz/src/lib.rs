@@ -5,7 +5,7 @@
 //! are the vocabulary those assertions are written in.
 
 use rfc6455::frame::{Header, OpCode, MAX_HEADER_LEN};
-use rfc6455::{CloseCode, CloseFrame, Config, Connection, Event, MessageKind, Role};
+use rfc6455::{CloseCode, CloseFrame, Config, Connection, DeflateParams, Event, MessageKind, Role};
 
 /// Splits `data` into chunks whose lengths cycle through `sizes`.
 ///
@@ -162,13 +162,34 @@ pub struct WireFrame {
 /// Then feeds the same bytes to a [`Connection`] of the peer's role (in
 /// pieces of `sizes`) and asserts that it finds no fault in them.
 pub fn check_output(bytes: &[u8], sender: Role, sizes: &[u8]) -> Vec<WireFrame> {
+    check_output_with(bytes, sender, sizes, None)
+}
+
+/// [`check_output`] for a sender that may compress with the agreed
+/// permessage-deflate `deflate` (RFC 7692 §6): RSV1 then marks the first
+/// frame of a compressed message, and no other frame; the peer that reads
+/// the bytes back speaks it too.
+pub fn check_output_with(
+    bytes: &[u8],
+    sender: Role,
+    sizes: &[u8],
+    deflate: Option<DeflateParams>,
+) -> Vec<WireFrame> {
     let mut frames = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
         let (header, n) = Header::decode(rest)
             .expect("our own header decodes")
             .expect("our output ends on a frame boundary (header)");
-        assert_eq!(header.rsv, 0, "we set an RSV bit");
+        let rsv1 = deflate.is_some()
+            && !header.opcode.is_control()
+            && header.opcode != OpCode::Continuation;
+        assert!(
+            header.rsv == 0 || (rsv1 && header.rsv == 0b100),
+            "we set an RSV bit ({:03b} on {:?})",
+            header.rsv,
+            header.opcode
+        );
         assert_eq!(
             header.mask.is_some(),
             sender == Role::Client,
@@ -214,7 +235,10 @@ pub fn check_output(bytes: &[u8], sender: Role, sizes: &[u8]) -> Vec<WireFrame> 
     };
     let mut config = Config::default();
     config.mask_keys = rfc6455::MaskKeys::Fixed([1, 2, 3, 4]);
-    let mut peer = Connection::new(peer_role, config);
+    let mut peer = match deflate {
+        Some(params) => Connection::with_deflate(peer_role, config, params),
+        None => Connection::new(peer_role, config),
+    };
     for chunk in chunks(bytes, sizes) {
         peer.handle_read(chunk);
         while let Some(event) = peer.poll_event() {
