@@ -1,7 +1,8 @@
 //! WebSocket over HTTP/2 (RFC 8441): our client and our server on one
 //! HTTP/2 connection in memory (tokio's duplex pipe), many WebSockets on
 //! it at once, one of them stalled; a server without the extended CONNECT;
-//! a reset in the middle of a message.
+//! a reset in the middle of a message; the core's rules for fields and
+//! refusal statuses, through h2.
 #![cfg(feature = "http2")]
 
 #[path = "common/example.rs"]
@@ -18,8 +19,9 @@ use rfc6455::{CloseCode, Config, Event, Message};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// An echo server for WebSockets on `/echo`; `/quiet` accepts and never
-/// reads; anything else is refused with 404. Counts live stream tasks.
+/// An echo server for WebSockets on `/echo` and `/fields`; `/quiet`
+/// accepts and never reads; `/refuse-200` is refused with a 200; anything
+/// else with 404. Counts live stream tasks.
 async fn serve(io: tokio::io::DuplexStream, live: Arc<AtomicUsize>) {
     let _ = serve_connection(io, Config::default(), move |incoming: Incoming| {
         let live = live.clone();
@@ -27,8 +29,17 @@ async fn serve(io: tokio::io::DuplexStream, live: Arc<AtomicUsize>) {
             live.fetch_add(1, Ordering::SeqCst);
             let path = incoming.request().path().to_string();
             match path.as_str() {
-                "/echo" => {
-                    if let Ok(mut ws) = incoming.accept(Accept::new()) {
+                // `/fields` adds fields of one's own, one of them about
+                // HTTP/1.1 connections only: it must not reach h2, which
+                // would refuse the whole response as malformed.
+                "/echo" | "/fields" => {
+                    let accept = match path.as_str() {
+                        "/fields" => Accept::new()
+                            .header("Keep-Alive", "timeout=5")
+                            .header("X-Served-By", "rfc6455"),
+                        _ => Accept::new(),
+                    };
+                    if let Ok(mut ws) = incoming.accept(accept) {
                         while let Ok(Some(message)) = ws.recv().await {
                             if ws.send(&message).await.is_err() {
                                 break;
@@ -43,6 +54,9 @@ async fn serve(io: tokio::io::DuplexStream, live: Arc<AtomicUsize>) {
                         drop(ws);
                     }
                 }
+                // A refusal with a status that does not refuse: a 200
+                // would read as an acceptance.
+                "/refuse-200" => incoming.reject(200, "not a refusal"),
                 _ => incoming.reject(404, "no such WebSocket"),
             }
             live.fetch_sub(1, Ordering::SeqCst);
@@ -129,6 +143,29 @@ async fn a_path_refused_gets_its_status() {
     match client.websocket(connect("/nowhere")).await {
         Err(Error::Handshake(HandshakeError::Status(404))) => {}
         other => panic!("expected a 404, got {other:?}"),
+    }
+}
+
+/// The core's rules for fields hold through h2: what HTTP/2 forbids
+/// (RFC 9113 §8.2.2) is left out on both sides, and the rest goes through.
+#[tokio::test]
+async fn fields_about_http_1_1_connections_never_reach_h2() {
+    let (client, _live) = pair().await;
+    let request = ClientRequest::new("localhost", "/fields")
+        .header("Keep-Alive", "timeout=5")
+        .header("Origin", "http://localhost");
+    let connect = ClientConnect::new(&request, Config::default()).scheme("http");
+    let mut ws = client.websocket(connect).await.expect("h2 sent both heads");
+    ws.send(&Message::from("across")).await.unwrap();
+    assert_eq!(ws.recv().await.unwrap(), Some(Message::from("across")));
+}
+
+#[tokio::test]
+async fn a_refusal_never_reads_as_an_acceptance() {
+    let (client, _live) = pair().await;
+    match client.websocket(connect("/refuse-200")).await {
+        Err(Error::Handshake(HandshakeError::Status(500))) => {}
+        other => panic!("expected a 500, got {other:?}"),
     }
 }
 
