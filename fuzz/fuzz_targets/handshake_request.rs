@@ -16,7 +16,9 @@
 //!   a refusal (or a 101) that carries them is one whole HTTP head, with
 //!   the field or without it but never split, a status that refuses, and
 //!   the reason as its body;
-//! - a query parameter whose name needs no decoding is found.
+//! - a query parameter whose name needs no decoding is found;
+//! - the handshake's deadline, set before the first byte, stays with the
+//!   request, and once it has passed the request is refused with 408.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -26,7 +28,7 @@ use libfuzzer_sys::fuzz_target;
 use rfc6455::handshake::{
     Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
 };
-use rfc6455::Config;
+use rfc6455::{Config, Timestamp};
 use rfc6455_fuzz::chunks;
 
 #[derive(Arbitrary, Debug)]
@@ -52,10 +54,18 @@ fn config(input: &Input<'_>) -> Config {
 
 type Verdict = Result<Option<Request>, HandshakeError>;
 
+/// The time the handshake is told before the first byte.
+const START: Timestamp = Timestamp::from_millis(1_000);
+
 /// Feeds the pieces until the handshake decides; also returns how many
 /// bytes were fed.
 fn feed(config: Config, pieces: &[&[u8]]) -> (Verdict, usize) {
+    let limit = config.timeouts.handshake.expect("the default has one");
     let mut handshake = ServerHandshake::new(config);
+    handshake
+        .handle_timeout(START)
+        .expect("the deadline is ahead");
+    assert_eq!(handshake.poll_timeout(), Some(START + limit));
     let mut fed = 0;
     for piece in pieces {
         fed += piece.len();
@@ -304,6 +314,14 @@ fuzz_target!(|input: Input<'_>| {
             assert_eq!(leftover, b.leftover(), "bytes after the head were lost");
             check_refusal(b, &input.sizes);
             check_query(b);
+            // The request keeps the handshake's deadline, and past it
+            // refuses with 408.
+            let limit = config(&input).timeouts.handshake.expect("a default");
+            assert_eq!(b.deadline(), Some(START + limit));
+            let mut late = b.clone();
+            let timeout = late.handle_timeout(START + limit).unwrap_err();
+            assert_eq!(timeout, HandshakeError::Timeout);
+            check_error_response(&timeout);
             match b.validate() {
                 Ok(key) => check_accepted(b, key, &input),
                 Err(error) => {
