@@ -278,7 +278,9 @@ fn check_accepted(request: &Request, key: &str, input: &Input<'_>) {
             request
                 .extensions()
                 .iter()
-                .any(|offer| offer.contains("permessage-deflate")),
+                // Extension names match whatever their case, as in the
+                // client's check.
+                .any(|offer| offer.to_ascii_lowercase().contains("permessage-deflate")),
             "agreed on an extension not offered"
         );
         // A client that did not offer it refuses the 101.
