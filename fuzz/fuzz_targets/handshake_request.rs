@@ -89,19 +89,13 @@ fn same_request(a: &Request, b: &Request) {
 fn check_error_response(error: &HandshakeError) {
     assert!(!error.to_string().is_empty(), "{error:?} says nothing");
     let response = error.response();
-    let mut fields = [httparse::EMPTY_HEADER; 16];
-    let mut parsed = httparse::Response::new(&mut fields);
-    let status = parsed.parse(&response).expect("our error response parses");
-    let httparse::Status::Complete(head) = status else {
-        panic!("our error response is incomplete");
-    };
-    assert_eq!(parsed.code, Some(error.status()));
-    let length = parsed
-        .headers
+    let (status, fields, head) = parse_response(&response);
+    assert_eq!(status, error.status());
+    let length = fields
         .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("Content-Length"))
-        .map(|h| {
-            std::str::from_utf8(h.value)
+        .find(|(name, _)| name.eq_ignore_ascii_case("Content-Length"))
+        .map(|(_, value)| {
+            std::str::from_utf8(value)
                 .unwrap()
                 .parse::<usize>()
                 .unwrap()
