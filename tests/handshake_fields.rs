@@ -100,7 +100,10 @@ fn accept_options(extra: Extra<'_>) -> Accept {
 
 fn client_request(extra: Extra<'_>) -> ClientRequest {
     let request = ClientRequest::new("example.com", "/");
-    extra.map_or(request.clone(), |(name, value)| request.header(name, value))
+    match extra {
+        Some((name, value)) => request.header(name, value),
+        None => request,
+    }
 }
 
 /// The fields that go out, in each form, with the embedder's field or
