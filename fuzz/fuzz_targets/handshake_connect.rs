@@ -8,6 +8,8 @@
 //! - an acceptance is a 200 with lowercase names, agrees on a subprotocol
 //!   only if it was offered, and a client that offered what this request
 //!   offers accepts it; a message then crosses from that client to us;
+//!   a client reading the same fields with a status outside 2xx refuses
+//!   it as that status;
 //! - every field of a response, the embedder's own included (the first
 //!   input field's, through `Accept::header`), is one the `http` crate
 //!   takes as it is and HTTP/2 allows: a lowercase token, a value without
@@ -33,6 +35,14 @@ struct Input<'a> {
     choose: Option<u8>,
     /// Swap in a valid request's fields, so that acceptance is reached.
     valid: bool,
+    /// Then break that valid request in one or more ways, so that each of
+    /// `validate`'s refusals is reached from a CONNECT that has all but
+    /// one thing right: bit 0 the input's `:protocol` (other or none),
+    /// bits 1-3 no `:scheme`, `:path`, `:authority`, bit 4 no version.
+    breaks: u8,
+    /// A status for a second client to read with the accepted fields:
+    /// anything outside 2xx is refused as that status.
+    status: u16,
 }
 
 /// Each field goes out over h2 as it is: the `http` crate takes it, and
@@ -70,7 +80,22 @@ fuzz_target!(|input: Input<'_>| {
         pseudo.authority = Some("example.com".into());
         pseudo.path = Some("/".into());
         fields.retain(|(name, _)| !name.eq_ignore_ascii_case("sec-websocket-version"));
-        fields.push(("sec-websocket-version", b"13"));
+        let bit = |n: u8| input.breaks & (1 << n) != 0;
+        if bit(0) {
+            pseudo.protocol = input.protocol.map(Into::into);
+        }
+        if bit(1) {
+            pseudo.scheme = None;
+        }
+        if bit(2) {
+            pseudo.path = None;
+        }
+        if bit(3) {
+            pseudo.authority = None;
+        }
+        if !bit(4) {
+            fields.push(("sec-websocket-version", b"13"));
+        }
     }
     let request = ConnectRequest::new(Config::default(), &pseudo, fields.iter().copied());
     let offered: Vec<String> = request.protocols().iter().map(|p| p.to_string()).collect();
@@ -124,6 +149,15 @@ fuzz_target!(|input: Input<'_>| {
             }
             let client = ClientConnect::new(&client_request, Config::default());
             let headers = accepted.response.headers.clone();
+            if !(200..300).contains(&input.status) {
+                let refused = ClientConnect::new(&client_request, Config::default())
+                    .handle_response(
+                        input.status,
+                        headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
+                    )
+                    .err();
+                assert_eq!(refused, Some(HandshakeError::Status(input.status)));
+            }
             let connected = client
                 .handle_response(200, headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())))
                 .expect("a client offering the same accepts our 200");
