@@ -13,15 +13,22 @@
 //! - every field of a response, the embedder's own included (the first
 //!   input field's, through `Accept::header`), is one the `http` crate
 //!   takes as it is and HTTP/2 allows: a lowercase token, a value without
-//!   control characters, nothing about one HTTP/1.1 connection.
+//!   control characters, nothing about one HTTP/1.1 connection;
+//! - our clients' requests for the input's `:authority` and `:path` as
+//!   host and path, with the first input field as the embedder's own:
+//!   over HTTP/1.1 the head parses whole as one GET, its path and Host
+//!   visible ASCII (`ClientRequest` percent-encodes the rest), with no
+//!   field but the handshake's and the embedder's; over HTTP/2 every
+//!   field one `http` and HTTP/2 take, as above.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use rfc6455::handshake::{
-    Accept, ClientConnect, ClientRequest, ConnectRequest, HandshakeError, PseudoHeaders,
+    Accept, ClientConnect, ClientHandshake, ClientRequest, ConnectRequest, HandshakeError,
+    PseudoHeaders,
 };
-use rfc6455::{Config, Event, Message};
+use rfc6455::{Config, Event, MaskKeys, Message};
 
 #[derive(Arbitrary, Debug)]
 struct Input<'a> {
@@ -64,7 +71,51 @@ fn check_fields(fields: &[(String, String)]) {
     }
 }
 
+/// Our clients' requests for any host, path and embedder's field.
+fn check_client_requests(input: &Input<'_>) {
+    let mut request = ClientRequest::new(
+        input.authority.unwrap_or("example.com"),
+        input.path.unwrap_or("/"),
+    );
+    let own = input.fields.first().map(|(name, _)| *name);
+    if let Some((name, value)) = input.fields.first() {
+        request = request.header(*name, String::from_utf8_lossy(value));
+    }
+    let mut config = Config::default();
+    config.mask_keys = MaskKeys::Fixed([1, 2, 3, 4]);
+    check_fields(ClientConnect::new(&request, config.clone()).headers());
+
+    let handshake = ClientHandshake::with_key(&request, config, [7; 16]);
+    let bytes = handshake.request();
+    let mut fields = [httparse::EMPTY_HEADER; 8];
+    let mut parsed = httparse::Request::new(&mut fields);
+    let status = parsed.parse(bytes).expect("our request parses");
+    assert_eq!(
+        status,
+        httparse::Status::Complete(bytes.len()),
+        "a split head"
+    );
+    assert_eq!(parsed.method, Some("GET"));
+    assert_eq!(parsed.path, Some(request.path()));
+    let visible = |s: &str| s.bytes().all(|b| b.is_ascii_graphic());
+    assert!(visible(request.path()) && visible(request.host()));
+    const OURS: [&str; 5] = [
+        "Host",
+        "Upgrade",
+        "Connection",
+        "Sec-WebSocket-Key",
+        "Sec-WebSocket-Version",
+    ];
+    for (i, field) in parsed.headers.iter().enumerate() {
+        let expected = OURS.get(i).copied().or(own);
+        assert_eq!(Some(field.name), expected, "a field we did not write");
+    }
+    let host = parsed.headers.first().map(|field| field.value);
+    assert_eq!(host, Some(request.host().as_bytes()));
+}
+
 fuzz_target!(|input: Input<'_>| {
+    check_client_requests(&input);
     let mut pseudo = PseudoHeaders {
         method: input.method.into(),
         protocol: input.protocol.map(Into::into),
