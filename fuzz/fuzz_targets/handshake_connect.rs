@@ -200,17 +200,15 @@ fuzz_target!(|input: Input<'_>| {
             }
             let client = ClientConnect::new(&client_request, Config::default());
             let headers = accepted.response.headers.clone();
+            let fields = || headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
             if !(200..300).contains(&input.status) {
                 let refused = ClientConnect::new(&client_request, Config::default())
-                    .handle_response(
-                        input.status,
-                        headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
-                    )
+                    .handle_response(input.status, fields())
                     .err();
                 assert_eq!(refused, Some(HandshakeError::Status(input.status)));
             }
             let connected = client
-                .handle_response(200, headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())))
+                .handle_response(200, fields())
                 .expect("a client offering the same accepts our 200");
             assert_eq!(connected.response.protocol, accepted.protocol);
             let (mut client, mut server) = (connected.connection, accepted.connection);
