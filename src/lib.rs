@@ -76,22 +76,21 @@ pub mod proxy;
 mod time;
 mod utf8;
 
-#[cfg(any(feature = "blocking", feature = "tokio", feature = "compio"))]
-mod adapter;
+mod driver;
 #[cfg(feature = "axum")]
-pub mod axum;
+pub use driver::axum;
 #[cfg(feature = "blocking")]
-pub mod blocking;
+pub use driver::blocking;
 #[cfg(feature = "compio")]
-pub mod compio;
+pub use driver::compio;
 #[cfg(feature = "embedded-io-async")]
-pub mod embedded;
+pub use driver::embedded;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "http2")]
-pub mod http2;
+pub use driver::http2;
 #[cfg(feature = "tokio")]
-pub mod tokio;
+pub use driver::tokio;
 
 pub use close::{CloseCode, CloseFrame};
 pub use config::{Config, MaskKeys};

@@ -52,8 +52,8 @@ use std::net::TcpStream;
 
 use bytes::BytesMut;
 
-pub use crate::adapter::{close_tcp, Connector, Error, WsUrl};
-use crate::adapter::{received, Clock};
+pub use super::{close_tcp, Connector, Error, WsUrl};
+use super::{received, Clock};
 use crate::handshake::{
     Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
 };
@@ -210,7 +210,7 @@ fn tunnel(tcp: &mut TcpStream, proxy: &Proxy, url: &WsUrl) -> Result<(), Error> 
 /// certificate is reported here.
 #[cfg(feature = "rustls")]
 fn secure(mut tcp: TcpStream, host: &str, connector: &Connector) -> Result<MaybeTlsStream, Error> {
-    use crate::adapter::{server_name, tls_error};
+    use super::{server_name, tls_error};
     let config = connector.tls_config()?;
     let mut tls = rustls::ClientConnection::new(config, server_name(host)?)
         .map_err(|e| Error::Tls(alloc::format!("{host}: {e}")))?;
@@ -224,7 +224,7 @@ fn secure(mut tcp: TcpStream, host: &str, connector: &Connector) -> Result<Maybe
 
 #[cfg(not(feature = "rustls"))]
 fn secure(_tcp: TcpStream, _host: &str, _connector: &Connector) -> Result<MaybeTlsStream, Error> {
-    Err(crate::adapter::no_tls())
+    Err(super::no_tls())
 }
 
 /// The stream [`connect`] opens: TCP for `ws://`, TLS over TCP for
@@ -313,7 +313,7 @@ type WakeAt<S> = fn(&S, Option<Timestamp>) -> io::Result<()>;
 
 /// [`WakeAt`] for the socket [`connect`] opens.
 fn wake_at(stream: &MaybeTlsStream, deadline: Option<Timestamp>) -> io::Result<()> {
-    crate::adapter::read_until(stream.get_ref(), deadline)
+    super::read_until(stream.get_ref(), deadline)
 }
 
 fn client_timed<S: Read + Write>(

@@ -67,8 +67,8 @@ use compio::buf::BufResult;
 use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use compio::net::TcpStream;
 
-use crate::adapter::{received, Alarm, Clock, Timer};
-pub use crate::adapter::{Error, WsUrl};
+use super::{received, Alarm, Clock, Timer};
+pub use super::{Error, WsUrl};
 use crate::handshake::{
     Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
 };

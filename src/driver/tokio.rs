@@ -76,8 +76,8 @@ use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Sleep;
 
-use crate::adapter::{received, Alarm, Clock, Timer};
-pub use crate::adapter::{Connector, Error, WsUrl};
+use super::{received, Alarm, Clock, Timer};
+pub use super::{Connector, Error, WsUrl};
 use crate::handshake::{
     Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
 };
@@ -336,7 +336,7 @@ async fn secure(
     host: &str,
     connector: &Connector,
 ) -> Result<MaybeTlsStream, Error> {
-    use crate::adapter::{server_name, tls_error};
+    use super::{server_name, tls_error};
     let connector_tls = tokio_rustls::TlsConnector::from(connector.tls_config()?);
     let tls = connector_tls
         .connect(server_name(host)?, tcp)
@@ -351,7 +351,7 @@ async fn secure(
     _host: &str,
     _connector: &Connector,
 ) -> Result<MaybeTlsStream, Error> {
-    Err(crate::adapter::no_tls())
+    Err(super::no_tls())
 }
 
 /// The stream [`connect`] opens: TCP for `ws://`, TLS over TCP for

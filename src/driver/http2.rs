@@ -25,8 +25,8 @@ use bytes::Bytes;
 use h2::{RecvStream, SendStream};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use crate::adapter::Error;
-use crate::adapter::{received, Clock};
+pub use super::Error;
+use super::{received, Clock};
 use crate::handshake::{
     Accept, ClientConnect, ConnectRequest, ConnectResponse, HandshakeError, PseudoHeaders,
 };
