@@ -76,6 +76,12 @@ pub mod proxy;
 mod time;
 mod utf8;
 
+#[cfg(any(
+    feature = "blocking",
+    feature = "tokio",
+    feature = "compio",
+    feature = "embedded-io-async"
+))]
 mod driver;
 #[cfg(feature = "axum")]
 pub use driver::axum;
@@ -89,6 +95,13 @@ pub use driver::embedded;
 pub mod http;
 #[cfg(feature = "http2")]
 pub use driver::http2;
+#[cfg(any(
+    feature = "blocking",
+    feature = "tokio",
+    feature = "compio",
+    feature = "embedded-io-async"
+))]
+pub use driver::socket;
 #[cfg(feature = "tokio")]
 pub use driver::tokio;
 

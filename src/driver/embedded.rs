@@ -64,34 +64,18 @@
 //! close: close the socket with your network stack's own call
 //! ([`into_inner`](WebSocket::into_inner) gives it back).
 
-use alloc::boxed::Box;
 use alloc::string::String;
 use core::fmt;
-use core::future::{poll_fn, Future};
-use core::pin::pin;
-use core::task::Poll;
 
 use embedded_io_async::{Read, Write};
 
 use crate::handshake::{
     Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
 };
-use crate::{
-    CloseCode, Closed, Config, Connection, Event, Message, MessageKind, ProtocolError, Timestamp,
-    UsageError,
-};
+use crate::socket::{self, race, Transport};
+use crate::{Config, Connection, ProtocolError, Timestamp, UsageError};
 
-/// The time as the core counts it, and a way to wait for a deadline.
-///
-/// `now` must never go backwards. It is read after every read from the
-/// stream and whenever a deadline of the core passes.
-#[allow(async_fn_in_trait)] // Futures are polled where they are made: no Send needed.
-pub trait Clock {
-    /// The time now, since an epoch of your choosing (boot, say).
-    fn now(&self) -> Timestamp;
-    /// Completes at (or after) `deadline`, on the same clock as `now`.
-    async fn sleep_until(&self, deadline: Timestamp);
-}
+pub use crate::socket::Clock;
 
 /// The size of one read from the stream (the connection's receive buffer
 /// grows only as a frame needs).
@@ -155,53 +139,70 @@ impl<E> From<UsageError> for Error<E> {
     }
 }
 
-/// The error, if any, that a finished connection reports to `recv`: none
-/// for a closing handshake, the fault for a failed connection.
-fn closed_error<E>(closed: &Closed) -> Option<Error<E>> {
-    closed.error.clone().map(|e| match e {
-        ProtocolError::Timeout => Error::Timeout("closing handshake: the peer did not answer"),
-        e => Error::Protocol(e),
-    })
+impl<E> From<ProtocolError> for Error<E> {
+    fn from(e: ProtocolError) -> Self {
+        match e {
+            ProtocolError::Timeout => Error::Timeout("closing handshake: the peer did not answer"),
+            e => Error::Protocol(e),
+        }
+    }
 }
 
-/// A WebSocket over an `embedded-io-async` stream, on the embedder's clock.
+/// A WebSocket over an `embedded-io-async` stream, on the embedder's
+/// clock: the [shared driver loop](crate::socket) over [`Io`].
+pub type WebSocket<S, C> = socket::WebSocket<Io<S>, C>;
+
+/// The transport: an `embedded-io-async` stream.
 #[derive(Debug)]
-pub struct WebSocket<S, C> {
+pub struct Io<S> {
     stream: S,
-    clock: C,
-    conn: Connection,
-    protocol: Option<String>,
-    closed: Option<Closed>,
+    /// Written since the stream was last flushed.
+    unflushed: bool,
 }
 
-/// What came first: the I/O or the core's deadline.
-enum Race<T> {
-    Done(T),
-    Deadline,
-}
+impl<S: Read + Write> Transport for Io<S> {
+    type Error = Error<S::Error>;
 
-/// Runs `io` until it completes or the core's `deadline` passes (never,
-/// if there is none). `io` is dropped at the deadline: see the module's
-/// notes on cancellation.
-async fn race<T, C: Clock>(
-    io: impl Future<Output = T>,
-    clock: &C,
-    deadline: Option<Timestamp>,
-) -> Race<T> {
-    let mut io = pin!(io);
-    let mut alarm = pin!(async {
-        match deadline {
-            Some(deadline) => clock.sleep_until(deadline).await,
-            None => core::future::pending().await,
+    /// Reads straight into the connection's receive buffer.
+    async fn read(&mut self, conn: &mut Connection) -> Result<(), Self::Error> {
+        let size = conn.read_size_hint(READ_SIZE).min(READ_SIZE);
+        let mut input = conn.read_buffer(size);
+        let n = self
+            .stream
+            .read(input.unfilled())
+            .await
+            .map_err(Error::Io)?;
+        input.advance(n);
+        drop(input);
+        if n == 0 {
+            conn.handle_eof();
         }
-    });
-    poll_fn(|cx| {
-        if let Poll::Ready(out) = io.as_mut().poll(cx) {
-            return Poll::Ready(Race::Done(out));
+        Ok(())
+    }
+
+    async fn write(&mut self, conn: &mut Connection) -> Result<(), Self::Error> {
+        while conn.pending_output_len() > 0 {
+            match self.stream.write(conn.pending_output()).await {
+                Ok(0) => return Err(Error::Eof),
+                Ok(n) => {
+                    conn.consume_output(n);
+                    self.unflushed = true;
+                }
+                Err(e) => return Err(Error::Io(e)),
+            }
         }
-        alarm.as_mut().poll(cx).map(|()| Race::Deadline)
-    })
-    .await
+        if self.unflushed {
+            self.stream.flush().await.map_err(Error::Io)?;
+            self.unflushed = false;
+        }
+        Ok(())
+    }
+
+    /// `embedded-io-async` has no half close: the owner closes the socket
+    /// ([`into_inner`](WebSocket::into_inner)).
+    async fn shutdown(&mut self) -> bool {
+        false
+    }
 }
 
 /// Accepts a client on `stream` with no subprotocol and no check of Origin.
@@ -262,7 +263,12 @@ where
     };
     write_all(&mut stream, &clock, deadline, &response).await?;
     let (conn, protocol) = outcome?;
-    Ok(WebSocket::new(stream, clock, conn, protocol))
+    Ok(WebSocket::with_protocol(
+        Io::new(stream),
+        clock,
+        conn,
+        protocol,
+    ))
 }
 
 /// Why a request was not read: a fault to answer, or a broken stream.
@@ -285,10 +291,10 @@ async fn read_request<S: Read, C: Clock>(
             .handle_timeout(clock.now())
             .map_err(Refusal::Answer)?;
         let n = match race(stream.read(&mut buf), clock, handshake.poll_timeout()).await {
-            Race::Done(Ok(0)) => return Err(Refusal::Stream(Error::Eof)),
-            Race::Done(Ok(n)) => n,
-            Race::Done(Err(e)) => return Err(Refusal::Stream(Error::Io(e))),
-            Race::Deadline => continue,
+            Some(Ok(0)) => return Err(Refusal::Stream(Error::Eof)),
+            Some(Ok(n)) => n,
+            Some(Err(e)) => return Err(Refusal::Stream(Error::Io(e))),
+            None => continue,
         };
         handshake = match handshake.handle_read(&buf[..n]).map_err(Refusal::Answer)? {
             Progress::Partial(handshake) => handshake,
@@ -309,8 +315,8 @@ async fn write_all<S: Write, C: Clock>(
         stream.flush().await
     };
     match race(written, clock, deadline).await {
-        Race::Done(result) => result.map_err(Error::Io),
-        Race::Deadline => Err(Error::Timeout("opening handshake")),
+        Some(result) => result.map_err(Error::Io),
+        None => Err(Error::Timeout("opening handshake")),
     }
 }
 
@@ -342,17 +348,17 @@ where
     loop {
         handshake.handle_timeout(clock.now())?;
         let n = match race(stream.read(&mut buf), &clock, handshake.poll_timeout()).await {
-            Race::Done(Ok(0)) => return Err(Error::Eof),
-            Race::Done(Ok(n)) => n,
-            Race::Done(Err(e)) => return Err(Error::Io(e)),
-            Race::Deadline => continue,
+            Some(Ok(0)) => return Err(Error::Eof),
+            Some(Ok(n)) => n,
+            Some(Err(e)) => return Err(Error::Io(e)),
+            None => continue,
         };
         handshake = match handshake.handle_read(&buf[..n])? {
             Progress::Partial(handshake) => handshake,
             Progress::Done(connected) => {
                 let protocol = connected.response.protocol;
-                return Ok(WebSocket::new(
-                    stream,
+                return Ok(WebSocket::with_protocol(
+                    Io::new(stream),
                     clock,
                     connected.connection,
                     protocol,
@@ -362,236 +368,38 @@ where
     }
 }
 
-/// Receiving: the driver loop.
-impl<S: Read + Write, C: Clock> WebSocket<S, C> {
-    fn new(stream: S, clock: C, conn: Connection, protocol: Option<String>) -> Self {
-        WebSocket {
+impl<S> Io<S> {
+    fn new(stream: S) -> Self {
+        Io {
             stream,
-            clock,
-            conn,
-            protocol,
-            closed: None,
+            unflushed: false,
         }
     }
+}
 
+/// What only this driver has: a WebSocket made from a stream, and the
+/// stream back.
+impl<S: Read + Write, C: Clock> WebSocket<S, C> {
     /// Wraps a stream on which the handshake already happened. The
     /// connection's timers run from now, on `clock`.
-    pub fn from_connection(stream: S, clock: C, mut conn: Connection) -> Self {
-        conn.handle_timeout(clock.now());
-        Self::new(stream, clock, conn, None)
-    }
-
-    /// The next data message. Pings are answered (and Pongs dropped) on
-    /// the way. `Ok(None)`: the closing handshake finished; see
-    /// [`closed`](WebSocket::closed). `Err(Error::Protocol(_))`: the peer
-    /// broke the protocol, and we sent it a Close frame saying so.
-    pub async fn recv(&mut self) -> Result<Option<Message>, Error<S::Error>> {
-        loop {
-            match self.recv_event().await? {
-                Event::Message(message) => return Ok(Some(message)),
-                Event::Closed(closed) => {
-                    return match closed_error(&closed) {
-                        Some(err) => Err(err),
-                        None => Ok(None),
-                    }
-                }
-                Event::Fragment(_) | Event::Ping(_) | Event::Pong(_) => {}
-            }
-        }
-    }
-
-    /// The next event of any kind. After [`Event::Closed`], every call
-    /// returns the same `Closed` again.
-    pub async fn recv_event(&mut self) -> Result<Event, Error<S::Error>> {
-        loop {
-            if let Some(closed) = &self.closed {
-                return Ok(Event::Closed(Box::new(closed.clone())));
-            }
-            if let Some(event) = self.conn.poll_event() {
-                self.flush().await?;
-                if let Event::Closed(closed) = &event {
-                    self.closed = Some(Closed::clone(closed));
-                    self.finish().await;
-                }
-                return Ok(event);
-            }
-            self.flush().await?;
-            self.fill().await?;
-        }
-    }
-
-    /// Reads once from the stream, or waits until the core's deadline.
-    async fn fill(&mut self) -> Result<(), Error<S::Error>> {
-        read_once(&mut self.stream, &self.clock, &mut self.conn).await
-    }
-
-    /// After the Closed event: write the last output, then, unless the
-    /// transport is ours to close now, read and discard until the peer
-    /// ends the stream (§7.1.1) or the core's closing deadline passes.
-    async fn finish(&mut self) {
-        if self.flush().await.is_err() {
-            return;
-        }
-        while !self.conn.should_close_transport() && !self.conn.is_finished() {
-            if self.fill().await.is_err() {
-                return;
-            }
-        }
+    pub fn from_connection(stream: S, clock: C, conn: Connection) -> Self {
+        Self::new(Io::new(stream), clock, conn)
     }
 }
 
-/// Commands: each queues its frames and writes them out.
-impl<S: Read + Write, C: Clock> WebSocket<S, C> {
-    /// Sends a message in one frame and flushes.
-    pub async fn send(&mut self, message: &Message) -> Result<(), Error<S::Error>> {
-        self.conn.send_message(message)?;
-        self.flush().await
-    }
-
-    /// Sends a text message and flushes.
-    pub async fn send_text(&mut self, text: &str) -> Result<(), Error<S::Error>> {
-        self.conn.send_text(text)?;
-        self.flush().await
-    }
-
-    /// Sends a binary message and flushes.
-    pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error<S::Error>> {
-        self.conn.send_binary(data)?;
-        self.flush().await
-    }
-
-    /// Sends a message split into frames of `fragment_size` bytes, and flushes.
-    pub async fn send_fragmented(
-        &mut self,
-        kind: MessageKind,
-        data: &[u8],
-        fragment_size: usize,
-    ) -> Result<(), Error<S::Error>> {
-        self.conn.send_fragmented(kind, data, fragment_size)?;
-        self.flush().await
-    }
-
-    /// Sends a Ping and flushes. The Pong arrives as [`Event::Pong`].
-    pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error<S::Error>> {
-        self.conn.ping(payload)?;
-        self.flush().await
-    }
-
-    /// Starts the closing handshake. Keep calling [`recv`](WebSocket::recv)
-    /// until it returns `Ok(None)` to let the peer answer.
-    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error<S::Error>> {
-        self.conn.close(code, reason)?;
-        self.flush().await
-    }
-
-    /// Writes all pending output and flushes the stream. The core's timers
-    /// run while it waits for the stream to take the bytes: a deadline
-    /// that passes (a heartbeat Ping, the closing timeout) is acted on,
-    /// and output the core gives up on is not waited for.
-    pub async fn flush(&mut self) -> Result<(), Error<S::Error>> {
-        write_out(&mut self.stream, &self.clock, &mut self.conn).await
-    }
-}
-
-/// Reads once from the stream straight into the connection, or waits
-/// until the core's deadline; then tells the core the time.
-async fn read_once<S: Read, C: Clock>(
-    stream: &mut S,
-    clock: &C,
-    conn: &mut Connection,
-) -> Result<(), Error<S::Error>> {
-    let deadline = conn.poll_timeout();
-    let size = conn.read_size_hint(READ_SIZE).min(READ_SIZE);
-    let mut input = conn.read_buffer(size);
-    let eof = match race(stream.read(input.unfilled()), clock, deadline).await {
-        Race::Done(Ok(0)) => true,
-        Race::Done(Ok(n)) => {
-            input.advance(n);
-            false
-        }
-        Race::Done(Err(e)) => return Err(Error::Io(e)),
-        Race::Deadline => false,
-    };
-    drop(input);
-    if eof {
-        conn.handle_eof();
-    }
-    // After every read (silence is measured from the last bytes), and at
-    // every deadline.
-    if conn.poll_timeout().is_some() {
-        conn.handle_timeout(clock.now());
-    }
-    Ok(())
-}
-
-/// Writes the connection's output until none is pending, or until the
-/// core gives up on it at a deadline; flushes what it wrote.
-async fn write_out<S: Write, C: Clock>(
-    stream: &mut S,
-    clock: &C,
-    conn: &mut Connection,
-) -> Result<(), Error<S::Error>> {
-    let mut wrote = false;
-    while conn.pending_output_len() > 0 {
-        let deadline = conn.poll_timeout();
-        match race(stream.write(conn.pending_output()), clock, deadline).await {
-            Race::Done(Ok(0)) => return Err(Error::Eof),
-            Race::Done(Ok(n)) => {
-                conn.consume_output(n);
-                wrote = true;
-            }
-            Race::Done(Err(e)) => return Err(Error::Io(e)),
-            Race::Deadline => {
-                conn.handle_timeout(clock.now());
-                if conn.should_close_transport() {
-                    // The closing deadline gave up on the unsent bytes;
-                    // `recv` reports the end.
-                    return Ok(());
-                }
-            }
-        }
-    }
-    if wrote {
-        stream.flush().await.map_err(Error::Io)?;
-    }
-    Ok(())
-}
-
-/// Getters, and the parts underneath.
 impl<S, C> WebSocket<S, C> {
-    /// How the connection ended, once it has.
-    pub fn closed(&self) -> Option<&Closed> {
-        self.closed.as_ref()
-    }
-
-    /// The subprotocol agreed in the handshake.
-    pub fn protocol(&self) -> Option<&str> {
-        self.protocol.as_deref()
-    }
-
-    /// The sans-IO connection underneath.
-    pub fn connection(&self) -> &Connection {
-        &self.conn
-    }
-
-    /// The sans-IO connection underneath, for commands the adapter does not
-    /// wrap. Call [`flush`](WebSocket::flush) after queueing output.
-    pub fn connection_mut(&mut self) -> &mut Connection {
-        &mut self.conn
-    }
-
     /// The stream.
     pub fn get_ref(&self) -> &S {
-        &self.stream
+        &self.transport().stream
     }
 
     /// The stream, mutably.
     pub fn get_mut(&mut self) -> &mut S {
-        &mut self.stream
+        &mut self.transport_mut().stream
     }
 
     /// Gives the stream back, to close it.
     pub fn into_inner(self) -> S {
-        self.stream
+        self.into_transport().stream
     }
 }

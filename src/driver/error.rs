@@ -6,7 +6,7 @@ use std::io;
 
 use crate::handshake::HandshakeError;
 use crate::proxy::ProxyError;
-use crate::{Closed, Event, Message, ProtocolError, UsageError};
+use crate::{ProtocolError, UsageError};
 
 /// What can go wrong on a connection driven by an adapter.
 ///
@@ -94,23 +94,13 @@ impl From<UsageError> for Error {
     }
 }
 
-/// The error, if any, that a finished connection reports to `recv`/`read`:
-/// none for a closing handshake, the fault for a failed connection.
-pub(crate) fn closed_error(closed: &Closed) -> Option<Error> {
-    closed.error.clone().map(|e| match e {
-        ProtocolError::Timeout => Error::Timeout("closing handshake: the peer did not answer"),
-        e => Error::Protocol(e),
-    })
-}
-
-/// What `recv` (`read`) makes of an event: `Some` of what to return (a
-/// message; at the end `Ok(None)`, or the error if the connection failed),
-/// or `None` for an event the caller of `recv` does not see (a Ping, a
-/// Pong, a fragment of a streamed message).
-pub(crate) fn received(event: Event) -> Option<Result<Option<Message>, Error>> {
-    match event {
-        Event::Message(message) => Some(Ok(Some(message))),
-        Event::Closed(closed) => Some(closed_error(&closed).map_or(Ok(None), Err)),
-        Event::Fragment(_) | Event::Ping(_) | Event::Pong(_) => None,
+/// The peer's fault, or the core's closing deadline, as the error `recv`
+/// reports at the end of a failed connection.
+impl From<ProtocolError> for Error {
+    fn from(e: ProtocolError) -> Self {
+        match e {
+            ProtocolError::Timeout => Error::Timeout("closing handshake: the peer did not answer"),
+            e => Error::Protocol(e),
+        }
     }
 }

@@ -14,6 +14,9 @@ mod dial;
 #[cfg(any(feature = "blocking", feature = "tokio", feature = "compio"))]
 mod error;
 
+mod policy;
+pub mod socket;
+
 #[cfg(feature = "axum")]
 pub mod axum;
 #[cfg(feature = "blocking")]
@@ -44,6 +47,6 @@ pub use dial::WsUrl;
 #[cfg(all(feature = "rustls", any(feature = "tokio", feature = "blocking")))]
 use dial::{server_name, tls_error};
 #[cfg(any(feature = "blocking", feature = "tokio", feature = "compio"))]
-use error::received;
-#[cfg(any(feature = "blocking", feature = "tokio", feature = "compio"))]
 pub use error::Error;
+#[cfg(any(feature = "blocking", feature = "tokio", feature = "compio"))]
+use policy::received;

@@ -1,0 +1,74 @@
+//! What every driver does the same way, whatever its transport: what
+//! `recv` makes of an event, and the slow-consumer policy of `offer`.
+
+use crate::{CloseCode, Connection, Event, Message, PreparedMessage, ProtocolError, UsageError};
+
+/// Unsent bytes above which `queue` (and tokio's `Sink::poll_ready`)
+/// waits for the transport.
+pub const HIGH_WATER: usize = 256 * 1024;
+
+/// What `recv` makes of an event: `Some` of what to return (a message; at
+/// the end `Ok(None)`, or the error if the connection failed), or `None`
+/// for an event the caller of `recv` does not see (a Ping, a Pong, a
+/// fragment of a streamed message).
+pub(crate) fn received<E: From<ProtocolError>>(event: Event) -> Option<Result<Option<Message>, E>> {
+    match event {
+        Event::Message(message) => Some(Ok(Some(message))),
+        Event::Closed(closed) => Some(closed.error.clone().map_or(Ok(None), |e| Err(e.into()))),
+        Event::Fragment(_) | Event::Ping(_) | Event::Pong(_) => None,
+    }
+}
+
+/// What `offer` does when a connection's backlog is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhenFull {
+    /// The connection misses the message.
+    Drop,
+    /// The connection is closed with this code and reason: 1008 (policy
+    /// violation) or 1013 (try again later), say. The Close frame waits
+    /// behind the backlog; if the peer does not read it, the core's
+    /// closing timeout ends the connection.
+    Close(CloseCode, &'static str),
+}
+
+/// What `offer` did with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offered {
+    /// Queued: it goes out as the peer reads.
+    Queued,
+    /// The backlog was full and the policy is to drop: not sent.
+    Dropped,
+    /// The backlog was full and the policy is to close: the closing
+    /// handshake started instead.
+    Closing,
+    /// The connection is closing or closed already: not sent.
+    Closed,
+}
+
+/// Queues `messages` in order while at most `backlog` bytes wait to be
+/// written; at the first that finds more, `when_full` decides. So a peer
+/// that stops reading makes its connection hold at most `backlog` bytes,
+/// one message and a Close frame.
+pub(crate) fn offer(
+    conn: &mut Connection,
+    messages: &[PreparedMessage],
+    backlog: usize,
+    when_full: WhenFull,
+) -> Result<Offered, UsageError> {
+    if !conn.can_send() {
+        return Ok(Offered::Closed);
+    }
+    for prepared in messages {
+        if conn.pending_output_len() > backlog {
+            return Ok(match when_full {
+                WhenFull::Drop => Offered::Dropped,
+                WhenFull::Close(code, reason) => {
+                    conn.close(code, reason)?;
+                    Offered::Closing
+                }
+            });
+        }
+        conn.send_prepared(prepared)?;
+    }
+    Ok(Offered::Queued)
+}

@@ -1,0 +1,422 @@
+//! The async driver loop, written once: a [`WebSocket`] over any
+//! [`Transport`], on any [`Clock`].
+//!
+//! A driver is a transport and its handshake entry points. The loop here
+//! does the rest for all of them: it keeps the state around the core (the
+//! agreed subprotocol, how the connection ended), reads the transport into
+//! the core and hands out its events, writes the core's output as the
+//! [output rule](crate::socket#when-output-is-written) says, races every
+//! read and write against the core's next deadline and tells the core the
+//! time, and runs the end of the connection (the last output, our end of
+//! the transport, the peer's end). The embedded, compio (io_uring) and
+//! HTTP/2 drivers are this type over their transports; your own transport
+//! (a QUIC stream, a test pipe) can be too.
+//!
+//! ```
+//! # async fn run<T: rfc6455::socket::Transport, C: rfc6455::socket::Clock>(
+//! #     mut ws: rfc6455::socket::WebSocket<T, C>,
+//! # ) -> Result<(), T::Error> {
+//! // Works the same over every driver: generic over the transport.
+//! while let Some(message) = ws.recv().await? {
+//!     ws.queue(&message).await?;
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # When output is written
+//!
+//! One rule for every driver. A command (`send_*`, `ping`, `close`,
+//! `flush`) writes everything queued before it returns. `queue_*` and
+//! `offer*` only queue (`queue_*` writes once more than [`HIGH_WATER`]
+//! bytes wait). `recv` hands out an event without writing; before it
+//! waits for the peer it writes everything queued: the Pongs and Close
+//! replies the core made, and what `queue` left. So a loop that answers
+//! each message with `queue` writes the answers to a burst of messages at
+//! once, and still answers a lone message at once. The `Closed` event
+//! comes after the last output was written and the transport's end was
+//! seen (or the core's closing deadline passed).
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use core::future::{poll_fn, Future};
+use core::pin::pin;
+use core::task::Poll;
+
+use bytes::BytesMut;
+
+use super::policy::{self, received};
+pub use super::policy::{Offered, WhenFull, HIGH_WATER};
+use crate::{
+    CloseCode, Closed, Connection, Event, Message, MessageKind, PreparedMessage, ProtocolError,
+    Timestamp, UsageError,
+};
+
+/// The time as the core counts it, and a way to wait for a deadline.
+///
+/// `now` must never go backwards. It is read after every read from the
+/// transport and whenever a deadline of the core passes.
+#[allow(async_fn_in_trait)] // Futures are polled where they are made: no Send needed.
+pub trait Clock {
+    /// The time now, since an epoch of your choosing (boot, say).
+    fn now(&self) -> Timestamp;
+    /// Completes at (or after) `deadline`, on the same clock as `now`.
+    async fn sleep_until(&self, deadline: Timestamp);
+}
+
+/// What a driver gives the loop: a way to move bytes.
+///
+/// `read` and `write` race the core's deadline: when the deadline comes
+/// first, their future is dropped, and called again later. So a dropped
+/// call must lose nothing: bytes it read are in the connection or still in
+/// the transport, bytes it took from the connection are still on their way
+/// (a completion-based transport keeps its operation in flight).
+#[allow(async_fn_in_trait)]
+pub trait Transport {
+    /// The error a [`WebSocket`] on this transport reports: the
+    /// transport's own, the caller's misuse, the peer's fault.
+    type Error: From<UsageError> + From<ProtocolError>;
+
+    /// Reads once into `conn`: what arrived
+    /// ([`handle_read`](Connection::handle_read)), or the end of the
+    /// transport ([`handle_eof`](Connection::handle_eof)). After the end,
+    /// it may never complete.
+    async fn read(&mut self, conn: &mut Connection) -> Result<(), Self::Error>;
+
+    /// Writes all of `conn`'s pending output
+    /// ([`consume_output`](Connection::consume_output) or
+    /// [`take_output`](Connection::take_output) as it goes) and flushes
+    /// it; completes at once when there is nothing to write.
+    async fn write(&mut self, conn: &mut Connection) -> Result<(), Self::Error>;
+
+    /// Ends our sending side after the closing handshake (TCP's FIN,
+    /// HTTP/2's `END_STREAM`), so the peer reads the end after our last
+    /// frame. `false` if the transport cannot end one side alone: the loop
+    /// then stops there, and its owner closes it.
+    async fn shutdown(&mut self) -> bool;
+
+    /// The core gave up on the unsent output (its closing deadline
+    /// passed): drop it, and whatever is in flight (HTTP/2 resets the
+    /// stream). By default nothing.
+    fn abandon(&mut self) {}
+}
+
+/// `work`, unless the core's `deadline` comes first (`None`).
+pub(crate) async fn race<F: Future, C: Clock>(
+    work: F,
+    clock: &C,
+    deadline: Option<Timestamp>,
+) -> Option<F::Output> {
+    let mut work = pin!(work);
+    let mut alarm = pin!(async {
+        match deadline {
+            Some(deadline) => clock.sleep_until(deadline).await,
+            None => core::future::pending().await,
+        }
+    });
+    poll_fn(|cx| {
+        if let Poll::Ready(out) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        alarm.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
+/// A WebSocket over a [`Transport`], on a [`Clock`].
+///
+/// Receiving: [`recv`](WebSocket::recv) for messages,
+/// [`recv_event`](WebSocket::recv_event) for every event. Commands:
+/// `send_*` write before they return, `queue_*` and `offer*` only queue
+/// (see [when output is written](crate::socket#when-output-is-written)).
+#[derive(Debug)]
+pub struct WebSocket<T, C> {
+    transport: T,
+    clock: C,
+    conn: Connection,
+    protocol: Option<String>,
+    closed: Option<Closed>,
+    /// Our side of the transport was ended.
+    shut: bool,
+}
+
+impl<T: Transport, C: Clock> WebSocket<T, C> {
+    /// A WebSocket over `transport`, on which the handshake that made
+    /// `conn` already happened. The connection's timers run from now.
+    pub fn new(transport: T, clock: C, mut conn: Connection) -> Self {
+        conn.handle_timeout(clock.now());
+        Self::with_protocol(transport, clock, conn, None)
+    }
+
+    /// A WebSocket after a handshake that agreed on `protocol`.
+    pub(crate) fn with_protocol(
+        transport: T,
+        clock: C,
+        conn: Connection,
+        protocol: Option<String>,
+    ) -> Self {
+        WebSocket {
+            transport,
+            clock,
+            conn,
+            protocol,
+            closed: None,
+            shut: false,
+        }
+    }
+
+    /// The next data message. Pings are answered on the way. `Ok(None)`:
+    /// the closing handshake finished; see [`closed`](WebSocket::closed).
+    /// An error of the peer's protocol (or a timeout): we sent it a Close
+    /// frame saying so.
+    pub async fn recv(&mut self) -> Result<Option<Message>, T::Error> {
+        loop {
+            if let Some(done) = received(self.recv_event().await?) {
+                return done;
+            }
+        }
+    }
+
+    /// The next event of any kind. After [`Event::Closed`], every call
+    /// returns the same `Closed` again.
+    pub async fn recv_event(&mut self) -> Result<Event, T::Error> {
+        loop {
+            if let Some(closed) = &self.closed {
+                return Ok(Event::Closed(Box::new(closed.clone())));
+            }
+            if let Some(event) = self.conn.poll_event() {
+                if let Event::Closed(closed) = &event {
+                    self.closed = Some(Closed::clone(closed));
+                    self.finish().await;
+                }
+                return Ok(event);
+            }
+            self.flush().await?;
+            self.fill().await?;
+        }
+    }
+
+    /// Reads once from the transport, or waits until the core's deadline;
+    /// then tells the core the time, if it keeps a deadline (silence is
+    /// measured from the last bytes).
+    async fn fill(&mut self) -> Result<(), T::Error> {
+        let deadline = self.conn.poll_timeout();
+        let read = self.transport.read(&mut self.conn);
+        if let Some(result) = race(read, &self.clock, deadline).await {
+            result?;
+        }
+        if self.conn.poll_timeout().is_some() {
+            self.conn.handle_timeout(self.clock.now());
+        }
+        Ok(())
+    }
+
+    /// After the Closed event: write the last output, end our side when
+    /// the core says the transport is ours to close, and read (discarding)
+    /// until the core is finished: the peer ended the transport, or the
+    /// closing deadline passed. So nothing the peer still sends resets the
+    /// transport before the peer has read our Close frame.
+    async fn finish(&mut self) {
+        if self.flush().await.is_ok() {
+            while !self.conn.is_finished() {
+                if self.conn.should_close_transport() && !self.shut {
+                    self.shut = true;
+                    if !self.transport.shutdown().await {
+                        return;
+                    }
+                }
+                if self.fill().await.is_err() {
+                    break;
+                }
+            }
+        }
+        if !self.shut {
+            self.shut = true;
+            self.transport.shutdown().await;
+        }
+    }
+
+    /// Writes everything queued. The core's timers run while the
+    /// transport takes the bytes: a deadline that passes (a heartbeat
+    /// Ping, the closing timeout) is acted on, and output the core gives
+    /// up on is not waited for.
+    pub async fn flush(&mut self) -> Result<(), T::Error> {
+        loop {
+            let deadline = self.conn.poll_timeout();
+            let write = self.transport.write(&mut self.conn);
+            if let Some(written) = race(write, &self.clock, deadline).await {
+                return written;
+            }
+            self.conn.handle_timeout(self.clock.now());
+            if self.conn.should_close_transport() {
+                // The closing deadline gave up on the unsent bytes; `recv`
+                // reports the end.
+                self.transport.abandon();
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Commands: `send_*` queue their frames and write them out; `queue_*`
+/// and `offer*` leave the writing to the next `recv` or `flush`.
+impl<T: Transport, C: Clock> WebSocket<T, C> {
+    /// Sends a message in one frame.
+    pub async fn send(&mut self, message: &Message) -> Result<(), T::Error> {
+        self.conn.send_message(message)?;
+        self.flush().await
+    }
+
+    /// Sends a text message.
+    pub async fn send_text(&mut self, text: &str) -> Result<(), T::Error> {
+        self.conn.send_text(text)?;
+        self.flush().await
+    }
+
+    /// Sends a binary message.
+    pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), T::Error> {
+        self.conn.send_binary(data)?;
+        self.flush().await
+    }
+
+    /// Sends a message prepared for many connections
+    /// ([`PreparedMessage`]: encoded once, its payload shared).
+    pub async fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), T::Error> {
+        self.conn.send_prepared(prepared)?;
+        self.flush().await
+    }
+
+    /// Sends a message from a buffer handed over, without copying a large
+    /// one ([`Connection::send_owned`]: a client masks it in place).
+    pub async fn send_owned(
+        &mut self,
+        kind: MessageKind,
+        payload: BytesMut,
+    ) -> Result<(), T::Error> {
+        self.conn.send_owned(kind, payload)?;
+        self.flush().await
+    }
+
+    /// Sends a message split into frames of `fragment_size` bytes.
+    pub async fn send_fragmented(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        fragment_size: usize,
+    ) -> Result<(), T::Error> {
+        self.conn.send_fragmented(kind, data, fragment_size)?;
+        self.flush().await
+    }
+
+    /// Queues a message in one frame; it goes out when `recv` next waits
+    /// for the peer, or on `flush` or a `send_*`. Writes first if more
+    /// than [`HIGH_WATER`] bytes wait.
+    pub async fn queue(&mut self, message: &Message) -> Result<(), T::Error> {
+        self.conn.send_message(message)?;
+        self.write_above_high_water().await
+    }
+
+    /// Queues a prepared message as [`queue`](WebSocket::queue) queues a
+    /// message.
+    pub async fn queue_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), T::Error> {
+        self.conn.send_prepared(prepared)?;
+        self.write_above_high_water().await
+    }
+
+    async fn write_above_high_water(&mut self) -> Result<(), T::Error> {
+        if self.conn.pending_output_len() > HIGH_WATER {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Offers a prepared message without waiting, for a broadcaster that
+    /// must never wait for one client: queued if at most `backlog` bytes
+    /// already wait to be written, otherwise `when_full` decides (miss
+    /// this message, or close). What is queued goes out when `recv` next
+    /// waits for the peer, or on `flush`.
+    pub fn offer(
+        &mut self,
+        prepared: &PreparedMessage,
+        backlog: usize,
+        when_full: WhenFull,
+    ) -> Result<Offered, T::Error> {
+        self.offer_many(core::slice::from_ref(prepared), backlog, when_full)
+    }
+
+    /// Offers several prepared messages in order, as
+    /// [`offer`](WebSocket::offer) offers one, the backlog checked before
+    /// each: `Dropped` means this message and those after it were not
+    /// queued, `Closing` that the closing handshake started in their place.
+    pub fn offer_many(
+        &mut self,
+        messages: &[PreparedMessage],
+        backlog: usize,
+        when_full: WhenFull,
+    ) -> Result<Offered, T::Error> {
+        Ok(policy::offer(&mut self.conn, messages, backlog, when_full)?)
+    }
+
+    /// Sends a Ping. The Pong arrives as [`Event::Pong`].
+    pub async fn ping(&mut self, payload: &[u8]) -> Result<(), T::Error> {
+        self.conn.ping(payload)?;
+        self.flush().await
+    }
+
+    /// Starts the closing handshake. Keep calling [`recv`](WebSocket::recv)
+    /// until it returns `Ok(None)` to let the peer answer; the closing
+    /// timeout bounds the wait.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), T::Error> {
+        self.conn.close(code, reason)?;
+        self.flush().await
+    }
+}
+
+/// Getters, and the parts underneath.
+impl<T, C> WebSocket<T, C> {
+    /// How the connection ended, once it has.
+    pub fn closed(&self) -> Option<&Closed> {
+        self.closed.as_ref()
+    }
+
+    /// The subprotocol agreed in the handshake.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// How many bytes are queued and not yet taken by the transport: what
+    /// a peer that does not read makes the connection hold.
+    pub fn backlog(&self) -> usize {
+        self.conn.pending_output_len()
+    }
+
+    /// Whether messages can still be sent.
+    pub fn can_send(&self) -> bool {
+        self.conn.can_send()
+    }
+
+    /// The sans-IO connection underneath.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The sans-IO connection underneath, for commands not wrapped here.
+    /// Call [`flush`](WebSocket::flush) after queueing output.
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// The transport, mutably.
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    /// Gives the transport back.
+    pub fn into_transport(self) -> T {
+        self.transport
+    }
+}
