@@ -2,7 +2,7 @@
 //! ones sleep on until the core's next deadline. No deadline is decided
 //! here: every one is the core's.
 
-#[cfg(any(feature = "tokio", feature = "compio"))]
+#[cfg(feature = "tokio")]
 use std::fmt;
 #[cfg(feature = "blocking")]
 use std::io;
@@ -50,7 +50,7 @@ impl Clock for std::time::Instant {
 }
 
 /// A runtime's timer on its clock: what [`Alarm`] sleeps with.
-#[cfg(any(feature = "tokio", feature = "compio"))]
+#[cfg(feature = "tokio")]
 pub(crate) trait Timer: Clock {
     /// A sleep until an instant of this clock (boxed where the runtime's
     /// own is not `Unpin`, or has no name).
@@ -67,14 +67,14 @@ pub(crate) trait Timer: Clock {
 /// Sleeps until the core's next deadline on the timer `T`, and tells the
 /// core the time when it comes: how the async drivers hand the core its
 /// time. The core decides every deadline; this only keeps the appointment.
-#[cfg(any(feature = "tokio", feature = "compio"))]
+#[cfg(feature = "tokio")]
 pub(crate) struct Alarm<T: Timer> {
     sleep: Option<T::Sleep>,
     /// The deadline `sleep` is set for, on the core's clock.
     armed: Option<Timestamp>,
 }
 
-#[cfg(any(feature = "tokio", feature = "compio"))]
+#[cfg(feature = "tokio")]
 impl<T: Timer> Default for Alarm<T> {
     fn default() -> Self {
         Alarm {
@@ -84,14 +84,14 @@ impl<T: Timer> Default for Alarm<T> {
     }
 }
 
-#[cfg(any(feature = "tokio", feature = "compio"))]
+#[cfg(feature = "tokio")]
 impl<T: Timer> fmt::Debug for Alarm<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Alarm").field("armed", &self.armed).finish()
     }
 }
 
-#[cfg(any(feature = "tokio", feature = "compio"))]
+#[cfg(feature = "tokio")]
 impl<T: Timer> Alarm<T> {
     /// Sleeps until the core's deadline; when it comes, tells the core the
     /// time. Returns whether it did (then there may be work), having

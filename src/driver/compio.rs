@@ -57,9 +57,8 @@ use alloc::boxed::Box;
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::future::{poll_fn, Future};
-use core::pin::{pin, Pin};
-use core::task::{Context, Poll};
+use core::future::Future;
+use core::pin::Pin;
 use std::io;
 
 use bytes::{Bytes, BytesMut};
@@ -67,14 +66,13 @@ use compio::buf::BufResult;
 use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use compio::net::TcpStream;
 
-use super::{received, Alarm, Clock, Timer};
+use super::Clock as _;
 pub use super::{Error, WsUrl};
 use crate::handshake::{
     Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
 };
-use crate::{
-    CloseCode, Closed, Config, Connection, Event, Message, MessageKind, PreparedMessage, Timestamp,
-};
+use crate::socket::{self, race, Transport};
+use crate::{Config, Connection, Timestamp};
 
 /// The clock the core is told: the standard library's monotonic clock,
 /// which compio's timers use too.
@@ -88,23 +86,31 @@ const MIN_READ: usize = 2 * 1024;
 const MAX_READ: usize = 64 * 1024;
 /// The buffer for a handshake head.
 const HEAD_READ: usize = 4096;
+
 /// The most pieces of output one write takes.
 const WRITE_PIECES: usize = 64;
 
 /// A read handed to the kernel: the future owns its buffer until the read
 /// completes.
 type Reading = Pin<Box<dyn Future<Output = BufResult<usize, BytesMut>>>>;
+/// A write handed to the kernel, with the pieces it owns until it
+/// completes.
+type Writing = Pin<Box<dyn Future<Output = BufResult<(), Vec<Bytes>>>>>;
 
-/// A WebSocket over a compio stream.
-pub struct WebSocket<S> {
+/// A WebSocket over a compio stream: the [shared driver loop](crate::socket)
+/// over [`Io`], on compio's timers.
+pub type WebSocket<S> = socket::WebSocket<Io<S>, CompioClock>;
+
+/// The transport: a compio stream, with the read and the write it has in
+/// the kernel. Both stay in flight when the loop stops waiting for them
+/// (at the core's deadline, or a `recv` future dropped in a `select!`):
+/// the next call picks them up, so no byte is lost.
+pub struct Io<S> {
     stream: Rc<S>,
-    conn: Connection,
-    protocol: Option<String>,
-    closed: Option<Closed>,
     /// The read in flight, if any.
     reading: Option<Reading>,
-    /// A read that completed and was not fed to the core yet.
-    read: Option<BufResult<usize, BytesMut>>,
+    /// The write in flight, if any.
+    writing: Option<Writing>,
     /// The stream ended: no read is started again.
     eof: bool,
     /// The room the next read asks for: doubled after a read that filled
@@ -112,27 +118,31 @@ pub struct WebSocket<S> {
     read_size: usize,
     /// The room the read in flight was given.
     asked: usize,
-    alarm: Alarm<Time>,
     /// The vector of pieces of the last write, kept for its capacity.
     pieces: Vec<Bytes>,
 }
 
-impl<S> core::fmt::Debug for WebSocket<S> {
+impl<S> core::fmt::Debug for Io<S> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("WebSocket")
-            .field("conn", &self.conn)
-            .field("protocol", &self.protocol)
+        f.debug_struct("Io")
             .field("reading", &self.reading.is_some())
+            .field("writing", &self.writing.is_some())
+            .field("eof", &self.eof)
             .finish_non_exhaustive()
     }
 }
 
-impl Timer for Time {
-    // compio's sleep has no name: boxed.
-    type Sleep = Pin<Box<dyn Future<Output = ()>>>;
+/// compio's timers, on the standard library's monotonic clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CompioClock;
 
-    fn sleep_until(at: Self) -> Self::Sleep {
-        Box::pin(compio::time::sleep_until(at))
+impl socket::Clock for CompioClock {
+    fn now(&self) -> Timestamp {
+        Time::timestamp()
+    }
+
+    async fn sleep_until(&self, deadline: Timestamp) {
+        compio::time::sleep_until(Time::at(deadline)).await;
     }
 }
 
@@ -158,10 +168,7 @@ pub fn runtime() -> io::Result<compio::runtime::Runtime> {
 /// Runs `work` until the core's `deadline`, if there is one; `None` if the
 /// deadline came first.
 async fn until<T>(deadline: Option<Timestamp>, work: impl Future<Output = T>) -> Option<T> {
-    match deadline {
-        Some(at) => compio::time::timeout_at(Time::at(at), work).await.ok(),
-        None => Some(work.await),
-    }
+    race(work, &CompioClock, deadline).await
 }
 
 /// Accepts a client on `stream` with the default configuration, no
@@ -209,7 +216,12 @@ where
         Some(written) => written?,
         None => return Err(HandshakeError::Timeout.into()),
     }
-    Ok(WebSocket::new(stream, conn, protocol))
+    Ok(WebSocket::with_protocol(
+        Io::new(stream),
+        CompioClock,
+        conn,
+        protocol,
+    ))
 }
 
 /// Reads one request head, within the handshake's time; a malformed or
@@ -328,305 +340,137 @@ where
         Some(done) => done?,
         None => return Err(HandshakeError::Timeout.into()),
     };
-    Ok(WebSocket::new(stream, conn, protocol))
+    Ok(WebSocket::with_protocol(
+        Io::new(stream),
+        CompioClock,
+        conn,
+        protocol,
+    ))
 }
 
-/// Receiving: the driver loop.
-impl<S> WebSocket<S>
+impl<S> Io<S> {
+    fn new(stream: S) -> Self {
+        Io {
+            stream: Rc::new(stream),
+            reading: None,
+            writing: None,
+            eof: false,
+            read_size: MIN_READ,
+            asked: 0,
+            pieces: Vec::new(),
+        }
+    }
+}
+
+impl<S> Transport for Io<S>
 where
     S: 'static,
     for<'a> &'a S: AsyncRead + AsyncWrite,
 {
-    fn new(stream: S, conn: Connection, protocol: Option<String>) -> Self {
-        WebSocket {
-            stream: Rc::new(stream),
-            conn,
-            protocol,
-            closed: None,
-            reading: None,
-            read: None,
-            eof: false,
-            read_size: MIN_READ,
-            asked: 0,
-            alarm: Alarm::default(),
-            pieces: Vec::new(),
+    type Error = Error;
+
+    /// Hands the kernel a read into the connection's spare receive room
+    /// (unless one is in flight), waits for it, and feeds it to the core.
+    async fn read(&mut self, conn: &mut Connection) -> Result<(), Error> {
+        if self.eof {
+            return core::future::pending().await;
         }
-    }
-
-    /// Wraps a stream on which the handshake already happened. The
-    /// connection's timers run from now.
-    pub fn from_connection(stream: S, mut conn: Connection) -> Self {
-        conn.handle_timeout(Time::timestamp());
-        Self::new(stream, conn, None)
-    }
-
-    /// The next data message. Pings are answered (and Pongs dropped) on
-    /// the way. `Ok(None)`: the closing handshake finished; see
-    /// [`closed`](WebSocket::closed). `Err(Error::Protocol(_))`: the peer
-    /// broke the protocol, and we sent it a Close frame saying so.
-    pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
-        loop {
-            if let Some(done) = received(self.recv_event().await?) {
-                return done;
-            }
+        if self.reading.is_none() {
+            // What a frame that is arriving still misses (nothing between
+            // frames), and room for what follows it: a read that stopped
+            // at the frame's end would leave the next frame to a round
+            // through the kernel of its own.
+            let size = conn.read_size_hint(0) + self.read_size;
+            let buf = conn.read_buffer_owned(size);
+            self.asked = buf.capacity();
+            let stream = Rc::clone(&self.stream);
+            self.reading = Some(Box::pin(async move {
+                let mut reader = &*stream;
+                reader.read(buf).await
+            }));
         }
-    }
-
-    /// The next event of any kind. After [`Event::Closed`], every call
-    /// returns the same `Closed` again.
-    pub async fn recv_event(&mut self) -> Result<Event, Error> {
-        loop {
-            if let Some(closed) = &self.closed {
-                return Ok(Event::Closed(Box::new(closed.clone())));
-            }
-            if let Some(event) = self.conn.poll_event() {
-                if let Event::Closed(closed) = &event {
-                    self.closed = Some(Closed::clone(closed));
-                    self.finish().await;
-                }
-                return Ok(event);
-            }
-            self.flush().await?;
-            self.start_read();
-            self.fill().await?;
-        }
-    }
-
-    /// Hands the kernel a read into the connection's spare receive room,
-    /// unless one is in flight or done and not fed yet.
-    fn start_read(&mut self) {
-        if self.reading.is_some() || self.read.is_some() || self.eof {
-            return;
-        }
-        // What a frame that is arriving still misses (nothing between
-        // frames), and room for what follows it: a read that stopped at
-        // the frame's end would leave the next frame to a round through
-        // the kernel of its own.
-        let size = self.conn.read_size_hint(0) + self.read_size;
-        let buf = self.conn.read_buffer_owned(size);
-        self.asked = buf.capacity();
-        let stream = Rc::clone(&self.stream);
-        self.reading = Some(Box::pin(async move {
-            let mut reader = &*stream;
-            reader.read(buf).await
-        }));
-    }
-
-    /// Polls the read in flight; a completed one waits in `self.read`.
-    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(reading) = &mut self.reading else {
-            return Poll::Ready(());
-        };
-        let Poll::Ready(done) = reading.as_mut().poll(cx) else {
-            return Poll::Pending;
-        };
+        let BufResult(read, buf) = self.reading.as_mut().expect("started above").await;
         self.reading = None;
-        self.read = Some(done);
-        Poll::Ready(())
-    }
-
-    /// Waits for the read in flight, or for the core's deadline; feeds
-    /// what was read to the core, and tells it the time.
-    async fn fill(&mut self) -> Result<(), Error> {
-        poll_fn(|cx| {
-            if self.poll_read(cx).is_ready() || self.alarm.poll(&mut self.conn, cx) {
-                return Poll::Ready(());
-            }
-            Poll::Pending
-        })
-        .await;
-        let Some(BufResult(read, buf)) = self.read.take() else {
-            return Ok(());
-        };
-        let read = read.map_err(Error::Io);
         let filled = buf.len();
         if filled >= self.asked {
             self.read_size = (self.read_size * 2).min(MAX_READ);
         } else if filled < self.read_size / 4 {
             self.read_size = (self.read_size / 2).max(MIN_READ);
         }
-        self.conn.handle_read_owned(buf);
+        conn.handle_read_owned(buf);
         if read? == 0 {
             self.eof = true;
-            self.conn.handle_eof();
-        }
-        // After every read (silence is measured from the last bytes).
-        if self.conn.poll_timeout().is_some() {
-            self.conn.handle_timeout(Time::timestamp());
+            conn.handle_eof();
         }
         Ok(())
     }
 
-    /// After the Closed event: write the last output, then, unless the
-    /// transport is ours to close now, read and discard until the peer
-    /// ends the stream (§7.1.1) or the core's closing deadline passes;
-    /// then shut our side down.
-    async fn finish(&mut self) {
-        if self.flush().await.is_err() {
-            return;
-        }
-        while !self.conn.should_close_transport() && !self.conn.is_finished() {
-            self.start_read();
-            if self.fill().await.is_err() {
-                return;
+    /// Hands the kernel the pending output as owned pieces (up to
+    /// [`WRITE_PIECES`] a write), until none is left.
+    async fn write(&mut self, conn: &mut Connection) -> Result<(), Error> {
+        loop {
+            if self.writing.is_none() {
+                if conn.pending_output_len() == 0 {
+                    return Ok(());
+                }
+                let mut pieces = core::mem::take(&mut self.pieces);
+                while pieces.len() < WRITE_PIECES {
+                    let piece = conn.take_output(usize::MAX);
+                    if piece.is_empty() {
+                        break;
+                    }
+                    pieces.push(piece);
+                }
+                let stream = Rc::clone(&self.stream);
+                self.writing = Some(Box::pin(async move {
+                    let mut writer = &*stream;
+                    // One piece (an echo of a small message, say) goes as
+                    // a plain send, cheaper in the kernel than a vectored
+                    // one.
+                    if let [piece] = &mut pieces[..] {
+                        let BufResult(written, _) = writer.write_all(core::mem::take(piece)).await;
+                        return BufResult(written, pieces);
+                    }
+                    writer.write_vectored_all(pieces).await
+                }));
             }
+            let BufResult(written, mut pieces) =
+                self.writing.as_mut().expect("started above").await;
+            self.writing = None;
+            pieces.clear();
+            self.pieces = pieces;
+            written?;
         }
+    }
+
+    async fn shutdown(&mut self) -> bool {
         let mut writer = &*self.stream;
         let _ = writer.shutdown().await;
+        true
+    }
+
+    fn abandon(&mut self) {
+        self.writing = None;
     }
 }
 
-/// Commands: `send_*` queue their frames and write them out; `queue_*`
-/// leave the writing to the next `recv` (or [`flush`](WebSocket::flush)),
-/// so that a burst of answers goes out in one write.
+/// What only this driver has: a WebSocket made from a stream, and the
+/// stream.
 impl<S> WebSocket<S>
 where
     S: 'static,
     for<'a> &'a S: AsyncRead + AsyncWrite,
 {
-    /// Sends a message in one frame.
-    pub async fn send(&mut self, message: &Message) -> Result<(), Error> {
-        self.conn.send_message(message)?;
-        self.flush().await
-    }
-
-    /// Queues a message in one frame; the next `recv` writes it.
-    pub async fn queue(&mut self, message: &Message) -> Result<(), Error> {
-        self.conn.send_message(message)?;
-        Ok(())
-    }
-
-    /// Sends a message encoded once for many connections.
-    pub async fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
-        self.conn.send_prepared(prepared)?;
-        self.flush().await
-    }
-
-    /// Queues a message encoded once for many connections; the next
-    /// `recv` writes it.
-    pub async fn queue_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
-        self.conn.send_prepared(prepared)?;
-        Ok(())
-    }
-
-    /// Sends a text message.
-    pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        self.conn.send_text(text)?;
-        self.flush().await
-    }
-
-    /// Sends a binary message.
-    pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
-        self.conn.send_binary(data)?;
-        self.flush().await
-    }
-
-    /// Sends a message whose payload is handed over: no copy of it is made
-    /// (see [`Connection::send_owned`]).
-    pub async fn send_owned(&mut self, kind: MessageKind, payload: BytesMut) -> Result<(), Error> {
-        self.conn.send_owned(kind, payload)?;
-        self.flush().await
-    }
-
-    /// Sends a message split into frames of `fragment_size` bytes.
-    pub async fn send_fragmented(
-        &mut self,
-        kind: MessageKind,
-        data: &[u8],
-        fragment_size: usize,
-    ) -> Result<(), Error> {
-        self.conn.send_fragmented(kind, data, fragment_size)?;
-        self.flush().await
-    }
-
-    /// Sends a Ping. The Pong arrives as [`Event::Pong`].
-    pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.conn.ping(payload)?;
-        self.flush().await
-    }
-
-    /// Starts the closing handshake. Keep calling [`recv`](WebSocket::recv)
-    /// until it returns `Ok(None)` to let the peer answer.
-    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        self.conn.close(code, reason)?;
-        self.flush().await
-    }
-
-    /// Writes all pending output. A read in flight stays in flight, and
-    /// the core's timers run while the stream takes the bytes: a deadline
-    /// that passes (a heartbeat Ping, the closing timeout) is acted on, and
-    /// output the core gives up on is not waited for.
-    pub async fn flush(&mut self) -> Result<(), Error> {
-        while self.conn.pending_output_len() > 0 {
-            let mut pieces = core::mem::take(&mut self.pieces);
-            while pieces.len() < WRITE_PIECES {
-                let piece = self.conn.take_output(usize::MAX);
-                if piece.is_empty() {
-                    break;
-                }
-                pieces.push(piece);
-            }
-            let stream = Rc::clone(&self.stream);
-            let mut write = pin!(async move {
-                let mut writer = &*stream;
-                // One piece (an echo of a small message, say) goes as a
-                // plain send, cheaper in the kernel than a vectored one.
-                if let [piece] = &mut pieces[..] {
-                    let BufResult(written, _) = writer.write_all(core::mem::take(piece)).await;
-                    return BufResult(written, pieces);
-                }
-                writer.write_vectored_all(pieces).await
-            });
-            let written = poll_fn(|cx| {
-                // The read's completion, if it comes, waits in `self.read`.
-                let _ = self.poll_read(cx);
-                if let Poll::Ready(written) = write.as_mut().poll(cx) {
-                    return Poll::Ready(Some(written));
-                }
-                if self.alarm.poll(&mut self.conn, cx) && self.conn.should_close_transport() {
-                    // The closing deadline gave up on the unsent bytes;
-                    // `recv` reports the end.
-                    return Poll::Ready(None);
-                }
-                Poll::Pending
-            })
-            .await;
-            let Some(BufResult(written, mut pieces)) = written else {
-                return Ok(());
-            };
-            written?;
-            pieces.clear();
-            self.pieces = pieces;
-        }
-        Ok(())
+    /// Wraps a stream on which the handshake already happened. The
+    /// connection's timers run from now.
+    pub fn from_connection(stream: S, conn: Connection) -> Self {
+        Self::new(Io::new(stream), CompioClock, conn)
     }
 }
 
-/// Getters, and the parts underneath.
 impl<S> WebSocket<S> {
-    /// How the connection ended, once it has.
-    pub fn closed(&self) -> Option<&Closed> {
-        self.closed.as_ref()
-    }
-
-    /// The subprotocol agreed in the handshake.
-    pub fn protocol(&self) -> Option<&str> {
-        self.protocol.as_deref()
-    }
-
-    /// The sans-IO connection underneath.
-    pub fn connection(&self) -> &Connection {
-        &self.conn
-    }
-
-    /// The sans-IO connection underneath, for commands the driver does not
-    /// wrap. Call [`flush`](WebSocket::flush) after queueing output.
-    pub fn connection_mut(&mut self) -> &mut Connection {
-        &mut self.conn
-    }
-
     /// The stream.
     pub fn get_ref(&self) -> &S {
-        &self.stream
+        &self.transport().stream
     }
 }

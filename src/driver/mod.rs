@@ -34,7 +34,7 @@ pub mod tokio;
 use clock::read_until;
 #[cfg(any(feature = "blocking", feature = "tokio", feature = "compio"))]
 use clock::Clock;
-#[cfg(any(feature = "tokio", feature = "compio"))]
+#[cfg(feature = "tokio")]
 use clock::{Alarm, Timer};
 #[cfg(feature = "blocking")]
 pub use dial::close_tcp;
@@ -48,5 +48,5 @@ pub use dial::WsUrl;
 use dial::{server_name, tls_error};
 #[cfg(any(feature = "blocking", feature = "tokio", feature = "compio"))]
 pub use error::Error;
-#[cfg(any(feature = "blocking", feature = "tokio", feature = "compio"))]
+#[cfg(any(feature = "blocking", feature = "tokio"))]
 use policy::received;
