@@ -3,17 +3,24 @@
 
 Strict means `behavior` and `behaviorClose` are both OK. The only cases allowed
 to differ are listed in expected.json (with their expected outcome), each
-explained in NOTES.md. NON-STRICT is a failure. The number of cases run must
-match expected.json too, so a pass that silently ran nothing cannot look green.
+explained in NOTES.md. NON-STRICT is a failure. The cases run must be
+exactly the cases expected, id for id, so a pass that silently ran nothing,
+or ran a different selection of the same size, cannot look green.
 
 usage: check.py PASS_DIR...   (each PASS_DIR holds an index.json)
 
-A PASS_DIR written `quick:DIR` is a quick pass, run without the cases in
-expected.json's quick_exclude (most permessage-deflate groups); it must
-run quick_cases_run cases instead.
+The expected ids come from expected.json's case_groups: the suite's cases
+(kosoku 0.1.0 runs Autobahn's own case files), a group and its number of
+cases, "6.4": 4 standing for 6.4.1 to 6.4.4. A full pass runs all of them
+but those matching `exclude`; a PASS_DIR written `quick:DIR` is a quick
+pass, run without the cases in quick_exclude as well (most
+permessage-deflate groups). cases_run and quick_cases_run are the sizes of
+the two selections, checked against case_groups here so the three cannot
+drift apart.
 """
 import json
 import sys
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -34,14 +41,55 @@ def category(behavior, close):
     return "failed"
 
 
-def check(pass_dir, expected, cases_run):
+def id_key(case):
+    """Sorts ids the suite's way (6.10 after 6.9); any id, even a malformed one."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in case.split(".")]
+
+
+def case_ids(expected, quick):
+    """The ids a pass must run: every case but the excluded ones."""
+    ids = {
+        f"{group}.{n}"
+        for group, count in expected["case_groups"].items()
+        for n in range(1, count + 1)
+    }
+    globs = expected["exclude"] + (expected["quick_exclude"] if quick else [])
+    return {case for case in ids if not any(fnmatchcase(case, glob) for glob in globs)}
+
+
+def spans(ids):
+    """The ids in order, a run of consecutive cases of one group as first-last."""
+    runs = []  # [group, first, last]
+    for case in sorted(ids, key=id_key):
+        group, _, n = case.rpartition(".")
+        if n.isdigit() and runs and runs[-1][0] == group and runs[-1][2] == int(n) - 1:
+            runs[-1][2] = int(n)
+        else:
+            runs.append([group, int(n) if n.isdigit() else n, int(n) if n.isdigit() else None])
+    return ", ".join(
+        f"{g}.{a}-{g}.{b}" if b is not None and b != a else (f"{g}.{a}" if g else str(a))
+        for g, a, b in runs
+    )
+
+
+def cases_(n):
+    return f"{n} case" if n == 1 else f"{n} cases"
+
+
+def check(pass_dir, expected, want_ids):
     index = json.loads((pass_dir / "index.json").read_text())
     problems = []
     counts = dict.fromkeys(["ok", "non-strict", "informational", "failed", "unimplemented"], 0)
-    total = 0
+    if not index:
+        problems.append(f"  no agent in index.json, expected {len(want_ids)} cases")
     for agent, cases in index.items():
+        missing = want_ids - cases.keys()
+        extra = cases.keys() - want_ids
+        if missing:
+            problems.append(f"  {agent}: {cases_(len(missing))} missing: {spans(missing)}")
+        if extra:
+            problems.append(f"  {agent}: {cases_(len(extra))} not expected: {spans(extra)}")
         for case, result in cases.items():
-            total += 1
             behavior, close = result["behavior"], result["behaviorClose"]
             counts[category(behavior, close)] += 1
             want = expected["exceptions"].get(case, {"behavior": "OK", "behaviorClose": "OK"})
@@ -51,8 +99,6 @@ def check(pass_dir, expected, cases_run):
                     f" (expected {want['behavior']}, {want['behaviorClose']});"
                     f" see {pass_dir / result['reportfile']}"
                 )
-    if total != cases_run:
-        problems.append(f"  {total} cases ran, expected {cases_run}")
     print(
         f"{pass_dir.name}: {counts['ok']} OK, {counts['non-strict']} non-strict,"
         f" {counts['informational']} informational, {counts['failed']} failed,"
@@ -65,6 +111,14 @@ def check(pass_dir, expected, cases_run):
 
 def main(dirs):
     expected = json.loads((HERE / "expected.json").read_text())
+    selections = {quick: case_ids(expected, quick) for quick in (False, True)}
+    for quick, key in ((False, "cases_run"), (True, "quick_cases_run")):
+        if len(selections[quick]) != expected[key]:
+            print(
+                f"expected.json: case_groups select {len(selections[quick])} cases"
+                f" for a {'quick' if quick else 'full'} pass, {key} says {expected[key]}"
+            )
+            return 1
     results = []
     for d in dirs:
         quick = d.startswith("quick:")
@@ -73,8 +127,7 @@ def main(dirs):
             print(f"{path.name}: no index.json: the pass did not finish")
             results.append(False)
             continue
-        cases_run = expected["quick_cases_run" if quick else "cases_run"]
-        results.append(check(path, expected, cases_run))
+        results.append(check(path, expected, selections[quick]))
     return 0 if results and all(results) else 1
 
 
