@@ -8,10 +8,11 @@ use alloc::vec::Vec;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
-use super::{
-    accept_key, check_time, has_token, header_tokens, header_values, httparse_error, owned_headers,
-    parse_extensions, HandshakeError, HeadBuffer, Progress,
+use super::head::{
+    has_token, header_tokens, header_values, httparse_error, is_handshake_field, is_safe_field,
+    is_token, owned_headers, HeadBuffer,
 };
+use super::{accept_key, check_time, parse_extensions, HandshakeError, Progress};
 use crate::time::HandshakeTimer;
 use crate::{Config, Connection, Role, Timestamp, UsageError};
 
@@ -48,7 +49,7 @@ impl ClientRequest {
     /// be told apart in the field that lists them.
     pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
         let protocol = protocol.into();
-        if super::is_token(&protocol) {
+        if is_token(&protocol) {
             self.protocols.push(protocol);
         }
         self
@@ -64,7 +65,7 @@ impl ClientRequest {
     /// subprotocols with [`protocol`](ClientRequest::protocol).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         let (name, value) = (name.into(), value.into());
-        if super::is_safe_field(&name, &value) && !super::is_handshake_field(&name) {
+        if is_safe_field(&name, &value) && !is_handshake_field(&name) {
             self.headers.push((name, value));
         }
         self

@@ -39,8 +39,10 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use super::client::{agree as client_agree, offer, ClientRequest, Connected, Response};
+use super::error::refusal_status;
+use super::head::{header_tokens, header_values, is_safe_field};
 use super::server::{agree as server_agree, check_no_body, check_version, Accept, Agreement};
-use super::{check_time, header_tokens, header_values, HandshakeError};
+use super::{check_time, HandshakeError};
 use crate::time::HandshakeTimer;
 use crate::{Config, Connection, Timestamp, UsageError};
 
@@ -97,7 +99,7 @@ impl ConnectResponse {
         let mut body = reason.to_vec();
         body.push(b'\n');
         ConnectResponse {
-            status: super::refusal_status(status),
+            status: refusal_status(status),
             headers,
             body,
         }
@@ -133,12 +135,12 @@ const CONNECTION_SPECIFIC: [&str; 5] = [
 ];
 
 /// Whether a field (lowercase name) may go out over HTTP/2: a
-/// safe field ([`is_safe_field`](super::is_safe_field)) that is not about
+/// safe field ([`is_safe_field`]) that is not about
 /// one HTTP/1.1 connection. An embedder's `Connection` or `Keep-Alive`
 /// in [`Accept`] means something over HTTP/1.1 only; sent over HTTP/2 it
 /// would make the response malformed (§8.2.2), so it is left out.
 fn may_send(name: &str, value: &str) -> bool {
-    super::is_safe_field(name, value) && !CONNECTION_SPECIFIC.contains(&name) && name != "te"
+    is_safe_field(name, value) && !CONNECTION_SPECIFIC.contains(&name) && name != "te"
 }
 
 /// A WebSocket request that arrived as an extended CONNECT.

@@ -16,7 +16,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::is_tchar;
+use super::head::is_tchar;
 
 /// One extension offered or accepted, with its parameters in order.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -5,10 +5,12 @@ use alloc::string::ToString;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{
-    accept_key, check_time, error_response, has_token, header_tokens, header_values,
-    httparse_error, owned_headers, push_field, HandshakeError, HeadBuffer, Progress,
+use super::error::{error_response, is_refusal_field};
+use super::head::{
+    has_token, header_tokens, header_values, httparse_error, is_handshake_field, is_safe_field,
+    is_token, owned_headers, push_field, HeadBuffer,
 };
+use super::{accept_key, check_time, HandshakeError, Progress};
 use crate::time::HandshakeTimer;
 use crate::{Config, Connection, Role, Timestamp};
 
@@ -328,7 +330,7 @@ impl Request {
         let clean: Vec<(&str, &str)> = headers
             .iter()
             .copied()
-            .filter(|(n, v)| super::is_safe_field(n, v) && !super::is_refusal_field(n))
+            .filter(|(n, v)| is_safe_field(n, v) && !is_refusal_field(n))
             .collect();
         error_response(status, &clean, reason.as_bytes())
     }
@@ -359,7 +361,7 @@ pub(super) fn agree(
     // A subprotocol's name is a token (§4.1): one that is not cannot be
     // sent back as it was offered.
     let protocol = options.protocol.filter(|chosen| {
-        super::is_token(chosen)
+        is_token(chosen)
             && header_tokens(headers, "Sec-WebSocket-Protocol").any(|offered| offered == chosen)
     });
     if let Some(protocol) = &protocol {
@@ -520,7 +522,7 @@ impl Accept {
     /// subprotocol with [`protocol`](Accept::protocol).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         let (name, value) = (name.into(), value.into());
-        if super::is_safe_field(&name, &value) && !super::is_handshake_field(&name) {
+        if is_safe_field(&name, &value) && !is_handshake_field(&name) {
             self.headers.push((name, value));
         }
         self
