@@ -8,9 +8,9 @@
 //!
 //! Both work on 8-byte words, which the compiler turns into SIMD. On
 //! x86-64 the same code is also compiled for AVX2 and picked at run time
-//! when the CPU has it: the benchmark's physical-limits table shows 256-bit
-//! XOR at about 1.5 times the speed of the baseline (SSE2) build on 64 KiB
-//! and larger payloads.
+//! when the CPU has it: a baseline x86-64 build never uses AVX2 by itself,
+//! and 256-bit XOR outruns the SSE2 code on large payloads (the
+//! benchmark's physical-limits table, benches/README.md, part 1).
 
 use alloc::vec::Vec;
 use core::mem::MaybeUninit;

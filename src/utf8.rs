@@ -7,8 +7,9 @@
 //! of the message (§8.1; Autobahn cases 6.4.* check this "fail fast").
 //!
 //! The check itself is simdutf8's, which gives the same answers as
-//! `core::str::from_utf8` (position and length of the error included) ten
-//! times faster on non-ASCII text; the tests compare the two.
+//! `core::str::from_utf8` (position and length of the error included),
+//! much faster on non-ASCII text (the benchmark's physical-limits
+//! table, benches/README.md, part 1); the tests compare the two.
 
 use alloc::string::String;
 use core::fmt;
