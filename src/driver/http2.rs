@@ -14,10 +14,8 @@
 //! the one its users already run, and it implements the extended CONNECT
 //! (`SETTINGS_ENABLE_CONNECT_PROTOCOL`, the `:protocol` pseudo-header).
 
-use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use core::future::{poll_fn, Future};
-use core::pin::pin;
 use core::task::Poll;
 use std::io;
 
@@ -25,12 +23,14 @@ use bytes::Bytes;
 use h2::{RecvStream, SendStream};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub use super::tokio::TokioClock;
+use super::Clock;
 pub use super::Error;
-use super::{received, Clock};
 use crate::handshake::{
     Accept, ClientConnect, ConnectRequest, ConnectResponse, HandshakeError, PseudoHeaders,
 };
-use crate::{CloseCode, Closed, Config, Connection, Event, Message, Timestamp};
+use crate::socket::{self, Transport};
+use crate::{Config, Connection, Timestamp};
 
 /// The clock the adapter reads for the core.
 type Time = tokio::time::Instant;
@@ -307,9 +307,12 @@ impl Incoming {
                     .respond
                     .send_response(response, false)
                     .map_err(h2_error)?;
-                let mut conn = accepted.connection;
-                conn.handle_timeout(Time::timestamp());
-                Ok(WebSocket::new(conn, send, self.body, accepted.protocol))
+                Ok(WebSocket::with_protocol(
+                    Io::new(send, self.body),
+                    TokioClock,
+                    accepted.connection,
+                    accepted.protocol,
+                ))
             }
             Err(e) => {
                 answer(&mut self.respond, &e.connect_response());
@@ -435,12 +438,10 @@ impl Client {
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_bytes()));
         let connected = connect.handle_response(parts.status.as_u16(), fields)?;
-        let mut conn = connected.connection;
-        conn.handle_timeout(Time::timestamp());
-        Ok(WebSocket::new(
-            conn,
-            send,
-            body,
+        Ok(WebSocket::with_protocol(
+            Io::new(send, body),
+            TokioClock,
+            connected.connection,
             connected.response.protocol,
         ))
     }
@@ -448,258 +449,122 @@ impl Client {
 
 /// `future`, unless the core's `deadline` comes first (`None`).
 async fn race<F: Future>(future: F, deadline: Option<Timestamp>) -> Option<F::Output> {
-    let mut future = pin!(future);
-    let mut alarm = pin!(async {
-        match deadline {
-            Some(deadline) => tokio::time::sleep_until(Time::at(deadline)).await,
-            None => core::future::pending().await,
-        }
-    });
-    poll_fn(|cx| {
-        if let Poll::Ready(out) = future.as_mut().poll(cx) {
-            return Poll::Ready(Some(out));
-        }
-        alarm.as_mut().poll(cx).map(|()| None)
-    })
-    .await
+    socket::race(future, &TokioClock, deadline).await
 }
 
-/// A WebSocket on an HTTP/2 stream.
-pub struct WebSocket {
-    conn: Connection,
+/// A WebSocket on an HTTP/2 stream: the [shared driver loop](crate::socket)
+/// over [`Io`], on tokio's timers.
+pub type WebSocket = socket::WebSocket<Io, TokioClock>;
+
+/// The transport: one HTTP/2 stream, its DATA both ways.
+pub struct Io {
     send: SendStream<Bytes>,
     recv: RecvStream,
-    protocol: Option<String>,
-    closed: Option<Closed>,
     /// We ended our side of the stream.
     ended: bool,
 }
 
-impl core::fmt::Debug for WebSocket {
+impl core::fmt::Debug for Io {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("WebSocket")
-            .field("conn", &self.conn)
-            .field("protocol", &self.protocol)
-            .finish()
+        f.debug_struct("Io").field("ended", &self.ended).finish()
     }
 }
 
-impl WebSocket {
-    fn new(
-        conn: Connection,
-        send: SendStream<Bytes>,
-        recv: RecvStream,
-        protocol: Option<String>,
-    ) -> Self {
-        WebSocket {
-            conn,
+impl Io {
+    fn new(send: SendStream<Bytes>, recv: RecvStream) -> Self {
+        Io {
             send,
             recv,
-            protocol,
-            closed: None,
             ended: false,
         }
     }
 
-    /// The next data message; `Ok(None)` once the closing handshake is
-    /// done (see [`closed`](WebSocket::closed)).
-    pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
-        loop {
-            if let Some(done) = received(self.recv_event().await?) {
-                return done;
-            }
+    /// Resets the stream (`RST_STREAM` with `CANCEL`), unless it ended.
+    fn reset(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            self.send.send_reset(h2::Reason::CANCEL);
         }
     }
+}
 
-    /// The next event of any kind. After [`Event::Closed`], every call
-    /// returns the same `Closed` again.
-    pub async fn recv_event(&mut self) -> Result<Event, Error> {
-        loop {
-            if let Some(closed) = &self.closed {
-                return Ok(Event::Closed(Box::new(closed.clone())));
+impl Transport for Io {
+    type Error = Error;
+
+    /// Waits for DATA (or the stream's end, or a reset).
+    async fn read(&mut self, conn: &mut Connection) -> Result<(), Error> {
+        match self.recv.data().await {
+            Some(Ok(data)) => {
+                conn.handle_read(&data);
+                // The window opens again as the core takes the bytes.
+                let _ = self.recv.flow_control().release_capacity(data.len());
             }
-            if let Some(event) = self.conn.poll_event() {
-                if let Event::Closed(closed) = &event {
-                    // The end: the last output goes if the stream still
-                    // takes it (a peer that reset it already is done).
-                    self.closed = Some(Closed::clone(closed));
-                    self.finish().await;
-                } else {
-                    self.flush().await?;
-                }
-                return Ok(event);
-            }
-            self.flush().await?;
-            self.fill().await?;
-        }
-    }
-
-    /// Waits for DATA or the core's deadline; then tells the core the time.
-    async fn fill(&mut self) -> Result<(), Error> {
-        read_once(&mut self.recv, &mut self.conn).await
-    }
-
-    /// After the Closed event: write the last output, end our side of the
-    /// stream when the core says it is ours to close, and read
-    /// (discarding) until the core is finished: the peer ended the stream,
-    /// or the closing deadline passed. As over TCP, nothing the peer still
-    /// sends makes us reset the stream before it has read our Close frame
-    /// (a proxy turns that reset into a TCP reset, which loses it).
-    async fn finish(&mut self) {
-        if self.flush().await.is_ok() {
-            while !self.conn.is_finished() {
-                if self.conn.should_close_transport() {
-                    self.end_stream();
-                }
-                if self.fill().await.is_err() {
-                    break;
-                }
+            // END_STREAM: the peer's transport ended, as with TCP's FIN.
+            None => conn.handle_eof(),
+            // RST_STREAM, or the connection failed: the stream is gone.
+            Some(Err(e)) => {
+                conn.handle_eof();
+                return Err(h2_error(e));
             }
         }
-        self.end_stream();
+        Ok(())
     }
 
-    fn end_stream(&mut self) {
+    /// Writes the output as DATA, as fast as the peer's window allows.
+    /// After our end (or a reset) what is left is dropped.
+    async fn write(&mut self, conn: &mut Connection) -> Result<(), Error> {
+        while conn.pending_output_len() > 0 {
+            if self.ended {
+                conn.consume_output(conn.pending_output_len());
+                break;
+            }
+            self.send.reserve_capacity(conn.pending_output().len());
+            match poll_fn(|cx| self.send.poll_capacity(cx)).await {
+                Some(Ok(0)) => {}
+                Some(Ok(granted)) => {
+                    // Owned bytes for h2 to keep until they go out: a
+                    // payload the connection shares, without a copy.
+                    let chunk = conn.take_output(granted);
+                    self.send.send_data(chunk, false).map_err(h2_error)?;
+                }
+                Some(Err(e)) => return Err(h2_error(e)),
+                None => return Err(Error::Io(io::ErrorKind::BrokenPipe.into())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends our side of the stream (`END_STREAM`), so nothing the peer
+    /// still sends makes us reset the stream before it has read our Close
+    /// frame (a proxy turns that reset into a TCP reset, which loses it).
+    async fn shutdown(&mut self) -> bool {
         if !self.ended {
             self.ended = true;
             if self.send.send_data(Bytes::new(), true).is_err() {
                 self.send.send_reset(h2::Reason::CANCEL);
             }
         }
+        true
     }
 
-    /// Sends a message and waits until the stream took it.
-    pub async fn send(&mut self, message: &Message) -> Result<(), Error> {
-        self.conn.send_message(message)?;
-        self.flush().await
+    /// The core gave up on the unsent output: the stream is reset.
+    fn abandon(&mut self) {
+        self.reset();
     }
+}
 
-    /// Sends a message prepared for many connections
-    /// ([`PreparedMessage`](crate::PreparedMessage)).
-    pub async fn send_prepared(&mut self, prepared: &crate::PreparedMessage) -> Result<(), Error> {
-        self.conn.send_prepared(prepared)?;
-        self.flush().await
+impl Drop for Io {
+    fn drop(&mut self) {
+        // A WebSocket dropped before its end frees its stream at once.
+        self.reset();
     }
+}
 
-    /// Sends a text message.
-    pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        self.conn.send_text(text)?;
-        self.flush().await
-    }
-
-    /// Sends a Ping; the Pong arrives as [`Event::Pong`].
-    pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.conn.ping(payload)?;
-        self.flush().await
-    }
-
-    /// Starts the closing handshake; keep calling [`recv`](WebSocket::recv)
-    /// until it returns `Ok(None)`.
-    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        self.conn.close(code, reason)?;
-        self.flush().await
-    }
-
-    /// Writes the pending output as DATA, as fast as the peer's window
-    /// allows; the core's timers run meanwhile, and output it gives up on
-    /// (its closing deadline) is not waited for.
-    pub async fn flush(&mut self) -> Result<(), Error> {
-        write_out(&mut self.send, &mut self.conn, &mut self.ended).await
-    }
-
-    /// How the connection ended, once it has.
-    pub fn closed(&self) -> Option<&Closed> {
-        self.closed.as_ref()
-    }
-
-    /// The subprotocol agreed in the handshake.
-    pub fn protocol(&self) -> Option<&str> {
-        self.protocol.as_deref()
-    }
-
-    /// The sans-IO connection underneath.
-    pub fn connection(&self) -> &Connection {
-        &self.conn
-    }
-
-    /// The sans-IO connection underneath, for commands not wrapped here;
-    /// call [`flush`](WebSocket::flush) after queueing output.
-    pub fn connection_mut(&mut self) -> &mut Connection {
-        &mut self.conn
-    }
-
+/// What only this driver has.
+impl WebSocket {
     /// Resets the stream at once (`RST_STREAM` with `CANCEL`), without a
     /// closing handshake.
     pub fn reset(mut self) {
-        self.send.send_reset(h2::Reason::CANCEL);
-        self.ended = true;
-    }
-}
-
-/// Waits for DATA (or the stream's end, or a reset) or the core's
-/// deadline; then tells the core the time.
-async fn read_once(recv: &mut RecvStream, conn: &mut Connection) -> Result<(), Error> {
-    let deadline = conn.poll_timeout();
-    match race(recv.data(), deadline).await {
-        Some(Some(Ok(data))) => {
-            conn.handle_read(&data);
-            // The window opens again as the core takes the bytes.
-            let _ = recv.flow_control().release_capacity(data.len());
-        }
-        // END_STREAM: the peer's transport ended, as with TCP's FIN.
-        Some(None) => conn.handle_eof(),
-        // RST_STREAM, or the connection failed: the stream is gone.
-        Some(Some(Err(e))) => {
-            conn.handle_eof();
-            return Err(h2_error(e));
-        }
-        None => {}
-    }
-    if conn.poll_timeout().is_some() {
-        conn.handle_timeout(Time::timestamp());
-    }
-    Ok(())
-}
-
-/// Writes the connection's output as DATA until none is pending, or until
-/// the core gives up on it at its closing deadline (the stream is then
-/// reset, and `ended` set).
-async fn write_out(
-    send: &mut SendStream<Bytes>,
-    conn: &mut Connection,
-    ended: &mut bool,
-) -> Result<(), Error> {
-    while conn.pending_output_len() > 0 && !*ended {
-        send.reserve_capacity(conn.pending_output().len());
-        let deadline = conn.poll_timeout();
-        match race(poll_fn(|cx| send.poll_capacity(cx)), deadline).await {
-            Some(Some(Ok(granted))) => {
-                if granted > 0 {
-                    // Owned bytes for h2 to keep until they go out: a
-                    // payload the connection shares, without a copy.
-                    let chunk = conn.take_output(granted);
-                    send.send_data(chunk, false).map_err(h2_error)?;
-                }
-            }
-            Some(Some(Err(e))) => return Err(h2_error(e)),
-            Some(None) => return Err(Error::Io(io::ErrorKind::BrokenPipe.into())),
-            None => {
-                conn.handle_timeout(Time::timestamp());
-                if conn.should_close_transport() {
-                    send.send_reset(h2::Reason::CANCEL);
-                    *ended = true;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-impl Drop for WebSocket {
-    fn drop(&mut self) {
-        // A WebSocket dropped before its end frees its stream at once.
-        if !self.ended {
-            self.send.send_reset(h2::Reason::CANCEL);
-        }
+        self.transport_mut().reset();
     }
 }

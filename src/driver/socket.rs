@@ -142,18 +142,19 @@ pub struct WebSocket<T, C> {
 impl<T: Transport, C: Clock> WebSocket<T, C> {
     /// A WebSocket over `transport`, on which the handshake that made
     /// `conn` already happened. The connection's timers run from now.
-    pub fn new(transport: T, clock: C, mut conn: Connection) -> Self {
-        conn.handle_timeout(clock.now());
+    pub fn new(transport: T, clock: C, conn: Connection) -> Self {
         Self::with_protocol(transport, clock, conn, None)
     }
 
-    /// A WebSocket after a handshake that agreed on `protocol`.
+    /// A WebSocket after a handshake that agreed on `protocol`; the
+    /// connection's timers run from now.
     pub(crate) fn with_protocol(
         transport: T,
         clock: C,
-        conn: Connection,
+        mut conn: Connection,
         protocol: Option<String>,
     ) -> Self {
+        conn.handle_timeout(clock.now());
         WebSocket {
             transport,
             clock,
