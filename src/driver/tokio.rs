@@ -76,6 +76,7 @@ use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Sleep;
 
+use super::policy::offer as policy_offer;
 use super::{received, Alarm, Clock, Timer};
 pub use super::{Connector, Error, WsUrl};
 use crate::handshake::{
@@ -172,8 +173,7 @@ mod pool {
     }
 }
 
-/// Unsent bytes above which [`Sink::poll_ready`] waits for the stream.
-pub const HIGH_WATER: usize = 256 * 1024;
+pub use crate::socket::{Offered, WhenFull, HIGH_WATER};
 
 /// A WebSocket over an async stream.
 #[derive(Debug)]
@@ -602,6 +602,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         poll_fn(|cx| io.poll_write_down_to(conn, cx, Side::Writer, HIGH_WATER - 1)).await
     }
 
+    /// Offers a prepared message without waiting, as
+    /// [`WriteHalf::offer`] does: queued unless more than `backlog` bytes
+    /// wait, else `when_full` decides. What the stream does not take at
+    /// once goes out when [`recv`](WebSocket::recv) next waits for the
+    /// peer, or on [`flush`](WebSocket::flush).
+    pub fn offer(
+        &mut self,
+        prepared: &PreparedMessage,
+        backlog: usize,
+        when_full: WhenFull,
+    ) -> Result<Offered, Error> {
+        self.offer_many(core::slice::from_ref(prepared), backlog, when_full)
+    }
+
+    /// Offers several prepared messages in order, as
+    /// [`WriteHalf::offer_many`] does.
+    pub fn offer_many(
+        &mut self,
+        messages: &[PreparedMessage],
+        backlog: usize,
+        when_full: WhenFull,
+    ) -> Result<Offered, Error> {
+        self.inner.offer(messages, backlog, when_full)
+    }
+
     /// Sends a text message and writes it out.
     pub async fn send_text(&mut self, text: &str) -> Result<(), Error> {
         self.inner.sender().send_text(text)?;
@@ -840,46 +865,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     /// On a multi-threaded runtime, give each worker a publishing task
     /// with its share of the connections: the writes happen in the task
     /// that offers, so one task offering to all keeps them on one core
-    /// (measured in memory with two workers: about 0.5 times one worker's
-    /// rate with one publishing task, 1.35 to 1.64 times with two;
-    /// `benches`, part `scaling`).
+    /// (`benches`, part `scaling`, measures both).
     pub fn offer_many(
         &self,
         messages: &[PreparedMessage],
         backlog: usize,
         when_full: WhenFull,
     ) -> Result<Offered, Error> {
-        let mut inner = lock(&self.shared);
-        if !inner.conn.can_send() {
-            return Ok(Offered::Closed);
-        }
-        // Output already waiting: the reading half waits to write it (it
-        // registered for the stream's readiness), so this only queues.
-        let behind = inner.conn.pending_output_len();
-        let mut outcome = Offered::Queued;
-        for prepared in messages {
-            if inner.conn.pending_output_len() > backlog {
-                outcome = match when_full {
-                    WhenFull::Drop => Offered::Dropped,
-                    WhenFull::Close(code, reason) => {
-                        inner.conn.close(code, reason)?;
-                        Offered::Closing
-                    }
-                };
-                break;
-            }
-            inner.sender().send_prepared(prepared)?;
-        }
-        if behind > 0 && outcome != Offered::Closing {
-            return Ok(outcome);
-        }
-        // Written here if the stream takes it all now (no task switch);
-        // otherwise the reading half writes it as the peer reads.
-        let Inner { io, conn, .. } = &mut *inner;
-        if !io.write_now(conn) {
-            inner.wake_reader();
-        }
-        Ok(outcome)
+        lock(&self.shared).offer(messages, backlog, when_full)
     }
 
     /// Sends a text message and writes it out.
@@ -948,32 +941,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WriteHalf<S> {
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         lock(&self.shared).poll_close_sink(cx, Side::Writer)
     }
-}
-
-/// What [`WriteHalf::offer`] does when a connection's backlog is full.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WhenFull {
-    /// The connection misses the message.
-    Drop,
-    /// The connection is closed with this code and reason: 1008 (policy
-    /// violation) or 1013 (try again later), say. The Close frame waits
-    /// behind the backlog; if the peer does not read it, the core's
-    /// closing timeout ends the connection.
-    Close(CloseCode, &'static str),
-}
-
-/// What [`WriteHalf::offer`] did with a message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Offered {
-    /// Queued: it goes out as the peer reads.
-    Queued,
-    /// The backlog was full and the policy is to drop: not sent.
-    Dropped,
-    /// The backlog was full and the policy is to close: the closing
-    /// handshake started instead.
-    Closing,
-    /// The connection is closing or closed already: not sent.
-    Closed,
 }
 
 /// Which half is polling: each keeps its own waker for write readiness.
@@ -1073,6 +1040,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         if let Some(waker) = self.reader.take() {
             waker.wake();
         }
+    }
+
+    /// [`WriteHalf::offer_many`]: the shared policy, then what the stream
+    /// takes now is written here (no task switch), the rest by the task
+    /// that waits for input, as the peer reads.
+    fn offer(
+        &mut self,
+        messages: &[PreparedMessage],
+        backlog: usize,
+        when_full: WhenFull,
+    ) -> Result<Offered, Error> {
+        pool::lend(&mut self.conn);
+        // Output already waiting: the reading task waits to write it (it
+        // registered for the stream's readiness), so this only queues.
+        let behind = self.conn.pending_output_len();
+        let outcome = policy_offer(&mut self.conn, messages, backlog, when_full)?;
+        if outcome == Offered::Closed || (behind > 0 && outcome != Offered::Closing) {
+            return Ok(outcome);
+        }
+        if !self.io.write_now(&mut self.conn) {
+            self.wake_reader();
+        }
+        Ok(outcome)
     }
 
     /// The connection, with buffers to queue output into.
