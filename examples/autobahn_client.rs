@@ -147,8 +147,8 @@ async fn run_tokio(url: &str, agent: &str, quick: bool) -> Result<(), Box<dyn st
 
 fn run_blocking(url: &str, agent: &str, quick: bool) -> Result<(), Box<dyn std::error::Error>> {
     let mut ws = rfc6455::blocking::connect(&format!("{url}/getCaseCount"))?;
-    let count = case_count(ws.read()?)?;
-    while ws.read()?.is_some() {}
+    let count = case_count(ws.recv()?)?;
+    while ws.recv()?.is_some() {}
     println!("{count} cases");
     for case in 1..=count {
         let mut ws =
@@ -159,14 +159,14 @@ fn run_blocking(url: &str, agent: &str, quick: bool) -> Result<(), Box<dyn std::
                     continue;
                 }
             };
-        while let Ok(Some(message)) = ws.read() {
+        while let Ok(Some(message)) = ws.recv() {
             if ws.send(&message).is_err() {
                 break;
             }
         }
     }
     let mut ws = rfc6455::blocking::connect(&format!("{url}/updateReports?agent={agent}"))?;
-    while let Ok(Some(_)) = ws.read() {}
+    while let Ok(Some(_)) = ws.recv() {}
     println!("reports updated for {agent}");
     Ok(())
 }

@@ -365,7 +365,7 @@ fn serve_blocking(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::Err
                 Err(err) => return log(peer, &path, Err(err.to_string())),
             };
             let outcome = loop {
-                match ws.read() {
+                match ws.recv() {
                     Ok(Some(message)) => {
                         if let Err(err) = ws.send(&message) {
                             break Err(err.to_string());

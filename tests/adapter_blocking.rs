@@ -231,7 +231,7 @@ fn spawn_echo_server(timeouts: Config) -> (SocketAddr, Outcomes) {
 }
 
 fn echo(ws: &mut WebSocket<TcpStream>) -> Outcome {
-    while let Some(message) = ws.read()? {
+    while let Some(message) = ws.recv()? {
         ws.send(&message)?;
     }
     Ok(ws.closed().cloned())
@@ -244,9 +244,9 @@ fn echo_once(url: String, text: &'static str) -> SocketAddr {
         let mut ws = blocking::connect(&url).expect("connect");
         let local = ws.get_ref().get_ref().local_addr().unwrap();
         ws.send_text(text).unwrap();
-        assert_eq!(ws.read().unwrap(), Some(Message::from(text)));
+        assert_eq!(ws.recv().unwrap(), Some(Message::from(text)));
         ws.close(CloseCode::NORMAL, "bye").unwrap();
-        assert_eq!(ws.read().unwrap(), None);
+        assert_eq!(ws.recv().unwrap(), None);
         assert!(ws.closed().unwrap().is_clean());
         local
     })
@@ -271,23 +271,23 @@ fn echo_over_tcp() {
         let local = ws.get_ref().get_ref().local_addr().unwrap();
 
         ws.send_text("Hello").unwrap();
-        assert_eq!(ws.read().unwrap(), Some(Message::from("Hello")));
+        assert_eq!(ws.recv().unwrap(), Some(Message::from("Hello")));
         ws.send_binary(&[0, 1, 2, 255]).unwrap();
-        assert_eq!(ws.read().unwrap(), Some(Message::from(vec![0, 1, 2, 255])));
+        assert_eq!(ws.recv().unwrap(), Some(Message::from(vec![0, 1, 2, 255])));
         let big: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
         ws.send_fragmented(MessageKind::Binary, &big, 4096).unwrap();
-        assert_eq!(ws.read().unwrap(), Some(Message::from(big)));
+        assert_eq!(ws.recv().unwrap(), Some(Message::from(big)));
 
         ws.ping(b"heartbeat").unwrap();
         assert_eq!(
-            ws.read_event().unwrap(),
+            ws.recv_event().unwrap(),
             Event::Pong(b"heartbeat".to_vec().into())
         );
 
         ws.close(CloseCode::NORMAL, "").unwrap();
-        assert_eq!(ws.read().unwrap(), None);
+        assert_eq!(ws.recv().unwrap(), None);
         // Every later read gives the same answer.
-        assert_eq!(ws.read().unwrap(), None);
+        assert_eq!(ws.recv().unwrap(), None);
         assert!(ws.closed().unwrap().is_clean());
         local
     });
@@ -302,7 +302,7 @@ fn read_answers_ping_and_close() {
     let server = serve_one(listener, |ws| {
         let mut events = Vec::new();
         loop {
-            match ws.read_event() {
+            match ws.recv_event() {
                 Ok(Event::Closed(closed)) => return Ok((events, closed)),
                 Ok(event) => events.push(event),
                 Err(e) => return Err(e),
@@ -344,14 +344,14 @@ fn client_initiated_close() {
     bounded("client", move || {
         let mut ws = blocking::connect(&format!("ws://{addr}/")).expect("connect");
         ws.send_text("hi").unwrap();
-        assert_eq!(ws.read().unwrap(), Some(Message::from("hi")));
+        assert_eq!(ws.recv().unwrap(), Some(Message::from("hi")));
         ws.close(CloseCode::NORMAL, "client done").unwrap();
         // Sending after our Close is the caller's mistake, not the peer's.
         assert!(matches!(
             ws.send_text("too late"),
             Err(Error::Usage(rfc6455::UsageError::Closed))
         ));
-        assert_eq!(ws.read().unwrap(), None);
+        assert_eq!(ws.recv().unwrap(), None);
         let closed = ws.closed().unwrap();
         assert_eq!(closed.initiator, Initiator::Local);
         assert_eq!(closed.sent.as_ref().unwrap().code, CloseCode::NORMAL);
@@ -374,13 +374,13 @@ fn server_initiated_close() {
     let server = serve_one(listener, |ws| {
         ws.send_text("last words").unwrap();
         ws.close(CloseCode(4000), "server done").unwrap();
-        let end = ws.read();
+        let end = ws.recv();
         (end, ws.closed().cloned())
     });
     let closed = bounded("client", move || {
         let mut ws = blocking::connect(&format!("ws://{addr}/")).expect("connect");
-        assert_eq!(ws.read().unwrap(), Some(Message::from("last words")));
-        assert_eq!(ws.read().unwrap(), None);
+        assert_eq!(ws.recv().unwrap(), Some(Message::from("last words")));
+        assert_eq!(ws.recv().unwrap(), None);
         ws.closed().cloned().unwrap()
     });
     assert_eq!(closed.initiator, Initiator::Remote);
@@ -407,7 +407,7 @@ fn server_initiated_close() {
 #[test]
 fn unmasked_frame_gives_peer_1002() {
     let (listener, addr) = listener();
-    let server = serve_one(listener, |ws| ws.read());
+    let server = serve_one(listener, |ws| ws.recv());
     bounded("peer", move || {
         let mut peer = RawPeer::connect(addr);
         // FIN, text, no mask bit, "Hello".
@@ -452,7 +452,7 @@ fn transport_error_is_io_error() {
     let conn = Connection::new(Role::Server, Config::default());
     let mut ws = WebSocket::from_connection(BrokenReads, conn);
     ws.send_text("writes still work").unwrap();
-    match ws.read() {
+    match ws.recv() {
         Err(Error::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset),
         other => panic!("expected an I/O error, got {other:?}"),
     }
@@ -665,7 +665,7 @@ fn connect_gives_up_on_a_server_that_never_closes() {
         let mut ws = blocking::connect_with(&format!("ws://{addr}/"), config).unwrap();
         ws.close(CloseCode::NORMAL, "").unwrap();
         loop {
-            match ws.read_event() {
+            match ws.recv_event() {
                 Ok(Event::Closed(closed)) => return closed,
                 Ok(_) => {}
                 Err(err) => panic!("{err}"),

@@ -165,7 +165,7 @@ fn run_blocking(mut ws: rfc6455::blocking::WebSocket<TcpStream>, app: App) -> Ou
     if let App::CloseAtOnce = app {
         ws.close(CloseCode::NORMAL, "bye")?;
     }
-    while let Some(message) = ws.read()? {
+    while let Some(message) = ws.recv()? {
         ws.send(&message)?;
     }
     Ok(ws.closed().cloned())

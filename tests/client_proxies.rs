@@ -158,7 +158,7 @@ async fn round_trips(proxy: Proxy, targets: &Targets) {
                 rfc6455::blocking::connect_with_connector(url, Config::default(), &connector)
                     .unwrap_or_else(|e| panic!("{url}: {e}"));
             ws.send_text(url).unwrap();
-            assert_eq!(ws.read().unwrap(), Some(Message::from(url.as_str())));
+            assert_eq!(ws.recv().unwrap(), Some(Message::from(url.as_str())));
         }
     })
     .await

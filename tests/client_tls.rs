@@ -41,7 +41,7 @@ async fn wss_with_a_private_ca_given_through_the_connector() {
         let mut ws =
             rfc6455::blocking::connect_with_connector(&url, Config::default(), &connector).unwrap();
         ws.send_text("blocking over TLS").unwrap();
-        ws.read().unwrap()
+        ws.recv().unwrap()
     });
     assert_eq!(
         blocking.await.unwrap(),

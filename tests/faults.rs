@@ -260,7 +260,7 @@ fn echo_blocking(stream: Faulty) -> (End, Faulty) {
         Err(other) => panic!("handshake: {other:?}"),
     };
     let end = loop {
-        match ws.read() {
+        match ws.recv() {
             Ok(Some(message)) => {
                 if let Err(e) = ws.send(&message) {
                     break end_of(e);

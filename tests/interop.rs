@@ -762,7 +762,7 @@ fn blocking_exchange<S: Read + Write>(
     let deadline = Instant::now() + CELL_TIMEOUT;
     let next = |ws: &mut rfc6455::blocking::WebSocket<S>, what: &str| {
         assert!(Instant::now() < deadline, "{what}: out of time");
-        ws.read_event()
+        ws.recv_event()
             .unwrap_or_else(|e| panic!("{what}: read_event failed: {e}"))
     };
 
@@ -827,7 +827,7 @@ fn blocking_exchange<S: Read + Write>(
     check_closed(&closed, closer);
     assert_eq!(ws.closed(), Some(&closed));
     assert!(
-        matches!(ws.read(), Ok(None)),
+        matches!(ws.recv(), Ok(None)),
         "read after the closing handshake"
     );
     Ours { agreed, closed }

@@ -46,7 +46,7 @@ fn keeps_serving(args: &[&str]) {
         }
     };
     ws.send_text("still here").unwrap();
-    assert_eq!(ws.read().unwrap(), Some(Message::from("still here")));
+    assert_eq!(ws.recv().unwrap(), Some(Message::from("still here")));
     assert_eq!(server.exited(), None);
 }
 

@@ -11,7 +11,7 @@
 //! let listener = TcpListener::bind("127.0.0.1:9001")?;
 //! for stream in listener.incoming() {
 //!     let mut ws = rfc6455::blocking::accept(stream?)?;
-//!     while let Some(message) = ws.read()? {
+//!     while let Some(message) = ws.recv()? {
 //!         ws.send(&message)?;
 //!     }
 //! }
@@ -38,10 +38,11 @@
 //!
 //! # Writing
 //!
-//! Every command writes its frame and flushes before it returns, so the
+//! Every `send_*` writes its frame and flushes before it returns, so the
 //! unsent output never grows past one message: that is the backpressure.
-//! Pongs and Close replies are written by [`WebSocket::read`] as soon as the
-//! Ping or Close that asks for them is read.
+//! `queue_*` and `offer*` only queue, for a loop that answers a burst of
+//! messages with one write. Pongs and Close replies, and what was queued,
+//! are written by [`WebSocket::recv`] before it next waits for the peer.
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -52,12 +53,14 @@ use std::net::TcpStream;
 
 use bytes::BytesMut;
 
+use super::policy;
 pub use super::{close_tcp, Connector, Error, WsUrl};
 use super::{received, Clock};
 use crate::handshake::{
     Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
 };
 use crate::proxy::{Proxy, ProxyError, ProxyHandshake};
+pub use crate::socket::{Offered, WhenFull, HIGH_WATER};
 use crate::{CloseCode, Closed, Config, Connection, Event, Message, MessageKind, Timestamp};
 
 /// The clock the adapter reads for the core.
@@ -392,23 +395,25 @@ impl<S: Read + Write> WebSocket<S> {
     /// the way. `Ok(None)`: the closing handshake finished; see
     /// [`closed`](WebSocket::closed). `Err(Error::Protocol(_))`: the peer
     /// broke the protocol, and we sent it a Close frame saying so.
-    pub fn read(&mut self) -> Result<Option<Message>, Error> {
+    pub fn recv(&mut self) -> Result<Option<Message>, Error> {
         loop {
-            if let Some(done) = received(self.read_event()?) {
+            if let Some(done) = received(self.recv_event()?) {
                 return done;
             }
         }
     }
 
     /// The next event of any kind. After [`Event::Closed`], every call
-    /// returns the same `Closed` again.
-    pub fn read_event(&mut self) -> Result<Event, Error> {
+    /// returns the same `Closed` again. Output is written as every driver
+    /// writes it ([when output is written](crate::socket#when-output-is-written)):
+    /// before the read that waits for the peer, not before handing out an
+    /// event.
+    pub fn recv_event(&mut self) -> Result<Event, Error> {
         loop {
             if let Some(closed) = &self.closed {
                 return Ok(Event::Closed(Box::new(closed.clone())));
             }
             if let Some(event) = self.conn.poll_event() {
-                self.flush()?;
                 if let Event::Closed(closed) = &event {
                     self.closed = Some(Closed::clone(closed));
                     self.finish();
@@ -508,13 +513,74 @@ impl<S: Read + Write> WebSocket<S> {
         self.flush()
     }
 
+    /// Queues a message in one frame; it goes out when
+    /// [`recv`](WebSocket::recv) next waits for the peer, or on
+    /// [`flush`](WebSocket::flush) or a `send_*`. Writes first if more
+    /// than [`HIGH_WATER`] bytes wait.
+    pub fn queue(&mut self, message: &Message) -> Result<(), Error> {
+        self.conn.send_message(message)?;
+        self.write_above_high_water()
+    }
+
+    /// Queues a prepared message as [`queue`](WebSocket::queue) queues a
+    /// message.
+    pub fn queue_prepared(&mut self, prepared: &crate::PreparedMessage) -> Result<(), Error> {
+        self.conn.send_prepared(prepared)?;
+        self.write_above_high_water()
+    }
+
+    fn write_above_high_water(&mut self) -> Result<(), Error> {
+        if self.conn.pending_output_len() > HIGH_WATER {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Offers a prepared message without writing: queued if at most
+    /// `backlog` bytes already wait, otherwise `when_full` decides (miss
+    /// this message, or close). A thread that writes to many peers in
+    /// turn offers to each, then flushes each with a write timeout on its
+    /// socket, so one peer that stopped reading holds at most `backlog`
+    /// bytes and cannot stall the others for longer than the timeout.
+    pub fn offer(
+        &mut self,
+        prepared: &crate::PreparedMessage,
+        backlog: usize,
+        when_full: WhenFull,
+    ) -> Result<Offered, Error> {
+        self.offer_many(core::slice::from_ref(prepared), backlog, when_full)
+    }
+
+    /// Offers several prepared messages in order, as
+    /// [`offer`](WebSocket::offer) offers one, the backlog checked before
+    /// each.
+    pub fn offer_many(
+        &mut self,
+        messages: &[crate::PreparedMessage],
+        backlog: usize,
+        when_full: WhenFull,
+    ) -> Result<Offered, Error> {
+        Ok(policy::offer(&mut self.conn, messages, backlog, when_full)?)
+    }
+
+    /// How many bytes are queued and not yet written: what a peer that
+    /// does not read makes the connection hold.
+    pub fn backlog(&self) -> usize {
+        self.conn.pending_output_len()
+    }
+
+    /// Whether messages can still be sent.
+    pub fn can_send(&self) -> bool {
+        self.conn.can_send()
+    }
+
     /// Sends a Ping and flushes. The Pong arrives as [`Event::Pong`].
     pub fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
         self.conn.ping(payload)?;
         self.flush()
     }
 
-    /// Starts the closing handshake. Keep calling [`read`](WebSocket::read)
+    /// Starts the closing handshake. Keep calling [`recv`](WebSocket::recv)
     /// until it returns `Ok(None)` to let the peer answer.
     pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         self.conn.close(code, reason)?;
