@@ -406,7 +406,7 @@ where
     }
 
     /// Hands the kernel the pending output as owned pieces (up to
-    /// [`WRITE_PIECES`] a write), until none is left.
+    /// 64 a write), until none is left.
     async fn write(&mut self, conn: &mut Connection) -> Result<(), Error> {
         loop {
             if self.writing.is_none() {

@@ -1,0 +1,296 @@
+//! An async adapter over tokio's `AsyncRead + AsyncWrite` (feature `tokio`).
+//!
+//! Like the [`blocking`](crate::blocking) adapter it only moves bytes
+//! between a stream and a [`Connection`](crate::Connection); every protocol decision is the
+//! core's. It adds what an async program expects: a [`Stream`](futures_core::Stream) of incoming
+//! messages, a [`Sink`](futures_sink::Sink) for outgoing ones, and halves that can live in
+//! different tasks.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), rfc6455::tokio::Error> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+//! let (stream, _) = listener.accept().await?;
+//! let mut ws = rfc6455::tokio::accept(stream).await?;
+//! while let Some(message) = ws.recv().await? {
+//!     // Queued; written when `recv` next waits for the peer.
+//!     ws.queue(&message).await?;
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Timers
+//!
+//! The core keeps every deadline ([`Config::timeouts`]: the handshake, the
+//! closing handshake, the heartbeat, the idle peer); the adapter sleeps
+//! until the core's next deadline or the next bytes, whichever comes
+//! first, and tells the core the time. The clock is tokio's, so a test
+//! that pauses tokio's time controls the timers too.
+//!
+//! # Cancel safety
+//!
+//! [`WebSocket::recv`] keeps all of its state in the connection, not in
+//! the future: dropping a `recv` future (a `select!` branch that lost)
+//! loses no bytes and no message; the next `recv` continues where it was.
+//!
+//! # Writing and backpressure
+//!
+//! [`WebSocket::send`] queues the frame and writes until everything queued
+//! has gone to the stream. [`WebSocket::queue`] and the [`Sink`](futures_sink::Sink) impl (`feed`) queue
+//! instead: they wait only while more than [`HIGH_WATER`] bytes are unsent.
+//! What they queue goes out on [`flush`](WebSocket::flush), or when
+//! [`recv`](WebSocket::recv) has decoded everything received and is about
+//! to wait for the peer. So a server that answers each message with `queue`
+//! writes the answers to a burst of requests with one system call, and
+//! still answers a lone request at once.
+//!
+//! While the program only reads, Pongs and Close replies still go out:
+//! reading writes whatever the connection queued before it waits.
+//!
+//! # Memory
+//!
+//! Reads go straight into the connection's receive buffer. When a
+//! connection waits for its peer with nothing half-received or unsent, its
+//! buffers go to a pool of the thread it runs on, and the next connection
+//! with bytes to read or send takes them from there: an idle connection
+//! holds no buffer, and steady traffic allocates none. The pool keeps at
+//! most 32 MiB per thread (sets over 256 KiB are freed instead), which a
+//! thread reaches only after that much traffic was in flight at once.
+//!
+//! A received message shares the receive buffer it arrived in: keeping a
+//! small message for long keeps that buffer's memory allocated. Copy what
+//! you store for long (`Bytes::copy_from_slice`).
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec;
+use std::future::Future;
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use crate::driver::Clock;
+pub use crate::driver::{Connector, Error, WsUrl};
+use crate::handshake::{
+    Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
+};
+use crate::{Config, Timestamp};
+
+mod dial;
+mod engine;
+mod pool;
+mod split;
+mod websocket;
+
+pub use dial::{connect, connect_with, connect_with_connector, MaybeTlsStream};
+pub use split::{ReadHalf, WriteHalf};
+pub use websocket::WebSocket;
+
+/// The clock the adapter reads for the core: tokio's, which tests can
+/// pause and advance.
+type Time = tokio::time::Instant;
+
+/// tokio's timers, on tokio's clock (which tests can pause and advance):
+/// the clock of the drivers that run on tokio ([`http2`](crate::http2)).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokioClock;
+
+impl crate::socket::Clock for TokioClock {
+    fn now(&self) -> Timestamp {
+        Time::timestamp()
+    }
+
+    async fn sleep_until(&self, deadline: Timestamp) {
+        tokio::time::sleep_until(Time::at(deadline)).await;
+    }
+}
+
+/// Pieces of output passed to one vectored write.
+const WRITE_SLICES: usize = 64;
+
+/// How much each read asks for, unless a large frame needs more.
+const READ_BUF: usize = 32 * 1024;
+
+pub use crate::socket::{Offered, WhenFull, HIGH_WATER};
+
+/// Accepts a client on `stream` with the default configuration, no
+/// subprotocol and no check of Origin.
+pub async fn accept<S>(stream: S) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    accept_with(stream, Config::default(), |_| Ok(Accept::new())).await
+}
+
+/// Accepts a client on `stream`, letting `decide` look at the request.
+///
+/// `decide` returns the [`Accept`] options, or a status and reason to
+/// refuse with; the refusal is sent and the call fails with
+/// [`Error::Handshake`]. A malformed request gets its 400, 426 or 431
+/// response the same way. The whole handshake must finish within
+/// [`Timeouts::handshake`](crate::Timeouts::handshake), or the client gets
+/// a 408 and the call fails with [`Error::Timeout`].
+pub async fn accept_with<S, F>(
+    mut stream: S,
+    config: Config,
+    decide: F,
+) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&Request) -> Result<Accept, (u16, String)>,
+{
+    // The handshake's futures (its timer, parser and buffers) are boxed:
+    // inline, they would set the size of every connection's task for the
+    // whole life of the connection, though they are done in milliseconds.
+    let request = Box::pin(read_request(&mut stream, config)).await?;
+    let options = match decide(&request) {
+        Ok(options) => options,
+        Err((status, reason)) => {
+            write_and_close(&mut stream, &request.reject(status, &reason)).await;
+            return Err(Error::Handshake(HandshakeError::Rejected(status)));
+        }
+    };
+    Box::pin(accept_request(stream, request, options)).await
+}
+
+/// Reads one HTTP request head from `stream`, within the handshake timeout
+/// of `config`.
+///
+/// For servers that answer plain HTTP and WebSocket on one listener: look
+/// at [`Request::path`] and [`Request::is_upgrade`], then either write your
+/// own HTTP response, or finish the upgrade with [`accept_request`]. A
+/// malformed head gets its 400 or 431 response here (a head too slow to
+/// arrive, 408), and an error.
+pub async fn read_request<S>(stream: &mut S, config: Config) -> Result<Request, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut handshake = ServerHandshake::new(config);
+    // On the heap: a buffer inside the future would stay allocated with
+    // the connection's task for as long as the connection lives.
+    let mut buf = vec![0; 4096];
+    loop {
+        if let Err(e) = handshake.handle_timeout(Time::timestamp()) {
+            return Err(refuse(stream, e).await);
+        }
+        // Woken by the deadline: the core says what it means, above.
+        let Some(n) = until(handshake.poll_timeout(), read_some(stream, &mut buf)).await else {
+            continue;
+        };
+        handshake = match handshake.handle_read(&buf[..n?]) {
+            Ok(Progress::Partial(handshake)) => handshake,
+            Ok(Progress::Done(request)) => return Ok(request),
+            Err(e) => return Err(refuse(stream, e).await),
+        };
+    }
+}
+
+/// Finishes the upgrade of a request read with [`read_request`]: checks it
+/// (answering 400, 405 or 426 if it is not a valid upgrade), sends the 101
+/// response within what is left of the handshake's time, and returns the
+/// WebSocket.
+pub async fn accept_request<S>(
+    mut stream: S,
+    request: Request,
+    options: Accept,
+) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let deadline = request.deadline();
+    let accepted = match request.accept(options) {
+        Ok(accepted) => accepted,
+        Err(e) => return Err(refuse(&mut stream, e).await),
+    };
+    let write = async {
+        stream.write_all(&accepted.response).await?;
+        stream.flush().await
+    };
+    match until(deadline, write).await {
+        Some(written) => written?,
+        None => return Err(HandshakeError::Timeout.into()),
+    }
+    Ok(WebSocket::with_protocol(
+        stream,
+        accepted.connection,
+        accepted.protocol,
+    ))
+}
+
+/// Performs the client handshake on `stream` for a `ws://` or `wss://` URL
+/// (the URL gives the Host field and the path; the stream is already open).
+pub async fn client<S>(stream: S, url: &str) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let url = WsUrl::parse(url)?;
+    client_with(stream, &url.request(), Config::default()).await
+}
+
+/// Performs the client handshake on `stream` with a full request, within
+/// [`Timeouts::handshake`](crate::Timeouts::handshake).
+pub async fn client_with<S>(
+    mut stream: S,
+    request: &ClientRequest,
+    config: Config,
+) -> Result<WebSocket<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut handshake = ClientHandshake::new(request, config);
+    handshake.handle_timeout(Time::timestamp())?;
+    let deadline = handshake.poll_timeout();
+    let exchange = async {
+        stream.write_all(handshake.request()).await?;
+        stream.flush().await?;
+        let mut buf = vec![0; 4096];
+        loop {
+            let n = read_some(&mut stream, &mut buf).await?;
+            handshake = match handshake.handle_read(&buf[..n])? {
+                Progress::Partial(handshake) => handshake,
+                Progress::Done(connected) => {
+                    return Ok::<_, Error>((connected.connection, connected.response.protocol))
+                }
+            };
+        }
+    };
+    let (conn, protocol) = match until(deadline, exchange).await {
+        Some(done) => done?,
+        None => return Err(HandshakeError::Timeout.into()),
+    };
+    Ok(WebSocket::with_protocol(stream, conn, protocol))
+}
+
+/// Runs `work` until the core's `deadline`, if there is one; `None` if the
+/// deadline came first.
+async fn until<T>(deadline: Option<Timestamp>, work: impl Future<Output = T>) -> Option<T> {
+    match deadline {
+        Some(at) => tokio::time::timeout_at(Time::at(at), work).await.ok(),
+        None => Some(work.await),
+    }
+}
+
+/// One read during the handshake; end of stream is an error.
+async fn read_some<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut [u8]) -> Result<usize, Error> {
+    let n = tokio::io::AsyncReadExt::read(stream, buf).await?;
+    if n == 0 {
+        return Err(Error::Io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the stream ended during the opening handshake",
+        )));
+    }
+    Ok(n)
+}
+
+/// Sends the HTTP response for a failed handshake and closes; returns
+/// the error.
+async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, e: HandshakeError) -> Error {
+    write_and_close(stream, &e.response()).await;
+    e.into()
+}
+
+/// Sends an HTTP error response and closes, ignoring failures: the
+/// handshake has failed already.
+async fn write_and_close<S: AsyncWrite + Unpin>(stream: &mut S, response: &[u8]) {
+    let _ = stream.write_all(response).await;
+    let _ = stream.shutdown().await;
+}

@@ -1,0 +1,58 @@
+//! Buffers of connections that wait for their peer, kept per thread for
+//! the next connection that has work: a waiting connection holds no
+//! buffer memory, and steady traffic allocates none.
+
+use alloc::vec::Vec;
+use std::cell::RefCell;
+use std::thread_local;
+
+use crate::Buffers;
+
+/// The most buffer memory kept per thread.
+const MAX_BYTES: usize = 32 << 20;
+/// Larger sets (left by a big message) are freed, not kept.
+const MAX_KEPT: usize = 256 * 1024;
+
+#[derive(Default)]
+struct Pool {
+    sets: Vec<Buffers>,
+    bytes: usize,
+}
+
+thread_local! {
+    static POOL: RefCell<Pool> = RefCell::new(Pool::default());
+}
+
+pub(super) fn put(buffers: Buffers) {
+    let size = buffers.capacity();
+    if size <= MAX_KEPT {
+        // During thread teardown the pool may be gone: then just free.
+        let _ = POOL.try_with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.bytes + size <= MAX_BYTES {
+                pool.bytes += size;
+                pool.sets.push(buffers);
+            }
+        });
+    }
+}
+
+/// Gives `conn` pooled buffers if it has none.
+pub(super) fn lend(conn: &mut crate::Connection) {
+    if conn.needs_buffers() {
+        if let Some(buffers) = take() {
+            conn.give_buffers(buffers);
+        }
+    }
+}
+
+fn take() -> Option<Buffers> {
+    POOL.try_with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let buffers = pool.sets.pop()?;
+        pool.bytes -= buffers.capacity();
+        Some(buffers)
+    })
+    .ok()
+    .flatten()
+}
