@@ -309,6 +309,17 @@ pub async fn connect_with(url: &str, config: Config) -> Result<WebSocket<TcpStre
     client_with(tcp, &url.request(), config).await
 }
 
+/// Performs the client handshake on `stream` for a `ws://` URL (the URL
+/// gives the Host field and the path; the stream is already open).
+pub async fn client<S>(stream: S, url: &str) -> Result<WebSocket<S>, Error>
+where
+    S: 'static,
+    for<'a> &'a S: AsyncRead + AsyncWrite,
+{
+    let url = WsUrl::parse(url)?;
+    client_with(stream, &url.request(), Config::default()).await
+}
+
 /// Performs the client handshake on an open `stream` with a full request,
 /// within [`Timeouts::handshake`](crate::Timeouts::handshake).
 pub async fn client_with<S>(

@@ -1,0 +1,300 @@
+//! Every driver offers the same API, and the README's driver table says
+//! what each one offers.
+//!
+//! The functions below call every command on every driver's WebSocket:
+//! they are compiled, never run, so a driver that loses a method fails to
+//! build here. The table in [`TABLE`] is the one the README shows; the
+//! test compares the two, cell by cell, so neither can drift from the
+//! other, and a "yes" in the table stands on a call below.
+#![cfg(all(
+    feature = "blocking",
+    feature = "tokio",
+    feature = "compio",
+    feature = "embedded-io-async",
+    feature = "http2"
+))]
+#![allow(dead_code)]
+
+use bytes::BytesMut;
+use rfc6455::socket::{Clock, Offered, Transport, WhenFull};
+use rfc6455::{CloseCode, Message, MessageKind, PreparedMessage};
+
+/// Every command of the async drivers, on one WebSocket.
+macro_rules! async_commands {
+    ($ws:expr, $prepared:expr) => {{
+        let ws = $ws;
+        let _ = ws.recv().await;
+        let _ = ws.recv_event().await;
+        let _ = ws.send(&Message::from("x")).await;
+        let _ = ws.send_text("x").await;
+        let _ = ws.send_binary(b"x").await;
+        let _ = ws.send_fragmented(MessageKind::Text, b"xy", 1).await;
+        let _ = ws.send_prepared($prepared).await;
+        let _ = ws
+            .send_owned(MessageKind::Binary, BytesMut::from(&b"x"[..]))
+            .await;
+        let _ = ws.queue(&Message::from("x")).await;
+        let _ = ws.queue_prepared($prepared).await;
+        let _: Result<Offered, _> = ws.offer($prepared, 1024, WhenFull::Drop);
+        let _: Result<Offered, _> =
+            ws.offer_many(core::slice::from_ref($prepared), 1024, WhenFull::Drop);
+        let _ = ws.ping(b"x").await;
+        let _ = ws.close(CloseCode::NORMAL, "bye").await;
+        let _ = ws.flush().await;
+        let _ = (ws.closed(), ws.protocol(), ws.connection());
+    }};
+}
+
+/// The shared async loop: every command, whatever the transport.
+async fn socket<T: Transport, C: Clock>(
+    ws: &mut rfc6455::socket::WebSocket<T, C>,
+    prepared: &PreparedMessage,
+) {
+    async_commands!(ws, prepared);
+}
+
+/// The embedded, compio and HTTP/2 drivers are the shared loop: each of
+/// their WebSockets is a `socket::WebSocket`, so it has every command
+/// above.
+fn embedded<S: embedded_io_async::Read + embedded_io_async::Write, C: Clock>(
+    ws: rfc6455::embedded::WebSocket<S, C>,
+) -> rfc6455::socket::WebSocket<rfc6455::embedded::Io<S>, C> {
+    ws
+}
+
+fn compio(
+    ws: rfc6455::compio::WebSocket<compio::net::TcpStream>,
+) -> rfc6455::socket::WebSocket<
+    rfc6455::compio::Io<compio::net::TcpStream>,
+    rfc6455::compio::CompioClock,
+> {
+    ws
+}
+
+fn http2(
+    ws: rfc6455::http2::WebSocket,
+) -> rfc6455::socket::WebSocket<rfc6455::http2::Io, rfc6455::http2::TokioClock> {
+    ws
+}
+
+/// The tokio driver's own WebSocket, and its halves.
+async fn tokio(
+    mut ws: rfc6455::tokio::WebSocket<tokio::io::DuplexStream>,
+    prepared: &PreparedMessage,
+) {
+    async_commands!(&mut ws, prepared);
+    let (mut read, mut write) = ws.split();
+    let _ = read.recv().await;
+    let _ = write.send(&Message::from("x")).await;
+    let _ = write.offer(prepared, 1024, WhenFull::Drop);
+}
+
+/// The blocking driver: the same commands, without `.await`.
+fn blocking(
+    ws: &mut rfc6455::blocking::WebSocket<std::net::TcpStream>,
+    prepared: &PreparedMessage,
+) {
+    let _ = ws.recv();
+    let _ = ws.recv_event();
+    let _ = ws.send(&Message::from("x"));
+    let _ = ws.send_text("x");
+    let _ = ws.send_binary(b"x");
+    let _ = ws.send_fragmented(MessageKind::Text, b"xy", 1);
+    let _ = ws.send_prepared(prepared);
+    let _ = ws.send_owned(MessageKind::Binary, BytesMut::from(&b"x"[..]));
+    let _ = ws.queue(&Message::from("x"));
+    let _ = ws.queue_prepared(prepared);
+    let _: Result<Offered, _> = ws.offer(prepared, 1024, WhenFull::Drop);
+    let _: Result<Offered, _> =
+        ws.offer_many(core::slice::from_ref(prepared), 1024, WhenFull::Drop);
+    let _ = ws.ping(b"x");
+    let _ = ws.close(CloseCode::NORMAL, "bye");
+    let _ = ws.flush();
+    let _ = (ws.closed(), ws.protocol(), ws.connection());
+}
+
+/// The handshake entry points and constructors, by their signatures.
+fn entry_points() {
+    use rfc6455::handshake::ClientRequest;
+    use rfc6455::Config;
+    let _ = rfc6455::blocking::accept::<std::net::TcpStream>;
+    let _ = rfc6455::blocking::accept_with::<std::net::TcpStream, fn(&_) -> _>;
+    let _ = rfc6455::blocking::client::<std::net::TcpStream>;
+    let _ = rfc6455::blocking::client_with::<std::net::TcpStream>;
+    let _ = rfc6455::blocking::connect;
+    let _ = rfc6455::blocking::WebSocket::<std::net::TcpStream>::from_connection;
+    let _ = rfc6455::tokio::accept::<tokio::io::DuplexStream>;
+    let _ = rfc6455::tokio::client::<tokio::io::DuplexStream>;
+    let _ = rfc6455::tokio::client_with::<tokio::io::DuplexStream>;
+    let _ = rfc6455::tokio::connect;
+    let _ = rfc6455::tokio::WebSocket::<tokio::io::DuplexStream>::from_connection;
+    let _ = rfc6455::compio::accept::<compio::net::TcpStream>;
+    let _ = rfc6455::compio::client::<compio::net::TcpStream>;
+    let _ = rfc6455::compio::client_with::<compio::net::TcpStream>;
+    let _ = rfc6455::compio::connect;
+    let _ = rfc6455::compio::WebSocket::<compio::net::TcpStream>::from_connection;
+    let _ = |stream: tokio::io::DuplexStream, request: &ClientRequest| {
+        let stream = embedded_io_adapters::tokio_1::FromTokio::new(stream);
+        let _ = rfc6455::embedded::client(stream, NoClock, request, Config::default());
+    };
+    let _ = rfc6455::embedded::accept::<
+        embedded_io_adapters::tokio_1::FromTokio<tokio::io::DuplexStream>,
+        NoClock,
+    >;
+    let _ = rfc6455::embedded::WebSocket::<
+        embedded_io_adapters::tokio_1::FromTokio<tokio::io::DuplexStream>,
+        NoClock,
+    >::from_connection;
+    let _ = rfc6455::http2::Client::websocket;
+    let _ = rfc6455::http2::Incoming::accept;
+}
+
+/// A clock for the signatures above.
+struct NoClock;
+
+impl Clock for NoClock {
+    fn now(&self) -> rfc6455::Timestamp {
+        rfc6455::Timestamp::from_millis(0)
+    }
+    async fn sleep_until(&self, _: rfc6455::Timestamp) {}
+}
+
+/// The drivers, in the README's order.
+const DRIVERS: [&str; 5] = ["blocking", "tokio", "compio", "embedded", "http2"];
+
+/// The README's table: a row per capability, a cell per driver; "yes"
+/// (with the names it goes by, if they differ) or "no: " and why.
+const TABLE: &[(&str, [&str; 5])] = &[
+    (
+        "server: `accept`, `accept_with`",
+        [
+            "yes",
+            "yes",
+            "yes",
+            "yes",
+            "yes (`Incoming::accept` in `serve_connection`)",
+        ],
+    ),
+    (
+        "client on an open stream",
+        [
+            "yes (`client`, `client_with`)",
+            "yes (`client`, `client_with`)",
+            "yes (`client`, `client_with`)",
+            "yes (`client`)",
+            "yes (`Client::websocket`)",
+        ],
+    ),
+    (
+        "dial a URL: `connect`",
+        [
+            "yes",
+            "yes",
+            "yes (`ws://`)",
+            "no: no sockets without std; the embedder's network stack opens them",
+            "no: `Client::handshake` over a connection you open",
+        ],
+    ),
+    (
+        "`wss://` and proxies in `connect`",
+        [
+            "yes",
+            "yes",
+            "no: compio has no TLS stream here; use tokio",
+            "no: pass a TLS stream",
+            "no: pass a TLS stream",
+        ],
+    ),
+    ("`recv`, `recv_event`", ["yes"; 5]),
+    (
+        "`send`, `send_text`, `send_binary`, `send_fragmented`",
+        ["yes"; 5],
+    ),
+    ("`send_prepared`, `send_owned`", ["yes"; 5]),
+    ("`queue`, `queue_prepared`", ["yes"; 5]),
+    ("`offer`, `offer_many` (slow consumers)", ["yes"; 5]),
+    ("`ping`, `close`, `flush`", ["yes"; 5]),
+    (
+        "`from_connection` (after your own handshake)",
+        [
+            "yes",
+            "yes",
+            "yes",
+            "yes",
+            "no: the stream comes from h2's handshake",
+        ],
+    ),
+    (
+        "split halves for two tasks",
+        [
+            "no: one thread owns a blocking stream",
+            "yes (`split`)",
+            "no: not yet",
+            "no: not yet",
+            "no: not yet",
+        ],
+    ),
+    (
+        "`Stream` + `Sink`",
+        [
+            "no: not async",
+            "yes",
+            "no: not yet",
+            "no: not yet",
+            "no: not yet",
+        ],
+    ),
+];
+
+/// The table between the README's markers, as rows of cells.
+fn readme_table() -> Vec<Vec<String>> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("<!-- driver table")
+        .expect("the README marks its driver table");
+    let end = readme[start..]
+        .find("<!-- end of driver table -->")
+        .expect("the README marks the table's end")
+        + start;
+    readme[start..end]
+        .lines()
+        .filter(|line| line.starts_with('|'))
+        .map(|line| {
+            line.trim_matches('|')
+                .split(" | ")
+                .map(|cell| cell.trim().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_table_is_the_drivers_table() {
+    let rows = readme_table();
+    let mut header = vec![String::new()];
+    header.extend(DRIVERS.iter().map(|d| d.to_string()));
+    assert_eq!(rows[0], header, "the README's columns");
+    let body: Vec<_> = rows[2..].to_vec();
+    let want: Vec<Vec<String>> = TABLE
+        .iter()
+        .map(|(row, cells)| {
+            let mut r = vec![row.to_string()];
+            r.extend(cells.iter().map(|c| c.to_string()));
+            r
+        })
+        .collect();
+    assert_eq!(body, want, "the README's driver table against the code's");
+}
+
+#[test]
+fn every_gap_says_why() {
+    for (row, cells) in TABLE {
+        for (driver, cell) in DRIVERS.iter().zip(cells) {
+            assert!(
+                cell.starts_with("yes") || (cell.starts_with("no: ") && cell.len() > 4),
+                "{row} / {driver}: {cell:?} is neither yes nor a reason"
+            );
+        }
+    }
+}
