@@ -133,9 +133,9 @@ fn entry_points() {
     let _ = rfc6455::compio::client_with::<compio::net::TcpStream>;
     let _ = rfc6455::compio::connect;
     let _ = rfc6455::compio::WebSocket::<compio::net::TcpStream>::from_connection;
-    let _ = |stream: tokio::io::DuplexStream, request: &ClientRequest| {
+    let _ = |stream: tokio::io::DuplexStream, request: ClientRequest| async move {
         let stream = embedded_io_adapters::tokio_1::FromTokio::new(stream);
-        let _ = rfc6455::embedded::client(stream, NoClock, request, Config::default());
+        rfc6455::embedded::client(stream, NoClock, &request, Config::default()).await
     };
     let _ = rfc6455::embedded::accept::<
         embedded_io_adapters::tokio_1::FromTokio<tokio::io::DuplexStream>,
