@@ -14,7 +14,7 @@
 //! [`check_response`] checks the server's answer (§4.1).
 //!
 //! What remains is the library's upgrade: hand the upgraded stream and
-//! the [`Connection`](crate::Connection) to an adapter
+//! the [`Connection`](crate::Connection) to a driver
 //! (`rfc6455::tokio::WebSocket::from_connection`).
 //!
 //! ```

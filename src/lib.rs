@@ -12,11 +12,14 @@
 //! - [`Connection`]: the state machine after the handshake: frames,
 //!   fragmentation, UTF-8, pings, the closing handshake, limits, and the
 //!   timers ([`Timeouts`], on the driver's clock as [`Timestamp`]s).
-//! - `blocking`: a thin adapter over `std::io::Read + Write`; `tokio`
-//!   (feature `tokio`), one over tokio's `AsyncRead + AsyncWrite`;
-//!   `embedded` (feature `embedded-io-async`), one over
-//!   `embedded_io_async::Read + Write` for targets without std. None holds
-//!   protocol logic: they move bytes and sleep until the core's deadline.
+//! - The drivers, each a transport and its handshake entry points over one
+//!   shared loop: `blocking` over `std::io::Read + Write`; [`socket`], the
+//!   async loop written once over any transport, which the `embedded`
+//!   (`embedded_io_async::Read + Write`, no std), `compio` (io_uring) and
+//!   `http2` (RFC 8441 streams on h2) drivers are; `tokio` over tokio's
+//!   `AsyncRead + AsyncWrite`, with `Stream`, `Sink` and split halves. None
+//!   holds protocol logic: they move bytes and sleep until the core's
+//!   deadline.
 //!
 //! Without the default `std` feature the crate is `#![no_std]` and needs
 //! only `alloc`; a client then takes its masking keys from
@@ -56,7 +59,7 @@
 #![warn(missing_docs)]
 
 // The core needs only `core` and `alloc`; std comes in with the `std`
-// feature (random keys, CPU feature detection, `IoSlice`, the adapters).
+// feature (random keys, CPU feature detection, `IoSlice`, the drivers).
 extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;

@@ -97,7 +97,7 @@ pub struct Timeouts {
     /// any bytes, a Pong among them, count as a sign of life.
     ///
     /// Silence is measured at the times the driver reports: a driver that
-    /// calls `handle_timeout` only when a deadline passes (as the adapters
+    /// calls `handle_timeout` only when a deadline passes (as the drivers
     /// do) notices bytes at the next deadline, so a peer is given up on
     /// after between `idle` and `idle` plus one ping interval of silence.
     ///

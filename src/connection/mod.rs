@@ -44,7 +44,7 @@ pub enum State {
 /// # The driver loop
 ///
 /// The connection never touches a socket or a clock. Whoever drives it (the
-/// blocking adapter, a tokio task, a test) repeats:
+/// blocking driver, a tokio task, a test) repeats:
 ///
 /// 1. **Input**: pass every byte read from the transport to
 ///    [`handle_read`](Connection::handle_read) (or read straight into

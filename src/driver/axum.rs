@@ -1,5 +1,5 @@
 //! An axum extractor (feature `axum`): a drop-in for
-//! `axum::extract::ws::WebSocketUpgrade` that gives the tokio adapter's
+//! `axum::extract::ws::WebSocketUpgrade` that gives the tokio driver's
 //! [`WebSocket`](crate::tokio::WebSocket), with this crate's checks,
 //! limits, timers and permessage-deflate.
 //!
@@ -49,7 +49,7 @@ use hyper_util::rt::TokioIo;
 use crate::handshake::{Accept, HandshakeError, Request};
 use crate::Config;
 
-/// The WebSocket a handler gets: the tokio adapter over hyper's upgraded
+/// The WebSocket a handler gets: the tokio driver over hyper's upgraded
 /// connection.
 pub type WebSocket = crate::tokio::WebSocket<TokioIo<Upgraded>>;
 

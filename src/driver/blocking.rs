@@ -1,8 +1,8 @@
-//! A blocking adapter over any `std::io::Read + Write` stream.
+//! A blocking driver over any `std::io::Read + Write` stream.
 //!
 //! It moves bytes between the stream and a [`Connection`] and holds no
 //! protocol logic of its own. Any stream works: a `TcpStream`, a TLS stream
-//! wrapping one (pass the TLS stream: the adapter never sees the
+//! wrapping one (pass the TLS stream: the driver never sees the
 //! difference), a Unix socket, an in-memory pipe.
 //!
 //! ```no_run
@@ -20,9 +20,9 @@
 //!
 //! # Timers
 //!
-//! The core keeps every deadline ([`Config::timeouts`]); the adapter only
+//! The core keeps every deadline ([`Config::timeouts`]); the driver only
 //! tells it the time. A blocking read cannot be interrupted from inside, so
-//! the adapter wakes on the stream's own read timeout: set one
+//! the driver wakes on the stream's own read timeout: set one
 //! (`TcpStream::set_read_timeout`) and every read that times out becomes a
 //! tick at which the core's deadline is checked (the handshake deadline,
 //! a heartbeat Ping, a silent peer's close, the closing handshake's end).
@@ -30,7 +30,7 @@
 //! met within 50 ms. Without a read timeout the timers run only when bytes
 //! arrive.
 //!
-//! On the socket [`connect`] opens, the adapter does this itself: before
+//! On the socket [`connect`] opens, the driver does this itself: before
 //! every read it sets the socket's read timeout to the time left until
 //! the core's next deadline, so the handshake timeout, the heartbeat and
 //! the closing timeout fire on time, with no tick in between. For a stream
@@ -63,7 +63,7 @@ use crate::proxy::{Proxy, ProxyError, ProxyHandshake};
 pub use crate::socket::{Offered, WhenFull, HIGH_WATER};
 use crate::{CloseCode, Closed, Config, Connection, Event, Message, MessageKind, Timestamp};
 
-/// The clock the adapter reads for the core.
+/// The clock the driver reads for the core.
 type Time = std::time::Instant;
 
 /// Size of the buffer each read fills.
@@ -77,7 +77,7 @@ pub struct WebSocket<S> {
     buf: Vec<u8>,
     protocol: Option<String>,
     closed: Option<Closed>,
-    /// On a socket the adapter opened: how to wake at the next deadline.
+    /// On a socket the driver opened: how to wake at the next deadline.
     timeouts: Option<WakeAt<S>>,
 }
 
@@ -310,7 +310,7 @@ pub fn client_with<S: Read + Write>(
 }
 
 /// Makes a stream's next read wait no longer than the core's next
-/// deadline: on the sockets it opens, the adapter does this before every
+/// deadline: on the sockets it opens, the driver does this before every
 /// read, so every deadline fires on time, with no tick.
 type WakeAt<S> = fn(&S, Option<Timestamp>) -> io::Result<()>;
 
@@ -385,7 +385,7 @@ impl<S: Read + Write> WebSocket<S> {
     }
 
     /// Wraps a stream on which the handshake already happened. The
-    /// connection's timers run from now, on the adapter's clock.
+    /// connection's timers run from now, on the driver's clock.
     pub fn from_connection(stream: S, mut conn: Connection) -> Self {
         conn.handle_timeout(Time::timestamp());
         Self::new(stream, conn, None, vec![0; READ_BUF])
@@ -625,7 +625,7 @@ impl<S> WebSocket<S> {
         &self.conn
     }
 
-    /// The sans-IO connection underneath, for commands the adapter does not
+    /// The sans-IO connection underneath, for commands the driver does not
     /// wrap. Call [`flush`](WebSocket::flush) after queueing output.
     pub fn connection_mut(&mut self) -> &mut Connection {
         &mut self.conn

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::Timestamp;
 
-/// A monotonic clock the adapters read for the core: the time since one
+/// A monotonic clock the drivers read for the core: the time since one
 /// epoch per process, so that every handshake and connection of a process
 /// counts from the same point.
 pub(crate) trait Clock: Copy + Add<Duration, Output = Self> + Send + Sync + 'static {
@@ -129,8 +129,8 @@ impl<T: Timer> Alarm<T> {
 }
 
 /// Makes the next read on `tcp` wait no longer than until the core's
-/// `deadline` (`None`: until bytes come): how the blocking adapter wakes
-/// for the core's timers on a socket it opened, as the async adapters
+/// `deadline` (`None`: until bytes come): how the blocking driver wakes
+/// for the core's timers on a socket it opened, as the async drivers
 /// sleep until the deadline.
 #[cfg(feature = "blocking")]
 pub(crate) fn read_until(tcp: &std::net::TcpStream, deadline: Option<Timestamp>) -> io::Result<()> {

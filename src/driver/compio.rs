@@ -1,11 +1,11 @@
 //! A driver on [compio], a completion-based runtime: io_uring on Linux
 //! (feature `compio`).
 //!
-//! An epoll-based adapter makes one `read` and one `write` system call per
+//! An epoll-based driver makes one `read` and one `write` system call per
 //! message and connection. Here the kernel is handed reads and writes to
 //! perform, and the runtime submits every connection's operations of one
 //! turn of its loop in one system call, and reaps their completions
-//! together. The protocol is the core's, as in every adapter: this module
+//! together. The protocol is the core's, as in every driver: this module
 //! moves bytes between the socket and a [`Connection`], tells the core the
 //! time, and sleeps until the core's next deadline.
 //!
@@ -44,13 +44,13 @@
 //! [`recv`](WebSocket::recv), and when a `recv` future is dropped (in a
 //! `select!`, say): its bytes are kept for the next `recv`, never lost. A
 //! dropped `send` may have written part of a frame; the connection cannot
-//! be used after that, as with any adapter.
+//! be used after that, as with any driver.
 //!
 //! # Streams
 //!
 //! compio's [`TcpStream`] and `UnixStream`: a stream whose shared reference
 //! reads and writes, so that a read can wait in the kernel while a write
-//! goes out. TLS and proxies are not offered here (use the tokio adapter
+//! goes out. TLS and proxies are not offered here (use the tokio driver
 //! for `wss://`).
 
 use alloc::boxed::Box;
@@ -301,7 +301,7 @@ pub async fn connect_with(url: &str, config: Config) -> Result<WebSocket<TcpStre
     let url = WsUrl::parse(url)?;
     if url.secure {
         return Err(Error::Tls(
-            "wss:// is not offered by the compio driver (the tokio adapter has TLS)".into(),
+            "wss:// is not offered by the compio driver (the tokio driver has TLS)".into(),
         ));
     }
     let tcp = TcpStream::connect(url.socket_addr()).await?;

@@ -1,8 +1,8 @@
-//! An async adapter over [`embedded_io_async`]'s `Read + Write`, for targets
+//! An async driver over [`embedded_io_async`]'s `Read + Write`, for targets
 //! without an operating system (feature `embedded-io-async`; no std, no
 //! runtime).
 //!
-//! It is the same driver loop as the tokio adapter, and like it holds no
+//! It is the same driver loop as the tokio driver, and like it holds no
 //! protocol logic: it moves bytes between the stream and a [`Connection`],
 //! tells the core the time, and sleeps until the core's deadline. The
 //! embedder brings what the standard library would: a [`Clock`] (embassy's
@@ -50,7 +50,7 @@
 //!
 //! # Cancellation
 //!
-//! While it waits for bytes, the adapter also waits for the core's next
+//! While it waits for bytes, the driver also waits for the core's next
 //! deadline; when the deadline comes first, the pending `read` (or `write`)
 //! future is dropped. So the stream's `read` and `write` must be cancel-safe:
 //! a dropped call must not have consumed or sent any bytes. embassy-net's
@@ -59,7 +59,7 @@
 //! # Closing
 //!
 //! After [`recv`](WebSocket::recv) returns `Ok(None)` (or an error), the
-//! closing handshake is over and the adapter has waited, as far as the
+//! closing handshake is over and the driver has waited, as far as the
 //! core asked, for the peer to end the stream. `embedded-io-async` has no
 //! close: close the socket with your network stack's own call
 //! ([`into_inner`](WebSocket::into_inner) gives it back).
@@ -84,7 +84,7 @@ const READ_SIZE: usize = 1024;
 /// handshake's future, so small (the head is gathered in the handshake).
 const HEAD_READ: usize = 256;
 
-/// What can go wrong on a connection driven by this adapter; `E` is the
+/// What can go wrong on a connection driven by this driver; `E` is the
 /// stream's error type.
 #[derive(Debug)]
 #[non_exhaustive]

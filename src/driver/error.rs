@@ -8,7 +8,7 @@ use crate::handshake::HandshakeError;
 use crate::proxy::ProxyError;
 use crate::{ProtocolError, UsageError};
 
-/// What can go wrong on a connection driven by an adapter.
+/// What can go wrong on a connection driven by a driver.
 ///
 /// I/O failures, handshake failures, the peer's protocol faults and the
 /// caller's misuse are distinct variants, so a caller can tell "the network

@@ -4,7 +4,7 @@
 //! handshake is an extended CONNECT, decided by the core
 //! ([`ConnectRequest`], [`ClientConnect`]), and then the stream's DATA
 //! carries the same frames a TCP connection would, driven by the same
-//! loop as the tokio adapter: bytes in, time, events, output, sleep until
+//! loop as the tokio driver: bytes in, time, events, output, sleep until
 //! the core's deadline. HTTP/2's flow control is the backpressure: a
 //! stream whose peer stops reading stops taking our output, and the other
 //! streams go on. The end of the stream (`END_STREAM`) is the end of the
@@ -32,7 +32,7 @@ use crate::handshake::{
 use crate::socket::{self, Transport};
 use crate::{Config, Connection, Timestamp};
 
-/// The clock the adapter reads for the core.
+/// The clock the driver reads for the core.
 type Time = tokio::time::Instant;
 
 /// Each stream's flow-control window: how much one WebSocket may have in
@@ -55,7 +55,7 @@ const CONNECTION_WINDOW: u32 = STREAM_WINDOW * MAX_STREAMS;
 /// The first bytes of an HTTP/2 connection with prior knowledge (RFC 9113
 /// §3.4). A server that serves HTTP/1.1 and HTTP/2 on one port reads the
 /// first bytes of a connection ([`sniff`]): these mean HTTP/2
-/// ([`serve_connection`]), anything else HTTP/1.1 (the tokio adapter).
+/// ([`serve_connection`]), anything else HTTP/1.1 (the tokio driver).
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Reads the first bytes of a connection to tell HTTP/2 with prior
@@ -149,7 +149,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
     }
 }
 
-/// An h2 error as the adapter's I/O error, saying who ended what: a reset
+/// An h2 error as the driver's I/O error, saying who ended what: a reset
 /// stream is `ConnectionReset` (as a TCP reset is), with its reason.
 fn h2_error(e: h2::Error) -> Error {
     if e.is_io() {

@@ -1,6 +1,6 @@
-//! An async adapter over tokio's `AsyncRead + AsyncWrite` (feature `tokio`).
+//! An async driver over tokio's `AsyncRead + AsyncWrite` (feature `tokio`).
 //!
-//! Like the [`blocking`](crate::blocking) adapter it only moves bytes
+//! Like the [`blocking`](crate::blocking) driver it only moves bytes
 //! between a stream and a [`Connection`](crate::Connection); every protocol decision is the
 //! core's. It adds what an async program expects: a [`Stream`](futures_core::Stream) of incoming
 //! messages, a [`Sink`](futures_sink::Sink) for outgoing ones, and halves that can live in
@@ -21,7 +21,7 @@
 //! # Timers
 //!
 //! The core keeps every deadline ([`Config::timeouts`]: the handshake, the
-//! closing handshake, the heartbeat, the idle peer); the adapter sleeps
+//! closing handshake, the heartbeat, the idle peer); the driver sleeps
 //! until the core's next deadline or the next bytes, whichever comes
 //! first, and tells the core the time. The clock is tokio's, so a test
 //! that pauses tokio's time controls the timers too.
@@ -85,7 +85,7 @@ pub use dial::{connect, connect_with, connect_with_connector, MaybeTlsStream};
 pub use split::{ReadHalf, WriteHalf};
 pub use websocket::WebSocket;
 
-/// The clock the adapter reads for the core: tokio's, which tests can
+/// The clock the driver reads for the core: tokio's, which tests can
 /// pause and advance.
 type Time = tokio::time::Instant;
 

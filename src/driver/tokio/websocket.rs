@@ -25,7 +25,7 @@ pub struct WebSocket<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Wraps a stream on which the handshake already happened. The
-    /// connection's timers run from now, on the adapter's clock.
+    /// connection's timers run from now, on the driver's clock.
     pub fn from_connection(stream: S, mut conn: Connection) -> Self {
         conn.handle_timeout(Time::timestamp());
         Self::with_protocol(stream, conn, None)
@@ -188,7 +188,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         &self.inner.conn
     }
 
-    /// The sans-IO connection underneath, for commands the adapter does
+    /// The sans-IO connection underneath, for commands the driver does
     /// not wrap. Call [`flush`](WebSocket::flush) after queueing output.
     pub fn connection_mut(&mut self) -> &mut Connection {
         &mut self.inner.conn
