@@ -44,6 +44,7 @@
 //! messages with one write. Pongs and Close replies, and what was queued,
 //! are written by [`WebSocket::recv`] before it next waits for the peer.
 
+#[cfg(feature = "rustls")]
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec;
@@ -53,7 +54,7 @@ use std::net::TcpStream;
 
 use bytes::BytesMut;
 
-use super::policy;
+use super::policy::{self, next_event, Next};
 pub use super::{close_tcp, Connector, Error, WsUrl};
 use super::{received, Clock};
 use crate::handshake::{
@@ -410,18 +411,17 @@ impl<S: Read + Write> WebSocket<S> {
     /// event.
     pub fn recv_event(&mut self) -> Result<Event, Error> {
         loop {
-            if let Some(closed) = &self.closed {
-                return Ok(Event::Closed(Box::new(closed.clone())));
-            }
-            if let Some(event) = self.conn.poll_event() {
-                if let Event::Closed(closed) = &event {
-                    self.closed = Some(Closed::clone(closed));
+            match next_event(&mut self.closed, &mut self.conn) {
+                Next::Event(event) => return Ok(event),
+                Next::End(closed) => {
                     self.finish();
+                    return Ok(closed);
                 }
-                return Ok(event);
+                Next::Wait => {
+                    self.flush()?;
+                    self.fill()?;
+                }
             }
-            self.flush()?;
-            self.fill()?;
         }
     }
 

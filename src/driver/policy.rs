@@ -1,7 +1,11 @@
 //! What every driver does the same way, whatever its transport: what
 //! `recv` makes of an event, and the slow-consumer policy of `offer`.
 
-use crate::{CloseCode, Connection, Event, Message, PreparedMessage, ProtocolError, UsageError};
+use alloc::boxed::Box;
+
+use crate::{
+    CloseCode, Closed, Connection, Event, Message, PreparedMessage, ProtocolError, UsageError,
+};
 
 /// Unsent bytes above which `queue` (and tokio's `Sink::poll_ready`)
 /// waits for the transport.
@@ -16,6 +20,34 @@ pub(crate) fn received<E: From<ProtocolError>>(event: Event) -> Option<Result<Op
         Event::Message(message) => Some(Ok(Some(message))),
         Event::Closed(closed) => Some(closed.error.clone().map_or(Ok(None), |e| Err(e.into()))),
         Event::Fragment(_) | Event::Ping(_) | Event::Pong(_) => None,
+    }
+}
+
+/// What `recv_event` does next.
+pub(crate) enum Next {
+    /// Hand out this event.
+    Event(Event),
+    /// The connection just ended: run its end (the last output, our end
+    /// of the transport, the peer's end), then hand out this `Closed`.
+    End(Event),
+    /// Nothing to hand out: write what is queued, and wait for the peer.
+    Wait,
+}
+
+/// The next step of `recv_event`, with `closed` the driver's record of
+/// how the connection ended: after the end, every call hands out the same
+/// `Closed` again.
+pub(crate) fn next_event(closed: &mut Option<Closed>, conn: &mut Connection) -> Next {
+    if let Some(closed) = closed {
+        return Next::Event(Event::Closed(Box::new(closed.clone())));
+    }
+    match conn.poll_event() {
+        Some(Event::Closed(ended)) => {
+            *closed = Some(Closed::clone(&ended));
+            Next::End(Event::Closed(ended))
+        }
+        Some(event) => Next::Event(event),
+        None => Next::Wait,
     }
 }
 

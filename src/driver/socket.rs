@@ -36,7 +36,6 @@
 //! comes after the last output was written and the transport's end was
 //! seen (or the core's closing deadline passed).
 
-use alloc::boxed::Box;
 use alloc::string::String;
 use core::future::{poll_fn, Future};
 use core::pin::pin;
@@ -44,7 +43,7 @@ use core::task::Poll;
 
 use bytes::BytesMut;
 
-use super::policy::{self, received};
+use super::policy::{self, next_event, received, Next};
 pub use super::policy::{Offered, WhenFull, HIGH_WATER};
 use crate::{
     CloseCode, Closed, Connection, Event, Message, MessageKind, PreparedMessage, ProtocolError,
@@ -181,18 +180,17 @@ impl<T: Transport, C: Clock> WebSocket<T, C> {
     /// returns the same `Closed` again.
     pub async fn recv_event(&mut self) -> Result<Event, T::Error> {
         loop {
-            if let Some(closed) = &self.closed {
-                return Ok(Event::Closed(Box::new(closed.clone())));
-            }
-            if let Some(event) = self.conn.poll_event() {
-                if let Event::Closed(closed) = &event {
-                    self.closed = Some(Closed::clone(closed));
+            match next_event(&mut self.closed, &mut self.conn) {
+                Next::Event(event) => return Ok(event),
+                Next::End(closed) => {
                     self.finish().await;
+                    return Ok(closed);
                 }
-                return Ok(event);
+                Next::Wait => {
+                    self.flush().await?;
+                    self.fill().await?;
+                }
             }
-            self.flush().await?;
-            self.fill().await?;
         }
     }
 
