@@ -76,6 +76,14 @@ mod message;
 mod output;
 mod prepared;
 pub mod proxy;
+
+/// The driver's tier of a [`Connection`], out of an application's way:
+/// reading straight into the receive buffer, lending buffers between
+/// connections, the output as pieces or owned bytes. Import
+/// [`Plumbing`](plumbing::Plumbing) to call these on a connection.
+pub mod plumbing {
+    pub use crate::connection::{Buffers, Plumbing, ReadBuffer};
+}
 mod time;
 mod utf8;
 
@@ -110,7 +118,7 @@ pub use driver::tokio;
 
 pub use close::{CloseCode, CloseFrame};
 pub use config::{Config, MaskKeys};
-pub use connection::{Buffers, Connection, ReadBuffer, State};
+pub use connection::{Connection, State};
 pub use error::{ProtocolError, UsageError};
 #[cfg(feature = "deflate")]
 pub use extension::deflate::{DeflateConfig, DeflateParams};

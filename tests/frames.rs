@@ -9,6 +9,7 @@ use common::{
     same_for_every_chunking, server, server_frame, Chunking, BINARY, CLOSE, CONTINUATION, KEY,
     PING, PONG, TEXT,
 };
+use rfc6455::plumbing::Plumbing;
 use rfc6455::{Connection, Event, Message, MessageKind, ProtocolError, Role, State};
 
 /// §5.7: "A single-frame unmasked text message (contains "Hello")".

@@ -10,6 +10,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use rfc6455::handshake::{Accept, ClientHandshake, ClientRequest, ServerHandshake};
+use rfc6455::plumbing::Plumbing;
 use rfc6455::{Config, Connection, Event, MaskKeys, MessageKind, Role};
 
 /// Counts the live heap bytes of the current thread, and their peak.

@@ -12,6 +12,7 @@ use common::pair::{at, Pair};
 use rfc6455::handshake::{
     Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, ServerHandshake,
 };
+use rfc6455::plumbing::Plumbing;
 use rfc6455::{
     CloseCode, Config, Connection, Event, Initiator, Message, ProtocolError, Role, State, Timestamp,
 };

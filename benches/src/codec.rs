@@ -19,6 +19,7 @@
 //! work no decoder can avoid, done by the fastest kernel this machine has:
 //! copy the payload, unmask it, and for text validate it as UTF-8.
 
+use rfc6455::plumbing::Plumbing;
 use std::hint::black_box;
 use std::io::{self, Read, Write};
 use std::pin::{pin, Pin};

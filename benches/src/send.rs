@@ -5,6 +5,7 @@
 //! encode, and the adapter's bookkeeping around the write (locks, wakers,
 //! the flush). One core, 16-byte binary messages, client side (masked).
 
+use rfc6455::plumbing::Plumbing;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};

@@ -24,6 +24,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
+use rfc6455::plumbing::Plumbing;
 use rfc6455::handshake::{
     Accept, ClientConnect, ClientHandshake, ClientRequest, ConnectRequest, HandshakeError,
     PseudoHeaders,

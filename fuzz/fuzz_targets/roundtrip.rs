@@ -14,6 +14,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
+use rfc6455::plumbing::Plumbing;
 use rfc6455::{
     CloseCode, CloseFrame, Config, Connection, DeflateConfig, DeflateParams, Event, Initiator,
     Message, MessageKind, PreparedMessage, Role,

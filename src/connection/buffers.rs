@@ -4,19 +4,19 @@
 
 use alloc::vec::Vec;
 use bytes::buf::UninitSlice;
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use super::Connection;
 use crate::time::Timers;
 
-/// The largest send buffer [`Connection::take_buffers`] leaves in place.
+/// The largest send buffer [`Plumbing::take_buffers`](crate::plumbing::Plumbing::take_buffers) leaves in place.
 const KEEP_OUTPUT: usize = 512;
 
 /// The most receive buffer reserved ahead of the bytes of a frame.
 pub(super) const MAX_RESERVE_AHEAD: u64 = 16 << 20;
 
 /// The connection's receive buffer, lent to a driver that reads straight
-/// into it (see [`Connection::read_buffer`]).
+/// into it (see [`Plumbing::read_buffer`](crate::plumbing::Plumbing::read_buffer)).
 ///
 /// It can only be appended to, through [`BufMut`] (tokio's `read_buf`,
 /// `put_slice`) or, for a reader that takes `&mut [u8]`, through
@@ -37,7 +37,7 @@ pub struct ReadBuffer<'a> {
 
 impl ReadBuffer<'_> {
     /// The room after the received bytes (the `size` asked of
-    /// [`read_buffer`](Connection::read_buffer)), zeroed, for a reader that
+    /// [`read_buffer`](crate::plumbing::Plumbing::read_buffer)), zeroed, for a reader that
     /// fills a `&mut [u8]` (`embedded_io_async::Read`, say). Report how
     /// many bytes it filled with [`advance`](ReadBuffer::advance); bytes
     /// not reported are not input.
@@ -102,7 +102,7 @@ unsafe impl BufMut for ReadBuffer<'_> {
 
 /// A connection's receive and send buffers, empty but with their
 /// capacity, on their way from one connection to another (see
-/// [`Connection::take_buffers`]).
+/// [`Plumbing::take_buffers`](crate::plumbing::Plumbing::take_buffers)).
 #[derive(Debug, Default)]
 pub struct Buffers {
     input: BytesMut,
@@ -116,9 +116,13 @@ impl Buffers {
     }
 }
 
-/// Reading straight into the connection, and lending its buffers: for
-/// drivers of many connections that count every copy and every byte.
-impl Connection {
+/// The driver's tier of a [`Connection`]: what a driver of many
+/// connections uses beyond the loop of the connection's own methods
+/// (`handle_read`, `poll_event`, `pending_output`, ...): reading straight
+/// into the receive buffer, lending buffers between connections, and the
+/// output as pieces or owned bytes, without a copy. An application never
+/// needs it; a driver imports it.
+pub trait Plumbing {
     /// The receive buffer with room for at least `size` more bytes, for a
     /// driver that reads straight into it (tokio's `read_buf`, say)
     /// instead of reading elsewhere and calling
@@ -127,8 +131,94 @@ impl Connection {
     /// dropped at the next [`poll_event`](Connection::poll_event), as
     /// `handle_read` drops them.
     ///
-    /// [`read_size_hint`](Connection::read_size_hint) says how much to ask for.
-    pub fn read_buffer(&mut self, size: usize) -> ReadBuffer<'_> {
+    /// [`read_size_hint`](crate::plumbing::Plumbing::read_size_hint) says how much to ask for.
+    fn read_buffer(&mut self, size: usize) -> ReadBuffer<'_>;
+
+    /// The room for the next read as an owned buffer, for a driver whose
+    /// reads complete later (io_uring, IOCP): the kernel fills the buffer
+    /// while the driver goes on, so it cannot borrow the connection the
+    /// way [`read_buffer`](crate::plumbing::Plumbing::read_buffer) does.
+    ///
+    /// The buffer is empty, with room for at least `size` bytes: the
+    /// spare capacity of the connection's own receive buffer, split off.
+    /// Hand it back filled (or empty, after an error or end of stream)
+    /// with [`handle_read_owned`](crate::plumbing::Plumbing::handle_read_owned), which
+    /// joins it to the bytes received before without a copy.
+    fn read_buffer_owned(&mut self, size: usize) -> BytesMut;
+
+    /// Feeds the bytes a read put in a buffer from
+    /// [`read_buffer_owned`](crate::plumbing::Plumbing::read_buffer_owned): input exactly
+    /// as if passed to [`handle_read`](Connection::handle_read). The buffer
+    /// rejoins the connection's receive buffer in place when it is the one
+    /// lent (any other buffer's bytes are copied), so its capacity serves
+    /// the next read. Bytes that arrive after the connection is closed
+    /// are dropped.
+    fn handle_read_owned(&mut self, data: BytesMut);
+
+    /// How many bytes the next read should ask for: `default` between
+    /// frames, and exactly what is missing of a frame whose payload is
+    /// arriving. A read that stops at the frame's end leaves nothing of the
+    /// next frame behind it, so the buffer is empty once the message is
+    /// handed out, and the next frame needs no copy to a larger buffer.
+    fn read_size_hint(&self, default: usize) -> usize;
+
+    /// The bytes of memory the receive and send buffers hold now, used or not.
+    fn buffer_capacity(&self) -> usize;
+
+    /// Takes out the receive and send buffers, with their capacity, if
+    /// both are empty and there is capacity to take; the connection goes on
+    /// with unallocated ones. With [`give_buffers`](crate::plumbing::Plumbing::give_buffers)
+    /// a driver of many connections can pass buffers from connections that
+    /// wait to connections that have work, so that waiting connections hold
+    /// no buffer memory and busy ones allocate none.
+    ///
+    /// A send buffer of at most 512 bytes stays: it costs
+    /// little, and a connection that another thread sends on (a
+    /// broadcaster's writing half, while its reading half waits on its own
+    /// thread) would otherwise allocate it again for every message there,
+    /// and free it here.
+    fn take_buffers(&mut self) -> Option<Buffers>;
+
+    /// Whether the connection has no receive buffer memory (it was taken
+    /// with [`take_buffers`](crate::plumbing::Plumbing::take_buffers), or never
+    /// allocated): the time to [`give_buffers`](crate::plumbing::Plumbing::give_buffers)
+    /// before reading.
+    fn needs_buffers(&self) -> bool;
+
+    /// Installs buffers from [`take_buffers`](crate::plumbing::Plumbing::take_buffers)
+    /// (of this or another connection) where this connection has none
+    /// allocated. Buffers it does not need are dropped.
+    fn give_buffers(&mut self, buffers: Buffers);
+
+    /// Releases the receive and send buffers if they are empty, so an idle
+    /// connection holds no buffer memory. Call it when the connection goes
+    /// quiet; the buffers are allocated again when bytes arrive.
+    fn shrink_buffers(&mut self);
+
+    /// The pending output in order, as contiguous pieces (none empty),
+    /// for one vectored write. Report what was written with
+    /// [`consume_output`](Connection::consume_output), as usual.
+    fn pending_output_pieces(&self) -> impl Iterator<Item = &[u8]>;
+
+    /// Fills `slices` with the pieces of the pending output, in order, for
+    /// one vectored write (`write_vectored`); returns how many it filled.
+    /// Report what was written with
+    /// [`consume_output`](Connection::consume_output), as usual.
+    #[cfg(feature = "std")]
+    fn pending_output_vectored<'a>(&'a self, slices: &mut [std::io::IoSlice<'a>]) -> usize;
+
+    /// Takes up to `max` bytes of the pending output as owned [`Bytes`]
+    /// and records them as written: for a transport that keeps what it is
+    /// given until it goes out (an HTTP/2 stream's DATA, a completion-based
+    /// runtime's write). A payload the connection holds as `Bytes` (a
+    /// received message sent back) comes out without a copy, and so does a
+    /// large buffer of encoded frames; small frames are copied. Empty when
+    /// nothing is pending.
+    fn take_output(&mut self, max: usize) -> Bytes;
+}
+
+impl Plumbing for Connection {
+    fn read_buffer(&mut self, size: usize) -> ReadBuffer<'_> {
         if self.input.len() + size > self.input.capacity() {
             self.input.reserve(size);
         }
@@ -141,17 +231,7 @@ impl Connection {
         }
     }
 
-    /// The room for the next read as an owned buffer, for a driver whose
-    /// reads complete later (io_uring, IOCP): the kernel fills the buffer
-    /// while the driver goes on, so it cannot borrow the connection the
-    /// way [`read_buffer`](Connection::read_buffer) does.
-    ///
-    /// The buffer is empty, with room for at least `size` bytes: the
-    /// spare capacity of the connection's own receive buffer, split off.
-    /// Hand it back filled (or empty, after an error or end of stream)
-    /// with [`handle_read_owned`](Connection::handle_read_owned), which
-    /// joins it to the bytes received before without a copy.
-    pub fn read_buffer_owned(&mut self, size: usize) -> BytesMut {
+    fn read_buffer_owned(&mut self, size: usize) -> BytesMut {
         if self.input.len() + size > self.input.capacity() {
             self.input.reserve(size);
         }
@@ -159,14 +239,7 @@ impl Connection {
         self.input.split_off(filled)
     }
 
-    /// Feeds the bytes a read put in a buffer from
-    /// [`read_buffer_owned`](Connection::read_buffer_owned): input exactly
-    /// as if passed to [`handle_read`](Connection::handle_read). The buffer
-    /// rejoins the connection's receive buffer in place when it is the one
-    /// lent (any other buffer's bytes are copied), so its capacity serves
-    /// the next read. Bytes that arrive after the connection is closed
-    /// are dropped.
-    pub fn handle_read_owned(&mut self, data: BytesMut) {
+    fn handle_read_owned(&mut self, data: BytesMut) {
         if matches!(self.state(), crate::State::Closed) {
             return;
         }
@@ -176,12 +249,7 @@ impl Connection {
         self.input.unsplit(data);
     }
 
-    /// How many bytes the next read should ask for: `default` between
-    /// frames, and exactly what is missing of a frame whose payload is
-    /// arriving. A read that stops at the frame's end leaves nothing of the
-    /// next frame behind it, so the buffer is empty once the message is
-    /// handed out, and the next frame needs no copy to a larger buffer.
-    pub fn read_size_hint(&self, default: usize) -> usize {
+    fn read_size_hint(&self, default: usize) -> usize {
         match &self.frame {
             Some(frame) => {
                 let missing = frame.remaining.saturating_sub(self.input.len() as u64);
@@ -191,24 +259,11 @@ impl Connection {
         }
     }
 
-    /// The bytes of memory the receive and send buffers hold now, used or not.
-    pub fn buffer_capacity(&self) -> usize {
+    fn buffer_capacity(&self) -> usize {
         self.input.capacity() + self.output.capacity()
     }
 
-    /// Takes out the receive and send buffers, with their capacity, if
-    /// both are empty and there is capacity to take; the connection goes on
-    /// with unallocated ones. With [`give_buffers`](Connection::give_buffers)
-    /// a driver of many connections can pass buffers from connections that
-    /// wait to connections that have work, so that waiting connections hold
-    /// no buffer memory and busy ones allocate none.
-    ///
-    /// A send buffer of at most 512 bytes stays: it costs
-    /// little, and a connection that another thread sends on (a
-    /// broadcaster's writing half, while its reading half waits on its own
-    /// thread) would otherwise allocate it again for every message there,
-    /// and free it here.
-    pub fn take_buffers(&mut self) -> Option<Buffers> {
+    fn take_buffers(&mut self) -> Option<Buffers> {
         let idle = self.input.is_empty() && self.frame.is_none() && self.output.len() == 0;
         let output_too = self.output.capacity() > KEEP_OUTPUT;
         if !idle || (self.input.capacity() == 0 && !output_too) {
@@ -224,18 +279,11 @@ impl Connection {
         })
     }
 
-    /// Whether the connection has no receive buffer memory (it was taken
-    /// with [`take_buffers`](Connection::take_buffers), or never
-    /// allocated): the time to [`give_buffers`](Connection::give_buffers)
-    /// before reading.
-    pub fn needs_buffers(&self) -> bool {
+    fn needs_buffers(&self) -> bool {
         self.input.capacity() == 0
     }
 
-    /// Installs buffers from [`take_buffers`](Connection::take_buffers)
-    /// (of this or another connection) where this connection has none
-    /// allocated. Buffers it does not need are dropped.
-    pub fn give_buffers(&mut self, buffers: Buffers) {
+    fn give_buffers(&mut self, buffers: Buffers) {
         if self.input.capacity() == 0 && self.input.is_empty() && self.frame.is_none() {
             self.input = buffers.input;
             self.input.clear();
@@ -243,13 +291,28 @@ impl Connection {
         self.output.give_buf(buffers.output);
     }
 
-    /// Releases the receive and send buffers if they are empty, so an idle
-    /// connection holds no buffer memory. Call it when the connection goes
-    /// quiet; the buffers are allocated again when bytes arrive.
-    pub fn shrink_buffers(&mut self) {
+    fn shrink_buffers(&mut self) {
         if self.input.is_empty() && self.frame.is_none() {
             self.input = BytesMut::new();
         }
         drop(self.output.take_buf());
+    }
+
+    fn pending_output_pieces(&self) -> impl Iterator<Item = &[u8]> {
+        self.output.pieces()
+    }
+
+    #[cfg(feature = "std")]
+    fn pending_output_vectored<'a>(&'a self, slices: &mut [std::io::IoSlice<'a>]) -> usize {
+        let mut filled = 0;
+        for (slice, piece) in slices.iter_mut().zip(self.output.pieces()) {
+            *slice = std::io::IoSlice::new(piece);
+            filled += 1;
+        }
+        filled
+    }
+
+    fn take_output(&mut self, max: usize) -> Bytes {
+        self.output.take(max)
     }
 }

@@ -19,7 +19,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use bytes::BytesMut;
 
-pub use buffers::{Buffers, ReadBuffer};
+pub use buffers::{Buffers, Plumbing, ReadBuffer};
 
 use crate::extension::MessageExtension;
 use crate::output::Output;
@@ -48,7 +48,7 @@ pub enum State {
 ///
 /// 1. **Input**: pass every byte read from the transport to
 ///    [`handle_read`](Connection::handle_read) (or read straight into
-///    [`read_buffer`](Connection::read_buffer)); when the transport reports
+///    [`read_buffer`](crate::plumbing::Plumbing::read_buffer)); when the transport reports
 ///    end of stream, call [`handle_eof`](Connection::handle_eof).
 /// 2. **Time**: call [`handle_timeout`](Connection::handle_timeout) with
 ///    the time after a read, and whenever the deadline from
@@ -71,7 +71,7 @@ pub enum State {
 ///    the transport and report how much went with
 ///    [`consume_output`](Connection::consume_output), until nothing is
 ///    pending (the output may come in several pieces; or write them all at
-///    once with [`pending_output_pieces`](Connection::pending_output_pieces)).
+///    once with [`pending_output_pieces`](crate::plumbing::Plumbing::pending_output_pieces)).
 ///
 /// Then wait until the transport has bytes to read, or the deadline of
 /// [`poll_timeout`](Connection::poll_timeout) comes, and go round again.

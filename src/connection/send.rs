@@ -5,7 +5,7 @@ use crate::frame::{Header, OpCode, MAX_HEADER_LEN};
 use crate::mask::{apply_mask, extend_masked};
 use crate::{CloseCode, CloseFrame, Message, MessageKind, PreparedMessage, Role, UsageError};
 use alloc::vec::Vec;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 /// A server sends payloads at least this long that it holds as `Bytes`
 /// without copying them (below, a copy costs less than a separate piece).
@@ -46,7 +46,7 @@ impl Connection {
     /// payload to mask it (the frame is then written twice, into the
     /// output and into the socket); a server sends it as it is. The
     /// payload goes out as its own piece of the output
-    /// ([`pending_output_pieces`](Connection::pending_output_pieces)); one
+    /// ([`pending_output_pieces`](crate::plumbing::Plumbing::pending_output_pieces)); one
     /// under 1 KiB is copied instead, which costs less. With an extension
     /// that transforms the message (permessage-deflate), it is encoded as
     /// by `send`.
@@ -349,7 +349,7 @@ impl Connection {
     /// This is the next contiguous piece of the output: when it is written,
     /// more may follow. [`pending_output_len`](Connection::pending_output_len)
     /// counts all of it, and
-    /// [`pending_output_pieces`](Connection::pending_output_pieces)
+    /// [`pending_output_pieces`](crate::plumbing::Plumbing::pending_output_pieces)
     /// gives all of it for one vectored write.
     pub fn pending_output(&self) -> &[u8] {
         self.output.pending()
@@ -358,38 +358,6 @@ impl Connection {
     /// How many bytes are waiting to be written, in all pieces.
     pub fn pending_output_len(&self) -> usize {
         self.output.len()
-    }
-
-    /// The pending output in order, as contiguous pieces (none empty),
-    /// for one vectored write. Report what was written with
-    /// [`consume_output`](Connection::consume_output), as usual.
-    pub fn pending_output_pieces(&self) -> impl Iterator<Item = &[u8]> {
-        self.output.pieces()
-    }
-
-    /// Fills `slices` with the pieces of the pending output, in order, for
-    /// one vectored write (`write_vectored`); returns how many it filled.
-    /// Report what was written with
-    /// [`consume_output`](Connection::consume_output), as usual.
-    #[cfg(feature = "std")]
-    pub fn pending_output_vectored<'a>(&'a self, slices: &mut [std::io::IoSlice<'a>]) -> usize {
-        let mut filled = 0;
-        for (slice, piece) in slices.iter_mut().zip(self.output.pieces()) {
-            *slice = std::io::IoSlice::new(piece);
-            filled += 1;
-        }
-        filled
-    }
-
-    /// Takes up to `max` bytes of the pending output as owned [`Bytes`]
-    /// and records them as written: for a transport that keeps what it is
-    /// given until it goes out (an HTTP/2 stream's DATA, a completion-based
-    /// runtime's write). A payload the connection holds as `Bytes` (a
-    /// received message sent back) comes out without a copy, and so does a
-    /// large buffer of encoded frames; small frames are copied. Empty when
-    /// nothing is pending.
-    pub fn take_output(&mut self, max: usize) -> Bytes {
-        self.output.take(max)
     }
 
     /// Records that the first `n` bytes of the pending output were

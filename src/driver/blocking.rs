@@ -60,6 +60,7 @@ use super::{received, Clock};
 use crate::handshake::{
     Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
 };
+use crate::plumbing::Plumbing;
 use crate::proxy::{Proxy, ProxyError, ProxyHandshake};
 pub use crate::socket::{Offered, WhenFull, HIGH_WATER};
 use crate::{CloseCode, Closed, Config, Connection, Event, Message, MessageKind, Timestamp};

@@ -33,10 +33,10 @@
 //! The kernel fills a read's buffer after the call that asked for it has
 //! returned, so the buffer cannot be borrowed: the driver takes the spare
 //! room of the connection's receive buffer as an owned buffer
-//! ([`Connection::read_buffer_owned`]) and hands it back filled
-//! ([`Connection::handle_read_owned`]), which joins it in place. Writes take
+//! ([`Plumbing::read_buffer_owned`](crate::plumbing::Plumbing::read_buffer_owned)) and hands it back filled
+//! ([`Plumbing::handle_read_owned`](crate::plumbing::Plumbing::handle_read_owned)), which joins it in place. Writes take
 //! the pending output as owned [`Bytes`]
-//! ([`Connection::take_output`]): an echoed payload goes out without a copy.
+//! ([`Plumbing::take_output`](crate::plumbing::Plumbing::take_output)): an echoed payload goes out without a copy.
 //!
 //! # Cancellation
 //!
@@ -71,6 +71,7 @@ pub use super::{Error, WsUrl};
 use crate::handshake::{
     Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
 };
+use crate::plumbing::Plumbing;
 use crate::socket::{self, race, Transport};
 use crate::{Config, Connection, Timestamp};
 

@@ -72,6 +72,7 @@ use embedded_io_async::{Read, Write};
 use crate::handshake::{
     Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
 };
+use crate::plumbing::Plumbing;
 use crate::socket::{self, race, Transport};
 use crate::{Config, Connection, ProtocolError, Timestamp, UsageError};
 

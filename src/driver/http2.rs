@@ -29,6 +29,7 @@ pub use super::Error;
 use crate::handshake::{
     Accept, ClientConnect, ConnectRequest, ConnectResponse, HandshakeError, PseudoHeaders,
 };
+use crate::plumbing::Plumbing;
 use crate::socket::{self, Transport};
 use crate::{Config, Connection, Timestamp};
 

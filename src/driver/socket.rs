@@ -83,7 +83,7 @@ pub trait Transport {
 
     /// Writes all of `conn`'s pending output
     /// ([`consume_output`](Connection::consume_output) or
-    /// [`take_output`](Connection::take_output) as it goes) and flushes
+    /// [`take_output`](crate::plumbing::Plumbing::take_output) as it goes) and flushes
     /// it; completes at once when there is nothing to write.
     async fn write(&mut self, conn: &mut Connection) -> Result<(), Self::Error>;
 

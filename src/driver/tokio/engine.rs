@@ -18,6 +18,7 @@ use super::pool;
 use super::{Time, HIGH_WATER, READ_BUF, WRITE_SLICES};
 use crate::driver::policy::offer as policy_offer;
 use crate::driver::{received, Alarm, Clock, Error, Timer};
+use crate::plumbing::Plumbing;
 use crate::socket::{Offered, WhenFull};
 use crate::{CloseCode, Closed, Connection, Event, Message, PreparedMessage, State};
 

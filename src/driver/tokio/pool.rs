@@ -6,7 +6,8 @@ use alloc::vec::Vec;
 use std::cell::RefCell;
 use std::thread_local;
 
-use crate::Buffers;
+use crate::plumbing::Buffers;
+use crate::plumbing::Plumbing;
 
 /// The most buffer memory kept per thread.
 const MAX_BYTES: usize = 32 << 20;
