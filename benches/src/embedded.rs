@@ -18,9 +18,9 @@ use std::hint::black_box;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use rfc6455::plumbing::Plumbing;
 use rfc6455::embedded::Clock;
 use rfc6455::handshake::{ClientHandshake, ClientRequest};
+use rfc6455::plumbing::Plumbing;
 use rfc6455::{Config, Connection, MaskKeys, MessageKind, Role, Timestamp};
 
 use crate::alloc::peak_here;

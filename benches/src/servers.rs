@@ -6,7 +6,6 @@
 //! one CPU anyway), TCP_NODELAY on every socket, a task per connection,
 //! every text or binary message sent back as it came.
 
-use rfc6455::plumbing::Plumbing;
 use std::io;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -446,6 +445,7 @@ mod core_loop {
     use std::io;
 
     use rfc6455::handshake::{Accept, Progress, ServerHandshake};
+    use rfc6455::plumbing::Plumbing;
     use rfc6455::{Config, Connection, Event};
 
     use super::BoxError;
