@@ -20,7 +20,9 @@
 //! driver's WebSocket has); the peer side once, over [`Pipe`] (a byte
 //! stream). Each driver's test only builds the transport and the
 //! handshake, then runs the whole table and reports every row that
-//! differs.
+//! differs. A cell that fails is a finding: it is listed in [`FINDINGS`],
+//! left out of its driver's test and run, strictly, by that driver's
+//! ignored `*_findings` test (`cargo test --test drivers -- --ignored`).
 #![cfg(all(feature = "tokio", feature = "blocking"))]
 
 mod common;
