@@ -409,21 +409,7 @@ fn table() -> Vec<Row> {
 /// The cells of the table that fail, a finding each: left out of their
 /// driver's test, and run (strictly, as every cell) by its ignored
 /// `*_findings` test, so `cargo test -- --ignored` shows them.
-const FINDINGS: &[(&str, Case, &str)] = &[
-    (
-        "tokio",
-        Case::OfferDrop,
-        "offer writes what the stream takes at once (the rule: offer only \
-         queues), so against a peer that does not read nothing is dropped \
-         until the transport's buffer is full too",
-    ),
-    (
-        "tokio",
-        Case::OfferClose,
-        "offer_many writes what the stream takes at once, so the backlog \
-         is empty after it",
-    ),
-];
+const FINDINGS: &[(&str, Case, &str)] = &[];
 
 /// The rows `driver` runs: those that pass, or only its findings.
 fn rows(driver: &str, findings: bool) -> Vec<Row> {
@@ -1110,13 +1096,6 @@ fn the_blocking_driver() {
 #[tokio::test]
 async fn the_tokio_driver() {
     let rows = rows("tokio", false);
-    check("tokio", &rows, on_tokio(&rows).await);
-}
-
-#[tokio::test]
-#[ignore = "finding: tokio's offer writes what the stream takes at once, so the backlog stays empty"]
-async fn the_tokio_driver_findings() {
-    let rows = rows("tokio", true);
     check("tokio", &rows, on_tokio(&rows).await);
 }
 

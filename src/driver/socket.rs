@@ -28,7 +28,8 @@
 //! One rule for every driver. A command (`send_*`, `ping`, `close`,
 //! `flush`) writes everything queued before it returns. `queue_*` and
 //! `offer*` only queue (`queue_*` writes once more than [`HIGH_WATER`]
-//! bytes wait). `recv` hands out an event without writing; before it
+//! bytes wait; the writing half of a split tokio WebSocket, whose task is
+//! not the reader's, also writes at once what the stream takes). `recv` hands out an event without writing; before it
 //! waits for the peer it writes everything queued: the Pongs and Close
 //! replies the core made, and what `queue` left. So a loop that answers
 //! each message with `queue` writes the answers to a burst of messages at

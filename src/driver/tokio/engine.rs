@@ -121,10 +121,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         }
     }
 
-    /// [`WriteHalf::offer_many`]: the shared policy, then what the stream
-    /// takes now is written here (no task switch), the rest by the task
-    /// that waits for input, as the peer reads.
-    pub(super) fn offer(
+    /// The writing half's `offer_many`: the shared policy, then what the
+    /// stream takes now is written here (no task switch), the rest by the
+    /// task that waits for input, as the peer reads.
+    pub(super) fn offer_and_write(
         &mut self,
         messages: &[PreparedMessage],
         backlog: usize,

@@ -147,7 +147,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
         backlog: usize,
         when_full: WhenFull,
     ) -> Result<Offered, Error> {
-        lock(&self.shared).offer(messages, backlog, when_full)
+        lock(&self.shared).offer_and_write(messages, backlog, when_full)
     }
 
     /// Sends a text message and writes it out.

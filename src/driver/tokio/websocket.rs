@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::engine::{Inner, Side};
 use super::split::{self, ReadHalf, WriteHalf};
 use super::{Time, HIGH_WATER};
+use crate::driver::policy::offer as policy_offer;
 use crate::driver::{Clock, Error};
 use crate::socket::{Offered, WhenFull};
 use crate::{CloseCode, Closed, Connection, Event, Message, MessageKind, PreparedMessage};
@@ -93,11 +94,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         poll_fn(|cx| io.poll_write_down_to(conn, cx, Side::Writer, HIGH_WATER - 1)).await
     }
 
-    /// Offers a prepared message without waiting, as
-    /// [`WriteHalf::offer`] does: queued unless more than `backlog` bytes
-    /// wait, else `when_full` decides. What the stream does not take at
-    /// once goes out when [`recv`](WebSocket::recv) next waits for the
-    /// peer, or on [`flush`](WebSocket::flush).
+    /// Offers a prepared message without waiting: queued unless more than
+    /// `backlog` bytes wait, else `when_full` decides (miss it, or close).
+    /// It goes out when [`recv`](WebSocket::recv) next waits for the
+    /// peer, or on [`flush`](WebSocket::flush). (The writing half of a
+    /// split WebSocket also writes at once what the stream takes: see
+    /// [`WriteHalf::offer`].)
     pub fn offer(
         &mut self,
         prepared: &PreparedMessage,
@@ -115,7 +117,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         backlog: usize,
         when_full: WhenFull,
     ) -> Result<Offered, Error> {
-        self.inner.offer(messages, backlog, when_full)
+        let conn = self.inner.sender();
+        Ok(policy_offer(conn, messages, backlog, when_full)?)
     }
 
     /// Sends a text message and writes it out.
