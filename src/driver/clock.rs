@@ -160,3 +160,21 @@ impl Clock for tokio::time::Instant {
         *EPOCH.get_or_init(tokio::time::Instant::now)
     }
 }
+
+#[cfg(feature = "tokio")]
+/// tokio's timers, on tokio's clock (which tests can pause and advance):
+/// the clock of the drivers that run on tokio (the `tokio` driver's
+/// engine sleeps on it; `http2` is the shared loop on it).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokioClock;
+
+#[cfg(feature = "tokio")]
+impl crate::socket::Clock for TokioClock {
+    fn now(&self) -> Timestamp {
+        tokio::time::Instant::timestamp()
+    }
+
+    async fn sleep_until(&self, deadline: Timestamp) {
+        tokio::time::sleep_until(tokio::time::Instant::at(deadline)).await;
+    }
+}

@@ -35,6 +35,8 @@ use clock::read_until;
 #[cfg(any(feature = "blocking", feature = "tokio", feature = "compio"))]
 use clock::Clock;
 #[cfg(feature = "tokio")]
+pub use clock::TokioClock;
+#[cfg(feature = "tokio")]
 use clock::{Alarm, Timer};
 #[cfg(feature = "blocking")]
 pub use dial::close_tcp;

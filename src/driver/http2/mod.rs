@@ -17,8 +17,8 @@ use alloc::string::String;
 use core::future::Future;
 use std::io;
 
-pub use super::tokio::TokioClock;
 pub use super::Error;
+pub use super::TokioClock;
 use crate::socket;
 use crate::Timestamp;
 

@@ -69,7 +69,7 @@ use std::io;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::driver::Clock;
-pub use crate::driver::{Connector, Error, WsUrl};
+pub use crate::driver::{Connector, Error, TokioClock, WsUrl};
 use crate::handshake::{
     Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
 };
@@ -88,21 +88,6 @@ pub use websocket::WebSocket;
 /// The clock the driver reads for the core: tokio's, which tests can
 /// pause and advance.
 type Time = tokio::time::Instant;
-
-/// tokio's timers, on tokio's clock (which tests can pause and advance):
-/// the clock of the drivers that run on tokio ([`http2`](crate::http2)).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TokioClock;
-
-impl crate::socket::Clock for TokioClock {
-    fn now(&self) -> Timestamp {
-        Time::timestamp()
-    }
-
-    async fn sleep_until(&self, deadline: Timestamp) {
-        tokio::time::sleep_until(Time::at(deadline)).await;
-    }
-}
 
 /// Pieces of output passed to one vectored write.
 const WRITE_SLICES: usize = 64;
