@@ -2,7 +2,7 @@
 //! names, join and leave notices and a "typing..." indicator.
 //!
 //! ```text
-//! cargo run --example chat -- [ADDR] [--tls] [--token TOKEN] [--heartbeat SECS] [--origin URL] [--server axum] [--redis URL] [--rate MSGS]
+//! cargo run --manifest-path apps/Cargo.toml --bin chat -- [ADDR] [--tls] [--token TOKEN] [--heartbeat SECS] [--origin URL] [--server axum] [--redis URL] [--rate MSGS]
 //! ```
 //!
 //! One tokio listener (ADDR, default 127.0.0.1:8080) serves the page on
@@ -32,7 +32,7 @@
 //! `--redis URL` (`redis://127.0.0.1:6379/`, say) makes this server one of
 //! several behind a load balancer: what its tabs say goes to the tabs of
 //! the others through a Redis stream, and theirs comes here (see
-//! `examples/support/bus.rs`); who is here, on every server, is kept in
+//! `apps/support/bus.rs`); who is here, on every server, is kept in
 //! Redis with an expiry, so the users of a server that crashed leave the
 //! list within [`PRESENCE_TTL`]. While Redis is away this server's own
 //! chat goes on, and its tabs are told that the others' messages are

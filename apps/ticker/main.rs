@@ -10,7 +10,7 @@
 //! others go on.
 //!
 //! ```text
-//! cargo run --example ticker -- [ADDR] [--tls] [--origin URL]
+//! cargo run --manifest-path apps/Cargo.toml --bin ticker -- [ADDR] [--tls] [--origin URL]
 //! ```
 //!
 //! One tokio listener (ADDR, default 127.0.0.1:8081) serves the page on

@@ -1,6 +1,6 @@
 //! Several servers, one audience: what the clients of one server do
 //! reaches the clients of the others through Redis (the chat and the
-//! scheduler with `--redis URL`). Only the examples use Redis; the library
+//! scheduler with `--redis URL`). Only the apps use Redis; the library
 //! knows nothing of it.
 //!
 //! Every server appends its events to one Redis stream (`XADD`) and reads

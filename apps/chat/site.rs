@@ -19,9 +19,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-#[path = "../support/accept.rs"]
+#[path = "../../examples/support/accept.rs"]
 mod accept;
-#[path = "../support/tls.rs"]
+#[path = "../../examples/support/tls.rs"]
 mod tls;
 
 /// A byte stream the site can serve on: plain TCP or TLS over TCP.

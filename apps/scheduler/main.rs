@@ -4,7 +4,7 @@
 //! reload.
 //!
 //! ```text
-//! cargo run --example scheduler -- [ADDR] [--db PATH] [--tls] [--origin URL] [--redis URL]
+//! cargo run --manifest-path apps/Cargo.toml --bin scheduler -- [ADDR] [--db PATH] [--tls] [--origin URL] [--redis URL]
 //! ```
 //!
 //! One tokio listener (ADDR, default 127.0.0.1:8082) serves the page on
@@ -34,7 +34,7 @@
 //! file stays the one source of truth, shared by the servers of one host
 //! (its locks order their changes as the lock here orders this one's, and
 //! a busy writer is waited for). After each change a server tells the
-//! others through a Redis stream (`examples/support/bus.rs`) which slot
+//! others through a Redis stream (`apps/support/bus.rs`) which slot
 //! changed; each reads that slot back from the database and sends it to
 //! its own pages, so a late or repeated notice can only show the slot as
 //! it is. Redis away delays the other servers' changes, never a booking;

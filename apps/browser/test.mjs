@@ -1,5 +1,5 @@
-// End-to-end tests of the chat, ticker and scheduler examples in a real browser:
-// Debian's Chromium, driven by playwright-core. tests/browser/run builds
+// End-to-end tests of the chat, ticker and scheduler apps in a real browser:
+// Debian's Chromium, driven by playwright-core. apps/browser/run builds
 // and starts the servers and passes their addresses:
 //
 //   CHAT_URL, CHAT_TLS_URL, TICKER_URL, TICKER_TLS_URL  (http[s]://127.0.0.1:PORT)
@@ -10,9 +10,9 @@
 //                WebSocket came over)
 //   CHAT_AXUM_URL the chat served by axum with our extractor (built with
 //                the axum feature; empty otherwise)
-//   SCHEDULER_BIN the scheduler example, which this script starts (and
+//   SCHEDULER_BIN the scheduler app, which this script starts (and
 //                restarts) itself, its database in OUTPUT
-//   CHAT_BIN     the chat example, which the cluster checks start twice
+//   CHAT_BIN     the chat app, which the cluster checks start twice
 //   REDIS_SERVER Debian's redis-server: when set, the chat and the scheduler
 //                also run as two servers each joined through a Redis this
 //                script starts, restarts and stops itself
@@ -31,7 +31,7 @@ import crypto from "node:crypto";
 
 const env = (name) => {
   const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set (run tests/browser/run)`);
+  if (!value) throw new Error(`${name} is not set (run apps/browser/run)`);
   return value;
 };
 const CHAT_URL = env("CHAT_URL");
@@ -41,7 +41,7 @@ const TICKER_TLS_URL = env("TICKER_TLS_URL");
 const TOKEN = env("CHAT_TOKEN");
 const HEARTBEAT = Number(env("HEARTBEAT"));
 const OUTPUT = env("OUTPUT");
-// The features the examples were built with (tests/browser/run passes them on).
+// The features the apps were built with (apps/browser/run passes them on).
 const FEATURES = (process.env.CARGO_FEATURES || "").split(/[\s,]+/);
 const DEFLATE = FEATURES.includes("deflate");
 // Built with http2, the wss:// chat offers h2 in ALPN and advertises
@@ -208,7 +208,7 @@ async function chatSuite(label, base, foreignBase, extraFlags) {
       await waitForLog(alice, "bob joined");
       await waitForLog(bob, "you joined as bob");
       // Chromium offers permessage-deflate: it must be agreed exactly when
-      // the examples are built with the deflate feature.
+      // the apps are built with the deflate feature.
       const extensions = await bob.evaluate(() => window.chat.socket.extensions);
       if (DEFLATE !== extensions.includes("permessage-deflate")) {
         throw new Error(`built ${DEFLATE ? "with" : "without"} deflate, but the browser reports extensions "${extensions}"`);
