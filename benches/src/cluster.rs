@@ -1,4 +1,4 @@
-//! Part 12: the chat across servers. examples/chat (built here in
+//! Part 12: the chat across servers. apps/chat (built here in
 //! release) as one server alone, as one server with `--redis` (it
 //! publishes every event to the Redis stream, and nobody else reads it),
 //! and as two servers joined through Redis (Debian's `redis-server`,
@@ -55,17 +55,15 @@ fn free_port() -> u16 {
     listener.local_addr().expect("bound").port()
 }
 
-/// Builds examples/chat in release; its path.
+/// Builds apps/chat in release; its path.
 fn build_chat() -> Option<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let apps = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../apps");
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "--example", "chat"])
-        .current_dir(&root)
+        .args(["build", "--release", "--quiet", "--bin", "chat"])
+        .current_dir(&apps)
         .status()
         .ok()?;
-    status
-        .success()
-        .then(|| root.join("target/release/examples/chat"))
+    status.success().then(|| apps.join("target/release/chat"))
 }
 
 fn start_redis(port: u16) -> Option<Process> {
@@ -281,7 +279,7 @@ fn fmt_us(us: u32) -> String {
 pub fn run(budget: Budget) {
     let seconds = if budget.quick { 1.0 } else { 5.0 };
     let Some(chat) = build_chat() else {
-        println!("cluster: examples/chat did not build; skipped");
+        println!("cluster: apps/chat did not build; skipped");
         return;
     };
     let redis_port = free_port();
