@@ -20,6 +20,7 @@
 mod autobahn;
 
 use rfc6455::tokio::WsUrl;
+use rfc6455::Driver;
 use rfc6455::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -177,6 +178,7 @@ fn run_blocking(url: &str, agent: &str, quick: bool) -> Result<(), Box<dyn std::
 mod embedded {
     use rfc6455::embedded::{self as driver, WebSocket};
     use rfc6455::tokio::WsUrl;
+    use rfc6455::Driver;
 
     use super::autobahn::embedded::{Stream, TokioClock};
     use super::{autobahn, case_count};
@@ -226,6 +228,7 @@ mod http2 {
     use rfc6455::handshake::ClientConnect;
     use rfc6455::http2::{Client, WebSocket};
     use rfc6455::tokio::WsUrl;
+    use rfc6455::Driver;
 
     use super::{autobahn, case_count};
 
@@ -284,6 +287,7 @@ mod http2 {
 #[cfg(feature = "compio")]
 mod uring {
     use rfc6455::compio::{self as driver, WebSocket, WsUrl};
+    use rfc6455::Driver;
 
     use super::autobahn::uring::QuickAck;
     use super::{autobahn, case_count};

@@ -16,6 +16,7 @@ use axum::routing::get;
 use axum::Router;
 use rfc6455::axum::{WebSocket, WebSocketUpgrade};
 use rfc6455::Config;
+use rfc6455::Driver;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -29,6 +29,7 @@ mod autobahn;
 #[path = "support/tls.rs"]
 mod tls;
 
+use rfc6455::Driver;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;

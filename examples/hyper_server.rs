@@ -17,6 +17,7 @@
 #[path = "support/accept.rs"]
 mod accept;
 
+use rfc6455::Driver;
 use std::convert::Infallible;
 
 use bytes::Bytes;

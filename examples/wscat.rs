@@ -27,6 +27,7 @@
 #[path = "support/accept.rs"]
 mod accept;
 
+use rfc6455::Driver;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;

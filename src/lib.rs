@@ -119,6 +119,7 @@ pub use driver::tokio;
 pub use close::{CloseCode, CloseFrame};
 pub use config::{Config, MaskKeys};
 pub use connection::{Connection, State};
+pub use driver::Driver;
 pub use error::{ProtocolError, UsageError};
 #[cfg(feature = "deflate")]
 pub use extension::deflate::{DeflateConfig, DeflateParams};

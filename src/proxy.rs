@@ -304,6 +304,12 @@ impl ProxyHandshake {
         self.output.drain(..n.min(self.output.len()));
     }
 
+    /// Takes all the bytes to write to the proxy now, for a driver that
+    /// writes them whole (empty when there is nothing to write).
+    pub fn take_output(&mut self) -> Vec<u8> {
+        core::mem::take(&mut self.output)
+    }
+
     /// Whether the tunnel is open.
     pub fn is_done(&self) -> bool {
         self.step == Step::Done
@@ -323,8 +329,12 @@ impl ProxyHandshake {
 
     /// Feeds bytes read from the proxy (at most [`read_limit`](Self::read_limit)).
     /// `Ok(true)` once the tunnel is open; then there is nothing more to
-    /// write or read.
+    /// write or read. An empty `data` is a read of 0 bytes, the proxy's
+    /// end of stream: an error while the tunnel is not open yet.
     pub fn handle_read(&mut self, data: &[u8]) -> Result<bool, ProxyError> {
+        if data.is_empty() && self.step != Step::Done {
+            return Err(ProxyError::Malformed("the proxy closed the connection"));
+        }
         self.input.extend_from_slice(data);
         let complete = match self.step {
             Step::HttpResponse => http_response_complete(&self.input)?,
@@ -773,6 +783,25 @@ mod tests {
                 piece,
             );
             assert_eq!(outcome, Err(ProxyError::Socks(5)));
+        }
+        // The proxy's end of stream before its answer is whole, at every
+        // step: the handshake says so instead of waiting for more.
+        for (url, before_end) in [
+            ("http://p:1", &b"HTTP/1.1 200 OK\r\n"[..]),
+            ("socks5://p:1", &[5][..]),
+            ("socks5://ann:pw@p:1", &[5, 2, 1][..]),
+        ] {
+            let mut handshake = ProxyHandshake::new(&proxy(url), "h", 80);
+            assert!(!handshake.take_output().is_empty());
+            for &byte in before_end {
+                handshake.handle_read(&[byte]).unwrap();
+                handshake.take_output();
+            }
+            assert_eq!(
+                handshake.handle_read(&[]),
+                Err(ProxyError::Malformed("the proxy closed the connection")),
+                "{url}"
+            );
         }
         assert_eq!(
             ProxyError::Socks(5).to_string(),

@@ -8,6 +8,7 @@
 //! raw sockets have read timeouts of the same length.
 #![cfg(feature = "blocking")]
 
+use rfc6455::Driver;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

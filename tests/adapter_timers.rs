@@ -13,6 +13,7 @@
 //! many Pings at least), never on how long it took.
 #![cfg(all(feature = "blocking", feature = "tokio"))]
 
+use rfc6455::Driver;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
@@ -185,6 +186,7 @@ async fn run_tokio(mut ws: rfc6455::tokio::WebSocket<tokio::net::TcpStream>, app
 #[cfg(feature = "compio")]
 mod on_compio {
     use rfc6455::compio::WebSocket;
+    use rfc6455::Driver;
 
     use super::{App, CloseCode, Outcome};
 
@@ -213,6 +215,7 @@ mod tokio_clock;
 mod embedded {
     use embedded_io_adapters::tokio_1::FromTokio;
     use rfc6455::embedded::{Error as EmbeddedError, WebSocket};
+    use rfc6455::Driver;
 
     use super::{App, CloseCode, Error, Outcome};
 

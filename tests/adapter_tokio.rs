@@ -8,6 +8,7 @@
 //! this window" where the window is the behaviour under test.
 #![cfg(feature = "tokio")]
 
+use rfc6455::Driver;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;

@@ -6,6 +6,7 @@
 //! the broadcast or closed with 1013, as the policy says.
 #![cfg(feature = "tokio")]
 
+use rfc6455::Driver;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

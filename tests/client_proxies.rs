@@ -14,6 +14,7 @@
 #[path = "common/tls.rs"]
 mod tls;
 
+use rfc6455::Driver;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

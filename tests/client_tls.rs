@@ -12,6 +12,7 @@
 mod tls;
 
 use rfc6455::tokio::{Connector, Error};
+use rfc6455::Driver;
 use rfc6455::{Config, Message};
 use tls::{echo_server, TestPki};
 

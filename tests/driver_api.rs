@@ -17,6 +17,7 @@
 
 use bytes::BytesMut;
 use rfc6455::socket::{Clock, Offered, Transport, WhenFull};
+use rfc6455::Driver;
 use rfc6455::{CloseCode, Message, MessageKind, PreparedMessage};
 
 /// Every command of the async drivers, on one WebSocket.
@@ -111,6 +112,21 @@ fn blocking(
     let _ = ws.close(CloseCode::NORMAL, "bye");
     let _ = ws.flush();
     let _ = (ws.closed(), ws.protocol(), ws.connection());
+}
+
+/// Every driver's WebSocket is a [`Driver`]: code written once runs on
+/// each (the blocking one's futures through `blocking::block_on`).
+fn generic<W: Driver>() {}
+fn every_driver_is_a_driver<
+    S: embedded_io_async::Read + embedded_io_async::Write,
+    C: Clock,
+    R: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+>() {
+    generic::<rfc6455::blocking::WebSocket<std::net::TcpStream>>();
+    generic::<rfc6455::tokio::WebSocket<R>>();
+    generic::<rfc6455::compio::WebSocket<compio::net::TcpStream>>();
+    generic::<rfc6455::embedded::WebSocket<S, C>>();
+    generic::<rfc6455::http2::WebSocket>();
 }
 
 /// The handshake entry points and constructors, by their signatures.
@@ -214,6 +230,16 @@ const TABLE: &[(&str, [&str; 5])] = &[
     ("`queue`, `queue_prepared`", ["yes"; 5]),
     ("`offer`, `offer_many` (slow consumers)", ["yes"; 5]),
     ("`ping`, `close`, `flush`", ["yes"; 5]),
+    (
+        "the `Driver` trait (code generic over drivers)",
+        [
+            "yes (its futures through `blocking::block_on`)",
+            "yes",
+            "yes",
+            "yes",
+            "yes",
+        ],
+    ),
     (
         "`from_connection` (after your own handshake)",
         [

@@ -16,8 +16,8 @@
 //! paused clock would suit the drivers that sleep on tokio, but it needs
 //! tokio's `test-util` feature, which the dev-dependency does not enable.)
 //!
-//! The server side is written once, over [`Ws`] (the commands every
-//! driver's WebSocket has); the peer side once, over [`Pipe`] (a byte
+//! The server side is written once, over [`rfc6455::Driver`] (the
+//! commands every driver's WebSocket has); the peer side once, over [`Pipe`] (a byte
 //! stream). Each driver's test only builds the transport and the
 //! handshake, then runs the whole table and reports every row that
 //! differs. A cell that fails is a finding: it is listed in [`FINDINGS`],
@@ -30,6 +30,7 @@ mod common;
 #[path = "common/tokio_clock.rs"]
 mod tokio_clock;
 
+use rfc6455::Driver;
 use std::fmt::Debug;
 use std::future::Future;
 use std::io;
@@ -442,142 +443,6 @@ fn config(case: Case) -> Config {
 
 // ----- the server side, written once -----
 
-/// The commands every driver's WebSocket has, under one name, so the
-/// server side of each row is written once. (blocking's are sync: their
-/// futures are ready at once.)
-#[allow(async_fn_in_trait)]
-trait Ws {
-    type Error: Failing;
-    async fn recv(&mut self) -> Result<Option<Message>, Self::Error>;
-    async fn recv_event(&mut self) -> Result<Event, Self::Error>;
-    async fn send(&mut self, message: &Message) -> Result<(), Self::Error>;
-    async fn send_text(&mut self, text: &str) -> Result<(), Self::Error>;
-    async fn send_binary(&mut self, data: &[u8]) -> Result<(), Self::Error>;
-    async fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Self::Error>;
-    async fn send_owned(&mut self, kind: MessageKind, data: BytesMut) -> Result<(), Self::Error>;
-    async fn send_fragmented(
-        &mut self,
-        kind: MessageKind,
-        data: &[u8],
-        size: usize,
-    ) -> Result<(), Self::Error>;
-    async fn queue(&mut self, message: &Message) -> Result<(), Self::Error>;
-    async fn queue_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Self::Error>;
-    fn offer(
-        &mut self,
-        prepared: &PreparedMessage,
-        backlog: usize,
-        when_full: WhenFull,
-    ) -> Result<Offered, Self::Error>;
-    fn offer_many(
-        &mut self,
-        messages: &[PreparedMessage],
-        backlog: usize,
-        when_full: WhenFull,
-    ) -> Result<Offered, Self::Error>;
-    async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Self::Error>;
-    async fn flush(&mut self) -> Result<(), Self::Error>;
-    fn closed(&self) -> Option<Closed>;
-    fn protocol(&self) -> Option<&str>;
-    fn connection(&self) -> &Connection;
-}
-
-macro_rules! awaited {
-    ($e:expr) => {
-        $e.await
-    };
-}
-
-macro_rules! at_once {
-    ($e:expr) => {
-        $e
-    };
-}
-
-/// [`Ws`] for a driver's WebSocket type, whose methods of the same names
-/// are async (`awaited`) or sync (`at_once`).
-macro_rules! impl_ws {
-    (impl [$($generics:tt)*] for $ty:ty, error $error:ty, $call:ident) => {
-        impl<$($generics)*> Ws for $ty
-        where
-            $error: Failing,
-        {
-            type Error = $error;
-            async fn recv(&mut self) -> Result<Option<Message>, $error> {
-                $call!(<$ty>::recv(self))
-            }
-            async fn recv_event(&mut self) -> Result<Event, $error> {
-                $call!(<$ty>::recv_event(self))
-            }
-            async fn send(&mut self, message: &Message) -> Result<(), $error> {
-                $call!(<$ty>::send(self, message))
-            }
-            async fn send_text(&mut self, text: &str) -> Result<(), $error> {
-                $call!(<$ty>::send_text(self, text))
-            }
-            async fn send_binary(&mut self, data: &[u8]) -> Result<(), $error> {
-                $call!(<$ty>::send_binary(self, data))
-            }
-            async fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), $error> {
-                $call!(<$ty>::send_prepared(self, prepared))
-            }
-            async fn send_owned(&mut self, kind: MessageKind, data: BytesMut) -> Result<(), $error> {
-                $call!(<$ty>::send_owned(self, kind, data))
-            }
-            async fn send_fragmented(
-                &mut self,
-                kind: MessageKind,
-                data: &[u8],
-                size: usize,
-            ) -> Result<(), $error> {
-                $call!(<$ty>::send_fragmented(self, kind, data, size))
-            }
-            async fn queue(&mut self, message: &Message) -> Result<(), $error> {
-                $call!(<$ty>::queue(self, message))
-            }
-            async fn queue_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), $error> {
-                $call!(<$ty>::queue_prepared(self, prepared))
-            }
-            fn offer(
-                &mut self,
-                prepared: &PreparedMessage,
-                backlog: usize,
-                when_full: WhenFull,
-            ) -> Result<Offered, $error> {
-                <$ty>::offer(self, prepared, backlog, when_full)
-            }
-            fn offer_many(
-                &mut self,
-                messages: &[PreparedMessage],
-                backlog: usize,
-                when_full: WhenFull,
-            ) -> Result<Offered, $error> {
-                <$ty>::offer_many(self, messages, backlog, when_full)
-            }
-            async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), $error> {
-                $call!(<$ty>::close(self, code, reason))
-            }
-            async fn flush(&mut self) -> Result<(), $error> {
-                $call!(<$ty>::flush(self))
-            }
-            fn closed(&self) -> Option<Closed> {
-                <$ty>::closed(self).cloned()
-            }
-            fn protocol(&self) -> Option<&str> {
-                <$ty>::protocol(self)
-            }
-            fn connection(&self) -> &Connection {
-                <$ty>::connection(self)
-            }
-        }
-    };
-}
-
-impl_ws!(impl [S: io::Read + io::Write] for rfc6455::blocking::WebSocket<S>, error rfc6455::blocking::Error, at_once);
-impl_ws!(impl [S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin] for rfc6455::tokio::WebSocket<S>, error rfc6455::tokio::Error, awaited);
-// The embedded, compio and HTTP/2 drivers: the one shared loop.
-impl_ws!(impl [T: rfc6455::socket::Transport, C: rfc6455::socket::Clock] for rfc6455::socket::WebSocket<T, C>, error T::Error, awaited);
-
 /// A driver's error as the table compares it.
 trait Failing: Debug {
     fn failure(&self) -> Failure;
@@ -629,7 +494,10 @@ fn seen_event(event: &Event) -> Seen {
 
 /// The server's side of a row, on any driver. Takes the WebSocket, so it
 /// is dropped (and its transport with it) when the row is done.
-async fn serve<W: Ws>(case: Case, mut ws: W) -> Vec<Seen> {
+async fn serve<W: Driver>(case: Case, mut ws: W) -> Vec<Seen>
+where
+    W::Error: Failing,
+{
     assert_eq!(ws.protocol(), None);
     assert_eq!(ws.connection().role(), Role::Server);
     let mut seen = Vec::new();
@@ -704,7 +572,7 @@ async fn serve<W: Ws>(case: Case, mut ws: W) -> Vec<Seen> {
                 Ok(event) => {
                     seen.push(seen_event(&event));
                     if let Event::Closed(closed) = event {
-                        assert_eq!(ws.closed().as_ref(), Some(&*closed), "closed()");
+                        assert_eq!(ws.closed(), Some(&*closed), "closed()");
                         break;
                     }
                 }
@@ -731,7 +599,7 @@ async fn serve<W: Ws>(case: Case, mut ws: W) -> Vec<Seen> {
             }
         }
         seen.push(match ws.closed() {
-            Some(closed) => seen_closed(&closed),
+            Some(closed) => seen_closed(closed),
             None => Seen::Recv(Err(Failure::Other("closed() is None at the end".into()))),
         });
     }
@@ -739,7 +607,10 @@ async fn serve<W: Ws>(case: Case, mut ws: W) -> Vec<Seen> {
 }
 
 /// What `recv` returns once the connection has ended.
-async fn recv_end<W: Ws>(ws: &mut W) -> Seen {
+async fn recv_end<W: Driver>(ws: &mut W) -> Seen
+where
+    W::Error: Failing,
+{
     match ws.recv().await {
         Ok(None) => Seen::Recv(Ok(())),
         Ok(Some(m)) => msg(m.kind(), m.as_bytes()),
@@ -1086,7 +957,7 @@ fn the_blocking_driver() {
                 let config = config(case);
                 let ws = rfc6455::blocking::accept_with(stream, config, |_| Ok(Accept::new()))
                     .expect("the handshake");
-                current_thread().block_on(serve(case, ws))
+                rfc6455::blocking::block_on(serve(case, ws))
             })
         })
         .collect();

@@ -21,6 +21,7 @@ mod common;
 #[path = "common/tokio_clock.rs"]
 mod tokio_clock;
 
+use rfc6455::Driver;
 use std::io::{self, Read, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -499,6 +500,7 @@ async fn the_embedded_adapter_through_every_fault() {
 /// transport sits in a `RefCell`.
 #[cfg(feature = "compio")]
 mod on_compio {
+    use rfc6455::Driver;
     use std::cell::RefCell;
     use std::future::poll_fn;
     use std::io;
@@ -628,6 +630,7 @@ mod on_compio {
 /// faults are placed by the connection's byte counts of a clean run.
 #[cfg(feature = "http2")]
 mod on_http2 {
+    use rfc6455::Driver;
     use std::io;
     use std::pin::Pin;
     use std::sync::{Arc, Mutex};

@@ -8,6 +8,7 @@
 #[path = "common/example.rs"]
 mod example;
 
+use rfc6455::Driver;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

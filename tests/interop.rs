@@ -49,6 +49,7 @@
 //! them, tests/interop/.venv/bin/python and `node` on the PATH.
 #![cfg(all(feature = "blocking", feature = "tokio"))]
 
+use rfc6455::Driver;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -877,79 +878,6 @@ async fn tokio_client(url: String, config: Config, closer: Closer) -> Ours {
         .expect("client handshake");
     exchange(&mut ws, closer).await
 }
-
-/// What the exchange needs of an async driver: the tokio adapter and the
-/// compio driver have the same calls.
-trait Driver {
-    type Error: std::fmt::Display + std::fmt::Debug;
-    async fn recv_event(&mut self) -> Result<Event, Self::Error>;
-    async fn recv(&mut self) -> Result<Option<Message>, Self::Error>;
-    async fn send(&mut self, message: &Message) -> Result<(), Self::Error>;
-    async fn send_text(&mut self, text: &str) -> Result<(), Self::Error>;
-    async fn send_fragmented(
-        &mut self,
-        kind: MessageKind,
-        data: &[u8],
-        size: usize,
-    ) -> Result<(), Self::Error>;
-    async fn ping(&mut self, payload: &[u8]) -> Result<(), Self::Error>;
-    async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Self::Error>;
-    async fn flush(&mut self) -> Result<(), Self::Error>;
-    fn connection(&self) -> &Connection;
-    fn connection_mut(&mut self) -> &mut Connection;
-    fn closed(&self) -> Option<&Closed>;
-}
-
-/// The trait's methods, forwarded to a driver's own.
-macro_rules! driver {
-    ($ws:ty, $error:ty, $($bound:tt)*) => {
-        impl<S> Driver for $ws where $($bound)* {
-            type Error = $error;
-            async fn recv_event(&mut self) -> Result<Event, Self::Error> {
-                <$ws>::recv_event(self).await
-            }
-            async fn recv(&mut self) -> Result<Option<Message>, Self::Error> {
-                <$ws>::recv(self).await
-            }
-            async fn send(&mut self, message: &Message) -> Result<(), Self::Error> {
-                <$ws>::send(self, message).await
-            }
-            async fn send_text(&mut self, text: &str) -> Result<(), Self::Error> {
-                <$ws>::send_text(self, text).await
-            }
-            async fn send_fragmented(
-                &mut self,
-                kind: MessageKind,
-                data: &[u8],
-                size: usize,
-            ) -> Result<(), Self::Error> {
-                <$ws>::send_fragmented(self, kind, data, size).await
-            }
-            async fn ping(&mut self, payload: &[u8]) -> Result<(), Self::Error> {
-                <$ws>::ping(self, payload).await
-            }
-            async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Self::Error> {
-                <$ws>::close(self, code, reason).await
-            }
-            async fn flush(&mut self) -> Result<(), Self::Error> {
-                <$ws>::flush(self).await
-            }
-            fn connection(&self) -> &Connection {
-                <$ws>::connection(self)
-            }
-            fn connection_mut(&mut self) -> &mut Connection {
-                <$ws>::connection_mut(self)
-            }
-            fn closed(&self) -> Option<&Closed> {
-                <$ws>::closed(self)
-            }
-        }
-    };
-}
-
-driver!(rfc6455::tokio::WebSocket<S>, rfc6455::tokio::Error, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin);
-#[cfg(feature = "compio")]
-driver!(rfc6455::compio::WebSocket<S>, rfc6455::compio::Error, S: 'static, for<'a> &'a S: compio::io::AsyncRead + compio::io::AsyncWrite);
 
 async fn exchange<W: Driver>(ws: &mut W, closer: Closer) -> Ours {
     let agreed = negotiated(ws.connection());

@@ -27,6 +27,7 @@
 #[path = "common/example.rs"]
 mod example;
 
+use rfc6455::Driver;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

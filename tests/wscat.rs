@@ -8,6 +8,7 @@
 #[path = "common/example.rs"]
 mod example;
 
+use rfc6455::Driver;
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
 

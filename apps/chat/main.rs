@@ -48,6 +48,7 @@
 mod bus;
 mod site;
 
+use rfc6455::Driver;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -12,6 +12,7 @@
 //! reads of 512 bytes; nothing here is timed. The code size for
 //! thumbv7em-none-eabihf is measured apart (benches/embedded).
 
+use rfc6455::Driver;
 use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;

@@ -18,6 +18,7 @@
 //! 350 ms measured, the median msgs/s of 3 runs; the ratio is h2 / h1
 //! (below 1: HTTP/2 is slower).
 
+use rfc6455::Driver;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -24,6 +24,7 @@
 //! tokio-tungstenite does the same echo (`next`, then `feed` for every
 //! message ready, then one `flush`), as the peer's scaling.
 
+use rfc6455::Driver;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

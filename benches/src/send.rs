@@ -6,6 +6,7 @@
 //! the flush). One core, 16-byte binary messages, client side (masked).
 
 use rfc6455::plumbing::Plumbing;
+use rfc6455::Driver;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};

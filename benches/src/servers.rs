@@ -6,6 +6,7 @@
 //! one CPU anyway), TCP_NODELAY on every socket, a task per connection,
 //! every text or binary message sent back as it came.
 
+use rfc6455::Driver;
 use std::io;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};

@@ -7,6 +7,7 @@
 //! use axum::{routing::get, Router};
 //! use axum::response::Response;
 //! use rfc6455::axum::{WebSocket, WebSocketUpgrade};
+//! use rfc6455::Driver;
 //!
 //! async fn ws(upgrade: WebSocketUpgrade) -> Response {
 //!     upgrade

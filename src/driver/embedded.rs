@@ -13,7 +13,7 @@
 //! ```no_run
 //! use rfc6455::embedded::{self, Clock};
 //! use rfc6455::handshake::ClientRequest;
-//! use rfc6455::{Config, MaskKeys, Timestamp};
+//! use rfc6455::{Config, Driver, MaskKeys, Timestamp};
 //!
 //! /// The board's monotonic timer (here a stub).
 //! struct Ticks;
@@ -58,7 +58,7 @@
 //!
 //! # Closing
 //!
-//! After [`recv`](WebSocket::recv) returns `Ok(None)` (or an error), the
+//! After [`recv`](crate::Driver::recv) returns `Ok(None)` (or an error), the
 //! closing handshake is over and the driver has waited, as far as the
 //! core asked, for the peer to end the stream. `embedded-io-async` has no
 //! close: close the socket with your network stack's own call

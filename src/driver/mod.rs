@@ -14,8 +14,11 @@ mod dial;
 #[cfg(any(feature = "blocking", feature = "tokio", feature = "compio"))]
 mod error;
 
+mod api;
 mod policy;
 pub mod socket;
+
+pub use api::Driver;
 
 #[cfg(feature = "axum")]
 pub mod axum;

@@ -16,6 +16,8 @@
 //! # async fn run<T: rfc6455::socket::Transport, C: rfc6455::socket::Clock>(
 //! #     mut ws: rfc6455::socket::WebSocket<T, C>,
 //! # ) -> Result<(), T::Error> {
+//! use rfc6455::Driver;
+//!
 //! // Works the same over every driver: generic over the transport.
 //! while let Some(message) = ws.recv().await? {
 //!     ws.queue(&message).await?;
@@ -42,14 +44,10 @@ use core::future::{poll_fn, Future};
 use core::pin::pin;
 use core::task::Poll;
 
-use bytes::BytesMut;
-
-use super::policy::{self, next_event, received, Next};
+pub use super::api::Driver;
+use super::policy::{next_event, Next};
 pub use super::policy::{Offered, WhenFull, HIGH_WATER};
-use crate::{
-    CloseCode, Closed, Connection, Event, Message, MessageKind, PreparedMessage, ProtocolError,
-    Timestamp, UsageError,
-};
+use crate::{Closed, Connection, Event, ProtocolError, Timestamp, UsageError};
 
 /// The time as the core counts it, and a way to wait for a deadline.
 ///
@@ -74,7 +72,7 @@ pub trait Clock {
 pub trait Transport {
     /// The error a [`WebSocket`] on this transport reports: the
     /// transport's own, the caller's misuse, the peer's fault.
-    type Error: From<UsageError> + From<ProtocolError>;
+    type Error: From<UsageError> + From<ProtocolError> + core::fmt::Debug + core::fmt::Display;
 
     /// Reads once into `conn`: what arrived
     /// ([`handle_read`](Connection::handle_read)), or the end of the
@@ -124,9 +122,9 @@ pub(crate) async fn race<F: Future, C: Clock>(
 
 /// A WebSocket over a [`Transport`], on a [`Clock`].
 ///
-/// Receiving: [`recv`](WebSocket::recv) for messages,
-/// [`recv_event`](WebSocket::recv_event) for every event. Commands:
-/// `send_*` write before they return, `queue_*` and `offer*` only queue
+/// Its commands and events are [`Driver`]'s (`use rfc6455::Driver;`):
+/// [`recv`](Driver::recv) for messages, [`recv_event`](Driver::recv_event)
+/// for every event; `send_*` write before they return, `queue_*` and `offer*` only queue
 /// (see [when output is written](crate::socket#when-output-is-written)).
 #[derive(Debug)]
 pub struct WebSocket<T, C> {
@@ -162,36 +160,6 @@ impl<T: Transport, C: Clock> WebSocket<T, C> {
             protocol,
             closed: None,
             shut: false,
-        }
-    }
-
-    /// The next data message. Pings are answered on the way. `Ok(None)`:
-    /// the closing handshake finished; see [`closed`](WebSocket::closed).
-    /// An error of the peer's protocol (or a timeout): we sent it a Close
-    /// frame saying so.
-    pub async fn recv(&mut self) -> Result<Option<Message>, T::Error> {
-        loop {
-            if let Some(done) = received(self.recv_event().await?) {
-                return done;
-            }
-        }
-    }
-
-    /// The next event of any kind. After [`Event::Closed`], every call
-    /// returns the same `Closed` again.
-    pub async fn recv_event(&mut self) -> Result<Event, T::Error> {
-        loop {
-            match next_event(&mut self.closed, &mut self.conn) {
-                Next::Event(event) => return Ok(event),
-                Next::End(closed) => {
-                    self.finish().await;
-                    return Ok(closed);
-                }
-                Next::Wait => {
-                    self.flush().await?;
-                    self.fill().await?;
-                }
-            }
         }
     }
 
@@ -234,12 +202,37 @@ impl<T: Transport, C: Clock> WebSocket<T, C> {
             self.transport.shutdown().await;
         }
     }
+}
+
+/// The loop: `recv_event` reads until the core has an event, `flush`
+/// writes until the core's output is taken; both race the core's deadline.
+/// Every command is [`Driver`]'s, over these.
+impl<T: Transport, C: Clock> Driver for WebSocket<T, C> {
+    type Error = T::Error;
+
+    /// The next event of any kind. After [`Event::Closed`], every call
+    /// returns the same `Closed` again.
+    async fn recv_event(&mut self) -> Result<Event, T::Error> {
+        loop {
+            match next_event(&mut self.closed, &mut self.conn) {
+                Next::Event(event) => return Ok(event),
+                Next::End(closed) => {
+                    self.finish().await;
+                    return Ok(closed);
+                }
+                Next::Wait => {
+                    self.flush().await?;
+                    self.fill().await?;
+                }
+            }
+        }
+    }
 
     /// Writes everything queued. The core's timers run while the
     /// transport takes the bytes: a deadline that passes (a heartbeat
     /// Ping, the closing timeout) is acted on, and output the core gives
     /// up on is not waited for.
-    pub async fn flush(&mut self) -> Result<(), T::Error> {
+    async fn flush(&mut self) -> Result<(), T::Error> {
         loop {
             let deadline = self.conn.poll_timeout();
             let write = self.transport.write(&mut self.conn);
@@ -255,156 +248,26 @@ impl<T: Transport, C: Clock> WebSocket<T, C> {
             }
         }
     }
-}
 
-/// Commands: `send_*` queue their frames and write them out; `queue_*`
-/// and `offer*` leave the writing to the next `recv` or `flush`.
-impl<T: Transport, C: Clock> WebSocket<T, C> {
-    /// Sends a message in one frame.
-    pub async fn send(&mut self, message: &Message) -> Result<(), T::Error> {
-        self.conn.send_message(message)?;
-        self.flush().await
-    }
-
-    /// Sends a text message.
-    pub async fn send_text(&mut self, text: &str) -> Result<(), T::Error> {
-        self.conn.send_text(text)?;
-        self.flush().await
-    }
-
-    /// Sends a binary message.
-    pub async fn send_binary(&mut self, data: &[u8]) -> Result<(), T::Error> {
-        self.conn.send_binary(data)?;
-        self.flush().await
-    }
-
-    /// Sends a message prepared for many connections
-    /// ([`PreparedMessage`]: encoded once, its payload shared).
-    pub async fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), T::Error> {
-        self.conn.send_prepared(prepared)?;
-        self.flush().await
-    }
-
-    /// Sends a message from a buffer handed over, without copying a large
-    /// one ([`Connection::send_owned`]: a client masks it in place).
-    pub async fn send_owned(
-        &mut self,
-        kind: MessageKind,
-        payload: BytesMut,
-    ) -> Result<(), T::Error> {
-        self.conn.send_owned(kind, payload)?;
-        self.flush().await
-    }
-
-    /// Sends a message split into frames of `fragment_size` bytes.
-    pub async fn send_fragmented(
-        &mut self,
-        kind: MessageKind,
-        data: &[u8],
-        fragment_size: usize,
-    ) -> Result<(), T::Error> {
-        self.conn.send_fragmented(kind, data, fragment_size)?;
-        self.flush().await
-    }
-
-    /// Queues a message in one frame; it goes out when `recv` next waits
-    /// for the peer, or on `flush` or a `send_*`. Writes first if more
-    /// than [`HIGH_WATER`] bytes wait.
-    pub async fn queue(&mut self, message: &Message) -> Result<(), T::Error> {
-        self.conn.send_message(message)?;
-        self.write_above_high_water().await
-    }
-
-    /// Queues a prepared message as [`queue`](WebSocket::queue) queues a
-    /// message.
-    pub async fn queue_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), T::Error> {
-        self.conn.send_prepared(prepared)?;
-        self.write_above_high_water().await
-    }
-
-    async fn write_above_high_water(&mut self) -> Result<(), T::Error> {
-        if self.conn.pending_output_len() > HIGH_WATER {
-            self.flush().await?;
-        }
-        Ok(())
-    }
-
-    /// Offers a prepared message without waiting, for a broadcaster that
-    /// must never wait for one client: queued if at most `backlog` bytes
-    /// already wait to be written, otherwise `when_full` decides (miss
-    /// this message, or close). What is queued goes out when `recv` next
-    /// waits for the peer, or on `flush`.
-    pub fn offer(
-        &mut self,
-        prepared: &PreparedMessage,
-        backlog: usize,
-        when_full: WhenFull,
-    ) -> Result<Offered, T::Error> {
-        self.offer_many(core::slice::from_ref(prepared), backlog, when_full)
-    }
-
-    /// Offers several prepared messages in order, as
-    /// [`offer`](WebSocket::offer) offers one, the backlog checked before
-    /// each: `Dropped` means this message and those after it were not
-    /// queued, `Closing` that the closing handshake started in their place.
-    pub fn offer_many(
-        &mut self,
-        messages: &[PreparedMessage],
-        backlog: usize,
-        when_full: WhenFull,
-    ) -> Result<Offered, T::Error> {
-        Ok(policy::offer(&mut self.conn, messages, backlog, when_full)?)
-    }
-
-    /// Sends a Ping. The Pong arrives as [`Event::Pong`].
-    pub async fn ping(&mut self, payload: &[u8]) -> Result<(), T::Error> {
-        self.conn.ping(payload)?;
-        self.flush().await
-    }
-
-    /// Starts the closing handshake. Keep calling [`recv`](WebSocket::recv)
-    /// until it returns `Ok(None)` to let the peer answer; the closing
-    /// timeout bounds the wait.
-    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), T::Error> {
-        self.conn.close(code, reason)?;
-        self.flush().await
-    }
-}
-
-/// Getters, and the parts underneath.
-impl<T, C> WebSocket<T, C> {
-    /// How the connection ended, once it has.
-    pub fn closed(&self) -> Option<&Closed> {
-        self.closed.as_ref()
-    }
-
-    /// The subprotocol agreed in the handshake.
-    pub fn protocol(&self) -> Option<&str> {
-        self.protocol.as_deref()
-    }
-
-    /// How many bytes are queued and not yet taken by the transport: what
-    /// a peer that does not read makes the connection hold.
-    pub fn backlog(&self) -> usize {
-        self.conn.pending_output_len()
-    }
-
-    /// Whether messages can still be sent.
-    pub fn can_send(&self) -> bool {
-        self.conn.can_send()
-    }
-
-    /// The sans-IO connection underneath.
-    pub fn connection(&self) -> &Connection {
+    fn connection(&self) -> &Connection {
         &self.conn
     }
 
-    /// The sans-IO connection underneath, for commands not wrapped here.
-    /// Call [`flush`](WebSocket::flush) after queueing output.
-    pub fn connection_mut(&mut self) -> &mut Connection {
+    fn connection_mut(&mut self) -> &mut Connection {
         &mut self.conn
     }
 
+    fn closed(&self) -> Option<&Closed> {
+        self.closed.as_ref()
+    }
+
+    fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+}
+
+/// The parts underneath.
+impl<T, C> WebSocket<T, C> {
     /// The transport.
     pub fn transport(&self) -> &T {
         &self.transport

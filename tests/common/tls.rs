@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use rfc6455::Driver;
 use std::net::SocketAddr;
 use std::sync::Arc;
 

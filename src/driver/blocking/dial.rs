@@ -6,7 +6,7 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 
 use super::{client_timed, wake_at, Connector, Error, WebSocket, WsUrl};
-use crate::proxy::{Proxy, ProxyError, ProxyHandshake};
+use crate::proxy::{Proxy, ProxyHandshake};
 use crate::Config;
 
 /// Connects to a `ws://` or `wss://` URL and performs the handshake:
@@ -51,19 +51,8 @@ fn tunnel(tcp: &mut TcpStream, proxy: &Proxy, url: &WsUrl) -> Result<(), Error> 
     let mut handshake = ProxyHandshake::new(proxy, &url.host, url.port);
     let mut buf = [0u8; 512];
     while !handshake.is_done() {
-        if !handshake.output().is_empty() {
-            tcp.write_all(handshake.output())?;
-            let n = handshake.output().len();
-            handshake.consume_output(n);
-            continue;
-        }
-        let limit = handshake.read_limit().min(buf.len());
-        let n = tcp.read(&mut buf[..limit])?;
-        if n == 0 {
-            return Err(Error::Proxy(ProxyError::Malformed(
-                "the proxy closed the connection",
-            )));
-        }
+        tcp.write_all(&handshake.take_output())?;
+        let n = tcp.read(&mut buf[..handshake.read_limit().min(512)])?;
         handshake.handle_read(&buf[..n])?;
     }
     Ok(())

@@ -43,6 +43,14 @@
 //! `queue_*` and `offer*` only queue, for a loop that answers a burst of
 //! messages with one write. Pongs and Close replies, and what was queued,
 //! are written by [`WebSocket::recv`] before it next waits for the peer.
+//!
+//! # One API with the async drivers
+//!
+//! The commands that never wait (`offer`, `offer_many`, `backlog`,
+//! `can_send`) are [`Driver`](crate::Driver)'s, the same on every driver:
+//! `use rfc6455::Driver;`. The WebSocket implements the whole trait, so
+//! code written once for every driver runs here too, through
+//! [`block_on`].
 
 use alloc::string::String;
 use alloc::vec;
@@ -208,6 +216,44 @@ fn read_handshake<S: Read>(stream: &mut S, buf: &mut [u8]) -> Result<Option<usiz
         Ok(n) => Ok(Some(n)),
         Err(e) if is_tick(&e) => Ok(None),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs a future to its end on this thread: for code written once over
+/// [`Driver`](crate::Driver) that runs on this driver. A future of the
+/// blocking driver blocks inside and is done the first time it is polled;
+/// any other future parks the thread until it is woken.
+///
+/// ```no_run
+/// use rfc6455::{Driver, Message};
+///
+/// async fn echo<W: Driver>(ws: &mut W) -> Result<(), W::Error> {
+///     while let Some(message) = ws.recv().await? {
+///         ws.queue(&message).await?;
+///     }
+///     Ok(())
+/// }
+///
+/// let stream = std::net::TcpStream::connect("127.0.0.1:9001")?;
+/// let mut ws = rfc6455::blocking::client(stream, "ws://127.0.0.1:9001/")?;
+/// rfc6455::blocking::block_on(echo(&mut ws))?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn block_on<F: core::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl alloc::task::Wake for Unpark {
+        fn wake(self: alloc::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = alloc::sync::Arc::new(Unpark(std::thread::current())).into();
+    let mut cx = core::task::Context::from_waker(&waker);
+    let mut future = core::pin::pin!(future);
+    loop {
+        if let core::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
     }
 }
 

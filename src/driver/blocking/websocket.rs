@@ -7,9 +7,9 @@ use std::io::{self, IoSlice, Read, Write};
 
 use bytes::BytesMut;
 
-use super::{is_tick, Error, Offered, Time, WakeAt, WhenFull, HIGH_WATER, READ_BUF};
-use crate::driver::policy::{self, next_event, Next};
-use crate::driver::{received, Clock};
+use super::{is_tick, Error, Time, WakeAt, HIGH_WATER, READ_BUF};
+use crate::driver::policy::{next_event, Next};
+use crate::driver::{received, Clock, Driver};
 use crate::plumbing::Plumbing;
 use crate::{CloseCode, Closed, Connection, Event, Message, MessageKind};
 
@@ -188,44 +188,6 @@ impl<S: Read + Write> WebSocket<S> {
         Ok(())
     }
 
-    /// Offers a prepared message without writing: queued if at most
-    /// `backlog` bytes already wait, otherwise `when_full` decides (miss
-    /// this message, or close). A thread that writes to many peers in
-    /// turn offers to each, then flushes each with a write timeout on its
-    /// socket, so one peer that stopped reading holds at most `backlog`
-    /// bytes and cannot stall the others for longer than the timeout.
-    pub fn offer(
-        &mut self,
-        prepared: &crate::PreparedMessage,
-        backlog: usize,
-        when_full: WhenFull,
-    ) -> Result<Offered, Error> {
-        self.offer_many(core::slice::from_ref(prepared), backlog, when_full)
-    }
-
-    /// Offers several prepared messages in order, as
-    /// [`offer`](WebSocket::offer) offers one, the backlog checked before
-    /// each.
-    pub fn offer_many(
-        &mut self,
-        messages: &[crate::PreparedMessage],
-        backlog: usize,
-        when_full: WhenFull,
-    ) -> Result<Offered, Error> {
-        Ok(policy::offer(&mut self.conn, messages, backlog, when_full)?)
-    }
-
-    /// How many bytes are queued and not yet written: what a peer that
-    /// does not read makes the connection hold.
-    pub fn backlog(&self) -> usize {
-        self.conn.pending_output_len()
-    }
-
-    /// Whether messages can still be sent.
-    pub fn can_send(&self) -> bool {
-        self.conn.can_send()
-    }
-
     /// Sends a Ping and flushes. The Pong arrives as [`Event::Pong`].
     pub fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
         self.conn.ping(payload)?;
@@ -257,6 +219,45 @@ impl<S: Read + Write> WebSocket<S> {
             self.stream.flush()?;
         }
         Ok(())
+    }
+}
+
+/// The same loops under [`Driver`], for code generic over drivers (its
+/// futures block and are done when first polled: see
+/// [`block_on`](super::block_on)). `offer`, `offer_many`, `backlog` and
+/// `can_send` are the trait's: a blocking server offers to each peer, then
+/// flushes each with a write timeout on its socket, so one peer that
+/// stopped reading holds at most `backlog` bytes and cannot stall the
+/// others for longer than the timeout.
+impl<S: Read + Write> Driver for WebSocket<S> {
+    type Error = Error;
+
+    async fn recv_event(&mut self) -> Result<Event, Error> {
+        WebSocket::recv_event(self)
+    }
+
+    async fn recv(&mut self) -> Result<Option<Message>, Error> {
+        WebSocket::recv(self)
+    }
+
+    async fn flush(&mut self) -> Result<(), Error> {
+        WebSocket::flush(self)
+    }
+
+    fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    fn closed(&self) -> Option<&Closed> {
+        self.closed.as_ref()
+    }
+
+    fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
     }
 }
 

@@ -11,6 +11,8 @@
 //!
 //! ```no_run
 //! # fn main() -> std::io::Result<()> {
+//! use rfc6455::Driver;
+//!
 //! rfc6455::compio::runtime()?.block_on(async {
 //!     let listener = compio::net::TcpListener::bind("127.0.0.1:9001").await?;
 //!     loop {
@@ -41,7 +43,7 @@
 //! # Cancellation
 //!
 //! A read stays in flight while the driver writes, between calls to
-//! [`recv`](WebSocket::recv), and when a `recv` future is dropped (in a
+//! [`recv`](crate::Driver::recv), and when a `recv` future is dropped (in a
 //! `select!`, say): its bytes are kept for the next `recv`, never lost. A
 //! dropped `send` may have written part of a frame; the connection cannot
 //! be used after that, as with any driver.

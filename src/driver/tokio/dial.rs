@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::{client_with, WebSocket};
 use crate::driver::{Connector, Error, WsUrl};
-use crate::proxy::{Proxy, ProxyError, ProxyHandshake};
+use crate::proxy::{Proxy, ProxyHandshake};
 use crate::Config;
 
 /// Connects to a `ws://` or `wss://` URL and performs the handshake:
@@ -56,19 +56,10 @@ async fn tunnel(tcp: &mut tokio::net::TcpStream, proxy: &Proxy, url: &WsUrl) -> 
     let mut handshake = ProxyHandshake::new(proxy, &url.host, url.port);
     let mut buf = [0u8; 512];
     while !handshake.is_done() {
-        if !handshake.output().is_empty() {
-            tcp.write_all(handshake.output()).await?;
-            let n = handshake.output().len();
-            handshake.consume_output(n);
-            continue;
-        }
-        let limit = handshake.read_limit().min(buf.len());
-        let n = tcp.read(&mut buf[..limit]).await?;
-        if n == 0 {
-            return Err(Error::Proxy(ProxyError::Malformed(
-                "the proxy closed the connection",
-            )));
-        }
+        tcp.write_all(&handshake.take_output()).await?;
+        let n = tcp
+            .read(&mut buf[..handshake.read_limit().min(512)])
+            .await?;
         handshake.handle_read(&buf[..n])?;
     }
     Ok(())

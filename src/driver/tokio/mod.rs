@@ -8,6 +8,8 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), rfc6455::tokio::Error> {
+//! use rfc6455::Driver;
+//!
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
 //! let (stream, _) = listener.accept().await?;
 //! let mut ws = rfc6455::tokio::accept(stream).await?;
@@ -28,17 +30,17 @@
 //!
 //! # Cancel safety
 //!
-//! [`WebSocket::recv`] keeps all of its state in the connection, not in
+//! [`recv`](crate::Driver::recv) keeps all of its state in the connection, not in
 //! the future: dropping a `recv` future (a `select!` branch that lost)
 //! loses no bytes and no message; the next `recv` continues where it was.
 //!
 //! # Writing and backpressure
 //!
 //! [`WebSocket::send`] queues the frame and writes until everything queued
-//! has gone to the stream. [`WebSocket::queue`] and the [`Sink`](futures_sink::Sink) impl (`feed`) queue
+//! has gone to the stream. [`queue`](crate::Driver::queue) and the [`Sink`](futures_sink::Sink) impl (`feed`) queue
 //! instead: they wait only while more than [`HIGH_WATER`] bytes are unsent.
 //! What they queue goes out on [`flush`](WebSocket::flush), or when
-//! [`recv`](WebSocket::recv) has decoded everything received and is about
+//! [`recv`](crate::Driver::recv) has decoded everything received and is about
 //! to wait for the peer. So a server that answers each message with `queue`
 //! writes the answers to a burst of requests with one system call, and
 //! still answers a lone request at once.

@@ -48,12 +48,12 @@ fn lock<S>(shared: &Mutex<Inner<S>>) -> MutexGuard<'_, Inner<S>> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
-    /// The next data message; see [`WebSocket::recv`](super::WebSocket::recv). Cancel-safe.
+    /// The next data message; see [`WebSocket::recv`](crate::Driver::recv). Cancel-safe.
     pub async fn recv(&mut self) -> Result<Option<Message>, Error> {
         poll_fn(|cx| lock(&self.shared).poll_message(cx, Side::Reader)).await
     }
 
-    /// The next event of any kind; see [`WebSocket::recv_event`](super::WebSocket::recv_event). Cancel-safe.
+    /// The next event of any kind; see [`WebSocket::recv_event`](crate::Driver::recv_event). Cancel-safe.
     pub async fn recv_event(&mut self) -> Result<Event, Error> {
         poll_fn(|cx| lock(&self.shared).poll_event(cx, Side::Reader)).await
     }

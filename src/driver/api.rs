@@ -1,0 +1,204 @@
+//! [`Driver`]: what every driver's WebSocket does, written once.
+//!
+//! A driver supplies four things: the next event (its read loop), a flush
+//! (its write loop), the connection underneath, and how the connection
+//! ended. Every command is this trait's, the same on every driver: a
+//! `send_*` queues its frames on the connection and flushes; a `queue_*`
+//! queues and writes only when more than [`HIGH_WATER`] bytes wait;
+//! `offer*` queues or not by the slow-consumer policy, never writing.
+
+use bytes::BytesMut;
+
+use super::policy::{self, received, Offered, WhenFull, HIGH_WATER};
+use crate::{
+    CloseCode, Closed, Connection, Event, Message, MessageKind, PreparedMessage, ProtocolError,
+    UsageError,
+};
+
+/// A WebSocket of any driver: its commands and events, for code written
+/// once for all of them (`async fn serve(ws: &mut impl Driver)`).
+///
+/// Bring it into scope to call the commands: `use rfc6455::Driver;`.
+///
+/// Every method is async, the blocking driver's too: its futures block
+/// the thread and are done the first time they are polled, so generic
+/// code runs on it through [`blocking::block_on`](crate::blocking::block_on)
+/// (its own methods of the same names stay sync). The futures are `Send`
+/// when the driver's stream is; nothing here requires it, so the
+/// single-threaded runtimes (compio, embedded executors) fit too.
+///
+/// Output, on every driver: `send_*`, `ping` and `close` write before they
+/// return; `queue_*` and `offer*` only queue; `recv` and `recv_event`
+/// write everything queued before they wait for the peer.
+#[allow(async_fn_in_trait)]
+pub trait Driver {
+    /// The driver's error: the transport's own, the caller's misuse
+    /// ([`UsageError`]), the peer's fault ([`ProtocolError`]).
+    type Error: From<UsageError> + From<ProtocolError> + core::fmt::Debug + core::fmt::Display;
+
+    /// The next event of any kind, [`Event::Closed`] last (and again on
+    /// every later call). Pings are answered on the way; what is queued is
+    /// written before the driver waits for the peer.
+    async fn recv_event(&mut self) -> Result<Event, Self::Error>;
+
+    /// Writes everything queued. The core's timers run while the
+    /// transport takes the bytes.
+    async fn flush(&mut self) -> Result<(), Self::Error>;
+
+    /// The sans-IO connection underneath.
+    fn connection(&self) -> &Connection;
+
+    /// The sans-IO connection underneath, ready to queue output: every
+    /// command goes through it. Call [`flush`](Driver::flush) after
+    /// queueing output on it directly.
+    fn connection_mut(&mut self) -> &mut Connection;
+
+    /// How the connection ended, once it has.
+    fn closed(&self) -> Option<&Closed>;
+
+    /// The subprotocol agreed in the handshake.
+    fn protocol(&self) -> Option<&str>;
+
+    /// The next data message. Pings are answered on the way. `Ok(None)`:
+    /// the closing handshake finished; see [`closed`](Driver::closed). An
+    /// error of the peer's protocol (or a timeout): we sent it a Close
+    /// frame saying so.
+    async fn recv(&mut self) -> Result<Option<Message>, Self::Error> {
+        loop {
+            if let Some(done) = received(self.recv_event().await?) {
+                return done;
+            }
+        }
+    }
+
+    /// Sends a message in one frame.
+    async fn send(&mut self, message: &Message) -> Result<(), Self::Error> {
+        self.connection_mut().send_message(message)?;
+        self.flush().await
+    }
+
+    /// Sends a text message.
+    async fn send_text(&mut self, text: &str) -> Result<(), Self::Error> {
+        self.connection_mut().send_text(text)?;
+        self.flush().await
+    }
+
+    /// Sends a binary message.
+    async fn send_binary(&mut self, data: &[u8]) -> Result<(), Self::Error> {
+        self.connection_mut().send_binary(data)?;
+        self.flush().await
+    }
+
+    /// Sends a message prepared for many connections
+    /// ([`PreparedMessage`]: encoded once, its payload shared).
+    async fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Self::Error> {
+        self.connection_mut().send_prepared(prepared)?;
+        self.flush().await
+    }
+
+    /// Sends a message from a buffer handed over, without copying a large
+    /// one ([`Connection::send_owned`]: a client masks it in place).
+    async fn send_owned(
+        &mut self,
+        kind: MessageKind,
+        payload: BytesMut,
+    ) -> Result<(), Self::Error> {
+        self.connection_mut().send_owned(kind, payload)?;
+        self.flush().await
+    }
+
+    /// Sends a message split into frames of `fragment_size` bytes.
+    async fn send_fragmented(
+        &mut self,
+        kind: MessageKind,
+        data: &[u8],
+        fragment_size: usize,
+    ) -> Result<(), Self::Error> {
+        self.connection_mut()
+            .send_fragmented(kind, data, fragment_size)?;
+        self.flush().await
+    }
+
+    /// Queues a message in one frame; it goes out when `recv` next waits
+    /// for the peer, or on `flush` or a `send_*`: the pattern for a loop
+    /// that answers what it receives, which then writes all the answers
+    /// to a burst at once. Writes first if more than [`HIGH_WATER`] bytes
+    /// wait.
+    async fn queue(&mut self, message: &Message) -> Result<(), Self::Error> {
+        self.connection_mut().send_message(message)?;
+        flush_above_high_water(self).await
+    }
+
+    /// Queues a prepared message as [`queue`](Driver::queue) queues a
+    /// message.
+    async fn queue_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Self::Error> {
+        self.connection_mut().send_prepared(prepared)?;
+        flush_above_high_water(self).await
+    }
+
+    /// Offers a prepared message without waiting, for a broadcaster that
+    /// must never wait for one client: queued if at most `backlog` bytes
+    /// already wait to be written, otherwise `when_full` decides (miss
+    /// this message, or close). What is queued goes out when `recv` next
+    /// waits for the peer, or on `flush`.
+    fn offer(
+        &mut self,
+        prepared: &PreparedMessage,
+        backlog: usize,
+        when_full: WhenFull,
+    ) -> Result<Offered, Self::Error> {
+        self.offer_many(core::slice::from_ref(prepared), backlog, when_full)
+    }
+
+    /// Offers several prepared messages in order, as
+    /// [`offer`](Driver::offer) offers one, the backlog checked before
+    /// each: `Dropped` means this message and those after it were not
+    /// queued, `Closing` that the closing handshake started in their place.
+    fn offer_many(
+        &mut self,
+        messages: &[PreparedMessage],
+        backlog: usize,
+        when_full: WhenFull,
+    ) -> Result<Offered, Self::Error> {
+        Ok(policy::offer(
+            self.connection_mut(),
+            messages,
+            backlog,
+            when_full,
+        )?)
+    }
+
+    /// Sends a Ping. The Pong arrives as [`Event::Pong`].
+    async fn ping(&mut self, payload: &[u8]) -> Result<(), Self::Error> {
+        self.connection_mut().ping(payload)?;
+        self.flush().await
+    }
+
+    /// Starts the closing handshake. Keep calling [`recv`](Driver::recv)
+    /// until it returns `Ok(None)` to let the peer answer; the closing
+    /// timeout bounds the wait.
+    async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Self::Error> {
+        self.connection_mut().close(code, reason)?;
+        self.flush().await
+    }
+
+    /// How many bytes are queued and not yet taken by the transport: what
+    /// a peer that does not read makes the connection hold.
+    fn backlog(&self) -> usize {
+        self.connection().pending_output_len()
+    }
+
+    /// Whether messages can still be sent.
+    fn can_send(&self) -> bool {
+        self.connection().can_send()
+    }
+}
+
+/// What `queue` waits for: nothing, unless more than [`HIGH_WATER`] bytes
+/// wait; then all of them are written.
+async fn flush_above_high_water<D: Driver + ?Sized>(driver: &mut D) -> Result<(), D::Error> {
+    if driver.backlog() > HIGH_WATER {
+        driver.flush().await?;
+    }
+    Ok(())
+}
