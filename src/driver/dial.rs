@@ -17,7 +17,7 @@ use std::time::Duration;
 use super::Error;
 use crate::handshake::ClientRequest;
 #[cfg(any(feature = "tokio", feature = "blocking"))]
-use crate::proxy::Proxy;
+use crate::proxy::{Proxy, ProxyHandshake};
 
 /// Closes a TCP stream without losing what was last written to it.
 ///
@@ -103,17 +103,33 @@ impl Connector {
         self
     }
 
-    /// The proxy for `url`, if any.
-    pub(crate) fn proxy_for(&self, url: &WsUrl) -> Result<Option<Proxy>, Error> {
-        match &self.proxy {
-            ProxyChoice::Direct => Ok(None),
-            ProxyChoice::Through(proxy) => Ok(Some(proxy.clone())),
+    /// The parsed `url`, where to open the TCP connection for it
+    /// ("host:port"), and the exchange that opens a tunnel from there when
+    /// it is a proxy.
+    pub(crate) fn route(
+        &self,
+        url: &str,
+    ) -> Result<(WsUrl, String, Option<ProxyHandshake>), Error> {
+        let url = WsUrl::parse(url)?;
+        let proxy = match &self.proxy {
+            ProxyChoice::Direct => None,
+            ProxyChoice::Through(proxy) => Some(proxy.clone()),
             ProxyChoice::FromEnvironment => {
                 Proxy::from_env(url.secure, &url.host, |name| std::env::var(name).ok())
                     .transpose()
-                    .map_err(Error::Proxy)
+                    .map_err(Error::Proxy)?
             }
-        }
+        };
+        Ok(match proxy {
+            Some(proxy) => {
+                let tunnel = ProxyHandshake::new(&proxy, &url.host, url.port);
+                (url, host_port(&proxy.host, proxy.port), Some(tunnel))
+            }
+            None => {
+                let addr = url.socket_addr();
+                (url, addr, None)
+            }
+        })
     }
 
     /// The TLS configuration for `wss://`.
@@ -277,16 +293,21 @@ impl WsUrl {
 
     /// `host:port`, for connecting a socket.
     pub fn socket_addr(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        host_port(&self.host, self.port)
     }
 
     /// A handshake request for this URL.
     pub fn request(&self) -> ClientRequest {
         ClientRequest::new(self.host_header(), self.path.clone())
+    }
+}
+
+/// "host:port", an IPv6 address in brackets.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 

@@ -5,8 +5,8 @@ use alloc::boxed::Box;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 
-use super::{client_timed, wake_at, Connector, Error, WebSocket, WsUrl};
-use crate::proxy::{Proxy, ProxyHandshake};
+use super::{client_timed, wake_at, Connector, Error, WebSocket};
+use crate::proxy::ProxyHandshake;
 use crate::Config;
 
 /// Connects to a `ws://` or `wss://` URL and performs the handshake:
@@ -28,15 +28,11 @@ pub fn connect_with_connector(
     config: Config,
     connector: &Connector,
 ) -> Result<WebSocket<MaybeTlsStream>, Error> {
-    let url = WsUrl::parse(url)?;
-    let tcp = match connector.proxy_for(&url)? {
-        Some(proxy) => {
-            let mut tcp = TcpStream::connect((proxy.host.as_str(), proxy.port))?;
-            tunnel(&mut tcp, &proxy, &url)?;
-            tcp
-        }
-        None => TcpStream::connect(url.socket_addr())?,
-    };
+    let (url, addr, tunnel_through) = connector.route(url)?;
+    let mut tcp = TcpStream::connect(addr)?;
+    if let Some(handshake) = tunnel_through {
+        tunnel(&mut tcp, handshake)?;
+    }
     tcp.set_nodelay(true)?;
     let stream = if url.secure {
         secure(tcp, &url.host, connector)?
@@ -46,9 +42,8 @@ pub fn connect_with_connector(
     client_timed(stream, &url.request(), config, Some(wake_at))
 }
 
-/// Opens the tunnel through `proxy` to `url`'s host and port.
-fn tunnel(tcp: &mut TcpStream, proxy: &Proxy, url: &WsUrl) -> Result<(), Error> {
-    let mut handshake = ProxyHandshake::new(proxy, &url.host, url.port);
+/// Opens the tunnel through the proxy: the exchange `handshake` runs.
+fn tunnel(tcp: &mut TcpStream, mut handshake: ProxyHandshake) -> Result<(), Error> {
     let mut buf = [0u8; 512];
     while !handshake.is_done() {
         tcp.write_all(&handshake.take_output())?;

@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::{client_with, WebSocket};
-use crate::driver::{Connector, Error, WsUrl};
-use crate::proxy::{Proxy, ProxyHandshake};
+use crate::driver::{Connector, Error};
+use crate::proxy::ProxyHandshake;
 use crate::Config;
 
 /// Connects to a `ws://` or `wss://` URL and performs the handshake:
@@ -33,15 +33,11 @@ pub async fn connect_with_connector(
     connector: &Connector,
 ) -> Result<WebSocket<MaybeTlsStream>, Error> {
     use tokio::net::TcpStream;
-    let url = WsUrl::parse(url)?;
-    let tcp = match connector.proxy_for(&url)? {
-        Some(proxy) => {
-            let mut tcp = TcpStream::connect((proxy.host.as_str(), proxy.port)).await?;
-            tunnel(&mut tcp, &proxy, &url).await?;
-            tcp
-        }
-        None => TcpStream::connect(url.socket_addr()).await?,
-    };
+    let (url, addr, tunnel_through) = connector.route(url)?;
+    let mut tcp = TcpStream::connect(addr).await?;
+    if let Some(handshake) = tunnel_through {
+        tunnel(&mut tcp, handshake).await?;
+    }
     tcp.set_nodelay(true)?;
     let stream = if url.secure {
         secure(tcp, &url.host, connector).await?
@@ -51,9 +47,11 @@ pub async fn connect_with_connector(
     client_with(stream, &url.request(), config).await
 }
 
-/// Opens the tunnel through `proxy` to `url`'s host and port.
-async fn tunnel(tcp: &mut tokio::net::TcpStream, proxy: &Proxy, url: &WsUrl) -> Result<(), Error> {
-    let mut handshake = ProxyHandshake::new(proxy, &url.host, url.port);
+/// Opens the tunnel through the proxy: the exchange `handshake` runs.
+async fn tunnel(
+    tcp: &mut tokio::net::TcpStream,
+    mut handshake: ProxyHandshake,
+) -> Result<(), Error> {
     let mut buf = [0u8; 512];
     while !handshake.is_done() {
         tcp.write_all(&handshake.take_output()).await?;
