@@ -119,6 +119,12 @@ pub use driver::tokio;
 pub use close::{CloseCode, CloseFrame};
 pub use config::{Config, MaskKeys};
 pub use connection::{Connection, State};
+#[cfg(any(
+    feature = "blocking",
+    feature = "tokio",
+    feature = "compio",
+    feature = "embedded-io-async"
+))]
 pub use driver::Driver;
 pub use error::{ProtocolError, UsageError};
 #[cfg(feature = "deflate")]

@@ -9,7 +9,7 @@
 
 use bytes::BytesMut;
 
-use super::policy::{self, received, Offered, WhenFull, HIGH_WATER};
+use super::policy::{self, received, Held, Offered, WhenFull, HIGH_WATER};
 use crate::{
     CloseCode, Closed, Connection, Event, Message, MessageKind, PreparedMessage, ProtocolError,
     UsageError,
@@ -22,7 +22,7 @@ use crate::{
 ///
 /// Every method is async, the blocking driver's too: its futures block
 /// the thread and are done the first time they are polled, so generic
-/// code runs on it through [`blocking::block_on`](crate::blocking::block_on)
+/// code runs on it through `rfc6455::blocking::block_on`
 /// (its own methods of the same names stay sync). The futures are `Send`
 /// when the driver's stream is; nothing here requires it, so the
 /// single-threaded runtimes (compio, embedded executors) fit too.
@@ -31,7 +31,7 @@ use crate::{
 /// return; `queue_*` and `offer*` only queue; `recv` and `recv_event`
 /// write everything queued before they wait for the peer.
 #[allow(async_fn_in_trait)]
-pub trait Driver {
+pub trait Driver: sealed::Holds {
     /// The driver's error: the transport's own, the caller's misuse
     /// ([`UsageError`]), the peer's fault ([`ProtocolError`]).
     type Error: From<UsageError> + From<ProtocolError> + core::fmt::Debug + core::fmt::Display;
@@ -46,18 +46,26 @@ pub trait Driver {
     async fn flush(&mut self) -> Result<(), Self::Error>;
 
     /// The sans-IO connection underneath.
-    fn connection(&self) -> &Connection;
+    fn connection(&self) -> &Connection {
+        &self.held().conn
+    }
 
     /// The sans-IO connection underneath, ready to queue output: every
     /// command goes through it. Call [`flush`](Driver::flush) after
     /// queueing output on it directly.
-    fn connection_mut(&mut self) -> &mut Connection;
+    fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.held_mut().conn
+    }
 
     /// How the connection ended, once it has.
-    fn closed(&self) -> Option<&Closed>;
+    fn closed(&self) -> Option<&Closed> {
+        self.held().closed.as_ref()
+    }
 
     /// The subprotocol agreed in the handshake.
-    fn protocol(&self) -> Option<&str>;
+    fn protocol(&self) -> Option<&str> {
+        self.held().protocol.as_deref()
+    }
 
     /// The next data message. Pings are answered on the way. `Ok(None)`:
     /// the closing handshake finished; see [`closed`](Driver::closed). An
@@ -202,3 +210,34 @@ async fn flush_above_high_water<D: Driver + ?Sized>(driver: &mut D) -> Result<()
     }
     Ok(())
 }
+
+/// Only this crate's drivers are [`Driver`]s (a transport of your own
+/// becomes one through [`socket::WebSocket`](crate::socket::WebSocket)):
+/// each gives the trait the state it keeps around the core.
+pub(crate) mod sealed {
+    use super::Held;
+
+    /// Where a driver keeps its [`Held`].
+    pub trait Holds {
+        /// The state around the core.
+        fn held(&self) -> &Held;
+        /// The state around the core, mutably.
+        fn held_mut(&mut self) -> &mut Held;
+    }
+}
+
+/// [`sealed::Holds`] for a driver's WebSocket whose [`Held`] is at
+/// `self.$($field).+`.
+macro_rules! holds {
+    (impl [$($generics:tt)*] $ty:ty, $($field:ident).+) => {
+        impl<$($generics)*> $crate::driver::api::sealed::Holds for $ty {
+            fn held(&self) -> &$crate::driver::policy::Held {
+                &self.$($field).+
+            }
+            fn held_mut(&mut self) -> &mut $crate::driver::policy::Held {
+                &mut self.$($field).+
+            }
+        }
+    };
+}
+pub(crate) use holds;

@@ -1,7 +1,9 @@
 //! What every driver does the same way, whatever its transport: what
-//! `recv` makes of an event, and the slow-consumer policy of `offer`.
+//! `recv` makes of an event, the state kept around the core, and the
+//! slow-consumer policy of `offer`.
 
 use alloc::boxed::Box;
+use alloc::string::String;
 
 use crate::{
     CloseCode, Closed, Connection, Event, Message, PreparedMessage, ProtocolError, UsageError,
@@ -37,17 +39,41 @@ pub(crate) enum Next {
 /// The next step of `recv_event`, with `closed` the driver's record of
 /// how the connection ended: after the end, every call hands out the same
 /// `Closed` again.
-pub(crate) fn next_event(closed: &mut Option<Closed>, conn: &mut Connection) -> Next {
-    if let Some(closed) = closed {
+pub(crate) fn next_event(held: &mut Held) -> Next {
+    if let Some(closed) = &held.closed {
         return Next::Event(Event::Closed(Box::new(closed.clone())));
     }
-    match conn.poll_event() {
+    match held.conn.poll_event() {
         Some(Event::Closed(ended)) => {
-            *closed = Some(Closed::clone(&ended));
+            held.closed = Some(Closed::clone(&ended));
             Next::End(Event::Closed(ended))
         }
         Some(event) => Next::Event(event),
         None => Next::Wait,
+    }
+}
+
+/// What every driver keeps around the core: the connection, the
+/// subprotocol the handshake agreed, and how the connection ended (kept to
+/// hand out again).
+#[derive(Debug)]
+pub struct Held {
+    /// The sans-IO connection.
+    pub(crate) conn: Connection,
+    /// The subprotocol agreed in the handshake.
+    pub(crate) protocol: Option<String>,
+    /// How the connection ended, once it has.
+    pub(crate) closed: Option<Closed>,
+}
+
+impl Held {
+    /// A connection just made, by a handshake that agreed on `protocol`.
+    pub(crate) fn new(conn: Connection, protocol: Option<String>) -> Self {
+        Held {
+            conn,
+            protocol,
+            closed: None,
+        }
     }
 }
 

@@ -44,10 +44,11 @@ use core::future::{poll_fn, Future};
 use core::pin::pin;
 use core::task::Poll;
 
+use super::api::holds;
 pub use super::api::Driver;
-use super::policy::{next_event, Next};
+use super::policy::{next_event, Held, Next};
 pub use super::policy::{Offered, WhenFull, HIGH_WATER};
-use crate::{Closed, Connection, Event, ProtocolError, Timestamp, UsageError};
+use crate::{Connection, Event, ProtocolError, Timestamp, UsageError};
 
 /// The time as the core counts it, and a way to wait for a deadline.
 ///
@@ -130,9 +131,7 @@ pub(crate) async fn race<F: Future, C: Clock>(
 pub struct WebSocket<T, C> {
     transport: T,
     clock: C,
-    conn: Connection,
-    protocol: Option<String>,
-    closed: Option<Closed>,
+    held: Held,
     /// Our side of the transport was ended.
     shut: bool,
 }
@@ -156,9 +155,7 @@ impl<T: Transport, C: Clock> WebSocket<T, C> {
         WebSocket {
             transport,
             clock,
-            conn,
-            protocol,
-            closed: None,
+            held: Held::new(conn, protocol),
             shut: false,
         }
     }
@@ -167,13 +164,13 @@ impl<T: Transport, C: Clock> WebSocket<T, C> {
     /// then tells the core the time, if it keeps a deadline (silence is
     /// measured from the last bytes).
     async fn fill(&mut self) -> Result<(), T::Error> {
-        let deadline = self.conn.poll_timeout();
-        let read = self.transport.read(&mut self.conn);
+        let deadline = self.held.conn.poll_timeout();
+        let read = self.transport.read(&mut self.held.conn);
         if let Some(result) = race(read, &self.clock, deadline).await {
             result?;
         }
-        if self.conn.poll_timeout().is_some() {
-            self.conn.handle_timeout(self.clock.now());
+        if self.held.conn.poll_timeout().is_some() {
+            self.held.conn.handle_timeout(self.clock.now());
         }
         Ok(())
     }
@@ -185,8 +182,8 @@ impl<T: Transport, C: Clock> WebSocket<T, C> {
     /// transport before the peer has read our Close frame.
     async fn finish(&mut self) {
         if self.flush().await.is_ok() {
-            while !self.conn.is_finished() {
-                if self.conn.should_close_transport() && !self.shut {
+            while !self.held.conn.is_finished() {
+                if self.held.conn.should_close_transport() && !self.shut {
                     self.shut = true;
                     if !self.transport.shutdown().await {
                         return;
@@ -214,7 +211,7 @@ impl<T: Transport, C: Clock> Driver for WebSocket<T, C> {
     /// returns the same `Closed` again.
     async fn recv_event(&mut self) -> Result<Event, T::Error> {
         loop {
-            match next_event(&mut self.closed, &mut self.conn) {
+            match next_event(&mut self.held) {
                 Next::Event(event) => return Ok(event),
                 Next::End(closed) => {
                     self.finish().await;
@@ -234,35 +231,19 @@ impl<T: Transport, C: Clock> Driver for WebSocket<T, C> {
     /// up on is not waited for.
     async fn flush(&mut self) -> Result<(), T::Error> {
         loop {
-            let deadline = self.conn.poll_timeout();
-            let write = self.transport.write(&mut self.conn);
+            let deadline = self.held.conn.poll_timeout();
+            let write = self.transport.write(&mut self.held.conn);
             if let Some(written) = race(write, &self.clock, deadline).await {
                 return written;
             }
-            self.conn.handle_timeout(self.clock.now());
-            if self.conn.should_close_transport() {
+            self.held.conn.handle_timeout(self.clock.now());
+            if self.held.conn.should_close_transport() {
                 // The closing deadline gave up on the unsent bytes; `recv`
                 // reports the end.
                 self.transport.abandon();
                 return Ok(());
             }
         }
-    }
-
-    fn connection(&self) -> &Connection {
-        &self.conn
-    }
-
-    fn connection_mut(&mut self) -> &mut Connection {
-        &mut self.conn
-    }
-
-    fn closed(&self) -> Option<&Closed> {
-        self.closed.as_ref()
-    }
-
-    fn protocol(&self) -> Option<&str> {
-        self.protocol.as_deref()
     }
 }
 
@@ -283,3 +264,5 @@ impl<T, C> WebSocket<T, C> {
         self.transport
     }
 }
+
+holds!(impl[T, C] WebSocket<T, C>, held);

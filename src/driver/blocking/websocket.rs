@@ -8,7 +8,8 @@ use std::io::{self, IoSlice, Read, Write};
 use bytes::BytesMut;
 
 use super::{is_tick, Error, Time, WakeAt, HIGH_WATER, READ_BUF};
-use crate::driver::policy::{next_event, Next};
+use crate::driver::api::holds;
+use crate::driver::policy::{next_event, Held, Next};
 use crate::driver::{received, Clock, Driver};
 use crate::plumbing::Plumbing;
 use crate::{CloseCode, Closed, Connection, Event, Message, MessageKind};
@@ -17,10 +18,8 @@ use crate::{CloseCode, Closed, Connection, Event, Message, MessageKind};
 #[derive(Debug)]
 pub struct WebSocket<S> {
     stream: S,
-    conn: Connection,
+    held: Held,
     buf: Vec<u8>,
-    protocol: Option<String>,
-    closed: Option<Closed>,
     /// On a socket the driver opened: how to wake at the next deadline.
     pub(super) timeouts: Option<WakeAt<S>>,
 }
@@ -29,10 +28,8 @@ impl<S: Read + Write> WebSocket<S> {
     pub(super) fn new(stream: S, conn: Connection, protocol: Option<String>, buf: Vec<u8>) -> Self {
         WebSocket {
             stream,
-            conn,
+            held: Held::new(conn, protocol),
             buf,
-            protocol,
-            closed: None,
             timeouts: None,
         }
     }
@@ -63,7 +60,7 @@ impl<S: Read + Write> WebSocket<S> {
     /// event.
     pub fn recv_event(&mut self) -> Result<Event, Error> {
         loop {
-            match next_event(&mut self.closed, &mut self.conn) {
+            match next_event(&mut self.held) {
                 Next::Event(event) => return Ok(event),
                 Next::End(closed) => {
                     self.finish();
@@ -81,11 +78,11 @@ impl<S: Read + Write> WebSocket<S> {
     /// stream's read timeout), then tells the connection the time.
     fn fill(&mut self) -> Result<(), Error> {
         if let Some(set) = self.timeouts {
-            set(&self.stream, self.conn.poll_timeout())?;
+            set(&self.stream, self.held.conn.poll_timeout())?;
         }
         match self.stream.read(&mut self.buf) {
-            Ok(0) => self.conn.handle_eof(),
-            Ok(n) => self.conn.handle_read(&self.buf[..n]),
+            Ok(0) => self.held.conn.handle_eof(),
+            Ok(n) => self.held.conn.handle_read(&self.buf[..n]),
             Err(e) if is_tick(&e) => {}
             Err(e) => return Err(e.into()),
         }
@@ -96,8 +93,8 @@ impl<S: Read + Write> WebSocket<S> {
     /// Tells the core the time, if it keeps a deadline: after every read
     /// (so silence is measured from the last bytes) and at every tick.
     fn tell_time(&mut self) {
-        if self.conn.poll_timeout().is_some() {
-            self.conn.handle_timeout(Time::timestamp());
+        if self.held.conn.poll_timeout().is_some() {
+            self.held.conn.handle_timeout(Time::timestamp());
         }
     }
 
@@ -110,7 +107,7 @@ impl<S: Read + Write> WebSocket<S> {
             return;
         }
         // What arrives now is dropped by the core; only the end counts.
-        while !self.conn.should_close_transport() && !self.conn.is_finished() {
+        while !self.held.conn.should_close_transport() && !self.held.conn.is_finished() {
             if self.fill().is_err() {
                 return;
             }
@@ -122,7 +119,7 @@ impl<S: Read + Write> WebSocket<S> {
 impl<S: Read + Write> WebSocket<S> {
     /// Sends a message in one frame and flushes.
     pub fn send(&mut self, message: &Message) -> Result<(), Error> {
-        self.conn.send_message(message)?;
+        self.held.conn.send_message(message)?;
         self.flush()
     }
 
@@ -130,19 +127,19 @@ impl<S: Read + Write> WebSocket<S> {
     /// ([`PreparedMessage`](crate::PreparedMessage): encoded once, its
     /// payload shared) and flushes.
     pub fn send_prepared(&mut self, prepared: &crate::PreparedMessage) -> Result<(), Error> {
-        self.conn.send_prepared(prepared)?;
+        self.held.conn.send_prepared(prepared)?;
         self.flush()
     }
 
     /// Sends a text message and flushes.
     pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
-        self.conn.send_text(text)?;
+        self.held.conn.send_text(text)?;
         self.flush()
     }
 
     /// Sends a binary message and flushes.
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
-        self.conn.send_binary(data)?;
+        self.held.conn.send_binary(data)?;
         self.flush()
     }
 
@@ -150,7 +147,7 @@ impl<S: Read + Write> WebSocket<S> {
     /// one ([`Connection::send_owned`]: a client masks it in place), and
     /// flushes.
     pub fn send_owned(&mut self, kind: MessageKind, payload: BytesMut) -> Result<(), Error> {
-        self.conn.send_owned(kind, payload)?;
+        self.held.conn.send_owned(kind, payload)?;
         self.flush()
     }
 
@@ -161,7 +158,7 @@ impl<S: Read + Write> WebSocket<S> {
         data: &[u8],
         fragment_size: usize,
     ) -> Result<(), Error> {
-        self.conn.send_fragmented(kind, data, fragment_size)?;
+        self.held.conn.send_fragmented(kind, data, fragment_size)?;
         self.flush()
     }
 
@@ -170,19 +167,19 @@ impl<S: Read + Write> WebSocket<S> {
     /// [`flush`](WebSocket::flush) or a `send_*`. Writes first if more
     /// than [`HIGH_WATER`] bytes wait.
     pub fn queue(&mut self, message: &Message) -> Result<(), Error> {
-        self.conn.send_message(message)?;
+        self.held.conn.send_message(message)?;
         self.write_above_high_water()
     }
 
     /// Queues a prepared message as [`queue`](WebSocket::queue) queues a
     /// message.
     pub fn queue_prepared(&mut self, prepared: &crate::PreparedMessage) -> Result<(), Error> {
-        self.conn.send_prepared(prepared)?;
+        self.held.conn.send_prepared(prepared)?;
         self.write_above_high_water()
     }
 
     fn write_above_high_water(&mut self) -> Result<(), Error> {
-        if self.conn.pending_output_len() > HIGH_WATER {
+        if self.held.conn.pending_output_len() > HIGH_WATER {
             self.flush()?;
         }
         Ok(())
@@ -190,25 +187,25 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// Sends a Ping and flushes. The Pong arrives as [`Event::Pong`].
     pub fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.conn.ping(payload)?;
+        self.held.conn.ping(payload)?;
         self.flush()
     }
 
     /// Starts the closing handshake. Keep calling [`recv`](WebSocket::recv)
     /// until it returns `Ok(None)` to let the peer answer.
     pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        self.conn.close(code, reason)?;
+        self.held.conn.close(code, reason)?;
         self.flush()
     }
 
     /// Writes all pending output and flushes the stream.
     pub fn flush(&mut self) -> Result<(), Error> {
         let mut wrote = false;
-        while self.conn.pending_output_len() > 0 {
-            match write_some(&mut self.stream, &self.conn) {
+        while self.held.conn.pending_output_len() > 0 {
+            match write_some(&mut self.stream, &self.held.conn) {
                 Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
                 Ok(n) => {
-                    self.conn.consume_output(n);
+                    self.held.conn.consume_output(n);
                     wrote = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -243,45 +240,29 @@ impl<S: Read + Write> Driver for WebSocket<S> {
     async fn flush(&mut self) -> Result<(), Error> {
         WebSocket::flush(self)
     }
-
-    fn connection(&self) -> &Connection {
-        &self.conn
-    }
-
-    fn connection_mut(&mut self) -> &mut Connection {
-        &mut self.conn
-    }
-
-    fn closed(&self) -> Option<&Closed> {
-        self.closed.as_ref()
-    }
-
-    fn protocol(&self) -> Option<&str> {
-        self.protocol.as_deref()
-    }
 }
 
 /// Getters, and the parts underneath.
 impl<S> WebSocket<S> {
     /// How the connection ended, once it has.
     pub fn closed(&self) -> Option<&Closed> {
-        self.closed.as_ref()
+        self.held.closed.as_ref()
     }
 
     /// The subprotocol agreed in the handshake.
     pub fn protocol(&self) -> Option<&str> {
-        self.protocol.as_deref()
+        self.held.protocol.as_deref()
     }
 
     /// The sans-IO connection underneath.
     pub fn connection(&self) -> &Connection {
-        &self.conn
+        &self.held.conn
     }
 
     /// The sans-IO connection underneath, for commands the driver does not
     /// wrap. Call [`flush`](WebSocket::flush) after queueing output.
     pub fn connection_mut(&mut self) -> &mut Connection {
-        &mut self.conn
+        &mut self.held.conn
     }
 
     /// The stream.
@@ -314,3 +295,5 @@ fn write_some<S: Write>(stream: &mut S, conn: &Connection) -> io::Result<usize> 
         stream.write_vectored(&slices[..n])
     }
 }
+
+holds!(impl[S] WebSocket<S>, held);

@@ -16,11 +16,11 @@ use tokio::time::Sleep;
 
 use super::pool;
 use super::{Time, HIGH_WATER, READ_BUF, WRITE_SLICES};
-use crate::driver::policy::offer as policy_offer;
+use crate::driver::policy::{offer as policy_offer, Held};
 use crate::driver::{received, Alarm, Clock, Error, Timer};
 use crate::plumbing::Plumbing;
 use crate::socket::{Offered, WhenFull};
-use crate::{CloseCode, Closed, Connection, Event, Message, PreparedMessage, State};
+use crate::{CloseCode, Connection, Event, Message, PreparedMessage, State};
 
 /// Which half is polling: each keeps its own waker for write readiness.
 #[derive(Clone, Copy)]
@@ -53,9 +53,7 @@ impl Wake for WriteWakers {
 #[derive(Debug)]
 pub(super) struct Inner<S> {
     pub(super) io: Io<S>,
-    pub(super) conn: Connection,
-    pub(super) protocol: Option<String>,
-    pub(super) closed: Option<Closed>,
+    pub(super) held: Held,
     /// The Closed event was handed out, so the `Stream` impls end.
     pub(super) reported: bool,
     pub(super) alarm: Alarm<Time>,
@@ -105,9 +103,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 write_waker: Waker::from(write_wakers.clone()),
                 write_wakers,
             },
-            conn,
-            protocol,
-            closed: None,
+            held: Held::new(conn, protocol),
             reported: false,
             alarm: Alarm::default(),
             reader: None,
@@ -130,15 +126,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         backlog: usize,
         when_full: WhenFull,
     ) -> Result<Offered, Error> {
-        pool::lend(&mut self.conn);
+        pool::lend(&mut self.held.conn);
         // Output already waiting: the reading task waits to write it (it
         // registered for the stream's readiness), so this only queues.
-        let behind = self.conn.pending_output_len();
-        let outcome = policy_offer(&mut self.conn, messages, backlog, when_full)?;
+        let behind = self.held.conn.pending_output_len();
+        let outcome = policy_offer(&mut self.held.conn, messages, backlog, when_full)?;
         if outcome == Offered::Closed || (behind > 0 && outcome != Offered::Closing) {
             return Ok(outcome);
         }
-        if !self.io.write_now(&mut self.conn) {
+        if !self.io.write_now(&mut self.held.conn) {
             self.wake_reader();
         }
         Ok(outcome)
@@ -146,8 +142,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
 
     /// The connection, with buffers to queue output into.
     pub(super) fn sender(&mut self) -> &mut Connection {
-        pool::lend(&mut self.conn);
-        &mut self.conn
+        pool::lend(&mut self.held.conn);
+        &mut self.held.conn
     }
 
     pub(super) fn poll_message(
@@ -171,7 +167,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             return Poll::Ready(None);
         }
         let item = ready!(self.poll_message(cx, side)).transpose();
-        if self.closed.is_some() {
+        if self.held.closed.is_some() {
             self.reported = true;
         }
         Poll::Ready(item)
@@ -183,16 +179,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         side: Side,
     ) -> Poll<Result<Event, Error>> {
         loop {
-            if self.closed.is_some() {
+            if self.held.closed.is_some() {
                 ready!(self
                     .io
-                    .poll_finish(&mut self.conn, &mut self.alarm, cx, side));
-                let closed = self.closed.clone().expect("checked above");
+                    .poll_finish(&mut self.held.conn, &mut self.alarm, cx, side));
+                let closed = self.held.closed.clone().expect("checked above");
                 return Poll::Ready(Ok(Event::Closed(Box::new(closed))));
             }
-            if let Some(event) = self.conn.poll_event() {
+            if let Some(event) = self.held.conn.poll_event() {
                 if let Event::Closed(closed) = event {
-                    self.closed = Some(*closed);
+                    self.held.closed = Some(*closed);
                     continue;
                 }
                 // Any Pong this queued goes out with the other output
@@ -205,29 +201,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             }
             // Read straight into the connection's receive buffer (no copy
             // through a buffer of our own).
-            pool::lend(&mut self.conn);
-            let size = self.conn.read_size_hint(READ_BUF);
+            pool::lend(&mut self.held.conn);
+            let size = self.held.conn.read_size_hint(READ_BUF);
             let polled = {
-                let mut buffer = self.conn.read_buffer(size);
+                let mut buffer = self.held.conn.read_buffer(size);
                 let read = self.io.stream.read_buf(&mut buffer);
                 std::pin::pin!(read).poll(cx)
             };
             match polled {
-                Poll::Ready(Ok(0)) => self.conn.handle_eof(),
+                Poll::Ready(Ok(0)) => self.held.conn.handle_eof(),
                 // Bytes arrived: if the core keeps a deadline, it learns
                 // when (silence is measured from the last bytes).
-                Poll::Ready(Ok(_)) if self.conn.poll_timeout().is_some() => {
-                    self.conn.handle_timeout(Time::timestamp());
+                Poll::Ready(Ok(_)) if self.held.conn.poll_timeout().is_some() => {
+                    self.held.conn.handle_timeout(Time::timestamp());
                 }
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
                 // Nothing to read: the time. What the timers queue (a
                 // Ping, a Close) or end is handled on the next turn.
-                Poll::Pending if self.alarm.poll(&mut self.conn, cx) => {}
+                Poll::Pending if self.alarm.poll(&mut self.held.conn, cx) => {}
                 Poll::Pending => {
                     // Waiting for the peer: lend the buffers to the
                     // thread's other connections until bytes arrive.
-                    if let Some(buffers) = self.conn.take_buffers() {
+                    if let Some(buffers) = self.held.conn.take_buffers() {
                         pool::put(buffers);
                     }
                     self.reader = Some(cx.waker().clone());
@@ -423,7 +419,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         cx: &mut Context<'_>,
         side: Side,
     ) -> Poll<Result<(), Error>> {
-        self.io.poll_flush_output(&mut self.conn, cx, side)
+        self.io.poll_flush_output(&mut self.held.conn, cx, side)
     }
 
     pub(super) fn poll_ready(
@@ -431,12 +427,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         cx: &mut Context<'_>,
         side: Side,
     ) -> Poll<Result<(), Error>> {
-        if !self.conn.can_send() {
+        if !self.held.conn.can_send() {
             return Poll::Ready(Err(Error::Usage(crate::UsageError::Closed)));
         }
         ready!(self
             .io
-            .poll_write_down_to(&mut self.conn, cx, side, HIGH_WATER - 1))?;
+            .poll_write_down_to(&mut self.held.conn, cx, side, HIGH_WATER - 1))?;
         Poll::Ready(Ok(()))
     }
 
@@ -445,8 +441,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         cx: &mut Context<'_>,
         side: Side,
     ) -> Poll<Result<(), Error>> {
-        if self.conn.state() == State::Open {
-            self.conn.close(CloseCode::NORMAL, "")?;
+        if self.held.conn.state() == State::Open {
+            self.held.conn.close(CloseCode::NORMAL, "")?;
         }
         self.poll_flush_output(cx, side)
     }

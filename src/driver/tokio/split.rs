@@ -62,12 +62,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
 impl<S> ReadHalf<S> {
     /// How the connection ended, once it has.
     pub fn closed(&self) -> Option<Closed> {
-        lock(&self.shared).closed.clone()
+        lock(&self.shared).held.closed.clone()
     }
 
     /// The subprotocol agreed in the handshake.
     pub fn protocol(&self) -> Option<String> {
-        lock(&self.shared).protocol.clone()
+        lock(&self.shared).held.protocol.clone()
     }
 }
 
@@ -75,17 +75,17 @@ impl<S> WriteHalf<S> {
     /// How many bytes are queued and not yet taken by the stream: what a
     /// peer that does not read makes the connection hold.
     pub fn backlog(&self) -> usize {
-        lock(&self.shared).conn.pending_output_len()
+        lock(&self.shared).held.conn.pending_output_len()
     }
 
     /// How the connection ended, once it has.
     pub fn closed(&self) -> Option<Closed> {
-        lock(&self.shared).closed.clone()
+        lock(&self.shared).held.closed.clone()
     }
 
     /// Whether messages can still be sent.
     pub fn can_send(&self) -> bool {
-        lock(&self.shared).conn.can_send()
+        lock(&self.shared).held.conn.can_send()
     }
 }
 
@@ -190,7 +190,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
         {
             let inner = &mut *lock(&self.shared);
             command(inner.sender())?;
-            if inner.io.flush_now(&mut inner.conn) {
+            if inner.io.flush_now(&mut inner.held.conn) {
                 return Ok(());
             }
         }

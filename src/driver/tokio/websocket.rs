@@ -13,8 +13,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::engine::{Inner, Side};
 use super::split::{self, ReadHalf, WriteHalf};
 use super::Time;
+use crate::driver::api::holds;
 use crate::driver::{Clock, Driver, Error};
-use crate::{CloseCode, Closed, Connection, Event, Message};
+use crate::{CloseCode, Connection, Event, Message};
 
 /// A WebSocket over an async stream.
 #[derive(Debug)]
@@ -82,27 +83,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver for WebSocket<S> {
     }
 
     async fn flush(&mut self) -> Result<(), Error> {
-        if self.inner.io.flush_now(&mut self.inner.conn) {
+        if self.inner.io.flush_now(&mut self.inner.held.conn) {
             return Ok(());
         }
         poll_fn(|cx| self.inner.poll_flush_output(cx, Side::Writer)).await
     }
 
-    fn connection(&self) -> &Connection {
-        &self.inner.conn
-    }
-
     /// The connection, its output buffers lent from the pool.
     fn connection_mut(&mut self) -> &mut Connection {
         self.inner.sender()
-    }
-
-    fn closed(&self) -> Option<&Closed> {
-        self.inner.closed.as_ref()
-    }
-
-    fn protocol(&self) -> Option<&str> {
-        self.inner.protocol.as_deref()
     }
 }
 
@@ -134,3 +123,5 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
         self.get_mut().inner.poll_close_sink(cx, Side::Writer)
     }
 }
+
+holds!(impl[S] WebSocket<S>, inner.held);
