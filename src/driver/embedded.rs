@@ -69,20 +69,18 @@ use core::fmt;
 
 use embedded_io_async::{Read, Write};
 
-use crate::handshake::{
-    Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
-};
+use super::opening;
+use crate::handshake::{Accept, ClientRequest, HandshakeError, Request};
 use crate::plumbing::Plumbing;
-use crate::socket::{self, race, Transport};
-use crate::{Config, Connection, ProtocolError, Timestamp, UsageError};
+use crate::socket::{self, Transport};
+use crate::{Config, Connection, ProtocolError, UsageError};
 
 pub use crate::socket::Clock;
 
 /// The size of one read from the stream (the connection's receive buffer
 /// grows only as a frame needs).
 const READ_SIZE: usize = 1024;
-/// The size of one read of a handshake head: a buffer that lives in the
-/// handshake's future, so small (the head is gathered in the handshake).
+/// The size of one read of a handshake head.
 const HEAD_READ: usize = 256;
 
 /// What can go wrong on a connection driven by this driver; `E` is the
@@ -236,34 +234,8 @@ where
     C: Clock,
     F: FnOnce(&Request) -> Result<Accept, (u16, String)>,
 {
-    // Every way out but a broken stream sends one response, so there is
-    // one write (and one future's worth of state for it).
-    let (response, deadline, outcome) = match read_request(&mut stream, &clock, config).await {
-        Ok(request) => {
-            let deadline = request.deadline();
-            match decide(&request) {
-                Err((status, reason)) => (
-                    request.reject(status, &reason),
-                    deadline,
-                    Err(Error::Handshake(HandshakeError::Rejected(status))),
-                ),
-                Ok(options) => match request.accept(options) {
-                    Ok(accepted) => (
-                        accepted.response,
-                        deadline,
-                        Ok((accepted.connection, accepted.protocol)),
-                    ),
-                    Err(e) => (e.response(), deadline, Err(e.into())),
-                },
-            }
-        }
-        // A few hundred bytes, which the stream's send buffer takes at
-        // once: no deadline, or a 408 would never go.
-        Err(Refusal::Answer(e)) => (e.response(), None, Err(e.into())),
-        Err(Refusal::Stream(e)) => return Err(e),
-    };
-    write_all(&mut stream, &clock, deadline, &response).await?;
-    let (conn, protocol) = outcome?;
+    let (conn, protocol) =
+        opening::accept(&mut Head::new(&mut stream), &clock, config, decide).await?;
     Ok(WebSocket::with_protocol(
         Io::new(stream),
         clock,
@@ -272,52 +244,37 @@ where
     ))
 }
 
-/// Why a request was not read: a fault to answer, or a broken stream.
-enum Refusal<E> {
-    Answer(HandshakeError),
-    Stream(Error<E>),
+/// The opening handshake's reads and writes, on the stream.
+struct Head<'a, S> {
+    stream: &'a mut S,
+    /// One read: a buffer that lives in the handshake's future, so small
+    /// (the head is gathered in the handshake).
+    buf: [u8; HEAD_READ],
 }
 
-/// Reads a request head, in reads of [`HEAD_READ`] bytes, until the
-/// handshake has it whole or fails.
-async fn read_request<S: Read, C: Clock>(
-    stream: &mut S,
-    clock: &C,
-    config: Config,
-) -> Result<Request, Refusal<S::Error>> {
-    let mut handshake = ServerHandshake::new(config);
-    let mut buf = [0; HEAD_READ];
-    loop {
-        handshake
-            .handle_timeout(clock.now())
-            .map_err(Refusal::Answer)?;
-        let n = match race(stream.read(&mut buf), clock, handshake.poll_timeout()).await {
-            Some(Ok(0)) => return Err(Refusal::Stream(Error::Eof)),
-            Some(Ok(n)) => n,
-            Some(Err(e)) => return Err(Refusal::Stream(Error::Io(e))),
-            None => continue,
-        };
-        handshake = match handshake.handle_read(&buf[..n]).map_err(Refusal::Answer)? {
-            Progress::Partial(handshake) => handshake,
-            Progress::Done(request) => return Ok(request),
-        };
+impl<'a, S> Head<'a, S> {
+    fn new(stream: &'a mut S) -> Self {
+        Head {
+            stream,
+            buf: [0; HEAD_READ],
+        }
     }
 }
 
-/// Writes all of `bytes` and flushes, unless `deadline` passes first.
-async fn write_all<S: Write, C: Clock>(
-    stream: &mut S,
-    clock: &C,
-    deadline: Option<Timestamp>,
-    bytes: &[u8],
-) -> Result<(), Error<S::Error>> {
-    let written = async {
-        stream.write_all(bytes).await?;
-        stream.flush().await
-    };
-    match race(written, clock, deadline).await {
-        Some(result) => result.map_err(Error::Io),
-        None => Err(Error::Timeout("opening handshake")),
+impl<S: Read + Write> opening::Head for Head<'_, S> {
+    type Error = Error<S::Error>;
+
+    async fn read_head(&mut self) -> Result<&[u8], Self::Error> {
+        match self.stream.read(&mut self.buf).await {
+            Ok(0) => Err(Error::Eof),
+            Ok(n) => Ok(&self.buf[..n]),
+            Err(e) => Err(Error::Io(e)),
+        }
+    }
+
+    async fn write_head(&mut self, bytes: &[u8]) -> Result<(), Self::Error> {
+        self.stream.write_all(bytes).await.map_err(Error::Io)?;
+        self.stream.flush().await.map_err(Error::Io)
     }
 }
 
@@ -336,37 +293,14 @@ where
     S: Read + Write,
     C: Clock,
 {
-    let mut handshake = ClientHandshake::try_new(request, config)?;
-    handshake.handle_timeout(clock.now())?;
-    write_all(
-        &mut stream,
-        &clock,
-        handshake.poll_timeout(),
-        handshake.request(),
-    )
-    .await?;
-    let mut buf = [0; HEAD_READ];
-    loop {
-        handshake.handle_timeout(clock.now())?;
-        let n = match race(stream.read(&mut buf), &clock, handshake.poll_timeout()).await {
-            Some(Ok(0)) => return Err(Error::Eof),
-            Some(Ok(n)) => n,
-            Some(Err(e)) => return Err(Error::Io(e)),
-            None => continue,
-        };
-        handshake = match handshake.handle_read(&buf[..n])? {
-            Progress::Partial(handshake) => handshake,
-            Progress::Done(connected) => {
-                let protocol = connected.response.protocol;
-                return Ok(WebSocket::with_protocol(
-                    Io::new(stream),
-                    clock,
-                    connected.connection,
-                    protocol,
-                ));
-            }
-        };
-    }
+    let (conn, protocol) =
+        opening::client(&mut Head::new(&mut stream), &clock, request, config).await?;
+    Ok(WebSocket::with_protocol(
+        Io::new(stream),
+        clock,
+        conn,
+        protocol,
+    ))
 }
 
 impl<S> Io<S> {

@@ -56,20 +56,17 @@
 //! for `wss://`).
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::future::Future;
 use std::io;
 
 use compio::buf::BufResult;
 use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use compio::net::TcpStream;
 
-use super::Clock as _;
+use super::opening;
 pub use super::{Error, WsUrl};
-use crate::handshake::{
-    Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
-};
-use crate::socket::{self, race};
-use crate::{Config, Timestamp};
+use crate::handshake::{Accept, ClientRequest, Request};
+use crate::socket;
+use crate::Config;
 
 mod stream;
 
@@ -105,12 +102,6 @@ pub fn runtime() -> io::Result<compio::runtime::Runtime> {
         .build()
 }
 
-/// Runs `work` until the core's `deadline`, if there is one; `None` if the
-/// deadline came first.
-async fn until<T>(deadline: Option<Timestamp>, work: impl Future<Output = T>) -> Option<T> {
-    race(work, &CompioClock, deadline).await
-}
-
 /// Accepts a client on `stream` with the default configuration, no
 /// subprotocol and no check of Origin.
 pub async fn accept<S>(stream: S) -> Result<WebSocket<S>, Error>
@@ -135,27 +126,8 @@ where
     for<'a> &'a S: AsyncRead + AsyncWrite,
     F: FnOnce(&Request) -> Result<Accept, (u16, String)>,
 {
-    let request = read_request(&stream, config).await?;
-    let deadline = request.deadline();
-    let (response, outcome) = match decide(&request) {
-        Err((status, reason)) => (
-            request.reject(status, &reason),
-            Err(Error::Handshake(HandshakeError::Rejected(status))),
-        ),
-        Ok(options) => match request.accept(options) {
-            Ok(accepted) => (
-                accepted.response,
-                Ok((accepted.connection, accepted.protocol)),
-            ),
-            Err(e) => (e.response(), Err(e.into())),
-        },
-    };
-    let written = until(deadline, write_all(&stream, response)).await;
-    let (conn, protocol) = outcome?;
-    match written {
-        Some(written) => written?,
-        None => return Err(HandshakeError::Timeout.into()),
-    }
+    let mut head = Head::new(&stream);
+    let (conn, protocol) = opening::accept(&mut head, &CompioClock, config, decide).await?;
     Ok(WebSocket::with_protocol(
         Io::new(stream),
         CompioClock,
@@ -164,71 +136,58 @@ where
     ))
 }
 
-/// Reads one request head, within the handshake's time; a malformed or
-/// late one gets its HTTP error response here.
-async fn read_request<S>(stream: &S, config: Config) -> Result<Request, Error>
+/// The opening handshake's reads and writes, on the stream.
+struct Head<'a, S> {
+    stream: &'a S,
+    /// The buffer each read fills (handed to the kernel and back).
+    buf: Vec<u8>,
+}
+
+impl<'a, S> Head<'a, S> {
+    fn new(stream: &'a S) -> Self {
+        Head {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+}
+
+impl<S> opening::Head for Head<'_, S>
 where
     for<'a> &'a S: AsyncRead + AsyncWrite,
 {
-    let mut handshake = ServerHandshake::new(config);
-    let mut buf = Vec::with_capacity(HEAD_READ);
-    loop {
-        if let Err(e) = handshake.handle_timeout(Time::timestamp()) {
-            return Err(refuse(stream, e).await);
-        }
-        // Woken by the deadline: the core says what it means, above.
-        let Some(read) = until(handshake.poll_timeout(), read_head(stream, buf)).await else {
+    type Error = Error;
+
+    async fn read_head(&mut self) -> Result<&[u8], Error> {
+        // Empty after a read that was cancelled at a deadline: the buffer
+        // went with the kernel's operation.
+        let mut buf = core::mem::take(&mut self.buf);
+        if buf.capacity() == 0 {
             buf = Vec::with_capacity(HEAD_READ);
-            continue;
-        };
-        buf = read?;
-        handshake = match handshake.handle_read(&buf) {
-            Ok(Progress::Partial(handshake)) => handshake,
-            Ok(Progress::Done(request)) => return Ok(request),
-            Err(e) => return Err(refuse(stream, e).await),
-        };
+        }
+        buf.clear();
+        let mut reader = self.stream;
+        let BufResult(read, buf) = reader.read(buf).await;
+        self.buf = buf;
+        match read? {
+            0 => Err(Error::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the stream ended during the opening handshake",
+            ))),
+            _ => Ok(&self.buf),
+        }
     }
-}
 
-/// One read of a handshake head into `buf` (emptied first); end of stream
-/// is an error.
-async fn read_head<S>(stream: &S, mut buf: Vec<u8>) -> Result<Vec<u8>, Error>
-where
-    for<'a> &'a S: AsyncRead,
-{
-    buf.clear();
-    let mut reader = stream;
-    let BufResult(read, buf) = reader.read(buf).await;
-    match read? {
-        0 => Err(Error::Io(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the stream ended during the opening handshake",
-        ))),
-        _ => Ok(buf),
+    async fn write_head(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let mut writer = self.stream;
+        writer.write_all(bytes.to_vec()).await.0?;
+        Ok(())
     }
-}
 
-/// Writes all of `bytes`.
-async fn write_all<S>(stream: &S, bytes: Vec<u8>) -> Result<(), Error>
-where
-    for<'a> &'a S: AsyncWrite,
-{
-    let mut writer = stream;
-    writer.write_all(bytes).await.0?;
-    Ok(())
-}
-
-/// Sends the HTTP response for a failed handshake and shuts the stream
-/// down, ignoring failures (the handshake has failed already); returns the
-/// error.
-async fn refuse<S>(stream: &S, e: HandshakeError) -> Error
-where
-    for<'a> &'a S: AsyncWrite,
-{
-    let _ = write_all(stream, e.response()).await;
-    let mut writer = stream;
-    let _ = writer.shutdown().await;
-    e.into()
+    async fn end(&mut self) {
+        let mut writer = self.stream;
+        let _ = writer.shutdown().await;
+    }
 }
 
 /// Connects to a `ws://` URL and performs the handshake.
@@ -271,26 +230,8 @@ where
     S: 'static,
     for<'a> &'a S: AsyncRead + AsyncWrite,
 {
-    let mut handshake = ClientHandshake::try_new(request, config)?;
-    handshake.handle_timeout(Time::timestamp())?;
-    let deadline = handshake.poll_timeout();
-    let exchange = async {
-        write_all(&stream, handshake.request().to_vec()).await?;
-        let mut buf = Vec::with_capacity(HEAD_READ);
-        loop {
-            buf = read_head(&stream, buf).await?;
-            handshake = match handshake.handle_read(&buf)? {
-                Progress::Partial(handshake) => handshake,
-                Progress::Done(connected) => {
-                    return Ok::<_, Error>((connected.connection, connected.response.protocol))
-                }
-            };
-        }
-    };
-    let (conn, protocol) = match until(deadline, exchange).await {
-        Some(done) => done?,
-        None => return Err(HandshakeError::Timeout.into()),
-    };
+    let mut head = Head::new(&stream);
+    let (conn, protocol) = opening::client(&mut head, &CompioClock, request, config).await?;
     Ok(WebSocket::with_protocol(
         Io::new(stream),
         CompioClock,

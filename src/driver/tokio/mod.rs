@@ -65,17 +65,16 @@
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec;
-use std::future::Future;
+use alloc::vec::Vec;
+
 use std::io;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::driver::Clock;
+use crate::driver::opening;
 pub use crate::driver::{Connector, Error, TokioClock, WsUrl};
-use crate::handshake::{
-    Accept, ClientHandshake, ClientRequest, HandshakeError, Progress, Request, ServerHandshake,
-};
-use crate::{Config, Timestamp};
+use crate::handshake::{Accept, ClientRequest, Request};
+use crate::Config;
 
 mod dial;
 mod engine;
@@ -125,18 +124,13 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request) -> Result<Accept, (u16, String)>,
 {
-    // The handshake's futures (its timer, parser and buffers) are boxed:
-    // inline, they would set the size of every connection's task for the
-    // whole life of the connection, though they are done in milliseconds.
-    let request = Box::pin(read_request(&mut stream, config)).await?;
-    let options = match decide(&request) {
-        Ok(options) => options,
-        Err((status, reason)) => {
-            write_and_close(&mut stream, &request.reject(status, &reason)).await;
-            return Err(Error::Handshake(HandshakeError::Rejected(status)));
-        }
-    };
-    Box::pin(accept_request(stream, request, options)).await
+    // The handshake's future (its timer, parser and buffer) is boxed:
+    // inline, it would set the size of every connection's task for the
+    // whole life of the connection, though it is done in milliseconds.
+    let mut head = Head::new(&mut stream);
+    let (conn, protocol) =
+        Box::pin(opening::accept(&mut head, &TokioClock, config, decide)).await?;
+    Ok(WebSocket::with_protocol(stream, conn, protocol))
 }
 
 /// Reads one HTTP request head from `stream`, within the handshake timeout
@@ -151,24 +145,12 @@ pub async fn read_request<S>(stream: &mut S, config: Config) -> Result<Request, 
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut handshake = ServerHandshake::new(config);
-    // On the heap: a buffer inside the future would stay allocated with
-    // the connection's task for as long as the connection lives.
-    let mut buf = vec![0; 4096];
-    loop {
-        if let Err(e) = handshake.handle_timeout(Time::timestamp()) {
-            return Err(refuse(stream, e).await);
-        }
-        // Woken by the deadline: the core says what it means, above.
-        let Some(n) = until(handshake.poll_timeout(), read_some(stream, &mut buf)).await else {
-            continue;
-        };
-        handshake = match handshake.handle_read(&buf[..n?]) {
-            Ok(Progress::Partial(handshake)) => handshake,
-            Ok(Progress::Done(request)) => return Ok(request),
-            Err(e) => return Err(refuse(stream, e).await),
-        };
-    }
+    Box::pin(opening::read_request(
+        &mut Head::new(stream),
+        &TokioClock,
+        config,
+    ))
+    .await
 }
 
 /// Finishes the upgrade of a request read with [`read_request`]: checks it
@@ -183,24 +165,10 @@ pub async fn accept_request<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let deadline = request.deadline();
-    let accepted = match request.accept(options) {
-        Ok(accepted) => accepted,
-        Err(e) => return Err(refuse(&mut stream, e).await),
-    };
-    let write = async {
-        stream.write_all(&accepted.response).await?;
-        stream.flush().await
-    };
-    match until(deadline, write).await {
-        Some(written) => written?,
-        None => return Err(HandshakeError::Timeout.into()),
-    }
-    Ok(WebSocket::with_protocol(
-        stream,
-        accepted.connection,
-        accepted.protocol,
-    ))
+    let mut head = Head::new(&mut stream);
+    let (conn, protocol) =
+        opening::accept_request(&mut head, &TokioClock, request, options).await?;
+    Ok(WebSocket::with_protocol(stream, conn, protocol))
 }
 
 /// Performs the client handshake on `stream` for a `ws://` or `wss://` URL
@@ -223,61 +191,48 @@ pub async fn client_with<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut handshake = ClientHandshake::new(request, config);
-    handshake.handle_timeout(Time::timestamp())?;
-    let deadline = handshake.poll_timeout();
-    let exchange = async {
-        stream.write_all(handshake.request()).await?;
-        stream.flush().await?;
-        let mut buf = vec![0; 4096];
-        loop {
-            let n = read_some(&mut stream, &mut buf).await?;
-            handshake = match handshake.handle_read(&buf[..n])? {
-                Progress::Partial(handshake) => handshake,
-                Progress::Done(connected) => {
-                    return Ok::<_, Error>((connected.connection, connected.response.protocol))
-                }
-            };
-        }
-    };
-    let (conn, protocol) = match until(deadline, exchange).await {
-        Some(done) => done?,
-        None => return Err(HandshakeError::Timeout.into()),
-    };
+    let mut head = Head::new(&mut stream);
+    let (conn, protocol) = opening::client(&mut head, &TokioClock, request, config).await?;
     Ok(WebSocket::with_protocol(stream, conn, protocol))
 }
 
-/// Runs `work` until the core's `deadline`, if there is one; `None` if the
-/// deadline came first.
-async fn until<T>(deadline: Option<Timestamp>, work: impl Future<Output = T>) -> Option<T> {
-    match deadline {
-        Some(at) => tokio::time::timeout_at(Time::at(at), work).await.ok(),
-        None => Some(work.await),
+/// The opening handshake's reads and writes, on the stream.
+struct Head<'a, S> {
+    stream: &'a mut S,
+    /// On the heap: a buffer inside the future would stay allocated with
+    /// the connection's task for as long as the connection lives.
+    buf: Vec<u8>,
+}
+
+impl<'a, S> Head<'a, S> {
+    fn new(stream: &'a mut S) -> Self {
+        Head {
+            stream,
+            buf: vec![0; 4096],
+        }
     }
 }
 
-/// One read during the handshake; end of stream is an error.
-async fn read_some<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut [u8]) -> Result<usize, Error> {
-    let n = tokio::io::AsyncReadExt::read(stream, buf).await?;
-    if n == 0 {
-        return Err(Error::Io(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the stream ended during the opening handshake",
-        )));
+impl<S: AsyncRead + AsyncWrite + Unpin> opening::Head for Head<'_, S> {
+    type Error = Error;
+
+    async fn read_head(&mut self) -> Result<&[u8], Error> {
+        let n = self.stream.read(&mut self.buf).await?;
+        if n == 0 {
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the stream ended during the opening handshake",
+            )));
+        }
+        Ok(&self.buf[..n])
     }
-    Ok(n)
-}
 
-/// Sends the HTTP response for a failed handshake and closes; returns
-/// the error.
-async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, e: HandshakeError) -> Error {
-    write_and_close(stream, &e.response()).await;
-    e.into()
-}
+    async fn write_head(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.stream.write_all(bytes).await?;
+        Ok(self.stream.flush().await?)
+    }
 
-/// Sends an HTTP error response and closes, ignoring failures: the
-/// handshake has failed already.
-async fn write_and_close<S: AsyncWrite + Unpin>(stream: &mut S, response: &[u8]) {
-    let _ = stream.write_all(response).await;
-    let _ = stream.shutdown().await;
+    async fn end(&mut self) {
+        let _ = self.stream.shutdown().await;
+    }
 }
