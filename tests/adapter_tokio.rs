@@ -113,7 +113,7 @@ impl RawPeer {
 
     /// The encoded frame of one message, as the core masks it.
     fn encode(&mut self, message: &Message) -> Vec<u8> {
-        self.conn.send_message(message).unwrap();
+        self.conn.send(message).unwrap();
         self.take_output()
     }
 

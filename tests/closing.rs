@@ -174,7 +174,7 @@ fn sending_after_close_is_a_usage_error_and_queues_nothing() {
     let check = |c: &mut rfc6455::Connection| {
         assert_eq!(c.send_text("x"), Err(UsageError::Closed));
         assert_eq!(c.send_binary(b"x"), Err(UsageError::Closed));
-        assert_eq!(c.send_message(&Message::from("x")), Err(UsageError::Closed));
+        assert_eq!(c.send(&Message::from("x")), Err(UsageError::Closed));
         assert_eq!(
             c.send_fragmented(MessageKind::Text, b"xy", 1),
             Err(UsageError::Closed)

@@ -422,8 +422,8 @@ proptest! {
         prop_assert!(client.deflate_params().is_some());
         for ((kind, data), fragment) in &messages {
             if *fragment == 0 {
-                client.send(*kind, data).unwrap();
-                server.send(*kind, data).unwrap();
+                client.send_data(*kind, data).unwrap();
+                server.send_data(*kind, data).unwrap();
             } else {
                 client.send_fragmented(*kind, data, *fragment).unwrap();
                 server.send_fragmented(*kind, data, *fragment).unwrap();
@@ -525,7 +525,7 @@ fn the_close_code_does_not_depend_on_the_reads() {
         let mut sender = config(Some(all_messages()));
         sender.max_message_size = None;
         let (_, mut client, _) = handshake(sender, config(Some(all_messages())));
-        client.send(MessageKind::Binary, payload).unwrap();
+        client.send_data(MessageKind::Binary, payload).unwrap();
         let mut bytes = client.pending_output().to_vec();
         if garbage > 0 {
             // The compressed bytes, unmasked, then bytes that cannot

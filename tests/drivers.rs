@@ -792,7 +792,7 @@ async fn play<P: Pipe>(case: Case, mut peer: Peer<P>) -> (Vec<Seen>, Vec<Frame>)
     let answers = match case {
         Case::Text => conn.send_text(TEXT_MSG).map(|()| 1),
         Case::Binary => conn.send_binary(BINARY_MSG).map(|()| 1),
-        Case::Empty => conn.send_message(&Message::from("")).map(|()| 1),
+        Case::Empty => conn.send(&Message::from("")).map(|()| 1),
         Case::Large => conn.send_binary(&large()).map(|()| 1),
         Case::Fragmented => conn
             .send_fragmented(MessageKind::Text, FRAGMENTED.as_bytes(), FRAGMENT_SIZE)

@@ -661,7 +661,7 @@ fn reading_through_unfilled_and_advance_equals_handle_read() {
 
 #[test]
 fn a_server_sends_large_messages_without_copying_and_in_order() {
-    // `send_message` splices a large payload in after its header; the
+    // `send` splices a large payload in after its header; the
     // bytes on the wire must be those of the copying path, in order with
     // the frames queued around it, however the driver writes them.
     let big = Message::from(vec![3u8; 5000]);
@@ -670,9 +670,9 @@ fn a_server_sends_large_messages_without_copying_and_in_order() {
         s.send_text("before").unwrap();
         for m in [&big, &text] {
             if shared {
-                s.send_message(m).unwrap();
+                s.send(m).unwrap();
             } else {
-                s.send(m.kind(), m.as_bytes()).unwrap();
+                s.send_data(m.kind(), m.as_bytes()).unwrap();
             }
             s.ping(b"between").unwrap();
         }

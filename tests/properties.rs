@@ -215,7 +215,7 @@ fn join_pieces(events: Vec<Event>) -> Vec<Event> {
 
 fn send(conn: &mut Connection, op: &Op) {
     match op {
-        Op::Send(m) => conn.send_message(m).unwrap(),
+        Op::Send(m) => conn.send(m).unwrap(),
         Op::Owned(m) => conn
             .send_owned(m.kind(), BytesMut::from(m.as_bytes()))
             .unwrap(),

@@ -126,7 +126,7 @@ fn serve(config: Config, wire: &[u8], read: usize) -> (usize, usize) {
             match event {
                 Event::Message(message) => {
                     messages += 1;
-                    conn.send_message(&message).unwrap();
+                    conn.send(&message).unwrap();
                 }
                 Event::Fragment(_) => fragments += 1,
                 Event::Closed(closed) => assert!(closed.is_clean(), "{closed:?}"),

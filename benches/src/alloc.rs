@@ -162,7 +162,7 @@ pub fn run(budget: Budget) {
 
     let mut broadcast = Table::new(
         "Broadcast, in memory: allocations per connection per message (100 server connections, the output written away after each round)",
-        &["size", "send_prepared", "send_message (each connection)"],
+        &["size", "send_prepared", "send (each connection)"],
     );
     for size in [64usize, 4096, 64 << 10] {
         let rounds: u64 = if budget.quick { 20 } else { 200 };
@@ -173,7 +173,7 @@ pub fn run(budget: Budget) {
         }
         broadcast.row(row);
     }
-    broadcast.note("Per round one PreparedMessage is made (one allocation, shared by the 100 connections: 0.01 per connection); send_message copies payloads under 1 KiB into the output and shares larger ones.");
+    broadcast.note("Per round one PreparedMessage is made (one allocation, shared by the 100 connections: 0.01 per connection); send copies payloads under 1 KiB into the output and shares larger ones.");
     broadcast.print();
 
     let mut adapter = Table::new(
@@ -255,7 +255,7 @@ fn server_allocs(lib: ServerLib, mode: Mode, size: usize, msgs: u64) -> io::Resu
 
 /// Allocations of `rounds` broadcasts of a `size`-byte message to 100
 /// server connections made in memory, with `send_prepared` or with
-/// `send_message` on each; the output is written away after each round,
+/// `send` on each; the output is written away after each round,
 /// as a socket would take it. Two warm-up rounds first.
 fn broadcast_allocs(size: usize, prepared: bool, rounds: u64) -> (u64, u64) {
     use rfc6455::handshake::{Accept, ClientHandshake, ClientRequest, ServerHandshake};
@@ -279,7 +279,7 @@ fn broadcast_allocs(size: usize, prepared: bool, rounds: u64) -> (u64, u64) {
             if prepared {
                 conn.send_prepared(&shared).expect("open");
             } else {
-                conn.send_message(&message).expect("open");
+                conn.send(&message).expect("open");
             }
             while conn.pending_output_len() > 0 {
                 let n = conn.pending_output().len();

@@ -285,7 +285,7 @@ impl<'a> Ours<'a> {
         let mut bytes = 0;
         self.wire = 0;
         for sent in &self.input.messages {
-            self.client.send(kind, sent).expect("client send");
+            self.client.send_data(kind, sent).expect("client send");
             let out = self.client.pending_output();
             if verify {
                 assert!(out[0] & RSV1 != 0, "the client's frame is not compressed");
@@ -302,7 +302,7 @@ impl<'a> Ours<'a> {
                 assert_eq!(got.kind(), kind, "server: message kind");
                 assert!(got.as_bytes() == sent.as_slice(), "server: message differs");
             }
-            self.server.send_message(&got).expect("server send");
+            self.server.send(&got).expect("server send");
             drop(got);
             let out = self.server.pending_output();
             if verify {

@@ -472,7 +472,7 @@ mod core_loop {
     fn step(conn: &mut Connection) -> Result<bool, BoxError> {
         while let Some(event) = conn.poll_event() {
             match event {
-                Event::Message(message) => conn.send_message(&message)?,
+                Event::Message(message) => conn.send(&message)?,
                 Event::Closed(_) => return Ok(false),
                 _ => {}
             }

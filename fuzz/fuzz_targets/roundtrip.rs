@@ -96,11 +96,11 @@ fn send(sender: &mut Connection, ops: &[Op]) -> (Vec<Norm>, Vec<Vec<u8>>) {
             }
             Op::Binary { data, fragment } => {
                 match fragment {
-                    // Through `send_message` and `send_owned` too: a server
+                    // Through `send` and `send_owned` too: a server
                     // splices large payloads into its output without
                     // copying them, a client masks a handed-over one in place.
                     0 if data.len() % 3 == 0 => sender
-                        .send_message(&Message::from(data.clone()))
+                        .send(&Message::from(data.clone()))
                         .expect("open"),
                     0 if data.len() % 3 == 1 => sender
                         .send_owned(MessageKind::Binary, data[..].into())

@@ -16,12 +16,12 @@ impl Connection {
 
     /// Queues a text message in one frame.
     pub fn send_text(&mut self, text: &str) -> Result<(), UsageError> {
-        self.send(MessageKind::Text, text.as_bytes())
+        self.send_data(MessageKind::Text, text.as_bytes())
     }
 
     /// Queues a binary message in one frame.
     pub fn send_binary(&mut self, data: &[u8]) -> Result<(), UsageError> {
-        self.send(MessageKind::Binary, data)
+        self.send_data(MessageKind::Binary, data)
     }
 
     /// Queues a message in one frame.
@@ -29,7 +29,7 @@ impl Connection {
     /// A server sends the payload of a large message (1 KiB or more) as
     /// it is, without copying it into the output: echoing a received
     /// message, or broadcasting one to many connections, costs no copy.
-    pub fn send_message(&mut self, message: &Message) -> Result<(), UsageError> {
+    pub fn send(&mut self, message: &Message) -> Result<(), UsageError> {
         let len = message.as_bytes().len();
         if self.role == Role::Server && len >= SHARE_MIN && !self.transforms(len) {
             self.check_can_start_message()?;
@@ -37,12 +37,12 @@ impl Connection {
             self.output.push_shared(message.clone().into_bytes());
             return Ok(());
         }
-        self.send(message.kind(), message.as_bytes())
+        self.send_data(message.kind(), message.as_bytes())
     }
 
     /// Queues a message in one frame from a buffer the caller hands over:
     /// no copy of a large payload on either side. A client masks it in
-    /// place, where [`send`](Connection::send) must copy a borrowed
+    /// place, where [`send_data`](Connection::send_data) must copy a borrowed
     /// payload to mask it (the frame is then written twice, into the
     /// output and into the socket); a server sends it as it is. The
     /// payload goes out as its own piece of the output
@@ -60,7 +60,7 @@ impl Connection {
     ) -> Result<(), UsageError> {
         let len = payload.len();
         if len < SHARE_MIN || self.transforms(len) {
-            return self.send(kind, &payload);
+            return self.send_data(kind, &payload);
         }
         self.check_can_start_message()?;
         let mask = self.next_mask();
@@ -82,11 +82,11 @@ impl Connection {
     /// frame is shared too: made by the first connection with these
     /// parameters, taken by the others. Otherwise (a client, which masks
     /// with keys of its own; an extension with context takeover) the
-    /// message is encoded here, as by [`send_message`](Connection::send_message).
+    /// message is encoded here, as by [`send_data`](Connection::send_data).
     pub fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), UsageError> {
         let payload = prepared.payload();
         if self.role == Role::Client {
-            return self.send(prepared.kind(), payload);
+            return self.send_data(prepared.kind(), payload);
         }
         if self.transforms(payload.len()) {
             #[cfg(feature = "std")]
@@ -103,7 +103,7 @@ impl Connection {
                 self.output.push_shared(frame_payload);
                 return Ok(());
             }
-            return self.send(prepared.kind(), payload);
+            return self.send_data(prepared.kind(), payload);
         }
         self.check_can_start_message()?;
         self.output
@@ -121,7 +121,7 @@ impl Connection {
     ///
     /// For [`MessageKind::Text`] the caller vouches that `data` is UTF-8;
     /// prefer [`send_text`](Connection::send_text), which takes a `&str`.
-    pub fn send(&mut self, kind: MessageKind, data: &[u8]) -> Result<(), UsageError> {
+    pub fn send_data(&mut self, kind: MessageKind, data: &[u8]) -> Result<(), UsageError> {
         self.check_can_start_message()?;
         if let Some((encoded, rsv)) = self.encode_message(data) {
             self.write_frame(true, opcode_of(kind), rsv, &encoded);

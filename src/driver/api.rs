@@ -81,7 +81,7 @@ pub trait Driver: sealed::Holds {
 
     /// Sends a message in one frame.
     async fn send(&mut self, message: &Message) -> Result<(), Self::Error> {
-        self.connection_mut().send_message(message)?;
+        self.connection_mut().send(message)?;
         self.flush().await
     }
 
@@ -133,7 +133,7 @@ pub trait Driver: sealed::Holds {
     /// to a burst at once. Writes first if more than [`HIGH_WATER`] bytes
     /// wait.
     async fn queue(&mut self, message: &Message) -> Result<(), Self::Error> {
-        self.connection_mut().send_message(message)?;
+        self.connection_mut().send(message)?;
         flush_above_high_water(self).await
     }
 

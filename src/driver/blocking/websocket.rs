@@ -119,7 +119,7 @@ impl<S: Read + Write> WebSocket<S> {
 impl<S: Read + Write> WebSocket<S> {
     /// Sends a message in one frame and flushes.
     pub fn send(&mut self, message: &Message) -> Result<(), Error> {
-        self.held.conn.send_message(message)?;
+        self.held.conn.send(message)?;
         self.flush()
     }
 
@@ -167,7 +167,7 @@ impl<S: Read + Write> WebSocket<S> {
     /// [`flush`](WebSocket::flush) or a `send_*`. Writes first if more
     /// than [`HIGH_WATER`] bytes wait.
     pub fn queue(&mut self, message: &Message) -> Result<(), Error> {
-        self.held.conn.send_message(message)?;
+        self.held.conn.send(message)?;
         self.write_above_high_water()
     }
 

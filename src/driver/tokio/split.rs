@@ -100,7 +100,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for ReadHalf<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     /// Sends a message and writes it out.
     pub async fn send(&mut self, message: &Message) -> Result<(), Error> {
-        self.send_with(|conn| conn.send_message(message)).await
+        self.send_with(|conn| conn.send(message)).await
     }
 
     /// Sends a prepared message ([`PreparedMessage`]) and writes it out.
@@ -206,7 +206,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WriteHalf<S> {
     }
 
     fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
-        Ok(lock(&self.shared).sender().send_message(&message)?)
+        Ok(lock(&self.shared).sender().send(&message)?)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
