@@ -225,7 +225,7 @@ mod embedded {
 /// one HTTP/2 connection (a new connection only if the last one failed).
 #[cfg(feature = "http2")]
 mod http2 {
-    use rfc6455::handshake::ClientConnect;
+    use rfc6455::handshake::ExtendedConnectClient;
     use rfc6455::http2::{Client, WebSocket};
     use rfc6455::tokio::WsUrl;
     use rfc6455::Driver;
@@ -245,7 +245,8 @@ mod http2 {
     /// connection is gone.
     async fn connect(client: &mut Client, url: &str) -> Result<WebSocket> {
         let url = WsUrl::parse(url)?;
-        let request = || ClientConnect::new(&url.request(), autobahn::config(true)).scheme("http");
+        let request =
+            || ExtendedConnectClient::new(&url.request(), autobahn::config(true)).scheme("http");
         match client.websocket(request()).await {
             Err(rfc6455::http2::Error::Io(_)) => {
                 *client = connection(&url).await?;

@@ -48,7 +48,7 @@ use crate::Config;
 /// [`accept`](Request::accept) or [`reject`](Request::reject): method,
 /// path with query, version and every field. HTTP/2 and later requests
 /// come out with a version the checks refuse: a WebSocket over HTTP/2 is
-/// an extended CONNECT (see [`ConnectRequest`](crate::handshake::ConnectRequest)).
+/// an extended CONNECT (see [`ExtendedConnectRequest`](crate::handshake::ExtendedConnectRequest)).
 pub fn request<B>(request: &::http::Request<B>, config: Config) -> Request {
     head(
         request.method(),

@@ -73,7 +73,6 @@ pub mod frame;
 pub mod handshake;
 mod mask;
 mod message;
-mod output;
 mod prepared;
 pub mod proxy;
 

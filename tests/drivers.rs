@@ -1049,7 +1049,7 @@ mod on_http2 {
 
     use bytes::Bytes;
     use h2::{RecvStream, SendStream};
-    use rfc6455::handshake::{Accept, ClientConnect, ClientRequest};
+    use rfc6455::handshake::{Accept, ClientRequest, ExtendedConnectClient};
     use rfc6455::http2::{serve_connection, Incoming};
     use rfc6455::Config;
 
@@ -1111,8 +1111,9 @@ mod on_http2 {
         }
         let mut send_request = send_request.ready().await.expect("ready");
         assert!(send_request.is_extended_connect_protocol_enabled());
-        let connect = ClientConnect::new(&ClientRequest::new("localhost", "/"), Config::default())
-            .scheme("http");
+        let connect =
+            ExtendedConnectClient::new(&ClientRequest::new("localhost", "/"), Config::default())
+                .scheme("http");
         let mut request = http::Request::builder()
             .method(http::Method::CONNECT)
             .uri("http://localhost/")

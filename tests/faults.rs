@@ -637,7 +637,7 @@ mod on_http2 {
     use std::task::{Context, Poll};
     use std::time::Duration;
 
-    use rfc6455::handshake::{Accept, ClientConnect, ClientRequest};
+    use rfc6455::handshake::{Accept, ClientRequest, ExtendedConnectClient};
     use rfc6455::http2::{serve_connection, Client, Error, Incoming};
     use rfc6455::{CloseCode, Config, Message};
     use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
@@ -792,9 +792,11 @@ mod on_http2 {
         let mut echoes = Vec::new();
         let client = async {
             let client = Client::handshake(client_io).await?;
-            let connect =
-                ClientConnect::new(&ClientRequest::new("localhost", "/echo"), Config::default())
-                    .scheme("http");
+            let connect = ExtendedConnectClient::new(
+                &ClientRequest::new("localhost", "/echo"),
+                Config::default(),
+            )
+            .scheme("http");
             let mut ws = client.websocket(connect).await?;
             for message in &messages {
                 ws.send(message).await?;

@@ -6,8 +6,8 @@
 //! and whatever goes out parses.
 
 use rfc6455::handshake::{
-    Accept, ClientConnect, ClientHandshake, ClientRequest, ConnectRequest, PseudoHeaders,
-    ServerHandshake,
+    Accept, ClientHandshake, ClientRequest, ExtendedConnectClient, ExtendedConnectRequest,
+    PseudoHeaders, ServerHandshake,
 };
 use rfc6455::Config;
 
@@ -77,7 +77,7 @@ fn parse_response(bytes: &[u8]) -> (u16, Vec<(String, Vec<u8>)>) {
     (response.code.unwrap(), fields)
 }
 
-fn connect_request() -> ConnectRequest {
+fn connect_request() -> ExtendedConnectRequest {
     let pseudo = PseudoHeaders {
         method: "CONNECT".into(),
         protocol: Some("websocket".into()),
@@ -86,7 +86,7 @@ fn connect_request() -> ConnectRequest {
         path: Some("/chat".into()),
     };
     let fields = [("sec-websocket-version", "13".as_bytes())];
-    ConnectRequest::new(Config::default(), &pseudo, fields)
+    ExtendedConnectRequest::new(Config::default(), &pseudo, fields)
 }
 
 /// An embedder's field, if any.
@@ -145,7 +145,7 @@ fn h2_200(extra: Extra<'_>) -> Vec<(String, Vec<u8>)> {
 }
 
 fn h2_client(extra: Extra<'_>) -> Vec<(String, Vec<u8>)> {
-    let connect = ClientConnect::new(&client_request(extra), Config::default());
+    let connect = ExtendedConnectClient::new(&client_request(extra), Config::default());
     let fields = connect.headers().iter();
     owned(fields.map(|(n, v)| (n.as_str(), v.as_bytes())))
 }
@@ -275,7 +275,7 @@ fn a_subprotocol_is_offered_and_agreed_only_if_it_is_a_token() {
         let client = ClientHandshake::with_key(&offer, Config::default(), [7; 16]);
         let head = String::from_utf8_lossy(client.request()).to_ascii_lowercase();
         assert_eq!(head.contains("sec-websocket-protocol"), token, "{name:?}");
-        let connect = ClientConnect::new(&offer, Config::default());
+        let connect = ExtendedConnectClient::new(&offer, Config::default());
         let offered_h2 = connect
             .headers()
             .iter()
@@ -310,7 +310,7 @@ fn a_subprotocol_is_offered_and_agreed_only_if_it_is_a_token() {
             ("sec-websocket-version", "13".as_bytes()),
             ("sec-websocket-protocol", name.as_bytes()),
         ];
-        let request = ConnectRequest::new(
+        let request = ExtendedConnectRequest::new(
             Config::default(),
             pseudo.pseudo_headers(),
             h2_fields.iter().copied(),

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use example::ExampleServer;
-use rfc6455::handshake::{Accept, ClientConnect, ClientRequest, ConnectResponse, HandshakeError};
+use rfc6455::handshake::{
+    Accept, ClientRequest, ExtendedConnectClient, ExtendedConnectResponse, HandshakeError,
+};
 use rfc6455::http2::{serve_connection, serve_connection_with, Client, Error, Incoming, Routes};
 use rfc6455::{CloseCode, Config, Event, Message};
 
@@ -66,8 +68,9 @@ async fn serve(io: tokio::io::DuplexStream, live: Arc<AtomicUsize>) {
     .await;
 }
 
-fn connect(path: &str) -> ClientConnect {
-    ClientConnect::new(&ClientRequest::new("localhost", path), Config::default()).scheme("http")
+fn connect(path: &str) -> ExtendedConnectClient {
+    ExtendedConnectClient::new(&ClientRequest::new("localhost", path), Config::default())
+        .scheme("http")
 }
 
 async fn pair() -> (Client, Arc<AtomicUsize>) {
@@ -155,7 +158,7 @@ async fn fields_about_http_1_1_connections_never_reach_h2() {
     let request = ClientRequest::new("localhost", "/fields")
         .header("Keep-Alive", "timeout=5")
         .header("Origin", "http://localhost");
-    let connect = ClientConnect::new(&request, Config::default()).scheme("http");
+    let connect = ExtendedConnectClient::new(&request, Config::default()).scheme("http");
     let mut ws = client.websocket(connect).await.expect("h2 sent both heads");
     ws.send(&Message::from("across")).await.unwrap();
     assert_eq!(ws.recv().await.unwrap(), Some(Message::from("across")));
@@ -200,7 +203,7 @@ fn pages_and_websockets(routes: Routes) -> tokio::io::DuplexStream {
                 ws.send_text("a WebSocket").await.unwrap();
                 while let Ok(Some(_)) = ws.recv().await {}
             } else {
-                let page = ConnectResponse::new(200, "text/html", "<p>a page</p>");
+                let page = ExtendedConnectResponse::new(200, "text/html", "<p>a page</p>");
                 incoming.respond(&page);
             }
         },

@@ -715,7 +715,7 @@ mod http2 {
     use std::net::SocketAddr;
     use std::sync::Arc;
 
-    use rfc6455::handshake::{Accept, ConnectResponse};
+    use rfc6455::handshake::{Accept, ExtendedConnectResponse};
     use rfc6455::http2::Incoming;
 
     use super::site::{self, Site, Stream};
@@ -740,7 +740,11 @@ mod http2 {
         let method = request.pseudo_headers().method.clone();
         match (request.is_websocket(), method.as_str(), site::route(&path)) {
             (false, "GET", "/") => {
-                incoming.respond(&ConnectResponse::new(200, "text/html; charset=utf-8", PAGE));
+                incoming.respond(&ExtendedConnectResponse::new(
+                    200,
+                    "text/html; charset=utf-8",
+                    PAGE,
+                ));
             }
             (true, _, "/ws") => {
                 if let Err((status, why)) = admit(site, chat, request.origin(), &path) {
@@ -767,7 +771,7 @@ mod http2 {
                 Err((status, why)) => incoming.reject(status, &why),
                 Ok(()) => incoming.reject(400, "this address accepts WebSocket connections only"),
             },
-            _ => incoming.respond(&ConnectResponse::new(
+            _ => incoming.respond(&ExtendedConnectResponse::new(
                 404,
                 "text/plain; charset=utf-8",
                 "not found\n",

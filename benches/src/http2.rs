@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rfc6455::handshake::{Accept, ClientConnect, ClientRequest};
+use rfc6455::handshake::{Accept, ClientRequest, ExtendedConnectClient};
 use rfc6455::{Config, Message};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -128,7 +128,8 @@ async fn row(
     let payload: Vec<u8> = (0..size).map(|i| (i * 7) as u8).collect();
     let mut tasks = Vec::new();
     let connect = |path: &str| {
-        ClientConnect::new(&ClientRequest::new("localhost", path), Config::default()).scheme("http")
+        ExtendedConnectClient::new(&ClientRequest::new("localhost", path), Config::default())
+            .scheme("http")
     };
     let mut shared = None;
     for _ in 0..n {

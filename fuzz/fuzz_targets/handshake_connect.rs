@@ -1,5 +1,5 @@
 //! Arbitrary pseudo-header and header fields into an HTTP/2 extended
-//! CONNECT (`ConnectRequest`, RFC 8441).
+//! CONNECT (`ExtendedConnectRequest`, RFC 8441).
 //!
 //! Invariants, beyond "never panics":
 //! - `accept` succeeds exactly when `validate` does;
@@ -26,7 +26,7 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use rfc6455::plumbing::Plumbing;
 use rfc6455::handshake::{
-    Accept, ClientConnect, ClientHandshake, ClientRequest, ConnectRequest, HandshakeError,
+    Accept, ExtendedConnectClient, ClientHandshake, ClientRequest, ExtendedConnectRequest, HandshakeError,
     PseudoHeaders,
 };
 use rfc6455::{Config, Event, MaskKeys, Message};
@@ -84,7 +84,7 @@ fn check_client_requests(input: &Input<'_>) {
     }
     let mut config = Config::default();
     config.mask_keys = MaskKeys::Fixed([1, 2, 3, 4]);
-    check_fields(ClientConnect::new(&request, config.clone()).headers());
+    check_fields(ExtendedConnectClient::new(&request, config.clone()).headers());
 
     let handshake = ClientHandshake::with_key(&request, config, [7; 16]);
     let bytes = handshake.request();
@@ -149,7 +149,7 @@ fuzz_target!(|input: Input<'_>| {
             fields.push(("sec-websocket-version", b"13"));
         }
     }
-    let request = ConnectRequest::new(Config::default(), &pseudo, fields.iter().copied());
+    let request = ExtendedConnectRequest::new(Config::default(), &pseudo, fields.iter().copied());
     let offered: Vec<String> = request.protocols().iter().map(|p| p.to_string()).collect();
     let mut options = Accept::new();
     if let Some(choice) = input
@@ -165,7 +165,7 @@ fuzz_target!(|input: Input<'_>| {
     match request.accept(options) {
         Err(error) => {
             assert_eq!(Err(error.clone()), valid, "accept and validate disagree");
-            let response = error.connect_response();
+            let response = error.extended_connect_response();
             let expected = match error {
                 HandshakeError::UnsupportedVersion => 400,
                 ref other => other.status(),
@@ -199,11 +199,11 @@ fuzz_target!(|input: Input<'_>| {
             for protocol in &offered {
                 client_request = client_request.protocol(protocol.clone());
             }
-            let client = ClientConnect::new(&client_request, Config::default());
+            let client = ExtendedConnectClient::new(&client_request, Config::default());
             let headers = accepted.response.headers.clone();
             let fields = || headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
             if !(200..300).contains(&input.status) {
-                let refused = ClientConnect::new(&client_request, Config::default())
+                let refused = ExtendedConnectClient::new(&client_request, Config::default())
                     .handle_response(input.status, fields())
                     .err();
                 assert_eq!(refused, Some(HandshakeError::Status(input.status)));

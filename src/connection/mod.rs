@@ -12,6 +12,7 @@
 
 mod buffers;
 mod life;
+mod output;
 mod receive;
 mod send;
 
@@ -22,9 +23,9 @@ use bytes::BytesMut;
 pub use buffers::{Buffers, Plumbing, ReadBuffer};
 
 use crate::extension::MessageExtension;
-use crate::output::Output;
 use crate::time::Timers;
 use crate::{CloseFrame, Closed, Config, Role, UsageError};
+use output::Output;
 
 /// Where the closing handshake stands (§7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

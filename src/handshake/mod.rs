@@ -1,5 +1,5 @@
 //! The opening handshake (RFC 6455 §4): an HTTP/1.1 Upgrade exchange, or
-//! over HTTP/2 an extended CONNECT (RFC 8441, [`ConnectRequest`]).
+//! over HTTP/2 an extended CONNECT (RFC 8441, [`ExtendedConnectRequest`]).
 //!
 //! The client sends a GET with `Upgrade: websocket`, `Connection: Upgrade`,
 //! a random `Sec-WebSocket-Key` and `Sec-WebSocket-Version: 13`
@@ -13,15 +13,15 @@
 //! `httparse` exactly once.
 //!
 //! Over HTTP/2 the same handshake is an extended CONNECT (RFC 8441):
-//! [`ConnectRequest`] and [`ClientConnect`] take and give the fields an
+//! [`ExtendedConnectRequest`] and [`ExtendedConnectClient`] take and give the fields an
 //! HTTP/2 library moves, and make the same decisions (version 13,
 //! subprotocols, permessage-deflate).
 
 mod client;
-mod connect;
 #[cfg(feature = "deflate")]
 mod deflate;
 mod error;
+mod extended_connect;
 mod extensions;
 mod head;
 mod server;
@@ -33,8 +33,11 @@ use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
 pub use client::{ClientHandshake, ClientRequest, Connected, Response};
-pub use connect::{ClientConnect, ConnectAccepted, ConnectRequest, ConnectResponse, PseudoHeaders};
 pub use error::HandshakeError;
+pub use extended_connect::{
+    ExtendedConnectAccepted, ExtendedConnectClient, ExtendedConnectRequest,
+    ExtendedConnectResponse, PseudoHeaders,
+};
 pub use extensions::{parse_extensions, Extension, MalformedExtensions};
 pub use server::{Accept, Accepted, Request, ServerHandshake};
 // For the `http` feature's refusals, which go out as `http::Response`s.

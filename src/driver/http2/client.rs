@@ -11,7 +11,7 @@ use super::{
     h2_error, race, Io, Time, WebSocket, CONNECTION_WINDOW, MAX_FRAME, MAX_STREAMS, STREAM_WINDOW,
 };
 use crate::driver::Clock;
-use crate::handshake::{ClientConnect, HandshakeError};
+use crate::handshake::{ExtendedConnectClient, HandshakeError};
 
 /// The client side of one HTTP/2 connection, on which any number of
 /// WebSockets can be opened.
@@ -57,7 +57,7 @@ impl Client {
     /// `connect` describes and checks the response. A server that did not
     /// advertise the extended CONNECT gets no request: the call fails with
     /// [`HandshakeError::NoExtendedConnect`].
-    pub async fn websocket(&self, mut connect: ClientConnect) -> Result<WebSocket, Error> {
+    pub async fn websocket(&self, mut connect: ExtendedConnectClient) -> Result<WebSocket, Error> {
         let mut send_request = self.send_request.clone().ready().await.map_err(h2_error)?;
         if !send_request.is_extended_connect_protocol_enabled() {
             return Err(HandshakeError::NoExtendedConnect.into());

@@ -2,7 +2,7 @@
 //!
 //! Each WebSocket is one stream of an HTTP/2 connection: the opening
 //! handshake is an extended CONNECT, decided by the core
-//! ([`ConnectRequest`](crate::handshake::ConnectRequest), [`ClientConnect`](crate::handshake::ClientConnect)), and then the stream's DATA
+//! ([`ExtendedConnectRequest`](crate::handshake::ExtendedConnectRequest), [`ExtendedConnectClient`](crate::handshake::ExtendedConnectClient)), and then the stream's DATA
 //! carries the same frames a TCP connection would, driven by the same
 //! loop as the tokio driver: bytes in, time, events, output, sleep until
 //! the core's deadline. HTTP/2's flow control is the backpressure: a

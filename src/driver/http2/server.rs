@@ -15,7 +15,7 @@ use super::{
     h2_error, Io, Time, WebSocket, CONNECTION_WINDOW, MAX_FRAME, MAX_STREAMS, STREAM_WINDOW,
 };
 use crate::driver::Clock;
-use crate::handshake::{Accept, ConnectRequest, ConnectResponse, PseudoHeaders};
+use crate::handshake::{Accept, ExtendedConnectRequest, ExtendedConnectResponse, PseudoHeaders};
 use crate::Config;
 
 /// The first bytes of an HTTP/2 connection with prior knowledge (RFC 9113
@@ -183,7 +183,7 @@ where
 /// anything else (which [`accept`](Incoming::accept) refuses with its
 /// status).
 pub struct Incoming {
-    request: ConnectRequest,
+    request: ExtendedConnectRequest,
     respond: h2::server::SendResponse<Bytes>,
     body: RecvStream,
 }
@@ -217,7 +217,7 @@ impl Incoming {
             .headers
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_bytes()));
-        let mut request = ConnectRequest::new(config, &pseudo, fields);
+        let mut request = ExtendedConnectRequest::new(config, &pseudo, fields);
         // The handshake's countdown starts now; it is over once accepted.
         let _ = request.handle_timeout(Time::timestamp());
         Incoming {
@@ -228,7 +228,7 @@ impl Incoming {
     }
 
     /// The request: path, Origin, subprotocols, fields.
-    pub fn request(&self) -> &ConnectRequest {
+    pub fn request(&self) -> &ExtendedConnectRequest {
         &self.request
     }
 
@@ -251,7 +251,7 @@ impl Incoming {
                 ))
             }
             Err(e) => {
-                answer(&mut self.respond, &e.connect_response());
+                answer(&mut self.respond, &e.extended_connect_response());
                 Err(e.into())
             }
         }
@@ -265,16 +265,16 @@ impl Incoming {
     }
 
     /// Answers a request that is not a WebSocket (see
-    /// [`ConnectRequest::is_websocket`]) with `response` and its body, and
+    /// [`ExtendedConnectRequest::is_websocket`]) with `response` and its body, and
     /// ends the stream: the page that opens the WebSockets, served on the
     /// same connection.
-    pub fn respond(mut self, response: &ConnectResponse) {
+    pub fn respond(mut self, response: &ExtendedConnectResponse) {
         answer(&mut self.respond, response);
     }
 }
 
-/// The `http` response for a [`ConnectResponse`]'s status and fields.
-fn response(from: &ConnectResponse) -> http::Response<()> {
+/// The `http` response for a [`ExtendedConnectResponse`]'s status and fields.
+fn response(from: &ExtendedConnectResponse) -> http::Response<()> {
     let mut response = http::Response::builder().status(from.status);
     for (name, value) in &from.headers {
         response = response.header(name.as_str(), value.as_str());
@@ -287,7 +287,7 @@ fn response(from: &ConnectResponse) -> http::Response<()> {
 }
 
 /// Sends a response and its body (a refusal, or a page), ending the stream.
-fn answer(respond: &mut h2::server::SendResponse<Bytes>, from: &ConnectResponse) {
+fn answer(respond: &mut h2::server::SendResponse<Bytes>, from: &ExtendedConnectResponse) {
     if let Ok(mut send) = respond.send_response(response(from), from.body.is_empty()) {
         if !from.body.is_empty() {
             let _ = send.send_data(Bytes::copy_from_slice(&from.body), true);

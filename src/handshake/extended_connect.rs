@@ -16,16 +16,16 @@
 //! gives the response fields and the [`Connection`].
 //!
 //! ```
-//! use rfc6455::handshake::{Accept, ClientConnect, ClientRequest, ConnectRequest};
+//! use rfc6455::handshake::{Accept, ExtendedConnectClient, ClientRequest, ExtendedConnectRequest};
 //! use rfc6455::Config;
 //!
 //! // The client's HEADERS, as its HTTP/2 library would send them ...
-//! let client = ClientConnect::new(&ClientRequest::new("example.com", "/chat"), Config::default());
+//! let client = ExtendedConnectClient::new(&ClientRequest::new("example.com", "/chat"), Config::default());
 //! let pseudo = client.pseudo_headers();
 //! let fields = client.headers();
 //! // ... and as the server's library hands them over.
 //! let fields = fields.iter().map(|(name, value)| (name.as_str(), value.as_bytes()));
-//! let request = ConnectRequest::new(Config::default(), &pseudo, fields);
+//! let request = ExtendedConnectRequest::new(Config::default(), &pseudo, fields);
 //! assert_eq!(request.path(), "/chat");
 //! let accepted = request.accept(Accept::new()).unwrap();
 //! assert_eq!(accepted.response.status, 200);
@@ -66,7 +66,7 @@ pub struct PseudoHeaders {
 /// (names in lowercase, as HTTP/2 requires), and for a refusal a short
 /// plain-text body.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConnectResponse {
+pub struct ExtendedConnectResponse {
     /// The `:status`: 200 to accept.
     pub status: u16,
     /// Header fields, lowercase names.
@@ -75,18 +75,22 @@ pub struct ConnectResponse {
     pub body: Vec<u8>,
 }
 
-impl ConnectResponse {
+impl ExtendedConnectResponse {
     /// A response with `status`, one `content-type` field and `body`: a
     /// page served on the same HTTP/2 connection as the WebSockets.
-    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> ConnectResponse {
-        ConnectResponse {
+    pub fn new(
+        status: u16,
+        content_type: &str,
+        body: impl Into<Vec<u8>>,
+    ) -> ExtendedConnectResponse {
+        ExtendedConnectResponse {
             status,
             headers: alloc::vec![("content-type".to_string(), content_type.to_string())],
             body: body.into(),
         }
     }
 
-    fn refusal(status: u16, extra: &[(&str, &str)], reason: &[u8]) -> ConnectResponse {
+    fn refusal(status: u16, extra: &[(&str, &str)], reason: &[u8]) -> ExtendedConnectResponse {
         let mut headers: Vec<(String, String)> = extra
             .iter()
             .map(|(name, value)| (name.to_ascii_lowercase(), value.to_string()))
@@ -98,7 +102,7 @@ impl ConnectResponse {
         ));
         let mut body = reason.to_vec();
         body.push(b'\n');
-        ConnectResponse {
+        ExtendedConnectResponse {
             status: refusal_status(status),
             headers,
             body,
@@ -111,7 +115,7 @@ impl HandshakeError {
     /// [`status`](HandshakeError::status) (400 where HTTP/1.1 says 426,
     /// since 426 needs an `Upgrade` field that HTTP/2 forbids; still with
     /// `sec-websocket-version: 13`, §4.4), and its text as the body.
-    pub fn connect_response(&self) -> ConnectResponse {
+    pub fn extended_connect_response(&self) -> ExtendedConnectResponse {
         let (status, extra): (u16, &[(&str, &str)]) = match self {
             HandshakeError::UnsupportedVersion => (400, &[("sec-websocket-version", "13")]),
             HandshakeError::MethodNotConnect(_) => (405, &[("allow", "CONNECT")]),
@@ -119,7 +123,7 @@ impl HandshakeError {
         };
         let mut body = Vec::new();
         self.write_text(&mut body);
-        ConnectResponse::refusal(status, extra, &body)
+        ExtendedConnectResponse::refusal(status, extra, &body)
     }
 }
 
@@ -146,30 +150,30 @@ fn may_send(name: &str, value: &str) -> bool {
 /// A WebSocket request that arrived as an extended CONNECT.
 ///
 /// Look at the path, Origin and subprotocols, then
-/// [`accept`](ConnectRequest::accept) (which also checks that this is a
-/// valid WebSocket request) or [`reject`](ConnectRequest::reject).
+/// [`accept`](ExtendedConnectRequest::accept) (which also checks that this is a
+/// valid WebSocket request) or [`reject`](ExtendedConnectRequest::reject).
 #[derive(Clone, Debug)]
-pub struct ConnectRequest {
+pub struct ExtendedConnectRequest {
     pseudo: PseudoHeaders,
     headers: Vec<(String, Vec<u8>)>,
     config: Config,
     timer: HandshakeTimer,
 }
 
-impl ConnectRequest {
+impl ExtendedConnectRequest {
     /// The request as the HTTP/2 library received it: its pseudo-header
     /// fields and its header fields, names in any case.
     pub fn new<'a>(
         config: Config,
         pseudo: &PseudoHeaders,
         headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
-    ) -> ConnectRequest {
+    ) -> ExtendedConnectRequest {
         let headers = headers
             .into_iter()
             .map(|(name, value)| (name.to_string(), value.to_vec()))
             .collect();
         let timer = HandshakeTimer::new(&config.timeouts);
-        ConnectRequest {
+        ExtendedConnectRequest {
             pseudo: pseudo.clone(),
             headers,
             config,
@@ -198,7 +202,7 @@ impl ConnectRequest {
         &self.pseudo
     }
 
-    /// `:path`, or `/` if it is missing (which [`validate`](ConnectRequest::validate) refuses).
+    /// `:path`, or `/` if it is missing (which [`validate`](ExtendedConnectRequest::validate) refuses).
     pub fn path(&self) -> &str {
         self.pseudo.path.as_deref().unwrap_or("/")
     }
@@ -273,8 +277,8 @@ impl ConnectRequest {
     /// (the agreed subprotocol and extension, your extra fields) and the
     /// connection that the stream's DATA feeds from now on.
     ///
-    /// On `Err`, send [`HandshakeError::connect_response`] and end the stream.
-    pub fn accept(self, options: Accept) -> Result<ConnectAccepted, HandshakeError> {
+    /// On `Err`, send [`HandshakeError::extended_connect_response`] and end the stream.
+    pub fn accept(self, options: Accept) -> Result<ExtendedConnectAccepted, HandshakeError> {
         self.validate()?;
         let Agreement {
             fields,
@@ -286,8 +290,8 @@ impl ConnectRequest {
             .map(|(name, value)| (name.to_ascii_lowercase(), value))
             .filter(|(name, value)| may_send(name, value))
             .collect();
-        Ok(ConnectAccepted {
-            response: ConnectResponse {
+        Ok(ExtendedConnectAccepted {
+            response: ExtendedConnectResponse {
                 status: 200,
                 headers,
                 body: Vec::new(),
@@ -301,16 +305,16 @@ impl ConnectRequest {
     /// you do not serve, 401 without credentials; one outside 300-599 goes
     /// out as 500) and `reason` as a short plain-text body. Send it and end
     /// the stream.
-    pub fn reject(&self, status: u16, reason: &str) -> ConnectResponse {
-        ConnectResponse::refusal(status, &[], reason.as_bytes())
+    pub fn reject(&self, status: u16, reason: &str) -> ExtendedConnectResponse {
+        ExtendedConnectResponse::refusal(status, &[], reason.as_bytes())
     }
 }
 
 /// The result of accepting an extended CONNECT.
 #[derive(Debug)]
-pub struct ConnectAccepted {
+pub struct ExtendedConnectAccepted {
     /// The 200 response: send its HEADERS before any DATA.
-    pub response: ConnectResponse,
+    pub response: ExtendedConnectResponse,
     /// The connection: feed it the stream's DATA, send its output as DATA.
     pub connection: Connection,
     /// The subprotocol agreed, if any.
@@ -320,7 +324,7 @@ pub struct ConnectAccepted {
 /// The client side of an extended CONNECT: the request's fields, then the
 /// check of the response.
 #[derive(Debug)]
-pub struct ClientConnect {
+pub struct ExtendedConnectClient {
     pseudo: PseudoHeaders,
     headers: Vec<(String, String)>,
     protocols: Vec<String>,
@@ -328,22 +332,25 @@ pub struct ClientConnect {
     config: Config,
 }
 
-impl ClientConnect {
+impl ExtendedConnectClient {
     /// A request for `request`'s path on its host, over `https`
-    /// ([`scheme`](ClientConnect::scheme) changes it).
+    /// ([`scheme`](ExtendedConnectClient::scheme) changes it).
     ///
     /// # Panics
     /// If the configuration has no key source to mask frames with
-    /// ([`MaskKeys::Unset`](crate::MaskKeys::Unset)); see [`try_new`](ClientConnect::try_new).
-    pub fn new(request: &ClientRequest, config: Config) -> ClientConnect {
-        match ClientConnect::try_new(request, config) {
+    /// ([`MaskKeys::Unset`](crate::MaskKeys::Unset)); see [`try_new`](ExtendedConnectClient::try_new).
+    pub fn new(request: &ClientRequest, config: Config) -> ExtendedConnectClient {
+        match ExtendedConnectClient::try_new(request, config) {
             Ok(connect) => connect,
             Err(_) => panic!("a client needs Config::mask_keys"),
         }
     }
 
-    /// As [`new`](ClientConnect::new), or [`UsageError::NoKeySource`].
-    pub fn try_new(request: &ClientRequest, config: Config) -> Result<ClientConnect, UsageError> {
+    /// As [`new`](ExtendedConnectClient::new), or [`UsageError::NoKeySource`].
+    pub fn try_new(
+        request: &ClientRequest,
+        config: Config,
+    ) -> Result<ExtendedConnectClient, UsageError> {
         if !config.mask_keys.is_set() {
             return Err(UsageError::NoKeySource);
         }
@@ -360,7 +367,7 @@ impl ClientConnect {
             .map(|(name, value)| (name.to_ascii_lowercase(), value))
             .filter(|(name, value)| may_send(name, value))
             .collect();
-        Ok(ClientConnect {
+        Ok(ExtendedConnectClient {
             pseudo,
             headers,
             protocols: request.protocols.clone(),
@@ -370,7 +377,7 @@ impl ClientConnect {
     }
 
     /// Sets `:scheme` (`http` for cleartext HTTP/2).
-    pub fn scheme(mut self, scheme: &str) -> ClientConnect {
+    pub fn scheme(mut self, scheme: &str) -> ExtendedConnectClient {
         self.pseudo.scheme = Some(scheme.to_string());
         self
     }

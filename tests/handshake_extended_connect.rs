@@ -8,7 +8,8 @@ mod common;
 
 use common::{drain, poll_all};
 use rfc6455::handshake::{
-    Accept, ClientConnect, ClientRequest, ConnectRequest, HandshakeError, PseudoHeaders,
+    Accept, ClientRequest, ExtendedConnectClient, ExtendedConnectRequest, HandshakeError,
+    PseudoHeaders,
 };
 use rfc6455::{Config, Connection, Event, MaskKeys, Message, Role, UsageError};
 
@@ -32,9 +33,9 @@ const FIELDS: [(&str, &str); 3] = [
     ("origin", "http://www.example.com"),
 ];
 
-fn request(pseudo: &PseudoHeaders, fields: &[(&str, &str)]) -> ConnectRequest {
+fn request(pseudo: &PseudoHeaders, fields: &[(&str, &str)]) -> ExtendedConnectRequest {
     let fields = fields.iter().map(|(n, v)| (*n, v.as_bytes()));
-    ConnectRequest::new(Config::default(), pseudo, fields)
+    ExtendedConnectRequest::new(Config::default(), pseudo, fields)
 }
 
 fn field<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -123,7 +124,7 @@ fn every_invalid_request_gets_its_status_and_a_reason() {
         let (mut p, mut f) = (pseudo(), FIELDS.to_vec());
         change(&mut p, &mut f);
         let error = request(&p, &f).accept(Accept::new()).unwrap_err();
-        let response = error.connect_response();
+        let response = error.extended_connect_response();
         assert_eq!(response.status, status, "{what}: {error:?}");
         assert!(
             response.body.len() > 10 && response.body.ends_with(b"\n"),
@@ -196,7 +197,7 @@ fn a_refusal_has_its_status_and_reason() {
 /// A client and a server handshake in memory; the connections they made.
 fn connected(client: Config, server: Config, accept: Accept) -> (Connection, Connection) {
     let request = ClientRequest::new("example.com", "/ws").protocol("chat");
-    let connect = ClientConnect::new(&request, client).scheme("http");
+    let connect = ExtendedConnectClient::new(&request, client).scheme("http");
     let pseudo = connect.pseudo_headers();
     assert_eq!(pseudo.method, "CONNECT");
     assert_eq!(pseudo.protocol.as_deref(), Some("websocket"));
@@ -209,7 +210,7 @@ fn connected(client: Config, server: Config, accept: Accept) -> (Connection, Con
         .all(|(n, _)| *n == n.to_ascii_lowercase()));
     let fields = connect.headers().to_vec();
     let fields = fields.iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
-    let accepted = ConnectRequest::new(server, &pseudo, fields)
+    let accepted = ExtendedConnectRequest::new(server, &pseudo, fields)
         .accept(accept)
         .unwrap();
     let response = accepted.response.headers.clone();
@@ -271,7 +272,7 @@ fn permessage_deflate_is_negotiated_as_over_http_1_1() {
 fn the_client_checks_the_response() {
     let request = ClientRequest::new("example.com", "/").protocol("chat");
     let check = |status: u16, fields: &[(&str, &str)]| {
-        ClientConnect::new(&request, Config::default())
+        ExtendedConnectClient::new(&request, Config::default())
             .handle_response(status, fields.iter().map(|(n, v)| (*n, v.as_bytes())))
             .map(|connected| connected.response.protocol)
     };
@@ -303,7 +304,7 @@ fn a_client_needs_a_key_source() {
     config.mask_keys = MaskKeys::Unset;
     let request = ClientRequest::new("example.com", "/");
     assert_eq!(
-        ClientConnect::try_new(&request, config).unwrap_err(),
+        ExtendedConnectClient::try_new(&request, config).unwrap_err(),
         UsageError::NoKeySource
     );
 }
