@@ -80,6 +80,7 @@ mod dial;
 mod engine;
 mod pool;
 mod split;
+mod stream;
 mod websocket;
 
 pub use dial::{connect, connect_with, connect_with_connector, MaybeTlsStream};

@@ -11,7 +11,8 @@ use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::engine::{Inner, Side};
+use super::engine::Inner;
+use super::stream::Side;
 use crate::driver::Error;
 use crate::socket::{Offered, WhenFull};
 use crate::{CloseCode, Closed, Connection, Event, Message, MessageKind, PreparedMessage};

@@ -10,8 +10,9 @@ use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::engine::{Inner, Side};
+use super::engine::Inner;
 use super::split::{self, ReadHalf, WriteHalf};
+use super::stream::Side;
 use super::Time;
 use crate::driver::api::holds;
 use crate::driver::{Clock, Driver, Error};
