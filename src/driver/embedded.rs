@@ -125,10 +125,7 @@ impl<E: fmt::Debug> core::error::Error for Error<E> {}
 
 impl<E> From<HandshakeError> for Error<E> {
     fn from(e: HandshakeError) -> Self {
-        match e {
-            HandshakeError::Timeout => Error::Timeout("opening handshake"),
-            e => Error::Handshake(e),
-        }
+        super::policy::opening_timeout(e).map_or_else(Error::Handshake, Error::Timeout)
     }
 }
 
@@ -140,10 +137,7 @@ impl<E> From<UsageError> for Error<E> {
 
 impl<E> From<ProtocolError> for Error<E> {
     fn from(e: ProtocolError) -> Self {
-        match e {
-            ProtocolError::Timeout => Error::Timeout("closing handshake: the peer did not answer"),
-            e => Error::Protocol(e),
-        }
+        super::policy::closing_timeout(e).map_or_else(Error::Protocol, Error::Timeout)
     }
 }
 

@@ -75,10 +75,7 @@ impl From<io::Error> for Error {
 
 impl From<HandshakeError> for Error {
     fn from(e: HandshakeError) -> Self {
-        match e {
-            HandshakeError::Timeout => Error::Timeout("opening handshake"),
-            e => Error::Handshake(e),
-        }
+        super::policy::opening_timeout(e).map_or_else(Error::Handshake, Error::Timeout)
     }
 }
 
@@ -98,9 +95,6 @@ impl From<UsageError> for Error {
 /// reports at the end of a failed connection.
 impl From<ProtocolError> for Error {
     fn from(e: ProtocolError) -> Self {
-        match e {
-            ProtocolError::Timeout => Error::Timeout("closing handshake: the peer did not answer"),
-            e => Error::Protocol(e),
-        }
+        super::policy::closing_timeout(e).map_or_else(Error::Protocol, Error::Timeout)
     }
 }

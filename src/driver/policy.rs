@@ -5,6 +5,7 @@
 use alloc::boxed::Box;
 use alloc::string::String;
 
+use crate::handshake::HandshakeError;
 use crate::{
     CloseCode, Closed, Connection, Event, Message, PreparedMessage, ProtocolError, UsageError,
 };
@@ -74,6 +75,23 @@ impl Held {
             protocol,
             closed: None,
         }
+    }
+}
+
+/// Which of the core's deadlines `e` is, in the words every driver's
+/// `Error::Timeout` says it (`Err(e)` when it is not one).
+pub(crate) fn opening_timeout(e: HandshakeError) -> Result<&'static str, HandshakeError> {
+    match e {
+        HandshakeError::Timeout => Ok("opening handshake"),
+        e => Err(e),
+    }
+}
+
+/// As [`opening_timeout`], for the closing handshake's deadline.
+pub(crate) fn closing_timeout(e: ProtocolError) -> Result<&'static str, ProtocolError> {
+    match e {
+        ProtocolError::Timeout => Ok("closing handshake: the peer did not answer"),
+        e => Err(e),
     }
 }
 
