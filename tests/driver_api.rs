@@ -46,12 +46,18 @@ macro_rules! async_commands {
     }};
 }
 
-/// The shared async loop: every command, whatever the transport.
+/// The shared async loop: every command, whatever the transport; and its
+/// halves: the reading one receives, the writing one lends the whole
+/// WebSocket for every command.
 async fn socket<T: Transport, C: Clock>(
-    ws: &mut rfc6455::socket::WebSocket<T, C>,
+    mut ws: rfc6455::socket::WebSocket<T, C>,
     prepared: &PreparedMessage,
 ) {
-    async_commands!(ws, prepared);
+    async_commands!(&mut ws, prepared);
+    let (mut read, write) = ws.split();
+    let _ = read.recv().await;
+    let _ = read.recv_event().await;
+    async_commands!(&mut *write.lock().await, prepared);
 }
 
 /// The embedded, compio and HTTP/2 drivers are the shared loop: each of
@@ -255,9 +261,9 @@ const TABLE: &[(&str, [&str; 5])] = &[
         [
             "no: one thread owns a blocking stream",
             "yes (`split`)",
-            "no: not yet",
-            "no: not yet",
-            "no: not yet",
+            "yes (`split`; the writing half's `lock`)",
+            "yes (`split`, with `std`; the writing half's `lock`)",
+            "yes (`split`; the writing half's `lock`)",
         ],
     ),
     (

@@ -15,6 +15,8 @@ mod dial;
 mod error;
 
 mod api;
+#[cfg(feature = "std")]
+mod halves;
 #[cfg(any(feature = "tokio", feature = "compio", feature = "embedded-io-async"))]
 mod opening;
 mod policy;

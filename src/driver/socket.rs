@@ -38,14 +38,48 @@
 //! once, and still answers a lone message at once. The `Closed` event
 //! comes after the last output was written and the transport's end was
 //! seen (or the core's closing deadline passed).
+//!
+//! # Two tasks
+//!
+//! [`WebSocket::split`] gives a [`ReadHalf`] and a [`WriteHalf`] (with
+//! `std`). The halves share the WebSocket and take turns: the reading
+//! half has it while it reads, and steps aside as soon as the writing half
+//! asks for it ([`WriteHalf::lock`], which lends the whole WebSocket for
+//! any command) and the reading half is only waiting for the peer. The
+//! reading half answers Pings and the peer's Close on its own.
+//!
+//! ```
+//! # #[cfg(feature = "std")]
+//! # mod example {
+//! use rfc6455::socket::{Clock, ReadHalf, Transport, WriteHalf};
+//! use rfc6455::{CloseCode, Driver};
+//!
+//! /// One task: everything the peer sends.
+//! async fn reading<T: Transport, C: Clock>(mut read: ReadHalf<T, C>) -> Result<(), T::Error> {
+//!     while let Some(message) = read.recv().await? {
+//!         println!("{message:?}");
+//!     }
+//!     Ok(())
+//! }
+//!
+//! /// Another task: what we send, whenever we like.
+//! async fn writing<T: Transport, C: Clock>(write: WriteHalf<T, C>) -> Result<(), T::Error> {
+//!     write.lock().await.send_text("hello").await?;
+//!     write.lock().await.close(CloseCode::NORMAL, "bye").await
+//! }
+//! // let (read, write) = ws.split(); then run both, as two tasks or joined.
+//! # }
+//! ```
 
 use alloc::string::String;
-use core::future::{poll_fn, Future};
-use core::pin::pin;
+use core::future::{pending, poll_fn, Future};
+use core::pin::{pin, Pin};
 use core::task::Poll;
 
 use super::api::holds;
 pub use super::api::Driver;
+#[cfg(feature = "std")]
+pub use super::halves::{Locked, ReadHalf, WriteHalf};
 use super::policy::{next_event, Held, Next};
 pub use super::policy::{Offered, WhenFull, HIGH_WATER};
 use crate::{Connection, Event, ProtocolError, Timestamp, UsageError};
@@ -121,6 +155,24 @@ pub(crate) async fn race<F: Future, C: Clock>(
     .await
 }
 
+/// `work`, unless `interrupt` comes first (`None`; `work` is dropped).
+async fn unless<F: Future, I: Future<Output = ()>>(
+    work: F,
+    mut interrupt: Pin<&mut I>,
+) -> Option<F::Output> {
+    let mut work = pin!(work);
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        match interrupt.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
 /// A WebSocket over a [`Transport`], on a [`Clock`].
 ///
 /// Its commands and events are [`Driver`]'s (`use rfc6455::Driver;`):
@@ -163,16 +215,51 @@ impl<T: Transport, C: Clock> WebSocket<T, C> {
     /// Reads once from the transport, or waits until the core's deadline;
     /// then tells the core the time, if it keeps a deadline (silence is
     /// measured from the last bytes).
-    async fn fill(&mut self) -> Result<(), T::Error> {
+    async fn fill<I: Future<Output = ()>>(
+        &mut self,
+        interrupt: Pin<&mut I>,
+    ) -> Result<bool, T::Error> {
         let deadline = self.held.conn.poll_timeout();
         let read = self.transport.read(&mut self.held.conn);
-        if let Some(result) = race(read, &self.clock, deadline).await {
-            result?;
+        match unless(race(read, &self.clock, deadline), interrupt).await {
+            None => return Ok(false),
+            Some(Some(result)) => result?,
+            Some(None) => {}
         }
         if self.held.conn.poll_timeout().is_some() {
             self.held.conn.handle_timeout(self.clock.now());
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// The next event, unless `interrupt` comes while the loop waits for
+    /// the peer: `None` then, and nothing is lost (the read that was
+    /// dropped took no bytes); the next call goes on. What the split
+    /// halves' reading half runs, to step aside for the writing half.
+    pub(crate) async fn recv_event_unless<I: Future<Output = ()>>(
+        &mut self,
+        interrupt: I,
+    ) -> Option<Result<Event, T::Error>> {
+        let mut interrupt = pin!(interrupt);
+        loop {
+            match next_event(&mut self.held) {
+                Next::Event(event) => return Some(Ok(event)),
+                Next::End(closed) => {
+                    self.finish().await;
+                    return Some(Ok(closed));
+                }
+                Next::Wait => {
+                    if let Err(e) = self.flush().await {
+                        return Some(Err(e));
+                    }
+                    match self.fill(interrupt.as_mut()).await {
+                        Ok(true) => {}
+                        Ok(false) => return None,
+                        Err(e) => return Some(Err(e)),
+                    }
+                }
+            }
+        }
     }
 
     /// After the Closed event: write the last output, end our side when
@@ -189,7 +276,7 @@ impl<T: Transport, C: Clock> WebSocket<T, C> {
                         return;
                     }
                 }
-                if self.fill().await.is_err() {
+                if self.fill(pin!(pending())).await.is_err() {
                     break;
                 }
             }
@@ -211,16 +298,8 @@ impl<T: Transport, C: Clock> Driver for WebSocket<T, C> {
     /// returns the same `Closed` again.
     async fn recv_event(&mut self) -> Result<Event, T::Error> {
         loop {
-            match next_event(&mut self.held) {
-                Next::Event(event) => return Ok(event),
-                Next::End(closed) => {
-                    self.finish().await;
-                    return Ok(closed);
-                }
-                Next::Wait => {
-                    self.flush().await?;
-                    self.fill().await?;
-                }
+            if let Some(event) = self.recv_event_unless(pending()).await {
+                return event;
             }
         }
     }
