@@ -41,11 +41,10 @@
 //!
 //! # Two tasks
 //!
-//! [`WebSocket::split`] gives a [`ReadHalf`] and a [`WriteHalf`] (with
-//! `std`). The halves share the WebSocket and take turns: the reading
-//! half has it while it reads, and steps aside as soon as the writing half
-//! asks for it ([`WriteHalf::lock`], which lends the whole WebSocket for
-//! any command) and the reading half is only waiting for the peer. The
+//! With `std`, `WebSocket::split` gives a `ReadHalf` and a `WriteHalf`.
+//! The halves share the WebSocket and take turns: the reading half has it
+//! while it reads, and steps aside as soon as the writing half asks for it
+//! (`WriteHalf::lock`, which lends the whole WebSocket for any command) and the reading half is only waiting for the peer. The
 //! reading half answers Pings and the peer's Close on its own.
 //!
 //! ```
