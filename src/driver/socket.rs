@@ -138,20 +138,13 @@ pub(crate) async fn race<F: Future, C: Clock>(
     clock: &C,
     deadline: Option<Timestamp>,
 ) -> Option<F::Output> {
-    let mut work = pin!(work);
-    let mut alarm = pin!(async {
+    let alarm = pin!(async {
         match deadline {
             Some(deadline) => clock.sleep_until(deadline).await,
             None => core::future::pending().await,
         }
     });
-    poll_fn(|cx| {
-        if let Poll::Ready(out) = work.as_mut().poll(cx) {
-            return Poll::Ready(Some(out));
-        }
-        alarm.as_mut().poll(cx).map(|()| None)
-    })
-    .await
+    unless(work, alarm).await
 }
 
 /// `work`, unless `interrupt` comes first (`None`; `work` is dropped).
@@ -164,10 +157,7 @@ async fn unless<F: Future, I: Future<Output = ()>>(
         if let Poll::Ready(output) = work.as_mut().poll(cx) {
             return Poll::Ready(Some(output));
         }
-        match interrupt.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
+        interrupt.as_mut().poll(cx).map(|()| None)
     })
     .await
 }
