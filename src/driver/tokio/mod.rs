@@ -201,7 +201,8 @@ where
 struct Head<'a, S> {
     stream: &'a mut S,
     /// On the heap: a buffer inside the future would stay allocated with
-    /// the connection's task for as long as the connection lives.
+    /// the connection's task for as long as the connection lives. Made at
+    /// the first read (`accept_request` writes only).
     buf: Vec<u8>,
 }
 
@@ -209,7 +210,7 @@ impl<'a, S> Head<'a, S> {
     fn new(stream: &'a mut S) -> Self {
         Head {
             stream,
-            buf: vec![0; 4096],
+            buf: Vec::new(),
         }
     }
 }
@@ -218,6 +219,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> opening::Head for Head<'_, S> {
     type Error = Error;
 
     async fn read_head(&mut self) -> Result<&[u8], Error> {
+        if self.buf.is_empty() {
+            self.buf = vec![0; 4096];
+        }
         let n = self.stream.read(&mut self.buf).await?;
         if n == 0 {
             return Err(Error::Io(io::Error::new(
