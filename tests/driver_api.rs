@@ -58,6 +58,30 @@ async fn socket<T: Transport, C: Clock>(
     let _ = read.recv().await;
     let _ = read.recv_event().await;
     async_commands!(&mut *write.lock().await, prepared);
+    stream_sink(read.into_stream(), write.into_sink());
+}
+
+/// `Stream` + `Sink` on the shared loop: the halves, and one value that
+/// is both.
+fn stream_sink<E>(
+    _: impl futures_util::Stream<Item = Result<Message, E>>,
+    _: impl futures_util::Sink<Message, Error = E>,
+) {
+}
+
+fn stream_sink_whole<T: Transport, C: Clock>(ws: rfc6455::socket::WebSocket<T, C>) {
+    let both = ws.into_stream_sink();
+    let (sink, stream) = futures_util::StreamExt::split(both);
+    stream_sink(stream, sink);
+}
+
+/// The HTTP/2 driver's `Stream` and `Sink` can move to another thread
+/// (tokio's `spawn`), as its WebSocket can.
+fn http2_stream_sink_is_send(ws: rfc6455::http2::WebSocket) {
+    fn send<X: Send>(_: X) {}
+    let (read, write) = ws.split();
+    send(read.into_stream());
+    send(write.into_sink());
 }
 
 /// The embedded, compio and HTTP/2 drivers are the shared loop: each of
@@ -271,9 +295,9 @@ const TABLE: &[(&str, [&str; 5])] = &[
         [
             "no: not async",
             "yes",
-            "no: not yet",
-            "no: not yet",
-            "no: not yet",
+            "yes (`into_stream_sink`; the halves' `into_stream`, `into_sink`)",
+            "yes (with `std` and `futures`: `into_stream_sink`; the halves' `into_stream`, `into_sink`)",
+            "yes (`into_stream_sink`; the halves' `into_stream`, `into_sink`)",
         ],
     ),
 ];

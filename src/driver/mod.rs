@@ -21,6 +21,8 @@ mod halves;
 mod opening;
 mod policy;
 pub mod socket;
+#[cfg(feature = "futures")]
+mod stream_sink;
 
 pub use api::Driver;
 

@@ -69,6 +69,11 @@
 //! // let (read, write) = ws.split(); then run both, as two tasks or joined.
 //! # }
 //! ```
+//!
+//! With the feature `futures`, the halves are a `Stream` of messages
+//! (`ReadHalf::into_stream`) and a `Sink` of them
+//! (`WriteHalf::into_sink`), and `WebSocket::into_stream_sink` is one
+//! value that is both, for one task.
 
 use alloc::string::String;
 use core::future::{pending, poll_fn, Future};
