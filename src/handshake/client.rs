@@ -9,8 +9,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
 use super::head::{
-    has_token, header_tokens, header_values, httparse_error, is_handshake_field, is_safe_field,
-    is_token, owned_headers, HeadBuffer,
+    bounded_fields, has_token, header_tokens, header_values, httparse_error, is_handshake_field,
+    is_safe_field, is_token, owned_headers, HeadBuffer, Measure,
 };
 use super::{accept_key, check_time, parse_extensions, HandshakeError, Progress};
 use crate::time::HandshakeTimer;
@@ -268,10 +268,15 @@ impl ClientHandshake {
         status: u16,
         headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     ) -> Result<Connected, HandshakeError> {
-        let headers = headers
-            .into_iter()
-            .map(|(name, value)| (name.to_string(), value.to_vec()))
-            .collect();
+        // "HTTP/1.1 101 Switching Protocols" and CRLF; the blank line.
+        let start = 36 + 2;
+        let headers = bounded_fields(
+            headers,
+            Measure::Http1,
+            start,
+            self.config.max_header_bytes,
+            self.config.max_headers,
+        )?;
         self.check(status, headers, &[])
     }
 

@@ -40,7 +40,7 @@ use alloc::vec::Vec;
 
 use super::client::{agree as client_agree, offer, ClientRequest, Connected, Response};
 use super::error::refusal_status;
-use super::head::{header_tokens, header_values, is_safe_field};
+use super::head::{bounded_fields, header_tokens, header_values, is_safe_field, Measure};
 use super::server::{agree as server_agree, check_no_body, check_version, Accept, Agreement};
 use super::{check_time, HandshakeError};
 use crate::time::HandshakeTimer;
@@ -60,6 +60,25 @@ pub struct PseudoHeaders {
     pub authority: Option<String>,
     /// `:path`: the path and query of the WebSocket's URI.
     pub path: Option<String>,
+}
+
+impl PseudoHeaders {
+    /// Their size as a field section counts it (RFC 9113 §6.5.2).
+    fn size(&self) -> usize {
+        let method = Measure::FieldSection.of(":method", self.method.as_bytes());
+        let optional = [
+            (":protocol", &self.protocol),
+            (":scheme", &self.scheme),
+            (":authority", &self.authority),
+            (":path", &self.path),
+        ];
+        optional
+            .iter()
+            .filter_map(|(name, value)| {
+                Some(Measure::FieldSection.of(name, value.as_ref()?.as_bytes()))
+            })
+            .fold(method, usize::saturating_add)
+    }
 }
 
 /// A response to send on the request's stream: a status and header fields
@@ -156,6 +175,8 @@ fn may_send(name: &str, value: &str) -> bool {
 pub struct ExtendedConnectRequest {
     pseudo: PseudoHeaders,
     headers: Vec<(String, Vec<u8>)>,
+    /// The fields broke a limit: they were not kept.
+    refused: Option<HandshakeError>,
     config: Config,
     timer: HandshakeTimer,
 }
@@ -168,14 +189,23 @@ impl ExtendedConnectRequest {
         pseudo: &PseudoHeaders,
         headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     ) -> ExtendedConnectRequest {
-        let headers = headers
-            .into_iter()
-            .map(|(name, value)| (name.to_string(), value.to_vec()))
-            .collect();
+        let start = pseudo.size();
+        let fields = bounded_fields(
+            headers,
+            Measure::FieldSection,
+            start,
+            config.max_header_bytes,
+            config.max_headers,
+        );
+        let (headers, refused) = match fields {
+            Ok(fields) => (fields, None),
+            Err(refused) => (Vec::new(), Some(refused)),
+        };
         let timer = HandshakeTimer::new(&config.timeouts);
         ExtendedConnectRequest {
             pseudo: pseudo.clone(),
             headers,
+            refused,
             config,
             timer,
         }
@@ -231,6 +261,11 @@ impl ExtendedConnectRequest {
 
     /// Checks the request against RFC 8441 §4 and §5 and RFC 6455 §4.2.1.
     pub fn validate(&self) -> Result<(), HandshakeError> {
+        // The fields' size as HTTP/2 and HTTP/3 count it (pseudo-header
+        // fields too), against the limit of an HTTP/1.1 head.
+        if let Some(refused) = &self.refused {
+            return Err(refused.clone());
+        }
         // "A new pseudo-header field :protocol MAY be included on request
         // HEADERS indicating the desired protocol to be spoken on the
         // tunnel created by CONNECT." (§4) It is what makes a CONNECT a
@@ -415,10 +450,15 @@ impl ExtendedConnectClient {
         if !(200..300).contains(&status) {
             return Err(HandshakeError::Status(status));
         }
-        let headers: Vec<(String, Vec<u8>)> = headers
-            .into_iter()
-            .map(|(name, value)| (name.to_string(), value.to_vec()))
-            .collect();
+        // `:status` and its three digits.
+        let start = Measure::FieldSection.of(":status", b"200");
+        let headers = bounded_fields(
+            headers,
+            Measure::FieldSection,
+            start,
+            self.config.max_header_bytes,
+            self.config.max_headers,
+        )?;
         let (protocol, mut connection) = client_agree(&headers, &self.protocols, &self.config)?;
         if let Some(now) = self.timer.now() {
             connection.handle_timeout(now);

@@ -139,6 +139,53 @@ pub(crate) fn owned_headers(headers: &[httparse::Header<'_>]) -> Vec<(String, Ve
         .collect()
 }
 
+/// How a head is measured against `Config::max_header_bytes`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Measure {
+    /// HTTP/1.1: the bytes of the head as sent (`name: value` and CRLF).
+    Http1,
+    /// HTTP/2 and HTTP/3: each field's name and value and 32 octets, as
+    /// `SETTINGS_MAX_HEADER_LIST_SIZE` (RFC 9113 §6.5.2) and
+    /// `SETTINGS_MAX_FIELD_SECTION_SIZE` (RFC 9114 §4.2.2) count them.
+    FieldSection,
+}
+
+impl Measure {
+    /// The size of one field line.
+    pub(crate) fn of(self, name: &str, value: &[u8]) -> usize {
+        match self {
+            Measure::Http1 => name.len() + value.len() + 4,
+            Measure::FieldSection => name.len() + value.len() + 32,
+        }
+    }
+}
+
+/// The fields of a head another HTTP library parsed (hyper, h2, h3),
+/// copied while they keep to `max_bytes` (with the `start` bytes the
+/// request or status line took) and `max_headers`: the same 431 our own
+/// parser gives, on every transport. Nothing past the limit is copied.
+pub(crate) fn bounded_fields<'a>(
+    fields: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    measure: Measure,
+    start: usize,
+    max_bytes: usize,
+    max_headers: usize,
+) -> Result<Vec<(String, Vec<u8>)>, HandshakeError> {
+    let mut size = start;
+    let mut copied = Vec::new();
+    for (name, value) in fields {
+        size = size.saturating_add(measure.of(name, value));
+        if size > max_bytes {
+            return Err(HandshakeError::HeadTooLarge { max: max_bytes });
+        }
+        if copied.len() == max_headers {
+            return Err(HandshakeError::TooManyHeaders { max: max_headers });
+        }
+        copied.push((name.to_string(), value.to_vec()));
+    }
+    Ok(copied)
+}
+
 /// The error for a head httparse refused: too many fields for the
 /// configured `max_headers`, or a malformed head and what was wrong.
 pub(crate) fn httparse_error(err: httparse::Error, max_headers: usize) -> HandshakeError {

@@ -7,8 +7,8 @@ use alloc::vec::Vec;
 
 use super::error::{error_response, is_refusal_field};
 use super::head::{
-    has_token, header_tokens, header_values, httparse_error, is_handshake_field, is_safe_field,
-    is_token, owned_headers, push_field, HeadBuffer,
+    bounded_fields, has_token, header_tokens, header_values, httparse_error, is_handshake_field,
+    is_safe_field, is_token, owned_headers, push_field, HeadBuffer, Measure,
 };
 use super::{accept_key, check_time, HandshakeError, Progress};
 use crate::time::HandshakeTimer;
@@ -99,6 +99,7 @@ impl ServerHandshake {
             path: parsed.path.unwrap_or_default().to_string(),
             http_minor: parsed.version.unwrap_or(0),
             headers: owned_headers(parsed.headers),
+            refused: None,
             leftover: bytes[head_len..].to_vec(),
             config: self.config,
             timer: self.timer,
@@ -119,6 +120,8 @@ pub struct Request {
     path: String,
     http_minor: u8,
     headers: Vec<(String, Vec<u8>)>,
+    /// The head broke a limit (`from_head`): its fields were not kept.
+    refused: Option<HandshakeError>,
     leftover: Vec<u8>,
     config: Config,
     /// The handshake's countdown, which goes on while the embedder decides
@@ -140,14 +143,25 @@ impl Request {
         headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     ) -> Request {
         let timer = HandshakeTimer::new(&config.timeouts);
+        // The request line, "METHOD path HTTP/1.1" and CRLF; the blank line.
+        let start = method.len() + path.len() + 12 + 2;
+        let fields = bounded_fields(
+            headers,
+            Measure::Http1,
+            start,
+            config.max_header_bytes,
+            config.max_headers,
+        );
+        let (headers, refused) = match fields {
+            Ok(fields) => (fields, None),
+            Err(refused) => (Vec::new(), Some(refused)),
+        };
         Request {
             method: method.to_string(),
             path: path.to_string(),
             http_minor,
-            headers: headers
-                .into_iter()
-                .map(|(name, value)| (name.to_string(), value.to_vec()))
-                .collect(),
+            headers,
+            refused,
             leftover: Vec::new(),
             config,
             timer,
@@ -250,6 +264,9 @@ impl Request {
 
     /// Checks the request against §4.2.1 and returns the key.
     pub fn validate(&self) -> Result<&str, HandshakeError> {
+        if let Some(refused) = &self.refused {
+            return Err(refused.clone());
+        }
         // 1. "An HTTP/1.1 or higher GET request"
         if self.method != "GET" {
             return Err(HandshakeError::MethodNotGet(self.method.clone()));

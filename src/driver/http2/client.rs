@@ -8,10 +8,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::Error;
 use super::TokioClock;
 use super::{
-    h2_error, race, Io, Time, WebSocket, CONNECTION_WINDOW, MAX_FRAME, MAX_STREAMS, STREAM_WINDOW,
+    h2_error, header_list_size, race, Io, Time, WebSocket, CONNECTION_WINDOW, MAX_FRAME,
+    MAX_STREAMS, STREAM_WINDOW,
 };
 use crate::driver::Clock;
 use crate::handshake::{ExtendedConnectClient, HandshakeError};
+use crate::Config;
 
 /// The client side of one HTTP/2 connection, on which any number of
 /// WebSockets can be opened.
@@ -23,7 +25,9 @@ pub struct Client {
 impl Client {
     /// Starts HTTP/2 on `io` (the connection runs on a task of its own)
     /// and waits for the server's SETTINGS, which say whether it takes
-    /// WebSockets.
+    /// WebSockets. A response's header block may take up to the default
+    /// `Config::max_header_bytes` (16 KiB), as SETTINGS_MAX_HEADER_LIST_SIZE
+    /// counts it; each WebSocket's `Config` can lower that.
     pub async fn handshake<IO>(io: IO) -> Result<Client, Error>
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -33,6 +37,7 @@ impl Client {
             .initial_connection_window_size(CONNECTION_WINDOW)
             .max_frame_size(MAX_FRAME)
             .max_concurrent_streams(MAX_STREAMS)
+            .max_header_list_size(header_list_size(&Config::default()))
             .handshake(io)
             .await
             .map_err(h2_error)?;

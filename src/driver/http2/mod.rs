@@ -52,6 +52,12 @@ const MAX_STREAMS: u32 = 128;
 /// per connection (16 MiB).
 const CONNECTION_WINDOW: u32 = STREAM_WINDOW * MAX_STREAMS;
 
+/// `Config::max_header_bytes` as SETTINGS_MAX_HEADER_LIST_SIZE: the most
+/// a header block may take, counted as the core counts it.
+fn header_list_size(config: &crate::Config) -> u32 {
+    u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX)
+}
+
 /// An h2 error as the driver's I/O error, saying who ended what: a reset
 /// stream is `ConnectionReset` (as a TCP reset is), with its reason.
 fn h2_error(e: h2::Error) -> Error {

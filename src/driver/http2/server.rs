@@ -12,7 +12,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::Error;
 use super::TokioClock;
 use super::{
-    h2_error, Io, Time, WebSocket, CONNECTION_WINDOW, MAX_FRAME, MAX_STREAMS, STREAM_WINDOW,
+    h2_error, header_list_size, Io, Time, WebSocket, CONNECTION_WINDOW, MAX_FRAME, MAX_STREAMS,
+    STREAM_WINDOW,
 };
 use crate::driver::Clock;
 use crate::handshake::{Accept, ExtendedConnectRequest, ExtendedConnectResponse, PseudoHeaders};
@@ -166,11 +167,17 @@ where
     if routes == Routes::WebSocket {
         builder.enable_connect_protocol();
     }
+    // The head limit of an HTTP/1.1 request, advertised as
+    // SETTINGS_MAX_HEADER_LIST_SIZE: h2 answers a larger header block with
+    // 431 and a reset stream (or, when one field alone is larger and spans
+    // CONTINUATION frames, ends the connection), before it is buffered.
+    // The core measures the fields the same way, and counts them.
     builder
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .max_frame_size(MAX_FRAME)
-        .max_concurrent_streams(MAX_STREAMS);
+        .max_concurrent_streams(MAX_STREAMS)
+        .max_header_list_size(header_list_size(&config));
     let mut connection = builder.handshake::<_, Bytes>(io).await.map_err(h2_error)?;
     while let Some(next) = connection.accept().await {
         let (request, respond) = next.map_err(h2_error)?;
