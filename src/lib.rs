@@ -70,6 +70,8 @@ mod connection;
 mod error;
 mod extension;
 pub mod frame;
+#[cfg(feature = "http3")]
+mod h3;
 pub mod handshake;
 mod mask;
 mod message;
