@@ -107,6 +107,8 @@ pub use driver::embedded;
 pub mod http;
 #[cfg(feature = "http2")]
 pub use driver::http2;
+#[cfg(feature = "http3")]
+pub use driver::http3;
 #[cfg(any(
     feature = "blocking",
     feature = "tokio",

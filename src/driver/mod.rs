@@ -36,6 +36,8 @@ pub mod compio;
 pub mod embedded;
 #[cfg(feature = "http2")]
 pub mod http2;
+#[cfg(feature = "http3")]
+pub mod http3;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 

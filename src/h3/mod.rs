@@ -83,15 +83,12 @@ pub(crate) mod code {
     pub(crate) const QPACK_DECOMPRESSION_FAILED: u64 = 0x200;
 }
 
-/// Settings identifiers (RFC 9114 §7.2.4.1, RFC 9204 §5, RFC 8441 §3 as
-/// RFC 9220 §3 registers it for HTTP/3).
+/// Settings identifiers (RFC 9114 §7.2.4.1, RFC 8441 §3 as RFC 9220 §3
+/// registers it for HTTP/3). QPACK's two (RFC 9204 §5) we leave at their
+/// defaults, no dynamic table, and so never send.
 pub(crate) mod setting {
-    /// QPACK's dynamic table capacity; 0 (none) unless said otherwise.
-    pub(crate) const QPACK_MAX_TABLE_CAPACITY: u64 = 0x01;
     /// The largest field section a peer will take.
     pub(crate) const MAX_FIELD_SECTION_SIZE: u64 = 0x06;
-    /// How many streams may wait for QPACK's dynamic table.
-    pub(crate) const QPACK_BLOCKED_STREAMS: u64 = 0x07;
     /// The extended CONNECT is welcome (`:protocol`).
     pub(crate) const ENABLE_CONNECT_PROTOCOL: u64 = 0x08;
 }

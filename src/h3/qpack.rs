@@ -72,8 +72,14 @@ const STATIC: [(&str, &str); 99] = [
     ("content-type", "text/plain;charset=utf-8"),
     ("range", "bytes=0-"),
     ("strict-transport-security", "max-age=31536000"),
-    ("strict-transport-security", "max-age=31536000; includesubdomains"),
-    ("strict-transport-security", "max-age=31536000; includesubdomains; preload"),
+    (
+        "strict-transport-security",
+        "max-age=31536000; includesubdomains",
+    ),
+    (
+        "strict-transport-security",
+        "max-age=31536000; includesubdomains; preload",
+    ),
     ("vary", "accept-encoding"),
     ("vary", "origin"),
     ("x-content-type-options", "nosniff"),
@@ -100,7 +106,10 @@ const STATIC: [(&str, &str); 99] = [
     ("access-control-request-method", "post"),
     ("alt-svc", "clear"),
     ("authorization", ""),
-    ("content-security-policy", "script-src 'none'; object-src 'none'; base-uri 'none'"),
+    (
+        "content-security-policy",
+        "script-src 'none'; object-src 'none'; base-uri 'none'",
+    ),
     ("early-data", "1"),
     ("expect-ct", ""),
     ("forwarded", ""),
@@ -116,6 +125,9 @@ const STATIC: [(&str, &str); 99] = [
     ("x-frame-options", "sameorigin"),
 ];
 
+/// Decoded fields, names and values, in order.
+pub(crate) type Fields = Vec<(String, Vec<u8>)>;
+
 /// Why a field section was refused.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum FieldsError {
@@ -129,7 +141,7 @@ pub(crate) enum FieldsError {
 
 /// The fields of an encoded field section, pseudo-header fields first as
 /// sent, unless they take more than `max` (as RFC 9114 §4.2.2 counts).
-pub(crate) fn decode(block: &[u8], max: usize) -> Result<Vec<(String, Vec<u8>)>, FieldsError> {
+pub(crate) fn decode(block: &[u8], max: usize) -> Result<Fields, FieldsError> {
     let mut input = Input { rest: block };
     // The prefix: the Required Insert Count, which must be 0 without a
     // dynamic table, and the Base, which then means nothing.
@@ -159,7 +171,8 @@ pub(crate) fn decode(block: &[u8], max: usize) -> Result<Vec<(String, Vec<u8>)>,
         } else if first & 0x20 != 0 {
             // Literal field line with literal name: 0 0 1 N H length(3).
             let name = input.string(3, budget(max, size, 0)?)?;
-            let name = String::from_utf8(name).map_err(|_| FieldsError::Malformed("a field name"))?;
+            let name =
+                String::from_utf8(name).map_err(|_| FieldsError::Malformed("a field name"))?;
             let value = input.string(7, budget(max, size, name.len())?)?;
             (name, value)
         } else {
@@ -177,7 +190,8 @@ pub(crate) fn decode(block: &[u8], max: usize) -> Result<Vec<(String, Vec<u8>)>,
 
 /// What a field's value may take once its name is counted.
 fn budget(max: usize, size: usize, name: usize) -> Result<usize, FieldsError> {
-    max.checked_sub(size + name + 32).ok_or(FieldsError::TooLarge)
+    max.checked_sub(size + name + 32)
+        .ok_or(FieldsError::TooLarge)
 }
 
 fn static_entry(index: u64) -> Result<(&'static str, &'static str), FieldsError> {
@@ -293,7 +307,7 @@ mod tests {
     use super::*;
     use alloc::vec;
 
-    fn fields(list: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
+    fn fields(list: &[(&str, &str)]) -> Fields {
         list.iter()
             .map(|(n, v)| (String::from(*n), Vec::from(v.as_bytes())))
             .collect()
@@ -319,24 +333,30 @@ mod tests {
     /// Field lines as a peer may send them, byte by byte (RFC 9204 §4.5).
     #[test]
     fn each_representation_decodes() {
-        let cases: Vec<(Vec<u8>, Vec<(String, Vec<u8>)>)> = vec![
+        let cases: Vec<(Vec<u8>, Fields)> = vec![
             // Indexed, static: 25 is ":status: 200".
             (vec![0, 0, 0xc0 | 25], fields(&[(":status", "200")])),
             // Name reference, static (1 = ":path"), literal value "/x".
             (vec![0, 0, 0x51, 2, b'/', b'x'], fields(&[(":path", "/x")])),
             // Literal name "ab", literal value "c".
-            (vec![0, 0, 0x22, b'a', b'b', 1, b'c'], fields(&[("ab", "c")])),
+            (
+                vec![0, 0, 0x22, b'a', b'b', 1, b'c'],
+                fields(&[("ab", "c")]),
+            ),
             // A Huffman value: "www.example.com" (RFC 7541 C.4.1), under
             // static name 0 (":authority").
             (
                 vec![
-                    0, 0, 0x50, 0x8c, 0xf1, 0xe3, 0xc2, 0xe5, 0xf2, 0x3a, 0x6b, 0xa0, 0xab,
-                    0x90, 0xf4, 0xff,
+                    0, 0, 0x50, 0x8c, 0xf1, 0xe3, 0xc2, 0xe5, 0xf2, 0x3a, 0x6b, 0xa0, 0xab, 0x90,
+                    0xf4, 0xff,
                 ],
                 fields(&[(":authority", "www.example.com")]),
             ),
             // An index past the 6-bit prefix: 98 = 63 + 35.
-            (vec![0, 0, 0xff, 35], fields(&[("x-frame-options", "sameorigin")])),
+            (
+                vec![0, 0, 0xff, 35],
+                fields(&[("x-frame-options", "sameorigin")]),
+            ),
         ];
         for (block, want) in cases {
             assert_eq!(decode(&block, 1000).unwrap(), want, "{block:x?}");
@@ -345,7 +365,8 @@ mod tests {
 
     #[test]
     fn dynamic_references_and_garbage_are_refused() {
-        let malformed = |block: &[u8]| matches!(decode(block, 1000), Err(FieldsError::Malformed(_)));
+        let malformed =
+            |block: &[u8]| matches!(decode(block, 1000), Err(FieldsError::Malformed(_)));
         // A Required Insert Count.
         assert!(malformed(&[1, 0]));
         // Indexed, dynamic (T = 0).
@@ -361,7 +382,9 @@ mod tests {
         assert!(malformed(&[0, 0, 0x22, b'a']));
         // An integer that never ends.
         assert!(malformed(&[0, 0, 0xff, 0xff, 0xff]));
-        assert!(malformed(&[0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1]));
+        assert!(malformed(&[
+            0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1
+        ]));
     }
 
     #[test]
@@ -380,7 +403,23 @@ mod tests {
     #[test]
     fn prefix_integers_round_trip() {
         for n in [3, 4, 6, 7, 8] {
-            for value in [0, 1, 6, 7, 14, 15, 62, 63, 126, 127, 128, 255, 256, 1 << 20, 1 << 40] {
+            for value in [
+                0,
+                1,
+                6,
+                7,
+                14,
+                15,
+                62,
+                63,
+                126,
+                127,
+                128,
+                255,
+                256,
+                1 << 20,
+                1 << 40,
+            ] {
                 let mut out = Vec::new();
                 put_int(&mut out, 0, n, value);
                 let mut input = Input { rest: &out };

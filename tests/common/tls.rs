@@ -39,15 +39,19 @@ impl TestPki {
 
     /// The server's TLS configuration.
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(Arc::new(self.server_config()))
+    }
+
+    /// The server's rustls configuration.
+    pub fn server_config(&self) -> rustls::ServerConfig {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let key = rustls::pki_types::PrivateKeyDer::Pkcs8(self.server_key.clone().into());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
+        rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
             .with_single_cert(vec![self.server.clone()], key)
-            .unwrap();
-        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+            .unwrap()
     }
 
     /// A client configuration that trusts this CA only.

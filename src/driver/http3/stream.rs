@@ -1,0 +1,386 @@
+//! One WebSocket on one HTTP/3 request stream: the HEADERS frame that
+//! opens it, then the shared loop over its DATA frames.
+
+use alloc::vec::Vec;
+use std::io;
+
+use bytes::{Buf, Bytes, BytesMut};
+use quinn::{RecvStream, SendStream};
+
+use super::{h3_error, read_error, varint, write_error, Error, TokioClock};
+use crate::h3::qpack::{self, Fields};
+use crate::h3::{self, code, frame};
+use crate::plumbing::Plumbing;
+use crate::socket::{self, Transport};
+use crate::Connection;
+
+/// A WebSocket on an HTTP/3 stream: the [shared driver loop](crate::socket)
+/// over [`Io`], on tokio's timers.
+pub type WebSocket = socket::WebSocket<Io, TokioClock>;
+
+/// The most one read takes from the stream.
+const READ_CHUNK: usize = 64 * 1024;
+/// The most one DATA frame carries.
+const MAX_DATA: usize = 64 * 1024;
+
+/// The transport: one HTTP/3 request stream, its DATA frames both ways.
+pub struct Io {
+    send: SendStream,
+    recv: RecvStream,
+    /// Read and not yet taken: a frame header in pieces, or what came
+    /// after the HEADERS frame.
+    inbound: BytesMut,
+    /// What is left of the DATA frame being read.
+    data_left: u64,
+    /// What is left of a frame of a type we do not know, skipped (§9).
+    skip_left: u64,
+    /// A frame on its way out: its header and payload, emptied as they
+    /// are written (the response's HEADERS first, on a server).
+    out: [Bytes; 2],
+    /// We ended our side of the stream (or reset it).
+    ended: bool,
+}
+
+impl core::fmt::Debug for Io {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Io").field("ended", &self.ended).finish()
+    }
+}
+
+impl Io {
+    /// The stream after its HEADERS frames: `inbound` is what was read
+    /// past them, `first` what goes out before any DATA.
+    pub(super) fn new(send: SendStream, recv: RecvStream, inbound: BytesMut, first: Bytes) -> Self {
+        Io {
+            send,
+            recv,
+            inbound,
+            data_left: 0,
+            skip_left: 0,
+            out: [first, Bytes::new()],
+            ended: false,
+        }
+    }
+
+    /// Resets the stream with `H3_REQUEST_CANCELLED`, unless it ended.
+    fn reset(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            let _ = self.send.reset(varint(code::REQUEST_CANCELLED));
+            let _ = self.recv.stop(varint(code::REQUEST_CANCELLED));
+        }
+    }
+
+    /// Hands the core what `inbound` holds of DATA frames, skipping frames
+    /// of unknown types. Whether any bytes went to the core.
+    fn deliver(&mut self, conn: &mut Connection) -> Result<bool, Error> {
+        let mut delivered = false;
+        loop {
+            if self.data_left > 0 {
+                if self.inbound.is_empty() {
+                    return Ok(delivered);
+                }
+                let n = cap(self.data_left, self.inbound.len());
+                conn.handle_read(&self.inbound[..n]);
+                self.inbound.advance(n);
+                self.data_left -= n as u64;
+                delivered = true;
+                continue;
+            }
+            if self.skip_left > 0 {
+                let n = cap(self.skip_left, self.inbound.len());
+                self.inbound.advance(n);
+                self.skip_left -= n as u64;
+            }
+            if self.inbound.is_empty() || self.skip_left > 0 {
+                return Ok(delivered);
+            }
+            let Some((ty, len, at)) = h3::frame_header(&self.inbound) else {
+                return Ok(delivered);
+            };
+            self.inbound.advance(at);
+            match ty {
+                frame::DATA => self.data_left = len,
+                // Trailers, or anything but DATA after them: a WebSocket's
+                // stream carries DATA only (RFC 9220 §3).
+                frame::HEADERS => {
+                    return Err(self.fail(code::MESSAGE_ERROR, "HEADERS after the opening"))
+                }
+                ty if known(ty) => {
+                    return Err(self.fail(
+                        code::FRAME_UNEXPECTED,
+                        "a frame not allowed on a request stream",
+                    ))
+                }
+                _ => self.skip_left = len,
+            }
+        }
+    }
+
+    /// Resets the stream for the peer's fault, and says what it was.
+    fn fail(&mut self, code: u64, what: &str) -> Error {
+        if !self.ended {
+            self.ended = true;
+            let _ = self.send.reset(varint(code));
+        }
+        let _ = self.recv.stop(varint(code));
+        h3_error(io::ErrorKind::InvalidData, what)
+    }
+
+    fn mid_frame(&self) -> bool {
+        self.data_left > 0 || self.skip_left > 0 || !self.inbound.is_empty()
+    }
+}
+
+/// `left` as a length, at most `available`.
+fn cap(left: u64, available: usize) -> usize {
+    usize::try_from(left).map_or(available, |left| left.min(available))
+}
+
+/// A frame type RFC 9114 defines, or HTTP/2's that it reserves: not to be
+/// skipped as unknown.
+fn known(ty: u64) -> bool {
+    matches!(
+        ty,
+        frame::DATA
+            | frame::HEADERS
+            | frame::CANCEL_PUSH
+            | frame::SETTINGS
+            | frame::PUSH_PROMISE
+            | frame::GOAWAY
+            | frame::MAX_PUSH_ID
+    ) || frame::is_http2_only(ty)
+}
+
+impl Transport for Io {
+    type Error = Error;
+
+    /// Waits for DATA (or the stream's end, or a reset).
+    async fn read(&mut self, conn: &mut Connection) -> Result<(), Error> {
+        loop {
+            if self.deliver(conn)? {
+                return Ok(());
+            }
+            match self.recv.read_chunk(READ_CHUNK, true).await {
+                Ok(Some(chunk)) => {
+                    let mut bytes = chunk.bytes;
+                    // Inside a DATA frame with nothing buffered: straight
+                    // to the core, without a copy.
+                    if self.inbound.is_empty() && self.data_left > 0 {
+                        let n = cap(self.data_left, bytes.len());
+                        conn.handle_read(&bytes[..n]);
+                        self.data_left -= n as u64;
+                        bytes.advance(n);
+                        self.inbound.extend_from_slice(&bytes);
+                        return Ok(());
+                    }
+                    self.inbound.extend_from_slice(&bytes);
+                }
+                // FIN: the peer's transport ended, as with TCP's.
+                Ok(None) => {
+                    conn.handle_eof();
+                    if self.mid_frame() {
+                        return Err(h3_error(
+                            io::ErrorKind::UnexpectedEof,
+                            "the stream ended inside a frame",
+                        ));
+                    }
+                    return Ok(());
+                }
+                Err(e) => {
+                    conn.handle_eof();
+                    return Err(read_error(e));
+                }
+            }
+        }
+    }
+
+    /// Writes the output as DATA frames, as fast as QUIC's flow control
+    /// allows. After our end (or a reset) what is left is dropped.
+    async fn write(&mut self, conn: &mut Connection) -> Result<(), Error> {
+        loop {
+            if self.out.iter().any(|b| !b.is_empty()) {
+                if self.ended {
+                    self.out = [Bytes::new(), Bytes::new()];
+                    continue;
+                }
+                self.send
+                    .write_chunks(&mut self.out)
+                    .await
+                    .map_err(write_error)?;
+                continue;
+            }
+            let pending = conn.pending_output_len();
+            if pending == 0 {
+                return Ok(());
+            }
+            if self.ended {
+                conn.consume_output(pending);
+                return Ok(());
+            }
+            // Owned bytes for quinn to keep until they are acknowledged: a
+            // payload the connection shares, without a copy.
+            let payload = conn.take_output(pending.min(MAX_DATA));
+            let mut header = Vec::with_capacity(16);
+            h3::put_frame_header(&mut header, frame::DATA, payload.len() as u64);
+            self.out = [Bytes::from(header), payload];
+        }
+    }
+
+    /// Ends our side of the stream (FIN), after everything written.
+    async fn shutdown(&mut self) -> bool {
+        if !self.ended {
+            self.ended = true;
+            if self.send.finish().is_err() {
+                let _ = self.send.reset(varint(code::REQUEST_CANCELLED));
+            }
+        }
+        true
+    }
+
+    /// The core gave up on the unsent output: the stream is reset.
+    fn abandon(&mut self) {
+        self.reset();
+    }
+}
+
+impl Drop for Io {
+    fn drop(&mut self) {
+        // A WebSocket dropped before its end frees its stream at once.
+        self.reset();
+    }
+}
+
+/// What only this driver has.
+impl WebSocket {
+    /// Resets the stream at once (`H3_REQUEST_CANCELLED`), without a
+    /// closing handshake: RFC 9220's abrupt end.
+    pub fn reset(mut self) {
+        self.transport_mut().reset();
+    }
+}
+
+/// Why a stream's HEADERS frame could not be read.
+#[derive(Debug)]
+pub(super) enum HeadError {
+    /// Larger than the limit: a request gets 431.
+    TooLarge,
+    /// The peer broke HTTP/3: the stream is reset with this code.
+    Frame(u64, &'static str),
+    /// The stream ended (or was reset) before its HEADERS.
+    Ended(Error),
+}
+
+/// Reads frames up to the stream's HEADERS frame and gives its field
+/// section; what follows it stays in `inbound`. Frames of unknown types
+/// before it are skipped; a field section over `max` bytes is refused
+/// before it is read.
+pub(super) async fn read_headers(
+    recv: &mut RecvStream,
+    inbound: &mut BytesMut,
+    max: usize,
+) -> Result<Bytes, HeadError> {
+    let mut skip = 0u64;
+    loop {
+        if skip > 0 {
+            let n = cap(skip, inbound.len());
+            inbound.advance(n);
+            skip -= n as u64;
+        }
+        if skip == 0 {
+            if let Some((ty, len, at)) = h3::frame_header(inbound) {
+                match ty {
+                    frame::HEADERS => {
+                        if len > max as u64 {
+                            return Err(HeadError::TooLarge);
+                        }
+                        let end = at + len as usize;
+                        if inbound.len() >= end {
+                            inbound.advance(at);
+                            return Ok(inbound.split_to(len as usize).freeze());
+                        }
+                    }
+                    frame::DATA => {
+                        return Err(HeadError::Frame(
+                            code::FRAME_UNEXPECTED,
+                            "DATA before HEADERS",
+                        ))
+                    }
+                    ty if known(ty) => {
+                        return Err(HeadError::Frame(
+                            code::FRAME_UNEXPECTED,
+                            "a frame not allowed on a request stream",
+                        ))
+                    }
+                    _ => {
+                        inbound.advance(at);
+                        skip = len;
+                        continue;
+                    }
+                }
+            }
+        }
+        match recv.read_chunk(READ_CHUNK, true).await {
+            Ok(Some(chunk)) => inbound.extend_from_slice(&chunk.bytes),
+            Ok(None) => {
+                return Err(HeadError::Ended(h3_error(
+                    io::ErrorKind::UnexpectedEof,
+                    "the stream ended before its HEADERS",
+                )))
+            }
+            Err(e) => return Err(HeadError::Ended(read_error(e))),
+        }
+    }
+}
+
+/// A HEADERS frame with `fields` (pseudo-header fields first).
+pub(super) fn headers_frame<'a>(fields: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Vec<u8> {
+    let mut block = Vec::new();
+    qpack::encode(&mut block, fields);
+    let mut frame = Vec::with_capacity(block.len() + 16);
+    h3::put_frame_header(&mut frame, frame::HEADERS, block.len() as u64);
+    frame.extend_from_slice(&block);
+    frame
+}
+
+/// A DATA frame with `payload`.
+pub(super) fn data_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(payload.len() + 16);
+    h3::put_frame_header(&mut frame, frame::DATA, payload.len() as u64);
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// The pseudo-header fields and the fields of a decoded field section,
+/// apart; `None` if a pseudo-header field follows a field, is unknown or
+/// repeated, or a name is not lowercase (a malformed message, RFC 9114
+/// §4.1.2 and §4.3).
+pub(super) fn split_fields(fields: Fields) -> Option<(Fields, Fields)> {
+    let mut pseudo: Fields = Vec::new();
+    let mut regular = Vec::new();
+    for (name, value) in fields {
+        let bad_name = name.is_empty()
+            || name
+                .bytes()
+                .skip(usize::from(name.starts_with(':')))
+                .any(|b| b.is_ascii_uppercase() || !is_tchar(b));
+        let bad_value = value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0);
+        if bad_name || bad_value {
+            return None;
+        }
+        if name.starts_with(':') {
+            if !regular.is_empty() || pseudo.iter().any(|(n, _)| *n == name) {
+                return None;
+            }
+            pseudo.push((name, value));
+        } else {
+            regular.push((name, value));
+        }
+    }
+    Some((pseudo, regular))
+}
+
+/// A byte of a token (RFC 9110 §5.6.2), which a field name is.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
