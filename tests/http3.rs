@@ -21,30 +21,31 @@ const LIMIT: Duration = Duration::from_secs(20);
 /// anything else 404.
 fn server(pki: &tls::TestPki) -> (quinn::Endpoint, SocketAddr) {
     let config = http3::server_config(pki.server_config()).unwrap();
+    let ws_config = deflate(Config::default());
     let endpoint = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = endpoint.local_addr().unwrap();
     let accepting = endpoint.clone();
     tokio::spawn(async move {
         while let Some(incoming) = accepting.accept().await {
+            let ws_config = ws_config.clone();
             tokio::spawn(async move {
                 let Ok(conn) = incoming.await else { return };
-                let _ =
-                    serve_connection(conn, Config::default(), |incoming: Incoming| async move {
-                        match incoming.request().path() {
-                            "/echo" => {
-                                if let Ok(mut ws) = incoming.accept(Accept::new()) {
-                                    while let Ok(Some(message)) = ws.recv().await {
-                                        if ws.send(&message).await.is_err() {
-                                            break;
-                                        }
+                let _ = serve_connection(conn, ws_config, |incoming: Incoming| async move {
+                    match incoming.request().path() {
+                        "/echo" => {
+                            if let Ok(mut ws) = incoming.accept(Accept::new()) {
+                                while let Ok(Some(message)) = ws.recv().await {
+                                    if ws.send(&message).await.is_err() {
+                                        break;
                                     }
                                 }
                             }
-                            "/refuse" => incoming.reject(403, "not you"),
-                            _ => incoming.reject(404, "no such WebSocket"),
                         }
-                    })
-                    .await;
+                        "/refuse" => incoming.reject(403, "not you"),
+                        _ => incoming.reject(404, "no such WebSocket"),
+                    }
+                })
+                .await;
             });
         }
     });
@@ -57,6 +58,17 @@ async fn client(pki: &tls::TestPki, addr: SocketAddr) -> Client {
     endpoint.set_default_client_config(http3::client_config(tls).unwrap());
     let conn = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
     Client::handshake(conn).await.unwrap()
+}
+
+/// `config` with permessage-deflate, where the feature is on: offered by
+/// a client, accepted by a server when offered.
+#[allow(unused_mut)]
+fn deflate(mut config: Config) -> Config {
+    #[cfg(feature = "deflate")]
+    {
+        config.deflate = Some(rfc6455::DeflateConfig::default());
+    }
+    config
 }
 
 fn connect(path: &str) -> ExtendedConnectClient {
@@ -145,6 +157,135 @@ async fn refusals_get_their_status() {
         let mut ws = client.websocket(connect("/echo")).await.unwrap();
         ws.send_text("still here").await.unwrap();
         assert_eq!(ws.recv().await.unwrap(), Some(Message::from("still here")));
+    })
+    .await
+    .expect("hung");
+}
+
+/// A directory of its own for one test's files.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("rfc6455-http3-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn python() -> std::ffi::OsString {
+    std::env::var_os("INTEROP_PYTHON").expect("INTEROP_PYTHON: run tests/interop/run")
+}
+
+fn h3peer() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/h3peer.py")
+}
+
+/// aioquic's HTTP/3 with wsproto's frames (tests/interop/h3peer.py) as the
+/// client of our server: text, 1 MiB binary, fragments, ping, close codes
+/// 1000 and 4000, two WebSockets on one connection; with and without
+/// permessage-deflate. Run by tests/interop/run.
+#[tokio::test]
+#[ignore = "needs aioquic: tests/interop/run"]
+async fn aioquic_client_against_our_server() {
+    let pki = tls::TestPki::new(&["localhost"]);
+    let [ca, _, _] = pki.write_pem(&scratch("client"));
+    let (_server, addr) = server(&pki);
+    let modes: &[&str] = if cfg!(feature = "deflate") {
+        &["", "deflate"]
+    } else {
+        &[""]
+    };
+    for mode in modes {
+        let output = tokio::process::Command::new(python())
+            .arg(h3peer())
+            .args(["client", &addr.to_string()])
+            .arg(&ca)
+            .arg(mode)
+            .output();
+        let output = tokio::time::timeout(LIMIT, output)
+            .await
+            .expect("hung")
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.trim() == "ok",
+            "aioquic client ({mode}): {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// Our client against aioquic's HTTP/3 server (tests/interop/h3peer.py
+/// echoes frame by frame): the same exchange, with and without
+/// permessage-deflate. Run by tests/interop/run.
+#[tokio::test]
+#[ignore = "needs aioquic: tests/interop/run"]
+async fn our_client_against_aioquic_server() {
+    use tokio::io::AsyncBufReadExt;
+    let pki = tls::TestPki::new(&["localhost"]);
+    let [_, cert, key] = pki.write_pem(&scratch("server"));
+    let mut child = tokio::process::Command::new(python())
+        .arg(h3peer())
+        .arg("server")
+        .args([&cert, &key])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(LIMIT, lines.next_line())
+        .await
+        .expect("hung");
+    let port: u16 = first
+        .unwrap()
+        .unwrap()
+        .strip_prefix("port ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    tokio::time::timeout(LIMIT, async {
+        let client = client(&pki, addr).await;
+        assert!(
+            client.supports_websocket(),
+            "aioquic advertises the extended CONNECT"
+        );
+        let configs = if cfg!(feature = "deflate") {
+            vec![Config::default(), deflate(Config::default())]
+        } else {
+            vec![Config::default()]
+        };
+        for config in configs {
+            let request = ClientRequest::new(format!("localhost:{port}"), "/echo");
+            let mut ws = client
+                .websocket(ExtendedConnectClient::new(&request, config))
+                .await
+                .unwrap();
+            for message in [
+                Message::from("to aioquic"),
+                Message::from(vec![9u8; 1 << 20]),
+            ] {
+                ws.send(&message).await.unwrap();
+                assert_eq!(ws.recv().await.unwrap(), Some(message));
+            }
+            ws.send_fragmented(MessageKind::Text, "in pieces".as_bytes(), 3)
+                .await
+                .unwrap();
+            assert_eq!(ws.recv().await.unwrap(), Some(Message::from("in pieces")));
+            ws.ping(b"there?").await.unwrap();
+            match ws.recv_event().await.unwrap() {
+                Event::Pong(payload) => assert_eq!(&payload[..], b"there?"),
+                other => panic!("{other:?}"),
+            }
+            ws.close(CloseCode::from(4000), "done here").await.unwrap();
+            assert_eq!(ws.recv().await.unwrap(), None);
+            let closed = ws.closed().unwrap();
+            let echoed = closed
+                .received
+                .as_ref()
+                .map(|f| (f.code, f.reason.to_string()));
+            assert_eq!(
+                echoed,
+                Some((CloseCode::from(4000), "done here".to_string()))
+            );
+        }
     })
     .await
     .expect("hung");

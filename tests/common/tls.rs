@@ -23,11 +23,19 @@ impl TestPki {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // Names of their own: a leaf whose issuer is its own subject reads
+        // as self-signed to OpenSSL (aioquic's client).
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "rfc6455 test CA");
         let ca = ca_params.self_signed(&ca_key).unwrap();
         let server_key = KeyPair::generate().unwrap();
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let server = CertificateParams::new(names)
-            .unwrap()
+        let mut server_params = CertificateParams::new(names).unwrap();
+        server_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "rfc6455 test server");
+        let server = server_params
             .signed_by(&server_key, &ca, &ca_key)
             .unwrap();
         TestPki {
@@ -40,6 +48,34 @@ impl TestPki {
     /// The server's TLS configuration.
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(Arc::new(self.server_config()))
+    }
+
+    /// The CA's certificate, the server's and its key, as PEM files in
+    /// `dir` (for peers in other languages): their paths, in that order.
+    pub fn write_pem(&self, dir: &std::path::Path) -> [std::path::PathBuf; 3] {
+        use base64::Engine;
+        let pem = |label: &str, der: &[u8]| {
+            let body = base64::engine::general_purpose::STANDARD.encode(der);
+            let lines: Vec<&str> = body
+                .as_bytes()
+                .chunks(64)
+                .map(|line| std::str::from_utf8(line).unwrap())
+                .collect();
+            format!(
+                "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+                lines.join("\n")
+            )
+        };
+        let files = [
+            ("ca.pem", pem("CERTIFICATE", &self.ca)),
+            ("cert.pem", pem("CERTIFICATE", &self.server)),
+            ("key.pem", pem("PRIVATE KEY", &self.server_key)),
+        ];
+        files.map(|(name, text)| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        })
     }
 
     /// The server's rustls configuration.
