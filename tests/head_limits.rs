@@ -3,8 +3,9 @@
 //! small fields, more fields than `max_headers`, one field of 1 MiB) sent
 //! over HTTP/1.1 to our own parser, through the `http` crate's types (the
 //! head hyper and axum parsed), over HTTP/2 (h2, the field section spread
-//! over CONTINUATION frames where it is large), and to the core's
-//! extended CONNECT, which HTTP/2 and HTTP/3 share. A head inside the
+//! over CONTINUATION frames where it is large), over HTTP/3 (our QPACK,
+//! the limit advertised as SETTINGS_MAX_FIELD_SECTION_SIZE), and to the
+//! core's extended CONNECT, which HTTP/2 and HTTP/3 share. A head inside the
 //! limits is accepted; any other is refused with 431 (over HTTP/2, a
 //! single field larger than the limit may end the connection instead:
 //! h2 will not buffer it), and is never accepted.
@@ -18,6 +19,10 @@ use rfc6455::handshake::{
 use rfc6455::http2::{serve_connection, Client, Error, Incoming};
 use rfc6455::{Config, Driver};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[cfg(feature = "http3")]
+#[path = "common/tls.rs"]
+mod tls;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -200,6 +205,82 @@ async fn http_2() {
         // server advertised: the application never sees it (it would have
         // had it before the client had an answer). h2 does not count
         // fields: the core refuses too many.
+        match seen_rx.try_recv() {
+            Ok(accepted) => {
+                assert_eq!(accepted, case.accepted, "{}", case.name);
+                assert!(!case.too_large, "{}: reached the application", case.name);
+            }
+            Err(_) => assert!(
+                case.too_large,
+                "{}: never reached the application",
+                case.name
+            ),
+        }
+    }
+}
+
+/// HTTP/3: the server advertises the limit
+/// (SETTINGS_MAX_FIELD_SECTION_SIZE) and refuses a larger HEADERS frame
+/// with 431 before reading it, or a field section that decodes larger;
+/// the core counts the fields.
+#[cfg(feature = "http3")]
+#[tokio::test]
+async fn http_3() {
+    use rfc6455::http3;
+
+    let pki = tls::TestPki::new(&["localhost"]);
+    let server_config = http3::server_config(pki.server_config()).unwrap();
+    let endpoint = quinn::Endpoint::server(server_config, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    let (seen, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(incoming) = endpoint.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let Ok(conn) = incoming.await else { return };
+                let _ = http3::serve_connection(
+                    conn,
+                    Config::default(),
+                    move |incoming: http3::Incoming| {
+                        let seen = seen.clone();
+                        async move {
+                            let accepted = incoming.accept(Accept::new());
+                            let _ = seen.send(accepted.is_ok());
+                            if let Ok(mut ws) = accepted {
+                                while let Ok(Some(_)) = ws.recv().await {}
+                            }
+                        }
+                    },
+                )
+                .await;
+            });
+        }
+    });
+    let mut client_endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let tls = (*pki.client_config()).clone();
+    client_endpoint.set_default_client_config(http3::client_config(tls).unwrap());
+    for case in cases() {
+        let verdict = tokio::time::timeout(LIMIT, async {
+            let conn = client_endpoint
+                .connect(addr, "localhost")
+                .unwrap()
+                .await
+                .unwrap();
+            let client = http3::Client::handshake(conn).await.expect("h3 handshake");
+            let connect = ExtendedConnectClient::new(&client_request(&case), Config::default());
+            client.websocket(connect).await.map(|_| ())
+        })
+        .await
+        .expect("hung");
+        match verdict {
+            Ok(()) => assert!(case.accepted, "{}: accepted", case.name),
+            Err(http3::Error::Handshake(HandshakeError::Status(431))) => {
+                assert!(!case.accepted, "{}: refused", case.name)
+            }
+            Err(other) => panic!("{}: {other:?}", case.name),
+        }
+        // Over the byte limit, the driver refuses before the application
+        // sees the request; too many fields, the core refuses.
         match seen_rx.try_recv() {
             Ok(accepted) => {
                 assert_eq!(accepted, case.accepted, "{}", case.name);

@@ -290,3 +290,113 @@ async fn our_client_against_aioquic_server() {
     .await
     .expect("hung");
 }
+
+/// A server that speaks HTTP/3 but did not advertise the extended
+/// CONNECT: told apart before any request is sent.
+#[tokio::test]
+async fn a_server_without_the_setting_is_told_apart() {
+    let pki = tls::TestPki::new(&["localhost"]);
+    let config = http3::server_config(pki.server_config()).unwrap();
+    let endpoint = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    tokio::spawn(async move {
+        let conn = endpoint.accept().await.unwrap().await.unwrap();
+        // A control stream with empty SETTINGS, held open.
+        let mut control = conn.open_uni().await.unwrap();
+        control.write_all(&[0x00, 0x04, 0x00]).await.unwrap();
+        conn.closed().await;
+    });
+    tokio::time::timeout(LIMIT, async {
+        let client = client(&pki, addr).await;
+        assert!(!client.supports_websocket());
+        match client.websocket(connect("/echo")).await {
+            Err(Error::Handshake(HandshakeError::NoExtendedConnect)) => {}
+            other => panic!("expected NoExtendedConnect, got {other:?}"),
+        }
+    })
+    .await
+    .expect("hung");
+}
+
+/// Whether a client that asks for 0-RTT gets it from a server with
+/// `server_tls`, on its second connection (the first gave it a ticket).
+async fn zero_rtt_offered(
+    server_tls: quinn::ServerConfig,
+    client_tls: quinn::ClientConfig,
+) -> bool {
+    let endpoint = quinn::Endpoint::server(server_tls, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Some(incoming) = endpoint.accept().await {
+            tokio::spawn(async move {
+                let Ok(conn) = incoming.await else { return };
+                let _ =
+                    serve_connection(conn, Config::default(), |incoming: Incoming| async move {
+                        if let Ok(mut ws) = incoming.accept(Accept::new()) {
+                            while let Ok(Some(message)) = ws.recv().await {
+                                let _ = ws.send(&message).await;
+                            }
+                        }
+                    })
+                    .await;
+            });
+        }
+    });
+    let mut client_endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    client_endpoint.set_default_client_config(client_tls);
+    // A whole exchange, so that the server's session ticket has arrived.
+    let conn = client_endpoint
+        .connect(addr, "localhost")
+        .unwrap()
+        .await
+        .unwrap();
+    let client = Client::handshake(conn.clone()).await.unwrap();
+    let mut ws = client.websocket(connect("/")).await.unwrap();
+    ws.send_text("first").await.unwrap();
+    assert_eq!(ws.recv().await.unwrap(), Some(Message::from("first")));
+    conn.close(0u32.into(), b"");
+    // Resuming: 0-RTT is there only if the ticket allows early data.
+    let connecting = client_endpoint.connect(addr, "localhost").unwrap();
+    connecting.into_0rtt().is_ok()
+}
+
+/// A WebSocket handshake is not replay-safe, so it is never sent or
+/// accepted in 0-RTT data: our server never allows early data (even to a
+/// client that asks for it), and our client never asks. The same client
+/// gets 0-RTT from a server that allows it, so the check can fail.
+#[tokio::test]
+async fn no_0rtt_on_either_side() {
+    let pki = tls::TestPki::new(&["localhost"]);
+    let alpn_client = |early: bool| {
+        let mut tls = (*pki.client_config()).clone();
+        tls.alpn_protocols = vec![http3::ALPN.to_vec()];
+        tls.enable_early_data = early;
+        let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+        quinn::ClientConfig::new(Arc::new(quic))
+    };
+    let allowing = || {
+        let mut tls = pki.server_config();
+        tls.alpn_protocols = vec![http3::ALPN.to_vec()];
+        tls.max_early_data_size = u32::MAX;
+        let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).unwrap();
+        quinn::ServerConfig::with_crypto(Arc::new(quic))
+    };
+    let ours = || http3::server_config(pki.server_config()).unwrap();
+    let our_client = || http3::client_config((*pki.client_config()).clone()).unwrap();
+    tokio::time::timeout(LIMIT, async {
+        assert!(
+            zero_rtt_offered(allowing(), alpn_client(true)).await,
+            "the control: 0-RTT where allowed"
+        );
+        assert!(
+            !zero_rtt_offered(ours(), alpn_client(true)).await,
+            "our server allows no 0-RTT"
+        );
+        assert!(
+            !zero_rtt_offered(allowing(), our_client()).await,
+            "our client asks for no 0-RTT"
+        );
+    })
+    .await
+    .expect("hung");
+}

@@ -35,9 +35,7 @@ impl TestPki {
         server_params
             .distinguished_name
             .push(rcgen::DnType::CommonName, "rfc6455 test server");
-        let server = server_params
-            .signed_by(&server_key, &ca, &ca_key)
-            .unwrap();
+        let server = server_params.signed_by(&server_key, &ca, &ca_key).unwrap();
         TestPki {
             ca: ca.der().clone(),
             server: server.der().clone(),

@@ -112,18 +112,26 @@ impl Client {
                     .iter()
                     .map(|(n, v)| (n.as_str(), v.as_bytes())),
             );
-        send.write_all(&headers_frame(fields))
-            .await
-            .map_err(write_error)?;
+        // A server that refuses (a head too large, say) may stop reading
+        // before it has the whole request: its response still counts.
+        let written = match send.write_all(&headers_frame(fields)).await {
+            Err(quinn::WriteError::Stopped(code)) => Err(quinn::WriteError::Stopped(code)),
+            Err(other) => return Err(write_error(other)),
+            Ok(()) => Ok(()),
+        };
         let max = Config::default().max_header_bytes;
         let mut inbound = BytesMut::new();
-        let block = read_headers(&mut recv, &mut inbound, max)
-            .await
-            .map_err(|e| match e {
-                HeadError::TooLarge => Error::from(HandshakeError::HeadTooLarge { max }),
-                HeadError::Frame(_, what) => h3_error(io::ErrorKind::InvalidData, what),
-                HeadError::Ended(e) => e,
-            })?;
+        let block = match (read_headers(&mut recv, &mut inbound, max).await, written) {
+            (Ok(block), _) => block,
+            (Err(_), Err(stopped)) => return Err(write_error(stopped)),
+            (Err(HeadError::TooLarge), Ok(())) => {
+                return Err(HandshakeError::HeadTooLarge { max }.into())
+            }
+            (Err(HeadError::Frame(_, what)), Ok(())) => {
+                return Err(h3_error(io::ErrorKind::InvalidData, what))
+            }
+            (Err(HeadError::Ended(e)), Ok(())) => return Err(e),
+        };
         let fields = qpack::decode(&block, max).map_err(|e| match e {
             qpack::FieldsError::TooLarge => Error::from(HandshakeError::HeadTooLarge { max }),
             qpack::FieldsError::Malformed(what) => h3_error(io::ErrorKind::InvalidData, what),
