@@ -14,8 +14,10 @@
 //! WebSocket per stream). `--tls` serves wss:// with a self-signed
 //! certificate made at start, and with the `http2` feature offers HTTP/2
 //! in ALPN (`h2`, then `http/1.1`): a client that chooses it gets RFC 8441
-//! on that connection, any other the HTTP/1.1 Upgrade. One log line per
-//! connection.
+//! on that connection, any other the HTTP/1.1 Upgrade; with the `http3`
+//! feature it also serves HTTP/3 (RFC 9220) on the same port number over
+//! UDP, with the same certificate, and says so in an `Alt-Svc` field
+//! (`h3=":PORT"`) on every TCP response. One log line per connection.
 //! `--quickack` acknowledges every read at once; the Autobahn runs use it
 //! (see examples/support/autobahn.rs). `--heartbeat MS` pings every
 //! client after MS of silence and drops one that stays silent three times
@@ -171,6 +173,16 @@ async fn serve_tls(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
         "echo server (tokio, TLS) listening on wss://{}",
         listener.local_addr()?
     );
+    #[cfg(feature = "http3")]
+    {
+        // The same port number over UDP, announced to TCP clients.
+        let local = listener.local_addr()?;
+        let _ = ALT_SVC.set(format!("h3=\":{}\"", local.port()));
+        let config = rfc6455::http3::server_config(tls::self_signed_config(&[])?)?;
+        let endpoint = quinn::Endpoint::server(config, local)?;
+        println!("echo server (HTTP/3) listening on udp {local}");
+        tokio::spawn(serve_http3(endpoint));
+    }
     loop {
         let (stream, peer) = accept::accept(&listener).await?;
         let acceptor = acceptor.clone();
@@ -191,6 +203,60 @@ async fn serve_tls(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
+/// `Alt-Svc` for the responses over TCP, once HTTP/3 is served.
+static ALT_SVC: OnceLock<String> = OnceLock::new();
+
+/// What every accepted WebSocket's response carries: `Alt-Svc` when the
+/// server also speaks HTTP/3.
+fn accept_options() -> Accept {
+    match ALT_SVC.get() {
+        Some(alt_svc) => Accept::new().header("Alt-Svc", alt_svc.as_str()),
+        None => Accept::new(),
+    }
+}
+
+/// WebSockets over HTTP/3 (RFC 9220): each QUIC connection served, each
+/// extended CONNECT echoed on its own stream.
+#[cfg(feature = "http3")]
+async fn serve_http3(endpoint: quinn::Endpoint) {
+    while let Some(incoming) = endpoint.accept().await {
+        tokio::spawn(async move {
+            let peer = incoming.remote_address();
+            let conn = match incoming.await {
+                Ok(conn) => conn,
+                Err(err) => return log(peer, "", Err(format!("QUIC: {err}"))),
+            };
+            let served =
+                rfc6455::http3::serve_connection(conn, config(), move |incoming| async move {
+                    let path = incoming.request().path().to_string();
+                    let mut ws = match incoming.accept(Accept::new()) {
+                        Ok(ws) => ws,
+                        Err(err) => return log(peer, &path, Err(err.to_string())),
+                    };
+                    let outcome = loop {
+                        match ws.recv().await {
+                            Ok(Some(message)) => {
+                                if let Err(err) = ws.queue(&message).await {
+                                    break Err(err.to_string());
+                                }
+                            }
+                            Ok(None) => break Ok(()),
+                            Err(err) => break Err(err.to_string()),
+                        }
+                    };
+                    log(
+                        peer,
+                        &format!("{path} (HTTP/3)"),
+                        outcome.map(|()| ws.closed()),
+                    );
+                });
+            if let Err(err) = served.await {
+                println!("{peer}: HTTP/3 connection: {err}");
+            }
+        });
+    }
+}
+
 /// One WebSocket over HTTP/1.1 on the tokio adapter, echoed.
 async fn echo_tokio<S>(stream: S, peer: SocketAddr)
 where
@@ -199,7 +265,7 @@ where
     let mut path = String::new();
     let accepted = rfc6455::tokio::accept_with(stream, config(), |request| {
         path = request.path().to_string();
-        Ok(Accept::new())
+        Ok(accept_options())
     })
     .await;
     let mut ws = match accepted {
@@ -231,7 +297,7 @@ where
 {
     let served = rfc6455::http2::serve_connection(stream, config(), move |incoming| async move {
         let path = incoming.request().path().to_string();
-        let mut ws = match incoming.accept(Accept::new()) {
+        let mut ws = match incoming.accept(accept_options()) {
             Ok(ws) => ws,
             Err(err) => return log(peer, &path, Err(err.to_string())),
         };

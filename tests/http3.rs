@@ -4,8 +4,12 @@
 //! refusals, a server without the setting, and no 0-RTT.
 #![cfg(feature = "http3")]
 
+#[path = "common/example.rs"]
+mod example;
 #[path = "common/tls.rs"]
 mod tls;
+
+use tokio_rustls::rustls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -396,6 +400,109 @@ async fn no_0rtt_on_either_side() {
             !zero_rtt_offered(allowing(), our_client()).await,
             "our client asks for no 0-RTT"
         );
+    })
+    .await
+    .expect("hung");
+}
+
+/// Accepts any certificate: the example server's is made at start and
+/// signed by itself.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn trusting_client(alpn: &[u8]) -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    config
+}
+
+/// `echo_server --tls` serves HTTP/3 on the same port number over UDP and
+/// announces it on TCP (`Alt-Svc: h3=":PORT"` on the 101).
+#[tokio::test]
+async fn the_echo_server_serves_http3_beside_tls_and_says_so() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = example::ExampleServer::start("echo_server", &["--tls"]);
+    let port = server.addr.port();
+    tokio::time::timeout(LIMIT, async {
+        // Over TCP and TLS: the HTTP/1.1 Upgrade's response names HTTP/3.
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(trusting_client(b"http/1.1")));
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        let handshake = rfc6455::handshake::ClientHandshake::new(
+            &ClientRequest::new("localhost", "/"),
+            Config::default(),
+        );
+        tls.write_all(handshake.request()).await.unwrap();
+        let mut head = Vec::new();
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut chunk = [0; 1024];
+            let n = tls.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the response ended early");
+            head.extend_from_slice(&chunk[..n]);
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 101"), "{head}");
+        assert!(head.contains(&format!("alt-svc: h3=\":{port}\"")), "{head}");
+
+        // Over QUIC on the same port number: a WebSocket echoed.
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        let config = http3::client_config(trusting_client(b"h3")).unwrap();
+        endpoint.set_default_client_config(config);
+        let conn = endpoint
+            .connect(server.addr, "localhost")
+            .unwrap()
+            .await
+            .unwrap();
+        let client = Client::handshake(conn).await.unwrap();
+        let mut ws = client.websocket(connect("/over-h3")).await.unwrap();
+        ws.send_text("echo me").await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), Some(Message::from("echo me")));
+        ws.close(CloseCode::NORMAL, "").await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), None);
     })
     .await
     .expect("hung");

@@ -22,6 +22,13 @@ pub const HTTP_1_1: &[u8] = b"http/1.1";
 /// A TLS acceptor with a self-signed certificate, offering `alpn` in the
 /// server's order of preference.
 pub fn self_signed(alpn: &[&[u8]]) -> Result<TlsAcceptor, Box<dyn std::error::Error>> {
+    Ok(TlsAcceptor::from(Arc::new(self_signed_config(alpn)?)))
+}
+
+/// The rustls configuration of [`self_signed`], for QUIC as well as TCP.
+pub fn self_signed_config(
+    alpn: &[&[u8]],
+) -> Result<rustls::ServerConfig, Box<dyn std::error::Error>> {
     let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
     let certified = rcgen::generate_simple_self_signed(names)?;
     let cert = certified.cert.der().clone();
@@ -34,7 +41,7 @@ pub fn self_signed(alpn: &[&[u8]]) -> Result<TlsAcceptor, Box<dyn std::error::Er
         .with_no_client_auth()
         .with_single_cert(vec![cert], key)?;
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    Ok(config)
 }
 
 /// Whether the client chose HTTP/2 in the TLS handshake.
