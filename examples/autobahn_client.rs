@@ -1,7 +1,7 @@
 //! The standard Autobahn TestSuite client driver.
 //!
 //! ```text
-//! cargo run --release --example autobahn_client -- [URL] [--blocking | --embedded | --uring | --http2] [--agent NAME]
+//! cargo run --release --example autobahn_client -- [URL] [--blocking | --embedded | --uring | --http2 | --http3 --ca FILE] [--agent NAME]
 //! ```
 //!
 //! The default runs the tokio adapter; `--blocking` the blocking one, and
@@ -10,7 +10,9 @@
 //! io_uring on Linux); `--http2` the tokio adapter's loop on HTTP/2
 //! streams (RFC 8441, feature `http2`), every case a stream of one
 //! HTTP/2 connection with prior knowledge (the Autobahn run puts haproxy
-//! between it and the HTTP/1.1 fuzzing server).
+//! between it and the HTTP/1.1 fuzzing server); `--http3` the same on
+//! HTTP/3 streams (RFC 9220, feature `http3`), trusting the certificate in
+//! `--ca FILE` (the Autobahn run puts autobahn/h3bridge.py in between).
 //!
 //! Asks the fuzzing server at URL (default ws://127.0.0.1:9001) for
 //! `/getCaseCount`, runs every case at `/runCase?case=N&agent=NAME` by
@@ -28,6 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut blocking = false;
     let mut embedded = false;
     let mut http2 = false;
+    let mut http3 = false;
     let mut uring = false;
     let mut agent = None;
     let mut quick = false;
@@ -37,6 +40,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--blocking" => blocking = true,
             "--embedded" => embedded = true,
             "--http2" => http2 = true,
+            "--http3" => http3 = true,
+            "--ca" => {
+                let _ca = args.next();
+                #[cfg(feature = "http3")]
+                http3::CA.get_or_init(|| _ca.unwrap_or_default());
+            }
             "--uring" => uring = true,
             "--quickack" => quick = true,
             "--agent" => agent = args.next(),
@@ -50,6 +59,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "rfc6455-embedded"
         } else if http2 {
             "rfc6455-http2"
+        } else if http3 {
+            "rfc6455-http3"
         } else if uring {
             "rfc6455-uring"
         } else {
@@ -72,12 +83,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return rfc6455::compio::runtime()?.block_on(uring::run(&url, &agent, quick));
         #[cfg(not(feature = "compio"))]
         return Err("--uring needs --features compio".into());
+    } else if http3 {
+        #[cfg(feature = "http3")]
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(streams::run::<rfc6455::http3::Client>(&url, &agent));
+        #[cfg(not(feature = "http3"))]
+        return Err("--http3 needs --features http3".into());
     } else if http2 {
         #[cfg(feature = "http2")]
         return tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
-            .block_on(http2::run(&url, &agent));
+            .block_on(streams::run::<rfc6455::http2::Client>(&url, &agent));
         #[cfg(not(feature = "http2"))]
         return Err("--http2 needs --features http2".into());
     } else {
@@ -221,50 +240,50 @@ mod embedded {
     }
 }
 
-/// The tokio adapter's loop on HTTP/2 streams: every case is a stream of
-/// one HTTP/2 connection (a new connection only if the last one failed).
-#[cfg(feature = "http2")]
-mod http2 {
-    use rfc6455::handshake::ExtendedConnectClient;
-    use rfc6455::http2::{Client, WebSocket};
+/// Every case a stream of one HTTP/2 or HTTP/3 connection (a new
+/// connection only if the last one failed): the same loop for both.
+#[cfg(any(feature = "http2", feature = "http3"))]
+mod streams {
     use rfc6455::tokio::WsUrl;
     use rfc6455::Driver;
 
-    use super::{autobahn, case_count};
+    use super::case_count;
 
-    type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+    pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-    /// An HTTP/2 connection with prior knowledge to `url`'s host.
-    async fn connection(url: &WsUrl) -> Result<Client> {
-        let stream = tokio::net::TcpStream::connect(url.socket_addr()).await?;
-        stream.set_nodelay(true)?;
-        Ok(Client::handshake(stream).await?)
+    /// A connection that carries WebSockets on its streams.
+    #[allow(async_fn_in_trait)]
+    pub trait Streams: Sized {
+        /// A WebSocket on one stream.
+        type Ws: Driver;
+        /// A new connection to `url`'s server.
+        async fn dial(url: &WsUrl) -> Result<Self>;
+        /// A WebSocket on a new stream, for `url`.
+        async fn open(&self, url: &WsUrl) -> Result<Self::Ws>;
     }
 
-    /// A WebSocket on a new stream of `client`, reconnecting once if the
-    /// connection is gone.
-    async fn connect(client: &mut Client, url: &str) -> Result<WebSocket> {
+    /// A WebSocket on a new stream, dialling again once if the connection
+    /// is gone.
+    async fn connect<S: Streams>(conn: &mut S, url: &str) -> Result<S::Ws> {
         let url = WsUrl::parse(url)?;
-        let request =
-            || ExtendedConnectClient::new(&url.request(), autobahn::config(true)).scheme("http");
-        match client.websocket(request()).await {
-            Err(rfc6455::http2::Error::Io(_)) => {
-                *client = connection(&url).await?;
-                Ok(client.websocket(request()).await?)
+        match conn.open(&url).await {
+            Ok(ws) => Ok(ws),
+            Err(_) => {
+                *conn = S::dial(&url).await?;
+                conn.open(&url).await
             }
-            other => Ok(other?),
         }
     }
 
-    pub async fn run(url: &str, agent: &str) -> Result<()> {
-        let mut client = connection(&WsUrl::parse(url)?).await?;
-        let mut ws = connect(&mut client, &format!("{url}/getCaseCount")).await?;
-        let count = case_count(ws.recv().await?)?;
-        while ws.recv().await?.is_some() {}
+    pub async fn run<S: Streams>(url: &str, agent: &str) -> Result<()> {
+        let mut conn = S::dial(&WsUrl::parse(url)?).await?;
+        let mut ws = connect(&mut conn, &format!("{url}/getCaseCount")).await?;
+        let count = case_count(ws.recv().await.map_err(|e| e.to_string())?)?;
+        while let Ok(Some(_)) = ws.recv().await {}
         println!("{count} cases");
         for case in 1..=count {
             let case_url = format!("{url}/runCase?case={case}&agent={agent}");
-            let mut ws = match connect(&mut client, &case_url).await {
+            let mut ws = match connect(&mut conn, &case_url).await {
                 Ok(ws) => ws,
                 Err(err) => {
                     println!("case {case}: {err}");
@@ -277,10 +296,89 @@ mod http2 {
                 }
             }
         }
-        let mut ws = connect(&mut client, &format!("{url}/updateReports?agent={agent}")).await?;
+        let mut ws = connect(&mut conn, &format!("{url}/updateReports?agent={agent}")).await?;
         while let Ok(Some(_)) = ws.recv().await {}
         println!("reports updated for {agent}");
         Ok(())
+    }
+}
+
+/// HTTP/2 with prior knowledge (RFC 8441).
+#[cfg(feature = "http2")]
+mod http2 {
+    use rfc6455::handshake::ExtendedConnectClient;
+    use rfc6455::http2::{Client, WebSocket};
+    use rfc6455::tokio::WsUrl;
+
+    use super::autobahn;
+    use super::streams::{Result, Streams};
+
+    impl Streams for Client {
+        type Ws = WebSocket;
+
+        async fn dial(url: &WsUrl) -> Result<Client> {
+            let stream = tokio::net::TcpStream::connect(url.socket_addr()).await?;
+            stream.set_nodelay(true)?;
+            Ok(Client::handshake(stream).await?)
+        }
+
+        async fn open(&self, url: &WsUrl) -> Result<WebSocket> {
+            let connect =
+                ExtendedConnectClient::new(&url.request(), autobahn::config(true)).scheme("http");
+            Ok(self.websocket(connect).await?)
+        }
+    }
+}
+
+/// HTTP/3 (RFC 9220), trusting the certificate in `--ca FILE`.
+#[cfg(feature = "http3")]
+mod http3 {
+    use std::sync::{Arc, OnceLock};
+
+    use rfc6455::handshake::ExtendedConnectClient;
+    use rfc6455::http3::{Client, WebSocket};
+    use rfc6455::tokio::WsUrl;
+    use tokio_rustls::rustls;
+
+    use super::autobahn;
+    use super::streams::{Result, Streams};
+
+    /// The certificate to trust, from `--ca`.
+    pub static CA: OnceLock<String> = OnceLock::new();
+
+    fn client_config() -> Result<quinn::ClientConfig> {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = CA.get().ok_or("--http3 needs --ca FILE")?;
+        for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca)? {
+            roots.add(cert?)?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(rfc6455::http3::client_config(tls)?)
+    }
+
+    impl Streams for Client {
+        type Ws = WebSocket;
+
+        async fn dial(url: &WsUrl) -> Result<Client> {
+            let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
+            endpoint.set_default_client_config(client_config()?);
+            let addr = tokio::net::lookup_host(url.socket_addr())
+                .await?
+                .next()
+                .ok_or("no address")?;
+            let conn = endpoint.connect(addr, "localhost")?.await?;
+            Ok(Client::handshake(conn).await?)
+        }
+
+        async fn open(&self, url: &WsUrl) -> Result<WebSocket> {
+            let connect = ExtendedConnectClient::new(&url.request(), autobahn::config(true));
+            Ok(self.websocket(connect).await?)
+        }
     }
 }
 
