@@ -20,6 +20,9 @@
 
 #[path = "support/autobahn.rs"]
 mod autobahn;
+#[cfg(feature = "http3")]
+#[path = "support/h3.rs"]
+mod h3;
 
 use rfc6455::tokio::WsUrl;
 use rfc6455::Driver;
@@ -333,46 +336,24 @@ mod http2 {
 /// HTTP/3 (RFC 9220), trusting the certificate in `--ca FILE`.
 #[cfg(feature = "http3")]
 mod http3 {
-    use std::sync::{Arc, OnceLock};
+    use std::sync::OnceLock;
 
     use rfc6455::handshake::ExtendedConnectClient;
     use rfc6455::http3::{Client, WebSocket};
     use rfc6455::tokio::WsUrl;
-    use tokio_rustls::rustls;
 
-    use super::autobahn;
     use super::streams::{Result, Streams};
+    use super::{autobahn, h3};
 
     /// The certificate to trust, from `--ca`.
     pub static CA: OnceLock<String> = OnceLock::new();
-
-    fn client_config() -> Result<quinn::ClientConfig> {
-        use rustls::pki_types::pem::PemObject;
-        let mut roots = rustls::RootCertStore::empty();
-        let ca = CA.get().ok_or("--http3 needs --ca FILE")?;
-        for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca)? {
-            roots.add(cert?)?;
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Ok(rfc6455::http3::client_config(tls)?)
-    }
 
     impl Streams for Client {
         type Ws = WebSocket;
 
         async fn dial(url: &WsUrl) -> Result<Client> {
-            let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
-            endpoint.set_default_client_config(client_config()?);
-            let addr = tokio::net::lookup_host(url.socket_addr())
-                .await?
-                .next()
-                .ok_or("no address")?;
-            let conn = endpoint.connect(addr, "localhost")?.await?;
-            Ok(Client::handshake(conn).await?)
+            let ca = CA.get().ok_or("--http3 needs --ca FILE")?;
+            h3::dial(&url.socket_addr(), ca).await
         }
 
         async fn open(&self, url: &WsUrl) -> Result<WebSocket> {

@@ -17,7 +17,8 @@
 //! on that connection, any other the HTTP/1.1 Upgrade; with the `http3`
 //! feature it also serves HTTP/3 (RFC 9220) on the same port number over
 //! UDP, with the same certificate, and says so in an `Alt-Svc` field
-//! (`h3=":PORT"`) on every TCP response. One log line per connection.
+//! (`h3=":PORT"`) on every TCP response; `--cert-out FILE` writes the
+//! certificate for clients to trust. One log line per connection.
 //! `--quickack` acknowledges every read at once; the Autobahn runs use it
 //! (see examples/support/autobahn.rs). `--heartbeat MS` pings every
 //! client after MS of silence and drops one that stays silent three times
@@ -59,12 +60,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             "--blocking" => blocking = true,
             "--tls" => secure = true,
+            "--cert-out" => {
+                let path = args.next().ok_or("--cert-out takes a file")?;
+                let _ = tls::CERT_OUT.set(path);
+            }
             "--embedded" => embedded = true,
             "--uring" => uring = true,
             "--quickack" => quick = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: echo_server [ADDR] [--blocking | --embedded | --uring | --tls] [--quickack] [--heartbeat MS]"
+                    "usage: echo_server [ADDR] [--blocking | --embedded | --uring | --tls [--cert-out FILE]] [--quickack] [--heartbeat MS]"
                 );
                 return Ok(());
             }

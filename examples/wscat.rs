@@ -19,13 +19,19 @@
 //!   (repeatable, client only);
 //! - `--deflate`: offer (or accept) permessage-deflate (feature `deflate`);
 //!   the frames then show RSV1 and the compressed payload;
-//! - `--ping SECS`: the core pings after that much silence.
+//! - `--ping SECS`: the core pings after that much silence;
+//! - `--http3 --ca FILE`: dial over HTTP/3 (RFC 9220, feature `http3`),
+//!   trusting the certificates in FILE (PEM), the URL's host and port
+//!   over UDP; the frames are not shown there.
 //!
-//! ws:// only: for wss://, put a TLS stream under the adapter (see the
-//! README).
+//! ws:// only over TCP: for wss://, put a TLS stream under the adapter
+//! (see the README).
 
 #[path = "support/accept.rs"]
 mod accept;
+#[cfg(feature = "http3")]
+#[path = "support/h3.rs"]
+mod h3;
 
 use rfc6455::Driver;
 use std::pin::Pin;
@@ -34,7 +40,7 @@ use std::time::Duration;
 
 use rfc6455::frame::{Header, OpCode};
 use rfc6455::handshake::Accept;
-use rfc6455::tokio::{WebSocket, WsUrl};
+use rfc6455::tokio::WsUrl;
 use rfc6455::{CloseCode, Config, Event, Message};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader, ReadBuf};
 use tokio::net::TcpStream;
@@ -47,12 +53,15 @@ struct Options {
     headers: Vec<(String, String)>,
     deflate: bool,
     ping: Option<Duration>,
+    /// `--http3`: the certificates to trust, from `--ca`.
+    http3: Option<String>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: wscat ws://HOST[:PORT]/PATH | --listen ADDR  [--show-frames] \
-         [--subprotocol NAME]... [--header 'Name: value']... [--deflate] [--ping SECS]"
+         [--subprotocol NAME]... [--header 'Name: value']... [--deflate] [--ping SECS] \
+         [--http3 --ca FILE]"
     );
     std::process::exit(2)
 }
@@ -66,7 +75,9 @@ fn options() -> Options {
         headers: Vec::new(),
         deflate: false,
         ping: None,
+        http3: None,
     };
+    let mut http3 = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage());
@@ -79,6 +90,8 @@ fn options() -> Options {
                 None => usage(),
             },
             "--deflate" => options.deflate = true,
+            "--http3" => http3 = true,
+            "--ca" => options.http3 = Some(value()),
             "--ping" => {
                 let secs: f64 = value().parse().unwrap_or_else(|_| usage());
                 options.ping = Some(Duration::from_secs_f64(secs));
@@ -88,7 +101,7 @@ fn options() -> Options {
             _ => usage(),
         }
     }
-    if options.target.is_none() == options.listen.is_none() {
+    if options.target.is_none() == options.listen.is_none() || http3 != options.http3.is_some() {
         usage();
     }
     options
@@ -117,8 +130,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     if let Some(target) = &options.target {
         let url = WsUrl::parse(target)?;
-        let tcp = TcpStream::connect(url.socket_addr()).await?;
-        tcp.set_nodelay(true)?;
         let mut request = url.request();
         for protocol in &options.protocols {
             request = request.protocol(protocol);
@@ -126,6 +137,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         for (name, value) in &options.headers {
             request = request.header(name, value);
         }
+        if let Some(_ca) = &options.http3 {
+            #[cfg(feature = "http3")]
+            {
+                let client = h3::dial(&url.socket_addr(), _ca).await?;
+                let connect = rfc6455::handshake::ExtendedConnectClient::new(&request, config);
+                let mut ws = client.websocket(connect).await?;
+                report_agreed(&ws);
+                return session(&mut ws, &mut stdin, true).await;
+            }
+            #[cfg(not(feature = "http3"))]
+            return Err("--http3 needs --features http3".into());
+        }
+        let tcp = TcpStream::connect(url.socket_addr()).await?;
+        tcp.set_nodelay(true)?;
         let stream = Tap::new(tcp, options.show_frames);
         let mut ws = rfc6455::tokio::client_with(stream, &request, config).await?;
         report_agreed(&ws);
@@ -164,7 +189,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-fn report_agreed(ws: &WebSocket<Tap<TcpStream>>) {
+fn report_agreed(ws: &impl Driver) {
     if let Some(protocol) = ws.protocol() {
         println!("subprotocol: {protocol}");
     }
@@ -172,7 +197,7 @@ fn report_agreed(ws: &WebSocket<Tap<TcpStream>>) {
 
 /// Lines from stdin out, messages in, until the closing handshake ends.
 async fn session(
-    ws: &mut WebSocket<Tap<TcpStream>>,
+    ws: &mut impl Driver<Error = impl std::error::Error + 'static>,
     stdin: &mut tokio::io::Lines<BufReader<tokio::io::Stdin>>,
     close_at_eof: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {

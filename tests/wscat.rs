@@ -199,3 +199,32 @@ fn listen_is_a_server_our_client_talks_to() {
         ],
     );
 }
+
+/// `--http3 --ca FILE`: the same round trip over HTTP/3 (RFC 9220)
+/// against `echo_server --tls`, which serves it beside TLS and writes its
+/// certificate for wscat to trust.
+#[cfg(feature = "http3")]
+#[test]
+fn over_http3_the_echo_comes_back() {
+    let dir = std::env::temp_dir().join(format!("rfc6455-wscat-h3-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = dir.join("cert.pem");
+    let cert = cert.to_str().unwrap();
+    let server = ExampleServer::start("echo_server", &["--tls", "--cert-out", cert]);
+    let mut child = Command::new(example::path("wscat"))
+        .arg(format!("ws://localhost:{}/chat", server.addr.port()))
+        .args(["--http3", "--ca", cert])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("wscat is built by cargo test");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"over QUIC\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let output = String::from_utf8(output.stdout).unwrap();
+    assert_lines(&output, &["< over QUIC", "closed: 1000"]);
+}

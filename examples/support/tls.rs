@@ -14,6 +14,9 @@ use std::sync::Arc;
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 
+/// Where to write the certificate (PEM) when it is made.
+pub static CERT_OUT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// ALPN's name for HTTP/2 over TLS (RFC 9113 §3.2).
 pub const H2: &[u8] = b"h2";
 /// ALPN's name for HTTP/1.1.
@@ -31,6 +34,21 @@ pub fn self_signed_config(
 ) -> Result<rustls::ServerConfig, Box<dyn std::error::Error>> {
     let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
     let certified = rcgen::generate_simple_self_signed(names)?;
+    // `--cert-out FILE`: the certificate, for clients to trust.
+    if let Some(path) = CERT_OUT.get() {
+        use base64::Engine;
+        let body = base64::engine::general_purpose::STANDARD.encode(certified.cert.der());
+        let lines: Vec<&str> = body
+            .as_bytes()
+            .chunks(64)
+            .map(|line| std::str::from_utf8(line).unwrap_or_default())
+            .collect();
+        let pem = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            lines.join("\n")
+        );
+        std::fs::write(path, pem)?;
+    }
     let cert = certified.cert.der().clone();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
     // Name the provider rather than rely on the process default, which
