@@ -507,3 +507,207 @@ async fn the_echo_server_serves_http3_beside_tls_and_says_so() {
     .await
     .expect("hung");
 }
+
+/// A UDP relay on loopback between a client and a server, which drops and
+/// reorders a share of the datagrams (each way, from a fixed seed, so a
+/// failure can be run again): what a lossy network does to QUIC.
+struct LossyRelay {
+    /// Where the client sends.
+    addr: SocketAddr,
+    /// Datagrams relayed (both ways).
+    relayed: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl LossyRelay {
+    async fn start(server: SocketAddr, drop_percent: u64, reorder_percent: u64, seed: u64) -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let front = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let back = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        back.connect(server).await.unwrap();
+        let addr = front.local_addr().unwrap();
+        let relayed = Arc::new(AtomicUsize::new(0));
+        let count = relayed.clone();
+        tokio::spawn(async move {
+            let mut state = seed | 1;
+            let mut chance = move |percent: u64| {
+                // xorshift64: deterministic, good enough to pick datagrams.
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state % 100 < percent
+            };
+            let mut client = None;
+            let (mut up_held, mut down_held): (Option<Vec<u8>>, Option<Vec<u8>>) = (None, None);
+            let (mut a, mut b) = ([0u8; 65536], [0u8; 65536]);
+            loop {
+                tokio::select! {
+                    Ok((n, from)) = front.recv_from(&mut a) => {
+                        client = Some(from);
+                        if chance(drop_percent) { continue; }
+                        if chance(reorder_percent) && up_held.is_none() {
+                            up_held = Some(a[..n].to_vec());
+                            continue;
+                        }
+                        let _ = back.send(&a[..n]).await;
+                        count.fetch_add(1, Ordering::Relaxed);
+                        if let Some(held) = up_held.take() {
+                            let _ = back.send(&held).await;
+                            count.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Ok(n) = back.recv(&mut b) => {
+                        let Some(client) = client else { continue };
+                        if chance(drop_percent) { continue; }
+                        if chance(reorder_percent) && down_held.is_none() {
+                            down_held = Some(b[..n].to_vec());
+                            continue;
+                        }
+                        let _ = front.send_to(&b[..n], client).await;
+                        count.fetch_add(1, Ordering::Relaxed);
+                        if let Some(held) = down_held.take() {
+                            let _ = front.send_to(&held, client).await;
+                            count.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+        });
+        LossyRelay { addr, relayed }
+    }
+}
+
+/// The fault table over a lossy network: through a relay that drops and
+/// reorders datagrams, every message (small ones, and 1 MiB) is echoed
+/// once and in order, the closing handshake completes, and the datagrams
+/// it takes stay within a bound of the clean run's (no retransmission
+/// storm).
+#[tokio::test]
+async fn the_fault_table_over_a_lossy_network() {
+    use std::sync::atomic::Ordering;
+    let pki = tls::TestPki::new(&["localhost"]);
+    let (_server, addr) = server(&pki);
+    let messages: Vec<Message> = (0..60)
+        .map(|i| match i % 3 {
+            0 => Message::from(format!("message {i}")),
+            1 => Message::from(vec![i as u8; 1 + i * 997]),
+            _ => Message::from(vec![i as u8; 20_000]),
+        })
+        .chain([Message::from(vec![7u8; 1 << 20])])
+        .collect();
+    // (name, per cent dropped, per cent reordered), the clean row first.
+    let rows = [
+        ("clean", 0, 0),
+        ("3% dropped", 3, 0),
+        ("3% reordered", 0, 3),
+        ("3% dropped and 3% reordered", 3, 3),
+        ("10% dropped", 10, 0),
+    ];
+    let mut clean = 0;
+    for (seed, (name, dropped, reordered)) in rows.into_iter().enumerate() {
+        let relay = LossyRelay::start(addr, dropped, reordered, 0x9e37_79b9 + seed as u64).await;
+        let outcome = tokio::time::timeout(Duration::from_secs(60), async {
+            let client = client(&pki, relay.addr).await;
+            let mut ws = client.websocket(connect("/echo")).await.unwrap();
+            // Half the messages go out before any echo is read, so the
+            // streams carry data both ways while datagrams are lost.
+            let (first, second) = messages.split_at(messages.len() / 2);
+            for message in first {
+                ws.send(message).await.unwrap();
+            }
+            let mut echoes = Vec::new();
+            for _ in first {
+                echoes.push(ws.recv().await.unwrap().unwrap());
+            }
+            for message in second {
+                ws.send(message).await.unwrap();
+                echoes.push(ws.recv().await.unwrap().unwrap());
+            }
+            ws.close(CloseCode::NORMAL, "").await.unwrap();
+            assert_eq!(ws.recv().await.unwrap(), None, "{name}: the end");
+            echoes
+        })
+        .await;
+        let echoes = outcome.unwrap_or_else(|_| panic!("{name}: hung"));
+        assert!(
+            echoes == messages,
+            "{name}: the echoes are not every message once, in order"
+        );
+        let relayed = relay.relayed.load(Ordering::Relaxed);
+        eprintln!("{name}: {relayed} datagrams");
+        if clean == 0 {
+            clean = relayed;
+        }
+        assert!(
+            relayed <= clean * 3,
+            "{name}: {relayed} datagrams, {clean} in a clean run"
+        );
+    }
+}
+
+/// The stream's faults, each in the middle of a message: a reset
+/// (`H3_REQUEST_CANCELLED`, RFC 9220's abrupt end) ends the server's
+/// WebSocket with a reset error, the stream's end (FIN) with "the
+/// transport ended without a closing handshake"; either way the
+/// connection goes on, and a new WebSocket on it works.
+#[tokio::test]
+async fn a_reset_or_an_end_in_the_middle_of_a_message() {
+    let pki = tls::TestPki::new(&["localhost"]);
+    let config = http3::server_config(pki.server_config()).unwrap();
+    let endpoint = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    let (ended, mut ends) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let conn = endpoint.accept().await.unwrap().await.unwrap();
+        let _ = serve_connection(conn, Config::default(), move |incoming: Incoming| {
+            let ended = ended.clone();
+            async move {
+                let mut ws = incoming.accept(Accept::new()).unwrap();
+                let end = loop {
+                    match ws.recv().await {
+                        Ok(Some(message)) => {
+                            let _ = ws.send(&message).await;
+                        }
+                        other => break other.map(|_| ()),
+                    }
+                };
+                let _ = ended.send(end);
+            }
+        })
+        .await;
+    });
+    tokio::time::timeout(LIMIT, async {
+        let client = client(&pki, addr).await;
+        for reset in [true, false] {
+            let mut ws = client.websocket(connect("/")).await.unwrap();
+            // Half of a 100 KiB message: the header says more is coming.
+            ws.connection_mut()
+                .send_fragment(MessageKind::Binary, &[1; 50_000], false)
+                .unwrap();
+            ws.flush().await.unwrap();
+            if reset {
+                ws.reset();
+            } else {
+                use rfc6455::socket::Transport;
+                assert!(ws.into_transport().shutdown().await);
+            }
+            match ends.recv().await.unwrap() {
+                Err(Error::Io(e)) if reset => {
+                    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}")
+                }
+                Err(Error::Protocol(rfc6455::ProtocolError::UnexpectedEof { .. })) if !reset => {}
+                other => panic!("reset {reset}: {other:?}"),
+            }
+            let mut again = client.websocket(connect("/")).await.unwrap();
+            again.send_text("still here").await.unwrap();
+            assert_eq!(
+                again.recv().await.unwrap(),
+                Some(Message::from("still here"))
+            );
+            again.close(CloseCode::NORMAL, "").await.unwrap();
+            assert_eq!(again.recv().await.unwrap(), None);
+            assert_eq!(ends.recv().await.unwrap().ok(), Some(()));
+        }
+    })
+    .await
+    .expect("hung");
+}
