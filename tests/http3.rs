@@ -711,3 +711,27 @@ async fn a_reset_or_an_end_in_the_middle_of_a_message() {
     .await
     .expect("hung");
 }
+
+/// A server that never sends its SETTINGS: the client gives up after the
+/// handshake timeout, rather than wait for ever.
+#[tokio::test]
+async fn a_server_that_never_sends_settings_times_out() {
+    let pki = tls::TestPki::new(&["localhost"]);
+    let config = http3::server_config(pki.server_config()).unwrap();
+    let endpoint = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    tokio::spawn(async move {
+        let conn = endpoint.accept().await.unwrap().await.unwrap();
+        conn.closed().await;
+    });
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let tls = (*pki.client_config()).clone();
+    endpoint.set_default_client_config(http3::client_config(tls).unwrap());
+    let conn = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
+    let mut config = Config::default();
+    config.timeouts.handshake = Some(Duration::from_millis(200));
+    let outcome = tokio::time::timeout(LIMIT, Client::handshake_with(conn, &config))
+        .await
+        .expect("hung");
+    assert!(matches!(outcome, Err(Error::Timeout(_))), "{outcome:?}");
+}

@@ -29,32 +29,52 @@ type Opened = (
 pub struct Client {
     conn: quinn::Connection,
     settings: Settings,
+    /// The most a response's field section may take.
+    max_head: usize,
 }
 
 impl Client {
     /// Starts HTTP/3 on a QUIC connection (our control stream and SETTINGS)
     /// and waits for the server's SETTINGS, which say whether it takes
-    /// WebSockets. A response's field section may take up to the default
-    /// `Config::max_header_bytes` (16 KiB); each WebSocket's `Config` can
-    /// lower that.
+    /// WebSockets, with the default `Config`'s limits.
     pub async fn handshake(conn: quinn::Connection) -> Result<Client, Error> {
+        Client::handshake_with(conn, &Config::default()).await
+    }
+
+    /// [`handshake`](Client::handshake), within `config`'s handshake
+    /// timeout, taking responses' field sections up to its
+    /// `max_header_bytes`.
+    pub async fn handshake_with(conn: quinn::Connection, config: &Config) -> Result<Client, Error> {
         let ours = Settings {
             enable_connect_protocol: false,
-            max_field_section_size: Some(Config::default().max_header_bytes as u64),
+            max_field_section_size: Some(config.max_header_bytes as u64),
         };
         let mut peer = control::start(&conn, &ours, false).await?;
-        let settings = loop {
-            if let Some(settings) = peer.borrow_and_update().clone() {
-                break settings;
-            }
-            tokio::select! {
-                changed = peer.changed() => if changed.is_err() {
-                    return Err(h3_error(io::ErrorKind::ConnectionAborted, "the connection ended before the server's SETTINGS"));
-                },
-                e = conn.closed() => return Err(connection_error(e)),
+        let settings = async {
+            loop {
+                if let Some(settings) = peer.borrow_and_update().clone() {
+                    return Ok(settings);
+                }
+                tokio::select! {
+                    changed = peer.changed() => if changed.is_err() {
+                        return Err(h3_error(io::ErrorKind::ConnectionAborted, "the connection ended before the server's SETTINGS"));
+                    },
+                    e = conn.closed() => return Err(connection_error(e)),
+                }
             }
         };
-        Ok(Client { conn, settings })
+        // The server's SETTINGS within the handshake's time, or not at all.
+        let settings = match config.timeouts.handshake {
+            Some(limit) => tokio::time::timeout(limit, settings)
+                .await
+                .map_err(|_| Error::Timeout("no SETTINGS from the server"))??,
+            None => settings.await?,
+        };
+        Ok(Client {
+            conn,
+            settings,
+            max_head: config.max_header_bytes,
+        })
     }
 
     /// Whether the server advertised `SETTINGS_ENABLE_CONNECT_PROTOCOL`.
@@ -119,7 +139,7 @@ impl Client {
             Err(other) => return Err(write_error(other)),
             Ok(()) => Ok(()),
         };
-        let max = Config::default().max_header_bytes;
+        let max = self.max_head;
         let mut inbound = BytesMut::new();
         let block = match (read_headers(&mut recv, &mut inbound, max).await, written) {
             (Ok(block), _) => block,
