@@ -11,7 +11,8 @@
     feature = "tokio",
     feature = "compio",
     feature = "embedded-io-async",
-    feature = "http2"
+    feature = "http2",
+    feature = "http3"
 ))]
 #![allow(dead_code)]
 
@@ -108,6 +109,12 @@ fn http2(
     ws
 }
 
+fn http3(
+    ws: rfc6455::http3::WebSocket,
+) -> rfc6455::socket::WebSocket<rfc6455::http3::Io, rfc6455::http3::TokioClock> {
+    ws
+}
+
 /// The tokio driver's own WebSocket, and its halves.
 async fn tokio(
     mut ws: rfc6455::tokio::WebSocket<tokio::io::DuplexStream>,
@@ -157,6 +164,7 @@ fn every_driver_is_a_driver<
     generic::<rfc6455::compio::WebSocket<compio::net::TcpStream>>();
     generic::<rfc6455::embedded::WebSocket<S, C>>();
     generic::<rfc6455::http2::WebSocket>();
+    generic::<rfc6455::http3::WebSocket>();
 }
 
 /// The handshake entry points and constructors, by their signatures.
@@ -193,6 +201,8 @@ fn entry_points() {
     >::from_connection;
     let _ = rfc6455::http2::Client::websocket;
     let _ = rfc6455::http2::Incoming::accept;
+    let _ = rfc6455::http3::Client::websocket;
+    let _ = rfc6455::http3::Incoming::accept;
 }
 
 /// A clock for the signatures above.
@@ -206,11 +216,11 @@ impl Clock for NoClock {
 }
 
 /// The drivers, in the README's order.
-const DRIVERS: [&str; 5] = ["blocking", "tokio", "compio", "embedded", "http2"];
+const DRIVERS: [&str; 6] = ["blocking", "tokio", "compio", "embedded", "http2", "http3"];
 
 /// The README's table: a row per capability, a cell per driver; "yes"
 /// (with the names it goes by, if they differ) or "no: " and why.
-const TABLE: &[(&str, [&str; 5])] = &[
+const TABLE: &[(&str, [&str; 6])] = &[
     (
         "server: `accept`, `accept_with`",
         [
@@ -218,6 +228,7 @@ const TABLE: &[(&str, [&str; 5])] = &[
             "yes",
             "yes",
             "yes",
+            "yes (`Incoming::accept` in `serve_connection`)",
             "yes (`Incoming::accept` in `serve_connection`)",
         ],
     ),
@@ -229,6 +240,7 @@ const TABLE: &[(&str, [&str; 5])] = &[
             "yes (`client`, `client_with`)",
             "yes (`client`)",
             "yes (`Client::websocket`)",
+            "yes (`Client::websocket`)",
         ],
     ),
     (
@@ -239,6 +251,7 @@ const TABLE: &[(&str, [&str; 5])] = &[
             "yes (`ws://`)",
             "no: no sockets without std; the embedder's network stack opens them",
             "no: `Client::handshake` over a connection you open",
+            "no: `Client::handshake` over a QUIC connection you open",
         ],
     ),
     (
@@ -249,21 +262,23 @@ const TABLE: &[(&str, [&str; 5])] = &[
             "no: compio has no TLS stream here; use tokio",
             "no: pass a TLS stream",
             "no: pass a TLS stream",
+            "no: QUIC has its own TLS (`http3::client_config`)",
         ],
     ),
-    ("`recv`, `recv_event`", ["yes"; 5]),
+    ("`recv`, `recv_event`", ["yes"; 6]),
     (
         "`send`, `send_text`, `send_binary`, `send_fragmented`",
-        ["yes"; 5],
+        ["yes"; 6],
     ),
-    ("`send_prepared`, `send_owned`", ["yes"; 5]),
-    ("`queue`, `queue_prepared`", ["yes"; 5]),
-    ("`offer`, `offer_many` (slow consumers)", ["yes"; 5]),
-    ("`ping`, `close`, `flush`", ["yes"; 5]),
+    ("`send_prepared`, `send_owned`", ["yes"; 6]),
+    ("`queue`, `queue_prepared`", ["yes"; 6]),
+    ("`offer`, `offer_many` (slow consumers)", ["yes"; 6]),
+    ("`ping`, `close`, `flush`", ["yes"; 6]),
     (
         "the `Driver` trait (code generic over drivers)",
         [
             "yes (its futures through `blocking::block_on`)",
+            "yes",
             "yes",
             "yes",
             "yes",
@@ -278,6 +293,7 @@ const TABLE: &[(&str, [&str; 5])] = &[
             "yes",
             "yes",
             "no: the stream comes from h2's handshake",
+            "no: the stream comes from the extended CONNECT",
         ],
     ),
     (
@@ -288,6 +304,7 @@ const TABLE: &[(&str, [&str; 5])] = &[
             "yes (`split`; the writing half's `lock`)",
             "yes (`split`, with `std`; the writing half's `lock`)",
             "yes (`split`; the writing half's `lock`)",
+            "yes (`split`; the writing half's `lock`)",
         ],
     ),
     (
@@ -297,6 +314,7 @@ const TABLE: &[(&str, [&str; 5])] = &[
             "yes",
             "yes (`into_stream_sink`; the halves' `into_stream`, `into_sink`)",
             "yes (with `std` and `futures`: `into_stream_sink`; the halves' `into_stream`, `into_sink`)",
+            "yes (`into_stream_sink`; the halves' `into_stream`, `into_sink`)",
             "yes (`into_stream_sink`; the halves' `into_stream`, `into_sink`)",
         ],
     ),

@@ -1,9 +1,11 @@
 //! Driver conformance: one table of cases, run through every driver
-//! (blocking, tokio, embedded-io-async over tokio's traits, compio, and
-//! HTTP/2 on h2), each as a server against the same peer: the sans-IO core
-//! as a client, moving its bytes over the transport the driver's cell
-//! sets up (loopback TCP for blocking and compio, `tokio::io::duplex` for
-//! tokio and embedded, an h2 connection over a duplex for HTTP/2).
+//! (blocking, tokio, embedded-io-async over tokio's traits, compio,
+//! HTTP/2 on h2 and HTTP/3 on quinn), each as a server against the same
+//! peer: the sans-IO core as a client, moving its bytes over the
+//! transport the driver's cell sets up (loopback TCP for blocking and
+//! compio, `tokio::io::duplex` for tokio and embedded, an h2 connection
+//! over a duplex for HTTP/2, a QUIC connection over loopback UDP for
+//! HTTP/3).
 //!
 //! The drivers share one output rule and one set of commands (see
 //! `rfc6455::socket`), so every row must come out the same on each: the
@@ -26,6 +28,9 @@
 #![cfg(all(feature = "tokio", feature = "blocking"))]
 
 mod common;
+#[cfg(feature = "http3")]
+#[path = "common/tls.rs"]
+mod tls;
 #[cfg(feature = "embedded-io-async")]
 #[path = "common/tokio_clock.rs"]
 mod tokio_clock;
@@ -1166,5 +1171,213 @@ mod on_http2 {
             connection.abort();
         }
         check("http2", &rows, ran);
+    }
+}
+
+/// The HTTP/3 driver: our server on quinn, the peer's bytes in DATA
+/// frames on one request stream. The peer's HTTP/3 is written here, apart
+/// from the crate's: SETTINGS on a control stream, the extended CONNECT
+/// as a QPACK field section of plain literals, DATA frames both ways.
+#[cfg(feature = "http3")]
+mod on_http3 {
+    use std::io;
+
+    use rfc6455::handshake::{Accept, ClientRequest, ExtendedConnectClient};
+    use rfc6455::http3::{self, serve_connection, Incoming};
+    use rfc6455::Config;
+
+    use super::{check, config, play, rows, serve, side_by_side, tls, Peer, Pipe};
+
+    /// A QUIC variable-length integer (RFC 9000 §16).
+    fn varint(out: &mut Vec<u8>, v: u64) {
+        match v {
+            0..=63 => out.push(v as u8),
+            64..=16383 => out.extend_from_slice(&(0x4000 | v as u16).to_be_bytes()),
+            _ => out.extend_from_slice(&(0x8000_0000 | v as u32).to_be_bytes()),
+        }
+    }
+
+    fn read_varint(buf: &[u8]) -> Option<(u64, usize)> {
+        let len = 1usize << (buf.first()? >> 6);
+        let bytes = buf.get(..len)?;
+        let v = bytes[1..]
+            .iter()
+            .fold(u64::from(bytes[0] & 0x3f), |v, &b| (v << 8) | u64::from(b));
+        Some((v, len))
+    }
+
+    /// A QPACK prefixed integer (RFC 7541 §5.1) after `high`'s bits.
+    fn prefixed(out: &mut Vec<u8>, high: u8, bits: u32, v: usize) {
+        let max = (1usize << bits) - 1;
+        if v < max {
+            out.push(high | v as u8);
+            return;
+        }
+        out.push(high | max as u8);
+        let mut rest = v - max;
+        while rest >= 0x80 {
+            out.push(0x80 | (rest & 0x7f) as u8);
+            rest >>= 7;
+        }
+        out.push(rest as u8);
+    }
+
+    /// A HEADERS frame: every field a literal with a literal name.
+    fn headers(fields: &[(&str, &str)]) -> Vec<u8> {
+        let mut block = vec![0, 0];
+        for (name, value) in fields {
+            prefixed(&mut block, 0x20, 3, name.len());
+            block.extend_from_slice(name.as_bytes());
+            prefixed(&mut block, 0, 7, value.len());
+            block.extend_from_slice(value.as_bytes());
+        }
+        let mut frame = vec![0x01];
+        varint(&mut frame, block.len() as u64);
+        frame.extend_from_slice(&block);
+        frame
+    }
+
+    /// One request stream's DATA frames as a pipe.
+    struct Stream {
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+        buf: Vec<u8>,
+    }
+
+    impl Stream {
+        /// The next whole frame: its type and payload.
+        async fn frame(&mut self) -> Option<(u64, Vec<u8>)> {
+            loop {
+                if let Some((ty, a)) = read_varint(&self.buf) {
+                    if let Some((len, b)) = read_varint(&self.buf[a..]) {
+                        let end = a + b + len as usize;
+                        if self.buf.len() >= end {
+                            let payload = self.buf[a + b..end].to_vec();
+                            self.buf.drain(..end);
+                            return Some((ty, payload));
+                        }
+                    }
+                }
+                match self.recv.read_chunk(64 * 1024, true).await {
+                    Ok(Some(chunk)) => self.buf.extend_from_slice(&chunk.bytes),
+                    _ => return None,
+                }
+            }
+        }
+    }
+
+    impl Pipe for Stream {
+        async fn read(&mut self) -> Option<Vec<u8>> {
+            loop {
+                match self.frame().await? {
+                    (0x00, payload) if !payload.is_empty() => return Some(payload),
+                    (0x00, _) => {}
+                    (ty, _) => panic!("peer: a frame of type {ty:#x} on the stream"),
+                }
+            }
+        }
+
+        async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+            let mut frame = vec![0x00];
+            varint(&mut frame, bytes.len() as u64);
+            frame.extend_from_slice(bytes);
+            self.send.write_all(&frame).await.map_err(io::Error::from)
+        }
+
+        async fn shutdown(&mut self) {
+            let _ = self.send.finish();
+        }
+    }
+
+    /// The peer's side: SETTINGS, the extended CONNECT, and the 200 (our
+    /// server sends `:status: 200` as the static table's entry 25).
+    async fn connect(conn: quinn::Connection) -> Peer<Stream> {
+        let mut control = conn.open_uni().await.expect("a control stream");
+        control
+            .write_all(&[0x00, 0x04, 0x00])
+            .await
+            .expect("SETTINGS");
+        tokio::spawn(async move {
+            let _control = control;
+            std::future::pending::<()>().await
+        });
+        let (mut send, recv) = conn.open_bi().await.expect("a request stream");
+        let connect =
+            ExtendedConnectClient::new(&ClientRequest::new("localhost", "/"), Config::default());
+        let mut fields = vec![
+            (":method", "CONNECT"),
+            (":protocol", "websocket"),
+            (":scheme", "https"),
+            (":authority", "localhost"),
+            (":path", "/"),
+        ];
+        fields.extend(
+            connect
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str())),
+        );
+        send.write_all(&headers(&fields))
+            .await
+            .expect("the CONNECT");
+        let mut stream = Stream {
+            send,
+            recv,
+            buf: Vec::new(),
+        };
+        let (ty, block) = stream.frame().await.expect("a response");
+        assert_eq!(
+            (ty, &block[..3]),
+            (0x01, &[0, 0, 0xc0 | 25][..]),
+            "HEADERS with :status 200"
+        );
+        let connected = connect.handle_response(200, []).expect("accepted");
+        Peer {
+            io: stream,
+            conn: connected.connection,
+            wire: Vec::new(),
+            head: 0,
+            closed: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_http3_driver() {
+        let rows = rows("http3", false);
+        let pki = tls::TestPki::new(&["localhost"]);
+        let mut ran = Vec::new();
+        for row in &rows {
+            let case = row.case;
+            let server_config = http3::server_config(pki.server_config()).unwrap();
+            let endpoint =
+                quinn::Endpoint::server(server_config, "127.0.0.1:0".parse().unwrap()).unwrap();
+            let addr = endpoint.local_addr().unwrap();
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Incoming>();
+            let serving = tokio::spawn(async move {
+                let conn = endpoint.accept().await.unwrap().await.unwrap();
+                let _ = serve_connection(conn, config(case), move |incoming| {
+                    let tx = tx.clone();
+                    async move {
+                        let _ = tx.send(incoming);
+                    }
+                })
+                .await;
+            });
+            let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+            let tls = (*pki.client_config()).clone();
+            client.set_default_client_config(http3::client_config(tls).unwrap());
+            let conn = client.connect(addr, "localhost").unwrap().await.unwrap();
+            let server = async move {
+                let incoming = rx.recv().await.expect("the CONNECT");
+                let ws = incoming.accept(Accept::new()).expect("the handshake");
+                serve(case, ws).await
+            };
+            let peer_conn = conn.clone();
+            let peer = async move { play(case, connect(peer_conn).await).await };
+            ran.push(side_by_side(server, peer).await);
+            conn.close(0u32.into(), b"");
+            serving.abort();
+        }
+        check("http3", &rows, ran);
     }
 }

@@ -1,6 +1,6 @@
 //! The split halves of the shared driver loop (`socket::WebSocket::split`)
 //! on each driver that is that loop: embedded-io-async (over tokio's
-//! traits), HTTP/2 and compio. The peer is a whole WebSocket of another
+//! traits), HTTP/2, HTTP/3 and compio. The peer is a whole WebSocket of another
 //! driver, written once over `rfc6455::Driver`.
 //!
 //! The exchange is built so that each half must work while the other
@@ -13,6 +13,9 @@
 //! closes, and the reading half sees the peer's reply.
 #![cfg(all(feature = "tokio", feature = "embedded-io-async", feature = "http2"))]
 
+#[cfg(feature = "http3")]
+#[path = "common/tls.rs"]
+mod tls;
 #[path = "common/tokio_clock.rs"]
 mod tokio_clock;
 
@@ -268,6 +271,50 @@ fn compio_halves_against_the_blocking_driver() {
                 .unwrap_or_else(|_| panic!("{way:?} hung: the halves did not take turns"))
         });
         peer_thread.join().expect("the peer");
+        check(got);
+    }
+}
+
+#[cfg(feature = "http3")]
+#[tokio::test]
+async fn http3_halves_against_the_http3_driver() {
+    use rfc6455::handshake::{Accept, ClientRequest, ExtendedConnectClient};
+    use rfc6455::http3::{self, serve_connection, Client, Incoming};
+    use rfc6455::Config;
+
+    let pki = tls::TestPki::new(&["localhost"]);
+    let config = http3::server_config(pki.server_config()).unwrap();
+    let endpoint = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Some(incoming) = endpoint.accept().await {
+            tokio::spawn(async move {
+                let Ok(conn) = incoming.await else { return };
+                let _ =
+                    serve_connection(conn, Config::default(), |incoming: Incoming| async move {
+                        let mut ws = incoming.accept(Accept::new()).expect("accept");
+                        peer(&mut ws).await;
+                    })
+                    .await;
+            });
+        }
+    });
+    let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let tls = (*pki.client_config()).clone();
+    client.set_default_client_config(http3::client_config(tls).unwrap());
+    let conn = client.connect(addr, "localhost").unwrap().await.unwrap();
+    let client = Client::handshake(conn).await.expect("h3 handshake");
+    for way in WAYS {
+        let got = tokio::time::timeout(LIMIT, async {
+            let connect = ExtendedConnectClient::new(
+                &ClientRequest::new("localhost", "/"),
+                Config::default(),
+            );
+            let ws = client.websocket(connect).await.expect("extended CONNECT");
+            split_side(ws, way).await
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{way:?} hung: the halves did not take turns"));
         check(got);
     }
 }
