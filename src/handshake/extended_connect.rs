@@ -211,6 +211,14 @@ impl ExtendedConnectRequest {
         }
     }
 
+    /// The request, its handshake countdown the one that ran while its
+    /// HEADERS were read (by a driver that reads them itself).
+    #[cfg(feature = "http3")]
+    pub(crate) fn with_timer(mut self, timer: HandshakeTimer) -> ExtendedConnectRequest {
+        self.timer = timer;
+        self
+    }
+
     /// Tells the request the time: the connection made from it carries
     /// on from it, and once [`Timeouts::handshake`](crate::Timeouts::handshake)
     /// has run out since the first call this returns

@@ -11,6 +11,7 @@ use crate::driver::Clock;
 use crate::h3::{qpack, Settings};
 use crate::handshake::{ExtendedConnectClient, HandshakeError};
 use crate::socket;
+use crate::time::HandshakeTimer;
 use crate::Config;
 
 /// A request stream with its response's HEADERS read: the stream, what
@@ -63,13 +64,12 @@ impl Client {
                 }
             }
         };
-        // The server's SETTINGS within the handshake's time, or not at all.
-        let settings = match config.timeouts.handshake {
-            Some(limit) => tokio::time::timeout(limit, settings)
-                .await
-                .map_err(|_| Error::Timeout("no SETTINGS from the server"))??,
-            None => settings.await?,
-        };
+        // The server's SETTINGS within the core's handshake deadline.
+        let mut timer = HandshakeTimer::new(&config.timeouts);
+        timer.handle_timeout(Time::timestamp());
+        let settings = socket::race(settings, &TokioClock, timer.poll_timeout())
+            .await
+            .ok_or(Error::Timeout("no SETTINGS from the server"))??;
         Ok(Client {
             conn,
             settings,

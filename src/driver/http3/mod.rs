@@ -21,8 +21,6 @@
 //! [`client_config`] turns early data off (the client never sends any).
 
 use alloc::string::String;
-use alloc::sync::Arc;
-use core::time::Duration;
 use std::io;
 
 pub use super::Error;
@@ -31,10 +29,12 @@ use crate::h3::code;
 
 mod client;
 mod control;
+mod quic;
 mod server;
 mod stream;
 
 pub use client::Client;
+pub use quic::{client_config, server_config, KEEP_ALIVE};
 pub use server::{serve_connection, Incoming};
 pub use stream::{Io, WebSocket};
 
@@ -43,47 +43,6 @@ pub const ALPN: &[u8] = b"h3";
 
 /// The clock the driver reads for the core.
 type Time = tokio::time::Instant;
-
-/// How often QUIC proves the connection alive when nothing else crosses
-/// it: well inside quinn's idle timeout (30 s), so an idle WebSocket lives
-/// as long as its peer does, as over TCP. The core's own heartbeat
-/// (`Timeouts::ping_interval`) is the WebSocket's, and works as anywhere.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
-
-/// QUIC's transport settings for WebSockets: quinn's defaults (at most 100
-/// request streams at once per connection, flow-control windows that bound
-/// what a peer can make us buffer), and [`KEEP_ALIVE`].
-fn transport() -> Arc<quinn::TransportConfig> {
-    let mut transport = quinn::TransportConfig::default();
-    transport.keep_alive_interval(Some(KEEP_ALIVE));
-    Arc::new(transport)
-}
-
-/// quinn's server configuration for WebSockets over HTTP/3, from a rustls
-/// one: ALPN `h3`, no 0-RTT (see the [module](self)), and [`KEEP_ALIVE`].
-/// The rustls configuration must allow TLS 1.3.
-pub fn server_config(mut tls: rustls::ServerConfig) -> Result<quinn::ServerConfig, Error> {
-    tls.alpn_protocols = alloc::vec![ALPN.to_vec()];
-    tls.max_early_data_size = 0;
-    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
-        .map_err(|e| Error::Tls(alloc::format!("{e}")))?;
-    let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
-    config.transport_config(transport());
-    Ok(config)
-}
-
-/// quinn's client configuration for WebSockets over HTTP/3, from a rustls
-/// one: ALPN `h3`, no early data (see the [module](self)), and
-/// [`KEEP_ALIVE`].
-pub fn client_config(mut tls: rustls::ClientConfig) -> Result<quinn::ClientConfig, Error> {
-    tls.alpn_protocols = alloc::vec![ALPN.to_vec()];
-    tls.enable_early_data = false;
-    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-        .map_err(|e| Error::Tls(alloc::format!("{e}")))?;
-    let mut config = quinn::ClientConfig::new(Arc::new(quic));
-    config.transport_config(transport());
-    Ok(config)
-}
 
 /// An HTTP/3 error code as a QUIC one.
 fn varint(code: u64) -> quinn::VarInt {

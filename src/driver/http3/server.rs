@@ -17,6 +17,8 @@ use crate::h3::{code, qpack, Settings};
 use crate::handshake::{
     Accept, ExtendedConnectRequest, ExtendedConnectResponse, HandshakeError, PseudoHeaders,
 };
+use crate::socket;
+use crate::time::HandshakeTimer;
 use crate::Config;
 
 /// Serves one HTTP/3 connection: advertises the extended CONNECT
@@ -79,13 +81,14 @@ async fn read_request(
 ) {
     let mut inbound = BytesMut::new();
     let max = config.max_header_bytes;
+    // The core's handshake countdown starts with the stream: a request
+    // whose HEADERS do not arrive in time gets 408.
+    let mut timer = HandshakeTimer::new(&config.timeouts);
+    timer.handle_timeout(Time::timestamp());
     let read = read_headers(&mut recv, &mut inbound, max);
-    let head = match config.timeouts.handshake {
-        Some(limit) => match tokio::time::timeout(limit, read).await {
-            Ok(head) => head,
-            Err(_) => return refuse(send, recv, &HandshakeError::Timeout),
-        },
-        None => read.await,
+    let head = match socket::race(read, &TokioClock, timer.poll_timeout()).await {
+        Some(head) => head,
+        None => return refuse(send, recv, &HandshakeError::Timeout),
     };
     let block = match head {
         Ok(block) => block,
@@ -116,8 +119,8 @@ async fn read_request(
         );
     };
     let fields = fields.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
-    let mut request = ExtendedConnectRequest::new(config, &pseudo, fields);
-    // The handshake's countdown starts now; it is over once accepted.
+    let mut request = ExtendedConnectRequest::new(config, &pseudo, fields).with_timer(timer);
+    // The handshake's countdown goes on; it is over once accepted.
     let _ = request.handle_timeout(Time::timestamp());
     let _ = heads.send(Incoming {
         request,
