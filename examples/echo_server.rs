@@ -234,26 +234,10 @@ async fn serve_http3(endpoint: quinn::Endpoint) {
             let served =
                 rfc6455::http3::serve_connection(conn, config(), move |incoming| async move {
                     let path = incoming.request().path().to_string();
-                    let mut ws = match incoming.accept(Accept::new()) {
-                        Ok(ws) => ws,
-                        Err(err) => return log(peer, &path, Err(err.to_string())),
-                    };
-                    let outcome = loop {
-                        match ws.recv().await {
-                            Ok(Some(message)) => {
-                                if let Err(err) = ws.queue(&message).await {
-                                    break Err(err.to_string());
-                                }
-                            }
-                            Ok(None) => break Ok(()),
-                            Err(err) => break Err(err.to_string()),
-                        }
-                    };
-                    log(
-                        peer,
-                        &format!("{path} (HTTP/3)"),
-                        outcome.map(|()| ws.closed()),
-                    );
+                    match incoming.accept(Accept::new()) {
+                        Ok(ws) => echo(ws, peer, &format!("{path} (HTTP/3)")).await,
+                        Err(err) => log(peer, &path, Err(err.to_string())),
+                    }
                 });
             if let Err(err) = served.await {
                 println!("{peer}: HTTP/3 connection: {err}");
@@ -273,15 +257,19 @@ where
         Ok(accept_options())
     })
     .await;
-    let mut ws = match accepted {
-        Ok(ws) => ws,
-        Err(err) => return log(peer, &path, Err(err.to_string())),
-    };
+    match accepted {
+        Ok(ws) => echo(ws, peer, &path).await,
+        Err(err) => log(peer, &path, Err(err.to_string())),
+    }
+}
+
+/// One WebSocket of an async driver, echoed. Each echo is queued, and
+/// written when `recv` next waits for input: a burst of messages is
+/// echoed in one write.
+async fn echo<W: Driver>(mut ws: W, peer: SocketAddr, what: &str) {
     let outcome = loop {
         match ws.recv().await {
             Ok(Some(message)) => {
-                // Queued, and written when `recv` next waits for input: a
-                // burst of messages is echoed in one write.
                 if let Err(err) = ws.queue(&message).await {
                     break Err(err.to_string());
                 }
@@ -290,7 +278,7 @@ where
             Err(err) => break Err(err.to_string()),
         }
     };
-    log(peer, &path, outcome.map(|()| ws.closed()));
+    log(peer, what, outcome.map(|()| ws.closed()));
 }
 
 /// WebSockets over one HTTP/2 connection (RFC 8441): each extended
@@ -302,26 +290,10 @@ where
 {
     let served = rfc6455::http2::serve_connection(stream, config(), move |incoming| async move {
         let path = incoming.request().path().to_string();
-        let mut ws = match incoming.accept(accept_options()) {
-            Ok(ws) => ws,
-            Err(err) => return log(peer, &path, Err(err.to_string())),
-        };
-        let outcome = loop {
-            match ws.recv().await {
-                Ok(Some(message)) => {
-                    if let Err(err) = ws.send(&message).await {
-                        break Err(err.to_string());
-                    }
-                }
-                Ok(None) => break Ok(()),
-                Err(err) => break Err(err.to_string()),
-            }
-        };
-        log(
-            peer,
-            &format!("{path} (HTTP/2)"),
-            outcome.map(|()| ws.closed()),
-        );
+        match incoming.accept(accept_options()) {
+            Ok(ws) => echo(ws, peer, &format!("{path} (HTTP/2)")).await,
+            Err(err) => log(peer, &path, Err(err.to_string())),
+        }
     });
     if let Err(err) = served.await {
         println!("{peer}: HTTP/2 connection: {err}");

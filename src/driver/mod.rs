@@ -15,6 +15,8 @@ mod dial;
 mod error;
 
 mod api;
+#[cfg(any(feature = "http2", feature = "http3"))]
+mod extended;
 #[cfg(feature = "std")]
 mod halves;
 #[cfg(any(feature = "tokio", feature = "compio", feature = "embedded-io-async"))]

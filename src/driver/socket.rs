@@ -82,6 +82,8 @@ use core::task::Poll;
 
 use super::api::holds;
 pub use super::api::Driver;
+#[cfg(any(feature = "http2", feature = "http3"))]
+pub use super::extended::{Incoming, Respond};
 #[cfg(feature = "std")]
 pub use super::halves::{Locked, ReadHalf, WriteHalf};
 use super::policy::{next_event, Held, Next};
@@ -317,6 +319,15 @@ impl<T: Transport, C: Clock> Driver for WebSocket<T, C> {
                 return Ok(());
             }
         }
+    }
+}
+
+impl<T: Transport, C: Clock> WebSocket<T, C> {
+    /// Ends the WebSocket at once, without a closing handshake: the
+    /// transport drops what is in flight ([`Transport::abandon`]; HTTP/2
+    /// and HTTP/3 reset their stream) and is dropped.
+    pub fn reset(mut self) {
+        self.transport.abandon();
     }
 }
 

@@ -32,10 +32,14 @@ pub(crate) mod frame {
     /// MAX_PUSH_ID, which only a client sends.
     pub(crate) const MAX_PUSH_ID: u64 = 0x0d;
 
-    /// Types of HTTP/2 frames that HTTP/3 has no use for: receiving one is
-    /// `H3_FRAME_UNEXPECTED` (§7.2.8).
-    pub(crate) fn is_http2_only(ty: u64) -> bool {
-        matches!(ty, 0x02 | 0x06 | 0x08 | 0x09)
+    /// A type RFC 9114 defines, or one of HTTP/2's that it reserves
+    /// (receiving those is `H3_FRAME_UNEXPECTED`, §7.2.8): every other
+    /// type is skipped as unknown (§9).
+    pub(crate) fn is_known(ty: u64) -> bool {
+        matches!(
+            ty,
+            DATA | HEADERS | CANCEL_PUSH | SETTINGS | PUSH_PROMISE | GOAWAY | MAX_PUSH_ID
+        ) || matches!(ty, 0x02 | 0x06 | 0x08 | 0x09)
     }
 }
 

@@ -28,7 +28,8 @@ mod stream;
 
 pub use client::Client;
 pub use server::{
-    serve_connection, serve_connection_with, sniff, Incoming, Rewind, Routes, PREFACE,
+    serve_connection, serve_connection_with, sniff, Incoming, RequestStream, Rewind, Routes,
+    PREFACE,
 };
 pub use stream::{Io, WebSocket};
 

@@ -10,13 +10,12 @@ use h2::RecvStream;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Error;
-use super::TokioClock;
 use super::{
-    h2_error, header_list_size, Io, Time, WebSocket, CONNECTION_WINDOW, MAX_FRAME, MAX_STREAMS,
-    STREAM_WINDOW,
+    h2_error, header_list_size, Io, Time, CONNECTION_WINDOW, MAX_FRAME, MAX_STREAMS, STREAM_WINDOW,
 };
+use crate::driver::extended::Respond;
 use crate::driver::Clock;
-use crate::handshake::{Accept, ExtendedConnectRequest, ExtendedConnectResponse, PseudoHeaders};
+use crate::handshake::{ExtendedConnectRequest, ExtendedConnectResponse, PseudoHeaders};
 use crate::Config;
 
 /// The first bytes of an HTTP/2 connection with prior knowledge (RFC 9113
@@ -181,103 +180,64 @@ where
     let mut connection = builder.handshake::<_, Bytes>(io).await.map_err(h2_error)?;
     while let Some(next) = connection.accept().await {
         let (request, respond) = next.map_err(h2_error)?;
-        tokio::spawn(on_request(Incoming::new(request, respond, config.clone())));
+        tokio::spawn(on_request(incoming(request, respond, config.clone())));
     }
     Ok(())
 }
 
 /// A request on an HTTP/2 stream: a WebSocket's extended CONNECT, or
-/// anything else (which [`accept`](Incoming::accept) refuses with its
-/// status).
-pub struct Incoming {
-    request: ExtendedConnectRequest,
+/// anything else (which [`accept`](crate::socket::Incoming::accept) refuses with its
+/// status). The same type as over HTTP/3, on an HTTP/2 [`RequestStream`].
+pub type Incoming = crate::socket::Incoming<RequestStream>;
+
+/// The HTTP/2 stream a request came on, as an [`Incoming`] holds it.
+#[derive(Debug)]
+pub struct RequestStream {
     respond: h2::server::SendResponse<Bytes>,
     body: RecvStream,
 }
 
-impl core::fmt::Debug for Incoming {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Incoming")
-            .field("request", &self.request)
-            .finish()
+impl Respond for RequestStream {
+    type Io = Io;
+
+    fn open(mut self, accepted: &ExtendedConnectResponse) -> Result<Io, Error> {
+        let send = self
+            .respond
+            .send_response(response(accepted), false)
+            .map_err(h2_error)?;
+        Ok(Io::new(send, self.body))
+    }
+
+    fn answer(mut self, response: &ExtendedConnectResponse) {
+        answer(&mut self.respond, response);
     }
 }
 
-impl Incoming {
-    fn new(
-        request: http::Request<RecvStream>,
-        respond: h2::server::SendResponse<Bytes>,
-        config: Config,
-    ) -> Incoming {
-        let (parts, body) = request.into_parts();
-        let pseudo = PseudoHeaders {
-            method: parts.method.as_str().into(),
-            protocol: parts
-                .extensions
-                .get::<h2::ext::Protocol>()
-                .map(|p| p.as_str().into()),
-            scheme: parts.uri.scheme_str().map(Into::into),
-            authority: parts.uri.authority().map(|a| a.as_str().into()),
-            path: parts.uri.path_and_query().map(|p| p.as_str().into()),
-        };
-        let fields = parts
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_bytes()));
-        let mut request = ExtendedConnectRequest::new(config, &pseudo, fields);
-        // The handshake's countdown starts now; it is over once accepted.
-        let _ = request.handle_timeout(Time::timestamp());
-        Incoming {
-            request,
-            respond,
-            body,
-        }
-    }
-
-    /// The request: path, Origin, subprotocols, fields.
-    pub fn request(&self) -> &ExtendedConnectRequest {
-        &self.request
-    }
-
-    /// Accepts the WebSocket (checking the request first: a request that
-    /// is not a valid extended CONNECT gets its status and reason, and the
-    /// call fails with [`Error::Handshake`]).
-    pub fn accept(mut self, options: Accept) -> Result<WebSocket, Error> {
-        match self.request.accept(options) {
-            Ok(accepted) => {
-                let response = response(&accepted.response);
-                let send = self
-                    .respond
-                    .send_response(response, false)
-                    .map_err(h2_error)?;
-                Ok(WebSocket::with_protocol(
-                    Io::new(send, self.body),
-                    TokioClock,
-                    accepted.connection,
-                    accepted.protocol,
-                ))
-            }
-            Err(e) => {
-                answer(&mut self.respond, &e.extended_connect_response());
-                Err(e.into())
-            }
-        }
-    }
-
-    /// Refuses with `status` and `reason` (403 for a foreign Origin, 404
-    /// for a path you do not serve).
-    pub fn reject(mut self, status: u16, reason: &str) {
-        let response = self.request.reject(status, reason);
-        answer(&mut self.respond, &response);
-    }
-
-    /// Answers a request that is not a WebSocket (see
-    /// [`ExtendedConnectRequest::is_websocket`]) with `response` and its body, and
-    /// ends the stream: the page that opens the WebSockets, served on the
-    /// same connection.
-    pub fn respond(mut self, response: &ExtendedConnectResponse) {
-        answer(&mut self.respond, response);
-    }
+/// The request h2 received, for the core to decide.
+fn incoming(
+    request: http::Request<RecvStream>,
+    respond: h2::server::SendResponse<Bytes>,
+    config: Config,
+) -> Incoming {
+    let (parts, body) = request.into_parts();
+    let pseudo = PseudoHeaders {
+        method: parts.method.as_str().into(),
+        protocol: parts
+            .extensions
+            .get::<h2::ext::Protocol>()
+            .map(|p| p.as_str().into()),
+        scheme: parts.uri.scheme_str().map(Into::into),
+        authority: parts.uri.authority().map(|a| a.as_str().into()),
+        path: parts.uri.path_and_query().map(|p| p.as_str().into()),
+    };
+    let fields = parts
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_bytes()));
+    let mut request = ExtendedConnectRequest::new(config, &pseudo, fields);
+    // The handshake's countdown starts now; it is over once accepted.
+    let _ = request.handle_timeout(Time::timestamp());
+    Incoming::new(request, RequestStream { respond, body })
 }
 
 /// The `http` response for a [`ExtendedConnectResponse`]'s status and fields.

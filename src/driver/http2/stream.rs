@@ -9,6 +9,7 @@ use h2::{RecvStream, SendStream};
 use super::h2_error;
 use super::Error;
 use super::TokioClock;
+use crate::driver::extended::{Ends, StreamEnd};
 use crate::plumbing::Plumbing;
 use crate::socket::{self, Transport};
 use crate::Connection;
@@ -18,33 +19,32 @@ use crate::Connection;
 pub type WebSocket = socket::WebSocket<Io, TokioClock>;
 
 /// The transport: one HTTP/2 stream, its DATA both ways.
+#[derive(Debug)]
 pub struct Io {
-    send: SendStream<Bytes>,
+    send: StreamEnd<Send>,
     recv: RecvStream,
-    /// We ended our side of the stream.
-    ended: bool,
 }
 
-impl core::fmt::Debug for Io {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Io").field("ended", &self.ended).finish()
+/// h2's sending side, as the stream's end needs it.
+#[derive(Debug)]
+pub(super) struct Send(SendStream<Bytes>);
+
+impl Ends for Send {
+    fn finish(&mut self) -> bool {
+        self.0.send_data(Bytes::new(), true).is_ok()
+    }
+
+    /// `RST_STREAM` with `CANCEL`.
+    fn reset(&mut self) {
+        self.0.send_reset(h2::Reason::CANCEL);
     }
 }
 
 impl Io {
     pub(super) fn new(send: SendStream<Bytes>, recv: RecvStream) -> Self {
         Io {
-            send,
+            send: StreamEnd::new(Send(send)),
             recv,
-            ended: false,
-        }
-    }
-
-    /// Resets the stream (`RST_STREAM` with `CANCEL`), unless it ended.
-    fn reset(&mut self) {
-        if !self.ended {
-            self.ended = true;
-            self.send.send_reset(h2::Reason::CANCEL);
         }
     }
 }
@@ -75,18 +75,19 @@ impl Transport for Io {
     /// After our end (or a reset) what is left is dropped.
     async fn write(&mut self, conn: &mut Connection) -> Result<(), Error> {
         while conn.pending_output_len() > 0 {
-            if self.ended {
+            if self.send.is_ended() {
                 conn.consume_output(conn.pending_output_len());
                 break;
             }
-            self.send.reserve_capacity(conn.pending_output().len());
-            match poll_fn(|cx| self.send.poll_capacity(cx)).await {
+            let send = &mut self.send.get_mut().0;
+            send.reserve_capacity(conn.pending_output().len());
+            match poll_fn(|cx| send.poll_capacity(cx)).await {
                 Some(Ok(0)) => {}
                 Some(Ok(granted)) => {
                     // Owned bytes for h2 to keep until they go out: a
                     // payload the connection shares, without a copy.
                     let chunk = conn.take_output(granted);
-                    self.send.send_data(chunk, false).map_err(h2_error)?;
+                    send.send_data(chunk, false).map_err(h2_error)?;
                 }
                 Some(Err(e)) => return Err(h2_error(e)),
                 None => return Err(Error::Io(io::ErrorKind::BrokenPipe.into())),
@@ -99,33 +100,12 @@ impl Transport for Io {
     /// still sends makes us reset the stream before it has read our Close
     /// frame (a proxy turns that reset into a TCP reset, which loses it).
     async fn shutdown(&mut self) -> bool {
-        if !self.ended {
-            self.ended = true;
-            if self.send.send_data(Bytes::new(), true).is_err() {
-                self.send.send_reset(h2::Reason::CANCEL);
-            }
-        }
-        true
+        self.send.shutdown()
     }
 
-    /// The core gave up on the unsent output: the stream is reset.
+    /// The core gave up on the unsent output: the stream is reset
+    /// (`RST_STREAM` with `CANCEL`).
     fn abandon(&mut self) {
-        self.reset();
-    }
-}
-
-impl Drop for Io {
-    fn drop(&mut self) {
-        // A WebSocket dropped before its end frees its stream at once.
-        self.reset();
-    }
-}
-
-/// What only this driver has.
-impl WebSocket {
-    /// Resets the stream at once (`RST_STREAM` with `CANCEL`), without a
-    /// closing handshake.
-    pub fn reset(mut self) {
-        self.transport_mut().reset();
+        self.send.reset();
     }
 }

@@ -128,7 +128,7 @@ impl Peer {
                 // (a GOAWAY lets the streams opened before it finish).
                 frame::MAX_PUSH_ID if self.server => {}
                 frame::CANCEL_PUSH | frame::GOAWAY => {}
-                ty if is_unknown(ty) => {}
+                ty if !frame::is_known(ty) => {}
                 _ => {
                     return self.fail(
                         code::FRAME_UNEXPECTED,
@@ -139,20 +139,6 @@ impl Peer {
             first = false;
         }
     }
-}
-
-/// A frame type we skip: neither RFC 9114's nor HTTP/2's reserved ones.
-fn is_unknown(ty: u64) -> bool {
-    !matches!(
-        ty,
-        frame::DATA
-            | frame::HEADERS
-            | frame::CANCEL_PUSH
-            | frame::SETTINGS
-            | frame::PUSH_PROMISE
-            | frame::GOAWAY
-            | frame::MAX_PUSH_ID
-    ) && !frame::is_http2_only(ty)
 }
 
 /// The next whole frame of a control stream, its payload in memory (at
@@ -171,7 +157,7 @@ async fn next_frame(
         }
         if skip == 0 {
             if let Some((ty, len, at)) = h3::frame_header(buf) {
-                if is_unknown(ty) {
+                if !frame::is_known(ty) {
                     buf.advance(at);
                     skip = len;
                     continue;

@@ -35,7 +35,7 @@ mod stream;
 
 pub use client::Client;
 pub use quic::{client_config, server_config, KEEP_ALIVE};
-pub use server::{serve_connection, Incoming};
+pub use server::{serve_connection, Incoming, RequestStream};
 pub use stream::{Io, WebSocket};
 
 /// The ALPN token of HTTP/3.

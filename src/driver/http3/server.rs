@@ -11,11 +11,12 @@ use quinn::{Connection, RecvStream, SendStream};
 use tokio::sync::mpsc;
 
 use super::stream::{data_frame, headers_frame, read_headers, split_fields, HeadError};
-use super::{control, varint, Error, Io, Time, TokioClock, WebSocket};
+use super::{control, varint, Error, Io, Time, TokioClock};
+use crate::driver::extended::Respond;
 use crate::driver::Clock;
 use crate::h3::{code, qpack, Settings};
 use crate::handshake::{
-    Accept, ExtendedConnectRequest, ExtendedConnectResponse, HandshakeError, PseudoHeaders,
+    ExtendedConnectRequest, ExtendedConnectResponse, HandshakeError, PseudoHeaders,
 };
 use crate::socket;
 use crate::time::HandshakeTimer;
@@ -122,12 +123,12 @@ async fn read_request(
     let mut request = ExtendedConnectRequest::new(config, &pseudo, fields).with_timer(timer);
     // The handshake's countdown goes on; it is over once accepted.
     let _ = request.handle_timeout(Time::timestamp());
-    let _ = heads.send(Incoming {
-        request,
+    let stream = RequestStream {
         send,
         recv,
         inbound,
-    });
+    };
+    let _ = heads.send(Incoming::new(request, stream));
 }
 
 /// A request's pseudo-header fields, or `None` for one a request may not
@@ -187,63 +188,29 @@ fn response_head(response: &ExtendedConnectResponse) -> Vec<u8> {
 }
 
 /// A request on an HTTP/3 stream: a WebSocket's extended CONNECT, or
-/// anything else (which [`accept`](Incoming::accept) refuses with its
-/// status).
-pub struct Incoming {
-    request: ExtendedConnectRequest,
+/// anything else (which [`accept`](crate::socket::Incoming::accept) refuses with its
+/// status). The same type as over HTTP/2, on an HTTP/3 [`RequestStream`];
+/// the 200 goes out with the WebSocket's first write.
+pub type Incoming = crate::socket::Incoming<RequestStream>;
+
+/// The HTTP/3 stream a request came on, as an [`Incoming`] holds it.
+#[derive(Debug)]
+pub struct RequestStream {
     send: SendStream,
     recv: RecvStream,
     /// What came after the HEADERS frame.
     inbound: BytesMut,
 }
 
-impl core::fmt::Debug for Incoming {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Incoming")
-            .field("request", &self.request)
-            .finish()
-    }
-}
+impl Respond for RequestStream {
+    type Io = Io;
 
-impl Incoming {
-    /// The request: path, Origin, subprotocols, fields.
-    pub fn request(&self) -> &ExtendedConnectRequest {
-        &self.request
+    fn open(self, accepted: &ExtendedConnectResponse) -> Result<Io, Error> {
+        let head = Bytes::from(response_head(accepted));
+        Ok(Io::new(self.send, self.recv, self.inbound, head))
     }
 
-    /// Accepts the WebSocket (checking the request first: a request that
-    /// is not a valid extended CONNECT gets its status and reason, and the
-    /// call fails with [`Error::Handshake`]). The 200 goes out with the
-    /// WebSocket's first write.
-    pub fn accept(self, options: Accept) -> Result<WebSocket, Error> {
-        match self.request.accept(options) {
-            Ok(accepted) => {
-                let head = response_head(&accepted.response);
-                Ok(WebSocket::with_protocol(
-                    Io::new(self.send, self.recv, self.inbound, Bytes::from(head)),
-                    TokioClock,
-                    accepted.connection,
-                    accepted.protocol,
-                ))
-            }
-            Err(e) => {
-                answer(self.send, self.recv, &e.extended_connect_response());
-                Err(e.into())
-            }
-        }
-    }
-
-    /// Refuses with `status` and `reason` (403 for a foreign Origin, 404
-    /// for a path you do not serve).
-    pub fn reject(self, status: u16, reason: &str) {
-        let response = self.request.reject(status, reason);
-        answer(self.send, self.recv, &response);
-    }
-
-    /// Answers a request that is not a WebSocket (see
-    /// [`ExtendedConnectRequest::is_websocket`]) with `response` and its
-    /// body, and ends the stream.
-    pub fn respond(self, response: &ExtendedConnectResponse) {
+    fn answer(self, response: &ExtendedConnectResponse) {
         answer(self.send, self.recv, response);
     }
 }

@@ -8,6 +8,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use quinn::{RecvStream, SendStream};
 
 use super::{h3_error, read_error, varint, write_error, Error, TokioClock};
+use crate::driver::extended::{Ends, StreamEnd};
 use crate::h3::qpack::{self, Fields};
 use crate::h3::{self, code, frame};
 use crate::plumbing::Plumbing;
@@ -24,8 +25,9 @@ const READ_CHUNK: usize = 64 * 1024;
 const MAX_DATA: usize = 64 * 1024;
 
 /// The transport: one HTTP/3 request stream, its DATA frames both ways.
+#[derive(Debug)]
 pub struct Io {
-    send: SendStream,
+    send: StreamEnd<Send>,
     recv: RecvStream,
     /// Read and not yet taken: a frame header in pieces, or what came
     /// after the HEADERS frame.
@@ -37,13 +39,20 @@ pub struct Io {
     /// A frame on its way out: its header and payload, emptied as they
     /// are written (the response's HEADERS first, on a server).
     out: [Bytes; 2],
-    /// We ended our side of the stream (or reset it).
-    ended: bool,
 }
 
-impl core::fmt::Debug for Io {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Io").field("ended", &self.ended).finish()
+/// quinn's sending side, as the stream's end needs it.
+#[derive(Debug)]
+struct Send(SendStream);
+
+impl Ends for Send {
+    fn finish(&mut self) -> bool {
+        self.0.finish().is_ok()
+    }
+
+    /// `H3_REQUEST_CANCELLED`: RFC 9220's abrupt end.
+    fn reset(&mut self) {
+        let _ = self.0.reset(varint(code::REQUEST_CANCELLED));
     }
 }
 
@@ -52,22 +61,12 @@ impl Io {
     /// past them, `first` what goes out before any DATA.
     pub(super) fn new(send: SendStream, recv: RecvStream, inbound: BytesMut, first: Bytes) -> Self {
         Io {
-            send,
+            send: StreamEnd::new(Send(send)),
             recv,
             inbound,
             data_left: 0,
             skip_left: 0,
             out: [first, Bytes::new()],
-            ended: false,
-        }
-    }
-
-    /// Resets the stream with `H3_REQUEST_CANCELLED`, unless it ended.
-    fn reset(&mut self) {
-        if !self.ended {
-            self.ended = true;
-            let _ = self.send.reset(varint(code::REQUEST_CANCELLED));
-            let _ = self.recv.stop(varint(code::REQUEST_CANCELLED));
         }
     }
 
@@ -106,7 +105,7 @@ impl Io {
                 frame::HEADERS => {
                     return Err(self.fail(code::MESSAGE_ERROR, "HEADERS after the opening"))
                 }
-                ty if known(ty) => {
+                ty if frame::is_known(ty) => {
                     return Err(self.fail(
                         code::FRAME_UNEXPECTED,
                         "a frame not allowed on a request stream",
@@ -119,10 +118,9 @@ impl Io {
 
     /// Resets the stream for the peer's fault, and says what it was.
     fn fail(&mut self, code: u64, what: &str) -> Error {
-        if !self.ended {
-            self.ended = true;
-            let _ = self.send.reset(varint(code));
-        }
+        self.send.end_with(|send| {
+            let _ = send.0.reset(varint(code));
+        });
         let _ = self.recv.stop(varint(code));
         h3_error(io::ErrorKind::InvalidData, what)
     }
@@ -135,21 +133,6 @@ impl Io {
 /// `left` as a length, at most `available`.
 fn cap(left: u64, available: usize) -> usize {
     usize::try_from(left).map_or(available, |left| left.min(available))
-}
-
-/// A frame type RFC 9114 defines, or HTTP/2's that it reserves: not to be
-/// skipped as unknown.
-fn known(ty: u64) -> bool {
-    matches!(
-        ty,
-        frame::DATA
-            | frame::HEADERS
-            | frame::CANCEL_PUSH
-            | frame::SETTINGS
-            | frame::PUSH_PROMISE
-            | frame::GOAWAY
-            | frame::MAX_PUSH_ID
-    ) || frame::is_http2_only(ty)
 }
 
 impl Transport for Io {
@@ -200,11 +183,13 @@ impl Transport for Io {
     async fn write(&mut self, conn: &mut Connection) -> Result<(), Error> {
         loop {
             if self.out.iter().any(|b| !b.is_empty()) {
-                if self.ended {
+                if self.send.is_ended() {
                     self.out = [Bytes::new(), Bytes::new()];
                     continue;
                 }
                 self.send
+                    .get_mut()
+                    .0
                     .write_chunks(&mut self.out)
                     .await
                     .map_err(write_error)?;
@@ -214,7 +199,7 @@ impl Transport for Io {
             if pending == 0 {
                 return Ok(());
             }
-            if self.ended {
+            if self.send.is_ended() {
                 conn.consume_output(pending);
                 return Ok(());
             }
@@ -229,34 +214,14 @@ impl Transport for Io {
 
     /// Ends our side of the stream (FIN), after everything written.
     async fn shutdown(&mut self) -> bool {
-        if !self.ended {
-            self.ended = true;
-            if self.send.finish().is_err() {
-                let _ = self.send.reset(varint(code::REQUEST_CANCELLED));
-            }
-        }
-        true
+        self.send.shutdown()
     }
 
-    /// The core gave up on the unsent output: the stream is reset.
+    /// The core gave up on the unsent output: the stream is reset
+    /// (`H3_REQUEST_CANCELLED`), and we read no more of it.
     fn abandon(&mut self) {
-        self.reset();
-    }
-}
-
-impl Drop for Io {
-    fn drop(&mut self) {
-        // A WebSocket dropped before its end frees its stream at once.
-        self.reset();
-    }
-}
-
-/// What only this driver has.
-impl WebSocket {
-    /// Resets the stream at once (`H3_REQUEST_CANCELLED`), without a
-    /// closing handshake: RFC 9220's abrupt end.
-    pub fn reset(mut self) {
-        self.transport_mut().reset();
+        self.send.reset();
+        let _ = self.recv.stop(varint(code::REQUEST_CANCELLED));
     }
 }
 
@@ -306,7 +271,7 @@ pub(super) async fn read_headers(
                             "DATA before HEADERS",
                         ))
                     }
-                    ty if known(ty) => {
+                    ty if frame::is_known(ty) => {
                         return Err(HeadError::Frame(
                             code::FRAME_UNEXPECTED,
                             "a frame not allowed on a request stream",
