@@ -59,12 +59,13 @@ where
     }
 }
 
-/// How the connection ended: closed by either side on purpose is `Ok`.
+/// How the connection ended: closed by either side without an error is
+/// `Ok` (`H3_NO_ERROR`, or 0, which some peers send for it).
 fn ended(e: quinn::ConnectionError) -> Result<(), Error> {
     match e {
         quinn::ConnectionError::LocallyClosed => Ok(()),
         quinn::ConnectionError::ApplicationClosed(close)
-            if close.error_code.into_inner() == code::NO_ERROR =>
+            if matches!(close.error_code.into_inner(), 0 | code::NO_ERROR) =>
         {
             Ok(())
         }
