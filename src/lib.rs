@@ -70,7 +70,7 @@ mod connection;
 mod error;
 mod extension;
 pub mod frame;
-#[cfg(feature = "http3")]
+#[cfg(any(feature = "http3", fuzzing, feature = "internals"))]
 mod h3;
 pub mod handshake;
 mod mask;
@@ -141,6 +141,11 @@ pub use utf8::Utf8Bytes;
 #[cfg(any(fuzzing, feature = "internals"))]
 #[doc(hidden)]
 pub mod internals {
+    pub use crate::h3::qpack::{
+        decode as qpack_decode, encode as qpack_encode, Fields as QpackFields,
+        FieldsError as QpackError,
+    };
+    pub use crate::h3::{frame_header as h3_frame_header, get_varint, put_varint, Settings as H3Settings};
     pub use crate::mask::{apply_mask, apply_mask_reference, extend_masked};
     pub use crate::utf8::{InvalidUtf8, Utf8Validator};
 }

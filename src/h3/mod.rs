@@ -10,6 +10,10 @@
 //! small: one HEADERS frame each way, then DATA frames, and a control
 //! stream with SETTINGS.
 
+// Without the driver, only the fuzz targets and benchmarks (`internals`)
+// use this, and not all of it.
+#![cfg_attr(not(feature = "http3"), allow(dead_code))]
+
 pub(crate) mod huffman;
 pub(crate) mod qpack;
 
@@ -98,10 +102,10 @@ pub(crate) mod setting {
 }
 
 /// A QUIC variable-length integer (RFC 9000 §16): the largest.
-pub(crate) const VARINT_MAX: u64 = (1 << 62) - 1;
+pub const VARINT_MAX: u64 = (1 << 62) - 1;
 
 /// Appends `v` (at most [`VARINT_MAX`]) as a variable-length integer.
-pub(crate) fn put_varint(out: &mut Vec<u8>, v: u64) {
+pub fn put_varint(out: &mut Vec<u8>, v: u64) {
     debug_assert!(v <= VARINT_MAX);
     if v < 1 << 6 {
         out.push(v as u8);
@@ -116,7 +120,7 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, v: u64) {
 
 /// A variable-length integer at the start of `buf` and its length, or
 /// `None` if `buf` holds only part of it.
-pub(crate) fn get_varint(buf: &[u8]) -> Option<(u64, usize)> {
+pub fn get_varint(buf: &[u8]) -> Option<(u64, usize)> {
     let first = *buf.first()?;
     let len = 1usize << (first >> 6);
     let bytes = buf.get(..len)?;
@@ -129,7 +133,7 @@ pub(crate) fn get_varint(buf: &[u8]) -> Option<(u64, usize)> {
 
 /// A frame's header: its type, its payload's length, and the header's
 /// own length; `None` while `buf` holds only part of it.
-pub(crate) fn frame_header(buf: &[u8]) -> Option<(u64, u64, usize)> {
+pub fn frame_header(buf: &[u8]) -> Option<(u64, u64, usize)> {
     let (ty, a) = get_varint(buf)?;
     let (len, b) = get_varint(&buf[a..])?;
     Some((ty, len, a + b))
@@ -143,7 +147,7 @@ pub(crate) fn put_frame_header(out: &mut Vec<u8>, ty: u64, len: u64) {
 
 /// The settings we care about, of either side.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Settings {
+pub struct Settings {
     /// `SETTINGS_ENABLE_CONNECT_PROTOCOL = 1`.
     pub(crate) enable_connect_protocol: bool,
     /// `SETTINGS_MAX_FIELD_SECTION_SIZE`, if given.
@@ -153,7 +157,7 @@ pub(crate) struct Settings {
 impl Settings {
     /// The SETTINGS frame, whole. QPACK's dynamic table is left at its
     /// default, none.
-    pub(crate) fn frame(&self) -> Vec<u8> {
+    pub fn frame(&self) -> Vec<u8> {
         let mut payload = Vec::new();
         if self.enable_connect_protocol {
             put_varint(&mut payload, setting::ENABLE_CONNECT_PROTOCOL);
@@ -173,7 +177,7 @@ impl Settings {
     /// HTTP/2's settings (§7.2.4.1), a repeated identifier, a value of
     /// ENABLE_CONNECT_PROTOCOL other than 0 or 1 (RFC 8441 §3).
     /// Unknown identifiers are ignored (§7.2.4), as they must be.
-    pub(crate) fn parse(mut payload: &[u8]) -> Result<Settings, u64> {
+    pub fn parse(mut payload: &[u8]) -> Result<Settings, u64> {
         let mut settings = Settings::default();
         let mut seen = Vec::new();
         while !payload.is_empty() {

@@ -126,11 +126,11 @@ const STATIC: [(&str, &str); 99] = [
 ];
 
 /// Decoded fields, names and values, in order.
-pub(crate) type Fields = Vec<(String, Vec<u8>)>;
+pub type Fields = Vec<(String, Vec<u8>)>;
 
 /// Why a field section was refused.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum FieldsError {
+pub enum FieldsError {
     /// Its fields take more than the limit (name, value and 32 octets
     /// each, RFC 9114 §4.2.2): a request gets 431.
     TooLarge,
@@ -141,7 +141,7 @@ pub(crate) enum FieldsError {
 
 /// The fields of an encoded field section, pseudo-header fields first as
 /// sent, unless they take more than `max` (as RFC 9114 §4.2.2 counts).
-pub(crate) fn decode(block: &[u8], max: usize) -> Result<Fields, FieldsError> {
+pub fn decode(block: &[u8], max: usize) -> Result<Fields, FieldsError> {
     let mut input = Input { rest: block };
     // The prefix: the Required Insert Count, which must be 0 without a
     // dynamic table, and the Base, which then means nothing.
@@ -263,7 +263,7 @@ impl Input<'_> {
 
 /// Encodes `fields` as a field section: static-table references where
 /// the table has the field or its name, plain literals otherwise.
-pub(crate) fn encode<'a>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = (&'a str, &'a [u8])>) {
+pub fn encode<'a>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = (&'a str, &'a [u8])>) {
     // Required Insert Count 0, Base 0.
     out.extend_from_slice(&[0, 0]);
     for (name, value) in fields {
