@@ -172,7 +172,9 @@ async fn serve_tls(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         &[tls::HTTP_1_1]
     };
-    let acceptor = tls::self_signed(alpn)?;
+    // One certificate for TCP and, with HTTP/3, for QUIC.
+    let certified = tls::self_signed_config(alpn)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(certified.clone()));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!(
         "echo server (tokio, TLS) listening on wss://{}",
@@ -183,7 +185,7 @@ async fn serve_tls(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
         // The same port number over UDP, announced to TCP clients.
         let local = listener.local_addr()?;
         let _ = ALT_SVC.set(format!("h3=\":{}\"", local.port()));
-        let config = rfc6455::http3::server_config(tls::self_signed_config(&[])?)?;
+        let config = rfc6455::http3::server_config(certified)?;
         let endpoint = quinn::Endpoint::server(config, local)?;
         println!("echo server (HTTP/3) listening on udp {local}");
         tokio::spawn(serve_http3(endpoint));
