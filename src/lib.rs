@@ -145,7 +145,9 @@ pub mod internals {
         decode as qpack_decode, encode as qpack_encode, Fields as QpackFields,
         FieldsError as QpackError,
     };
-    pub use crate::h3::{frame_header as h3_frame_header, get_varint, put_varint, Settings as H3Settings};
+    pub use crate::h3::{
+        frame_header as h3_frame_header, get_varint, put_varint, Settings as H3Settings,
+    };
     pub use crate::mask::{apply_mask, apply_mask_reference, extend_masked};
     pub use crate::utf8::{InvalidUtf8, Utf8Validator};
 }

@@ -71,6 +71,22 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
+/// Counts this thread's heap from now on (for a server thread whose
+/// memory a part measures with [`live`]).
+pub fn count_this_thread() {
+    THIS_THREAD.with(|t| t.set(true));
+}
+
+/// Turns the counting of the threads that opted in on or off.
+pub fn counting(on: bool) {
+    ENABLED.store(on, Relaxed);
+}
+
+/// The heap the counted threads hold, net, since counting began.
+pub fn live() -> i64 {
+    LIVE.load(Relaxed)
+}
+
 /// The peak of the heap the current thread holds during `f`, above what it
 /// held before (memory freed during `f` that was allocated before it
 /// counts as negative, so keep `f` self-contained).

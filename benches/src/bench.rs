@@ -29,7 +29,7 @@ use harness::Budget;
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
 
-const PARTS: [&str; 12] = [
+const PARTS: [&str; 13] = [
     "codec",
     "send",
     "echo",
@@ -38,6 +38,7 @@ const PARTS: [&str; 12] = [
     "deflate",
     "embedded",
     "http2",
+    "http3",
     "axum",
     "broadcast",
     "scaling",
@@ -46,7 +47,7 @@ const PARTS: [&str; 12] = [
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench [codec] [send] [echo] [memory] [alloc] [deflate] [embedded] [http2] [axum] [broadcast] [scaling] [cluster] [--quick]\n       \
+        "usage: bench [codec] [send] [echo] [memory] [alloc] [deflate] [embedded] [http2] [http3] [axum] [broadcast] [scaling] [cluster] [--quick]\n       \
          bench serve --lib LIB [--addr ADDR]\n       \
          bench probe LIB CONNS SIZE pingpong|pipelined MS [SERVER_CPU LOAD_CPU]\n       \
          bench loop decode|encode rfc6455|tungstenite|tungstenite4k|fastwebsockets SIZE binary|ascii|mixed many|one SECONDS\n       \
@@ -192,6 +193,7 @@ fn main() {
             "deflate" => deflate::run(budget),
             "embedded" => embedded::run(),
             "http2" => http2::run(budget),
+            "http3" => http2::run_http3(budget),
             "axum" => axum_echo::run(budget),
             "broadcast" => broadcast::run(budget),
             "scaling" => scaling::run(budget),

@@ -1,5 +1,6 @@
-//! Part 7: echo over HTTP/2 (RFC 8441) against echo over HTTP/1.1, both
-//! rfc6455 on both ends, on loopback.
+//! Parts 7 and 7b: echo over HTTP/2 (RFC 8441) and over HTTP/3 (RFC 9220)
+//! against echo over HTTP/1.1, rfc6455 on both ends, on loopback; and for
+//! HTTP/3 the server's heap per idle WebSocket.
 //!
 //! The server is rfc6455 in this process, on a thread and a current-thread
 //! runtime of its own (as `bench serve` runs, so each side has a core on a
@@ -12,7 +13,9 @@
 //! - `h1`: N TCP connections, one WebSocket each;
 //! - `h2 1 conn`: one HTTP/2 connection, N streams (what a browser does
 //!   with every WebSocket of a site);
-//! - `h2 N conns`: N HTTP/2 connections, one stream each.
+//! - `h2 N conns`: N HTTP/2 connections, one stream each;
+//! - `h3 1 conn`, `h3 N conns`: the same over HTTP/3 (QUIC on loopback
+//!   UDP, TLS with a certificate made at start).
 //!
 //! Every echoed message is compared with what was sent. 100 ms warm-up,
 //! 350 ms measured, the median msgs/s of 3 runs; the ratio is h2 / h1
@@ -39,12 +42,92 @@ enum Transport {
     H2Shared,
     /// One HTTP/2 connection each.
     H2Separate,
+    /// All on one HTTP/3 connection.
+    H3Shared,
+    /// One HTTP/3 connection each.
+    H3Separate,
 }
 
-/// Starts the two servers on a thread of their own; returns their addresses.
-fn start_servers() -> (SocketAddr, SocketAddr) {
+/// Where the servers listen, and the certificate HTTP/3's is signed with.
+#[derive(Clone)]
+struct Servers {
+    h1: SocketAddr,
+    h2: SocketAddr,
+    h3: SocketAddr,
+    cert: rustls::pki_types::CertificateDer<'static>,
+}
+
+/// The ring provider, as the library's tests and examples use it (rustls
+/// 0.23.48, which this workspace resolves to, deprecates it for lacking
+/// post-quantum key exchange; loopback benchmarks do not care).
+#[allow(deprecated)]
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A self-signed certificate for `localhost`, and quinn's server
+/// configuration with it.
+fn quic_server() -> (
+    quinn::ServerConfig,
+    rustls::pki_types::CertificateDer<'static>,
+) {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("a certificate");
+    let cert = certified.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
+    let provider = provider();
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS 1.3")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .expect("the certificate");
+    (
+        rfc6455::http3::server_config(tls).expect("quinn's configuration"),
+        cert,
+    )
+}
+
+/// An HTTP/3 connection to the server.
+async fn quic_client(servers: &Servers) -> rfc6455::http3::Client {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(servers.cert.clone()).expect("the certificate");
+    let provider = provider();
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut endpoint =
+        quinn::Endpoint::client("127.0.0.1:0".parse().expect("an address")).expect("a socket");
+    endpoint.set_default_client_config(
+        rfc6455::http3::client_config(tls).expect("quinn's configuration"),
+    );
+    let conn = endpoint
+        .connect(servers.h3, "localhost")
+        .expect("connect")
+        .await
+        .expect("QUIC");
+    rfc6455::http3::Client::handshake(conn)
+        .await
+        .expect("HTTP/3")
+}
+
+/// Echoes every message of a WebSocket on a stream, as `send` writes it.
+async fn echo_stream<W: Driver>(mut ws: W) {
+    while let Ok(Some(message)) = ws.recv().await {
+        if ws.send(&message).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Starts the servers on a thread of their own (whose heap is counted for
+/// the memory row); returns where they listen.
+fn start_servers() -> Servers {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        crate::alloc::count_this_thread();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -52,11 +135,33 @@ fn start_servers() -> (SocketAddr, SocketAddr) {
         rt.block_on(async move {
             let h1 = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let h2 = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            tx.send((
-                h1.local_addr().expect("addr"),
-                h2.local_addr().expect("addr"),
-            ))
+            let (quic, cert) = quic_server();
+            let h3 = quinn::Endpoint::server(quic, "127.0.0.1:0".parse().expect("an address"))
+                .expect("bind");
+            tx.send(Servers {
+                h1: h1.local_addr().expect("addr"),
+                h2: h2.local_addr().expect("addr"),
+                h3: h3.local_addr().expect("addr"),
+                cert,
+            })
             .expect("send");
+            let h3_loop = async {
+                while let Some(incoming) = h3.accept().await {
+                    tokio::spawn(async move {
+                        let Ok(conn) = incoming.await else { return };
+                        let _ = rfc6455::http3::serve_connection(
+                            conn,
+                            Config::default(),
+                            |incoming| async move {
+                                if let Ok(ws) = incoming.accept(Accept::new()) {
+                                    echo_stream(ws).await;
+                                }
+                            },
+                        )
+                        .await;
+                    });
+                }
+            };
             let h1_loop = async {
                 while let Ok((stream, _)) = h1.accept().await {
                     let _ = stream.set_nodelay(true);
@@ -80,13 +185,8 @@ fn start_servers() -> (SocketAddr, SocketAddr) {
                             stream,
                             Config::default(),
                             |incoming| async move {
-                                let Ok(mut ws) = incoming.accept(Accept::new()) else {
-                                    return;
-                                };
-                                while let Ok(Some(message)) = ws.recv().await {
-                                    if ws.send(&message).await.is_err() {
-                                        break;
-                                    }
+                                if let Ok(ws) = incoming.accept(Accept::new()) {
+                                    echo_stream(ws).await;
                                 }
                             },
                         )
@@ -94,7 +194,7 @@ fn start_servers() -> (SocketAddr, SocketAddr) {
                     });
                 }
             };
-            tokio::join!(h1_loop, h2_loop);
+            tokio::join!(h1_loop, h2_loop, h3_loop);
         });
     });
     rx.recv().expect("the servers start")
@@ -116,7 +216,7 @@ macro_rules! ping_pong {
 /// Opens `n` WebSockets over `transport` and runs them for `warmup` +
 /// `measure`; returns the messages a second in the measured span.
 async fn row(
-    addrs: (SocketAddr, SocketAddr),
+    servers: &Servers,
     transport: Transport,
     n: usize,
     size: usize,
@@ -132,11 +232,12 @@ async fn row(
             .scheme("http")
     };
     let mut shared = None;
+    let mut shared_h3 = None;
     for _ in 0..n {
         let (stop, count, payload) = (stop.clone(), count.clone(), payload.clone());
         match transport {
             Transport::H1 => {
-                let url = format!("ws://{}/", addrs.0);
+                let url = format!("ws://{}/", servers.h1);
                 let mut ws = rfc6455::tokio::connect(&url).await.expect("connect");
                 tasks.push(tokio::spawn(
                     async move { ping_pong!(ws, payload, stop, count) },
@@ -144,12 +245,24 @@ async fn row(
             }
             Transport::H2Shared | Transport::H2Separate => {
                 if shared.is_none() || transport == Transport::H2Separate {
-                    let tcp = TcpStream::connect(addrs.1).await.expect("connect");
+                    let tcp = TcpStream::connect(servers.h2).await.expect("connect");
                     tcp.set_nodelay(true).expect("nodelay");
                     shared = Some(rfc6455::http2::Client::handshake(tcp).await.expect("h2"));
                 }
                 let client = shared.as_ref().expect("set above");
                 let mut ws = client.websocket(connect("/")).await.expect("websocket");
+                tasks.push(tokio::spawn(
+                    async move { ping_pong!(ws, payload, stop, count) },
+                ));
+            }
+            Transport::H3Shared | Transport::H3Separate => {
+                if shared_h3.is_none() || transport == Transport::H3Separate {
+                    shared_h3 = Some(quic_client(servers).await);
+                }
+                let client = shared_h3.as_ref().expect("set above");
+                let request = ClientRequest::new("localhost", "/");
+                let connect = ExtendedConnectClient::new(&request, Config::default());
+                let mut ws = client.websocket(connect).await.expect("websocket");
                 tasks.push(tokio::spawn(
                     async move { ping_pong!(ws, payload, stop, count) },
                 ));
@@ -168,9 +281,23 @@ async fn row(
     rate
 }
 
-/// Runs the part and prints its table.
+/// Runs the HTTP/2 part and prints its table.
 pub fn run(budget: Budget) {
-    let addrs = start_servers();
+    println!("\n## Part 7: echo over HTTP/2 (RFC 8441) against HTTP/1.1, rfc6455 on both ends");
+    table(budget, "h2", [Transport::H2Shared, Transport::H2Separate]);
+}
+
+/// Runs the HTTP/3 part: its table, and the server's heap per idle
+/// WebSocket on each protocol.
+pub fn run_http3(budget: Budget) {
+    println!("\n## Part 7b: echo over HTTP/3 (RFC 9220) against HTTP/1.1, rfc6455 on both ends");
+    let servers = table(budget, "h3", [Transport::H3Shared, Transport::H3Separate]);
+    idle_memory(&servers, if budget.quick { 20 } else { 200 });
+}
+
+/// The ping-pong table, HTTP/1.1 against `rows` of one protocol.
+fn table(budget: Budget, name: &str, rows: [Transport; 2]) -> Servers {
+    let servers = start_servers();
     let (warmup, measure, runs) = if budget.quick {
         (Duration::from_millis(10), Duration::from_millis(40), 1)
     } else {
@@ -180,16 +307,17 @@ pub fn run(budget: Budget) {
         .enable_all()
         .build()
         .expect("runtime");
-    println!("\n## Part 7: echo over HTTP/2 (RFC 8441) against HTTP/1.1, rfc6455 on both ends");
-    println!("ping-pong, msgs/s (median of {runs}); ratio = h2 / h1\n");
-    println!("| WebSockets | size | h1 | h2 1 conn | h2 N conns | 1 conn / h1 | N conns / h1 |");
+    println!("ping-pong, msgs/s (median of {runs}); ratio = {name} / h1\n");
+    println!(
+        "| WebSockets | size | h1 | {name} 1 conn | {name} N conns | 1 conn / h1 | N conns / h1 |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     for n in [1usize, 16, 128] {
         for size in [16usize, 1024, 65536] {
             let mut medians = Vec::new();
-            for transport in [Transport::H1, Transport::H2Shared, Transport::H2Separate] {
+            for transport in [Transport::H1, rows[0], rows[1]] {
                 let mut rates: Vec<f64> = (0..runs)
-                    .map(|_| rt.block_on(row(addrs, transport, n, size, warmup, measure)))
+                    .map(|_| rt.block_on(row(&servers, transport, n, size, warmup, measure)))
                     .collect();
                 rates.sort_by(f64::total_cmp);
                 medians.push(rates[rates.len() / 2]);
@@ -208,4 +336,110 @@ pub fn run(budget: Budget) {
             );
         }
     }
+    servers
+}
+
+/// The server thread's heap per idle WebSocket: `n` WebSockets opened
+/// (HTTP/1.1: n connections; HTTP/2 and HTTP/3: n streams of one
+/// connection, and n connections), one echo each, then idle; the
+/// counted heap of the server's thread before and after, over n.
+fn idle_memory(servers: &Servers, n: usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!("\nserver heap per idle WebSocket (after one 1 KiB echo each), {n} WebSockets\n");
+    println!("| transport | bytes per WebSocket |");
+    println!("|---|---:|");
+    for transport in [
+        Transport::H1,
+        Transport::H2Shared,
+        Transport::H2Separate,
+        Transport::H3Shared,
+        Transport::H3Separate,
+    ] {
+        let per = rt.block_on(async {
+            crate::alloc::counting(true);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let before = crate::alloc::live();
+            let held = open_idle(servers, transport, n).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let after = crate::alloc::live();
+            drop(held);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            crate::alloc::counting(false);
+            (after - before) as f64 / n as f64
+        });
+        println!("| {transport:?} | {per:.0} |");
+    }
+}
+
+/// `n` WebSockets over `transport`, one 1 KiB echo each, held open.
+async fn open_idle(
+    servers: &Servers,
+    transport: Transport,
+    n: usize,
+) -> Vec<Box<dyn std::any::Any>> {
+    let message = Message::from(vec![1u8; 1024]);
+    let mut held: Vec<Box<dyn std::any::Any>> = Vec::new();
+    let mut h2 = None;
+    let mut h3 = None;
+    for _ in 0..n {
+        match transport {
+            Transport::H1 => {
+                let mut ws = rfc6455::tokio::connect(&format!("ws://{}/", servers.h1))
+                    .await
+                    .expect("connect");
+                ws.send(&message).await.expect("send");
+                ws.recv().await.expect("recv");
+                held.push(Box::new(ws));
+            }
+            Transport::H2Shared | Transport::H2Separate => {
+                if h2.is_none() || transport == Transport::H2Separate {
+                    let tcp = TcpStream::connect(servers.h2).await.expect("connect");
+                    let client = rfc6455::http2::Client::handshake(tcp).await.expect("h2");
+                    if let Some(old) = h2.replace(client) {
+                        held.push(Box::new(old));
+                    }
+                }
+                let connect = ExtendedConnectClient::new(
+                    &ClientRequest::new("localhost", "/"),
+                    Config::default(),
+                )
+                .scheme("http");
+                let mut ws = h2
+                    .as_ref()
+                    .expect("set above")
+                    .websocket(connect)
+                    .await
+                    .expect("websocket");
+                ws.send(&message).await.expect("send");
+                ws.recv().await.expect("recv");
+                held.push(Box::new(ws));
+            }
+            Transport::H3Shared | Transport::H3Separate => {
+                if h3.is_none() || transport == Transport::H3Separate {
+                    if let Some(old) = h3.replace(quic_client(servers).await) {
+                        held.push(Box::new(old));
+                    }
+                }
+                let connect = ExtendedConnectClient::new(
+                    &ClientRequest::new("localhost", "/"),
+                    Config::default(),
+                );
+                let mut ws = h3
+                    .as_ref()
+                    .expect("set above")
+                    .websocket(connect)
+                    .await
+                    .expect("websocket");
+                ws.send(&message).await.expect("send");
+                ws.recv().await.expect("recv");
+                held.push(Box::new(ws));
+            }
+        }
+    }
+    held.extend(h2.map(|c| Box::new(c) as Box<dyn std::any::Any>));
+    held.extend(h3.map(|c| Box::new(c) as Box<dyn std::any::Any>));
+    held
 }

@@ -14,11 +14,16 @@ use super::{Error, ALPN};
 /// (`Timeouts::ping_interval`) is the WebSocket's, and works as anywhere.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
-/// QUIC's transport settings for WebSockets: quinn's defaults (at most 100
-/// request streams at once per connection, flow-control windows that bound
-/// what a peer can make us buffer), and [`KEEP_ALIVE`].
+/// At most this many WebSockets (request streams) at once on one
+/// connection, as over HTTP/2; the peer waits for a stream beyond it.
+pub const MAX_STREAMS: u32 = 128;
+
+/// QUIC's transport settings for WebSockets: quinn's defaults
+/// (flow-control windows that bound what a peer can make us buffer per
+/// stream and per connection), [`MAX_STREAMS`] and [`KEEP_ALIVE`].
 fn transport() -> Arc<quinn::TransportConfig> {
     let mut transport = quinn::TransportConfig::default();
+    transport.max_concurrent_bidi_streams(quinn::VarInt::from_u32(MAX_STREAMS));
     transport.keep_alive_interval(Some(KEEP_ALIVE));
     Arc::new(transport)
 }
