@@ -312,10 +312,16 @@ fn table(budget: Budget, name: &str, rows: [Transport; 2]) -> Servers {
         "| WebSockets | size | h1 | {name} 1 conn | {name} N conns | 1 conn / h1 | N conns / h1 |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
+    // BENCH_ONLY="N/SIZE" runs one row (for a profile), the others print 0.
+    let only = std::env::var("BENCH_ONLY").ok();
     for n in [1usize, 16, 128] {
         for size in [16usize, 1024, 65536] {
             let mut medians = Vec::new();
             for transport in [Transport::H1, rows[0], rows[1]] {
+                if only.as_ref().is_some_and(|o| *o != format!("{n}/{size}")) {
+                    medians.push(0.0);
+                    continue;
+                }
                 let mut rates: Vec<f64> = (0..runs)
                     .map(|_| rt.block_on(row(&servers, transport, n, size, warmup, measure)))
                     .collect();
