@@ -186,7 +186,7 @@ async fn serve_tls(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
         let local = listener.local_addr()?;
         let _ = ALT_SVC.set(format!("h3=\":{}\"", local.port()));
         let config = rfc6455::http3::server_config(certified)?;
-        let endpoint = quinn::Endpoint::server(config, local)?;
+        let endpoint = rfc6455::http3::endpoint(local, Some(config))?;
         println!("echo server (HTTP/3) listening on udp {local}");
         tokio::spawn(serve_http3(endpoint));
     }

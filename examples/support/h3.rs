@@ -29,7 +29,7 @@ pub async fn dial(addr: &str, ca: &str) -> Result<rfc6455::http3::Client> {
     } else {
         "0.0.0.0:0"
     };
-    let mut endpoint = quinn::Endpoint::client(local.parse()?)?;
+    let mut endpoint = rfc6455::http3::endpoint(local.parse()?, None)?;
     endpoint.set_default_client_config(rfc6455::http3::client_config(tls)?);
     let conn = endpoint.connect(addr, "localhost")?.await?;
     Ok(rfc6455::http3::Client::handshake(conn).await?)

@@ -34,7 +34,7 @@ mod server;
 mod stream;
 
 pub use client::Client;
-pub use quic::{client_config, server_config, KEEP_ALIVE, MAX_STREAMS};
+pub use quic::{client_config, endpoint, server_config, KEEP_ALIVE, MAX_STREAMS, UDP_BUFFER};
 pub use server::{serve_connection, Incoming, RequestStream};
 pub use stream::{Io, WebSocket};
 

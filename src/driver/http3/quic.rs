@@ -5,6 +5,8 @@
 
 use alloc::sync::Arc;
 use core::time::Duration;
+use std::io;
+use std::net::SocketAddr;
 
 use super::{Error, ALPN};
 
@@ -52,4 +54,27 @@ pub fn client_config(mut tls: rustls::ClientConfig) -> Result<quinn::ClientConfi
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     config.transport_config(transport());
     Ok(config)
+}
+
+/// The kernel buffers asked for a QUIC endpoint's UDP socket (the kernel
+/// grants at most `net.core.rmem_max` and `wmem_max`).
+pub const UDP_BUFFER: usize = 4 << 20;
+
+/// A quinn endpoint on `addr`, a server if `server` is given, whose UDP
+/// socket asks the kernel for [`UDP_BUFFER`] bytes each way. With the
+/// default (208 KiB on Linux) a few WebSockets sending large messages at
+/// once overflow the receive buffer; every datagram dropped there costs
+/// QUIC a retransmission and a smaller congestion window.
+pub fn endpoint(addr: SocketAddr, server: Option<quinn::ServerConfig>) -> io::Result<quinn::Endpoint> {
+    let socket = std::net::UdpSocket::bind(addr)?;
+    let state = quinn::udp::UdpSocketState::new((&socket).into())?;
+    // As much as the kernel allows; less is not an error.
+    let _ = state.set_recv_buffer_size((&socket).into(), UDP_BUFFER);
+    let _ = state.set_send_buffer_size((&socket).into(), UDP_BUFFER);
+    quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        server,
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
 }
