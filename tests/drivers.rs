@@ -1183,7 +1183,7 @@ mod on_http3 {
     use std::io;
 
     use rfc6455::handshake::{Accept, ClientRequest, ExtendedConnectClient};
-    use rfc6455::http3::{self, serve_connection, Incoming};
+    use rfc6455::http3::{serve_connection, Incoming};
     use rfc6455::Config;
 
     use super::{check, config, play, rows, serve, side_by_side, tls, Peer, Pipe};
@@ -1348,10 +1348,7 @@ mod on_http3 {
         let mut ran = Vec::new();
         for row in &rows {
             let case = row.case;
-            let server_config = http3::server_config(pki.server_config()).unwrap();
-            let endpoint =
-                quinn::Endpoint::server(server_config, "127.0.0.1:0".parse().unwrap()).unwrap();
-            let addr = endpoint.local_addr().unwrap();
+            let (endpoint, addr) = pki.h3_server();
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Incoming>();
             let serving = tokio::spawn(async move {
                 let conn = endpoint.accept().await.unwrap().await.unwrap();
@@ -1363,9 +1360,7 @@ mod on_http3 {
                 })
                 .await;
             });
-            let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-            let tls = (*pki.client_config()).clone();
-            client.set_default_client_config(http3::client_config(tls).unwrap());
+            let client = pki.h3_client();
             let conn = client.connect(addr, "localhost").unwrap().await.unwrap();
             let server = async move {
                 let incoming = rx.recv().await.expect("the CONNECT");

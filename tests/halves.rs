@@ -279,13 +279,11 @@ fn compio_halves_against_the_blocking_driver() {
 #[tokio::test]
 async fn http3_halves_against_the_http3_driver() {
     use rfc6455::handshake::{Accept, ClientRequest, ExtendedConnectClient};
-    use rfc6455::http3::{self, serve_connection, Client, Incoming};
+    use rfc6455::http3::{serve_connection, Client, Incoming};
     use rfc6455::Config;
 
     let pki = tls::TestPki::new(&["localhost"]);
-    let config = http3::server_config(pki.server_config()).unwrap();
-    let endpoint = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = endpoint.local_addr().unwrap();
+    let (endpoint, addr) = pki.h3_server();
     tokio::spawn(async move {
         while let Some(incoming) = endpoint.accept().await {
             tokio::spawn(async move {
@@ -299,9 +297,7 @@ async fn http3_halves_against_the_http3_driver() {
             });
         }
     });
-    let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    let tls = (*pki.client_config()).clone();
-    client.set_default_client_config(http3::client_config(tls).unwrap());
+    let client = pki.h3_client();
     let conn = client.connect(addr, "localhost").unwrap().await.unwrap();
     let client = Client::handshake(conn).await.expect("h3 handshake");
     for way in WAYS {

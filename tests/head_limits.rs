@@ -229,9 +229,7 @@ async fn http_3() {
     use rfc6455::http3;
 
     let pki = tls::TestPki::new(&["localhost"]);
-    let server_config = http3::server_config(pki.server_config()).unwrap();
-    let endpoint = quinn::Endpoint::server(server_config, "127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = endpoint.local_addr().unwrap();
+    let (endpoint, addr) = pki.h3_server();
     let (seen, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(incoming) = endpoint.accept().await {
@@ -256,9 +254,7 @@ async fn http_3() {
             });
         }
     });
-    let mut client_endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    let tls = (*pki.client_config()).clone();
-    client_endpoint.set_default_client_config(http3::client_config(tls).unwrap());
+    let client_endpoint = pki.h3_client();
     for case in cases() {
         let verdict = tokio::time::timeout(LIMIT, async {
             let conn = client_endpoint

@@ -57,9 +57,7 @@ fn server(pki: &tls::TestPki) -> (quinn::Endpoint, SocketAddr) {
 }
 
 async fn client(pki: &tls::TestPki, addr: SocketAddr) -> Client {
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    let tls = (*pki.client_config()).clone();
-    endpoint.set_default_client_config(http3::client_config(tls).unwrap());
+    let endpoint = pki.h3_client();
     let conn = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
     Client::handshake(conn).await.unwrap()
 }
@@ -300,9 +298,7 @@ async fn our_client_against_aioquic_server() {
 #[tokio::test]
 async fn a_server_without_the_setting_is_told_apart() {
     let pki = tls::TestPki::new(&["localhost"]);
-    let config = http3::server_config(pki.server_config()).unwrap();
-    let endpoint = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = endpoint.local_addr().unwrap();
+    let (endpoint, addr) = pki.h3_server();
     tokio::spawn(async move {
         let conn = endpoint.accept().await.unwrap().await.unwrap();
         // A control stream with empty SETTINGS, held open.
@@ -652,9 +648,7 @@ async fn the_fault_table_over_a_lossy_network() {
 #[tokio::test]
 async fn a_reset_or_an_end_in_the_middle_of_a_message() {
     let pki = tls::TestPki::new(&["localhost"]);
-    let config = http3::server_config(pki.server_config()).unwrap();
-    let endpoint = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = endpoint.local_addr().unwrap();
+    let (endpoint, addr) = pki.h3_server();
     let (ended, mut ends) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         let conn = endpoint.accept().await.unwrap().await.unwrap();
@@ -717,16 +711,12 @@ async fn a_reset_or_an_end_in_the_middle_of_a_message() {
 #[tokio::test]
 async fn a_server_that_never_sends_settings_times_out() {
     let pki = tls::TestPki::new(&["localhost"]);
-    let config = http3::server_config(pki.server_config()).unwrap();
-    let endpoint = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = endpoint.local_addr().unwrap();
+    let (endpoint, addr) = pki.h3_server();
     tokio::spawn(async move {
         let conn = endpoint.accept().await.unwrap().await.unwrap();
         conn.closed().await;
     });
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    let tls = (*pki.client_config()).clone();
-    endpoint.set_default_client_config(http3::client_config(tls).unwrap());
+    let endpoint = pki.h3_client();
     let conn = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
     let mut config = Config::default();
     config.timeouts.handshake = Some(Duration::from_millis(200));

@@ -104,7 +104,7 @@ pub(crate) mod setting {
 /// A QUIC variable-length integer (RFC 9000 §16): the largest.
 pub const VARINT_MAX: u64 = (1 << 62) - 1;
 
-/// Appends `v` (at most [`VARINT_MAX`]) as a variable-length integer.
+/// Appends `v` (at most `VARINT_MAX`, 2^62 - 1) as a variable-length integer.
 pub fn put_varint(out: &mut Vec<u8>, v: u64) {
     debug_assert!(v <= VARINT_MAX);
     if v < 1 << 6 {

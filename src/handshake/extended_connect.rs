@@ -40,7 +40,9 @@ use alloc::vec::Vec;
 
 use super::client::{agree as client_agree, offer, ClientRequest, Connected, Response};
 use super::error::refusal_status;
-use super::head::{bounded_fields, header_tokens, header_values, is_safe_field, Measure};
+use super::head::{
+    bounded_fields, header_tokens, header_values, is_safe_field, kept_fields, Measure,
+};
 use super::server::{agree as server_agree, check_no_body, check_version, Accept, Agreement};
 use super::{check_time, HandshakeError};
 use crate::time::HandshakeTimer;
@@ -190,17 +192,7 @@ impl ExtendedConnectRequest {
         headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     ) -> ExtendedConnectRequest {
         let start = pseudo.size();
-        let fields = bounded_fields(
-            headers,
-            Measure::FieldSection,
-            start,
-            config.max_header_bytes,
-            config.max_headers,
-        );
-        let (headers, refused) = match fields {
-            Ok(fields) => (fields, None),
-            Err(refused) => (Vec::new(), Some(refused)),
-        };
+        let (headers, refused) = kept_fields(headers, Measure::FieldSection, start, &config);
         let timer = HandshakeTimer::new(&config.timeouts);
         ExtendedConnectRequest {
             pseudo: pseudo.clone(),

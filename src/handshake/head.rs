@@ -186,6 +186,26 @@ pub(crate) fn bounded_fields<'a>(
     Ok(copied)
 }
 
+/// [`bounded_fields`] for a request kept to be answered later: the fields,
+/// or none and the refusal its `validate` reports.
+pub(crate) fn kept_fields<'a>(
+    fields: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    measure: Measure,
+    start: usize,
+    config: &crate::Config,
+) -> (Vec<(String, Vec<u8>)>, Option<HandshakeError>) {
+    match bounded_fields(
+        fields,
+        measure,
+        start,
+        config.max_header_bytes,
+        config.max_headers,
+    ) {
+        Ok(fields) => (fields, None),
+        Err(refused) => (Vec::new(), Some(refused)),
+    }
+}
+
 /// The error for a head httparse refused: too many fields for the
 /// configured `max_headers`, or a malformed head and what was wrong.
 pub(crate) fn httparse_error(err: httparse::Error, max_headers: usize) -> HandshakeError {

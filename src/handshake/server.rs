@@ -7,8 +7,8 @@ use alloc::vec::Vec;
 
 use super::error::{error_response, is_refusal_field};
 use super::head::{
-    bounded_fields, has_token, header_tokens, header_values, httparse_error, is_handshake_field,
-    is_safe_field, is_token, owned_headers, push_field, HeadBuffer, Measure,
+    has_token, header_tokens, header_values, httparse_error, is_handshake_field, is_safe_field,
+    is_token, kept_fields, owned_headers, push_field, HeadBuffer, Measure,
 };
 use super::{accept_key, check_time, HandshakeError, Progress};
 use crate::time::HandshakeTimer;
@@ -145,17 +145,7 @@ impl Request {
         let timer = HandshakeTimer::new(&config.timeouts);
         // The request line, "METHOD path HTTP/1.1" and CRLF; the blank line.
         let start = method.len() + path.len() + 12 + 2;
-        let fields = bounded_fields(
-            headers,
-            Measure::Http1,
-            start,
-            config.max_header_bytes,
-            config.max_headers,
-        );
-        let (headers, refused) = match fields {
-            Ok(fields) => (fields, None),
-            Err(refused) => (Vec::new(), Some(refused)),
-        };
+        let (headers, refused) = kept_fields(headers, Measure::Http1, start, &config);
         Request {
             method: method.to_string(),
             path: path.to_string(),

@@ -146,3 +146,23 @@ async fn echo<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(stream: S
         }
     }
 }
+
+/// QUIC endpoints for the HTTP/3 tests, with this PKI's certificates.
+#[cfg(feature = "http3")]
+impl TestPki {
+    /// A server endpoint on a free port of 127.0.0.1, and its address.
+    pub fn h3_server(&self) -> (quinn::Endpoint, SocketAddr) {
+        let config = rfc6455::http3::server_config(self.server_config()).unwrap();
+        let endpoint = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = endpoint.local_addr().unwrap();
+        (endpoint, addr)
+    }
+
+    /// A client endpoint that trusts this CA only.
+    pub fn h3_client(&self) -> quinn::Endpoint {
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        let tls = (*self.client_config()).clone();
+        endpoint.set_default_client_config(rfc6455::http3::client_config(tls).unwrap());
+        endpoint
+    }
+}

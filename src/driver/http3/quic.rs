@@ -65,7 +65,10 @@ pub const UDP_BUFFER: usize = 4 << 20;
 /// default (208 KiB on Linux) a few WebSockets sending large messages at
 /// once overflow the receive buffer; every datagram dropped there costs
 /// QUIC a retransmission and a smaller congestion window.
-pub fn endpoint(addr: SocketAddr, server: Option<quinn::ServerConfig>) -> io::Result<quinn::Endpoint> {
+pub fn endpoint(
+    addr: SocketAddr,
+    server: Option<quinn::ServerConfig>,
+) -> io::Result<quinn::Endpoint> {
     let socket = std::net::UdpSocket::bind(addr)?;
     let state = quinn::udp::UdpSocketState::new((&socket).into())?;
     // As much as the kernel allows; less is not an error.
