@@ -268,8 +268,9 @@ impl ClientHandshake {
         status: u16,
         headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     ) -> Result<Connected, HandshakeError> {
-        // "HTTP/1.1 101 Switching Protocols" and CRLF; the blank line.
-        let start = 36 + 2;
+        // The fewest bytes of the status line ("HTTP/1.1 101" and LF) and
+        // the blank line.
+        let start = 14;
         let headers = bounded_fields(
             headers,
             Measure::Http1,

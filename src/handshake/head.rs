@@ -142,7 +142,9 @@ pub(crate) fn owned_headers(headers: &[httparse::Header<'_>]) -> Vec<(String, Ve
 /// How a head is measured against `Config::max_header_bytes`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Measure {
-    /// HTTP/1.1: the bytes of the head as sent (`name: value` and CRLF).
+    /// HTTP/1.1: the fewest bytes the field takes in a head (`name:value`
+    /// and a bare LF, which parsers accept), so a head another library
+    /// parsed is never refused where our own parser took the same head.
     Http1,
     /// HTTP/2 and HTTP/3: each field's name and value and 32 octets, as
     /// `SETTINGS_MAX_HEADER_LIST_SIZE` (RFC 9113 §6.5.2) and
@@ -154,7 +156,7 @@ impl Measure {
     /// The size of one field line.
     pub(crate) fn of(self, name: &str, value: &[u8]) -> usize {
         match self {
-            Measure::Http1 => name.len() + value.len() + 4,
+            Measure::Http1 => name.len() + value.len() + 2,
             Measure::FieldSection => name.len() + value.len() + 32,
         }
     }

@@ -143,8 +143,9 @@ impl Request {
         headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     ) -> Request {
         let timer = HandshakeTimer::new(&config.timeouts);
-        // The request line, "METHOD path HTTP/1.1" and CRLF; the blank line.
-        let start = method.len() + path.len() + 12 + 2;
+        // The fewest bytes of the request line ("METHOD path HTTP/1.1" and
+        // LF) and the blank line.
+        let start = method.len() + path.len() + 12;
         let (headers, refused) = kept_fields(headers, Measure::Http1, start, &config);
         Request {
             method: method.to_string(),
