@@ -253,6 +253,67 @@ fn observe(
     (events, output, c.state(), c.should_close_transport())
 }
 
+/// How one read reaches the connection.
+#[derive(Clone, Copy, Debug)]
+enum Feed {
+    /// `handle_read`: copied in.
+    Copied,
+    /// `handle_read_bytes`: the transport's buffer, handed over.
+    Handed,
+    /// `read_buffer_owned` filled, then `handle_read_owned`.
+    Lent,
+}
+
+/// Everything observable after feeding `bytes` in reads of `sizes`, each
+/// fed as `feeds` says (cycled), polling after a read only where `polls`
+/// says (cycled) and always at the end.
+fn observe_fed(
+    role: Role,
+    bytes: &[u8],
+    sizes: &[usize],
+    feeds: &[(Feed, bool)],
+    eof: bool,
+) -> (Vec<Event>, Vec<u8>, rfc6455::State, bool) {
+    use rfc6455::plumbing::Plumbing;
+    let mut c = endpoint(role, false, [0x37, 0xfa, 0x21, 0x3d]);
+    let mut events = Vec::new();
+    let mut rest = bytes;
+    let mut ways = feeds.iter().cycle();
+    for &size in sizes.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let n = size.max(1).min(rest.len());
+        let (piece, after) = rest.split_at(n);
+        let &(feed, poll) = ways.next().expect("cycle");
+        match feed {
+            Feed::Copied => c.handle_read(piece),
+            Feed::Handed => c.handle_read_bytes(Bytes::copy_from_slice(piece)),
+            Feed::Lent => {
+                let mut buf = c.read_buffer_owned(n);
+                buf.extend_from_slice(piece);
+                c.handle_read_owned(buf);
+            }
+        }
+        if poll {
+            events.extend(common::poll_all(&mut c));
+        }
+        rest = after;
+    }
+    events.extend(common::poll_all(&mut c));
+    if eof {
+        c.handle_eof();
+        events.extend(common::poll_all(&mut c));
+    }
+    let output = drain(&mut c);
+    (events, output, c.state(), c.should_close_transport())
+}
+
+fn arb_feeds() -> impl Strategy<Value = Vec<(Feed, bool)>> {
+    let feed = prop_oneof![1 => Just(Feed::Copied), 3 => Just(Feed::Handed), 1 => Just(Feed::Lent)];
+    vec((feed, prop_oneof![3 => Just(true), 1 => Just(false)]), 1..6)
+}
+
 // ----- properties -----
 
 proptest! {
@@ -340,6 +401,25 @@ proptest! {
         if eof {
             prop_assert_eq!(closed, 1, "end of stream must close");
         }
+    }
+
+    /// However each read is handed over (copied, as the transport's own
+    /// buffer, or in a buffer the connection lent), and whether events are
+    /// polled between reads, the events, the output and the final state
+    /// are those of one copied read: a whole message taken out of a
+    /// handed-over buffer without a copy is the same message.
+    #[test]
+    fn handing_over_never_changes_the_outcome(
+        (role, bytes) in arb_input(),
+        sizes in arb_sizes(),
+        feeds in arb_feeds(),
+        eof in any::<bool>(),
+    ) {
+        let whole = observe(role, false, &bytes, Chunking::Whole, eof);
+        let fed = observe_fed(role, &bytes, &sizes, &feeds, eof);
+        prop_assert_eq!(&fed, &whole);
+        let handed = observe_fed(role, &bytes, &[bytes.len()], &[(Feed::Handed, true)], eof);
+        prop_assert_eq!(&handed, &whole);
     }
 
     /// Streaming mode gives the same messages, pings, pongs, closing and

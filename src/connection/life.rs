@@ -113,6 +113,7 @@ impl Connection {
         failed: bool,
     ) {
         self.input = BytesMut::new();
+        self.held = bytes::Bytes::new();
         self.frame = None;
         self.message = None;
         self.timers.start_closing(&self.config.timeouts);

@@ -18,7 +18,7 @@ mod send;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 pub use buffers::{Buffers, Plumbing, ReadBuffer};
 
@@ -114,6 +114,11 @@ pub struct Connection {
     /// Received bytes not yet turned into events. While `frame` is `Some`,
     /// this starts with that frame's unconsumed payload.
     input: BytesMut,
+    /// Received bytes the transport handed over owned
+    /// ([`handle_read_bytes`](crate::plumbing::Plumbing::handle_read_bytes))
+    /// while `input` was empty: whole messages are taken out of them
+    /// without a copy, and the rest joins `input` before it is decoded.
+    held: Bytes,
     /// The frame whose header has been decoded and whose payload is arriving.
     frame: Option<receive::FrameInProgress>,
     /// The data message being received, from its first frame to its last.
@@ -191,6 +196,7 @@ impl Connection {
             config,
             life: Life::Open,
             input: BytesMut::new(),
+            held: Bytes::new(),
             frame: None,
             message: None,
             eof: false,
@@ -265,6 +271,6 @@ impl Connection {
 
     /// Bytes received but not yet decoded into events.
     pub fn buffered_input(&self) -> usize {
-        self.input.len()
+        self.input.len() + self.held.len()
     }
 }

@@ -9,13 +9,13 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 
 use super::buffers::MAX_RESERVE_AHEAD;
 use super::{Connection, Life};
 use crate::extension::DecodeError;
 use crate::frame::{Header, OpCode};
-use crate::mask::apply_mask;
+use crate::mask::{apply_mask, extend_masked};
 use crate::utf8::Utf8Validator;
 use crate::{
     CloseCode, CloseFrame, Event, Fragment, Initiator, Message, MessageKind, ProtocolError, Role,
@@ -92,6 +92,39 @@ impl Connection {
             return;
         }
         self.timers.heard();
+        self.spill_held();
+        self.append_input(data);
+    }
+
+    /// Input handed over owned (for [`Plumbing::handle_read_bytes`]): a
+    /// server keeps it as it is while nothing else is buffered, so a
+    /// masked payload in it is unmasked as it is copied out.
+    ///
+    /// [`Plumbing::handle_read_bytes`]: crate::plumbing::Plumbing::handle_read_bytes
+    pub(super) fn hold_input(&mut self, data: Bytes) {
+        if matches!(self.life, Life::Closed(_)) || data.is_empty() {
+            return;
+        }
+        self.timers.heard();
+        if self.role == Role::Server && self.input.is_empty() && self.held.is_empty() {
+            self.held = data;
+        } else {
+            self.spill_held();
+            self.append_input(&data);
+        }
+    }
+
+    /// Moves held input into `input`, where the general decoder reads it.
+    pub(super) fn spill_held(&mut self) {
+        if !self.held.is_empty() {
+            let held = core::mem::take(&mut self.held);
+            self.append_input(&held);
+        }
+    }
+
+    /// Appends to `input`, making room for a large frame's whole payload
+    /// at once.
+    fn append_input(&mut self, data: &[u8]) {
         if let Some(frame) = &self.frame {
             // A large payload is arriving in pieces: make room for the rest
             // of the frame at once. Growing step by step would copy the
@@ -126,6 +159,7 @@ impl Connection {
             if let Life::Closed(ended) = &mut self.life {
                 // Bytes read into `read_buffer` after the end are dropped.
                 self.input.clear();
+                self.held = Bytes::new();
                 return ended
                     .event
                     .take()
@@ -158,6 +192,12 @@ impl Connection {
 
     /// Decodes as far as the next event.
     fn step(&mut self) -> Result<Step, ProtocolError> {
+        if !self.held.is_empty() {
+            if let Some(step) = self.step_held()? {
+                return Ok(step);
+            }
+            self.spill_held();
+        }
         if self.frame.is_none() {
             let Some((header, header_len)) = Header::decode(&self.input)? else {
                 return Ok(Step::NeedMore);
@@ -217,7 +257,7 @@ impl Connection {
         }
         let frame = self.frame.take().expect("a frame is in progress");
         let payload = self.input.split_to(frame.remaining as usize);
-        self.end_frame(frame.header, payload)
+        self.end_frame(frame.header, payload.freeze())
     }
 
     /// The fast path for the common case: an unfragmented, untransformed
@@ -225,32 +265,80 @@ impl Connection {
     /// event at once, with no per-frame or per-message state. `None`: take
     /// the general path. The header has passed `check_header`.
     fn whole_frame_message(&mut self, header: &Header) -> Result<Option<Event>, ProtocolError> {
-        let kind = match header.opcode {
-            OpCode::Text => MessageKind::Text,
-            OpCode::Binary => MessageKind::Binary,
-            _ => return Ok(None),
-        };
-        if !header.fin
-            || header.rsv != 0
-            || self.config.streaming
-            || header.len > self.input.len() as u64
-        {
+        let Some(kind) = self.whole_kind(header, self.input.len()) else {
             return Ok(None);
-        }
+        };
         let mut payload = self.input.split_to(header.len as usize);
         if let Some(key) = header.mask {
             apply_mask(&mut payload, key, 0);
         }
-        // Short ASCII text is checked in a few word-wide steps (simdutf8's
-        // set-up costs more there); anything else takes the full check.
-        let short_ascii = payload.len() <= 64 && payload.is_ascii();
-        if kind == MessageKind::Text
-            && !short_ascii
-            && simdutf8::basic::from_utf8(&payload).is_err()
-        {
-            return Err(ProtocolError::InvalidUtf8);
-        }
+        check_whole_text(kind, &payload)?;
         Ok(Some(Event::Message(whole(kind, payload.freeze()))))
+    }
+
+    /// A step on held input (the transport's own buffer) that needs no
+    /// copy of it into `input`: a whole masked message at its start (the
+    /// fast path above), or the whole rest of a masked frame whose header
+    /// came before (a peer that sends a frame's header and its payload as
+    /// two pieces, as the core itself does for a large payload it shares).
+    /// The payload is unmasked as it is copied out, in one pass. `None`:
+    /// the held bytes go to `input` for the general path.
+    fn step_held(&mut self) -> Result<Option<Step>, ProtocolError> {
+        if !self.input.is_empty() || self.config.streaming {
+            return Ok(None);
+        }
+        if let Some(frame) = &self.frame {
+            let transformed = !frame.header.opcode.is_control()
+                && self.message.as_ref().is_some_and(|m| m.transformed);
+            let Some(key) = frame.header.mask else {
+                return Ok(None);
+            };
+            if transformed || frame.unmasked > 0 || (self.held.len() as u64) < frame.remaining {
+                return Ok(None);
+            }
+            let frame = self.frame.take().expect("matched above");
+            let payload = unmasked(&self.held.split_to(frame.remaining as usize), key);
+            if !frame.header.opcode.is_control() {
+                let message = self
+                    .message
+                    .as_mut()
+                    .expect("data frames belong to a message");
+                if message.kind == MessageKind::Text && message.utf8.feed(&payload).is_err() {
+                    return Err(ProtocolError::InvalidUtf8);
+                }
+            }
+            return self.end_frame(frame.header, payload).map(Some);
+        }
+        let Some((header, header_len)) = Header::decode(&self.held)? else {
+            return Ok(None);
+        };
+        let (Some(kind), Some(key)) = (
+            self.whole_kind(&header, self.held.len() - header_len),
+            header.mask,
+        ) else {
+            return Ok(None);
+        };
+        self.check_header(&header)?;
+        self.held.advance(header_len);
+        let payload = unmasked(&self.held.split_to(header.len as usize), key);
+        check_whole_text(kind, &payload)?;
+        Ok(Some(Step::Event(Event::Message(whole(kind, payload)))))
+    }
+
+    /// The kind of message `header` starts, if the fast path takes it: a
+    /// data frame that is the whole message, not transformed, not
+    /// streamed, with its whole payload among the `available` bytes.
+    fn whole_kind(&self, header: &Header, available: usize) -> Option<MessageKind> {
+        let kind = match header.opcode {
+            OpCode::Text => MessageKind::Text,
+            OpCode::Binary => MessageKind::Binary,
+            _ => return None,
+        };
+        let whole = header.fin
+            && header.rsv == 0
+            && !self.config.streaming
+            && header.len <= available as u64;
+        whole.then_some(kind)
     }
 
     /// Checks what the header alone can tell (§5.2, §5.4, §5.5) and the limits.
@@ -353,7 +441,7 @@ impl Connection {
     }
 
     /// A frame's payload is complete (and unmasked, and its text checked).
-    fn end_frame(&mut self, header: Header, payload: BytesMut) -> Result<Step, ProtocolError> {
+    fn end_frame(&mut self, header: Header, payload: Bytes) -> Result<Step, ProtocolError> {
         match header.opcode {
             OpCode::Text | OpCode::Binary | OpCode::Continuation => {
                 let message = self
@@ -375,7 +463,7 @@ impl Connection {
                     if payload.is_empty() && !header.fin {
                         return Ok(Step::Continue);
                     }
-                    return Ok(Step::Event(self.fragment(payload.freeze(), header.fin)));
+                    return Ok(Step::Event(self.fragment(payload, header.fin)));
                 }
                 let max = self.config.max_message_size;
                 if !header.fin {
@@ -384,7 +472,7 @@ impl Connection {
                 }
                 let mut message = self.message.take().expect("checked above");
                 let data = if message.data.is_empty() {
-                    payload.freeze()
+                    payload
                 } else {
                     append(&mut message.data, &payload, max);
                     Bytes::from(message.data)
@@ -398,9 +486,9 @@ impl Connection {
                 if self.config.auto_pong && self.can_send() {
                     self.write_frame(true, OpCode::Pong, 0, &payload);
                 }
-                Ok(Step::Event(Event::Ping(payload.freeze())))
+                Ok(Step::Event(Event::Ping(payload)))
             }
-            OpCode::Pong => Ok(Step::Event(Event::Pong(payload.freeze()))),
+            OpCode::Pong => Ok(Step::Event(Event::Pong(payload))),
             OpCode::Close => {
                 let received = parse_close(&payload)?;
                 let (initiator, sent) = match &self.life {
@@ -525,6 +613,25 @@ fn parse_close(payload: &[u8]) -> Result<CloseFrame, ProtocolError> {
             Ok(CloseFrame::new(code, reason))
         }
     }
+}
+
+/// A masked payload copied out unmasked (from the key's first phase), in
+/// one pass.
+fn unmasked(payload: &[u8], key: [u8; 4]) -> Bytes {
+    let mut out = Vec::with_capacity(payload.len());
+    extend_masked(&mut out, payload, key);
+    Bytes::from(out)
+}
+
+/// Checks a whole text message at once. Short ASCII text is checked in a
+/// few word-wide steps (simdutf8's set-up costs more there); anything else
+/// takes the full check.
+fn check_whole_text(kind: MessageKind, payload: &[u8]) -> Result<(), ProtocolError> {
+    let short_ascii = payload.len() <= 64 && payload.is_ascii();
+    if kind == MessageKind::Text && !short_ascii && simdutf8::basic::from_utf8(payload).is_err() {
+        return Err(ProtocolError::InvalidUtf8);
+    }
+    Ok(())
 }
 
 /// A received message, whole; text was checked as it arrived.

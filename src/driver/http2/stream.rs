@@ -56,9 +56,12 @@ impl Transport for Io {
     async fn read(&mut self, conn: &mut Connection) -> Result<(), Error> {
         match self.recv.data().await {
             Some(Ok(data)) => {
-                conn.handle_read(&data);
+                let len = data.len();
+                // h2's own buffer, handed over: a whole message in it
+                // needs no copy into the core's.
+                conn.handle_read_bytes(data);
                 // The window opens again as the core takes the bytes.
-                let _ = self.recv.flow_control().release_capacity(data.len());
+                let _ = self.recv.flow_control().release_capacity(len);
             }
             // END_STREAM: the peer's transport ended, as with TCP's FIN.
             None => conn.handle_eof(),

@@ -151,9 +151,8 @@ impl Transport for Io {
                     // to the core, without a copy.
                     if self.inbound.is_empty() && self.data_left > 0 {
                         let n = cap(self.data_left, bytes.len());
-                        conn.handle_read(&bytes[..n]);
+                        conn.handle_read_bytes(bytes.split_to(n));
                         self.data_left -= n as u64;
-                        bytes.advance(n);
                         self.inbound.extend_from_slice(&bytes);
                         return Ok(());
                     }
