@@ -38,7 +38,7 @@ impl Client {
             .max_frame_size(MAX_FRAME)
             .max_concurrent_streams(MAX_STREAMS)
             .max_header_list_size(header_list_size(&Config::default()))
-            .handshake(tokio::io::BufWriter::with_capacity(super::COALESCE, io))
+            .handshake(io)
             .await
             .map_err(h2_error)?;
         let pings = connection.ping_pong();

@@ -53,15 +53,6 @@ const MAX_STREAMS: u32 = 128;
 /// per connection (16 MiB).
 const CONNECTION_WINDOW: u32 = STREAM_WINDOW * MAX_STREAMS;
 
-/// The connection's writes go through a buffer of this size: h2 writes
-/// each DATA frame of 256 bytes or more in a system call of its own (it
-/// chains the payload instead of copying it), so 16 streams echoing 1 KiB
-/// made a `writev` per frame. Frames smaller than this are now copied and
-/// go out together when h2 flushes, in one system call (16 streams of
-/// 1 KiB: 0.65 of HTTP/1.1's rate before, 0.83 after); larger ones go
-/// straight to the socket, as before. It costs 16 KiB per connection.
-const COALESCE: usize = 16 * 1024;
-
 /// `Config::max_header_bytes` as SETTINGS_MAX_HEADER_LIST_SIZE: the most
 /// a header block may take, counted as the core counts it.
 fn header_list_size(config: &crate::Config) -> u32 {

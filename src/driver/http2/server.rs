@@ -177,7 +177,6 @@ where
         .max_frame_size(MAX_FRAME)
         .max_concurrent_streams(MAX_STREAMS)
         .max_header_list_size(header_list_size(&config));
-    let io = tokio::io::BufWriter::with_capacity(super::COALESCE, io);
     let mut connection = builder.handshake::<_, Bytes>(io).await.map_err(h2_error)?;
     while let Some(next) = connection.accept().await {
         let (request, respond) = next.map_err(h2_error)?;
