@@ -45,6 +45,13 @@ fn server(pki: &tls::TestPki) -> (quinn::Endpoint, SocketAddr) {
                                 }
                             }
                         }
+                        // Accepted and never read: what may the peer push?
+                        "/still" => {
+                            if let Ok(ws) = incoming.accept(Accept::new()) {
+                                tokio::time::sleep(LIMIT).await;
+                                drop(ws);
+                            }
+                        }
                         "/refuse" => incoming.reject(403, "not you"),
                         _ => incoming.reject(404, "no such WebSocket"),
                     }
@@ -141,6 +148,84 @@ async fn many_websockets_share_one_connection() {
     })
     .await
     .expect("hung");
+}
+
+/// Pushes `size`-byte messages on `ws` until a send stalls (has not
+/// finished in half a second); returns the bytes sent before it.
+async fn push_until_stalled(ws: &mut http3::WebSocket, size: usize) -> usize {
+    let message = Message::from(vec![7u8; size]);
+    let mut sent = 0usize;
+    while tokio::time::timeout(Duration::from_millis(500), ws.send(&message))
+        .await
+        .is_ok()
+    {
+        sent += size;
+        assert!(
+            sent <= 4 * http3::CONNECTION_WINDOW as usize,
+            "never stalled"
+        );
+    }
+    sent
+}
+
+/// WebSockets the server accepts and never reads take no more than the
+/// stream's flow-control window each (plus the message a send is stuck
+/// in), and the client can put no more than the connection's window on
+/// the wire for all of them together (what it queues beyond that waits in
+/// its own buffers): what a peer can make the server buffer is bounded per
+/// stream and per connection, as over HTTP/2. (With quinn's defaults, no
+/// connection window, the streams put 22 MB on the wire.)
+#[tokio::test]
+async fn a_peer_not_read_is_held_to_the_windows() {
+    const SIZE: usize = 64 * 1024;
+    let pki = tls::TestPki::new(&["localhost"]);
+    let (_server, addr) = server(&pki);
+    let quic = pki
+        .h3_client()
+        .connect(addr, "localhost")
+        .unwrap()
+        .await
+        .unwrap();
+    let client = Client::handshake(quic.clone()).await.unwrap();
+    let (stream, connection) = (
+        http3::STREAM_WINDOW as usize,
+        http3::CONNECTION_WINDOW as usize,
+    );
+    let mut ws = client.websocket(connect("/still")).await.unwrap();
+    let one = push_until_stalled(&mut ws, SIZE).await;
+    assert!(
+        one <= stream + SIZE,
+        "{one} bytes on a stream, window {stream}"
+    );
+    assert!(one >= stream / 2, "only {one} bytes went before the stall");
+    // Enough streams to fill the connection's window twice over, all open
+    // before any pushes (once the window is full, not even a request's
+    // HEADERS can go).
+    let mut more = Vec::new();
+    for _ in 0..2 * connection / stream {
+        more.push(client.websocket(connect("/still")).await.unwrap());
+    }
+    let mut pushes = tokio::task::JoinSet::new();
+    for mut ws in more {
+        // Each WebSocket is kept until all stalled: a stream dropped is
+        // reset, and the server frees what it held of it.
+        pushes.spawn(async move {
+            push_until_stalled(&mut ws, SIZE).await;
+            ws
+        });
+    }
+    let _held = pushes.join_all().await;
+    // What went on the wire: the payloads, and a few per cent of QUIC's
+    // packet headers, tags and acknowledgements.
+    let wire = quic.stats().udp_tx.bytes as usize;
+    assert!(
+        wire <= connection + connection / 8,
+        "{wire} bytes sent to a server that reads none, connection window {connection}"
+    );
+    assert!(
+        wire >= connection / 2,
+        "only {wire} bytes went before the stall"
+    );
 }
 
 #[tokio::test]

@@ -34,7 +34,10 @@ mod server;
 mod stream;
 
 pub use client::Client;
-pub use quic::{client_config, endpoint, server_config, KEEP_ALIVE, MAX_STREAMS, UDP_BUFFER};
+pub use quic::{
+    client_config, endpoint, server_config, CONNECTION_WINDOW, KEEP_ALIVE, MAX_STREAMS,
+    STREAM_WINDOW, UDP_BUFFER,
+};
 pub use server::{serve_connection, Incoming, RequestStream};
 pub use stream::{Io, WebSocket};
 

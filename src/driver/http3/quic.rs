@@ -20,12 +20,26 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// connection, as over HTTP/2; the peer waits for a stream beyond it.
 pub const MAX_STREAMS: u32 = 128;
 
-/// QUIC's transport settings for WebSockets: quinn's defaults
-/// (flow-control windows that bound what a peer can make us buffer per
-/// stream and per connection), [`MAX_STREAMS`] and [`KEEP_ALIVE`].
+/// Each stream's flow-control window: the most a peer can send on one
+/// WebSocket that is not read (about quinn's default, 1.25 MB, which lets
+/// one stream fill a long path: 128 KiB would cap it at 1.3 MB/s over a
+/// 100 ms round trip).
+pub const STREAM_WINDOW: u32 = 1024 * 1024;
+
+/// The connection's window: the most a peer can make us buffer per
+/// connection, over all its streams (quinn's default sets no limit). A
+/// peer whose streams are not read can fill it and stall its own other
+/// streams, never another connection's.
+pub const CONNECTION_WINDOW: u32 = 16 * 1024 * 1024;
+
+/// QUIC's transport settings for WebSockets: the flow-control windows
+/// that bound what a peer can make us buffer ([`STREAM_WINDOW`],
+/// [`CONNECTION_WINDOW`]), [`MAX_STREAMS`] and [`KEEP_ALIVE`].
 fn transport() -> Arc<quinn::TransportConfig> {
     let mut transport = quinn::TransportConfig::default();
     transport.max_concurrent_bidi_streams(quinn::VarInt::from_u32(MAX_STREAMS));
+    transport.stream_receive_window(quinn::VarInt::from_u32(STREAM_WINDOW));
+    transport.receive_window(quinn::VarInt::from_u32(CONNECTION_WINDOW));
     transport.keep_alive_interval(Some(KEEP_ALIVE));
     Arc::new(transport)
 }

@@ -6,7 +6,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::future::Future;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use quinn::{Connection, RecvStream, SendStream};
 use tokio::sync::mpsc;
 
@@ -206,8 +206,21 @@ pub struct RequestStream {
 impl Respond for RequestStream {
     type Io = Io;
 
-    fn open(self, accepted: &ExtendedConnectResponse) -> Result<Io, Error> {
-        let head = Bytes::from(response_head(accepted));
+    /// The response's HEADERS go to quinn at once, as far as it takes them
+    /// now, so the client's handshake completes even if the application
+    /// does not touch the WebSocket for a while; what quinn does not take
+    /// goes out before the first DATA.
+    fn open(mut self, accepted: &ExtendedConnectResponse) -> Result<Io, Error> {
+        let mut head = Bytes::from(response_head(accepted));
+        let taken = {
+            let write = core::pin::pin!(self.send.write(&head));
+            let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+            match write.poll(&mut cx) {
+                core::task::Poll::Ready(Ok(n)) => n,
+                _ => 0,
+            }
+        };
+        head.advance(taken);
         Ok(Io::new(self.send, self.recv, self.inbound, head))
     }
 
