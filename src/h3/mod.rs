@@ -139,6 +139,50 @@ pub fn frame_header(buf: &[u8]) -> Option<(u64, u64, usize)> {
     Some((ty, len, a + b))
 }
 
+/// Reads a stream's frames as its bytes arrive, passing over frames of
+/// unknown types ("Implementations MUST ignore unknown or unsupported
+/// values in all extensible protocol elements", RFC 9114 §9), which may
+/// arrive in pieces. The one frame reader of the request and control
+/// streams: each decides what a known frame means where it is.
+#[derive(Debug, Default)]
+pub(crate) struct Frames {
+    /// Bytes of an unknown frame still to pass over.
+    skip: u64,
+}
+
+impl Frames {
+    /// The next known frame's type, payload length and header length: its
+    /// header is at the front of `buf`, left there, so the caller can look
+    /// at the length before taking anything (an oversized HEADERS is
+    /// refused unread). Unknown frames before it are taken off `buf`.
+    /// `None`: more bytes are needed.
+    pub(crate) fn peek(&mut self, buf: &mut bytes::BytesMut) -> Option<(u64, u64, usize)> {
+        use bytes::Buf;
+        loop {
+            if self.skip > 0 {
+                let n = usize::try_from(self.skip).map_or(buf.len(), |s| s.min(buf.len()));
+                buf.advance(n);
+                self.skip -= n as u64;
+                if self.skip > 0 {
+                    return None;
+                }
+            }
+            let (ty, len, at) = frame_header(buf)?;
+            if frame::is_known(ty) {
+                return Some((ty, len, at));
+            }
+            buf.advance(at);
+            self.skip = len;
+        }
+    }
+
+    /// Whether an unknown frame is being passed over (so a stream that
+    /// ends now ends inside a frame).
+    pub(crate) fn skipping(&self) -> bool {
+        self.skip > 0
+    }
+}
+
 /// Appends a frame's header.
 pub(crate) fn put_frame_header(out: &mut Vec<u8>, ty: u64, len: u64) {
     put_varint(out, ty);
@@ -207,6 +251,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
 
     #[test]
     fn varints_round_trip_at_every_length() {
@@ -226,6 +271,44 @@ mod tests {
             get_varint(&[0x9d, 0x7f, 0x3e, 0x7d]),
             Some((494_878_333, 4))
         );
+    }
+
+    /// However a stream's bytes are cut, the reader finds the same known
+    /// frames and passes over the unknown ones (including a reserved type,
+    /// 0x21, and one larger than any piece).
+    #[test]
+    fn frames_are_found_however_the_bytes_arrive() {
+        let mut stream = Vec::new();
+        let mut frame = |ty: u64, payload: &[u8]| {
+            put_frame_header(&mut stream, ty, payload.len() as u64);
+            stream.extend_from_slice(payload);
+        };
+        frame(0x21, b"reserved");
+        frame(frame::HEADERS, b"fields");
+        frame(0x1234, &[9u8; 300]);
+        frame(frame::DATA, b"bytes");
+        frame(0x21, b"");
+        frame(frame::DATA, b"");
+        let expected = [
+            (frame::HEADERS, b"fields".to_vec()),
+            (frame::DATA, b"bytes".to_vec()),
+            (frame::DATA, Vec::new()),
+        ];
+        for piece in [1, 2, 3, 7, 64, stream.len()] {
+            let (mut frames, mut buf, mut found) = (Frames::default(), BytesMut::new(), Vec::new());
+            for chunk in stream.chunks(piece) {
+                buf.extend_from_slice(chunk);
+                while let Some((ty, len, at)) = frames.peek(&mut buf) {
+                    if buf.len() < at + len as usize {
+                        break;
+                    }
+                    bytes::Buf::advance(&mut buf, at);
+                    found.push((ty, buf.split_to(len as usize).to_vec()));
+                }
+            }
+            assert_eq!(found, expected, "pieces of {piece}");
+            assert!(buf.is_empty() && !frames.skipping(), "pieces of {piece}");
+        }
     }
 
     #[test]

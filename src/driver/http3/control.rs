@@ -13,7 +13,7 @@ use quinn::{Connection, RecvStream};
 use tokio::sync::watch;
 
 use super::{connection_error, varint, write_error, Error};
-use crate::h3::{self, code, frame, stream, Settings};
+use crate::h3::{self, code, frame, stream, Frames, Settings};
 
 /// The most a control-stream frame we read may take (SETTINGS, GOAWAY).
 const MAX_CONTROL_FRAME: u64 = 16 * 1024;
@@ -148,32 +148,20 @@ async fn next_frame(
     recv: &mut RecvStream,
     buf: &mut BytesMut,
 ) -> Result<Option<(u64, bytes::Bytes)>, u64> {
-    let mut skip = 0u64;
+    let mut frames = Frames::default();
     loop {
-        if skip > 0 {
-            let n = usize::try_from(skip).map_or(buf.len(), |s| s.min(buf.len()));
-            buf.advance(n);
-            skip -= n as u64;
-        }
-        if skip == 0 {
-            if let Some((ty, len, at)) = h3::frame_header(buf) {
-                if !frame::is_known(ty) {
-                    buf.advance(at);
-                    skip = len;
-                    continue;
-                }
-                if len > MAX_CONTROL_FRAME {
-                    return Err(code::FRAME_ERROR);
-                }
-                if buf.len() >= at + len as usize {
-                    buf.advance(at);
-                    return Ok(Some((ty, buf.split_to(len as usize).freeze())));
-                }
+        if let Some((ty, len, at)) = frames.peek(buf) {
+            if len > MAX_CONTROL_FRAME {
+                return Err(code::FRAME_ERROR);
+            }
+            if buf.len() >= at + len as usize {
+                buf.advance(at);
+                return Ok(Some((ty, buf.split_to(len as usize).freeze())));
             }
         }
         match recv.read_chunk(16 * 1024, true).await {
             Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
-            Ok(None) if buf.is_empty() && skip == 0 => return Ok(None),
+            Ok(None) if buf.is_empty() && !frames.skipping() => return Ok(None),
             Ok(None) => return Err(code::FRAME_ERROR),
             // The connection ends: nothing more to do here.
             Err(_) => return Ok(None),

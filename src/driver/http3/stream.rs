@@ -10,7 +10,7 @@ use quinn::{RecvStream, SendStream};
 use super::{h3_error, read_error, varint, write_error, Error, TokioClock};
 use crate::driver::extended::{Ends, StreamEnd};
 use crate::h3::qpack::{self, Fields};
-use crate::h3::{self, code, frame};
+use crate::h3::{self, code, frame, Frames};
 use crate::plumbing::Plumbing;
 use crate::socket::{self, Transport};
 use crate::Connection;
@@ -34,8 +34,8 @@ pub struct Io {
     inbound: BytesMut,
     /// What is left of the DATA frame being read.
     data_left: u64,
-    /// What is left of a frame of a type we do not know, skipped (§9).
-    skip_left: u64,
+    /// The stream's frames, frames of unknown types passed over (§9).
+    frames: Frames,
     /// A frame on its way out: its header and payload, emptied as they
     /// are written (the response's HEADERS first, on a server).
     out: [Bytes; 2],
@@ -65,7 +65,7 @@ impl Io {
             recv,
             inbound,
             data_left: 0,
-            skip_left: 0,
+            frames: Frames::default(),
             out: [first, Bytes::new()],
         }
     }
@@ -86,15 +86,7 @@ impl Io {
                 delivered = true;
                 continue;
             }
-            if self.skip_left > 0 {
-                let n = cap(self.skip_left, self.inbound.len());
-                self.inbound.advance(n);
-                self.skip_left -= n as u64;
-            }
-            if self.inbound.is_empty() || self.skip_left > 0 {
-                return Ok(delivered);
-            }
-            let Some((ty, len, at)) = h3::frame_header(&self.inbound) else {
+            let Some((ty, len, at)) = self.frames.peek(&mut self.inbound) else {
                 return Ok(delivered);
             };
             self.inbound.advance(at);
@@ -105,13 +97,12 @@ impl Io {
                 frame::HEADERS => {
                     return Err(self.fail(code::MESSAGE_ERROR, "HEADERS after the opening"))
                 }
-                ty if frame::is_known(ty) => {
+                _ => {
                     return Err(self.fail(
                         code::FRAME_UNEXPECTED,
                         "a frame not allowed on a request stream",
                     ))
                 }
-                _ => self.skip_left = len,
             }
         }
     }
@@ -126,7 +117,7 @@ impl Io {
     }
 
     fn mid_frame(&self) -> bool {
-        self.data_left > 0 || self.skip_left > 0 || !self.inbound.is_empty()
+        self.data_left > 0 || self.frames.skipping() || !self.inbound.is_empty()
     }
 }
 
@@ -244,45 +235,28 @@ pub(super) async fn read_headers(
     inbound: &mut BytesMut,
     max: usize,
 ) -> Result<Bytes, HeadError> {
-    let mut skip = 0u64;
+    let mut frames = Frames::default();
     loop {
-        if skip > 0 {
-            let n = cap(skip, inbound.len());
-            inbound.advance(n);
-            skip -= n as u64;
-        }
-        if skip == 0 {
-            if let Some((ty, len, at)) = h3::frame_header(inbound) {
-                match ty {
-                    frame::HEADERS => {
-                        if len > max as u64 {
-                            return Err(HeadError::TooLarge);
-                        }
-                        let end = at + len as usize;
-                        if inbound.len() >= end {
-                            inbound.advance(at);
-                            return Ok(inbound.split_to(len as usize).freeze());
-                        }
-                    }
-                    frame::DATA => {
-                        return Err(HeadError::Frame(
-                            code::FRAME_UNEXPECTED,
-                            "DATA before HEADERS",
-                        ))
-                    }
-                    ty if frame::is_known(ty) => {
-                        return Err(HeadError::Frame(
-                            code::FRAME_UNEXPECTED,
-                            "a frame not allowed on a request stream",
-                        ))
-                    }
-                    _ => {
-                        inbound.advance(at);
-                        skip = len;
-                        continue;
-                    }
-                }
+        match frames.peek(inbound) {
+            Some((frame::HEADERS, len, _)) if len > max as u64 => return Err(HeadError::TooLarge),
+            Some((frame::HEADERS, len, at)) if inbound.len() >= at + len as usize => {
+                inbound.advance(at);
+                return Ok(inbound.split_to(len as usize).freeze());
             }
+            Some((frame::HEADERS, ..)) => {}
+            Some((frame::DATA, ..)) => {
+                return Err(HeadError::Frame(
+                    code::FRAME_UNEXPECTED,
+                    "DATA before HEADERS",
+                ))
+            }
+            Some(_) => {
+                return Err(HeadError::Frame(
+                    code::FRAME_UNEXPECTED,
+                    "a frame not allowed on a request stream",
+                ))
+            }
+            None => {}
         }
         match recv.read_chunk(READ_CHUNK, true).await {
             Ok(Some(chunk)) => inbound.extend_from_slice(&chunk.bytes),
