@@ -56,7 +56,9 @@
 //! [RFC 6455]: https://www.rfc-editor.org/rfc/rfc6455
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+// On docs.rs, each item says which features it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The core needs only `core` and `alloc`; std comes in with the `std`
 // feature (random keys, CPU feature detection, `IoSlice`, the drivers).
