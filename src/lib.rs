@@ -154,6 +154,19 @@ pub mod internals {
     pub use crate::utf8::{InvalidUtf8, Utf8Validator};
 }
 
+/// A guide to WebSocket and to this library, chapter by chapter. Every
+/// code sample in it is a doc test: CI compiles and runs it, so it cannot
+/// drift from what the library does.
+///
+/// 1. [The protocol, byte by byte](guide::protocol): from the client's
+///    request line to the last Close frame, each step with the bytes the
+///    library produces and parses.
+#[cfg(any(doc, doctest))]
+pub mod guide {
+    #[doc = include_str!("../guide/protocol.md")]
+    pub mod protocol {}
+}
+
 /// The code in README.md, compiled and run as doc tests so it cannot rot.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
