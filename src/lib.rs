@@ -154,17 +154,43 @@ pub mod internals {
     pub use crate::utf8::{InvalidUtf8, Utf8Validator};
 }
 
-/// A guide to WebSocket and to this library, chapter by chapter. Every
-/// code sample in it is a doc test: CI compiles and runs it, so it cannot
-/// drift from what the library does.
+/// A guide to WebSocket and to this library, chapter by chapter (the same
+/// files as `guide/` in the repository). Every Rust sample in it is a doc
+/// test: CI compiles and runs it, so it cannot drift from what the library
+/// does.
 ///
 /// 1. [The protocol, byte by byte](guide::protocol): from the client's
 ///    request line to the last Close frame, each step with the bytes the
 ///    library produces and parses.
+/// 2. [Embedding the sans-IO core](guide::core): the driver loop.
+/// 3. [Choosing a driver](guide::drivers): blocking, tokio, io_uring,
+///    embedded; TLS and proxies; hyper, axum and the `http` crate.
+/// 4. [WebSocket over HTTP/2 and HTTP/3](guide::http2_http3).
+/// 5. [permessage-deflate](guide::deflate).
+/// 6. [Conformance and faults](guide::conformance).
+/// 7. [Performance](guide::performance).
+/// 8. [In the browser](guide::apps): the demo apps.
+/// 9. [The project](guide::project): unsafe code, dependencies, layout.
 #[cfg(any(doc, doctest))]
 pub mod guide {
     #[doc = include_str!("../guide/protocol.md")]
     pub mod protocol {}
+    #[doc = include_str!("../guide/core.md")]
+    pub mod core {}
+    #[doc = include_str!("../guide/drivers.md")]
+    pub mod drivers {}
+    #[doc = include_str!("../guide/http2-http3.md")]
+    pub mod http2_http3 {}
+    #[doc = include_str!("../guide/deflate.md")]
+    pub mod deflate {}
+    #[doc = include_str!("../guide/conformance.md")]
+    pub mod conformance {}
+    #[doc = include_str!("../guide/performance.md")]
+    pub mod performance {}
+    #[doc = include_str!("../guide/apps.md")]
+    pub mod apps {}
+    #[doc = include_str!("../guide/project.md")]
+    pub mod project {}
 }
 
 /// The code in README.md, compiled and run as doc tests so it cannot rot.

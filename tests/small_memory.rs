@@ -1,4 +1,4 @@
-//! The small-memory configuration (README, "Embedded"): for a device with
+//! The small-memory configuration (guide/drivers.md, "Embedded"): for a device with
 //! tens of KiB of RAM, the limits bound what a connection may allocate,
 //! whatever the peer sends. A counting allocator measures the heap in use
 //! at its peak while a server runs the handshake and echoes a stream of

@@ -1,6 +1,6 @@
 //! `examples/wscat` through pipes: against the echo_server example, the
-//! handshake and every frame of a round trip are printed as the README's
-//! walk-through describes them (masked as sent and unmasked, the close
+//! handshake and every frame of a round trip are printed as the guide's
+//! first chapter (guide/protocol.md) describes them (masked as sent and unmasked, the close
 //! codes); with --deflate the frames carry RSV1; with --listen it is a
 //! server our client talks to.
 #![cfg(all(feature = "tokio", feature = "deflate"))]
