@@ -171,6 +171,8 @@ pub mod internals {
 /// 7. [Performance](guide::performance).
 /// 8. [In the browser](guide::apps): the demo apps.
 /// 9. [The project](guide::project): unsafe code, dependencies, layout.
+/// 10. [Running in production](guide::production): limits, timeouts,
+///     slow consumers, compression's memory, TLS, proxies, balancers.
 #[cfg(any(doc, doctest))]
 pub mod guide {
     #[doc = include_str!("../guide/protocol.md")]
@@ -191,6 +193,8 @@ pub mod guide {
     pub mod apps {}
     #[doc = include_str!("../guide/project.md")]
     pub mod project {}
+    #[doc = include_str!("../guide/production.md")]
+    pub mod production {}
 }
 
 /// The code in README.md, compiled and run as doc tests so it cannot rot.
