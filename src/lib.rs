@@ -25,6 +25,19 @@
 //! only `alloc`; a client then takes its masking keys from
 //! [`Config::mask_keys`] (see [`MaskKeys`]).
 //!
+//! # Where to read on
+//!
+//! | to | read |
+//! |---|---|
+//! | learn how WebSocket works, byte by byte | [`guide::protocol`] |
+//! | write a driver for your own transport | [`guide::core`], [`Connection`], [`plumbing`] |
+//! | pick a driver: blocking, tokio, io_uring, embedded | [`guide::drivers`], [`Driver`] |
+//! | serve WebSockets over HTTP/2 or HTTP/3 | [`guide::http2_http3`] |
+//! | run it safely against untrusted peers | [`guide::production`], [`Config`] |
+//! | check conformance, fuzz, benchmark | [`guide::conformance`], [`guide::performance`] |
+//!
+//! The [`guide`] lists every chapter.
+//!
 //! # The driver loop
 //!
 //! Input, time, events, commands, output: [`Connection`] describes the
