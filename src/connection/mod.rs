@@ -114,10 +114,10 @@ pub struct Connection {
     /// Received bytes not yet turned into events. While `frame` is `Some`,
     /// this starts with that frame's unconsumed payload.
     input: BytesMut,
-    /// Received bytes the transport handed over owned
+    /// Received bytes a server's transport handed over owned
     /// ([`handle_read_bytes`](crate::plumbing::Plumbing::handle_read_bytes))
-    /// while `input` was empty: whole messages are taken out of them
-    /// without a copy, and the rest joins `input` before it is decoded.
+    /// while `input` was empty: a whole masked payload in them is unmasked
+    /// as it is copied out, and the rest joins `input` before it is decoded.
     held: Bytes,
     /// The frame whose header has been decoded and whose payload is arriving.
     frame: Option<receive::FrameInProgress>,

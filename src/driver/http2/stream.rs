@@ -57,8 +57,8 @@ impl Transport for Io {
         match self.recv.data().await {
             Some(Ok(data)) => {
                 let len = data.len();
-                // h2's own buffer, handed over: a whole message in it
-                // needs no copy into the core's.
+                // h2's own buffer, handed over: a server unmasks a whole
+                // payload in it as it copies it out (one pass, not two).
                 conn.handle_read_bytes(data);
                 // The window opens again as the core takes the bytes.
                 let _ = self.recv.flow_control().release_capacity(len);

@@ -138,8 +138,8 @@ impl Transport for Io {
             match self.recv.read_chunk(READ_CHUNK, true).await {
                 Ok(Some(chunk)) => {
                     let mut bytes = chunk.bytes;
-                    // Inside a DATA frame with nothing buffered: straight
-                    // to the core, without a copy.
+                    // Inside a DATA frame with nothing buffered: quinn's
+                    // own buffer, handed straight to the core.
                     if self.inbound.is_empty() && self.data_left > 0 {
                         let n = cap(self.data_left, bytes.len());
                         conn.handle_read_bytes(bytes.split_to(n));
