@@ -1,9 +1,12 @@
-//! An example program run as a server by a test: started on a free port
-//! of 127.0.0.1 (its first argument), waited for until it listens, killed
-//! and reaped on drop whatever happens in between.
+//! An example program run as a server by a test: started on port 0 of
+//! 127.0.0.1 (its first argument), so the system picks a port no other
+//! server can take in between, and read until it says where it listens
+//! (its `listening on` line); killed and reaped on drop whatever happens in
+//! between.
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -21,7 +24,12 @@ pub fn path(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A free port of 127.0.0.1 (free when asked).
+/// The address an example server is given: any free port, its choice said
+/// on its `listening on` line.
+const ANY_PORT: &str = "127.0.0.1:0";
+
+/// A free port of 127.0.0.1 (free when asked, so only for a server that
+/// cannot say which port it took).
 pub fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -50,33 +58,56 @@ pub struct ExampleServer {
 impl ExampleServer {
     /// Starts example `name` with its address and then `args`.
     pub fn start(name: &str, args: &[&str]) -> ExampleServer {
-        let addr = free_addr();
         let mut command = Command::new(path(name));
-        command.arg(addr.to_string()).args(args);
-        ExampleServer::spawn(name, command, addr)
+        command.arg(ANY_PORT).args(args);
+        ExampleServer::spawn(name, command)
     }
 
     /// Starts example `name` as [`start`](ExampleServer::start) does, in a
     /// process allowed only `max_files` open file descriptors (`ulimit -n`).
     pub fn start_with_file_limit(name: &str, args: &[&str], max_files: u32) -> ExampleServer {
-        let addr = free_addr();
         let mut command = Command::new("sh");
         command
             .arg("-c")
             .arg(format!("ulimit -n {max_files} && exec \"$0\" \"$@\""))
             .arg(path(name))
-            .arg(addr.to_string())
+            .arg(ANY_PORT)
             .args(args);
-        ExampleServer::spawn(name, command, addr)
+        ExampleServer::spawn(name, command)
     }
 
-    fn spawn(name: &str, mut command: Command, addr: SocketAddr) -> ExampleServer {
-        let child = command
-            .stdout(Stdio::null())
+    /// Runs `command` and reads its output up to the first `listening on`
+    /// line, whose last word is the address (after a `ws://`-like scheme);
+    /// the rest of the output is read and dropped, so the server never
+    /// blocks on a full pipe.
+    fn spawn(name: &str, mut command: Command) -> ExampleServer {
+        let mut child = command
+            .stdout(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("{name}: {e} (built by cargo test --all-features)"));
-        let server = ExampleServer { child, addr };
-        wait_listening(addr);
+        let mut lines = BufReader::new(child.stdout.take().unwrap());
+        let mut server = ExampleServer {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let read = lines.read_line(&mut line).unwrap();
+            if read == 0 {
+                panic!("{name} ended before it listened: {:?}", server.exited());
+            }
+            if let Some((_, rest)) = line.split_once("listening on ") {
+                let word = rest.split_whitespace().last().unwrap_or_default();
+                let word = word.rsplit("://").next().unwrap_or(word);
+                server.addr = word
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{name} said {line:?}: {e}"));
+                break;
+            }
+        }
+        std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
+        wait_listening(server.addr);
         server
     }
 
