@@ -144,6 +144,8 @@ pub use connection::{Connection, State};
     feature = "embedded-io-async"
 ))]
 pub use driver::Driver;
+#[cfg(feature = "std")]
+pub use driver::Shutdown;
 pub use error::{ProtocolError, UsageError};
 #[cfg(feature = "deflate")]
 pub use extension::deflate::{DeflateConfig, DeflateParams};

@@ -87,6 +87,12 @@ enum Case {
     CloseTimesOut,
     /// The peer says nothing; the server's idle timeout closes.
     Idle,
+    /// The server watches a shutdown, begun (1012) from another thread
+    /// while its `recv` waits for the peer.
+    Shutdown,
+    /// The server watches a shutdown already begun (1012) when it
+    /// accepted.
+    ShutdownBegun,
 }
 
 /// What one side saw, in order.
@@ -112,6 +118,8 @@ enum Seen {
     },
     /// What `recv` returned at the end: `Ok(None)`, or the error.
     Recv(Result<(), Failure>),
+    /// The WebSockets a shutdown counted open.
+    Open(usize),
 }
 
 /// A driver's error, in the terms the table compares.
@@ -143,6 +151,7 @@ const QUEUED: &str = "queue me";
 const QUEUED_TOO: &str = "and me";
 const PING: &[u8] = b"are you there?";
 const PEER_REASON: &str = "done, thanks";
+const SHUTDOWN_REASON: &str = "restarting";
 /// The prepared message `offer` is given: 600 bytes, 604 on the wire.
 const OFFERED: usize = 600;
 /// The backlog `offer` allows: one message fits under it, two do not.
@@ -409,6 +418,30 @@ fn table() -> Vec<Row> {
             peer: vec![closed(Remote, 1001, Some((1001, "idle timeout")), None)],
             frames: vec![close("idle timeout")],
         },
+        Row {
+            name: "a shutdown while recv waits: Close 1012, the handshake ends, none open",
+            case: Case::Shutdown,
+            server: vec![
+                Seen::Open(1),
+                Seen::Recv(Ok(())),
+                closed(Local, 1012, Some((1012, "")), None),
+                Seen::Open(0),
+            ],
+            peer: vec![closed(Remote, 1012, Some((1012, SHUTDOWN_REASON)), None)],
+            frames: vec![close(SHUTDOWN_REASON)],
+        },
+        Row {
+            name: "a shutdown begun before the WebSocket watched it: Close 1012 at once",
+            case: Case::ShutdownBegun,
+            server: vec![
+                Seen::Open(1),
+                Seen::Recv(Ok(())),
+                closed(Local, 1012, Some((1012, "")), None),
+                Seen::Open(0),
+            ],
+            peer: vec![closed(Remote, 1012, Some((1012, SHUTDOWN_REASON)), None)],
+            frames: vec![close(SHUTDOWN_REASON)],
+        },
     ]
 }
 
@@ -507,6 +540,7 @@ where
     assert_eq!(ws.connection().role(), Role::Server);
     let mut seen = Vec::new();
     let unsent = |ws: &W| Seen::Unsent(ws.connection().pending_output_len());
+    let shutdown = rfc6455::Shutdown::new();
     let by_events = match case {
         Case::Text
         | Case::Binary
@@ -550,6 +584,24 @@ where
             false
         }
         Case::BadOpcode | Case::BadUtf8 | Case::Idle => false,
+        Case::Shutdown => {
+            ws.watch(&shutdown);
+            let signal = shutdown.clone();
+            std::thread::spawn(move || {
+                // After the server's recv is waiting for the peer (no
+                // harm if not: the signal is heeded either way).
+                std::thread::sleep(Duration::from_millis(50));
+                signal.begin(CloseCode::SERVICE_RESTART, SHUTDOWN_REASON);
+            });
+            seen.push(Seen::Open(shutdown.open()));
+            false
+        }
+        Case::ShutdownBegun => {
+            shutdown.begin(CloseCode::SERVICE_RESTART, SHUTDOWN_REASON);
+            ws.watch(&shutdown);
+            seen.push(Seen::Open(shutdown.open()));
+            false
+        }
         Case::OfferDrop => {
             // The peer reads nothing meanwhile: offer never writes.
             for _ in 0..3 {
@@ -607,6 +659,10 @@ where
             Some(closed) => seen_closed(closed),
             None => Seen::Recv(Err(Failure::Other("closed() is None at the end".into()))),
         });
+    }
+    if matches!(case, Case::Shutdown | Case::ShutdownBegun) {
+        drop(ws);
+        seen.push(Seen::Open(shutdown.open()));
     }
     seen
 }
@@ -793,6 +849,22 @@ impl<P: Pipe> Peer<P> {
 async fn play<P: Pipe>(case: Case, mut peer: Peer<P>) -> (Vec<Seen>, Vec<Frame>) {
     let mut seen = Vec::new();
     let is_message = |e: &Event| matches!(e, Event::Message(_));
+    if case == Case::Shutdown {
+        // The server's Close must come without a word from us: the signal
+        // wakes its loop. Were it not woken, it would still be waiting
+        // when we speak, a second on, and would see our message.
+        let quiet = Duration::from_secs(1);
+        let told = tokio::time::timeout(quiet, peer.until(&mut seen, usize::MAX, |_| false));
+        if told.await.is_ok() {
+            peer.flush().await;
+            peer.io.shutdown().await;
+            peer.mute().await;
+            return (seen, peer.frames());
+        }
+        peer.conn
+            .send_text("the signal did not wake you")
+            .expect("a message");
+    }
     let conn = &mut peer.conn;
     let answers = match case {
         Case::Text => conn.send_text(TEXT_MSG).map(|()| 1),
@@ -812,9 +884,13 @@ async fn play<P: Pipe>(case: Case, mut peer: Peer<P>) -> (Vec<Seen>, Vec<Frame>)
         Case::OfferDrop => Ok(2),
         Case::AutoPong => conn.ping(PING).map(|()| 0),
         Case::PeerCloses => conn.close(CloseCode(4000), PEER_REASON).map(|()| 0),
-        Case::ServerCloses | Case::Idle | Case::OfferClose | Case::BadOpcode | Case::BadUtf8 => {
-            Ok(0)
-        }
+        Case::ServerCloses
+        | Case::Idle
+        | Case::OfferClose
+        | Case::BadOpcode
+        | Case::BadUtf8
+        | Case::Shutdown
+        | Case::ShutdownBegun => Ok(0),
         Case::CloseTimesOut => {
             peer.mute().await;
             return (seen, peer.frames());

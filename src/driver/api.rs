@@ -200,6 +200,16 @@ pub trait Driver: sealed::Holds {
     fn can_send(&self) -> bool {
         self.connection().can_send()
     }
+
+    /// Watches a server's [`Shutdown`](crate::Shutdown): when it begins,
+    /// this WebSocket sends its Close frame (1001, 1012, as the server
+    /// chose) the next time its loop waits for the peer, and runs the
+    /// closing handshake; it counts as open until dropped. A WebSocket
+    /// watches one shutdown at a time: a second call replaces the first.
+    #[cfg(feature = "std")]
+    fn watch(&mut self, shutdown: &crate::Shutdown) {
+        self.held_mut().shutdown.0 = Some(shutdown.watch());
+    }
 }
 
 /// What `queue` waits for: nothing, unless more than [`HIGH_WATER`] bytes

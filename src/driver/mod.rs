@@ -22,11 +22,15 @@ mod halves;
 #[cfg(any(feature = "tokio", feature = "compio", feature = "embedded-io-async"))]
 mod opening;
 mod policy;
+#[cfg(feature = "std")]
+pub mod shutdown;
 pub mod socket;
 #[cfg(feature = "futures")]
 mod stream_sink;
 
 pub use api::Driver;
+#[cfg(feature = "std")]
+pub use shutdown::Shutdown;
 
 #[cfg(feature = "axum")]
 pub mod axum;

@@ -44,6 +44,7 @@ pub(crate) fn next_event(held: &mut Held) -> Next {
     if let Some(closed) = &held.closed {
         return Next::Event(Event::Closed(Box::new(closed.clone())));
     }
+    held.heed_shutdown();
     match held.conn.poll_event() {
         Some(Event::Closed(ended)) => {
             held.closed = Some(Closed::clone(&ended));
@@ -65,6 +66,8 @@ pub struct Held {
     pub(crate) protocol: Option<String>,
     /// How the connection ended, once it has.
     pub(crate) closed: Option<Closed>,
+    /// The server's shutdown signal, if the WebSocket watches one.
+    pub(crate) shutdown: Watching,
 }
 
 impl Held {
@@ -74,6 +77,17 @@ impl Held {
             conn,
             protocol,
             closed: None,
+            shutdown: Watching::default(),
+        }
+    }
+
+    /// Queues the Close of a shutdown signal that came, once (see
+    /// [`Shutdown`](super::Shutdown)): every loop does this before it
+    /// looks for the next event.
+    pub(crate) fn heed_shutdown(&mut self) {
+        #[cfg(feature = "std")]
+        if let Some(watch) = &mut self.shutdown.0 {
+            watch.heed(&mut self.conn);
         }
     }
 }
@@ -147,4 +161,30 @@ pub(crate) fn offer(
         conn.send_prepared(prepared)?;
     }
     Ok(Offered::Queued)
+}
+
+/// The shutdown signal a WebSocket watches, if any
+/// ([`Driver::watch`](super::Driver::watch)); without `std`, never any.
+#[derive(Debug, Default)]
+pub(crate) struct Watching(#[cfg(feature = "std")] pub(crate) Option<super::shutdown::Watch>);
+
+impl Watching {
+    /// Ready when a signal came that is not yet heeded; if none did, the
+    /// task is woken when it comes. Every async loop races this against
+    /// its read of the peer.
+    pub(crate) fn poll(&mut self, cx: &mut core::task::Context<'_>) -> core::task::Poll<()> {
+        #[cfg(feature = "std")]
+        if let Some(watch) = &mut self.0 {
+            return watch.poll_signal(cx);
+        }
+        let _ = cx;
+        core::task::Poll::Pending
+    }
+
+    /// Whether a signal may still come to heed: the blocking driver then
+    /// keeps its reads short.
+    #[cfg(feature = "blocking")]
+    pub(crate) fn is_pending(&self) -> bool {
+        self.0.as_ref().is_some_and(|watch| watch.is_pending())
+    }
 }

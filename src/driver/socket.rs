@@ -208,20 +208,30 @@ impl<T: Transport, C: Clock> WebSocket<T, C> {
         }
     }
 
-    /// Reads once from the transport, or waits until the core's deadline;
-    /// then tells the core the time, if it keeps a deadline (silence is
-    /// measured from the last bytes).
+    /// Reads once from the transport, or waits until the core's deadline
+    /// or a shutdown signal; then tells the core the time, if it keeps a
+    /// deadline (silence is measured from the last bytes).
     async fn fill<I: Future<Output = ()>>(
         &mut self,
         interrupt: Pin<&mut I>,
     ) -> Result<bool, T::Error> {
         let deadline = self.held.conn.poll_timeout();
         let read = self.transport.read(&mut self.held.conn);
-        match unless(race(read, &self.clock, deadline), interrupt).await {
+        let shutdown = &mut self.held.shutdown;
+        let signal = pin!(poll_fn(|cx| shutdown.poll(cx)));
+        // The read, unless the deadline or the signal comes first (then
+        // the loop turns: the core is told the time, the signal heeded).
+        let woken = async {
+            unless(race(read, &self.clock, deadline), signal)
+                .await
+                .flatten()
+        };
+        match unless(woken, interrupt).await {
             None => return Ok(false),
             Some(Some(result)) => result?,
             Some(None) => {}
         }
+        self.held.heed_shutdown();
         if self.held.conn.poll_timeout().is_some() {
             self.held.conn.handle_timeout(self.clock.now());
         }

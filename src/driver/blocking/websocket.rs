@@ -78,7 +78,14 @@ impl<S: Read + Write> WebSocket<S> {
     /// stream's read timeout), then tells the connection the time.
     fn fill(&mut self) -> Result<(), Error> {
         if let Some(set) = self.timeouts {
-            set(&self.stream, self.held.conn.poll_timeout())?;
+            let mut deadline = self.held.conn.poll_timeout();
+            if self.held.shutdown.is_pending() {
+                // A read cannot be woken from another thread: wake to
+                // look at the shutdown signal.
+                let look = Time::timestamp() + super::SHUTDOWN_TICK;
+                deadline = Some(deadline.map_or(look, |at| at.min(look)));
+            }
+            set(&self.stream, deadline)?;
         }
         match self.stream.read(&mut self.buf) {
             Ok(0) => self.held.conn.handle_eof(),
@@ -86,6 +93,7 @@ impl<S: Read + Write> WebSocket<S> {
             Err(e) if is_tick(&e) => {}
             Err(e) => return Err(e.into()),
         }
+        self.held.heed_shutdown();
         self.tell_time();
         Ok(())
     }

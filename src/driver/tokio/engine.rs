@@ -142,6 +142,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 let closed = self.held.closed.clone().expect("checked above");
                 return Poll::Ready(Ok(Event::Closed(Box::new(closed))));
             }
+            self.held.heed_shutdown();
             if let Some(event) = self.held.conn.poll_event() {
                 if let Event::Closed(closed) = event {
                     self.held.closed = Some(*closed);
@@ -176,6 +177,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 // Nothing to read: the time. What the timers queue (a
                 // Ping, a Close) or end is handled on the next turn.
                 Poll::Pending if self.alarm.poll(&mut self.held.conn, cx) => {}
+                // Nor yet: a shutdown signal, heeded on the next turn.
+                Poll::Pending if self.held.shutdown.poll(cx).is_ready() => {}
                 Poll::Pending => {
                     // Waiting for the peer: lend the buffers to the
                     // thread's other connections until bytes arrive.
