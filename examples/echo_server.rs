@@ -24,11 +24,17 @@
 //! client after MS of silence and drops one that stays silent three times
 //! as long (the core's `ping_interval` and `idle` timeouts); the soak test
 //! uses it.
+//!
+//! SIGTERM or SIGINT stops it gracefully: it stops accepting, sends every
+//! client a Close 1001 (Going Away; `--restart`: 1012, Service Restart),
+//! waits for the closing handshakes (at most `stop::GRACE`) and exits.
 
 #[path = "support/accept.rs"]
 mod accept;
 #[path = "support/autobahn.rs"]
 mod autobahn;
+#[path = "support/stop.rs"]
+mod stop;
 #[path = "support/tls.rs"]
 mod tls;
 
@@ -48,6 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut quick = false;
     let mut secure = false;
     let mut heartbeat = None;
+    let mut stop_code = rfc6455::CloseCode::GOING_AWAY;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -67,9 +74,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--embedded" => embedded = true,
             "--uring" => uring = true,
             "--quickack" => quick = true,
+            "--restart" => stop_code = rfc6455::CloseCode::SERVICE_RESTART,
             "-h" | "--help" => {
                 println!(
-                    "usage: echo_server [ADDR] [--blocking | --embedded | --uring | --tls [--cert-out FILE]] [--quickack] [--heartbeat MS]"
+                    "usage: echo_server [ADDR] [--blocking | --embedded | --uring | --tls [--cert-out FILE]] [--quickack] [--heartbeat MS] [--restart]"
                 );
                 return Ok(());
             }
@@ -77,6 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     HEARTBEAT.get_or_init(|| heartbeat);
+    STOP_CODE.get_or_init(|| stop_code);
     if secure {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -103,6 +112,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .build()?
             .block_on(serve_tokio(&addr, quick))
     }
+}
+
+/// The Close code every client gets when the server stops: 1001, or
+/// 1012 with `--restart`.
+static STOP_CODE: OnceLock<rfc6455::CloseCode> = OnceLock::new();
+
+/// Stops the server on SIGTERM and SIGINT (`listening`: a blocking
+/// accept loop's address, to wake it).
+fn stop_on_signals(listening: Option<SocketAddr>) {
+    stop::on_signals(
+        STOP_CODE
+            .get()
+            .copied()
+            .unwrap_or(rfc6455::CloseCode::GOING_AWAY),
+        listening,
+    );
+}
+
+/// After the accept loop: waits (bounded) for every WebSocket to close.
+async fn wait_closed_tokio() -> Result<(), Box<dyn std::error::Error>> {
+    let closed = tokio::time::timeout(stop::GRACE, stop::SHUTDOWN.ended()).await;
+    stop::report(closed.is_ok());
+    Ok(())
 }
 
 /// `--heartbeat`: the Ping interval, if any.
@@ -134,8 +166,9 @@ async fn serve_tokio(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::
         "echo server (tokio) listening on ws://{}",
         listener.local_addr()?
     );
-    loop {
-        let (stream, peer) = accept::accept(&listener).await?;
+    stop_on_signals(None);
+    while let Some(accepted) = stop::unless_stopped(accept::accept(&listener)).await {
+        let (stream, peer) = accepted?;
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             if quick {
@@ -162,6 +195,7 @@ async fn serve_tokio(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::
             echo_tokio(stream, peer).await
         });
     }
+    wait_closed_tokio().await
 }
 
 /// wss:// on the tokio adapter: TLS first, then HTTP/2 if the client chose
@@ -190,8 +224,9 @@ async fn serve_tls(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
         println!("echo server (HTTP/3) listening on udp {local}");
         tokio::spawn(serve_http3(endpoint));
     }
-    loop {
-        let (stream, peer) = accept::accept(&listener).await?;
+    stop_on_signals(None);
+    while let Some(accepted) = stop::unless_stopped(accept::accept(&listener)).await {
+        let (stream, peer) = accepted?;
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
@@ -208,6 +243,7 @@ async fn serve_tls(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
             echo_tokio(stream, peer).await
         });
     }
+    wait_closed_tokio().await
 }
 
 /// `Alt-Svc` for the responses over TCP, once HTTP/3 is served.
@@ -226,7 +262,7 @@ fn accept_options() -> Accept {
 /// extended CONNECT echoed on its own stream.
 #[cfg(feature = "http3")]
 async fn serve_http3(endpoint: quinn::Endpoint) {
-    while let Some(incoming) = endpoint.accept().await {
+    while let Some(Some(incoming)) = stop::unless_stopped(endpoint.accept()).await {
         tokio::spawn(async move {
             let peer = incoming.remote_address();
             let conn = match incoming.await {
@@ -269,6 +305,7 @@ where
 /// written when `recv` next waits for input: a burst of messages is
 /// echoed in one write.
 async fn echo<W: Driver>(mut ws: W, peer: SocketAddr, what: &str) {
+    ws.watch(&stop::SHUTDOWN);
     let outcome = loop {
         match ws.recv().await {
             Ok(Some(message)) => {
@@ -314,8 +351,9 @@ async fn serve_embedded(addr: &str, quick: bool) -> Result<(), Box<dyn std::erro
         "echo server (embedded-io-async) listening on ws://{}",
         listener.local_addr()?
     );
-    loop {
-        let (stream, peer) = accept::accept(&listener).await?;
+    stop_on_signals(None);
+    while let Some(accepted) = stop::unless_stopped(accept::accept(&listener)).await {
+        let (stream, peer) = accepted?;
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             let stream = Stream::new(autobahn::QuickAck(stream, quick));
@@ -330,6 +368,7 @@ async fn serve_embedded(addr: &str, quick: bool) -> Result<(), Box<dyn std::erro
                 Ok(ws) => ws,
                 Err(err) => return log(peer, &path, Err(err.to_string())),
             };
+            ws.watch(&stop::SHUTDOWN);
             let outcome = loop {
                 match ws.recv().await {
                     Ok(Some(message)) => {
@@ -344,6 +383,7 @@ async fn serve_embedded(addr: &str, quick: bool) -> Result<(), Box<dyn std::erro
             log(peer, &path, outcome.map(|()| ws.closed()));
         });
     }
+    wait_closed_tokio().await
 }
 
 /// The compio driver: io_uring on Linux, one thread, a task per
@@ -355,10 +395,14 @@ async fn serve_uring(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::
         "echo server (compio, io_uring) listening on ws://{}",
         listener.local_addr()?
     );
-    loop {
-        let (stream, peer) = accept::accept_uring(&listener).await?;
+    stop_on_signals(None);
+    while let Some(accepted) = stop::unless_stopped(accept::accept_uring(&listener)).await {
+        let (stream, peer) = accepted?;
         compio::runtime::spawn(echo_uring(autobahn::uring::QuickAck(stream, quick), peer)).detach();
     }
+    let closed = compio::time::timeout(stop::GRACE, stop::SHUTDOWN.ended()).await;
+    stop::report(closed.is_ok());
+    Ok(())
 }
 
 #[cfg(feature = "compio")]
@@ -373,6 +417,7 @@ async fn echo_uring(stream: autobahn::uring::QuickAck, peer: SocketAddr) {
         Ok(ws) => ws,
         Err(err) => return log(peer, &path, Err(err.to_string())),
     };
+    ws.watch(&stop::SHUTDOWN);
     let outcome = loop {
         match ws.recv().await {
             // Queued, and written with the next read: a burst of messages
@@ -395,11 +440,16 @@ fn serve_blocking(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::Err
         "echo server (blocking) listening on ws://{}",
         listener.local_addr()?
     );
+    stop_on_signals(Some(listener.local_addr()?));
     loop {
         let (stream, peer) = accept::accept_blocking(&listener)?;
+        if stop::SHUTDOWN.is_begun() {
+            break;
+        }
         std::thread::spawn(move || {
-            // The blocking adapter's timers tick on the read timeout.
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+            // The blocking adapter's timers, and the shutdown signal, are
+            // looked at on each tick of the read timeout.
+            let _ = stream.set_read_timeout(Some(rfc6455::blocking::SHUTDOWN_TICK));
             let stream = autobahn::BlockingQuickAck(stream, quick);
             let mut path = String::new();
             let accepted = rfc6455::blocking::accept_with(stream, config(), |request| {
@@ -410,6 +460,7 @@ fn serve_blocking(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::Err
                 Ok(ws) => ws,
                 Err(err) => return log(peer, &path, Err(err.to_string())),
             };
+            ws.watch(&stop::SHUTDOWN);
             let outcome = loop {
                 match ws.recv() {
                     Ok(Some(message)) => {
@@ -425,4 +476,6 @@ fn serve_blocking(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::Err
             rfc6455::blocking::close_tcp(ws.into_inner().0, Duration::from_secs(2));
         });
     }
+    stop::report(stop::SHUTDOWN.wait_ended(stop::GRACE));
+    Ok(())
 }

@@ -1,0 +1,76 @@
+//! Stopping a server gracefully on SIGTERM or SIGINT, on any runtime:
+//! the signal begins the server's [`Shutdown`] (every WebSocket watching it
+//! sends its Close), the accept loop stops, and the server waits a bounded
+//! time for the closing handshakes before it exits.
+
+#![allow(dead_code)]
+
+use std::future::{poll_fn, Future};
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::LazyLock;
+use std::task::Poll;
+use std::time::Duration;
+
+use rfc6455::{CloseCode, Shutdown};
+
+/// The server's one shutdown signal: every WebSocket it accepts watches it.
+pub static SHUTDOWN: LazyLock<Shutdown> = LazyLock::new(Shutdown::new);
+
+/// How long the server waits for the closing handshakes once stopped: a
+/// little over the core's closing timeout, which bounds each of them.
+pub const GRACE: Duration = Duration::from_secs(6);
+
+/// On SIGTERM or SIGINT, begins [`SHUTDOWN`] with `code` (1001 Going Away
+/// or 1012 Service Restart). `listening` is a blocking accept loop's
+/// address: a connection to it wakes the loop to see that it must stop.
+pub fn on_signals(code: CloseCode, listening: Option<SocketAddr>) {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the signals");
+        let name = runtime.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut term = signal(SignalKind::terminate()).expect("SIGTERM");
+            let mut int = signal(SignalKind::interrupt()).expect("SIGINT");
+            tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            }
+        });
+        let reason = match code {
+            CloseCode::SERVICE_RESTART => "restarting",
+            _ => "going away",
+        };
+        println!("{name}: closing every WebSocket with {}", code.0);
+        SHUTDOWN.begin(code, reason);
+        if let Some(addr) = listening {
+            let _ = std::net::TcpStream::connect(addr);
+        }
+    });
+}
+
+/// `work`, unless the shutdown begins first (`None`): for an accept loop.
+pub async fn unless_stopped<F: Future>(work: F) -> Option<F::Output> {
+    let mut work = pin!(work);
+    let mut stopped = pin!(SHUTDOWN.begun());
+    poll_fn(|cx| {
+        if stopped.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        work.as_mut().poll(cx).map(Some)
+    })
+    .await
+}
+
+/// The last line: whether every WebSocket closed in time.
+pub fn report(all_closed: bool) {
+    match all_closed {
+        true => println!("stopped: every WebSocket closed"),
+        false => println!(
+            "stopped: {} WebSocket(s) still open after {GRACE:?}",
+            SHUTDOWN.open()
+        ),
+    }
+}
