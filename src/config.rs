@@ -64,6 +64,15 @@ pub struct Config {
     ///
     /// Default: [`Timeouts::default`].
     pub timeouts: Timeouts,
+    /// A server expects a PROXY protocol header (v1 or v2) before the
+    /// request, and refuses a connection without one with 400. Set it only
+    /// behind a proxy that sends one on every connection (haproxy's
+    /// `send-proxy` or `send-proxy-v2`); the accept callback reads it with
+    /// [`Request::proxy_header`](crate::handshake::Request::proxy_header).
+    /// See [`forwarded`](crate::forwarded).
+    ///
+    /// Default: `false`.
+    pub proxy_protocol: bool,
     /// Where a client's masking keys (and its handshake nonce) come from.
     ///
     /// Default: `MaskKeys::Random` with the `std` feature;
@@ -84,6 +93,7 @@ impl Default for Config {
             #[cfg(feature = "deflate")]
             deflate: None,
             timeouts: Timeouts::default(),
+            proxy_protocol: false,
             #[cfg(feature = "std")]
             mask_keys: MaskKeys::Random,
             #[cfg(not(feature = "std"))]

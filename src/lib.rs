@@ -84,6 +84,7 @@ mod config;
 mod connection;
 mod error;
 mod extension;
+pub mod forwarded;
 pub mod frame;
 #[cfg(any(feature = "http3", fuzzing, feature = "internals"))]
 mod h3;
@@ -144,7 +145,15 @@ pub use connection::{Connection, State};
     feature = "embedded-io-async"
 ))]
 pub use driver::Driver;
-#[cfg(feature = "std")]
+#[cfg(all(
+    feature = "std",
+    any(
+        feature = "blocking",
+        feature = "tokio",
+        feature = "compio",
+        feature = "embedded-io-async"
+    )
+))]
 pub use driver::Shutdown;
 pub use error::{ProtocolError, UsageError};
 #[cfg(feature = "deflate")]

@@ -505,3 +505,87 @@ fn content_length_zero_is_no_body() {
     let accepted = accept(&request("GET /chat HTTP/1.1", &fields)).expect("accepted");
     assert!(text(&accepted.response).starts_with("HTTP/1.1 101 "));
 }
+
+/// A server that expects the PROXY protocol.
+fn behind_haproxy() -> ServerHandshake {
+    let mut config = Config::default();
+    config.proxy_protocol = true;
+    ServerHandshake::new(config)
+}
+
+/// haproxy's `send-proxy-v2` header for 203.0.113.7:51234 -> 10.0.0.2:443.
+fn proxy_v2() -> Vec<u8> {
+    let mut out = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    out.extend_from_slice(&[203, 0, 113, 7, 10, 0, 0, 2, 0xc8, 0x22, 0x01, 0xbb]);
+    out
+}
+
+#[test]
+fn a_proxy_header_in_any_split_gives_the_same_request_and_address() {
+    use rfc6455::forwarded::{ProxyHeader, TrustedProxies};
+    let source = "203.0.113.7:51234".parse().unwrap();
+    let destination = "10.0.0.2:443".parse().unwrap();
+    let expected = ProxyHeader::Proxied {
+        source,
+        destination,
+    };
+    let v1 = b"PROXY TCP4 203.0.113.7 10.0.0.2 51234 443\r\n".to_vec();
+    for header in [v1, proxy_v2()] {
+        let mut bytes = header.clone();
+        bytes.extend_from_slice(RFC_REQUEST.as_bytes());
+        bytes.extend_from_slice(b"frames");
+        let head_end = bytes.len() - b"frames".len();
+        for split in 0..=bytes.len() {
+            let request = match behind_haproxy().handle_read(&bytes[..split]).unwrap() {
+                Progress::Done(request) => request,
+                Progress::Partial(handshake) => handshake
+                    .handle_read(&bytes[split..])
+                    .unwrap()
+                    .done()
+                    .expect("complete after the rest"),
+            };
+            assert_eq!(request.proxy_header(), Some(&expected), "split at {split}");
+            assert_eq!(request.path(), "/chat");
+            // What came after the head in the read that completed it: the
+            // first read, or the second with the rest.
+            let completed_by = if split < head_end { bytes.len() } else { split };
+            let after = &bytes[head_end..completed_by];
+            assert_eq!(request.leftover(), after, "split at {split}");
+            // The socket's peer is the balancer; the header names the client.
+            let balancer = "10.0.0.9".parse().unwrap();
+            assert_eq!(
+                request.client_addr(balancer, &TrustedProxies::none()),
+                source.ip()
+            );
+        }
+        let request = byte_by_byte(behind_haproxy(), &bytes[..bytes.len() - 6]);
+        assert_eq!(request.proxy_header(), Some(&expected), "byte by byte");
+    }
+}
+
+#[test]
+fn the_proxy_protocol_is_read_only_when_configured() {
+    let mut forged = b"PROXY TCP4 1.2.3.4 10.0.0.2 1 443\r\n".to_vec();
+    forged.extend_from_slice(RFC_REQUEST.as_bytes());
+    // Not configured: a client's PROXY line is a malformed request, 400.
+    let err = parse(&forged).unwrap_err();
+    assert_eq!(err.status(), 400, "{err}");
+    // Configured: a connection without the header is refused, 400, and
+    // the response says why.
+    let err = behind_haproxy()
+        .handle_read(RFC_REQUEST.as_bytes())
+        .unwrap_err();
+    assert_eq!(err.status(), 400);
+    assert!(
+        text(&err.response()).contains("bad PROXY protocol header"),
+        "{err}"
+    );
+    // A header longer than v1 allows, without its end, is refused rather
+    // than read for ever.
+    let err = behind_haproxy().handle_read(&[b'P'; 1]).unwrap();
+    let long = [b"PROXY UNKNOWN ".as_slice(), &[b'x'; 200]].concat();
+    let Progress::Partial(handshake) = err else {
+        panic!("P is a beginning")
+    };
+    assert!(handshake.handle_read(&long[1..]).is_err());
+}

@@ -241,6 +241,7 @@ impl Watch {
 
     /// Whether a signal may still come to heed (the blocking driver then
     /// keeps its reads short).
+    #[cfg(feature = "blocking")]
     pub(crate) fn is_pending(&self) -> bool {
         !self.heeded
     }

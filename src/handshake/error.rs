@@ -75,6 +75,9 @@ pub enum HandshakeError {
     /// would be read as frames, and a proxy in front that forwards it as
     /// a body would see another request than we do (request smuggling).
     RequestBody,
+    /// [`Config::proxy_protocol`](crate::Config::proxy_protocol) is set and
+    /// the connection does not begin with a valid PROXY protocol header.
+    ProxyHeader(crate::forwarded::ProxyHeaderError),
 }
 
 impl HandshakeError {
@@ -135,6 +138,7 @@ impl HandshakeError {
                 "",
             ),
             HandshakeError::MissingHost => ("missing Host header", None, ""),
+            HandshakeError::ProxyHeader(why) => ("bad PROXY protocol header: ", Text(why.0), ""),
             HandshakeError::MissingUpgrade => ("missing `Upgrade: websocket`", None, ""),
             HandshakeError::MissingConnectionUpgrade => ("missing `Connection: Upgrade`", None, ""),
             HandshakeError::InvalidKey => (

@@ -11,6 +11,10 @@ use super::head::{
     is_token, kept_fields, owned_headers, push_field, HeadBuffer, Measure,
 };
 use super::{accept_key, check_time, HandshakeError, Progress};
+use crate::forwarded::{
+    forwarded_hops, parse_proxy_header, walk_back, x_forwarded_for_hops, ProxyHeader,
+    TrustedProxies,
+};
 use crate::time::HandshakeTimer;
 use crate::{Config, Connection, Role, Timestamp};
 
@@ -35,6 +39,18 @@ pub struct ServerHandshake {
     config: Config,
     head: HeadBuffer,
     timer: HandshakeTimer,
+    /// The PROXY protocol header read before the request, if
+    /// [`Config::proxy_protocol`] asks for one.
+    proxy: ProxyStage,
+}
+
+/// Where the handshake is with a PROXY protocol header.
+#[derive(Debug)]
+enum ProxyStage {
+    /// The bytes so far, which begin a header.
+    Reading(Vec<u8>),
+    /// Read (`Some`), or none expected.
+    Done(Option<ProxyHeader>),
 }
 
 impl ServerHandshake {
@@ -42,10 +58,15 @@ impl ServerHandshake {
     pub fn new(config: Config) -> Self {
         let head = HeadBuffer::new(config.max_header_bytes);
         let timer = HandshakeTimer::new(&config.timeouts);
+        let proxy = match config.proxy_protocol {
+            true => ProxyStage::Reading(Vec::new()),
+            false => ProxyStage::Done(None),
+        };
         ServerHandshake {
             config,
             head,
             timer,
+            proxy,
         }
     }
 
@@ -76,7 +97,33 @@ impl ServerHandshake {
     /// WebSocket upgrade (see [`Request::accept`]). `Err`: the bytes are
     /// not an acceptable HTTP request; send [`HandshakeError::response`]
     /// and close.
+    ///
+    /// With [`Config::proxy_protocol`], the bytes begin with a PROXY
+    /// protocol header, read first ([`Request::proxy_header`]).
     pub fn handle_read(
+        mut self,
+        data: &[u8],
+    ) -> Result<Progress<ServerHandshake, Request>, HandshakeError> {
+        let ProxyStage::Reading(read) = &mut self.proxy else {
+            return self.read_head(data);
+        };
+        let mut read = core::mem::take(read);
+        // Bounded: a header is refused once longer than its version allows.
+        read.extend_from_slice(data);
+        match parse_proxy_header(&read).map_err(HandshakeError::ProxyHeader)? {
+            None => {
+                self.proxy = ProxyStage::Reading(read);
+                Ok(Progress::Partial(self))
+            }
+            Some((header, used)) => {
+                self.proxy = ProxyStage::Done(Some(header));
+                self.read_head(&read[used..])
+            }
+        }
+    }
+
+    /// Feeds bytes of the request head.
+    fn read_head(
         mut self,
         data: &[u8],
     ) -> Result<Progress<ServerHandshake, Request>, HandshakeError> {
@@ -101,6 +148,10 @@ impl ServerHandshake {
             headers: owned_headers(parsed.headers),
             refused: None,
             leftover: bytes[head_len..].to_vec(),
+            proxy_header: match self.proxy {
+                ProxyStage::Done(header) => header,
+                ProxyStage::Reading(_) => None,
+            },
             config: self.config,
             timer: self.timer,
         }))
@@ -123,6 +174,8 @@ pub struct Request {
     /// The head broke a limit (`from_head`): its fields were not kept.
     refused: Option<HandshakeError>,
     leftover: Vec<u8>,
+    /// The PROXY protocol header before the request, if one was expected.
+    proxy_header: Option<ProxyHeader>,
     config: Config,
     /// The handshake's countdown, which goes on while the embedder decides
     /// and the response is written.
@@ -154,6 +207,7 @@ impl Request {
             headers,
             refused,
             leftover: Vec::new(),
+            proxy_header: None,
             config,
             timer,
         }
@@ -196,6 +250,58 @@ impl Request {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             (percent_decode(key) == name).then(|| percent_decode(value))
         })
+    }
+
+    /// The PROXY protocol header the connection began with, when
+    /// [`Config::proxy_protocol`] asked for one.
+    pub fn proxy_header(&self) -> Option<&ProxyHeader> {
+        self.proxy_header.as_ref()
+    }
+
+    /// The client's address, `peer` being the socket's: the PROXY
+    /// header's source if there was one, then back through the
+    /// `Forwarded` fields (or, without them, `X-Forwarded-For`) for as long
+    /// as the address so far is one of the `trusted` proxies. With no
+    /// proxy trusted, no field is read.
+    ///
+    /// ```
+    /// use rfc6455::forwarded::TrustedProxies;
+    /// use rfc6455::handshake::Request;
+    /// use rfc6455::Config;
+    ///
+    /// let fields = [("Host", &b"example.com"[..]), ("X-Forwarded-For", b"203.0.113.9")];
+    /// let request = Request::from_head(Config::default(), "GET", "/", 1, fields);
+    /// let balancer = "10.0.0.2".parse().unwrap();
+    /// let trusted = TrustedProxies::parse("10.0.0.0/8").unwrap();
+    /// assert_eq!(request.client_addr(balancer, &trusted).to_string(), "203.0.113.9");
+    /// // A client that writes the field itself is not believed.
+    /// let client = "198.51.100.4".parse().unwrap();
+    /// assert_eq!(request.client_addr(client, &trusted), client);
+    /// assert_eq!(request.client_addr(balancer, &TrustedProxies::none()), balancer);
+    /// ```
+    pub fn client_addr(
+        &self,
+        peer: core::net::IpAddr,
+        trusted: &TrustedProxies,
+    ) -> core::net::IpAddr {
+        let direct = self
+            .proxy_header
+            .and_then(|header| header.source())
+            .map_or(peer, |source| source.ip());
+        if !trusted.contains(direct) {
+            return direct;
+        }
+        let values = |name| -> Vec<&str> {
+            header_values(&self.headers, name)
+                .filter_map(|v| core::str::from_utf8(v).ok())
+                .collect()
+        };
+        let forwarded = values("Forwarded");
+        let hops = match forwarded.is_empty() {
+            false => forwarded_hops(&forwarded),
+            true => x_forwarded_for_hops(&values("X-Forwarded-For")),
+        };
+        walk_back(direct, &hops, trusted)
     }
 
     /// Every header field, in order, names as sent.
