@@ -16,8 +16,8 @@
 use arbitrary::Arbitrary;
 use bytes::BufMut;
 use libfuzzer_sys::fuzz_target;
-use rfc6455::plumbing::Plumbing;
 use rfc6455::frame::{OpCode, MAX_HEADER_LEN};
+use rfc6455::plumbing::Plumbing;
 use rfc6455::{CloseCode, CloseFrame, Config, Connection, Event, Initiator, ProtocolError, Role};
 use rfc6455_fuzz::{
     assert_same_story, check_output, chunks, drain, normalize, parse_close_payload,

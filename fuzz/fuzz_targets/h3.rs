@@ -23,10 +23,20 @@ fuzz_target!(|data: &[u8]| {
     match qpack_decode(block, limit) {
         Ok(fields) => {
             let size: usize = fields.iter().map(|(n, v)| n.len() + v.len() + 32).sum();
-            assert!(size <= limit, "{size} bytes of fields past the limit {limit}");
+            assert!(
+                size <= limit,
+                "{size} bytes of fields past the limit {limit}"
+            );
             let mut again = Vec::new();
-            qpack_encode(&mut again, fields.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
-            assert_eq!(qpack_decode(&again, limit), Ok(fields), "encode then decode");
+            qpack_encode(
+                &mut again,
+                fields.iter().map(|(n, v)| (n.as_str(), v.as_slice())),
+            );
+            assert_eq!(
+                qpack_decode(&again, limit),
+                Ok(fields),
+                "encode then decode"
+            );
         }
         Err(QpackError::TooLarge | QpackError::Malformed(_)) => {}
     }

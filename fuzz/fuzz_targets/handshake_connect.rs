@@ -24,11 +24,11 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use rfc6455::plumbing::Plumbing;
 use rfc6455::handshake::{
-    Accept, ExtendedConnectClient, ClientHandshake, ClientRequest, ExtendedConnectRequest, HandshakeError,
-    PseudoHeaders,
+    Accept, ClientHandshake, ClientRequest, ExtendedConnectClient, ExtendedConnectRequest,
+    HandshakeError, PseudoHeaders,
 };
+use rfc6455::plumbing::Plumbing;
 use rfc6455::{Config, Event, MaskKeys, Message};
 
 #[derive(Arbitrary, Debug)]

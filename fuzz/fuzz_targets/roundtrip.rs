@@ -99,9 +99,9 @@ fn send(sender: &mut Connection, ops: &[Op]) -> (Vec<Norm>, Vec<Vec<u8>>) {
                     // Through `send` and `send_owned` too: a server
                     // splices large payloads into its output without
                     // copying them, a client masks a handed-over one in place.
-                    0 if data.len() % 3 == 0 => sender
-                        .send(&Message::from(data.clone()))
-                        .expect("open"),
+                    0 if data.len() % 3 == 0 => {
+                        sender.send(&Message::from(data.clone())).expect("open")
+                    }
                     0 if data.len() % 3 == 1 => sender
                         .send_owned(MessageKind::Binary, data[..].into())
                         .expect("open"),
