@@ -25,6 +25,12 @@
 //! as long (the core's `ping_interval` and `idle` timeouts); the soak test
 //! uses it.
 //!
+//! Behind a load balancer: `--proxy-protocol` reads a PROXY protocol
+//! header (haproxy's `send-proxy-v2`) before each request, and
+//! `--trust-proxy LIST` believes `X-Forwarded-For` from those addresses
+//! (nginx); either way the tokio mode's 101 tells the client the address
+//! it was taken for (`Client-Address`), and the log says it too.
+//!
 //! SIGTERM or SIGINT stops it gracefully: it stops accepting, sends every
 //! client a Close 1001 (Going Away; `--restart`: 1012, Service Restart),
 //! waits for the closing handshakes (at most `stop::GRACE`) and exits.
@@ -43,6 +49,7 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use rfc6455::forwarded::TrustedProxies;
 use rfc6455::handshake::Accept;
 use rfc6455::Closed;
 
@@ -55,6 +62,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut secure = false;
     let mut heartbeat = None;
     let mut stop_code = rfc6455::CloseCode::GOING_AWAY;
+    let mut proxy_protocol = false;
+    let mut trusted = TrustedProxies::none();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -75,9 +84,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--uring" => uring = true,
             "--quickack" => quick = true,
             "--restart" => stop_code = rfc6455::CloseCode::SERVICE_RESTART,
+            "--proxy-protocol" => proxy_protocol = true,
+            "--trust-proxy" => {
+                let list = args.next().ok_or("--trust-proxy takes addresses")?;
+                trusted = TrustedProxies::parse(&list)?;
+            }
             "-h" | "--help" => {
                 println!(
-                    "usage: echo_server [ADDR] [--blocking | --embedded | --uring | --tls [--cert-out FILE]] [--quickack] [--heartbeat MS] [--restart]"
+                    "usage: echo_server [ADDR] [--blocking | --embedded | --uring | --tls [--cert-out FILE]] [--quickack] [--heartbeat MS] [--restart] [--proxy-protocol] [--trust-proxy LIST]"
                 );
                 return Ok(());
             }
@@ -86,6 +100,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     HEARTBEAT.get_or_init(|| heartbeat);
     STOP_CODE.get_or_init(|| stop_code);
+    PROXY_PROTOCOL.get_or_init(|| proxy_protocol);
+    TRUSTED.get_or_init(|| trusted);
     if secure {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -137,6 +153,12 @@ async fn wait_closed_tokio() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// `--proxy-protocol`: a PROXY header comes before every request.
+static PROXY_PROTOCOL: OnceLock<bool> = OnceLock::new();
+
+/// `--trust-proxy`: whose `X-Forwarded-For` is believed.
+static TRUSTED: OnceLock<TrustedProxies> = OnceLock::new();
+
 /// `--heartbeat`: the Ping interval, if any.
 static HEARTBEAT: OnceLock<Option<Duration>> = OnceLock::new();
 
@@ -144,6 +166,7 @@ static HEARTBEAT: OnceLock<Option<Duration>> = OnceLock::new();
 /// asked for.
 fn config() -> rfc6455::Config {
     let mut config = autobahn::config(false);
+    config.proxy_protocol = PROXY_PROTOCOL.get().copied().unwrap_or(false);
     if let Some(&Some(every)) = HEARTBEAT.get() {
         config.timeouts.ping_interval = Some(every);
         config.timeouts.idle = Some(every * 3);
@@ -292,7 +315,15 @@ where
     let mut path = String::new();
     let accepted = rfc6455::tokio::accept_with(stream, config(), |request| {
         path = request.path().to_string();
-        Ok(accept_options())
+        let mut options = accept_options();
+        // Behind a balancer: who the client is, as far as we believe.
+        if request.proxy_header().is_some() || request.header("X-Forwarded-For").is_some() {
+            let trusted = TRUSTED.get_or_init(TrustedProxies::none);
+            let client = request.client_addr(peer.ip(), trusted);
+            path = format!("{path} (client {client})");
+            options = options.header("Client-Address", client.to_string());
+        }
+        Ok(options)
     })
     .await;
     match accepted {

@@ -74,6 +74,8 @@ impl fmt::Display for ProxyHeaderError {
     }
 }
 
+impl core::error::Error for ProxyHeaderError {}
+
 /// The v2 header's first 12 bytes.
 pub const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
 
