@@ -152,7 +152,7 @@ fn dial(addr: SocketAddr) -> TcpStream {
 /// the server's 101 and the address it said it took us for.
 fn echo_through(addr: SocketAddr, fields: &[(&str, &str)]) -> (Response, Option<String>) {
     let mut stream = dial(addr);
-    let mut request = ClientRequest::new(&addr.to_string(), "/through");
+    let mut request = ClientRequest::new(addr.to_string(), "/through");
     for (name, value) in fields {
         request = request.header(*name, *value);
     }
