@@ -16,6 +16,10 @@
 //   REDIS_SERVER Debian's redis-server: when set, the chat and the scheduler
 //                also run as two servers each joined through a Redis this
 //                script starts, restarts and stops itself
+//   HAPROXY, NGINX  Debian's haproxy and nginx: when set (with REDIS_SERVER),
+//                the two chat servers also run behind each balancer, with
+//                the configurations in deploy/, and are restarted in turn
+//   DEPLOY       the deploy/ folder
 //
 // One line per check, then "N passed, N failed"; the exit code is 1 if any
 // check failed.
@@ -726,11 +730,130 @@ async function schedulerClusterSuite(redisPort) {
   }
 }
 
+/// A balancer (`haproxy` or `nginx`) listening on `port` in front of the
+/// servers at `servers`, with the shipped configuration (deploy/) filled
+/// in; its log in OUTPUT.
+async function startBalancer(kind, port, servers) {
+  const dir = join(OUTPUT, kind);
+  mkdirSync(join(dir, "tmp"), { recursive: true });
+  const file = kind === "haproxy" ? "haproxy.cfg" : "nginx.conf";
+  const values = {
+    LISTEN: kind === "haproxy" ? `127.0.0.1:${port}` : `127.0.0.1:${port}`,
+    SERVER_A: servers[0], SERVER_B: servers[1], SERVER_OPTIONS: "", RUN: dir, BIND: "127.0.0.1",
+  };
+  let text = readFileSync(join(env("DEPLOY"), file), "utf8");
+  for (const [name, value] of Object.entries(values)) text = text.replaceAll(`@${name}@`, value);
+  writeFileSync(join(dir, file), text);
+  const args = kind === "haproxy"
+    ? ["-db", "-f", join(dir, file)]
+    : ["-p", dir, "-c", join(dir, file), "-g", "daemon off; master_process off;"];
+  const child = spawn(env(kind === "haproxy" ? "HAPROXY" : "NGINX"), args, { stdio: ["ignore", "pipe", "pipe"] });
+  const out = createWriteStream(join(OUTPUT, `${kind}.log`), { flags: "a" });
+  child.stdout.pipe(out);
+  child.stderr.pipe(out);
+  for (let i = 0; i < 100; i++) {
+    const up = await new Promise((resolve) => {
+      const probe = net.connect(port, "127.0.0.1", () => { probe.destroy(); resolve(true); });
+      probe.on("error", () => resolve(false));
+    });
+    if (up) return { child };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${kind} did not listen on ${port}`);
+}
+
+/// The chat on two servers through Redis, behind `kind` (haproxy or
+/// nginx): tabs through the balancer, messages across, a quiet minute of
+/// the proxy's 3 s timeout survived by the 1 s heartbeat, and each server
+/// restarted in turn (SIGTERM: its tabs get 1012 and come back through the
+/// balancer), nothing lost or doubled.
+async function balancerSuite(kind, redisPort) {
+  const redisUrl = `redis://127.0.0.1:${redisPort}/`;
+  const redis = await startRedis(redisPort);
+  const [portA, portB, front] = [await freePort(), await freePort(), await freePort()];
+  const origin = `http://127.0.0.1:${front}`;
+  const start = (port, log) => startServer(env("CHAT_BIN"), [
+    `127.0.0.1:${port}`, "--token", TOKEN, "--heartbeat", String(HEARTBEAT), "--redis", redisUrl,
+    "--origin", origin, "--restart",
+  ], log);
+  const servers = [start(portA, `${kind}-chat-a`), start(portB, `${kind}-chat-b`)];
+  await Promise.all(servers.map((s) => s.url));
+  const balancer = await startBalancer(kind, front, [`127.0.0.1:${portA}`, `127.0.0.1:${portB}`]);
+  const url = (name) => `${origin}/?token=${encodeURIComponent(TOKEN)}&name=${name}`;
+  const browser = await launch();
+  const tabs = [];
+  const all = (text) => Promise.all(tabs.map((tab) => countLog(tab, text)));
+  let restarted = 0;
+  try {
+    await check(`chat behind ${kind}: four tabs through it, on both servers, a message to all`, async () => {
+      for (const name of ["ann", "ben", "cat", "dan"]) {
+        const tab = await openTab(browser.context, url(name));
+        await waitForStatus(tab, "open", "ws://");
+        tabs.push(tab);
+      }
+      await tabs[0].fill("#input", `Hello through ${kind}`);
+      await tabs[0].press("#input", "Enter");
+      for (const tab of tabs) await waitForLog(tab, `Hello through ${kind}`, 2000);
+      // Where each tab landed is the balancer's choice (round robin over
+      // the page loads and the upgrades alike); the restarts below reach
+      // every tab whichever it was.
+      const logs = ["a", "b"].map((s) => readFileSync(join(OUTPUT, `${kind}-chat-${s}.log`), "utf8"));
+      const joined = logs.map((log) => (log.match(/ joined$/gm) || []).length);
+      return `joined ${joined.join(" + ")} on the two servers`;
+    });
+
+    await check(`chat behind ${kind}: 7 s of silence under its 3 s timeout, kept open by the 1 s heartbeat`, async () => {
+      const closedBefore = await all("connection closed");
+      await new Promise((r) => setTimeout(r, 7000));
+      for (const tab of tabs) await waitForStatus(tab, "open", "ws://", 100);
+      const closedAfter = await all("connection closed");
+      if (closedAfter.join() !== closedBefore.join()) throw new Error(`closed meanwhile: ${closedAfter}`);
+      await tabs[3].fill("#input", "Still here after the quiet");
+      await tabs[3].press("#input", "Enter");
+      for (const tab of tabs) await waitForLog(tab, "Still here after the quiet", 2000);
+      return "no tab was cut";
+    });
+
+    for (const [index, name] of [[0, "A"], [1, "B"]]) {
+      await check(`chat behind ${kind}: server ${name} restarted (SIGTERM): its tabs get 1012, come back through ${kind}, nothing lost or doubled`, async () => {
+        const told = await all("1012");
+        const stopped = Date.now();
+        await stopServer(servers[index], "SIGTERM");
+        const log = readFileSync(join(OUTPUT, `${kind}-chat-${name.toLowerCase()}.log`), "utf8");
+        if (!log.includes("stopped: every WebSocket closed")) throw new Error(`server ${name} did not close every WebSocket: ${log.slice(-300)}`);
+        servers[index] = start(index === 0 ? portA : portB, `${kind}-chat-${name.toLowerCase()}`);
+        await servers[index].url;
+        const now = await all("1012");
+        const moved = now.filter((n, i) => n > told[i]).length;
+        restarted += moved;
+        for (const tab of tabs) await waitForStatus(tab, "open", "ws://", 10000);
+        const back = Date.now() - stopped;
+        const text = `After the restart of ${name}`;
+        await tabs[index].fill("#input", text);
+        await tabs[index].press("#input", "Enter");
+        for (const tab of tabs) await waitForLog(tab, text, 2000);
+        const counts = await all(text);
+        if (counts.some((n) => n !== 1)) throw new Error(`"${text}" shown ${counts} times`);
+        return `${moved} tab(s) closed with 1012, all open again ${back} ms after the SIGTERM`;
+      });
+    }
+    if (restarted < tabs.length) {
+      failed += 1;
+      console.log(`FAIL chat behind ${kind}: only ${restarted} of ${tabs.length} tabs saw a 1012 over the two restarts`);
+    }
+  } finally {
+    await browser.close();
+    await stopServer(balancer);
+    for (const server of servers) await stopServer(server);
+    await stopServer(redis);
+  }
+}
+
 const deadline = setTimeout(() => {
-  console.log("FAIL the browser tests took longer than 360 s");
+  console.log("FAIL the browser tests took longer than 480 s");
   console.log(`${passed} passed, ${failed + 1} failed`);
   process.exit(1);
-}, 360000);
+}, 480000);
 
 try {
   await chatSuite("chat ws://", CHAT_URL, TICKER_URL, []);
@@ -744,6 +867,8 @@ try {
   if (process.env.REDIS_SERVER) {
     await chatClusterSuite(await freePort());
     await schedulerClusterSuite(await freePort());
+    if (process.env.HAPROXY) await balancerSuite("haproxy", await freePort());
+    if (process.env.NGINX) await balancerSuite("nginx", await freePort());
   }
 } catch (error) {
   failed += 1;

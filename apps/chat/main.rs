@@ -38,6 +38,12 @@
 //! chat goes on, and its tabs are told that the others' messages are
 //! delayed. Without the flag the chat is one process, as before.
 //!
+//! SIGTERM or SIGINT stops the server gracefully: it stops accepting,
+//! closes every tab with 1001 (Going Away; `--restart`: 1012, Service
+//! Restart), waits for the closing handshakes, hands its last events
+//! (those users leaving) to Redis, and exits. The page reconnects, with
+//! backoff and jitter, through the balancer to another server.
+//!
 //! Browser to server, JSON text messages: `{"type":"message","text":"..."}`,
 //! `{"type":"typing"}`. Server to browser: `welcome` (your id and name, who
 //! is here), `join`, `leave` (with why), `message`, `typing`, and with
@@ -47,6 +53,8 @@
 #[path = "../support/bus.rs"]
 mod bus;
 mod site;
+#[path = "../../examples/support/stop.rs"]
+mod stop;
 
 use rfc6455::Driver;
 use std::collections::BTreeMap;
@@ -90,7 +98,7 @@ const PRESENCE: &str = "chat:presence";
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = site::Args::parse("127.0.0.1:8080");
     if args.rest.iter().any(|a| a == "--help") {
-        println!("usage: chat [ADDR] [--tls] [--token TOKEN] [--heartbeat SECS] [--origin URL] [--server axum] [--redis URL] [--rate MSGS]");
+        println!("usage: chat [ADDR] [--tls] [--token TOKEN] [--heartbeat SECS] [--origin URL] [--server axum] [--redis URL] [--rate MSGS] [--restart]");
         return Ok(());
     }
     let token = match args.flag("--token") {
@@ -149,8 +157,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Err("--server axum needs the axum feature".into());
         }
         let site = Arc::new(site);
-        loop {
-            let (tcp, peer) = site.accept().await;
+        let code = match args.rest.iter().any(|a| a == "--restart") {
+            true => CloseCode::SERVICE_RESTART,
+            false => CloseCode::GOING_AWAY,
+        };
+        stop::on_signals(code, None);
+        while let Some((tcp, peer)) = stop::unless_stopped(site.accept()).await {
             let (site, chat) = (site.clone(), chat.clone());
             tokio::spawn(async move {
                 match site.open(tcp).await {
@@ -165,6 +177,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             });
         }
+        // Stopped: every tab was sent its Close; wait for the handshakes,
+        // then for this server's last events to reach the others.
+        let closed = tokio::time::timeout(stop::GRACE, stop::SHUTDOWN.ended()).await;
+        if let Some(bus) = &chat.bus {
+            let _ = tokio::time::timeout(Duration::from_secs(2), bus.flush()).await;
+        }
+        stop::report(closed.is_ok());
+        Ok(())
     })
 }
 
@@ -435,6 +455,17 @@ impl Tab {
         }
     }
 
+    /// Closes with the server's shutdown (1001 or 1012) when it stops.
+    fn watch(&mut self, shutdown: &rfc6455::Shutdown) {
+        match self {
+            Tab::Http1(ws) => ws.watch(shutdown),
+            #[cfg(feature = "axum")]
+            Tab::Axum(ws) => ws.watch(shutdown),
+            #[cfg(feature = "http2")]
+            Tab::Http2(ws) => ws.watch(shutdown),
+        }
+    }
+
     async fn close(&mut self, code: CloseCode, why: &str) -> Result<(), Error> {
         match self {
             Tab::Http1(ws) => ws.close(code, why).await,
@@ -448,6 +479,7 @@ impl Tab {
 
 /// One connected tab, from welcome to leave notice.
 async fn session(chat: &Chat, mut tab: Tab, name: &str) {
+    tab.watch(&stop::SHUTDOWN);
     let id = chat.next_id.fetch_add(1, Ordering::Relaxed);
     let name = clean_name(name, id);
     // Listen before announcing, so this tab sees its own join.

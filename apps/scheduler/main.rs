@@ -51,6 +51,8 @@
 mod bus;
 #[path = "../chat/site.rs"]
 mod site;
+#[path = "../../examples/support/stop.rs"]
+mod stop;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -61,6 +63,7 @@ use std::time::Duration;
 use bus::Bus;
 use rfc6455::handshake::Request;
 use rfc6455::tokio::{Offered, WhenFull, WriteHalf};
+use rfc6455::Driver;
 use rfc6455::{CloseCode, Config, Event, Message, PreparedMessage};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde_json::{json, Value};
@@ -130,12 +133,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             None => Arc::new(Scheduler::new(board, None)),
         };
-        loop {
-            let accepted = tokio::select! {
-                accepted = site.accept() => accepted,
-                _ = stop_signal() => break,
-            };
-            let (tcp, peer) = accepted;
+        // Stopped (Ctrl-C or SIGTERM): every page is told the server is
+        // restarting (1012), so it reconnects, rather than finding its
+        // connection gone (1006).
+        stop::on_signals(CloseCode::SERVICE_RESTART, None);
+        while let Some((tcp, peer)) = stop::unless_stopped(site.accept()).await {
             let (site, scheduler) = (site.clone(), scheduler.clone());
             tokio::spawn(async move {
                 match site.open(tcp).await {
@@ -147,44 +149,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             });
         }
-        // Stopped (Ctrl-C or SIGTERM): every page is told the server is
-        // restarting (1012), so it reconnects, rather than finding its
-        // connection gone (1006).
-        let pages = scheduler.board().leave_all();
-        println!(
-            "scheduler: stopping; closing {} pages with 1012",
-            pages.len()
-        );
-        let closing = pages.into_iter().map(|mut page| async move {
-            let close = page.close(CloseCode::SERVICE_RESTART, "the server is restarting");
-            let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
-        });
-        futures_util::future::join_all(closing).await;
+        let closed = tokio::time::timeout(stop::GRACE, stop::SHUTDOWN.ended()).await;
+        let bus = scheduler.board().bus.clone();
+        if let Some(bus) = bus {
+            let _ = tokio::time::timeout(Duration::from_secs(2), bus.flush()).await;
+        }
+        stop::report(closed.is_ok());
         Ok(())
     })
-}
-
-/// Resolves on Ctrl-C, or on SIGTERM on Unix.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 /// One HTTP request: the page, the WebSocket, or a 404.
@@ -195,7 +167,8 @@ async fn serve(
     request: Request,
     peer: SocketAddr,
 ) {
-    if let Some(ws) = site::page_or_upgrade(site, stream, request, peer, PAGE).await {
+    if let Some(mut ws) = site::page_or_upgrade(site, stream, request, peer, PAGE).await {
+        ws.watch(&stop::SHUTDOWN);
         let (mut reader, writer) = ws.split();
         let id = scheduler.board().join(writer);
         println!("{peer}: page #{id} connected");
@@ -392,11 +365,6 @@ impl Board {
             Ok(None) => {}
             Err(error) => println!("database: {error}"),
         }
-    }
-
-    /// Removes every page from the board, giving back their writing halves.
-    fn leave_all(&mut self) -> Vec<WriteHalf<Stream>> {
-        self.pages.drain().map(|(_, page)| page).collect()
     }
 
     /// Removes a page from the board, giving back its writing half.

@@ -71,6 +71,9 @@ enum Write {
     },
     /// `ZREM` a member from a presence set.
     Absent { key: String, member: String },
+    /// Nothing to Redis: answered once everything queued before it was
+    /// written.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 impl Bus {
@@ -122,6 +125,17 @@ impl Bus {
             members: vec![member],
             ttl,
         });
+    }
+
+    /// Waits until everything published so far is in Redis: before a
+    /// server that stops exits, so that its last events (its users
+    /// leaving) reach the others. Bound it with a timeout: while Redis is
+    /// away it waits.
+    pub async fn flush(&self) {
+        let (done, written) = tokio::sync::oneshot::channel();
+        if self.outbox.send(Write::Flush(done)).await.is_ok() {
+            let _ = written.await;
+        }
     }
 
     /// Removes `member` from the set `key` now, rather than at its expiry.
@@ -282,6 +296,11 @@ async fn write(bus: Arc<Bus>, mut writes: mpsc::Receiver<Write>) {
                 Ok(()) => {
                     backoff.reset();
                     health.set(&health.writer, true, "write", None);
+                    for write in batch.drain(..) {
+                        if let Write::Flush(done) = write {
+                            let _ = done.send(());
+                        }
+                    }
                     break;
                 }
                 Err(error) => {
@@ -307,6 +326,9 @@ async fn write_batch(
         *conn = Some(connect(&bus.client).await?);
     }
     let conn = conn.as_mut().expect("connected above");
+    if batch.iter().all(|write| matches!(write, Write::Flush(_))) {
+        return Ok(());
+    }
     let mut pipe = redis::pipe();
     for write in batch {
         match write {
@@ -327,6 +349,7 @@ async fn write_batch(
             Write::Absent { key, member } => {
                 pipe.zrem(key, member).ignore();
             }
+            Write::Flush(_) => {}
         }
     }
     pipe.query_async(conn).await

@@ -20,6 +20,8 @@
 
 #[path = "../chat/site.rs"]
 mod site;
+#[path = "../../examples/support/stop.rs"]
+mod stop;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,6 +30,7 @@ use std::time::Duration;
 
 use rfc6455::handshake::Request;
 use rfc6455::tokio::{Offered, WhenFull, WriteHalf};
+use rfc6455::Driver;
 use rfc6455::{CloseCode, Config, Event, PreparedMessage};
 use site::{Opened, Site, Stream};
 
@@ -98,8 +101,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let clients = Arc::new(Clients::default());
         tokio::spawn(publish(clients.clone()));
         let mut next_id = 0;
-        loop {
-            let (tcp, peer) = site.accept().await;
+        // SIGTERM or SIGINT: every client gets 1001, the server waits for
+        // the closing handshakes and exits.
+        stop::on_signals(CloseCode::GOING_AWAY, None);
+        while let Some((tcp, peer)) = stop::unless_stopped(site.accept()).await {
             let (site, clients) = (site.clone(), clients.clone());
             next_id += 1;
             let id = next_id;
@@ -114,6 +119,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             });
         }
+        let closed = tokio::time::timeout(stop::GRACE, stop::SHUTDOWN.ended()).await;
+        stop::report(closed.is_ok());
+        Ok(())
     })
 }
 
@@ -152,7 +160,8 @@ async fn serve(
     request: Request,
     peer: SocketAddr,
 ) {
-    if let Some(ws) = site::page_or_upgrade(site, stream, request, peer, PAGE).await {
+    if let Some(mut ws) = site::page_or_upgrade(site, stream, request, peer, PAGE).await {
+        ws.watch(&stop::SHUTDOWN);
         println!("{peer}: connected");
         let (mut reader, writer) = ws.split();
         clients.join(id, writer);

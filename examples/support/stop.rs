@@ -40,8 +40,8 @@ pub fn on_signals(code: CloseCode, listening: Option<SocketAddr>) {
             }
         });
         let reason = match code {
-            CloseCode::SERVICE_RESTART => "restarting",
-            _ => "going away",
+            CloseCode::SERVICE_RESTART => "the server is restarting",
+            _ => "the server is going away",
         };
         println!("{name}: closing every WebSocket with {}", code.0);
         SHUTDOWN.begin(code, reason);
