@@ -507,8 +507,10 @@ async function schedulerSuite() {
 function startServer(bin, args, log) {
   const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
   const out = createWriteStream(join(OUTPUT, `${log}.log`), { flags: "a" });
-  child.stdout.pipe(out);
-  child.stderr.pipe(out);
+  // Both into one file, which ends when both have (not when either does).
+  child.stdout.pipe(out, { end: false });
+  child.stderr.pipe(out, { end: false });
+  child.on("close", () => out.end());
   const url = new Promise((resolve, reject) => {
     let seen = "";
     child.stdout.on("data", (chunk) => {
@@ -749,8 +751,9 @@ async function startBalancer(kind, port, servers) {
     : ["-p", dir, "-c", join(dir, file), "-g", "daemon off; master_process off;"];
   const child = spawn(env(kind === "haproxy" ? "HAPROXY" : "NGINX"), args, { stdio: ["ignore", "pipe", "pipe"] });
   const out = createWriteStream(join(OUTPUT, `${kind}.log`), { flags: "a" });
-  child.stdout.pipe(out);
-  child.stderr.pipe(out);
+  child.stdout.pipe(out, { end: false });
+  child.stderr.pipe(out, { end: false });
+  child.on("close", () => out.end());
   for (let i = 0; i < 100; i++) {
     const up = await new Promise((resolve) => {
       const probe = net.connect(port, "127.0.0.1", () => { probe.destroy(); resolve(true); });
@@ -815,15 +818,26 @@ async function balancerSuite(kind, redisPort) {
     });
 
     for (const [index, name] of [[0, "A"], [1, "B"]]) {
-      await check(`chat behind ${kind}: server ${name} restarted (SIGTERM): its tabs get 1012, come back through ${kind}, nothing lost or doubled`, async () => {
-        const told = await all("1012");
+      await check(`chat behind ${kind}: server ${name} restarted (SIGTERM): its tabs get 1012, come back through ${kind}, and get what was said meanwhile, once`, async () => {
+        // A tab straight on the other server, which says something while
+        // the restarted server's tabs are away.
+        const otherPort = index === 0 ? portB : portA;
+        const direct = `http://127.0.0.1:${otherPort}/?token=${encodeURIComponent(TOKEN)}&name=witness`;
+        const witness = await openTab(browser.context, direct);
+        await waitForStatus(witness, "open", "ws://");
+        // A tab's own connection closing says so in its log (others'
+        // leave notices name the code too, but not this way).
+        const told = await all("connection closed: 1012");
         const stopped = Date.now();
         await stopServer(servers[index], "SIGTERM");
+        const meanwhile = `Said while ${name} restarted`;
+        await witness.fill("#input", meanwhile);
+        await witness.press("#input", "Enter");
         const log = readFileSync(join(OUTPUT, `${kind}-chat-${name.toLowerCase()}.log`), "utf8");
         if (!log.includes("stopped: every WebSocket closed")) throw new Error(`server ${name} did not close every WebSocket: ${log.slice(-300)}`);
         servers[index] = start(index === 0 ? portA : portB, `${kind}-chat-${name.toLowerCase()}`);
         await servers[index].url;
-        const now = await all("1012");
+        const now = await all("connection closed: 1012");
         const moved = now.filter((n, i) => n > told[i]).length;
         restarted += moved;
         for (const tab of tabs) await waitForStatus(tab, "open", "ws://", 10000);
@@ -832,8 +846,11 @@ async function balancerSuite(kind, redisPort) {
         await tabs[index].fill("#input", text);
         await tabs[index].press("#input", "Enter");
         for (const tab of tabs) await waitForLog(tab, text, 2000);
-        const counts = await all(text);
-        if (counts.some((n) => n !== 1)) throw new Error(`"${text}" shown ${counts} times`);
+        for (const line of [meanwhile, text]) {
+          const counts = await all(line);
+          if (counts.some((n) => n !== 1)) throw new Error(`"${line}" shown ${counts} times`);
+        }
+        await witness.close();
         return `${moved} tab(s) closed with 1012, all open again ${back} ms after the SIGTERM`;
       });
     }

@@ -91,6 +91,8 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// after it last refreshed them (it does five times as often), so those of
 /// a server that crashed leave the others' lists within about this time.
 const PRESENCE_TTL: Duration = Duration::from_secs(5);
+/// The messages each server keeps for tabs that come back (`since`).
+const HISTORY: usize = 2000;
 /// The Redis stream is `chat:events` and the presence set `chat:presence`.
 const BUS: &str = "chat";
 const PRESENCE: &str = "chat:presence";
@@ -142,7 +144,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("chat: open {}/?token={token} in two tabs", site.url());
         let chat = match args.flag("--redis") {
             Some(url) => {
-                let (bus, deliveries) = Bus::start(url, BUS)?;
+                // The last messages before this server started, for tabs
+                // that come back to it having missed them.
+                let (bus, deliveries) = Bus::start(url, BUS, HISTORY)?;
                 println!("chat: one of several servers, through Redis at {url}");
                 let chat = Arc::new(Chat::new(token, rate, Some(bus.clone())));
                 tokio::spawn(cluster::run(chat.clone(), bus, deliveries));
@@ -202,6 +206,14 @@ struct Chat {
     /// With `--redis`: the other servers, and their users.
     bus: Option<Arc<Bus>>,
     remote: Mutex<cluster::Remote>,
+    /// Where this server's messages come from (`origin`), and the number
+    /// of its last one (`seq`): each server numbers its own in order, and
+    /// every server hears them in that order.
+    origin: String,
+    last_seq: AtomicU64,
+    /// The last [`HISTORY`] messages delivered here, from every server, for
+    /// tabs that come back and say what they saw last from each.
+    history: Mutex<std::collections::VecDeque<Value>>,
 }
 
 impl Chat {
@@ -212,6 +224,10 @@ impl Chat {
             Some(_) => (rand::random::<u64>() >> 44).max(1) << 32,
             None => 1,
         };
+        let origin = match &bus {
+            Some(bus) => bus.server().to_string(),
+            None => "here".to_string(),
+        };
         Chat {
             token,
             events: broadcast::channel(1024).0,
@@ -220,6 +236,9 @@ impl Chat {
             rate,
             bus,
             remote: Mutex::default(),
+            origin,
+            last_seq: AtomicU64::new(0),
+            history: Mutex::default(),
         }
     }
 
@@ -232,10 +251,67 @@ impl Chat {
         self.deliver(&event);
     }
 
-    /// Sends `event` to the tabs of this server.
+    /// Sends `event` to the tabs of this server, and keeps it if it is a
+    /// message. Under the history's lock, so that a tab that comes back
+    /// finds in the history every message before the live ones.
     fn deliver(&self, event: &Value) {
+        let mut history = self.history.lock().expect("no panic while holding it");
+        if event["type"] == "message" {
+            self.remember(event, &mut history);
+        }
         // No receiver is not an error: nobody is connected.
         let _ = self.events.send(PreparedMessage::text(&event.to_string()));
+    }
+
+    /// Keeps a message in the history, once.
+    fn remember(&self, event: &Value, history: &mut std::collections::VecDeque<Value>) {
+        let (origin, seq) = (&event["origin"], event["seq"].as_u64().unwrap_or(0));
+        let kept = history
+            .iter()
+            .rev()
+            .find(|e| &e["origin"] == origin)
+            .is_some_and(|e| e["seq"].as_u64().unwrap_or(0) >= seq);
+        if kept {
+            return;
+        }
+        if history.len() == HISTORY {
+            history.pop_front();
+        }
+        history.push_back(event.clone());
+    }
+
+    /// A message of this server's, numbered.
+    fn message(&self, id: u64, name: &str, text: &str) -> Value {
+        let seq = self.last_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        json!({
+            "type": "message", "id": id, "name": name, "text": text,
+            "origin": self.origin, "seq": seq
+        })
+    }
+
+    /// For a tab that comes back, having seen each origin's messages up to
+    /// the number in `since`: the later ones this server has, in order.
+    /// And the marks a new tab starts from: the last number of each origin
+    /// here (what came before it joined is not missed).
+    fn missed(&self, since: Option<&serde_json::Map<String, Value>>) -> (Vec<Value>, Value) {
+        let history = self.history.lock().expect("no panic while holding it");
+        let mut marks = serde_json::Map::new();
+        let mut missed = Vec::new();
+        for event in history.iter() {
+            let (origin, seq) = (event["origin"].as_str().unwrap_or(""), &event["seq"]);
+            marks.insert(origin.to_string(), seq.clone());
+            if let Some(since) = since {
+                let seen = since.get(origin).and_then(Value::as_u64).unwrap_or(0);
+                if seq.as_u64().unwrap_or(0) > seen {
+                    missed.push(event.clone());
+                }
+            }
+        }
+        marks.insert(
+            self.origin.clone(),
+            json!(self.last_seq.load(Ordering::Relaxed)),
+        );
+        (missed, Value::Object(marks))
     }
 
     /// Everyone here, on this server and (with `--redis`) the others.
@@ -281,14 +357,13 @@ async fn serve(
             if !request.is_upgrade() {
                 return site::not_upgrade(&mut stream).await;
             }
-            let name = query_param(&path, "name").unwrap_or_default();
             // Chromium offers permessage-deflate; the log shows what was
             // offered, the page shows what was agreed (WebSocket.extensions).
             let offered = request.extensions().join(", ");
             match site::upgrade(stream, request).await {
                 Ok(ws) => {
                     println!("{peer} /ws: upgraded (HTTP/1.1); extensions offered: {offered:?}");
-                    session(chat, Tab::Http1(ws), &name).await;
+                    session(chat, Tab::Http1(ws), &path).await;
                 }
                 Err(err) => println!("{peer} /ws: {err}"),
             }
@@ -478,10 +553,15 @@ impl Tab {
 }
 
 /// One connected tab, from welcome to leave notice.
-async fn session(chat: &Chat, mut tab: Tab, name: &str) {
+/// `path`: the request's, whose query names the user (`name`) and, for a
+/// tab that comes back, what it saw last (`since`).
+async fn session(chat: &Chat, mut tab: Tab, path: &str) {
     tab.watch(&stop::SHUTDOWN);
+    let name = query_param(path, "name").unwrap_or_default();
+    let since = query_param(path, "since");
+    let since = since.as_deref();
     let id = chat.next_id.fetch_add(1, Ordering::Relaxed);
-    let name = clean_name(name, id);
+    let name = clean_name(&name, id);
     // Listen before announcing, so this tab sees its own join.
     let mut events = chat.events.subscribe();
     chat.users
@@ -490,13 +570,25 @@ async fn session(chat: &Chat, mut tab: Tab, name: &str) {
         .insert(id, name.clone());
     println!("{name} (#{id}) joined");
     let bus_up = chat.bus.as_ref().map(|bus| *bus.up().borrow());
+    // A tab that comes back says what it saw last from each server: it
+    // gets what it missed (after the welcome, before what comes live;
+    // it drops what it has already).
+    let since: Option<Value> = since.and_then(|s| serde_json::from_str(s).ok());
+    let (missed, marks) = chat.missed(since.as_ref().and_then(Value::as_object));
     let welcome = json!({
-        "type": "welcome", "id": id, "name": name, "users": chat.users(), "bus": bus_up
+        "type": "welcome", "id": id, "name": name, "users": chat.users(), "bus": bus_up,
+        "marks": marks, "missed": missed.len()
     });
     // Why we closed this tab, once we did.
     let mut closing: Option<&str> = None;
     if let Err(error) = send(&mut tab, &PreparedMessage::text(&welcome.to_string())).await {
         println!("{name} (#{id}): {error}");
+    }
+    for event in &missed {
+        if let Err(error) = send(&mut tab, &PreparedMessage::text(&event.to_string())).await {
+            println!("{name} (#{id}): {error}");
+            break;
+        }
     }
     if let (Some(bus), Some(member)) = (&chat.bus, chat.member(id, &name)) {
         // Present before the join is published: a server that hears of
@@ -520,9 +612,7 @@ async fn session(chat: &Chat, mut tab: Tab, name: &str) {
                         match parse(&message) {
                             Some(Incoming::Say(text)) if text.is_empty() => None,
                             Some(Incoming::Say(text)) => {
-                                chat.broadcast(json!({
-                                    "type": "message", "id": id, "name": name, "text": text
-                                }));
+                                chat.broadcast(chat.message(id, &name, &text));
                                 None
                             }
                             Some(Incoming::Typing) => {
@@ -665,6 +755,13 @@ mod cluster {
     /// An event from another server, for the tabs here. Joins and leaves
     /// also come from the shared list; each is shown once.
     fn from_server(chat: &Chat, event: Value) {
+        if event["replayed"] == true {
+            // From before this server started: history only.
+            if event["type"] == "message" {
+                chat.remember(&event, &mut chat.history.lock().expect("no panic"));
+            }
+            return;
+        }
         let id = event["id"].as_u64().unwrap_or(0);
         let mut remote = chat.remote.lock().expect("no panic while holding it");
         let show = match event["type"].as_str() {
@@ -751,7 +848,7 @@ mod http2 {
     use rfc6455::http2::Incoming;
 
     use super::site::{self, Site, Stream};
-    use super::{admit, query_param, session, Chat, Tab, PAGE};
+    use super::{admit, session, Chat, Tab, PAGE};
 
     /// One HTTP/2 connection: each request on a task of its own.
     pub async fn serve(site: Arc<Site>, chat: Arc<Chat>, stream: Stream, peer: SocketAddr) {
@@ -783,7 +880,6 @@ mod http2 {
                     println!("{peer} /ws: refused with {status}: {why}");
                     return incoming.reject(status, &why);
                 }
-                let name = query_param(&path, "name").unwrap_or_default();
                 let offered = request.header("sec-websocket-extensions").unwrap_or("");
                 let offered = offered.to_string();
                 match incoming.accept(Accept::new()) {
@@ -792,7 +888,7 @@ mod http2 {
                             "{peer} /ws: upgraded (HTTP/2 extended CONNECT); \
                              extensions offered: {offered:?}"
                         );
-                        session(chat, Tab::Http2(ws), &name).await;
+                        session(chat, Tab::Http2(ws), &path).await;
                     }
                     Err(err) => println!("{peer} /ws: {err}"),
                 }
@@ -827,7 +923,7 @@ mod axum_app {
     use rfc6455::handshake::HandshakeError;
 
     use super::site::Site;
-    use super::{admit, query_param, session, Chat, Tab, PAGE};
+    use super::{admit, session, Chat, Tab, PAGE};
 
     type Shared = (Arc<Site>, Arc<Chat>);
 
@@ -873,11 +969,10 @@ mod axum_app {
             }
             Err(rejection) => return rejection.into_response(),
         };
-        let name = query_param(&path, "name").unwrap_or_default();
         let offered = upgrade.request().extensions().join(", ");
         println!("/ws: upgraded (HTTP/1.1, axum); extensions offered: {offered:?}");
         upgrade
             .config(site.config().clone())
-            .on_upgrade(move |ws| async move { session(&chat, Tab::Axum(ws), &name).await })
+            .on_upgrade(move |ws| async move { session(&chat, Tab::Axum(ws), &path).await })
     }
 }

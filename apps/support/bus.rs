@@ -57,6 +57,10 @@ pub struct Bus {
     outbox: mpsc::Sender<Write>,
     next_seq: AtomicU64,
     health: Arc<Health>,
+    /// How many of the stream's last entries the reader hands over when
+    /// it first connects, marked `"replayed": true` (what came before this
+    /// server started, for the app's history; 0: none).
+    recent: usize,
 }
 
 /// What the writer task does, in order.
@@ -80,7 +84,14 @@ impl Bus {
     /// Starts the bus of `name` (the stream `NAME:events`) at the Redis of
     /// `url`: returns at once, even when Redis cannot be reached yet, with
     /// the events of the other servers as they arrive.
-    pub fn start(url: &str, name: &str) -> RedisResult<(Arc<Bus>, mpsc::Receiver<Value>)> {
+    ///
+    /// `recent`: how many of the stream's last entries to hand over first,
+    /// each marked `"replayed": true` (0 for none).
+    pub fn start(
+        url: &str,
+        name: &str,
+        recent: usize,
+    ) -> RedisResult<(Arc<Bus>, mpsc::Receiver<Value>)> {
         let client = Client::open(url)?;
         let (outbox, writes) = mpsc::channel(OUTBOX);
         let (deliver, deliveries) = mpsc::channel(1024);
@@ -91,6 +102,7 @@ impl Bus {
             outbox,
             next_seq: AtomicU64::new(1),
             health: Arc::new(Health::new()),
+            recent,
         });
         tokio::spawn(write(bus.clone(), writes));
         tokio::spawn(read(bus.clone(), deliver));
@@ -395,13 +407,34 @@ async fn read_some(
 ) -> RedisResult<()> {
     let mut conn = connect(&bus.client).await?;
     if last.is_none() {
-        let newest: StreamRangeReply = conn.xrevrange_count(&bus.stream, "+", "-", 1).await?;
+        // Read on from the newest entry; the `recent` before it are handed
+        // over first, as replayed.
+        let count = bus.recent.max(1);
+        let newest: StreamRangeReply = conn.xrevrange_count(&bus.stream, "+", "-", count).await?;
         *last = Some(
             newest
                 .ids
                 .first()
                 .map_or("0-0".to_string(), |e| e.id.clone()),
         );
+        let replayed = newest.ids.iter().rev().take(bus.recent);
+        for entry in replayed {
+            let (Some(server), Some(seq), Some(event)) = (
+                entry.get::<String>("server"),
+                entry.get::<u64>("seq"),
+                entry.get::<String>("event"),
+            ) else {
+                continue;
+            };
+            seen.insert(server, seq);
+            let Ok(Value::Object(mut event)) = serde_json::from_str(&event) else {
+                continue;
+            };
+            event.insert("replayed".to_string(), Value::Bool(true));
+            if deliver.send(Value::Object(event)).await.is_err() {
+                return Ok(());
+            }
+        }
     }
     health.set(&health.reader, true, "read", None);
     let options = StreamReadOptions::default()
