@@ -284,7 +284,19 @@ impl Board {
         // Writes survive a crash of this process at once and a power loss
         // after the next checkpoint; each change is one short transaction,
         // quick enough to do under the lock.
-        db.pragma_update(None, "journal_mode", "WAL")?;
+        //
+        // Changing the journal mode takes a lock the busy timeout does not
+        // wait for: two servers opening a new file at the same moment get
+        // SQLITE_BUSY at once (seen in the browser test). Try again.
+        let mut tries = 0;
+        while let Err(error) = db.pragma_update(None, "journal_mode", "WAL") {
+            let busy = error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy);
+            tries += 1;
+            if !busy || tries == 50 {
+                return Err(error);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         db.pragma_update(None, "synchronous", "NORMAL")?;
         db.execute_batch(
             "CREATE TABLE IF NOT EXISTS slots (
