@@ -91,6 +91,11 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// after it last refreshed them (it does five times as often), so those of
 /// a server that crashed leave the others' lists within about this time.
 const PRESENCE_TTL: Duration = Duration::from_secs(5);
+/// Events a tab may fall behind by before it misses some (a join storm
+/// of thousands of tabs after a restart fits).
+const EVENTS: usize = 8192;
+/// The most events written to a tab in one write.
+const BATCH: usize = 256;
 /// The messages each server keeps for tabs that come back (`since`).
 const HISTORY: usize = 2000;
 /// The Redis stream is `chat:events` and the presence set `chat:presence`.
@@ -230,7 +235,7 @@ impl Chat {
         };
         Chat {
             token,
-            events: broadcast::channel(1024).0,
+            events: broadcast::channel(EVENTS).0,
             users: Mutex::default(),
             next_id: AtomicU64::new(first),
             rate,
@@ -530,6 +535,26 @@ impl Tab {
         }
     }
 
+    async fn queue_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
+        match self {
+            Tab::Http1(ws) => ws.queue_prepared(prepared).await,
+            #[cfg(feature = "axum")]
+            Tab::Axum(ws) => ws.queue_prepared(prepared).await,
+            #[cfg(feature = "http2")]
+            Tab::Http2(ws) => ws.queue_prepared(prepared).await,
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), Error> {
+        match self {
+            Tab::Http1(ws) => ws.flush().await,
+            #[cfg(feature = "axum")]
+            Tab::Axum(ws) => ws.flush().await,
+            #[cfg(feature = "http2")]
+            Tab::Http2(ws) => ws.flush().await,
+        }
+    }
+
     /// Closes with the server's shutdown (1001 or 1012) when it stops.
     fn watch(&mut self, shutdown: &rfc6455::Shutdown) {
         match self {
@@ -654,7 +679,7 @@ async fn session(chat: &Chat, mut tab: Tab, path: &str) {
             },
             event = events.recv() => match event {
                 Ok(prepared) if closing.is_none() => {
-                    if let Err(error) = send(&mut tab, &prepared).await {
+                    if let Err(error) = send_batch(&mut tab, prepared, &mut events).await {
                         break format!("dropped: {error}");
                     }
                 }
@@ -681,6 +706,38 @@ async fn session(chat: &Chat, mut tab: Tab, path: &str) {
 /// a tab that stops reading is dropped after [`SEND_TIMEOUT`], and one
 /// that falls behind by more than the channel holds misses events (told
 /// as "missed N events"), so no tab holds up the others or the memory.
+/// Sends `first` and every event already waiting after it (up to
+/// [`BATCH`]) in one write: a burst of events (a join storm, a busy room)
+/// costs a write per burst, not per event.
+async fn send_batch(
+    tab: &mut Tab,
+    first: PreparedMessage,
+    events: &mut broadcast::Receiver<PreparedMessage>,
+) -> Result<(), String> {
+    let mut batch = vec![first];
+    while batch.len() < BATCH {
+        match events.try_recv() {
+            Ok(prepared) => batch.push(prepared),
+            Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                println!("a tab missed {missed} events");
+            }
+            Err(_) => break,
+        }
+    }
+    let queued = async {
+        for prepared in &batch {
+            tab.queue_prepared(prepared).await?;
+        }
+        tab.flush().await
+    };
+    match tokio::time::timeout(SEND_TIMEOUT, queued).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(Error::Usage(_))) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(format!("took more than {SEND_TIMEOUT:?} to take a message")),
+    }
+}
+
 async fn send(tab: &mut Tab, prepared: &PreparedMessage) -> Result<(), String> {
     match tokio::time::timeout(SEND_TIMEOUT, tab.send_prepared(prepared)).await {
         Ok(Ok(())) => Ok(()),
