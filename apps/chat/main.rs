@@ -171,6 +171,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             false => CloseCode::GOING_AWAY,
         };
         stop::on_signals(code, None);
+        if chat.bus.is_some() {
+            // A tab that comes back here must find what it missed: the
+            // history from the stream first (the connections wait in the
+            // listen backlog meanwhile), unless Redis cannot be reached.
+            let mut ready = chat.ready.subscribe();
+            let loaded = tokio::time::timeout(Duration::from_secs(5), ready.wait_for(|r| *r));
+            if loaded.await.is_err() {
+                println!("chat: serving without the history (Redis not reached in 5 s)");
+            }
+        }
         while let Some((tcp, peer)) = stop::unless_stopped(site.accept()).await {
             let (site, chat) = (site.clone(), chat.clone());
             tokio::spawn(async move {
@@ -219,6 +229,9 @@ struct Chat {
     /// The last [`HISTORY`] messages delivered here, from every server, for
     /// tabs that come back and say what they saw last from each.
     history: Mutex<std::collections::VecDeque<Value>>,
+    /// With `--redis`: the history holds what the stream had when this
+    /// server started.
+    ready: tokio::sync::watch::Sender<bool>,
 }
 
 impl Chat {
@@ -244,6 +257,7 @@ impl Chat {
             origin,
             last_seq: AtomicU64::new(0),
             history: Mutex::default(),
+            ready: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -285,13 +299,23 @@ impl Chat {
         history.push_back(event.clone());
     }
 
-    /// A message of this server's, numbered.
-    fn message(&self, id: u64, name: &str, text: &str) -> Value {
+    /// Sends a message of this server's everywhere, numbered: the number
+    /// is taken, the message published and delivered here under the
+    /// history's lock, so every server and every tab gets this server's
+    /// messages in the order of their numbers (which is what lets a tab
+    /// drop one it has by its number alone).
+    fn say(&self, id: u64, name: &str, text: &str) {
+        let mut history = self.history.lock().expect("no panic while holding it");
         let seq = self.last_seq.fetch_add(1, Ordering::Relaxed) + 1;
-        json!({
+        let event = json!({
             "type": "message", "id": id, "name": name, "text": text,
             "origin": self.origin, "seq": seq
-        })
+        });
+        if let Some(bus) = &self.bus {
+            bus.publish(&event);
+        }
+        self.remember(&event, &mut history);
+        let _ = self.events.send(PreparedMessage::text(&event.to_string()));
     }
 
     /// For a tab that comes back, having seen each origin's messages up to
@@ -637,7 +661,7 @@ async fn session(chat: &Chat, mut tab: Tab, path: &str) {
                         match parse(&message) {
                             Some(Incoming::Say(text)) if text.is_empty() => None,
                             Some(Incoming::Say(text)) => {
-                                chat.broadcast(chat.message(id, &name, &text));
+                                chat.say(id, &name, &text);
                                 None
                             }
                             Some(Incoming::Typing) => {
@@ -812,6 +836,10 @@ mod cluster {
     /// An event from another server, for the tabs here. Joins and leaves
     /// also come from the shared list; each is shown once.
     fn from_server(chat: &Chat, event: Value) {
+        if event["replayed_end"] == true {
+            chat.ready.send_replace(true);
+            return;
+        }
         if event["replayed"] == true {
             // From before this server started: history only.
             if event["type"] == "message" {

@@ -167,10 +167,12 @@ impl Stack {
             .open(self.output.join(format!("chat-{name}.log")))?;
         let child = Command::new(&self.chat)
             .arg(format!("127.0.0.1:{}", self.ports[i]))
-            .args(["--token", TOKEN, "--redis", &self.redis, "--restart"])
+            .args(["--token", TOKEN, "--redis", &self.redis])
             // Senders talk faster than a person; the drill is about the
             // restarts, not the rate limit.
             .args(["--rate", "50", "--heartbeat", "5"])
+            // Last: a flag without a value.
+            .arg("--restart")
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()?;
@@ -298,7 +300,10 @@ async fn client(front: u16, n: usize, sender: bool, shared: Arc<Shared>) -> Seen
                 }
             } else if text.contains(r#""type":"message""#) {
                 let event: Value = serde_json::from_str(&text).expect("JSON");
-                let (origin, seq) = (event["origin"].as_str().unwrap_or(""), event["seq"].as_u64().unwrap_or(0));
+                let (origin, seq) = (
+                    event["origin"].as_str().unwrap_or(""),
+                    event["seq"].as_u64().unwrap_or(0),
+                );
                 let marks = marks.get_or_insert_with(Default::default);
                 let last = marks.get(origin).and_then(Value::as_u64).unwrap_or(0);
                 if seq <= last {
@@ -366,7 +371,11 @@ async fn drill(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for &(i, signal) in rounds {
         let at = Instant::now();
         stack.stop_server(i, signal).await;
-        println!("drill: server {} stopped ({signal}) in {:?}", ["A", "B"][i], at.elapsed());
+        println!(
+            "drill: server {} stopped ({signal}) in {:?}",
+            ["A", "B"][i],
+            at.elapsed()
+        );
         stack.start_server(i).await?;
         let back = until_connected(&shared, args.clients, Duration::from_secs(60)).await;
         println!(
@@ -421,7 +430,9 @@ async fn drill(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         unconfirmed,
         deliveries
     );
-    println!("drill: lost {lost}, doubled {doubled}; {dropped} replayed copies dropped by their number");
+    println!(
+        "drill: lost {lost}, doubled {doubled}; {dropped} replayed copies dropped by their number"
+    );
     println!(
         "drill: {} reconnections; back in p50 {:?}, p99 {:?}, max {:?}",
         back.len(),
@@ -430,12 +441,23 @@ async fn drill(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         back.last().copied().unwrap_or_default()
     );
     if args.kill {
-        let share = if deliveries == 0 { 0.0 } else { lost as f64 / deliveries as f64 };
-        println!("drill: SIGKILL lost {lost} of {deliveries} deliveries ({:.4} %)", share * 100.0);
+        let share = if deliveries == 0 {
+            0.0
+        } else {
+            lost as f64 / deliveries as f64
+        };
+        println!(
+            "drill: SIGKILL lost {lost} of {deliveries} deliveries ({:.4} %)",
+            share * 100.0
+        );
         return Ok(());
     }
     if lost > 0 || doubled > 0 || accepted.is_empty() {
-        return Err(format!("lost {lost}, doubled {doubled}, accepted {}", accepted.len()).into());
+        return Err(format!(
+            "lost {lost}, doubled {doubled}, accepted {}",
+            accepted.len()
+        )
+        .into());
     }
     Ok(())
 }

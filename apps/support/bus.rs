@@ -86,7 +86,8 @@ impl Bus {
     /// the events of the other servers as they arrive.
     ///
     /// `recent`: how many of the stream's last entries to hand over first,
-    /// each marked `"replayed": true` (0 for none).
+    /// each marked `"replayed": true`, then `{"replayed_end": true}` (0:
+    /// none, and no end marker).
     pub fn start(
         url: &str,
         name: &str,
@@ -432,6 +433,13 @@ async fn read_some(
             };
             event.insert("replayed".to_string(), Value::Bool(true));
             if deliver.send(Value::Object(event)).await.is_err() {
+                return Ok(());
+            }
+        }
+        if bus.recent > 0 {
+            // The end of the replay: what follows is live.
+            let end = serde_json::json!({ "replayed_end": true });
+            if deliver.send(end).await.is_err() {
                 return Ok(());
             }
         }
