@@ -418,31 +418,34 @@ fn table() -> Vec<Row> {
             peer: vec![closed(Remote, 1001, Some((1001, "idle timeout")), None)],
             frames: vec![close("idle timeout")],
         },
-        Row {
-            name: "a shutdown while recv waits: Close 1012, the handshake ends, none open",
-            case: Case::Shutdown,
-            server: vec![
-                Seen::Open(1),
-                Seen::Recv(Ok(())),
-                closed(Local, 1012, Some((1012, "")), None),
-                Seen::Open(0),
-            ],
-            peer: vec![closed(Remote, 1012, Some((1012, SHUTDOWN_REASON)), None)],
-            frames: vec![close(SHUTDOWN_REASON)],
-        },
-        Row {
-            name: "a shutdown begun before the WebSocket watched it: Close 1012 at once",
-            case: Case::ShutdownBegun,
-            server: vec![
-                Seen::Open(1),
-                Seen::Recv(Ok(())),
-                closed(Local, 1012, Some((1012, "")), None),
-                Seen::Open(0),
-            ],
-            peer: vec![closed(Remote, 1012, Some((1012, SHUTDOWN_REASON)), None)],
-            frames: vec![close(SHUTDOWN_REASON)],
-        },
+        shutdown(
+            "a shutdown while recv waits: Close 1012, the handshake ends, none open",
+            Case::Shutdown,
+        ),
+        shutdown(
+            "a shutdown begun before the WebSocket watched it: Close 1012 at once",
+            Case::ShutdownBegun,
+        ),
     ]
+}
+
+/// A shutdown row: whenever the signal comes, the server closes with
+/// 1012, the peer answers, and the WebSocket stops counting as open once
+/// dropped.
+fn shutdown(name: &'static str, case: Case) -> Row {
+    use Initiator::{Local, Remote};
+    Row {
+        name,
+        case,
+        server: vec![
+            Seen::Open(1),
+            Seen::Recv(Ok(())),
+            closed(Local, 1012, Some((1012, "")), None),
+            Seen::Open(0),
+        ],
+        peer: vec![closed(Remote, 1012, Some((1012, SHUTDOWN_REASON)), None)],
+        frames: vec![(true, CLOSE, 2 + SHUTDOWN_REASON.len())],
+    }
 }
 
 /// The cells of the table that fail, a finding each: left out of their

@@ -398,6 +398,11 @@ async fn read(bus: Arc<Bus>, deliver: mpsc::Sender<Value>) {
     }
 }
 
+/// A stream entry's server, sequence number and event, if it has them.
+fn fields(entry: &redis::streams::StreamId) -> Option<(String, u64, String)> {
+    Some((entry.get("server")?, entry.get("seq")?, entry.get("event")?))
+}
+
 /// Reads until Redis fails (the error) or the app stops listening.
 async fn read_some(
     bus: &Bus,
@@ -420,11 +425,7 @@ async fn read_some(
         );
         let replayed = newest.ids.iter().rev().take(bus.recent);
         for entry in replayed {
-            let (Some(server), Some(seq), Some(event)) = (
-                entry.get::<String>("server"),
-                entry.get::<u64>("seq"),
-                entry.get::<String>("event"),
-            ) else {
+            let Some((server, seq, event)) = fields(entry) else {
                 continue;
             };
             seen.insert(server, seq);
@@ -455,11 +456,7 @@ async fn read_some(
             .await?;
         for entry in reply.keys.into_iter().flat_map(|key| key.ids) {
             *last = Some(entry.id.clone());
-            let (Some(server), Some(seq), Some(event)) = (
-                entry.get::<String>("server"),
-                entry.get::<u64>("seq"),
-                entry.get::<String>("event"),
-            ) else {
+            let Some((server, seq, event)) = fields(&entry) else {
                 continue;
             };
             let newest = seen.entry(server.clone()).or_default();
