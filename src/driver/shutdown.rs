@@ -1,64 +1,4 @@
-//! Graceful shutdown: one signal for every WebSocket a server holds, on
-//! any driver.
-//!
-//! A server makes one [`Shutdown`] and has each WebSocket it accepts
-//! [`watch`](crate::Driver::watch) it. When the server is told to stop
-//! (SIGTERM, a deploy), it calls [`Shutdown::begin`] with the code its
-//! clients should see: 1001 (Going Away) when the server leaves, 1012
-//! (Service Restart) when it comes back. From then:
-//!
-//! 1. the accept loop, racing [`Shutdown::begun`], stops accepting;
-//! 2. every watching WebSocket sends that Close frame as soon as its loop
-//!    next waits for the peer (at once, for one waiting in `recv`), and
-//!    runs the closing handshake as any other: the peer's Close, then the
-//!    end of the transport, or the core's closing deadline
-//!    ([`Timeouts::close`](crate::Timeouts::close)), whichever comes
-//!    first;
-//! 3. [`Shutdown::ended`] is ready when every watching WebSocket has been
-//!    dropped: each handler has seen its `recv` end and returned, so
-//!    nothing is left half-written. The server waits for it, bounded by a
-//!    timeout of its own runtime's, and exits.
-//!
-//! ```no_run
-//! # #[cfg(feature = "tokio")]
-//! # async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
-//! use rfc6455::{CloseCode, Driver, Shutdown};
-//! use std::time::Duration;
-//!
-//! let shutdown = Shutdown::new();
-//! let on_signal = shutdown.clone();
-//! tokio::spawn(async move {
-//!     let _ = tokio::signal::ctrl_c().await;
-//!     on_signal.begin(CloseCode::SERVICE_RESTART, "restarting");
-//! });
-//! loop {
-//!     let (stream, _) = tokio::select! {
-//!         accepted = listener.accept() => accepted?,
-//!         () = shutdown.begun() => break,
-//!     };
-//!     let shutdown = shutdown.clone();
-//!     tokio::spawn(async move {
-//!         let Ok(mut ws) = rfc6455::tokio::accept(stream).await else { return };
-//!         ws.watch(&shutdown);
-//!         while let Ok(Some(message)) = ws.recv().await {
-//!             if ws.queue(&message).await.is_err() {
-//!                 break;
-//!             }
-//!         }
-//!     });
-//! }
-//! // Every client got its 1012; wait (bounded) for their answers.
-//! let _ = tokio::time::timeout(Duration::from_secs(10), shutdown.ended()).await;
-//! # Ok(()) }
-//! ```
-//!
-//! The signal is heeded where a driver's loop waits for the peer: the
-//! async drivers are woken by it; the blocking driver, whose read cannot
-//! be woken from another thread, looks at it every read-timeout tick (on
-//! the sockets it opens itself, at least every
-//! [`SHUTDOWN_TICK`](crate::blocking::SHUTDOWN_TICK)). A WebSocket
-//! already closing keeps its own Close; one that never calls `recv` heeds
-//! the signal at its next `recv`.
+//! Graceful shutdown: see [`Shutdown`].
 
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
@@ -70,8 +10,69 @@ use std::time::Duration;
 
 use crate::{CloseCode, Connection};
 
-/// The signal a server gives its WebSockets to close, and the count of
-/// those still open. Cheap to clone; every clone is the same signal.
+/// Graceful shutdown: one signal for every WebSocket a server holds, on
+/// any driver.
+///
+/// A server makes one `Shutdown` and has each WebSocket it accepts
+/// [`watch`](crate::Driver::watch) it. When the server is told to stop
+/// (SIGTERM, a deploy), it calls [`Shutdown::begin`] with the code its
+/// clients should see: 1001 (Going Away) when the server leaves, 1012
+/// (Service Restart) when it comes back. From then:
+///
+/// 1. the accept loop, racing [`Shutdown::begun`], stops accepting;
+/// 2. every watching WebSocket sends that Close frame as soon as its loop
+///    next waits for the peer (at once, for one waiting in `recv`), and
+///    runs the closing handshake as any other: the peer's Close, then the
+///    end of the transport, or the core's closing deadline
+///    ([`Timeouts::close`](crate::Timeouts::close)), whichever comes
+///    first;
+/// 3. [`Shutdown::ended`] is ready when every watching WebSocket has been
+///    dropped: each handler has seen its `recv` end and returned, so
+///    nothing is left half-written. The server waits for it, bounded by a
+///    timeout of its own runtime's, and exits.
+///
+/// ```no_run
+/// # #[cfg(feature = "tokio")]
+/// # async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
+/// use rfc6455::{CloseCode, Driver, Shutdown};
+/// use std::time::Duration;
+///
+/// let shutdown = Shutdown::new();
+/// let on_signal = shutdown.clone();
+/// tokio::spawn(async move {
+///     let _ = tokio::signal::ctrl_c().await;
+///     on_signal.begin(CloseCode::SERVICE_RESTART, "restarting");
+/// });
+/// loop {
+///     let (stream, _) = tokio::select! {
+///         accepted = listener.accept() => accepted?,
+///         () = shutdown.begun() => break,
+///     };
+///     let shutdown = shutdown.clone();
+///     tokio::spawn(async move {
+///         let Ok(mut ws) = rfc6455::tokio::accept(stream).await else { return };
+///         ws.watch(&shutdown);
+///         while let Ok(Some(message)) = ws.recv().await {
+///             if ws.queue(&message).await.is_err() {
+///                 break;
+///             }
+///         }
+///     });
+/// }
+/// // Every client got its 1012; wait (bounded) for their answers.
+/// let _ = tokio::time::timeout(Duration::from_secs(10), shutdown.ended()).await;
+/// # Ok(()) }
+/// ```
+///
+/// The signal is heeded where a driver's loop waits for the peer: the
+/// async drivers are woken by it; the blocking driver, whose read cannot
+/// be woken from another thread, looks at it every read-timeout tick (on
+/// the sockets it opens itself, at least every
+/// [`SHUTDOWN_TICK`](crate::blocking::SHUTDOWN_TICK)). A WebSocket
+/// already closing keeps its own Close; one that never calls `recv` heeds
+/// the signal at its next `recv`.
+///
+/// Cheap to clone; every clone is the same signal.
 #[derive(Clone, Debug, Default)]
 pub struct Shutdown {
     shared: Arc<Shared>,
