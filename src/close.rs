@@ -13,6 +13,15 @@ use core::fmt;
 /// Three codes exist only to be *reported* and are never put on the wire:
 /// [`CloseCode::NO_STATUS`] (1005), [`CloseCode::ABNORMAL`] (1006) and
 /// [`CloseCode::TLS_HANDSHAKE`] (1015).
+///
+/// ```
+/// use rfc6455::CloseCode;
+///
+/// assert!(CloseCode::SERVICE_RESTART.is_sendable());
+/// assert!(CloseCode(4000).is_sendable()); // an application's own
+/// assert!(!CloseCode::ABNORMAL.is_sendable()); // reported, never sent
+/// assert_eq!(CloseCode::from(1001), CloseCode::GOING_AWAY);
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CloseCode(pub u16);
 

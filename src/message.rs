@@ -27,6 +27,18 @@ pub enum MessageKind {
 }
 
 /// A complete data message.
+///
+/// ```
+/// use rfc6455::{Message, MessageKind};
+///
+/// let text = Message::from("héllo");
+/// assert_eq!(text.kind(), MessageKind::Text);
+/// assert_eq!(text.as_text(), Some("héllo"));
+/// assert_eq!(text.as_bytes().len(), 6); // UTF-8 bytes, not characters
+///
+/// let binary = Message::from(vec![0u8, 1, 2]);
+/// assert_eq!(binary.as_text(), None);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     /// A text message, valid UTF-8.
@@ -137,6 +149,19 @@ pub enum Initiator {
 }
 
 /// How the connection ended.
+///
+/// ```
+/// use rfc6455::{CloseCode, Config, Connection, Event, Initiator, Role};
+///
+/// // A server that closes; the client's Close (masked, code 1000) answers.
+/// let mut server = Connection::new(Role::Server, Config::default());
+/// server.close(CloseCode::GOING_AWAY, "bye").unwrap();
+/// server.handle_read(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]);
+/// let Some(Event::Closed(closed)) = server.poll_event() else { panic!() };
+/// assert_eq!(closed.initiator, Initiator::Local);
+/// assert_eq!(closed.code(), CloseCode::NORMAL); // the peer's, reported
+/// assert!(closed.is_clean());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Closed {
     /// Who started it.

@@ -23,6 +23,22 @@ use crate::{Message, MessageKind};
 
 /// A message ready to be sent on any number of server connections; cheap
 /// to clone (it is shared).
+///
+/// A server's frames are not masked, so one encoding serves every
+/// connection: a broadcast encodes once, not once per client.
+///
+/// ```
+/// use rfc6455::{Config, Connection, PreparedMessage, Role};
+///
+/// let news = PreparedMessage::text("the market opens");
+/// let mut clients: Vec<Connection> =
+///     (0..3).map(|_| Connection::new(Role::Server, Config::default())).collect();
+/// for client in &mut clients {
+///     client.send_prepared(&news).unwrap();
+/// }
+/// // Every client's output is the same frame: FIN + text, 16 bytes.
+/// assert!(clients.iter().all(|c| c.pending_output() == b"\x81\x10the market opens"));
+/// ```
 #[derive(Clone, Debug)]
 pub struct PreparedMessage {
     inner: Arc<Inner>,

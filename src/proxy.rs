@@ -113,6 +113,15 @@ impl Proxy {
     /// Parses `http://[user:password@]host[:port]` (port 80 by default, as
     /// curl and reqwest), `socks5://...` or `socks5h://...` (port 1080).
     /// Credentials are percent-decoded.
+    ///
+    /// ```
+    /// use rfc6455::proxy::{Proxy, ProxyKind};
+    ///
+    /// let proxy = Proxy::parse("socks5://user:p%40ss@10.0.0.1").unwrap();
+    /// assert_eq!((proxy.kind, proxy.port), (ProxyKind::Socks5, 1080));
+    /// assert_eq!(proxy.host, "10.0.0.1");
+    /// assert!(Proxy::parse("ftp://10.0.0.1").is_err());
+    /// ```
     pub fn parse(url: &str) -> Result<Proxy, ProxyError> {
         let bad = |why: &str| ProxyError::Url(format!("{url}: {why}"));
         let (kind, rest, default_port) = if let Some(rest) = url.strip_prefix("http://") {

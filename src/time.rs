@@ -72,6 +72,22 @@ impl Add<Duration> for Timestamp {
 ///
 /// A timer runs only on a connection (or handshake) that is told the time
 /// (`handle_timeout`); one that never is runs none.
+///
+/// ```
+/// use rfc6455::{Config, Connection, Event, Role, Timestamp};
+/// use std::time::Duration;
+///
+/// // A heartbeat: a Ping after 15 s of silence, closed after 45 s.
+/// let mut config = Config::default();
+/// config.timeouts.ping_interval = Some(Duration::from_secs(15));
+/// config.timeouts.idle = Some(Duration::from_secs(45));
+/// let mut conn = Connection::new(Role::Server, config);
+/// conn.handle_timeout(Timestamp::from_millis(0));
+/// // The core says when it next needs the time; the driver sleeps until then.
+/// assert_eq!(conn.poll_timeout(), Some(Timestamp::from_millis(15_000)));
+/// conn.handle_timeout(Timestamp::from_millis(15_000));
+/// assert_eq!(conn.pending_output(), b"\x89\x00"); // the Ping
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Timeouts {

@@ -30,6 +30,19 @@ use crate::{
 /// Output, on every driver: `send_*`, `ping` and `close` write before they
 /// return; `queue_*` and `offer*` only queue; `recv` and `recv_event`
 /// write everything queued before they wait for the peer.
+///
+/// ```
+/// use rfc6455::Driver;
+///
+/// /// Echoes every message, on any driver: the answers to a burst of
+/// /// messages leave in one write, when `recv` next waits.
+/// async fn echo<W: Driver>(ws: &mut W) -> Result<(), W::Error> {
+///     while let Some(message) = ws.recv().await? {
+///         ws.queue(&message).await?;
+///     }
+///     Ok(())
+/// }
+/// ```
 #[allow(async_fn_in_trait)]
 pub trait Driver: sealed::Holds {
     /// The driver's error: the transport's own, the caller's misuse
