@@ -4,6 +4,7 @@ use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::future::poll_fn;
+use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::{Context, Poll, Waker};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -80,18 +81,25 @@ pub struct Shutdown {
 
 #[derive(Debug, Default)]
 struct Shared {
+    /// Set once begun: what a WebSocket's loop reads on every turn,
+    /// without taking the lock every WebSocket shares.
+    begun: AtomicBool,
     state: Mutex<State>,
     /// Notified when the last watching WebSocket is dropped.
     emptied: Condvar,
 }
 
+/// Where a WebSocket's loop leaves its waker while it waits for the peer:
+/// its own lock, so that thousands of loops going idle do not queue on
+/// one.
+type Slot = Mutex<Option<Waker>>;
+
 #[derive(Debug, Default)]
 struct State {
     /// The Close frame to send, once begun.
     begun: Option<(CloseCode, String)>,
-    /// One slot per watching WebSocket: the waker of its loop while it
-    /// waits for the peer. `None` slots are free.
-    watchers: Vec<Option<Option<Waker>>>,
+    /// One slot per watching WebSocket. `None` slots are free.
+    watchers: Vec<Option<Arc<Slot>>>,
     /// The watching WebSockets not yet dropped.
     open: usize,
     /// The tasks waiting in [`Shutdown::begun`] or [`Shutdown::ended`].
@@ -115,8 +123,13 @@ impl Shutdown {
             return;
         }
         state.begun = Some((code, reason.to_string()));
-        for waker in state.watchers.iter_mut().flatten().filter_map(Option::take) {
-            waker.wake();
+        // Set before the wakers are taken: a loop that left its waker
+        // after this finds the flag set when it looks (see `poll_signal`).
+        self.shared.begun.store(true, Ordering::SeqCst);
+        for slot in state.watchers.iter().flatten() {
+            if let Some(waker) = lock(slot).take() {
+                waker.wake();
+            }
         }
         for waker in state.waiting.drain(..) {
             waker.wake();
@@ -125,7 +138,7 @@ impl Shutdown {
 
     /// Whether [`begin`](Shutdown::begin) was called.
     pub fn is_begun(&self) -> bool {
-        self.lock().begun.is_some()
+        self.shared.begun.load(Ordering::SeqCst)
     }
 
     /// Ready once [`begin`](Shutdown::begin) is called: for an accept loop
@@ -170,10 +183,12 @@ impl Shutdown {
                 state.watchers.len() - 1
             }
         };
-        state.watchers[slot] = Some(None);
+        let waker = Arc::new(Slot::default());
+        state.watchers[slot] = Some(waker.clone());
         Watch {
             shutdown: self.clone(),
             slot,
+            waker,
             heeded: false,
         }
     }
@@ -190,13 +205,16 @@ impl Shutdown {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic elsewhere while the lock was held leaves the state
-        // whole (every change is a single step), so go on with it.
-        self.shared
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.shared.state)
     }
+}
+
+/// Takes a lock. A panic elsewhere while it was held leaves what it
+/// guards whole (every change is a single step), so go on with it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// One WebSocket's hold on a [`Shutdown`]: kept by the driver with the
@@ -205,6 +223,8 @@ impl Shutdown {
 pub(crate) struct Watch {
     shutdown: Shutdown,
     slot: usize,
+    /// Its slot's waker, also in the shutdown's list.
+    waker: Arc<Slot>,
     /// The signal was acted on: the Close was queued, or the connection
     /// was already closing.
     heeded: bool,
@@ -214,7 +234,7 @@ impl Watch {
     /// Acts on the signal, once: queues its Close frame on `conn` unless
     /// the connection is already closing.
     pub(crate) fn heed(&mut self, conn: &mut Connection) {
-        if self.heeded {
+        if self.heeded || !self.shutdown.shared.begun.load(Ordering::Acquire) {
             return;
         }
         let Some((code, reason)) = self.shutdown.lock().begun.clone() else {
@@ -232,12 +252,18 @@ impl Watch {
         if self.heeded {
             return Poll::Pending;
         }
-        let mut state = self.shutdown.lock();
-        if state.begun.is_some() {
-            return Poll::Ready(());
+        // The waker first, then the flag: `begin` sets the flag, then
+        // takes the wakers, so one of the two sees the other.
+        {
+            let mut slot = lock(&self.waker);
+            if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *slot = Some(cx.waker().clone());
+            }
         }
-        state.watchers[self.slot] = Some(Some(cx.waker().clone()));
-        Poll::Pending
+        match self.shutdown.shared.begun.load(Ordering::SeqCst) {
+            true => Poll::Ready(()),
+            false => Poll::Pending,
+        }
     }
 
     /// Whether a signal may still come to heed (the blocking driver then
@@ -259,5 +285,58 @@ impl Drop for Watch {
             }
             self.shutdown.shared.emptied.notify_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Config, Role, State};
+
+    #[test]
+    fn the_first_signal_counts_and_each_watcher_heeds_it_once() {
+        let shutdown = Shutdown::new();
+        let (mut a, mut b) = (shutdown.watch(), shutdown.watch());
+        let mut conn = Connection::new(Role::Server, Config::default());
+        a.heed(&mut conn);
+        assert_eq!(conn.state(), State::Open, "nothing to heed before begin");
+        shutdown.begin(CloseCode::SERVICE_RESTART, "restart");
+        shutdown.begin(CloseCode::GOING_AWAY, "later, ignored");
+        a.heed(&mut conn);
+        assert_eq!(conn.pending_output(), b"\x88\x09\x03\xf4restart");
+        a.heed(&mut conn);
+        assert_eq!(conn.pending_output().len(), 11, "heeded once");
+        // A connection already closing keeps its own Close.
+        let mut closing = Connection::new(Role::Server, Config::default());
+        closing.close(CloseCode::NORMAL, "").unwrap();
+        let before = closing.pending_output().to_vec();
+        b.heed(&mut closing);
+        assert_eq!(closing.pending_output(), before);
+        // A code that may not be sent becomes 1001.
+        let bad = Shutdown::new();
+        bad.begin(CloseCode::ABNORMAL, "");
+        let mut conn = Connection::new(Role::Server, Config::default());
+        bad.watch().heed(&mut conn);
+        assert_eq!(conn.pending_output(), b"\x88\x02\x03\xe9");
+    }
+
+    #[test]
+    fn ended_counts_the_watchers_not_yet_dropped() {
+        let shutdown = Shutdown::new();
+        assert!(shutdown.wait_ended(Duration::ZERO), "none ever watched");
+        let (a, b) = (shutdown.watch(), shutdown.watch());
+        assert_eq!(shutdown.open(), 2);
+        drop(a);
+        assert!(!shutdown.wait_ended(Duration::from_millis(1)));
+        let waiter = {
+            let shutdown = shutdown.clone();
+            std::thread::spawn(move || shutdown.wait_ended(Duration::from_secs(30)))
+        };
+        drop(b);
+        assert!(waiter.join().unwrap());
+        assert_eq!(shutdown.open(), 0);
+        // A slot freed is used again.
+        let c = shutdown.watch();
+        assert_eq!(c.slot, 0);
     }
 }
