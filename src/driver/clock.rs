@@ -128,6 +128,21 @@ impl<T: Timer> Alarm<T> {
     }
 }
 
+/// How often a WebSocket on a socket the blocking driver opened looks at
+/// the [`Shutdown`](crate::Shutdown) it watches while it waits for the
+/// peer: a blocking read cannot be woken from another thread. On a stream
+/// you pass in, your read timeout is the tick.
+#[cfg(feature = "blocking")]
+pub const SHUTDOWN_TICK: Duration = Duration::from_millis(100);
+
+/// The core's `deadline`, or a [`SHUTDOWN_TICK`] from now if that is
+/// sooner: when the blocking driver next wakes while a shutdown may come.
+#[cfg(feature = "blocking")]
+pub(crate) fn or_shutdown_tick(deadline: Option<Timestamp>) -> Timestamp {
+    let look = std::time::Instant::timestamp() + SHUTDOWN_TICK;
+    deadline.map_or(look, |at| at.min(look))
+}
+
 /// Makes the next read on `tcp` wait no longer than until the core's
 /// `deadline` (`None`: until bytes come): how the blocking driver wakes
 /// for the core's timers on a socket it opened, as the async drivers

@@ -76,11 +76,7 @@ type Time = std::time::Instant;
 /// Size of the buffer each read fills.
 const READ_BUF: usize = 32 * 1024;
 
-/// How often a WebSocket on a socket the driver opened looks at the
-/// [`Shutdown`](crate::Shutdown) it watches while it waits for the peer:
-/// a blocking read cannot be woken from another thread. On a stream you
-/// pass in, your read timeout is the tick.
-pub const SHUTDOWN_TICK: core::time::Duration = core::time::Duration::from_millis(100);
+pub use super::clock::SHUTDOWN_TICK;
 
 /// Accepts a client on `stream` with the default configuration, no
 /// subprotocol and no check of Origin.

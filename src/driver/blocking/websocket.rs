@@ -82,8 +82,7 @@ impl<S: Read + Write> WebSocket<S> {
             if self.held.shutdown.is_pending() {
                 // A read cannot be woken from another thread: wake to
                 // look at the shutdown signal.
-                let look = Time::timestamp() + super::SHUTDOWN_TICK;
-                deadline = Some(deadline.map_or(look, |at| at.min(look)));
+                deadline = Some(crate::driver::clock::or_shutdown_tick(deadline));
             }
             set(&self.stream, deadline)?;
         }
