@@ -146,13 +146,6 @@ fn stop_on_signals(listening: Option<SocketAddr>) {
     );
 }
 
-/// After the accept loop: waits (bounded) for every WebSocket to close.
-async fn wait_closed_tokio() -> Result<(), Box<dyn std::error::Error>> {
-    let closed = tokio::time::timeout(stop::GRACE, stop::SHUTDOWN.ended()).await;
-    stop::report(closed.is_ok());
-    Ok(())
-}
-
 /// `--proxy-protocol`: a PROXY header comes before every request.
 static PROXY_PROTOCOL: OnceLock<bool> = OnceLock::new();
 
@@ -218,7 +211,8 @@ async fn serve_tokio(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::
             echo_tokio(stream, peer).await
         });
     }
-    wait_closed_tokio().await
+    stop::report(stop::wait_closed().await);
+    Ok(())
 }
 
 /// wss:// on the tokio adapter: TLS first, then HTTP/2 if the client chose
@@ -266,7 +260,8 @@ async fn serve_tls(addr: &str) -> Result<(), Box<dyn std::error::Error>> {
             echo_tokio(stream, peer).await
         });
     }
-    wait_closed_tokio().await
+    stop::report(stop::wait_closed().await);
+    Ok(())
 }
 
 /// `Alt-Svc` for the responses over TCP, once HTTP/3 is served.
@@ -414,7 +409,8 @@ async fn serve_embedded(addr: &str, quick: bool) -> Result<(), Box<dyn std::erro
             log(peer, &path, outcome.map(|()| ws.closed()));
         });
     }
-    wait_closed_tokio().await
+    stop::report(stop::wait_closed().await);
+    Ok(())
 }
 
 /// The compio driver: io_uring on Linux, one thread, a task per

@@ -198,11 +198,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         // Stopped: every tab was sent its Close; wait for the handshakes,
         // then for this server's last events to reach the others.
-        let closed = tokio::time::timeout(stop::GRACE, stop::SHUTDOWN.ended()).await;
+        let closed = stop::wait_closed().await;
         if let Some(bus) = &chat.bus {
             let _ = tokio::time::timeout(Duration::from_secs(2), bus.flush()).await;
         }
-        stop::report(closed.is_ok());
+        stop::report(closed);
         Ok(())
     })
 }
@@ -275,8 +275,13 @@ impl Chat {
     /// finds in the history every message before the live ones.
     fn deliver(&self, event: &Value) {
         let mut history = self.history.lock().expect("no panic while holding it");
+        self.deliver_held(event, &mut history);
+    }
+
+    /// [`deliver`](Chat::deliver), the history's lock held.
+    fn deliver_held(&self, event: &Value, history: &mut std::collections::VecDeque<Value>) {
         if event["type"] == "message" {
-            self.remember(event, &mut history);
+            self.remember(event, history);
         }
         // No receiver is not an error: nobody is connected.
         let _ = self.events.send(PreparedMessage::text(&event.to_string()));
@@ -314,8 +319,7 @@ impl Chat {
         if let Some(bus) = &self.bus {
             bus.publish(&event);
         }
-        self.remember(&event, &mut history);
-        let _ = self.events.send(PreparedMessage::text(&event.to_string()));
+        self.deliver_held(&event, &mut history);
     }
 
     /// For a tab that comes back, having seen each origin's messages up to
@@ -549,16 +553,6 @@ impl Tab {
         }
     }
 
-    async fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
-        match self {
-            Tab::Http1(ws) => ws.send_prepared(prepared).await,
-            #[cfg(feature = "axum")]
-            Tab::Axum(ws) => ws.send_prepared(prepared).await,
-            #[cfg(feature = "http2")]
-            Tab::Http2(ws) => ws.send_prepared(prepared).await,
-        }
-    }
-
     async fn queue_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
         match self {
             Tab::Http1(ws) => ws.queue_prepared(prepared).await,
@@ -630,14 +624,13 @@ async fn session(chat: &Chat, mut tab: Tab, path: &str) {
     });
     // Why we closed this tab, once we did.
     let mut closing: Option<&str> = None;
-    if let Err(error) = send(&mut tab, &PreparedMessage::text(&welcome.to_string())).await {
+    // The welcome and what was missed, in one write.
+    let first = std::iter::once(&welcome).chain(&missed);
+    let first: Vec<_> = first
+        .map(|event| PreparedMessage::text(&event.to_string()))
+        .collect();
+    if let Err(error) = send(&mut tab, &first).await {
         println!("{name} (#{id}): {error}");
-    }
-    for event in &missed {
-        if let Err(error) = send(&mut tab, &PreparedMessage::text(&event.to_string())).await {
-            println!("{name} (#{id}): {error}");
-            break;
-        }
     }
     if let (Some(bus), Some(member)) = (&chat.bus, chat.member(id, &name)) {
         // Present before the join is published: a server that hears of
@@ -726,10 +719,6 @@ async fn session(chat: &Chat, mut tab: Tab, path: &str) {
     chat.broadcast(json!({ "type": "leave", "id": id, "name": name, "why": why }));
 }
 
-/// Sends one message, giving up on a tab that does not take it in time:
-/// a tab that stops reading is dropped after [`SEND_TIMEOUT`], and one
-/// that falls behind by more than the channel holds misses events (told
-/// as "missed N events"), so no tab holds up the others or the memory.
 /// Sends `first` and every event already waiting after it (up to
 /// [`BATCH`]) in one write: a burst of events (a join storm, a busy room)
 /// costs a write per burst, not per event.
@@ -748,22 +737,22 @@ async fn send_batch(
             Err(_) => break,
         }
     }
+    send(tab, &batch).await
+}
+
+/// Sends messages in one write, giving up on a tab that does not take
+/// them in time: a tab that stops reading is dropped after
+/// [`SEND_TIMEOUT`], and one that falls behind by more than the channel
+/// holds misses events (told as "missed N events"), so no tab holds up
+/// the others or the memory.
+async fn send(tab: &mut Tab, messages: &[PreparedMessage]) -> Result<(), String> {
     let queued = async {
-        for prepared in &batch {
+        for prepared in messages {
             tab.queue_prepared(prepared).await?;
         }
         tab.flush().await
     };
     match tokio::time::timeout(SEND_TIMEOUT, queued).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(Error::Usage(_))) => Ok(()),
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err(format!("took more than {SEND_TIMEOUT:?} to take a message")),
-    }
-}
-
-async fn send(tab: &mut Tab, prepared: &PreparedMessage) -> Result<(), String> {
-    match tokio::time::timeout(SEND_TIMEOUT, tab.send_prepared(prepared)).await {
         Ok(Ok(())) => Ok(()),
         // The tab is closing (its Close frame arrived first): the reader
         // will see the end.
@@ -843,7 +832,8 @@ mod cluster {
         if event["replayed"] == true {
             // From before this server started: history only.
             if event["type"] == "message" {
-                chat.remember(&event, &mut chat.history.lock().expect("no panic"));
+                let mut history = chat.history.lock().expect("no panic while holding it");
+                chat.remember(&event, &mut history);
             }
             return;
         }

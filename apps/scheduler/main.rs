@@ -149,12 +149,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             });
         }
-        let closed = tokio::time::timeout(stop::GRACE, stop::SHUTDOWN.ended()).await;
+        let closed = stop::wait_closed().await;
         let bus = scheduler.board().bus.clone();
         if let Some(bus) = bus {
             let _ = tokio::time::timeout(Duration::from_secs(2), bus.flush()).await;
         }
-        stop::report(closed.is_ok());
+        stop::report(closed);
         Ok(())
     })
 }

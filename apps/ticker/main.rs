@@ -119,8 +119,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             });
         }
-        let closed = tokio::time::timeout(stop::GRACE, stop::SHUTDOWN.ended()).await;
-        stop::report(closed.is_ok());
+        let closed = stop::wait_closed().await;
+        stop::report(closed);
         Ok(())
     })
 }

@@ -64,6 +64,12 @@ pub async fn unless_stopped<F: Future>(work: F) -> Option<F::Output> {
     .await
 }
 
+/// After the accept loop, on tokio: waits (at most [`GRACE`]) for every
+/// WebSocket to close; whether all did.
+pub async fn wait_closed() -> bool {
+    tokio::time::timeout(GRACE, SHUTDOWN.ended()).await.is_ok()
+}
+
 /// The last line: whether every WebSocket closed in time.
 pub fn report(all_closed: bool) {
     match all_closed {
