@@ -63,7 +63,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bus::Bus;
+use bus::{Bus, Replay};
 use rfc6455::handshake::Request;
 use rfc6455::tokio::Error;
 use rfc6455::{CloseCode, Config, Event, Message, PreparedMessage, ProtocolError};
@@ -91,8 +91,9 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// after it last refreshed them (it does five times as often), so those of
 /// a server that crashed leave the others' lists within about this time.
 const PRESENCE_TTL: Duration = Duration::from_secs(5);
-/// Events a tab may fall behind by before it misses some (a join storm
-/// of thousands of tabs after a restart fits).
+/// Events a tab may fall behind by (a join storm of thousands of tabs
+/// after a restart fits). One that falls further is closed with 1013 and
+/// comes back for what it missed (`since`): a gap is never silent.
 const EVENTS: usize = 8192;
 /// The most events written to a tab in one write.
 const BATCH: usize = 256;
@@ -151,7 +152,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Some(url) => {
                 // The last messages before this server started, for tabs
                 // that come back to it having missed them.
-                let (bus, deliveries) = Bus::start(url, BUS, HISTORY)?;
+                let replay = Replay {
+                    last: HISTORY,
+                    keeps: |event| event["type"] == "message",
+                };
+                let (bus, deliveries) = Bus::start(url, BUS, Some(replay))?;
                 println!("chat: one of several servers, through Redis at {url}");
                 let chat = Arc::new(Chat::new(token, rate, Some(bus.clone())));
                 tokio::spawn(cluster::run(chat.clone(), bus, deliveries));
@@ -696,14 +701,21 @@ async fn session(chat: &Chat, mut tab: Tab, path: &str) {
             },
             event = events.recv() => match event {
                 Ok(prepared) if closing.is_none() => {
-                    if let Err(error) = send_batch(&mut tab, prepared, &mut events).await {
-                        break format!("dropped: {error}");
+                    match send_batch(&mut tab, prepared, &mut events).await {
+                        Ok(None) => {}
+                        Ok(Some(missed)) => {
+                            closing = Some(BEHIND);
+                            fell_behind(&mut tab, &name, id, missed).await;
+                        }
+                        Err(error) => break format!("dropped: {error}"),
                     }
                 }
                 Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    println!("{name} (#{id}): missed {missed} events");
+                Err(broadcast::error::RecvError::Lagged(missed)) if closing.is_none() => {
+                    closing = Some(BEHIND);
+                    fell_behind(&mut tab, &name, id, missed).await;
                 }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => break "server stopped".to_string(),
             },
         }
@@ -719,31 +731,47 @@ async fn session(chat: &Chat, mut tab: Tab, path: &str) {
     chat.broadcast(json!({ "type": "leave", "id": id, "name": name, "why": why }));
 }
 
+/// Why a tab that fell behind is closed.
+const BEHIND: &str = "fell behind: come back for what was missed";
+
+/// A tab that fell more than [`EVENTS`] behind: the events it missed are
+/// gone from the channel, so rather than leave a gap it is closed with
+/// 1013 (Try Again Later). It comes back saying what it saw last and gets
+/// the missed messages from the history, as after a restart.
+async fn fell_behind(tab: &mut Tab, name: &str, id: u64, missed: u64) {
+    println!("{name} (#{id}): missed {missed} events; closing with 1013");
+    // The reader sees the closing handshake finish.
+    let _ = tab.close(CloseCode::TRY_AGAIN_LATER, BEHIND).await;
+}
+
 /// Sends `first` and every event already waiting after it (up to
 /// [`BATCH`]) in one write: a burst of events (a join storm, a busy room)
-/// costs a write per burst, not per event.
+/// costs a write per burst, not per event. `Ok(Some(n))`: the tab fell
+/// `n` events behind on the way (what came before the gap was sent).
 async fn send_batch(
     tab: &mut Tab,
     first: PreparedMessage,
     events: &mut broadcast::Receiver<PreparedMessage>,
-) -> Result<(), String> {
+) -> Result<Option<u64>, String> {
     let mut batch = vec![first];
+    let mut behind = None;
     while batch.len() < BATCH {
         match events.try_recv() {
             Ok(prepared) => batch.push(prepared),
             Err(broadcast::error::TryRecvError::Lagged(missed)) => {
-                println!("a tab missed {missed} events");
+                behind = Some(missed);
+                break;
             }
             Err(_) => break,
         }
     }
-    send(tab, &batch).await
+    send(tab, &batch).await.map(|()| behind)
 }
 
 /// Sends messages in one write, giving up on a tab that does not take
 /// them in time: a tab that stops reading is dropped after
 /// [`SEND_TIMEOUT`], and one that falls behind by more than the channel
-/// holds misses events (told as "missed N events"), so no tab holds up
+/// holds is closed ([`fell_behind`]), so no tab holds up
 /// the others or the memory.
 async fn send(tab: &mut Tab, messages: &[PreparedMessage]) -> Result<(), String> {
     let queued = async {

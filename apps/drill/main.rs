@@ -206,6 +206,9 @@ struct Shared {
     sending: AtomicBool,
     /// Every client stops once this is set.
     stop: AtomicBool,
+    /// Messages shown by every client so far: the drill ends once this
+    /// stops moving, not after a fixed time.
+    shown: AtomicUsize,
 }
 
 /// What one client saw.
@@ -311,6 +314,7 @@ async fn client(front: u16, n: usize, sender: bool, shared: Arc<Shared>) -> Seen
                     continue;
                 }
                 marks.insert(origin.to_string(), seq.into());
+                shared.shown.fetch_add(1, Ordering::Relaxed);
                 let said = event["text"].as_str().unwrap_or("").to_string();
                 *seen.messages.entry(said).or_default() += 1;
             }
@@ -386,8 +390,17 @@ async fn drill(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     shared.sending.store(false, Ordering::Relaxed);
-    // What is in flight arrives.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // What is in flight arrives: until no client has been shown a message
+    // for 3 s (a loaded machine delivers late, not never), at most 60 s.
+    let quiet = Instant::now();
+    let mut last = (shared.shown.load(Ordering::Relaxed), Instant::now());
+    while last.1.elapsed() < Duration::from_secs(3) && quiet.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let shown = shared.shown.load(Ordering::Relaxed);
+        if shown != last.0 {
+            last = (shown, Instant::now());
+        }
+    }
     shared.stop.store(true, Ordering::Relaxed);
     // The clients end at their next event; the servers' heartbeat makes
     // one within seconds.
@@ -452,6 +465,9 @@ async fn drill(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         );
         return Ok(());
     }
+    if lost > 0 || doubled > 0 {
+        explain(&seen, &accepted, &stack.output);
+    }
     if lost > 0 || doubled > 0 || accepted.is_empty() {
         return Err(format!(
             "lost {lost}, doubled {doubled}, accepted {}",
@@ -460,4 +476,44 @@ async fn drill(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .into());
     }
     Ok(())
+}
+
+/// After a failure: which messages went missing for how many clients, and
+/// what the servers said about falling behind or about Redis.
+fn explain(seen: &[Seen], accepted: &[String], output: &std::path::Path) {
+    let mut missing: Vec<(usize, &String)> = accepted
+        .iter()
+        .map(|text| {
+            (
+                seen.iter()
+                    .filter(|c| !c.messages.contains_key(text))
+                    .count(),
+                text,
+            )
+        })
+        .filter(|(n, _)| *n > 0)
+        .collect();
+    missing.sort_by(|a, b| b.cmp(a));
+    println!(
+        "drill: {} messages missed by someone; the most missed:",
+        missing.len()
+    );
+    for (n, text) in missing.iter().take(10) {
+        println!("drill:   {text} by {n} clients");
+    }
+    for name in ["a", "b"] {
+        let log =
+            std::fs::read_to_string(output.join(format!("chat-{name}.log"))).unwrap_or_default();
+        let notable: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("bus:") || l.contains("missed") || l.contains("chat:"))
+            .collect();
+        println!(
+            "drill: server {name}: {} notable lines, the last:",
+            notable.len()
+        );
+        for line in notable.iter().rev().take(15).rev() {
+            println!("drill:   {line}");
+        }
+    }
 }

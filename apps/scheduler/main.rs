@@ -125,7 +125,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let site = Arc::new(site);
         let scheduler = match args.flag("--redis") {
             Some(url) => {
-                let (bus, changes) = Bus::start(url, "scheduler", 0)?;
+                let (bus, changes) = Bus::start(url, "scheduler", None)?;
                 println!("scheduler: one of several servers, through Redis at {url}");
                 let scheduler = Arc::new(Scheduler::new(board, Some(bus)));
                 tokio::spawn(follow(scheduler.clone(), changes));

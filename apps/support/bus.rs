@@ -57,10 +57,21 @@ pub struct Bus {
     outbox: mpsc::Sender<Write>,
     next_seq: AtomicU64,
     health: Arc<Health>,
-    /// How many of the stream's last entries the reader hands over when
-    /// it first connects, marked `"replayed": true` (what came before this
-    /// server started, for the app's history; 0: none).
-    recent: usize,
+    /// What the reader hands over when it first connects, marked
+    /// `"replayed": true` (what came before this server started, for the
+    /// app's history).
+    replay: Option<Replay>,
+}
+
+/// The stream's last `last` events that `keeps` keeps (the chat's
+/// messages, not its joins and leaves), handed over when a server starts.
+/// Counted among the kept ones only: a storm of joins and leaves after a
+/// restart does not push the messages out of the replay.
+pub struct Replay {
+    /// How many.
+    pub last: usize,
+    /// Which events count.
+    pub keeps: fn(&Value) -> bool,
 }
 
 /// What the writer task does, in order.
@@ -85,13 +96,13 @@ impl Bus {
     /// `url`: returns at once, even when Redis cannot be reached yet, with
     /// the events of the other servers as they arrive.
     ///
-    /// `recent`: how many of the stream's last entries to hand over first,
-    /// each marked `"replayed": true`, then `{"replayed_end": true}` (0:
-    /// none, and no end marker).
+    /// `replay`: the stream's last events to hand over first, each marked
+    /// `"replayed": true`, then `{"replayed_end": true}` (`None`: none, and
+    /// no end marker).
     pub fn start(
         url: &str,
         name: &str,
-        recent: usize,
+        replay: Option<Replay>,
     ) -> RedisResult<(Arc<Bus>, mpsc::Receiver<Value>)> {
         let client = Client::open(url)?;
         let (outbox, writes) = mpsc::channel(OUTBOX);
@@ -103,7 +114,7 @@ impl Bus {
             outbox,
             next_seq: AtomicU64::new(1),
             health: Arc::new(Health::new()),
-            recent,
+            replay,
         });
         tokio::spawn(write(bus.clone(), writes));
         tokio::spawn(read(bus.clone(), deliver));
@@ -413,37 +424,26 @@ async fn read_some(
 ) -> RedisResult<()> {
     let mut conn = connect(&bus.client).await?;
     if last.is_none() {
-        // Read on from the newest entry; the `recent` before it are handed
-        // over first, as replayed.
-        let count = bus.recent.max(1);
-        let newest: StreamRangeReply = conn.xrevrange_count(&bus.stream, "+", "-", count).await?;
-        *last = Some(
-            newest
-                .ids
-                .first()
-                .map_or("0-0".to_string(), |e| e.id.clone()),
-        );
-        let replayed = newest.ids.iter().rev().take(bus.recent);
-        for entry in replayed {
-            let Some((server, seq, event)) = fields(entry) else {
-                continue;
-            };
-            seen.insert(server, seq);
-            let Ok(Value::Object(mut event)) = serde_json::from_str(&event) else {
-                continue;
-            };
-            event.insert("replayed".to_string(), Value::Bool(true));
-            if deliver.send(Value::Object(event)).await.is_err() {
-                return Ok(());
+        // Read on from the newest entry; what `replay` asks for before it
+        // is handed over first.
+        let newest: StreamRangeReply = conn.xrevrange_count(&bus.stream, "+", "-", 1).await?;
+        let newest = newest
+            .ids
+            .first()
+            .map_or("0-0".to_string(), |e| e.id.clone());
+        if let Some(replay) = &bus.replay {
+            for event in replayed(&mut conn, &bus.stream, &newest, replay, seen).await? {
+                if deliver.send(event).await.is_err() {
+                    return Ok(());
+                }
             }
-        }
-        if bus.recent > 0 {
             // The end of the replay: what follows is live.
             let end = serde_json::json!({ "replayed_end": true });
             if deliver.send(end).await.is_err() {
                 return Ok(());
             }
         }
+        *last = Some(newest);
     }
     health.set(&health.reader, true, "read", None);
     let options = StreamReadOptions::default()
@@ -472,4 +472,50 @@ async fn read_some(
             }
         }
     }
+}
+
+/// The events `replay` asks for, oldest first, each marked `"replayed":
+/// true`: read back from `newest` a page at a time until there are enough
+/// or the stream's start. Also notes each server's newest sequence number
+/// in `seen`.
+async fn replayed(
+    conn: &mut MultiplexedConnection,
+    stream: &str,
+    newest: &str,
+    replay: &Replay,
+    seen: &mut HashMap<String, u64>,
+) -> RedisResult<Vec<Value>> {
+    const PAGE: usize = 1000;
+    let mut kept = Vec::new();
+    let mut end = newest.to_string();
+    // The stream is trimmed near STREAM_LEN; reading it all back is the
+    // most a start can cost.
+    for _ in 0..=STREAM_LEN / PAGE + 1 {
+        if kept.len() >= replay.last {
+            break;
+        }
+        let page: StreamRangeReply = conn.xrevrange_count(stream, &end, "-", PAGE).await?;
+        for entry in &page.ids {
+            let Some((server, seq, event)) = fields(entry) else {
+                continue;
+            };
+            seen.entry(server).or_insert(seq);
+            let Ok(mut event) = serde_json::from_str::<Value>(&event) else {
+                continue;
+            };
+            if kept.len() < replay.last && (replay.keeps)(&event) {
+                if let Value::Object(fields) = &mut event {
+                    fields.insert("replayed".to_string(), Value::Bool(true));
+                }
+                kept.push(event);
+            }
+        }
+        match page.ids.last() {
+            // The next page ends just before this one's oldest entry.
+            Some(oldest) if page.ids.len() == PAGE => end = format!("({}", oldest.id),
+            _ => break,
+        }
+    }
+    kept.reverse();
+    Ok(kept)
 }
