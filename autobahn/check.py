@@ -14,9 +14,11 @@ The expected ids come from expected.json's case_groups: the suite's cases
 cases, "6.4": 4 standing for 6.4.1 to 6.4.4. A full pass runs all of them
 but those matching `exclude`; a PASS_DIR written `quick:DIR` is a quick
 pass, run without the cases in quick_exclude as well (most
-permessage-deflate groups). cases_run and quick_cases_run are the sizes of
-the two selections, checked against case_groups here so the three cannot
-drift apart.
+permessage-deflate groups); one written `board:DIR` ran on the emulated
+microcontroller, without board_exclude (the groups of megabytes, too much
+for its serial line, and permessage-deflate, not built there yet).
+cases_run, quick_cases_run and board_cases_run are the sizes of the
+selections, checked against case_groups here so they cannot drift apart.
 """
 import json
 import sys
@@ -46,14 +48,15 @@ def id_key(case):
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in case.split(".")]
 
 
-def case_ids(expected, quick):
-    """The ids a pass must run: every case but the excluded ones."""
+def case_ids(expected, kind):
+    """The ids a pass of `kind` ("", "quick" or "board") must run: every
+    case but the excluded ones."""
     ids = {
         f"{group}.{n}"
         for group, count in expected["case_groups"].items()
         for n in range(1, count + 1)
     }
-    globs = expected["exclude"] + (expected["quick_exclude"] if quick else [])
+    globs = expected["exclude"] + (expected[f"{kind}_exclude"] if kind else [])
     return {case for case in ids if not any(fnmatchcase(case, glob) for glob in globs)}
 
 
@@ -111,23 +114,24 @@ def check(pass_dir, expected, want_ids):
 
 def main(dirs):
     expected = json.loads((HERE / "expected.json").read_text())
-    selections = {quick: case_ids(expected, quick) for quick in (False, True)}
-    for quick, key in ((False, "cases_run"), (True, "quick_cases_run")):
-        if len(selections[quick]) != expected[key]:
+    selections = {kind: case_ids(expected, kind) for kind in ("", "quick", "board")}
+    for kind in selections:
+        key = f"{kind}_cases_run" if kind else "cases_run"
+        if len(selections[kind]) != expected[key]:
             print(
-                f"expected.json: case_groups select {len(selections[quick])} cases"
-                f" for a {'quick' if quick else 'full'} pass, {key} says {expected[key]}"
+                f"expected.json: case_groups select {len(selections[kind])} cases"
+                f" for a {kind or 'full'} pass, {key} says {expected[key]}"
             )
             return 1
     results = []
     for d in dirs:
-        quick = d.startswith("quick:")
-        path = Path(d.removeprefix("quick:"))
+        kind, _, path = d.rpartition(":")
+        path = Path(path)
         if not (path / "index.json").exists():
             print(f"{path.name}: no index.json: the pass did not finish")
             results.append(False)
             continue
-        results.append(check(path, expected, selections[quick]))
+        results.append(check(path, expected, selections[kind]))
     return 0 if results and all(results) else 1
 
 

@@ -7,7 +7,7 @@ use core::hint::black_box;
 
 use embedded_alloc::LlffHeap as Heap;
 use rfc6455::embedded::{self, Clock};
-use rfc6455::{Config, Timestamp};
+use rfc6455::{Config, Driver, Timestamp};
 use rfc6455_embedded_size::{block_on, Wire, MAX_MESSAGE};
 
 #[global_allocator]
