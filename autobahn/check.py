@@ -16,9 +16,11 @@ but those matching `exclude`; a PASS_DIR written `quick:DIR` is a quick
 pass, run without the cases in quick_exclude as well (most
 permessage-deflate groups); one written `board:DIR` ran on the emulated
 microcontroller, without board_exclude (the groups of megabytes, too much
-for its serial line, and permessage-deflate, not built there yet).
-cases_run, quick_cases_run and board_cases_run are the sizes of the
-selections, checked against case_groups here so they cannot drift apart.
+for its serial line, and permessage-deflate, not built there yet), and
+one written `board_quick:DIR` without board_quick_exclude as well (the
+64 KiB messages, seconds each on the line). cases_run and each
+KIND_cases_run are the sizes of the selections, checked against
+case_groups here so they cannot drift apart.
 """
 import json
 import sys
@@ -49,14 +51,18 @@ def id_key(case):
 
 
 def case_ids(expected, kind):
-    """The ids a pass of `kind` ("", "quick" or "board") must run: every
-    case but the excluded ones."""
+    """The ids a pass of `kind` ("", "quick", "board" or "board_quick")
+    must run: every case but the excluded ones."""
     ids = {
         f"{group}.{n}"
         for group, count in expected["case_groups"].items()
         for n in range(1, count + 1)
     }
-    globs = expected["exclude"] + (expected[f"{kind}_exclude"] if kind else [])
+    globs = list(expected["exclude"])
+    if kind == "board_quick":
+        globs += expected["board_exclude"]
+    if kind:
+        globs += expected[f"{kind}_exclude"]
     return {case for case in ids if not any(fnmatchcase(case, glob) for glob in globs)}
 
 
@@ -114,7 +120,7 @@ def check(pass_dir, expected, want_ids):
 
 def main(dirs):
     expected = json.loads((HERE / "expected.json").read_text())
-    selections = {kind: case_ids(expected, kind) for kind in ("", "quick", "board")}
+    selections = {kind: case_ids(expected, kind) for kind in ("", "quick", "board", "board_quick")}
     for kind in selections:
         key = f"{kind}_cases_run" if kind else "cases_run"
         if len(selections[kind]) != expected[key]:

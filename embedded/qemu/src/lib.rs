@@ -14,7 +14,7 @@ pub mod link;
 pub mod memory;
 
 use core::future::Future;
-use core::pin::pin;
+use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 
 pub use board::{exit, Ticks};
@@ -23,8 +23,11 @@ pub use link::Session;
 /// Runs `future` to its end, polling it whenever an interrupt woke the
 /// core (a byte on the link, or SysTick's millisecond): the UART and the
 /// timer are polled by the futures, the interrupts only end the sleep.
-pub fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
+///
+/// The future is pinned where it is, in the caller's frame: passed by
+/// value it would be copied into this one, and the stack would hold it
+/// twice.
+pub fn block_on<F: Future>(mut future: Pin<&mut F>) -> F::Output {
     let mut cx = Context::from_waker(Waker::noop());
     loop {
         if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
@@ -91,3 +94,6 @@ pub fn report(what: core::fmt::Arguments) {
     log!("{what}: heap peak {peak} B (in use after: {used} B), stack peak {stack} B");
     memory::reset_peak();
 }
+
+/// The RAM comparison's largest message and largest frame (ram.py).
+pub const LARGEST: (usize, usize) = (4096, 1024);

@@ -5,6 +5,7 @@
 #![no_std]
 #![no_main]
 
+use core::pin::pin;
 use cortex_m_rt::entry;
 use rfc6455::handshake::ClientRequest;
 use rfc6455::{embedded, Driver, Event, MaskKeys};
@@ -18,7 +19,7 @@ const AGENT: &str = "rfc6455-qemu";
 fn main() -> ! {
     memory::start();
     board::start();
-    block_on(async {
+    block_on(pin!(async {
         let Some(mut ws) = connect("/getCaseCount").await else {
             exit(1)
         };
@@ -57,7 +58,7 @@ fn main() -> ! {
         }
         log!("autobahn: reports updated for {AGENT}");
         exit(0)
-    })
+    }))
 }
 
 /// A path built in place.

@@ -3,6 +3,7 @@
 #![no_std]
 #![no_main]
 
+use core::pin::pin;
 use cortex_m_rt::entry;
 use rfc6455::embedded;
 use rfc6455_qemu::{block_on, board, config, echo, log, memory, report, Session, Ticks};
@@ -12,7 +13,7 @@ fn main() -> ! {
     memory::start();
     board::start();
     log!("echo: listening on the UART");
-    block_on(async {
+    block_on(pin!(async {
         let mut count = 0u32;
         loop {
             let session = Session::accept().await;
@@ -26,5 +27,5 @@ fn main() -> ! {
             }
             report(format_args!("connection {count}"));
         }
-    })
+    }))
 }
