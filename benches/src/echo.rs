@@ -340,6 +340,8 @@ pub fn run(budget: Budget) {
     let (timing, runs) = Timing::for_budget(budget);
     for placement in placements(budget.quick) {
         pin_current_thread(Some(placement.load_cpus));
+        // uWebSockets, a peer in every row, when it was built.
+        let uws = crate::servers::uws_built("echo").then_some(ServerLib::UWebSockets);
         let mut servers: Vec<ServerProcess> = ServerLib::MAIN
             .iter()
             .chain(&[
@@ -347,6 +349,7 @@ pub fn run(budget: Budget) {
                 ServerLib::Rfc6455Send,
                 ServerLib::Rfc6455Uring,
             ])
+            .chain(uws.as_ref())
             .map(|&lib| ServerProcess::start(lib, placement.server_cpus).expect("start a server"))
             .collect();
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -367,6 +370,7 @@ pub fn run(budget: Budget) {
                 "tungstenite4k",
                 "fastwebsockets",
                 "tungstenite-feed",
+                "uwebsockets",
                 "ours/best peer",
                 "p99 ours/best peer",
                 "rfc6455-send",
@@ -386,6 +390,7 @@ pub fn run(budget: Budget) {
                         libs.push(ServerLib::Rfc6455Send);
                     }
                     libs.push(ServerLib::Rfc6455Uring);
+                    libs.extend(uws);
                     let mut samples: Vec<Vec<EchoResult>> = vec![Vec::new(); libs.len()];
                     // The server's CPU time per message, µs: what a server
                     // costs when the load generator, not the server, sets
@@ -447,12 +452,14 @@ pub fn run(budget: Budget) {
                     let ours = of(ServerLib::Rfc6455).expect("measured");
                     let uring = of(ServerLib::Rfc6455Uring).expect("measured");
                     // Peers: tungstenite (both buffers), fastwebsockets,
-                    // and in the pipelined rows tungstenite-feed.
+                    // uWebSockets, and in the pipelined rows
+                    // tungstenite-feed.
                     let peers: Vec<EchoResult> = [
                         ServerLib::Tungstenite,
                         ServerLib::Tungstenite4k,
                         ServerLib::Fastwebsockets,
                         ServerLib::TungsteniteFeed,
+                        ServerLib::UWebSockets,
                     ]
                     .into_iter()
                     .filter_map(of)
@@ -471,6 +478,7 @@ pub fn run(budget: Budget) {
                         ServerLib::Tungstenite4k,
                         ServerLib::Fastwebsockets,
                         ServerLib::TungsteniteFeed,
+                        ServerLib::UWebSockets,
                     ] {
                         row.push(cell(of(lib)));
                     }
@@ -494,6 +502,7 @@ pub fn run(budget: Budget) {
         table.note("ours/best peer: msgs/s, > 1 means rfc6455 is faster. p99 ours/best peer: < 1 means rfc6455 has the lower p99.");
         table.note("Every server: its own process, tokio current-thread runtime, TCP_NODELAY, one task per connection. rfc6455: recv then queue (the echo is written when recv next waits for input); tungstenite, fastwebsockets: read then send/write_frame per message.");
         table.note("tungstenite-feed (pipelined rows, a peer there): Sink::feed while next().now_or_never() has more, then flush.");
+        table.note("uwebsockets: uWebSockets (C++) built from source by benches/uws/build, ws->send in its message handler, compression off, its own event loop on one thread; \"-\" where it was not built.");
         table.note("drops: packets the kernel dropped (softnet backlog, whole machine) during the row; each costs a 200 ms+ retransmission timeout, so such a row says more about loopback than about the servers.");
         table.note("rfc6455-send (pipelined rows, not in the ratios): recv then send, one write per message.");
         table.note("rfc6455-uring: the compio driver (io_uring), compio's runtime on one thread, recv then queue; uring/best peer and uring/rfc6455 (our tokio adapter) compare msgs/s; CPU µs/msg: the server process's CPU time (user + system) over the whole measurement, per message of its rate (median of the runs): what it costs where the load generator sets the pace.");

@@ -98,8 +98,14 @@ pub fn run(budget: Budget) {
         &header_refs,
     );
     let mut results: Vec<(ServerLib, Vec<f64>)> = Vec::new();
-    // The io_uring driver: a row of its own, not a peer in the ratios.
-    for lib in ServerLib::MAIN.into_iter().chain([ServerLib::Rfc6455Uring]) {
+    // uWebSockets, a peer, when it was built; the io_uring driver, a row
+    // of its own, not a peer in the ratios.
+    let uws = crate::servers::uws_built("memory").then_some(ServerLib::UWebSockets);
+    for lib in ServerLib::MAIN
+        .into_iter()
+        .chain(uws)
+        .chain([ServerLib::Rfc6455Uring])
+    {
         let mut values = Vec::new();
         for &n in &counts {
             let m = measure(lib, n).unwrap_or_else(|e| panic!("memory {} @{n}: {e}", lib.name()));

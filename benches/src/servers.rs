@@ -54,6 +54,29 @@ pub enum ServerLib {
     /// The same app with axum's own extractor (`axum::extract::ws`, on
     /// tokio-tungstenite): `recv`, then `send`.
     AxumOwn,
+    /// uWebSockets (C++), built from source by benches/uws/build: `ws->send`
+    /// in its message handler, compression off. A process of its own
+    /// (benches/uws/target/uws_echo), not `bench serve`.
+    UWebSockets,
+}
+
+/// Where benches/uws/build puts the uWebSockets echo server.
+pub fn uws_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("uws/target/uws_echo")
+}
+
+/// Whether uWebSockets was built; if not, says how to build it, once per
+/// part that wanted it.
+pub fn uws_built(part: &str) -> bool {
+    let built = uws_path().exists();
+    if !built {
+        eprintln!(
+            "  {part}: uWebSockets skipped: benches/uws/build builds it from its source \
+             (github.com/uNetworking/uWebSockets and uSockets; UWS_SRC and USOCKETS_SRC \
+             for checkouts you have)"
+        );
+    }
+    built
 }
 
 impl ServerLib {
@@ -78,6 +101,7 @@ impl ServerLib {
             ServerLib::Fastwebsockets => "fastwebsockets",
             ServerLib::AxumOurs => "axum-rfc6455",
             ServerLib::AxumOwn => "axum-own",
+            ServerLib::UWebSockets => "uwebsockets",
         }
     }
     pub fn parse(s: &str) -> Option<ServerLib> {
@@ -95,6 +119,7 @@ impl ServerLib {
             ServerLib::Fastwebsockets,
             ServerLib::AxumOurs,
             ServerLib::AxumOwn,
+            ServerLib::UWebSockets,
         ]
         .into_iter()
         .find(|l| l.name() == s)
@@ -105,6 +130,9 @@ impl ServerLib {
 /// prints `ready PORT`, and serves until killed.
 pub fn serve_main(lib: ServerLib, addr: &str) -> io::Result<()> {
     match lib {
+        ServerLib::UWebSockets => {
+            return Err(io::Error::other("uwebsockets runs as its own process (uws_echo)"))
+        }
         ServerLib::Rfc6455Uring => return rfc6455::compio::runtime()?.block_on(serve_uring(addr)),
         ServerLib::CoreCompio => {
             return rfc6455::compio::runtime()?.block_on(core_loop::compio(addr))
@@ -174,6 +202,7 @@ pub async fn serve(lib: ServerLib, listener: TcpListener) -> io::Result<()> {
                 let _ = echo_fastwebsockets(stream).await;
             })),
             ServerLib::AxumOurs | ServerLib::AxumOwn => unreachable!("served above"),
+            ServerLib::UWebSockets => unreachable!("its own process"),
             ServerLib::Rfc6455Uring
             | ServerLib::CoreCompio
             | ServerLib::CoreMonoio
@@ -393,11 +422,20 @@ impl ServerProcess {
     pub fn start(lib: ServerLib, cpus: &[usize]) -> io::Result<ServerProcess> {
         use std::io::BufRead;
         use std::os::unix::process::CommandExt;
-        let exe = std::env::current_exe()?;
         let cpus = cpus.to_vec();
-        let mut command = Command::new(exe);
+        let mut command = match lib {
+            ServerLib::UWebSockets => {
+                let mut command = Command::new(uws_path());
+                command.arg("0");
+                command
+            }
+            _ => {
+                let mut command = Command::new(std::env::current_exe()?);
+                command.args(["serve", "--lib", lib.name(), "--addr", "127.0.0.1:0"]);
+                command
+            }
+        };
         command
-            .args(["serve", "--lib", lib.name(), "--addr", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         // SAFETY: only async-signal-safe calls (sched_setaffinity, prctl)
