@@ -131,7 +131,9 @@ impl ServerLib {
 pub fn serve_main(lib: ServerLib, addr: &str) -> io::Result<()> {
     match lib {
         ServerLib::UWebSockets => {
-            return Err(io::Error::other("uwebsockets runs as its own process (uws_echo)"))
+            return Err(io::Error::other(
+                "uwebsockets runs as its own process (uws_echo)",
+            ))
         }
         ServerLib::Rfc6455Uring => return rfc6455::compio::runtime()?.block_on(serve_uring(addr)),
         ServerLib::CoreCompio => {
@@ -435,9 +437,7 @@ impl ServerProcess {
                 command
             }
         };
-        command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        command.stdout(Stdio::piped()).stderr(Stdio::inherit());
         // SAFETY: only async-signal-safe calls (sched_setaffinity, prctl)
         // between fork and exec.
         unsafe {
