@@ -72,7 +72,7 @@ pub trait Driver: sealed::Holds {
 
     /// How the connection ended, once it has.
     fn closed(&self) -> Option<&Closed> {
-        self.held().closed.as_ref()
+        self.held().closed.as_deref()
     }
 
     /// The subprotocol agreed in the handshake.

@@ -42,12 +42,12 @@ pub(crate) enum Next {
 /// `Closed` again.
 pub(crate) fn next_event(held: &mut Held) -> Next {
     if let Some(closed) = &held.closed {
-        return Next::Event(Event::Closed(Box::new(closed.clone())));
+        return Next::Event(Event::Closed(closed.clone()));
     }
     held.heed_shutdown();
     match held.conn.poll_event() {
         Some(Event::Closed(ended)) => {
-            held.closed = Some(Closed::clone(&ended));
+            held.closed = Some(ended.clone());
             Next::End(Event::Closed(ended))
         }
         Some(event) => Next::Event(event),
@@ -64,8 +64,9 @@ pub struct Held {
     pub(crate) conn: Connection,
     /// The subprotocol agreed in the handshake.
     pub(crate) protocol: Option<String>,
-    /// How the connection ended, once it has.
-    pub(crate) closed: Option<Closed>,
+    /// How the connection ended, once it has (boxed: a connection that is
+    /// open, which is most of them most of the time, holds a pointer).
+    pub(crate) closed: Option<Box<Closed>>,
     /// The server's shutdown signal, if the WebSocket watches one.
     pub(crate) shutdown: Watching,
 }

@@ -253,7 +253,7 @@ impl<S: Read + Write> Driver for WebSocket<S> {
 impl<S> WebSocket<S> {
     /// How the connection ended, once it has.
     pub fn closed(&self) -> Option<&Closed> {
-        self.held.closed.as_ref()
+        self.held.closed.as_deref()
     }
 
     /// The subprotocol agreed in the handshake.

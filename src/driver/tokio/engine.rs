@@ -140,12 +140,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                     .io
                     .poll_finish(&mut self.held.conn, &mut self.alarm, cx, side));
                 let closed = self.held.closed.clone().expect("checked above");
-                return Poll::Ready(Ok(Event::Closed(Box::new(closed))));
+                return Poll::Ready(Ok(Event::Closed(closed)));
             }
             self.held.heed_shutdown();
             if let Some(event) = self.held.conn.poll_event() {
                 if let Event::Closed(closed) = event {
-                    self.held.closed = Some(*closed);
+                    self.held.closed = Some(closed);
                     continue;
                 }
                 // Any Pong this queued goes out with the other output

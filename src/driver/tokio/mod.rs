@@ -66,6 +66,7 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::future::Future;
 
 use std::io;
 
@@ -101,11 +102,11 @@ pub use crate::socket::{Offered, WhenFull, HIGH_WATER};
 
 /// Accepts a client on `stream` with the default configuration, no
 /// subprotocol and no check of Origin.
-pub async fn accept<S>(stream: S) -> Result<WebSocket<S>, Error>
+pub fn accept<S>(stream: S) -> impl Future<Output = Result<WebSocket<S>, Error>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    accept_with(stream, Config::default(), |_| Ok(Accept::new())).await
+    accept_with(stream, Config::default(), |_| Ok(Accept::new()))
 }
 
 /// Accepts a client on `stream`, letting `decide` look at the request.
@@ -116,22 +117,25 @@ where
 /// response the same way. The whole handshake must finish within
 /// [`Timeouts::handshake`](crate::Timeouts::handshake), or the client gets
 /// a 408 and the call fails with [`Error::Timeout`].
-pub async fn accept_with<S, F>(
+pub fn accept_with<S, F>(
     mut stream: S,
     config: Config,
     decide: F,
-) -> Result<WebSocket<S>, Error>
+) -> impl Future<Output = Result<WebSocket<S>, Error>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&Request) -> Result<Accept, (u16, String)>,
 {
-    // The handshake's future (its timer, parser and buffer) is boxed:
-    // inline, it would set the size of every connection's task for the
-    // whole life of the connection, though it is done in milliseconds.
-    let mut head = Head::new(&mut stream);
-    let (conn, protocol) =
-        Box::pin(opening::accept(&mut head, &TokioClock, config, decide)).await?;
-    Ok(WebSocket::with_protocol(stream, conn, protocol))
+    // The whole handshake (its timer, parser, buffer, and the arguments it
+    // holds until it starts) is one boxed future, so the caller's task
+    // holds a pointer to it: inline, it would set the size of every
+    // connection's task for the whole life of the connection, though it
+    // is done in milliseconds.
+    Box::pin(async move {
+        let mut head = Head::new(&mut stream);
+        let (conn, protocol) = opening::accept(&mut head, &TokioClock, config, decide).await?;
+        Ok(WebSocket::with_protocol(stream, conn, protocol))
+    })
 }
 
 /// Reads one HTTP request head from `stream`, within the handshake timeout

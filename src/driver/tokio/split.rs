@@ -63,7 +63,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
 impl<S> ReadHalf<S> {
     /// How the connection ended, once it has.
     pub fn closed(&self) -> Option<Closed> {
-        lock(&self.shared).held.closed.clone()
+        lock(&self.shared).held.closed.as_deref().cloned()
     }
 
     /// The subprotocol agreed in the handshake.
@@ -81,7 +81,7 @@ impl<S> WriteHalf<S> {
 
     /// How the connection ended, once it has.
     pub fn closed(&self) -> Option<Closed> {
-        lock(&self.shared).held.closed.clone()
+        lock(&self.shared).held.closed.as_deref().cloned()
     }
 
     /// Whether messages can still be sent.
