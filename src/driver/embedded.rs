@@ -64,8 +64,10 @@
 //! close: close the socket with your network stack's own call
 //! ([`into_inner`](WebSocket::into_inner) gives it back).
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use core::fmt;
+use core::future::Future;
 
 use embedded_io_async::{Read, Write};
 
@@ -199,16 +201,16 @@ impl<S: Read + Write> Transport for Io<S> {
 }
 
 /// Accepts a client on `stream` with no subprotocol and no check of Origin.
-pub async fn accept<S, C>(
+pub fn accept<S, C>(
     stream: S,
     clock: C,
     config: Config,
-) -> Result<WebSocket<S, C>, Error<S::Error>>
+) -> impl Future<Output = Result<WebSocket<S, C>, Error<S::Error>>>
 where
     S: Read + Write,
     C: Clock,
 {
-    accept_with(stream, clock, config, |_| Ok(Accept::new())).await
+    accept_with(stream, clock, config, |_| Ok(Accept::new()))
 }
 
 /// Accepts a client on `stream`, letting `decide` look at the request.
@@ -217,25 +219,32 @@ where
 /// refuse with; the refusal is sent and the call fails with
 /// [`Error::Handshake`]. A malformed request gets its 400, 426 or 431
 /// response the same way, and a client too slow to send it a 408.
-pub async fn accept_with<S, C, F>(
+///
+/// The handshake is one boxed future (its parser, its buffer, and the
+/// arguments it holds until it starts): inline, it would sit in the
+/// caller's task, on a small target often its stack, beside the WebSocket
+/// for the connection's whole life, though it is done in milliseconds.
+pub fn accept_with<S, C, F>(
     mut stream: S,
     clock: C,
     config: Config,
     decide: F,
-) -> Result<WebSocket<S, C>, Error<S::Error>>
+) -> impl Future<Output = Result<WebSocket<S, C>, Error<S::Error>>>
 where
     S: Read + Write,
     C: Clock,
     F: FnOnce(&Request) -> Result<Accept, (u16, String)>,
 {
-    let (conn, protocol) =
-        opening::accept(&mut Head::new(&mut stream), &clock, config, decide).await?;
-    Ok(WebSocket::with_protocol(
-        Io::new(stream),
-        clock,
-        conn,
-        protocol,
-    ))
+    Box::pin(async move {
+        let (conn, protocol) =
+            opening::accept(&mut Head::new(&mut stream), &clock, config, decide).await?;
+        Ok(WebSocket::with_protocol(
+            Io::new(stream),
+            clock,
+            conn,
+            protocol,
+        ))
+    })
 }
 
 /// The opening handshake's reads and writes, on the stream.
@@ -276,25 +285,28 @@ impl<S: Read + Write> opening::Head for Head<'_, S> {
 ///
 /// The nonce and the masking keys come from `config.mask_keys`; without
 /// the `std` feature there is no default source, and a client without one
-/// fails with [`UsageError::NoKeySource`].
-pub async fn client<S, C>(
+/// fails with [`UsageError::NoKeySource`]. The handshake is one boxed
+/// future, as [`accept_with`]'s is.
+pub fn client<'a, S, C>(
     mut stream: S,
     clock: C,
-    request: &ClientRequest,
+    request: &'a ClientRequest,
     config: Config,
-) -> Result<WebSocket<S, C>, Error<S::Error>>
+) -> impl Future<Output = Result<WebSocket<S, C>, Error<S::Error>>> + 'a
 where
-    S: Read + Write,
-    C: Clock,
+    S: Read + Write + 'a,
+    C: Clock + 'a,
 {
-    let (conn, protocol) =
-        opening::client(&mut Head::new(&mut stream), &clock, request, config).await?;
-    Ok(WebSocket::with_protocol(
-        Io::new(stream),
-        clock,
-        conn,
-        protocol,
-    ))
+    Box::pin(async move {
+        let (conn, protocol) =
+            opening::client(&mut Head::new(&mut stream), &clock, request, config).await?;
+        Ok(WebSocket::with_protocol(
+            Io::new(stream),
+            clock,
+            conn,
+            protocol,
+        ))
+    })
 }
 
 impl<S> Io<S> {

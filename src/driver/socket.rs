@@ -145,28 +145,45 @@ pub(crate) async fn race<F: Future, C: Clock>(
     clock: &C,
     deadline: Option<Timestamp>,
 ) -> Option<F::Output> {
-    let alarm = pin!(async {
-        match deadline {
-            Some(deadline) => clock.sleep_until(deadline).await,
-            None => core::future::pending().await,
-        }
-    });
-    unless(work, alarm).await
+    race_pinned(pin!(work), clock, deadline).await
 }
 
-/// `work`, unless `interrupt` comes first (`None`; `work` is dropped).
-async fn unless<F: Future, I: Future<Output = ()>>(
-    work: F,
-    mut interrupt: Pin<&mut I>,
+/// [`race`] over a future the caller pinned. Each layer of async fns that
+/// takes a future by value keeps it twice in its state (as the argument,
+/// and where it is pinned), and these states are the driver's memory per
+/// connection (on a microcontroller, its stack): the loop's own reads and
+/// writes are pinned once, where they are made, and raced by reference.
+pub(crate) async fn race_pinned<F: Future, C: Clock>(
+    mut work: Pin<&mut F>,
+    clock: &C,
+    deadline: Option<Timestamp>,
 ) -> Option<F::Output> {
-    let mut work = pin!(work);
+    let mut alarm = pin!(alarm(clock, deadline));
     poll_fn(|cx| {
         if let Poll::Ready(output) = work.as_mut().poll(cx) {
             return Poll::Ready(Some(output));
         }
-        interrupt.as_mut().poll(cx).map(|()| None)
+        alarm.as_mut().poll(cx).map(|()| None)
     })
     .await
+}
+
+/// Ready at `deadline` on `clock`; never without one.
+async fn alarm<C: Clock>(clock: &C, deadline: Option<Timestamp>) {
+    match deadline {
+        Some(deadline) => clock.sleep_until(deadline).await,
+        None => core::future::pending().await,
+    }
+}
+
+/// What ended a wait for the peer in [`WebSocket::fill`].
+enum Woken<R> {
+    /// The read finished.
+    Read(R),
+    /// The core's deadline or the shutdown signal came first.
+    Turn,
+    /// The caller's interrupt came first.
+    Interrupted,
 }
 
 /// A WebSocket over a [`Transport`], on a [`Clock`].
@@ -216,20 +233,33 @@ impl<T: Transport, C: Clock> WebSocket<T, C> {
         interrupt: Pin<&mut I>,
     ) -> Result<bool, T::Error> {
         let deadline = self.held.conn.poll_timeout();
-        let read = self.transport.read(&mut self.held.conn);
-        let shutdown = &mut self.held.shutdown;
-        let signal = pin!(poll_fn(|cx| shutdown.poll(cx)));
         // The read, unless the deadline or the signal comes first (then
-        // the loop turns: the core is told the time, the signal heeded).
-        let woken = async {
-            unless(race(read, &self.clock, deadline), signal)
-                .await
-                .flatten()
+        // the loop turns: the core is told the time, the signal heeded),
+        // or the caller's interrupt (then nothing was read). One poll over
+        // the four, each pinned once here (see `race_pinned`).
+        let woken = {
+            let mut read = pin!(self.transport.read(&mut self.held.conn));
+            let mut alarm = pin!(alarm(&self.clock, deadline));
+            let shutdown = &mut self.held.shutdown;
+            let mut interrupt = interrupt;
+            poll_fn(|cx| {
+                if let Poll::Ready(result) = read.as_mut().poll(cx) {
+                    return Poll::Ready(Woken::Read(result));
+                }
+                if alarm.as_mut().poll(cx).is_ready() || shutdown.poll(cx).is_ready() {
+                    return Poll::Ready(Woken::Turn);
+                }
+                match interrupt.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Woken::Interrupted),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await
         };
-        match unless(woken, interrupt).await {
-            None => return Ok(false),
-            Some(Some(result)) => result?,
-            Some(None) => {}
+        match woken {
+            Woken::Interrupted => return Ok(false),
+            Woken::Read(result) => result?,
+            Woken::Turn => {}
         }
         self.held.heed_shutdown();
         if self.held.conn.poll_timeout().is_some() {
@@ -317,8 +347,11 @@ impl<T: Transport, C: Clock> Driver for WebSocket<T, C> {
     async fn flush(&mut self) -> Result<(), T::Error> {
         loop {
             let deadline = self.held.conn.poll_timeout();
-            let write = self.transport.write(&mut self.held.conn);
-            if let Some(written) = race(write, &self.clock, deadline).await {
+            let raced = {
+                let write = pin!(self.transport.write(&mut self.held.conn));
+                race_pinned(write, &self.clock, deadline).await
+            };
+            if let Some(written) = raced {
                 return written;
             }
             self.held.conn.handle_timeout(self.clock.now());
