@@ -37,6 +37,29 @@ pub fn block_on<F: Future>(mut future: Pin<&mut F>) -> F::Output {
     }
 }
 
+/// Boots the board (heap, stack paint, UART, clock), logs `what`, and
+/// serves the line's connections one after another: `serve` runs each on
+/// its session (closed when dropped), then what the heap and the stack
+/// reached is logged. Every server program of the firmware is this loop.
+pub fn serve_each<F, Fut>(what: &str, mut serve: F) -> !
+where
+    F: FnMut(Session) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    memory::start();
+    board::start();
+    log!("{what}");
+    block_on(core::pin::pin!(async {
+        let mut count = 0u32;
+        loop {
+            let session = Session::accept().await;
+            count += 1;
+            serve(session).await;
+            report(format_args!("connection {count}"));
+        }
+    }))
+}
+
 /// Writes to the log (the board's second UART, the host's stdout).
 #[macro_export]
 macro_rules! log {

@@ -5,7 +5,11 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
+use alloc::format;
 use core::pin::pin;
+
 use cortex_m_rt::entry;
 use rfc6455::handshake::ClientRequest;
 use rfc6455::{embedded, Driver, Event, MaskKeys};
@@ -37,64 +41,22 @@ fn main() -> ! {
         }
         ws.into_inner().close();
         log!("autobahn: {count} cases");
-        let mut path = heapless_path();
         for case in 1..=count {
-            path.clear();
-            let _ = core::fmt::write(
-                &mut path,
-                format_args!("/runCase?case={case}&agent={AGENT}"),
-            );
-            if let Some(mut ws) = connect(path.as_str()).await {
+            let path = format!("/runCase?case={case}&agent={AGENT}");
+            if let Some(mut ws) = connect(&path).await {
                 echo(&mut ws).await;
                 ws.into_inner().close();
             }
             report(format_args!("case {case}"));
         }
-        path.clear();
-        let _ = core::fmt::write(&mut path, format_args!("/updateReports?agent={AGENT}"));
-        if let Some(mut ws) = connect(path.as_str()).await {
+        let path = format!("/updateReports?agent={AGENT}");
+        if let Some(mut ws) = connect(&path).await {
             while let Ok(Some(_)) = ws.recv().await {}
             ws.into_inner().close();
         }
         log!("autobahn: reports updated for {AGENT}");
         exit(0)
     }))
-}
-
-/// A path built in place.
-fn heapless_path() -> Path {
-    Path {
-        bytes: [0; 96],
-        len: 0,
-    }
-}
-
-/// A path of at most 96 bytes.
-struct Path {
-    bytes: [u8; 96],
-    len: usize,
-}
-
-impl Path {
-    fn clear(&mut self) {
-        self.len = 0;
-    }
-
-    fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("/")
-    }
-}
-
-impl core::fmt::Write for Path {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let end = self.len + s.len();
-        if end > self.bytes.len() {
-            return Err(core::fmt::Error);
-        }
-        self.bytes[self.len..end].copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
 }
 
 /// A WebSocket to the fuzzing server at `path`, or `None` (logged).

@@ -3,29 +3,19 @@
 #![no_std]
 #![no_main]
 
-use core::pin::pin;
 use cortex_m_rt::entry;
 use rfc6455::embedded;
-use rfc6455_qemu::{block_on, board, config, echo, log, memory, report, Session, Ticks};
+use rfc6455_qemu::{config, echo, log, serve_each, Ticks};
 
 #[entry]
 fn main() -> ! {
-    memory::start();
-    board::start();
-    log!("echo: listening on the UART");
-    block_on(pin!(async {
-        let mut count = 0u32;
-        loop {
-            let session = Session::accept().await;
-            count += 1;
-            match embedded::accept(session, Ticks, config()).await {
-                Ok(mut ws) => {
-                    echo(&mut ws).await;
-                    ws.into_inner().close();
-                }
-                Err(error) => log!("connection {count}: {error}"),
+    serve_each("echo: listening on the UART", |session| async move {
+        match embedded::accept(session, Ticks, config()).await {
+            Ok(mut ws) => {
+                echo(&mut ws).await;
+                ws.into_inner().close();
             }
-            report(format_args!("connection {count}"));
+            Err(error) => log!("{error}"),
         }
-    }))
+    })
 }

@@ -13,7 +13,7 @@ use core::pin::pin;
 use cortex_m_rt::entry;
 use embedded_websocket::framer::{Framer, ReadResult, Stream};
 use embedded_websocket::{WebSocketSendMessageType, WebSocketServer};
-use rfc6455_qemu::{block_on, board, log, memory, report, Session, LARGEST};
+use rfc6455_qemu::{block_on, log, serve_each, Session, LARGEST};
 
 /// The line as its blocking `Stream`: each call polls the async one to
 /// its end.
@@ -31,16 +31,9 @@ impl Stream<Infallible> for Blocking {
 
 #[entry]
 fn main() -> ! {
-    memory::start();
-    board::start();
-    log!("ram: embedded-websocket");
-    let mut count = 0u32;
-    loop {
-        let session = block_on(pin!(Session::accept()));
-        count += 1;
+    serve_each("ram: embedded-websocket", |session| async move {
         serve(Blocking(session));
-        report(format_args!("connection {count}"));
-    }
+    })
 }
 
 fn serve(mut stream: Blocking) {

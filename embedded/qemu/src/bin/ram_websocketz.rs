@@ -6,10 +6,9 @@
 #![no_main]
 
 use core::convert::Infallible;
-use core::pin::pin;
 
 use cortex_m_rt::entry;
-use rfc6455_qemu::{block_on, board, log, memory, report, Session, LARGEST};
+use rfc6455_qemu::{serve_each, LARGEST};
 use websocketz::options::AcceptOptions;
 use websocketz::{next, send, Message, WebSocket};
 
@@ -35,41 +34,32 @@ impl rand_core::TryRng for NoRng {
 
 #[entry]
 fn main() -> ! {
-    memory::start();
-    board::start();
-    log!("ram: websocketz");
-    block_on(pin!(async {
-        let mut count = 0u32;
-        loop {
-            let session = Session::accept().await;
-            count += 1;
-            // A frame header is at most 14 bytes.
-            let mut read = [0; LARGEST.1 + 14];
-            let mut write = [0; LARGEST.0 + 14];
-            let mut fragments = [0; LARGEST.0];
-            if let Ok(mut ws) = WebSocket::accept::<16>(
-                AcceptOptions::default(),
-                session,
-                NoRng,
-                &mut read,
-                &mut write,
-                &mut fragments,
-            )
-            .await
-            {
-                while let Some(Ok(message)) = next!(ws) {
-                    let sent = match message {
-                        Message::Text(text) => send!(ws, Message::Text(text)),
-                        Message::Binary(data) => send!(ws, Message::Binary(data)),
-                        _ => Ok(()),
-                    };
-                    if sent.is_err() {
-                        break;
-                    }
-                }
-                ws.into_inner().close();
+    serve_each("ram: websocketz", |session| async move {
+        // A frame header is at most 14 bytes.
+        let mut read = [0; LARGEST.1 + 14];
+        let mut write = [0; LARGEST.0 + 14];
+        let mut fragments = [0; LARGEST.0];
+        let Ok(mut ws) = WebSocket::accept::<16>(
+            AcceptOptions::default(),
+            session,
+            NoRng,
+            &mut read,
+            &mut write,
+            &mut fragments,
+        )
+        .await
+        else {
+            return;
+        };
+        while let Some(Ok(message)) = next!(ws) {
+            let sent = match message {
+                Message::Text(text) => send!(ws, Message::Text(text)),
+                Message::Binary(data) => send!(ws, Message::Binary(data)),
+                _ => Ok(()),
+            };
+            if sent.is_err() {
+                break;
             }
-            report(format_args!("connection {count}"));
         }
-    }))
+    })
 }
