@@ -72,6 +72,7 @@ pub struct Config {
     /// See [`forwarded`](crate::forwarded).
     ///
     /// Default: `false`.
+    #[cfg(feature = "forwarded")]
     pub proxy_protocol: bool,
     /// Where a client's masking keys (and its handshake nonce) come from.
     ///
@@ -93,6 +94,7 @@ impl Default for Config {
             #[cfg(feature = "deflate")]
             deflate: None,
             timeouts: Timeouts::default(),
+            #[cfg(feature = "forwarded")]
             proxy_protocol: false,
             #[cfg(feature = "std")]
             mask_keys: MaskKeys::Random,

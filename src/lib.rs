@@ -84,6 +84,7 @@ mod config;
 mod connection;
 mod error;
 mod extension;
+#[cfg(feature = "forwarded")]
 pub mod forwarded;
 pub mod frame;
 #[cfg(any(feature = "http3", fuzzing, feature = "internals"))]
@@ -217,7 +218,10 @@ pub mod guide {
     pub mod apps {}
     #[doc = include_str!("../guide/project.md")]
     pub mod project {}
+    // The chapter links the `forwarded` module, which a build without
+    // its feature does not have.
     #[doc = include_str!("../guide/production.md")]
+    #[cfg_attr(not(feature = "forwarded"), allow(rustdoc::broken_intra_doc_links))]
     pub mod production {}
 }
 

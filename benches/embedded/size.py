@@ -3,8 +3,15 @@
 thumbv7em-none-eabihf (release: opt-level "s", LTO, panic = abort) and
 prints the flash each takes (.text + .rodata + .data of the linked ELF),
 less the harness alone (the `baseline` binary), with ours / theirs.
-`rfc6455_core` is the core alone under a loop of its own (no driver, no
-timers): what the core costs, and, from `rfc6455`, what the driver adds.
+
+Ours is measured in layers, each a build of its own:
+- `rfc6455_core`: the core alone under a loop written in the binary (no
+  driver): the opening handshake, framing, masking, UTF-8, close codes,
+  limits, and the HTTP error responses. The same job as the peers'.
+- `+ timers`, `+ forwarded`: the core with one optional part turned on
+  (the cargo features of the same names).
+- `rfc6455` with timers: the embedded driver's loop on top, as the
+  firmware in embedded/qemu uses it.
 
 usage: benches/embedded/size.py
 """
@@ -15,7 +22,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 TARGET = "thumbv7em-none-eabihf"
-BINS = ["baseline", "rfc6455", "rfc6455_core", "websocketz", "embedded_websocket"]
+PEERS = ["websocketz", "embedded_websocket"]
+# (row, binary, cargo features of this crate)
+OURS = [
+    ("core", "rfc6455_core", []),
+    ("core + timers", "rfc6455_core", ["timers"]),
+    ("core + forwarded", "rfc6455_core", ["forwarded"]),
+    ("driver + timers", "rfc6455", ["timers"]),
+]
 
 
 def flash(path):
@@ -34,22 +48,33 @@ def flash(path):
     return total
 
 
+def build(features, bins):
+    """Flash of each of `bins`, built with these features."""
+    args = ["cargo", "build", "--quiet", "--release", "--target", TARGET]
+    if features:
+        args += ["--features", ",".join(features)]
+    for name in bins:
+        args += ["--bin", name]
+    subprocess.run(args, cwd=HERE, check=True)
+    out = HERE / "target" / TARGET / "release"
+    return {name: flash(out / name) for name in bins}
+
+
 def main():
     subprocess.run(["rustup", "target", "add", TARGET], check=False, capture_output=True)
-    subprocess.run(
-        ["cargo", "build", "--quiet", "--release", "--target", TARGET],
-        cwd=HERE,
-        check=True,
-    )
-    out = HERE / "target" / TARGET / "release"
-    sizes = {name: flash(out / name) for name in BINS}
-    base = sizes["baseline"]
-    ours = sizes["rfc6455"] - base
+    plain = build([], ["baseline"] + PEERS)
+    base = plain["baseline"]
+    peers = {name: plain[name] - base for name in PEERS}
+    smaller = min(peers.values())
     print(f"flash for {TARGET}, less the harness ({base} bytes):")
-    for name in BINS[1:]:
-        size = sizes[name] - base
-        ratio = "" if name.startswith("rfc6455") else f"   ours / theirs {ours / size:.2f}"
-        print(f"  {name:20} {size:7} bytes{ratio}")
+    for name, size in peers.items():
+        print(f"  {name:24} {size:7} bytes")
+    previous = None
+    for row, binary, features in OURS:
+        size = build(features, [binary])[binary] - base
+        more = "" if previous is None else f"   {size - previous:+6} on core"
+        print(f"  {row:24} {size:7} bytes   ours / smaller peer {size / smaller:.2f}{more}")
+        previous = size if previous is None else previous
 
 
 if __name__ == "__main__":

@@ -77,6 +77,7 @@ pub enum HandshakeError {
     RequestBody,
     /// [`Config::proxy_protocol`](crate::Config::proxy_protocol) is set and
     /// the connection does not begin with a valid PROXY protocol header.
+    #[cfg(feature = "forwarded")]
     ProxyHeader(crate::forwarded::ProxyHeaderError),
 }
 
@@ -138,6 +139,7 @@ impl HandshakeError {
                 "",
             ),
             HandshakeError::MissingHost => ("missing Host header", None, ""),
+            #[cfg(feature = "forwarded")]
             HandshakeError::ProxyHeader(why) => ("bad PROXY protocol header: ", Text(why.0), ""),
             HandshakeError::MissingUpgrade => ("missing `Upgrade: websocket`", None, ""),
             HandshakeError::MissingConnectionUpgrade => ("missing `Connection: Upgrade`", None, ""),

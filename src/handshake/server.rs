@@ -11,6 +11,7 @@ use super::head::{
     is_token, kept_fields, owned_headers, push_field, HeadBuffer, Measure,
 };
 use super::{accept_key, check_time, HandshakeError, Progress};
+#[cfg(feature = "forwarded")]
 use crate::forwarded::{
     forwarded_hops, parse_proxy_header, walk_back, x_forwarded_for_hops, ProxyHeader,
     TrustedProxies,
@@ -40,11 +41,13 @@ pub struct ServerHandshake {
     head: HeadBuffer,
     timer: HandshakeTimer,
     /// The PROXY protocol header read before the request, if
-    /// [`Config::proxy_protocol`] asks for one.
+    /// `Config::proxy_protocol` asks for one.
+    #[cfg(feature = "forwarded")]
     proxy: ProxyStage,
 }
 
 /// Where the handshake is with a PROXY protocol header.
+#[cfg(feature = "forwarded")]
 #[derive(Debug)]
 enum ProxyStage {
     /// The bytes so far, which begin a header.
@@ -58,15 +61,15 @@ impl ServerHandshake {
     pub fn new(config: Config) -> Self {
         let head = HeadBuffer::new(config.max_header_bytes);
         let timer = HandshakeTimer::new(&config.timeouts);
-        let proxy = match config.proxy_protocol {
-            true => ProxyStage::Reading(Vec::new()),
-            false => ProxyStage::Done(None),
-        };
         ServerHandshake {
+            #[cfg(feature = "forwarded")]
+            proxy: match config.proxy_protocol {
+                true => ProxyStage::Reading(Vec::new()),
+                false => ProxyStage::Done(None),
+            },
             config,
             head,
             timer,
-            proxy,
         }
     }
 
@@ -98,9 +101,24 @@ impl ServerHandshake {
     /// not an acceptable HTTP request; send [`HandshakeError::response`]
     /// and close.
     ///
-    /// With [`Config::proxy_protocol`], the bytes begin with a PROXY
-    /// protocol header, read first ([`Request::proxy_header`]).
+    /// With `Config::proxy_protocol` (feature `forwarded`), the bytes
+    /// begin with a PROXY protocol header, read first
+    /// (`Request::proxy_header`).
     pub fn handle_read(
+        self,
+        data: &[u8],
+    ) -> Result<Progress<ServerHandshake, Request>, HandshakeError> {
+        #[cfg(feature = "forwarded")]
+        if let ProxyStage::Reading(_) = self.proxy {
+            return self.read_proxy_header(data);
+        }
+        self.read_head(data)
+    }
+
+    /// Feeds bytes of the PROXY protocol header, and of the request head
+    /// once the header is whole.
+    #[cfg(feature = "forwarded")]
+    fn read_proxy_header(
         mut self,
         data: &[u8],
     ) -> Result<Progress<ServerHandshake, Request>, HandshakeError> {
@@ -148,6 +166,7 @@ impl ServerHandshake {
             headers: owned_headers(parsed.headers),
             refused: None,
             leftover: bytes[head_len..].to_vec(),
+            #[cfg(feature = "forwarded")]
             proxy_header: match self.proxy {
                 ProxyStage::Done(header) => header,
                 ProxyStage::Reading(_) => None,
@@ -175,6 +194,7 @@ pub struct Request {
     refused: Option<HandshakeError>,
     leftover: Vec<u8>,
     /// The PROXY protocol header before the request, if one was expected.
+    #[cfg(feature = "forwarded")]
     proxy_header: Option<ProxyHeader>,
     config: Config,
     /// The handshake's countdown, which goes on while the embedder decides
@@ -207,6 +227,7 @@ impl Request {
             headers,
             refused,
             leftover: Vec::new(),
+            #[cfg(feature = "forwarded")]
             proxy_header: None,
             config,
             timer,
@@ -254,6 +275,7 @@ impl Request {
 
     /// The PROXY protocol header the connection began with, when
     /// [`Config::proxy_protocol`] asked for one.
+    #[cfg(feature = "forwarded")]
     pub fn proxy_header(&self) -> Option<&ProxyHeader> {
         self.proxy_header.as_ref()
     }
@@ -279,6 +301,7 @@ impl Request {
     /// assert_eq!(request.client_addr(client, &trusted), client);
     /// assert_eq!(request.client_addr(balancer, &TrustedProxies::none()), balancer);
     /// ```
+    #[cfg(feature = "forwarded")]
     pub fn client_addr(
         &self,
         peer: core::net::IpAddr,
