@@ -26,7 +26,11 @@
 //! - fastwebsockets: the same channel, a task per connection writing
 //!   `Frame::binary(Payload::Borrowed(..))`;
 //! - Node's `ws`: `wss.clients.forEach(c => c.send(buf))`, its documented
-//!   broadcast idiom (benches/broadcast/ws_server.mjs).
+//!   broadcast idiom (benches/broadcast/ws_server.mjs);
+//! - uWebSockets (C++): every connection `subscribe`s to one topic and a
+//!   timer on its loop `publish`es to it, its own pub/sub idiom
+//!   (benches/uws/broadcast.cpp, built by benches/uws/build), with 1 MiB
+//!   of backpressure a connection before it drops, as rfc6455's backlog.
 //!
 //! Reported per N: messages delivered per second (over all clients),
 //! latency p50/p95/p99, the server's CPU (of one core) and RSS. A second
@@ -55,11 +59,13 @@ pub enum Lib {
     TungsteniteFeed,
     Fastwebsockets,
     NodeWs,
+    UWebSockets,
 }
 
 impl Lib {
-    const ALL: [Lib; 5] = [
+    const ALL: [Lib; 6] = [
         Lib::Rfc6455,
+        Lib::UWebSockets,
         Lib::Tungstenite,
         Lib::TungsteniteFeed,
         Lib::Fastwebsockets,
@@ -73,6 +79,7 @@ impl Lib {
             Lib::TungsteniteFeed => "tokio-tungstenite-feed",
             Lib::Fastwebsockets => "fastwebsockets",
             Lib::NodeWs => "node-ws",
+            Lib::UWebSockets => "uwebsockets",
         }
     }
 
@@ -116,7 +123,9 @@ pub fn serve_main(lib: Lib, size: usize) -> io::Result<()> {
             Lib::Tungstenite | Lib::TungsteniteFeed | Lib::Fastwebsockets => {
                 serve_channel(lib, listener, size).await
             }
-            Lib::NodeWs => Err(io::Error::other("node-ws runs in node")),
+            Lib::NodeWs | Lib::UWebSockets => {
+                Err(io::Error::other(format!("{} runs as its own process", lib.name())))
+            }
         }
     })
 }
@@ -417,6 +426,11 @@ fn start_server(lib: Lib, size: usize) -> io::Result<Server> {
                 .env("NODE_PATH", root.join("../tests/interop/node_modules"));
             c
         }
+        Lib::UWebSockets => {
+            let mut c = Command::new(crate::servers::uws_path("uws_broadcast"));
+            c.arg(size.to_string());
+            c
+        }
         _ => {
             let mut c = Command::new(std::env::current_exe()?);
             c.args(["serve-broadcast", lib.name(), &size.to_string()]);
@@ -533,6 +547,7 @@ pub fn run(budget: Budget) {
     if !node {
         println!("(Node's ws is not installed: run tests/interop/run once; its rows are skipped)");
     }
+    let uws = crate::servers::uws_built("broadcast");
     let sizes: &[usize] = if budget.quick { &[64] } else { &[64, 4096] };
     let ns: &[usize] = if budget.quick {
         &[1000]
@@ -559,7 +574,7 @@ pub fn run(budget: Budget) {
                 let offered = (n - stalled) as f64 * 100.0;
                 let mut ours = None;
                 for lib in Lib::ALL {
-                    if lib == Lib::NodeWs && !node {
+                    if (lib == Lib::NodeWs && !node) || (lib == Lib::UWebSockets && !uws) {
                         continue;
                     }
                     match one(lib, n, stalled, size, budget) {

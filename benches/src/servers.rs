@@ -60,15 +60,18 @@ pub enum ServerLib {
     UWebSockets,
 }
 
-/// Where benches/uws/build puts the uWebSockets echo server.
-pub fn uws_path() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("uws/target/uws_echo")
+/// Where benches/uws/build puts a uWebSockets server: `uws_echo` (the echo
+/// and memory parts) or `uws_broadcast`.
+pub fn uws_path(program: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("uws/target").join(program)
 }
 
 /// Whether uWebSockets was built; if not, says how to build it, once per
 /// part that wanted it.
 pub fn uws_built(part: &str) -> bool {
-    let built = uws_path().exists();
+    let built = ["uws_echo", "uws_broadcast"]
+        .iter()
+        .all(|program| uws_path(program).exists());
     if !built {
         eprintln!(
             "  {part}: uWebSockets skipped: benches/uws/build builds it from its source \
@@ -427,7 +430,7 @@ impl ServerProcess {
         let cpus = cpus.to_vec();
         let mut command = match lib {
             ServerLib::UWebSockets => {
-                let mut command = Command::new(uws_path());
+                let mut command = Command::new(uws_path("uws_echo"));
                 command.arg("0");
                 command
             }
