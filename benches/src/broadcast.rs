@@ -32,6 +32,8 @@
 //!   (benches/uws/broadcast.cpp, built by benches/uws/build), with 1 MiB
 //!   of backpressure a connection before it drops, as rfc6455's backlog.
 //!
+//! `BROADCAST_SERVERS=rfc6455,uwebsockets` runs only those servers.
+//!
 //! Reported per N: messages delivered per second (over all clients),
 //! latency p50/p95/p99, the server's CPU (of one core) and RSS. A second
 //! table with a tenth of the clients never reading.
@@ -538,6 +540,13 @@ fn fmt_ms(us: u32) -> String {
     }
 }
 
+/// Whether `lib` runs: all do, unless `BROADCAST_SERVERS` lists some
+/// (`BROADCAST_SERVERS=rfc6455,uwebsockets bench broadcast`).
+fn chosen(lib: Lib) -> bool {
+    std::env::var("BROADCAST_SERVERS")
+        .map_or(true, |list| list.split(',').any(|name| name.trim() == lib.name()))
+}
+
 pub fn run(budget: Budget) {
     println!("\n## Part 9: broadcast, a message every 10 ms to N clients");
     let node = Command::new("node").arg("--version").output().is_ok()
@@ -574,7 +583,10 @@ pub fn run(budget: Budget) {
                 let offered = (n - stalled) as f64 * 100.0;
                 let mut ours = None;
                 for lib in Lib::ALL {
-                    if (lib == Lib::NodeWs && !node) || (lib == Lib::UWebSockets && !uws) {
+                    if (lib == Lib::NodeWs && !node)
+                        || (lib == Lib::UWebSockets && !uws)
+                        || !chosen(lib)
+                    {
                         continue;
                     }
                     match one(lib, n, stalled, size, budget) {

@@ -90,10 +90,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         if outcome == Offered::Closed || (behind > 0 && outcome != Offered::Closing) {
             return Ok(outcome);
         }
-        if !self.io.write_now(&mut self.held.conn) {
+        if !self.write_now_unconstrained() {
             self.wake_reader();
         }
         Ok(outcome)
+    }
+
+    /// [`Io::write_now`] outside tokio's cooperative budget. `offer` is
+    /// called from a loop that never yields (one publisher offering to
+    /// thousands of connections), so the budget cannot make it yield: once
+    /// spent (after 128 writes in a task's turn), every write would fail
+    /// at once and be handed to the connection's reading task, a wake-up
+    /// and a second turn for every connection after the 128th.
+    fn write_now_unconstrained(&mut self) -> bool {
+        let conn = &mut self.held.conn;
+        let io = &mut self.io;
+        let write = std::future::poll_fn(|_| Poll::Ready(io.write_now(conn)));
+        let mut write = std::pin::pin!(tokio::task::coop::unconstrained(write));
+        // Always ready: the write above never waits.
+        let mut cx = Context::from_waker(Waker::noop());
+        matches!(write.as_mut().poll(&mut cx), Poll::Ready(true))
     }
 
     /// The connection, with buffers to queue output into.
