@@ -260,3 +260,45 @@ async fn offer_many_writes_a_batch_at_once_and_stops_at_the_backlog() {
         Offered::Closed
     );
 }
+
+/// A publisher that offers to many connections in one turn of its task
+/// writes to each at once. Tokio's cooperative budget (128 operations a
+/// turn) must not refuse the writes after the 128th and leave them to
+/// each connection's reading task: `offer` never waits, so it never
+/// yields, and the budget would only move the work elsewhere. tokio's
+/// `duplex` streams spend the budget as its sockets do.
+#[tokio::test]
+async fn offering_to_many_connections_in_one_turn_writes_to_each_at_once() {
+    const CONNECTIONS: usize = 300;
+    let mut peers = Vec::new();
+    let mut writers = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let (ours, theirs) = tokio::io::duplex(1 << 16);
+        let conn = rfc6455::Connection::new(rfc6455::Role::Server, Config::default());
+        let (reader, writer) = rfc6455::tokio::WebSocket::from_connection(ours, conn).split();
+        peers.push((theirs, reader));
+        writers.push(writer);
+    }
+    let message = [PreparedMessage::text("tick")];
+    // One turn: no await between the offers and the check.
+    for writer in &writers {
+        assert_eq!(
+            writer
+                .offer_many(&message, 1 << 20, WhenFull::Drop)
+                .unwrap(),
+            Offered::Queued
+        );
+    }
+    let waiting: Vec<usize> = writers
+        .iter()
+        .enumerate()
+        .filter(|(_, writer)| writer.backlog() > 0)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(waiting.is_empty(), "not written at once: {waiting:?}");
+    for (theirs, _) in &mut peers {
+        let mut frame = [0; 6];
+        theirs.read_exact(&mut frame).await.unwrap();
+        assert_eq!(&frame, b"\x81\x04tick");
+    }
+}
