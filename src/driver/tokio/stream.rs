@@ -66,6 +66,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     /// the core is finished: the peer ended the stream, or the closing
     /// deadline passed. So nothing the peer sent resets the connection
     /// before it has read our Close frame.
+    ///
+    /// Never inlined: its 32 KiB read buffer on the stack would otherwise
+    /// sit in the frame of every `recv` (probed page by page on each call,
+    /// for every message), where it is needed once, at the end.
+    #[inline(never)]
     pub(super) fn poll_finish(
         &mut self,
         conn: &mut Connection,
