@@ -12,10 +12,10 @@
 //
 //   uws_broadcast SIZE     prints "ready PORT" once listening on 127.0.0.1
 #include "App.h"
+#include "ready.h"
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -68,15 +68,7 @@ int main(int argc, char **argv) {
             .sendPingsAutomatically = false,
             .open = [](auto *ws) { ws->subscribe("all"); },
         })
-        .listen("127.0.0.1", 0, [](auto *listen_socket) {
-            if (!listen_socket) {
-                std::fprintf(stderr, "uws_broadcast: cannot listen\n");
-                std::exit(1);
-            }
-            int bound = us_socket_local_port(0, (struct us_socket_t *) listen_socket);
-            std::printf("ready %d\n", bound);
-            std::fflush(stdout);
-        });
+        .listen("127.0.0.1", 0, [](auto *listen_socket) { ready_or_exit("uws_broadcast", listen_socket); });
     app = &server;
     start = std::chrono::steady_clock::now();
     start_ns = unix_ns();

@@ -3,8 +3,8 @@
 // message handler), compression off, on 127.0.0.1 at the port given
 // (0: any), printing `ready PORT` as `bench serve` does.
 #include "App.h"
+#include "ready.h"
 
-#include <cstdio>
 #include <cstdlib>
 
 int main(int argc, char **argv) {
@@ -20,14 +20,6 @@ int main(int argc, char **argv) {
                 ws->send(message, op, false);
             },
         })
-        .listen("127.0.0.1", port, [](auto *listen_socket) {
-            if (!listen_socket) {
-                std::fprintf(stderr, "uws_echo: cannot listen\n");
-                std::exit(1);
-            }
-            int bound = us_socket_local_port(0, (struct us_socket_t *) listen_socket);
-            std::printf("ready %d\n", bound);
-            std::fflush(stdout);
-        })
+        .listen("127.0.0.1", port, [](auto *listen_socket) { ready_or_exit("uws_echo", listen_socket); })
         .run();
 }
