@@ -7,18 +7,9 @@ use crate::{CloseCode, CloseFrame, Message, MessageKind, PreparedMessage, Role, 
 use alloc::vec::Vec;
 use bytes::BytesMut;
 
-/// A payload only this connection sends (`send`, `send_owned`) is copied
-/// into the output below this size, and goes out as a piece of its own
-/// from it. Up to here the copy costs less than the piece: a separate
-/// piece makes the write vectored (`writev`), which costs the kernel more
-/// than one contiguous `send` (measured: the pipelined 1 KiB echo, 16
-/// connections, 0.96M -> 1.11M msgs/s when raised from 1 KiB).
-const COPY_BELOW: usize = 16 * 1024;
-
-/// A prepared payload, which many connections send, is shared from this
-/// size: a connection whose peer reads slowly then holds a reference to
-/// it in its backlog, not a copy.
-const SHARE_PREPARED_MIN: usize = 1024;
+/// A server sends payloads at least this long that it holds as `Bytes`
+/// without copying them (below, a copy costs less than a separate piece).
+const SHARE_MIN: usize = 1024;
 
 impl Connection {
     // ----- commands -----
@@ -35,13 +26,12 @@ impl Connection {
 
     /// Queues a message in one frame.
     ///
-    /// A server sends the payload of a large message (16 KiB or more) as
+    /// A server sends the payload of a large message (1 KiB or more) as
     /// it is, without copying it into the output: echoing a received
-    /// message costs no copy. A smaller one is copied, which costs less
-    /// than writing it as a piece of its own.
+    /// message, or broadcasting one to many connections, costs no copy.
     pub fn send(&mut self, message: &Message) -> Result<(), UsageError> {
         let len = message.as_bytes().len();
-        if self.role == Role::Server && len >= COPY_BELOW && !self.transforms(len) {
+        if self.role == Role::Server && len >= SHARE_MIN && !self.transforms(len) {
             self.check_can_start_message()?;
             self.write_header(true, opcode_of(message.kind()), 0, len, None);
             self.output.push_shared(message.clone().into_bytes());
@@ -57,7 +47,7 @@ impl Connection {
     /// output and into the socket); a server sends it as it is. The
     /// payload goes out as its own piece of the output
     /// ([`pending_output_pieces`](crate::plumbing::Plumbing::pending_output_pieces)); one
-    /// under 16 KiB is copied instead, which costs less. With an extension
+    /// under 1 KiB is copied instead, which costs less. With an extension
     /// that transforms the message (permessage-deflate), it is encoded as
     /// by `send`.
     ///
@@ -69,7 +59,7 @@ impl Connection {
         mut payload: BytesMut,
     ) -> Result<(), UsageError> {
         let len = payload.len();
-        if len < COPY_BELOW || self.transforms(len) {
+        if len < SHARE_MIN || self.transforms(len) {
             return self.send_data(kind, &payload);
         }
         self.check_can_start_message()?;
@@ -119,7 +109,7 @@ impl Connection {
         self.output
             .buf()
             .extend_from_slice(prepared.head().as_bytes());
-        if payload.len() >= SHARE_PREPARED_MIN {
+        if payload.len() >= SHARE_MIN {
             self.output.push_shared(payload.clone());
         } else {
             self.output.buf().extend_from_slice(payload);
