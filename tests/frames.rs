@@ -659,6 +659,35 @@ fn reading_through_unfilled_and_advance_equals_handle_read() {
     }
 }
 
+/// A payload only this connection sends is spliced into the output from
+/// 1 KiB, unless the driver asked for copies up to a larger size
+/// (`Plumbing::copy_below`); a prepared one is shared from 1 KiB either
+/// way.
+#[test]
+fn a_driver_chooses_below_which_a_payload_is_copied() {
+    let mid = Message::from(vec![5u8; 4096]);
+    let one_piece = |s: &rfc6455::Connection| s.pending_output().len() == s.pending_output_len();
+    let mut s = server();
+    s.send(&mid).unwrap();
+    assert!(!one_piece(&s), "spliced by default");
+    let mut s = server();
+    s.copy_below(16 << 10);
+    s.send(&mid).unwrap();
+    assert!(one_piece(&s), "copied below 16 KiB");
+    s.send_owned(MessageKind::Binary, mid.as_bytes().into())
+        .unwrap();
+    assert!(one_piece(&s), "send_owned copies too");
+    s.send_prepared(&rfc6455::PreparedMessage::binary(mid.as_bytes().to_vec()))
+        .unwrap();
+    assert!(!one_piece(&s), "a prepared payload is still shared");
+    let expected: Vec<u8> = [0x82, 126, 0x10, 0x00]
+        .into_iter()
+        .chain(mid.as_bytes().iter().copied())
+        .collect();
+    let written: Vec<u8> = s.pending_output_pieces().flatten().copied().collect();
+    assert_eq!(written, expected.repeat(3), "the same bytes either way");
+}
+
 #[test]
 fn a_server_sends_large_messages_without_copying_and_in_order() {
     // `send` splices a large payload in after its header; the

@@ -215,6 +215,17 @@ pub trait Plumbing {
     /// [`consume_output`](Connection::consume_output), as usual.
     fn pending_output_pieces(&self) -> impl Iterator<Item = &[u8]>;
 
+    /// Payloads that only this connection sends (`send`, `send_owned`)
+    /// are copied into the output below `bytes`, and go out as pieces of
+    /// their own from there, without a copy (default: 1 KiB; at most
+    /// 4 GiB). A driver whose vectored write costs more than a copy
+    /// raises it: on a socket, the kernel's `writev` of a header and a
+    /// payload costs more than one `send` of both, up to about 16 KiB.
+    /// The copy needs output memory, so a connection on a heap counted in
+    /// kilobytes keeps the default. A prepared message, which many
+    /// connections send, is shared from 1 KiB whatever this says.
+    fn copy_below(&mut self, bytes: usize);
+
     /// Fills `slices` with the pieces of the pending output, in order, for
     /// one vectored write (`write_vectored`); returns how many it filled.
     /// Report what was written with
@@ -325,6 +336,10 @@ impl Plumbing for Connection {
 
     fn pending_output_pieces(&self) -> impl Iterator<Item = &[u8]> {
         self.output.pieces()
+    }
+
+    fn copy_below(&mut self, bytes: usize) {
+        self.copy_below = u32::try_from(bytes).unwrap_or(u32::MAX);
     }
 
     #[cfg(feature = "std")]

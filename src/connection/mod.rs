@@ -134,6 +134,10 @@ pub struct Connection {
     sending: Option<(crate::MessageKind, bool)>,
     /// A reused buffer for the extension's output.
     scratch: Vec<u8>,
+    /// A payload only this connection sends is copied into the output
+    /// below this size, and goes out as a piece of its own from it
+    /// (`Plumbing::copy_below`).
+    copy_below: u32,
 
     // ----- the extension -----
     /// The negotiated per-message extension (permessage-deflate), if any.
@@ -203,6 +207,7 @@ impl Connection {
             output: Output::default(),
             sending: None,
             scratch: Vec::new(),
+            copy_below: send::COPY_BELOW as u32,
             extension: None,
             rsv_allowed: 0,
         })

@@ -9,7 +9,9 @@ use bytes::BytesMut;
 
 /// A server sends payloads at least this long that it holds as `Bytes`
 /// without copying them (below, a copy costs less than a separate piece).
-const SHARE_MIN: usize = 1024;
+/// For a payload only this connection sends, the driver may raise it
+/// (`Plumbing::copy_below`); a prepared one, which many send, keeps it.
+pub(super) const COPY_BELOW: usize = 1024;
 
 impl Connection {
     // ----- commands -----
@@ -31,7 +33,7 @@ impl Connection {
     /// message, or broadcasting one to many connections, costs no copy.
     pub fn send(&mut self, message: &Message) -> Result<(), UsageError> {
         let len = message.as_bytes().len();
-        if self.role == Role::Server && len >= SHARE_MIN && !self.transforms(len) {
+        if self.role == Role::Server && len >= self.copy_below as usize && !self.transforms(len) {
             self.check_can_start_message()?;
             self.write_header(true, opcode_of(message.kind()), 0, len, None);
             self.output.push_shared(message.clone().into_bytes());
@@ -59,7 +61,7 @@ impl Connection {
         mut payload: BytesMut,
     ) -> Result<(), UsageError> {
         let len = payload.len();
-        if len < SHARE_MIN || self.transforms(len) {
+        if len < self.copy_below as usize || self.transforms(len) {
             return self.send_data(kind, &payload);
         }
         self.check_can_start_message()?;
@@ -109,7 +111,7 @@ impl Connection {
         self.output
             .buf()
             .extend_from_slice(prepared.head().as_bytes());
-        if payload.len() >= SHARE_MIN {
+        if payload.len() >= COPY_BELOW {
             self.output.push_shared(payload.clone());
         } else {
             self.output.buf().extend_from_slice(payload);

@@ -14,7 +14,7 @@ use tokio::time::Sleep;
 
 use super::pool;
 use super::stream::{Io, Side, WriteWakers};
-use super::{Time, HIGH_WATER, READ_BUF};
+use super::{Time, COPY_BELOW, HIGH_WATER, READ_BUF};
 use crate::driver::policy::{offer as policy_offer, Held};
 use crate::driver::{received, Alarm, Clock, Error, Timer};
 use crate::plumbing::Plumbing;
@@ -48,7 +48,8 @@ impl Timer for Time {
 
 /// The reading side: input, time, events, and the end of the transport.
 impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
-    pub(super) fn new(stream: S, conn: Connection, protocol: Option<String>) -> Self {
+    pub(super) fn new(stream: S, mut conn: Connection, protocol: Option<String>) -> Self {
+        conn.copy_below(COPY_BELOW);
         let write_wakers = Arc::new(WriteWakers::default());
         Inner {
             io: Io {
