@@ -228,7 +228,7 @@ fn send(conn: &mut Connection, op: &Op) {
 /// and gives the events with streamed pieces joined.
 fn receive(conn: &mut Connection, bytes: &[u8], sizes: &[usize]) -> Vec<Event> {
     let events = feed_all(conn, bytes, Chunking::Sizes(sizes));
-    if conn.config().streaming {
+    if conn.is_streaming() {
         join_pieces(events)
     } else {
         events

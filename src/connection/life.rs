@@ -27,7 +27,7 @@ impl Connection {
     /// Ping may then come up to one interval late).
     pub fn handle_timeout(&mut self, now: Timestamp) {
         let open = self.can_send();
-        match self.timers.handle_timeout(&self.config.timeouts, now, open) {
+        match self.timers.handle_timeout(now, open) {
             Expired::None => {}
             Expired::Ping => {
                 let sent = self.ping(b"");
@@ -38,8 +38,7 @@ impl Connection {
                 // we stop waiting for a peer that stopped talking.
                 let sent = self.close(CloseCode::GOING_AWAY, "idle timeout");
                 debug_assert!(sent.is_ok(), "idleness is checked only while open");
-                self.timers
-                    .handle_timeout(&self.config.timeouts, now, false);
+                self.timers.handle_timeout(now, false);
             }
         }
     }
@@ -116,7 +115,7 @@ impl Connection {
         self.held = bytes::Bytes::new();
         self.frame = None;
         self.message = None;
-        self.timers.start_closing(&self.config.timeouts);
+        self.timers.start_closing();
         self.life = Life::Closed(Box::new(Ended {
             event: Some(Closed {
                 initiator,

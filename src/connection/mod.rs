@@ -104,7 +104,8 @@ pub enum State {
 #[derive(Debug)]
 pub struct Connection {
     role: Role,
-    config: Config,
+    /// What it keeps of its [`Config`] (the timeouts are the timers').
+    settings: Settings,
     /// Open, closing or closed, with what each stage needs.
     life: Life,
     /// The heartbeat and the closing countdown.
@@ -144,6 +145,25 @@ pub struct Connection {
     extension: Option<Box<dyn MessageExtension>>,
     /// RSV bits the extension defines; any other set bit is a fault.
     rsv_allowed: u8,
+}
+
+/// What an open connection keeps of its [`Config`]: the limits, the
+/// delivery and the key source. The handshake's parts (the head's limits,
+/// the PROXY protocol, the handshake's timeout, the deflate settings) stay
+/// with the handshake, and the other timeouts are in the timers: every
+/// connection carries this, so it holds nothing else.
+#[derive(Debug)]
+struct Settings {
+    /// [`Config::max_frame_size`].
+    max_frame_size: Option<usize>,
+    /// [`Config::max_message_size`].
+    max_message_size: Option<usize>,
+    /// [`Config::mask_keys`].
+    mask_keys: crate::MaskKeys,
+    /// [`Config::auto_pong`].
+    auto_pong: bool,
+    /// [`Config::streaming`].
+    streaming: bool,
 }
 
 /// A connection's life, from open to closed, each stage with its data.
@@ -196,8 +216,14 @@ impl Connection {
         }
         Ok(Connection {
             role,
-            timers: Timers::default(),
-            config,
+            timers: Timers::new(&config.timeouts),
+            settings: Settings {
+                max_frame_size: config.max_frame_size,
+                max_message_size: config.max_message_size,
+                mask_keys: config.mask_keys,
+                auto_pong: config.auto_pong,
+                streaming: config.streaming,
+            },
             life: Life::Open,
             input: BytesMut::new(),
             held: Bytes::new(),
@@ -253,9 +279,10 @@ impl Connection {
         self.role
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// Whether messages are delivered in pieces as they arrive
+    /// ([`Config::streaming`]).
+    pub fn is_streaming(&self) -> bool {
+        self.settings.streaming
     }
 
     /// Where the closing handshake stands.

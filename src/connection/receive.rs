@@ -224,7 +224,13 @@ impl Connection {
                     .as_mut()
                     .expect("data frames belong to a message");
                 if message.transformed {
-                    decode(&mut self.extension, message, fresh, false, &self.config)?;
+                    decode(
+                        &mut self.extension,
+                        message,
+                        fresh,
+                        false,
+                        self.settings.max_message_size,
+                    )?;
                 // Fail fast: check text as it arrives, not when it is whole.
                 } else if message.kind == MessageKind::Text && message.utf8.feed(fresh).is_err() {
                     return Err(ProtocolError::InvalidUtf8);
@@ -232,7 +238,7 @@ impl Connection {
             }
         }
         if (frame.processed as u64) < frame.remaining {
-            if self.config.streaming && !frame.header.opcode.is_control() {
+            if self.settings.streaming && !frame.header.opcode.is_control() {
                 let message = self
                     .message
                     .as_mut()
@@ -284,7 +290,7 @@ impl Connection {
     /// The payload is unmasked as it is copied out, in one pass. `None`:
     /// the held bytes go to `input` for the general path.
     fn step_held(&mut self) -> Result<Option<Step>, ProtocolError> {
-        if !self.input.is_empty() || self.config.streaming {
+        if !self.input.is_empty() || self.settings.streaming {
             return Ok(None);
         }
         if let Some(frame) = &self.frame {
@@ -336,7 +342,7 @@ impl Connection {
         };
         let whole = header.fin
             && header.rsv == 0
-            && !self.config.streaming
+            && !self.settings.streaming
             && header.len <= available as u64;
         whole.then_some(kind)
     }
@@ -386,7 +392,7 @@ impl Connection {
             }
             _ => {}
         }
-        if let Some(max) = self.config.max_frame_size {
+        if let Some(max) = self.settings.max_frame_size {
             if header.len > max as u64 {
                 return Err(ProtocolError::FrameTooBig {
                     len: header.len,
@@ -394,7 +400,7 @@ impl Connection {
                 });
             }
         }
-        if let Some(max) = self.config.max_message_size {
+        if let Some(max) = self.settings.max_message_size {
             let len = self
                 .message
                 .as_ref()
@@ -452,20 +458,26 @@ impl Connection {
                     if header.fin {
                         // The message ends here: the extension finishes it
                         // (for DEFLATE, the trailer of RFC 7692 §7.2.2).
-                        decode(&mut self.extension, message, &[], true, &self.config)?;
+                        decode(
+                            &mut self.extension,
+                            message,
+                            &[],
+                            true,
+                            self.settings.max_message_size,
+                        )?;
                     }
                     return self.end_transformed_frame(header.fin);
                 }
                 if header.fin && message.kind == MessageKind::Text && !message.utf8.is_complete() {
                     return Err(ProtocolError::InvalidUtf8);
                 }
-                if self.config.streaming {
+                if self.settings.streaming {
                     if payload.is_empty() && !header.fin {
                         return Ok(Step::Continue);
                     }
                     return Ok(Step::Event(self.fragment(payload, header.fin)));
                 }
-                let max = self.config.max_message_size;
+                let max = self.settings.max_message_size;
                 if !header.fin {
                     append(&mut message.data, &payload, max);
                     return Ok(Step::Continue);
@@ -483,7 +495,7 @@ impl Connection {
                 // "Upon receipt of a Ping frame, an endpoint MUST send a Pong
                 // frame in response, unless it already received a Close
                 // frame." (§5.5.2) Once we sent our Close we send nothing.
-                if self.config.auto_pong && self.can_send() {
+                if self.settings.auto_pong && self.can_send() {
                     self.write_frame(true, OpCode::Pong, 0, &payload);
                 }
                 Ok(Step::Event(Event::Ping(payload)))
@@ -519,7 +531,7 @@ impl Connection {
         if fin && message.kind == MessageKind::Text && !message.utf8.is_complete() {
             return Err(ProtocolError::InvalidUtf8);
         }
-        if self.config.streaming {
+        if self.settings.streaming {
             if message.decoded.is_empty() && !fin {
                 return Ok(Step::Continue);
             }
@@ -564,7 +576,7 @@ fn decode(
     message: &mut MessageInProgress,
     input: &[u8],
     last: bool,
-    config: &crate::Config,
+    limit: Option<usize>,
 ) -> Result<(), ProtocolError> {
     let extension = extension
         .as_mut()
@@ -573,7 +585,6 @@ fn decode(
     let start = message.decoded.len();
     // The limit is on the whole decoded message; in streaming mode part of
     // it may already have been delivered, so what is left is the budget.
-    let limit = config.max_message_size;
     let budget = limit.map(|limit| limit.saturating_sub(message.drained));
     let result = extension.decode(input, last, &mut message.decoded, budget);
     // Whatever stopped the decoder, the text it produced up to there is

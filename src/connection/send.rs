@@ -239,7 +239,7 @@ impl Connection {
         let frame = CloseFrame::new(code, reason);
         self.queue_close(&frame);
         self.life = Life::Closing(frame);
-        self.timers.start_closing(&self.config.timeouts);
+        self.timers.start_closing();
         Ok(())
     }
 
@@ -318,7 +318,7 @@ impl Connection {
     fn next_mask(&mut self) -> Option<[u8; 4]> {
         match self.role {
             // A client is only made with a key source (`Connection::try_new`).
-            Role::Client => Some(self.config.mask_keys.next_key().unwrap_or_default()),
+            Role::Client => Some(self.settings.mask_keys.next_key().unwrap_or_default()),
             Role::Server => None,
         }
     }

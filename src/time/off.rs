@@ -6,15 +6,20 @@
 use super::{Expired, Timeouts, Timestamp};
 
 /// A connection's deadlines, none of which runs.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct Timers;
 
 impl Timers {
     #[inline(always)]
+    pub(crate) fn new(_: &Timeouts) -> Timers {
+        Timers
+    }
+
+    #[inline(always)]
     pub(crate) fn heard(&mut self) {}
 
     #[inline(always)]
-    pub(crate) fn start_closing(&mut self, _: &Timeouts) {}
+    pub(crate) fn start_closing(&mut self) {}
 
     #[inline(always)]
     pub(crate) fn closing_expired(&self) -> bool {
@@ -22,7 +27,7 @@ impl Timers {
     }
 
     #[inline(always)]
-    pub(crate) fn handle_timeout(&mut self, _: &Timeouts, _: Timestamp, _: bool) -> Expired {
+    pub(crate) fn handle_timeout(&mut self, _: Timestamp, _: bool) -> Expired {
         Expired::None
     }
 
