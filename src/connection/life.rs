@@ -96,7 +96,7 @@ impl Connection {
                 self.queue_close(&frame);
                 frame
             }
-            Life::Closing(sent) => sent.clone(),
+            Life::Closing(sent) => (**sent).clone(),
             Life::Closed(_) => return,
         };
         self.end(Initiator::Local, Some(sent), None, Some(error), true);

@@ -133,8 +133,6 @@ pub struct Connection {
     /// The fragmented message we are sending, if any: its kind, and
     /// whether the extension transforms it.
     sending: Option<(crate::MessageKind, bool)>,
-    /// A reused buffer for the extension's output.
-    scratch: Vec<u8>,
     /// A payload only this connection sends is copied into the output
     /// below this size, and goes out as a piece of its own from it
     /// (`Plumbing::copy_below`).
@@ -142,7 +140,7 @@ pub struct Connection {
 
     // ----- the extension -----
     /// The negotiated per-message extension (permessage-deflate), if any.
-    extension: Option<Box<dyn MessageExtension>>,
+    extension: Option<Box<Negotiated>>,
     /// RSV bits the extension defines; any other set bit is a fault.
     rsv_allowed: u8,
 }
@@ -166,13 +164,23 @@ struct Settings {
     streaming: bool,
 }
 
+/// The negotiated per-message extension, and the buffer it encodes into
+/// (reused from message to message). Boxed in the connection: most
+/// connections have none, and pay a pointer for it.
+#[derive(Debug)]
+struct Negotiated {
+    codec: Box<dyn MessageExtension>,
+    scratch: Vec<u8>,
+}
+
 /// A connection's life, from open to closed, each stage with its data.
 #[derive(Debug)]
 enum Life {
     /// Messages flow both ways.
     Open,
-    /// We sent this Close frame and wait for the peer's.
-    Closing(CloseFrame),
+    /// We sent this Close frame and wait for the peer's (boxed: an open
+    /// connection, which is most of them, pays a pointer for it).
+    Closing(Box<CloseFrame>),
     /// The closing handshake finished, or the connection failed, or the
     /// transport ended.
     Closed(Box<Ended>),
@@ -232,7 +240,6 @@ impl Connection {
             eof: false,
             output: Output::default(),
             sending: None,
-            scratch: Vec::new(),
             copy_below: send::COPY_BELOW as u32,
             extension: None,
             rsv_allowed: 0,
@@ -249,7 +256,10 @@ impl Connection {
     ) -> Connection {
         let mut conn = Connection::new(role, config);
         conn.rsv_allowed = extension.rsv();
-        conn.extension = Some(extension);
+        conn.extension = Some(Box::new(Negotiated {
+            codec: extension,
+            scratch: Vec::new(),
+        }));
         conn
     }
 
@@ -268,7 +278,7 @@ impl Connection {
     #[cfg(feature = "deflate")]
     pub fn deflate_params(&self) -> Option<crate::DeflateParams> {
         use crate::extension::deflate::Deflate;
-        let extension = self.extension.as_deref()?.as_any();
+        let extension = self.extension.as_deref()?.codec.as_any();
         Some(extension.downcast_ref::<Deflate>()?.params())
     }
 

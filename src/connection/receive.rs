@@ -37,8 +37,9 @@ pub(super) struct FrameInProgress {
 #[derive(Debug)]
 pub(super) struct MessageInProgress {
     kind: MessageKind,
-    /// The fragments so far (not used in streaming mode, nor for a
-    /// transformed message).
+    /// The fragments so far, for an untransformed message outside
+    /// streaming mode; for a transformed one, its decoded payload so far
+    /// (in streaming mode, since the last piece delivered).
     data: Vec<u8>,
     /// The declared length of every frame so far, for the message limit.
     len: u64,
@@ -48,8 +49,6 @@ pub(super) struct MessageInProgress {
     /// The first frame carried the extension's RSV bits: the payload is
     /// the extension's (DEFLATE data, say), decoded as it arrives.
     transformed: bool,
-    /// The decoded payload so far, for a transformed message.
-    decoded: Vec<u8>,
     /// Decoded bytes already delivered as fragments (streaming mode).
     drained: usize,
 }
@@ -173,7 +172,7 @@ impl Connection {
                     // Between the frames of a fragmented message is not.
                     let mid_frame = self.frame.is_some() || !self.input.is_empty();
                     let sent = match &self.life {
-                        Life::Closing(sent) => Some(sent.clone()),
+                        Life::Closing(sent) => Some((**sent).clone()),
                         _ => None,
                     };
                     let error = ProtocolError::UnexpectedEof { mid_frame };
@@ -243,13 +242,13 @@ impl Connection {
                     .message
                     .as_mut()
                     .expect("data frames belong to a message");
-                if message.transformed && !message.decoded.is_empty() {
+                if message.transformed && !message.data.is_empty() {
                     // The frame's bytes so far are spent; deliver what they made.
                     self.input.advance(frame.processed);
                     frame.remaining -= frame.processed as u64;
                     frame.processed = 0;
-                    message.drained += message.decoded.len();
-                    let data = Bytes::from(core::mem::take(&mut message.decoded));
+                    message.drained += message.data.len();
+                    let data = Bytes::from(core::mem::take(&mut message.data));
                     return Ok(Step::Event(self.fragment(data, false)));
                 }
                 if !message.transformed && frame.processed > 0 {
@@ -428,7 +427,6 @@ impl Connection {
                     utf8: Utf8Validator::new(),
                     delivered: false,
                     transformed: header.rsv != 0,
-                    decoded: Vec::new(),
                     drained: 0,
                 });
             }
@@ -504,7 +502,7 @@ impl Connection {
             OpCode::Close => {
                 let received = parse_close(&payload)?;
                 let (initiator, sent) = match &self.life {
-                    Life::Closing(sent) => (Initiator::Local, sent.clone()),
+                    Life::Closing(sent) => (Initiator::Local, (**sent).clone()),
                     _ => {
                         // "If an endpoint receives a Close frame and did not
                         // previously send a Close frame, the endpoint MUST
@@ -532,18 +530,18 @@ impl Connection {
             return Err(ProtocolError::InvalidUtf8);
         }
         if self.settings.streaming {
-            if message.decoded.is_empty() && !fin {
+            if message.data.is_empty() && !fin {
                 return Ok(Step::Continue);
             }
-            message.drained += message.decoded.len();
-            let data = Bytes::from(core::mem::take(&mut message.decoded));
+            message.drained += message.data.len();
+            let data = Bytes::from(core::mem::take(&mut message.data));
             return Ok(Step::Event(self.fragment(data, fin)));
         }
         if !fin {
             return Ok(Step::Continue);
         }
         let message = self.message.take().expect("checked above");
-        let data = Bytes::from(message.decoded);
+        let data = Bytes::from(message.data);
         Ok(Step::Event(Event::Message(whole(message.kind, data))))
     }
 
@@ -572,7 +570,7 @@ impl Connection {
 /// message (or, with `last`, finishes it), checking the decoded text and
 /// the size limit.
 fn decode(
-    extension: &mut Option<Box<dyn crate::extension::MessageExtension>>,
+    extension: &mut Option<Box<super::Negotiated>>,
     message: &mut MessageInProgress,
     input: &[u8],
     last: bool,
@@ -582,22 +580,24 @@ fn decode(
         .as_mut()
         .expect("RSV bits are accepted only with a negotiated extension");
     let text = message.kind == MessageKind::Text;
-    let start = message.decoded.len();
+    let start = message.data.len();
     // The limit is on the whole decoded message; in streaming mode part of
     // it may already have been delivered, so what is left is the budget.
     let budget = limit.map(|limit| limit.saturating_sub(message.drained));
-    let result = extension.decode(input, last, &mut message.decoded, budget);
+    let result = extension
+        .codec
+        .decode(input, last, &mut message.data, budget);
     // Whatever stopped the decoder, the text it produced up to there is
     // checked first: the first fault in the stream decides the code, and
     // so the code does not depend on how the bytes were split into reads.
-    if text && message.utf8.feed(&message.decoded[start..]).is_err() {
+    if text && message.utf8.feed(&message.data[start..]).is_err() {
         return Err(ProtocolError::InvalidUtf8);
     }
     match result {
         Ok(()) => Ok(()),
         Err(DecodeError::Invalid) => Err(ProtocolError::InvalidCompression { text }),
         Err(DecodeError::TooBig) => Err(ProtocolError::MessageTooBig {
-            len: (message.drained + message.decoded.len()) as u64,
+            len: (message.drained + message.data.len()) as u64,
             max: limit.unwrap_or(usize::MAX),
         }),
     }

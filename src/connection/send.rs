@@ -4,6 +4,7 @@ use super::{Connection, Life};
 use crate::frame::{Header, OpCode, MAX_HEADER_LEN};
 use crate::mask::{apply_mask, extend_masked};
 use crate::{CloseCode, CloseFrame, Message, MessageKind, PreparedMessage, Role, UsageError};
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use bytes::BytesMut;
 
@@ -92,13 +93,17 @@ impl Connection {
         }
         if self.transforms(payload.len()) {
             #[cfg(feature = "std")]
-            if let Some(key) = self.extension.as_ref().and_then(|e| e.shared_encoding()) {
+            if let Some(key) = self
+                .extension
+                .as_ref()
+                .and_then(|e| e.codec.shared_encoding())
+            {
                 self.check_can_start_message()?;
                 let rsv = self.rsv_allowed;
                 let extension = self.extension.as_mut().expect("checked above");
                 let (head, frame_payload) = prepared.shared(key, |data| {
                     let mut out = Vec::new();
-                    extension.encode(data, true, &mut out);
+                    extension.codec.encode(data, true, &mut out);
                     (out, rsv)
                 });
                 self.output.buf().extend_from_slice(head.as_bytes());
@@ -127,7 +132,7 @@ impl Connection {
         self.check_can_start_message()?;
         if let Some((encoded, rsv)) = self.encode_message(data) {
             self.write_frame(true, opcode_of(kind), rsv, &encoded);
-            self.scratch = encoded;
+            self.keep_scratch(encoded);
             return Ok(());
         }
         self.write_frame(true, opcode_of(kind), 0, data);
@@ -149,7 +154,7 @@ impl Connection {
         if let Some((encoded, rsv)) = self.encode_message(data) {
             // The transformed bytes are what gets fragmented (RFC 7692 §6.1).
             self.write_fragments(kind, rsv, &encoded, fragment_size);
-            self.scratch = encoded;
+            self.keep_scratch(encoded);
             return Ok(());
         }
         self.write_fragments(kind, 0, data, fragment_size);
@@ -176,7 +181,9 @@ impl Connection {
             Some((_, transformed)) => (OpCode::Continuation, transformed),
             None => (
                 opcode_of(kind),
-                self.extension.as_ref().is_some_and(|e| e.encodes_stream()),
+                self.extension
+                    .as_ref()
+                    .is_some_and(|e| e.codec.encodes_stream()),
             ),
         };
         self.sending = if last {
@@ -192,9 +199,9 @@ impl Connection {
             .extension
             .as_mut()
             .expect("checked when the message began");
-        let mut out = core::mem::take(&mut self.scratch);
+        let mut out = core::mem::take(&mut extension.scratch);
         out.clear();
-        extension.encode(data, last, &mut out);
+        extension.codec.encode(data, last, &mut out);
         // Only the first frame of the message carries the RSV bits.
         let rsv = if opcode == OpCode::Continuation {
             0
@@ -202,7 +209,7 @@ impl Connection {
             self.rsv_allowed
         };
         self.write_frame(last, opcode, rsv, &out);
-        self.scratch = out;
+        self.keep_scratch(out);
         Ok(())
     }
 
@@ -238,7 +245,7 @@ impl Connection {
         }
         let frame = CloseFrame::new(code, reason);
         self.queue_close(&frame);
-        self.life = Life::Closing(frame);
+        self.life = Life::Closing(Box::new(frame));
         self.timers.start_closing();
         Ok(())
     }
@@ -247,17 +254,29 @@ impl Connection {
 
     /// Whether the extension would transform a message of `len` bytes.
     fn transforms(&self, len: usize) -> bool {
-        self.extension.as_ref().is_some_and(|e| e.encodes(len))
+        self.extension
+            .as_ref()
+            .is_some_and(|e| e.codec.encodes(len))
     }
 
     /// The whole message transformed by the extension, with the RSV bits
     /// that mark it, if the extension takes a message of this size.
     fn encode_message(&mut self, data: &[u8]) -> Option<(Vec<u8>, u8)> {
-        let extension = self.extension.as_mut().filter(|e| e.encodes(data.len()))?;
-        let mut out = core::mem::take(&mut self.scratch);
+        let extension = self
+            .extension
+            .as_mut()
+            .filter(|e| e.codec.encodes(data.len()))?;
+        let mut out = core::mem::take(&mut extension.scratch);
         out.clear();
-        extension.encode(data, true, &mut out);
+        extension.codec.encode(data, true, &mut out);
         Some((out, self.rsv_allowed))
+    }
+
+    /// Gives the extension's buffer back, for the next message.
+    fn keep_scratch(&mut self, out: Vec<u8>) {
+        if let Some(extension) = self.extension.as_mut() {
+            extension.scratch = out;
+        }
     }
 
     fn write_fragments(&mut self, kind: MessageKind, rsv: u8, data: &[u8], fragment_size: usize) {

@@ -221,7 +221,7 @@ pub trait Driver: sealed::Holds {
     /// watches one shutdown at a time: a second call replaces the first.
     #[cfg(feature = "std")]
     fn watch(&mut self, shutdown: &crate::Shutdown) {
-        self.held_mut().shutdown.0 = Some(shutdown.watch());
+        self.held_mut().shutdown.0 = Some(alloc::boxed::Box::new(shutdown.watch()));
     }
 }
 

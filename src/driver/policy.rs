@@ -63,7 +63,7 @@ pub struct Held {
     /// The sans-IO connection.
     pub(crate) conn: Connection,
     /// The subprotocol agreed in the handshake.
-    pub(crate) protocol: Option<String>,
+    pub(crate) protocol: Option<Box<str>>,
     /// How the connection ended, once it has (boxed: a connection that is
     /// open, which is most of them most of the time, holds a pointer).
     pub(crate) closed: Option<Box<Closed>>,
@@ -76,7 +76,7 @@ impl Held {
     pub(crate) fn new(conn: Connection, protocol: Option<String>) -> Self {
         Held {
             conn,
-            protocol,
+            protocol: protocol.map(String::into_boxed_str),
             closed: None,
             shutdown: Watching::default(),
         }
@@ -167,7 +167,7 @@ pub(crate) fn offer(
 /// The shutdown signal a WebSocket watches, if any
 /// ([`Driver::watch`](super::Driver::watch)); without `std`, never any.
 #[derive(Debug, Default)]
-pub(crate) struct Watching(#[cfg(feature = "std")] pub(crate) Option<super::shutdown::Watch>);
+pub(crate) struct Watching(#[cfg(feature = "std")] pub(crate) Option<Box<super::shutdown::Watch>>);
 
 impl Watching {
     /// Ready when a signal came that is not yet heeded; if none did, the

@@ -54,8 +54,8 @@ enum Countdown {
     /// due at once, so the driver calls `handle_timeout(now)` and the
     /// countdown starts from that `now`.
     Starting,
-    /// Runs until this time.
-    Until(Nanos),
+    /// Runs until `Timers::closing_at`.
+    Running,
     /// Ran out.
     Expired,
 }
@@ -77,6 +77,8 @@ pub(crate) struct Timers {
     ping_at: Nanos,
     /// When a silent peer is taken for gone, while open.
     idle_at: Nanos,
+    /// When the closing countdown runs out, once it runs.
+    closing_at: Nanos,
     /// The closing handshake's countdown.
     closing: Countdown,
     /// Bytes arrived since the last reported time.
@@ -93,6 +95,7 @@ impl Timers {
             now: Nanos::NEVER,
             ping_at: Nanos::NEVER,
             idle_at: Nanos::NEVER,
+            closing_at: Nanos::NEVER,
             closing: Countdown::Off,
             heard: false,
         }
@@ -136,8 +139,11 @@ impl Timers {
             }
         }
         match self.closing {
-            Countdown::Starting => self.closing = Countdown::Until(now.after(self.close_after)),
-            Countdown::Until(at) if now >= at => self.closing = Countdown::Expired,
+            Countdown::Starting => {
+                self.closing_at = now.after(self.close_after);
+                self.closing = Countdown::Running;
+            }
+            Countdown::Running if now >= self.closing_at => self.closing = Countdown::Expired,
             _ => {}
         }
         if !open {
@@ -162,7 +168,7 @@ impl Timers {
         }
         let closing = match self.closing {
             Countdown::Starting => return self.now.timestamp(),
-            Countdown::Until(at) => at,
+            Countdown::Running => self.closing_at,
             Countdown::Off | Countdown::Expired => Nanos::NEVER,
         };
         closing.min(self.ping_at).min(self.idle_at).timestamp()

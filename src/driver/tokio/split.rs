@@ -68,7 +68,11 @@ impl<S> ReadHalf<S> {
 
     /// The subprotocol agreed in the handshake.
     pub fn protocol(&self) -> Option<String> {
-        lock(&self.shared).held.protocol.clone()
+        lock(&self.shared)
+            .held
+            .protocol
+            .as_deref()
+            .map(String::from)
     }
 }
 
