@@ -1,7 +1,7 @@
 //! An echo server: every text and binary message comes back unchanged.
 //!
 //! ```text
-//! cargo run --release --example echo_server -- [ADDR] [--blocking | --embedded | --uring | --tls]
+//! cargo run --release --example echo_server -- [ADDR] [--blocking | --embedded | --uring | --mio | --tls]
 //! ```
 //!
 //! ADDR defaults to 127.0.0.1:9001. The default serves with the tokio
@@ -9,7 +9,9 @@
 //! adapter, a thread per connection; `--embedded` with the
 //! embedded-io-async adapter (feature `embedded-io-async`) over tokio's
 //! sockets, a task per connection; `--uring` with the compio driver
-//! (feature `compio`: io_uring on Linux), one thread. With the `http2` feature the tokio mode
+//! (feature `compio`: io_uring on Linux), one thread; `--mio` with the
+//! event-loop server (feature `mio`), every connection a record in one
+//! thread's loop. With the `http2` feature the tokio mode
 //! also takes HTTP/2 with prior knowledge on the same port (RFC 8441, one
 //! WebSocket per stream). `--tls` serves wss:// with a self-signed
 //! certificate made at start, and with the `http2` feature offers HTTP/2
@@ -58,6 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut blocking = false;
     let mut embedded = false;
     let mut uring = false;
+    let mut events = false;
     let mut quick = false;
     let mut secure = false;
     let mut heartbeat = None;
@@ -82,6 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             "--embedded" => embedded = true,
             "--uring" => uring = true,
+            "--mio" => events = true,
             "--quickack" => quick = true,
             "--restart" => stop_code = rfc6455::CloseCode::SERVICE_RESTART,
             "--proxy-protocol" => proxy_protocol = true,
@@ -91,7 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: echo_server [ADDR] [--blocking | --embedded | --uring | --tls [--cert-out FILE]] [--quickack] [--heartbeat MS] [--restart] [--proxy-protocol] [--trust-proxy LIST]"
+                    "usage: echo_server [ADDR] [--blocking | --embedded | --uring | --mio | --tls [--cert-out FILE]] [--quickack] [--heartbeat MS] [--restart] [--proxy-protocol] [--trust-proxy LIST]"
                 );
                 return Ok(());
             }
@@ -109,6 +113,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .block_on(serve_tls(&addr))
     } else if blocking {
         serve_blocking(&addr, quick)
+    } else if events {
+        #[cfg(feature = "mio")]
+        return serve_mio(&addr, quick);
+        #[cfg(not(feature = "mio"))]
+        return Err("--mio needs --features mio".into());
     } else if uring {
         #[cfg(feature = "compio")]
         return rfc6455::compio::runtime()?.block_on(serve_uring(&addr, quick));
@@ -459,6 +468,41 @@ async fn echo_uring(stream: autobahn::uring::QuickAck, peer: SocketAddr) {
         }
     };
     log(peer, &path, outcome.map(|()| ws.closed()));
+}
+
+/// The event-loop server: one thread, every connection a record.
+#[cfg(feature = "mio")]
+fn serve_mio(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::Error>> {
+    use rfc6455::mio::{Ctx, Handler, Id, Server, TcpStream};
+    use rfc6455::Message;
+
+    struct Echo {
+        quick: bool,
+    }
+
+    impl Handler for Echo {
+        fn before_read(&mut self, stream: &TcpStream) {
+            if self.quick {
+                autobahn::quickack(stream);
+            }
+        }
+
+        fn message(&mut self, ctx: &mut Ctx<'_>, id: Id, message: Message) {
+            let _ = ctx.send(id, &message);
+        }
+
+        fn closed(&mut self, _: &mut Ctx<'_>, id: Id, closed: &Closed) {
+            println!("{id:?}: closed with {}", closed.code());
+        }
+    }
+
+    let mut server = Server::bind(addr.parse()?, config())?;
+    println!(
+        "echo server (mio) listening on ws://{}",
+        server.local_addr()?
+    );
+    server.run(&mut Echo { quick })?;
+    Ok(())
 }
 
 fn serve_blocking(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::Error>> {

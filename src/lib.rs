@@ -126,6 +126,8 @@ pub mod http;
 pub use driver::http2;
 #[cfg(feature = "http3")]
 pub use driver::http3;
+#[cfg(feature = "mio")]
+pub use driver::mio;
 #[cfg(any(
     feature = "blocking",
     feature = "tokio",

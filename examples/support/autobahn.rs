@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-fn quickack<S: std::os::fd::AsFd>(socket: &S) {
+pub fn quickack<S: std::os::fd::AsFd>(socket: &S) {
     // Best effort: on failure the stream is merely slower.
     let _ = socket2::SockRef::from(socket).set_tcp_quickack(true);
 }

@@ -22,6 +22,8 @@ mod halves;
 #[cfg(any(feature = "tokio", feature = "compio", feature = "embedded-io-async"))]
 mod opening;
 mod policy;
+#[cfg(any(feature = "tokio", feature = "mio"))]
+mod pool;
 #[cfg(feature = "std")]
 pub mod shutdown;
 pub mod socket;
@@ -44,6 +46,8 @@ pub mod embedded;
 pub mod http2;
 #[cfg(feature = "http3")]
 pub mod http3;
+#[cfg(feature = "mio")]
+pub mod mio;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 

@@ -12,10 +12,10 @@ use std::task::{ready, Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::time::Sleep;
 
-use super::pool;
 use super::stream::{Io, Side, WriteWakers};
 use super::{Time, COPY_BELOW, HIGH_WATER, READ_BUF};
 use crate::driver::policy::{offer as policy_offer, Held};
+use crate::driver::pool;
 use crate::driver::{received, Alarm, Clock, Error, Timer};
 use crate::plumbing::Plumbing;
 use crate::socket::{Offered, WhenFull};

@@ -79,7 +79,6 @@ use crate::Config;
 
 mod dial;
 mod engine;
-mod pool;
 mod split;
 mod stream;
 mod websocket;

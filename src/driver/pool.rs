@@ -24,7 +24,7 @@ thread_local! {
     static POOL: RefCell<Pool> = RefCell::new(Pool::default());
 }
 
-pub(super) fn put(buffers: Buffers) {
+pub(crate) fn put(buffers: Buffers) {
     let size = buffers.capacity();
     if size <= MAX_KEPT {
         // During thread teardown the pool may be gone: then just free.
@@ -39,7 +39,7 @@ pub(super) fn put(buffers: Buffers) {
 }
 
 /// Gives `conn` pooled buffers if it has none.
-pub(super) fn lend(conn: &mut crate::Connection) {
+pub(crate) fn lend(conn: &mut crate::Connection) {
     if conn.needs_buffers() {
         if let Some(buffers) = take() {
             conn.give_buffers(buffers);
