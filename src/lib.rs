@@ -17,9 +17,10 @@
 //!   async loop written once over any transport, which the `embedded`
 //!   (`embedded_io_async::Read + Write`, no std), `compio` (io_uring) and
 //!   `http2` (RFC 8441 streams on h2) drivers are; `tokio` over tokio's
-//!   `AsyncRead + AsyncWrite`, with `Stream`, `Sink` and split halves. None
-//!   holds protocol logic: they move bytes and sleep until the core's
-//!   deadline.
+//!   `AsyncRead + AsyncWrite`, with `Stream`, `Sink` and split halves; and
+//!   `mio`, a server that keeps every connection as a record in one event
+//!   loop. None holds protocol logic: they move bytes and sleep until the
+//!   core's deadline.
 //!
 //! Without the default `std` feature the crate is `#![no_std]` and needs
 //! only `alloc`; a client then takes its masking keys from

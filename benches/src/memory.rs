@@ -104,7 +104,7 @@ pub fn run(budget: Budget) {
     for lib in ServerLib::MAIN
         .into_iter()
         .chain(uws)
-        .chain([ServerLib::Rfc6455Uring])
+        .chain([ServerLib::Rfc6455Uring, ServerLib::Rfc6455Mio])
     {
         let mut values = Vec::new();
         for &n in &counts {
@@ -126,7 +126,7 @@ pub fn run(budget: Budget) {
     for (col, &v) in ours.iter().enumerate() {
         let best = results[1..]
             .iter()
-            .filter(|(lib, _)| *lib != ServerLib::Rfc6455Uring)
+            .filter(|(lib, _)| !matches!(lib, ServerLib::Rfc6455Uring | ServerLib::Rfc6455Mio))
             .map(|(_, vals)| vals[col])
             .fold(f64::INFINITY, f64::min);
         ratio.push(fmt_ratio(v / best));
@@ -155,6 +155,7 @@ pub fn run(budget: Budget) {
     }
     table.note("Lower is better; ratios < 1 favour rfc6455. tungstenite = tokio-tungstenite with default config.");
     table.note("rfc6455-uring (not in the ratios): the compio driver keeps a read in flight on every connection, so an idle connection holds its receive buffer (16 KiB asked; the kernel writes, and so commits, only the pages that receive bytes).");
+    table.note("rfc6455-mio (not in the ratios): the event-loop server (rfc6455::mio), one thread, every connection a record in its loop and no task; an idle connection lends its buffers to the thread's pool.");
     table.note(format!("Open-file limit raised to {limit} in-process (setrlimit); the hard limit caps the connection count."));
     table.print();
 }

@@ -28,6 +28,9 @@ pub enum ServerLib {
     /// `queue`, as the tokio row; the read goes to the kernel with the
     /// echo, in the same submission.
     Rfc6455Uring,
+    /// rfc6455's event-loop server (`rfc6455::mio`), one thread, every
+    /// connection a record: `ctx.send` of each message in the handler.
+    Rfc6455Mio,
     /// The core alone in a read-decode-encode-write loop on a runtime
     /// (no adapter, no timers): what each runtime costs under the same
     /// protocol code. Informational, `bench probe` only.
@@ -94,6 +97,7 @@ impl ServerLib {
             ServerLib::Rfc6455 => "rfc6455",
             ServerLib::Rfc6455Send => "rfc6455-send",
             ServerLib::Rfc6455Uring => "rfc6455-uring",
+            ServerLib::Rfc6455Mio => "rfc6455-mio",
             ServerLib::CoreTokio => "core-tokio",
             ServerLib::CoreCompio => "core-compio",
             ServerLib::CoreMonoio => "core-monoio",
@@ -112,6 +116,7 @@ impl ServerLib {
             ServerLib::Rfc6455,
             ServerLib::Rfc6455Send,
             ServerLib::Rfc6455Uring,
+            ServerLib::Rfc6455Mio,
             ServerLib::CoreTokio,
             ServerLib::CoreCompio,
             ServerLib::CoreMonoio,
@@ -139,6 +144,7 @@ pub fn serve_main(lib: ServerLib, addr: &str) -> io::Result<()> {
             ))
         }
         ServerLib::Rfc6455Uring => return rfc6455::compio::runtime()?.block_on(serve_uring(addr)),
+        ServerLib::Rfc6455Mio => return serve_mio(addr),
         ServerLib::CoreCompio => {
             return rfc6455::compio::runtime()?.block_on(core_loop::compio(addr))
         }
@@ -209,6 +215,7 @@ pub async fn serve(lib: ServerLib, listener: TcpListener) -> io::Result<()> {
             ServerLib::AxumOurs | ServerLib::AxumOwn => unreachable!("served above"),
             ServerLib::UWebSockets => unreachable!("its own process"),
             ServerLib::Rfc6455Uring
+            | ServerLib::Rfc6455Mio
             | ServerLib::CoreCompio
             | ServerLib::CoreMonoio
             | ServerLib::CoreCompioMulti => {
@@ -295,6 +302,25 @@ async fn echo_rfc6455(stream: TcpStream) -> Result<(), BoxError> {
         ws.queue(&message).await?;
     }
     Ok(())
+}
+
+/// The event-loop server: one thread, every connection a record; the
+/// echo queued in the handler is written when it returns.
+fn serve_mio(addr: &str) -> io::Result<()> {
+    use rfc6455::mio::{Ctx, Handler, Id, Server};
+
+    struct Echo;
+
+    impl Handler for Echo {
+        fn message(&mut self, ctx: &mut Ctx<'_>, id: Id, message: rfc6455::Message) {
+            let _ = ctx.send(id, &message);
+        }
+    }
+
+    let addr = addr.parse().map_err(io::Error::other)?;
+    let mut server = Server::bind(addr, rfc6455::Config::default())?;
+    println!("ready {}", server.local_addr()?.port());
+    server.run(&mut Echo)
 }
 
 /// The io_uring server: compio's runtime on this thread, a task per

@@ -110,6 +110,15 @@ pub struct Buffers {
 }
 
 impl Buffers {
+    /// New buffers with room for `input` received bytes, for a driver
+    /// whose pool is empty (the output buffer grows as it is used).
+    pub fn with_capacity(input: usize) -> Buffers {
+        Buffers {
+            input: BytesMut::with_capacity(input),
+            output: Vec::new(),
+        }
+    }
+
     /// The bytes of memory these buffers hold.
     pub fn capacity(&self) -> usize {
         self.input.capacity() + self.output.capacity()
@@ -302,6 +311,12 @@ impl Plumbing for Connection {
             && self.frame.is_none()
             && self.output.len() == 0;
         let output_too = self.output.capacity() > KEEP_OUTPUT;
+        if idle && self.input.capacity() == 0 {
+            // An empty view of the buffer the last message was cut from:
+            // it would keep that buffer alive for as long as the
+            // connection waits.
+            self.input = BytesMut::new();
+        }
         if !idle || (self.input.capacity() == 0 && !output_too) {
             return None;
         }

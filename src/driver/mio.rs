@@ -31,7 +31,7 @@
 //!
 //! let mut server = Server::bind("127.0.0.1:9001".parse()?, Config::default())?;
 //! server.run(&mut Echo)?;
-//! # Ok::<(), std::io::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! The core decides everything about the protocol, as under every driver:
@@ -62,6 +62,9 @@ use crate::{
 
 /// The server's own read buffer: every socket is read into it.
 const READ_BUF: usize = 64 * 1024;
+/// The room of a receive buffer made when the pool has none: what a
+/// read leaves of it goes to the pool for the next connection.
+const LENT_INPUT: usize = 16 * 1024;
 /// Reads of one socket in one turn before the others get theirs: a peer
 /// that never stops sending cannot starve the rest.
 const READS_PER_TURN: usize = 4;
@@ -515,7 +518,7 @@ impl Server {
                     if n == 0 {
                         conn.handle_eof();
                     } else {
-                        pool::lend(conn);
+                        pool::lend_or_new(conn, LENT_INPUT);
                         conn.handle_read(&self.buf[..n]);
                         if conn.poll_timeout().is_some() {
                             conn.handle_timeout(Timestamp::from(self.epoch.elapsed()));

@@ -47,6 +47,17 @@ pub(crate) fn lend(conn: &mut crate::Connection) {
     }
 }
 
+/// Gives `conn` pooled buffers if it has none, or new ones with room
+/// for `input` bytes if the pool has none either: a driver that copies
+/// its reads in (`handle_read`) then copies into room that goes back to
+/// the pool, rather than into an allocation made to the read's size.
+pub(crate) fn lend_or_new(conn: &mut crate::Connection, input: usize) {
+    lend(conn);
+    if conn.needs_buffers() {
+        conn.give_buffers(Buffers::with_capacity(input));
+    }
+}
+
 fn take() -> Option<Buffers> {
     POOL.try_with(|pool| {
         let mut pool = pool.borrow_mut();
