@@ -561,10 +561,11 @@ impl Server {
                 return self.refuse(handler, id, request.reject(status, &reason))
             }
         };
-        let accepted = match request.accept(options) {
+        let mut accepted = match request.accept(options) {
             Ok(accepted) => accepted,
             Err(e) => return self.refuse(handler, id, e.response()),
         };
+        accepted.connection.copy_below(pool::COPY_BELOW);
         let Some(record) = self.records.get(id) else {
             return;
         };

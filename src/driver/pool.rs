@@ -9,6 +9,15 @@ use std::thread_local;
 use crate::plumbing::Buffers;
 use crate::plumbing::Plumbing;
 
+/// Payloads under this are copied into the output (`Plumbing::copy_below`)
+/// by the drivers that write to a socket (tokio, mio): one `send` of a
+/// header and a copied payload costs less than a `writev` of the two up
+/// to about here (the pipelined 1 KiB echo on 16 connections through
+/// tokio: 0.96M msgs/s sharing from 1 KiB, 1.11M copying up to 16 KiB),
+/// and the output buffers come back to this pool when a connection is
+/// idle.
+pub(crate) const COPY_BELOW: usize = 16 * 1024;
+
 /// The most buffer memory kept per thread.
 const MAX_BYTES: usize = 32 << 20;
 /// Larger sets (left by a big message) are freed, not kept.

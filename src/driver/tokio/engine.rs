@@ -13,9 +13,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::time::Sleep;
 
 use super::stream::{Io, Side, WriteWakers};
-use super::{Time, COPY_BELOW, HIGH_WATER, READ_BUF};
+use super::{Time, HIGH_WATER, READ_BUF};
 use crate::driver::policy::{offer as policy_offer, Held};
 use crate::driver::pool;
+use crate::driver::pool::COPY_BELOW;
 use crate::driver::{received, Alarm, Clock, Error, Timer};
 use crate::plumbing::Plumbing;
 use crate::socket::{Offered, WhenFull};

@@ -93,13 +93,6 @@ type Time = tokio::time::Instant;
 
 /// Pieces of output passed to one vectored write.
 const WRITE_SLICES: usize = 64;
-/// Payloads under this are copied into the output (`Plumbing::copy_below`):
-/// on a socket, one `send` of a header and a copied payload costs less than
-/// a `writev` of the two up to about here (the pipelined 1 KiB echo on 16
-/// connections: 0.96M msgs/s sharing from 1 KiB, 1.11M copying up to
-/// 16 KiB), and the output buffers go back to the thread's pool when a
-/// connection is idle.
-const COPY_BELOW: usize = 16 * 1024;
 
 /// How much each read asks for, unless a large frame needs more.
 const READ_BUF: usize = 32 * 1024;
