@@ -158,4 +158,57 @@ pub fn run(budget: Budget) {
     table.note("rfc6455-mio (not in the ratios): the event-loop server (rfc6455::mio), one thread, every connection a record in its loop and no task; an idle connection lends its buffers to the thread's pool.");
     table.note(format!("Open-file limit raised to {limit} in-process (setrlimit); the hard limit caps the connection count."));
     table.print();
+    if !budget.quick {
+        if let Err(e) = million(limit) {
+            eprintln!("  memory: the million-connection figure failed: {e}");
+        }
+    }
+}
+
+/// The kernel's slab memory (/proc/meminfo `Slab`), in KiB: socket,
+/// file, epoll and TCP structures live there.
+fn slab_kib() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    meminfo
+        .lines()
+        .find(|l| l.starts_with("Slab:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// One million connections on paper: the event-loop server (rfc6455-mio)
+/// holding as many idle connections as the descriptor limit allows, its
+/// RSS and the kernel's slab per connection, scaled to 10^6. Both ends of
+/// each connection are on this machine, so the slab counts two sockets;
+/// a server's own share is about half.
+fn million(limit: u64) -> io::Result<()> {
+    let n = limit.saturating_sub(200) as usize;
+    let server = ServerProcess::start(ServerLib::Rfc6455Mio, &[0])?;
+    {
+        let mut warm = open(server.addr)?;
+        echo_once(&mut warm, usize::MAX / 2, 1024)?;
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (rss0, slab0) = (rss_kib(server.pid()), slab_kib());
+    let mut clients = Vec::with_capacity(n);
+    for _ in 0..n {
+        clients.push(open(server.addr)?);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (rss1, slab1) = (rss_kib(server.pid()), slab_kib());
+    drop(clients);
+    drop(server);
+    let user = rss1.saturating_sub(rss0) as f64 / n as f64;
+    let kernel = slab1.saturating_sub(slab0) as f64 / n as f64 / 2.0;
+    let gib = |kib: f64| kib * 1e6 / (1024.0 * 1024.0);
+    println!(
+        "\nOne million connections, on paper (rfc6455-mio, {n} idle connections measured, \
+         the descriptor limit): per connection {user:.2} KiB of server RSS + {kernel:.2} KiB of \
+         kernel slab (half of the {:.2} KiB both loopback ends take); for 10^6: {:.2} GiB in the \
+         server + {:.2} GiB in the kernel, before socket buffers (none while idle).",
+        kernel * 2.0,
+        gib(user),
+        gib(kernel)
+    );
+    Ok(())
 }

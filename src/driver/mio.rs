@@ -64,7 +64,7 @@ use crate::{
 const READ_BUF: usize = 64 * 1024;
 /// The room of a receive buffer made when the pool has none: what a
 /// read leaves of it goes to the pool for the next connection.
-const LENT_INPUT: usize = 16 * 1024;
+const LENT_INPUT: usize = 64 * 1024;
 /// Reads of one socket in one turn before the others get theirs: a peer
 /// that never stops sending cannot starve the rest.
 const READS_PER_TURN: usize = 4;
