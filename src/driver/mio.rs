@@ -60,8 +60,12 @@ use crate::{
     CloseCode, Closed, Config, Connection, Event, Message, PreparedMessage, Timestamp, UsageError,
 };
 
-/// The server's own read buffer: every socket is read into it.
-const READ_BUF: usize = 64 * 1024;
+/// The server's own read buffer: every socket is read into it. Large, so
+/// that a burst is read in few calls (it is one buffer per server).
+const READ_BUF: usize = 256 * 1024;
+/// While a burst is decoded, its answers are written once this many bytes
+/// of them wait.
+const WRITE_AT: usize = 16 * 1024;
 /// The room of a receive buffer made when the pool has none: what a
 /// read leaves of it goes to the pool for the next connection.
 const LENT_INPUT: usize = 64 * 1024;
@@ -151,6 +155,8 @@ enum Phase {
     /// The 101 was queued: the connection, with any of the response still
     /// unwritten before its frames.
     Open(Box<Open>),
+    /// Between two phases, within one call (`read_head`).
+    Taken,
 }
 
 #[derive(Debug)]
@@ -193,6 +199,15 @@ impl Records {
             return None;
         }
         slot.record.as_mut()
+    }
+
+    /// The bytes waiting to be written to the open connection `id` (0 if
+    /// it has gone).
+    fn backlog(&mut self, id: Id) -> usize {
+        match self.get(id).map(|r| &r.phase) {
+            Some(Phase::Open(open)) => open.conn.pending_output_len(),
+            _ => 0,
+        }
     }
 
     fn id(&self, index: u32) -> Id {
@@ -274,10 +289,7 @@ impl Ctx<'_> {
     /// The bytes waiting to be written to `id` (0 if it has gone): a
     /// broadcaster skips a connection that is far behind.
     pub fn backlog(&mut self, id: Id) -> usize {
-        match self.records.get(id).map(|r| &r.phase) {
-            Some(Phase::Open(open)) => open.conn.pending_output_len(),
-            _ => 0,
-        }
+        self.records.backlog(id)
     }
 
     /// Every open connection.
@@ -512,7 +524,7 @@ impl Server {
                 }
                 Phase::Opening(_) => self.read_head(handler, id, n),
                 // Whatever comes after a refusal is not read.
-                Phase::Refusing(_) => {}
+                Phase::Refusing(_) | Phase::Taken => {}
                 Phase::Open(open) => {
                     let conn = &mut open.conn;
                     if n == 0 {
@@ -527,7 +539,10 @@ impl Server {
                     self.deliver(handler, id);
                 }
             }
-            if n == 0 {
+            // A read that did not fill the buffer took all there was: new
+            // bytes will raise readiness again (what tokio does too), so
+            // the read that would only say "would block" is saved.
+            if n < self.buf.len() {
                 return;
             }
         }
@@ -542,11 +557,12 @@ impl Server {
         let Some(record) = self.records.get(id) else {
             return;
         };
-        let Phase::Opening(handshake) = &mut record.phase else {
+        if !matches!(record.phase, Phase::Opening(_)) {
             return;
+        }
+        let Phase::Opening(handshake) = core::mem::replace(&mut record.phase, Phase::Taken) else {
+            unreachable!("matched above");
         };
-        let handshake =
-            core::mem::replace(handshake, Box::new(ServerHandshake::new(Config::default())));
         let request = match (*handshake).handle_read(&self.buf[..n]) {
             Ok(Progress::Partial(handshake)) => {
                 record.phase = Phase::Opening(Box::new(handshake));
@@ -604,6 +620,11 @@ impl Server {
                 Event::Closed(closed) => handler.closed(&mut ctx, id, &closed),
                 event => handler.event(&mut ctx, id, event),
             }
+            // Answers to a long burst go out as they pile up, so the peer
+            // reads the first while we decode the rest.
+            if self.records.backlog(id) >= WRITE_AT {
+                self.write(handler, id);
+            }
         }
         self.write(handler, id);
         self.write_dirty(handler);
@@ -644,7 +665,7 @@ impl Server {
             return;
         };
         let (written, pending) = match &mut record.phase {
-            Phase::Opening(_) => return,
+            Phase::Opening(_) | Phase::Taken => return,
             Phase::Refusing(refusal) => {
                 let result = write_all(&mut record.stream, &refusal.response[refusal.sent..]);
                 if let Ok(n) = result {
@@ -747,7 +768,7 @@ impl Server {
         let next = match &record.phase {
             Phase::Opening(handshake) => handshake.poll_timeout(),
             Phase::Open(open) => open.conn.poll_timeout(),
-            Phase::Refusing(_) => None,
+            Phase::Refusing(_) | Phase::Taken => None,
         };
         let at = next.map_or(u64::MAX, |t| {
             // Rounded up: woken a little late, never early.
@@ -790,7 +811,7 @@ impl Server {
                     open.conn.handle_timeout(now);
                     self.deliver(handler, id);
                 }
-                Phase::Refusing(_) => {}
+                Phase::Refusing(_) | Phase::Taken => {}
             }
         }
     }
