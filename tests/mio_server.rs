@@ -74,9 +74,8 @@ fn start(config: Config, broadcast: bool) -> Running {
     let stopping = stop.clone();
     let thread = std::thread::spawn(move || {
         while !stopping.load(Ordering::Relaxed) {
-            server
-                .turn(&mut app, Some(Duration::from_millis(10)))
-                .unwrap();
+            let until = server.now() + Duration::from_millis(10);
+            server.turn(&mut app, Some(until)).unwrap();
         }
     });
     Running {

@@ -49,6 +49,16 @@ impl Clock for std::time::Instant {
     }
 }
 
+/// How long an event loop may wait for its sockets: until the earliest
+/// of these deadlines on the core's clock (a passed one: not at all);
+/// `None` when there is none.
+#[cfg(feature = "mio")]
+pub(crate) fn wait_for(deadlines: impl IntoIterator<Item = Option<Timestamp>>) -> Option<Duration> {
+    let at = deadlines.into_iter().flatten().min()?;
+    let instant = std::time::Instant::at(at);
+    Some(instant.since(std::time::Instant::read()))
+}
+
 /// A runtime's timer on its clock: what [`Alarm`] sleeps with.
 #[cfg(feature = "tokio")]
 pub(crate) trait Timer: Clock {

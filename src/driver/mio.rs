@@ -47,12 +47,12 @@ use alloc::vec::Vec;
 use core::cmp::Reverse;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 pub use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
+use crate::driver::clock::{wait_for, Clock};
 use crate::driver::pool;
 use crate::handshake::{Accept, Progress, Request, ServerHandshake};
 use crate::plumbing::Plumbing;
@@ -80,6 +80,8 @@ const HIGH_WATER: usize = crate::driver::socket::HIGH_WATER;
 /// Readiness events taken per wait.
 const EVENTS: usize = 1024;
 const LISTENER: Token = Token(usize::MAX);
+/// The clock the core's deadlines count on.
+type Time = std::time::Instant;
 
 /// A connection's name, for [`Ctx::send`]: never the same for two
 /// connections of one server, even after one has gone.
@@ -134,9 +136,8 @@ pub trait Handler {
 struct Record {
     stream: TcpStream,
     phase: Phase,
-    /// The deadline the heap holds for this connection, in milliseconds
-    /// since the server's epoch (`u64::MAX`: none).
-    armed: u64,
+    /// The deadline the heap holds for this connection, if any.
+    armed: Option<Timestamp>,
     /// Registered for writability: output waits for the socket.
     writing: bool,
     /// Queued to by the application: to be written at the end of the turn.
@@ -317,9 +318,8 @@ pub struct Server {
     listener: TcpListener,
     config: Config,
     records: Records,
-    /// Deadlines: (when, in ms since `epoch`; slot; generation).
-    deadlines: BinaryHeap<Reverse<(u64, u32, u32)>>,
-    epoch: Instant,
+    /// The core's deadlines: (when; slot; generation).
+    deadlines: BinaryHeap<Reverse<(Timestamp, u32, u32)>>,
     buf: Vec<u8>,
     /// Connections that may have more to read than this turn took.
     again: Vec<Id>,
@@ -348,7 +348,6 @@ impl Server {
             config,
             records: Records::default(),
             deadlines: BinaryHeap::new(),
-            epoch: Instant::now(),
             buf: alloc::vec![0; READ_BUF],
             again: Vec::new(),
         })
@@ -386,21 +385,20 @@ impl Server {
         result
     }
 
-    /// One turn: waits for the sockets (at most `timeout`, and never past
-    /// the core's next deadline), and handles what is ready.
-    pub fn turn(
-        &mut self,
-        handler: &mut impl Handler,
-        timeout: Option<Duration>,
-    ) -> io::Result<()> {
+    /// The time now, on the clock the core's deadlines count on: for an
+    /// application's own deadline in [`turn`](Server::turn).
+    pub fn now(&self) -> Timestamp {
+        Time::timestamp()
+    }
+
+    /// One turn: waits for the sockets (until `until` at the latest, and
+    /// never past the core's next deadline), and handles what is ready.
+    pub fn turn(&mut self, handler: &mut impl Handler, until: Option<Timestamp>) -> io::Result<()> {
         self.records.free.append(&mut self.records.freed);
-        let mut wait = self.until_next_deadline();
-        if let Some(timeout) = timeout {
-            wait = Some(wait.map_or(timeout, |w| w.min(timeout)));
-        }
-        if !self.again.is_empty() {
-            wait = Some(Duration::ZERO);
-        }
+        let next = self.deadlines.peek().map(|Reverse((at, _, _))| *at);
+        // Connections with more to read: no waiting.
+        let busy = (!self.again.is_empty()).then_some(Timestamp::ZERO);
+        let wait = wait_for([next, until, busy]);
         match self.poll.poll(&mut self.events, wait) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
@@ -437,17 +435,6 @@ impl Server {
         Ok(())
     }
 
-    fn now(&self) -> (Timestamp, u64) {
-        let elapsed = self.epoch.elapsed();
-        (Timestamp::from(elapsed), elapsed.as_millis() as u64)
-    }
-
-    fn until_next_deadline(&self) -> Option<Duration> {
-        let Reverse((at, _, _)) = self.deadlines.peek()?;
-        let (_, now) = self.now();
-        Some(Duration::from_millis(at.saturating_sub(now)))
-    }
-
     /// Accepts every connection waiting.
     fn accept(&mut self) -> io::Result<()> {
         loop {
@@ -460,8 +447,7 @@ impl Server {
             };
             let _ = stream.set_nodelay(true);
             let mut handshake = ServerHandshake::new(self.config.clone());
-            let (now, _) = self.now();
-            let _ = handshake.handle_timeout(now);
+            let _ = handshake.handle_timeout(Time::timestamp());
             let index = match self.records.free.last() {
                 Some(&index) => index,
                 None => self.records.slots.len() as u32,
@@ -477,7 +463,7 @@ impl Server {
             let id = self.records.insert(Record {
                 stream,
                 phase: Phase::Opening(Box::new(handshake)),
-                armed: u64::MAX,
+                armed: None,
                 writing: false,
                 dirty: false,
                 shut: false,
@@ -533,7 +519,7 @@ impl Server {
                         pool::lend_or_new(conn, LENT_INPUT);
                         conn.handle_read(&self.buf[..n]);
                         if conn.poll_timeout().is_some() {
-                            conn.handle_timeout(Timestamp::from(self.epoch.elapsed()));
+                            conn.handle_timeout(Time::timestamp());
                         }
                     }
                     self.deliver(handler, id);
@@ -770,14 +756,9 @@ impl Server {
             Phase::Open(open) => open.conn.poll_timeout(),
             Phase::Refusing(_) | Phase::Taken => None,
         };
-        let at = next.map_or(u64::MAX, |t| {
-            // Rounded up: woken a little late, never early.
-            let ms = t.since_epoch().as_nanos().div_ceil(1_000_000);
-            u64::try_from(ms).unwrap_or(u64::MAX - 1)
-        });
-        if at != record.armed {
-            record.armed = at;
-            if at != u64::MAX {
+        if next != record.armed {
+            record.armed = next;
+            if let Some(at) = next {
                 self.deadlines.push(Reverse((at, id.index, id.generation)));
             }
         }
@@ -785,9 +766,9 @@ impl Server {
 
     /// Tells every connection whose deadline has come the time.
     fn expire(&mut self, handler: &mut impl Handler) {
-        let (now, now_ms) = self.now();
+        let now = Time::timestamp();
         while let Some(&Reverse((at, index, generation))) = self.deadlines.peek() {
-            if at > now_ms {
+            if at > now {
                 break;
             }
             self.deadlines.pop();
@@ -795,10 +776,10 @@ impl Server {
             let Some(record) = self.records.get(id) else {
                 continue;
             };
-            if record.armed != at {
+            if record.armed != Some(at) {
                 continue;
             }
-            record.armed = u64::MAX;
+            record.armed = None;
             match &mut record.phase {
                 Phase::Opening(handshake) => {
                     if let Err(e) = handshake.handle_timeout(now) {

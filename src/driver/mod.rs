@@ -7,7 +7,12 @@
 //! Nothing outside this folder names a socket, a runtime or a clock: the
 //! rest of the crate is the sans-IO core, and CI checks the line.
 
-#[cfg(any(feature = "blocking", feature = "tokio", feature = "compio"))]
+#[cfg(any(
+    feature = "blocking",
+    feature = "tokio",
+    feature = "compio",
+    feature = "mio"
+))]
 mod clock;
 #[cfg(any(feature = "blocking", feature = "tokio", feature = "compio"))]
 mod dial;
