@@ -110,8 +110,19 @@ mod utf8;
     feature = "blocking",
     feature = "tokio",
     feature = "compio",
-    feature = "embedded-io-async"
+    feature = "embedded-io-async",
+    feature = "mio"
 ))]
+// With the mio server alone, parts of the shared async loop have no user.
+#[cfg_attr(
+    not(any(
+        feature = "blocking",
+        feature = "tokio",
+        feature = "compio",
+        feature = "embedded-io-async"
+    )),
+    allow(dead_code)
+)]
 mod driver;
 #[cfg(feature = "axum")]
 pub use driver::axum;
@@ -133,7 +144,8 @@ pub use driver::mio;
     feature = "blocking",
     feature = "tokio",
     feature = "compio",
-    feature = "embedded-io-async"
+    feature = "embedded-io-async",
+    feature = "mio"
 ))]
 pub use driver::socket;
 #[cfg(feature = "tokio")]
@@ -146,7 +158,8 @@ pub use connection::{Connection, State};
     feature = "blocking",
     feature = "tokio",
     feature = "compio",
-    feature = "embedded-io-async"
+    feature = "embedded-io-async",
+    feature = "mio"
 ))]
 pub use driver::Driver;
 #[cfg(all(
@@ -155,7 +168,8 @@ pub use driver::Driver;
         feature = "blocking",
         feature = "tokio",
         feature = "compio",
-        feature = "embedded-io-async"
+        feature = "embedded-io-async",
+        feature = "mio"
     )
 ))]
 pub use driver::Shutdown;

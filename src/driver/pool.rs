@@ -60,6 +60,7 @@ pub(crate) fn lend(conn: &mut crate::Connection) {
 /// for `input` bytes if the pool has none either: a driver that copies
 /// its reads in (`handle_read`) then copies into room that goes back to
 /// the pool, rather than into an allocation made to the read's size.
+#[cfg(feature = "mio")]
 pub(crate) fn lend_or_new(conn: &mut crate::Connection, input: usize) {
     lend(conn);
     if conn.needs_buffers() {
