@@ -323,6 +323,9 @@ pub struct Server {
     buf: Vec<u8>,
     /// Connections that may have more to read than this turn took.
     again: Vec<Id>,
+    /// This turn's readiness (slot, readable, writable), kept from turn
+    /// to turn so that a turn allocates nothing.
+    ready: Vec<(u32, bool, bool)>,
 }
 
 impl Server {
@@ -350,6 +353,7 @@ impl Server {
             deadlines: BinaryHeap::new(),
             buf: alloc::vec![0; READ_BUF],
             again: Vec::new(),
+            ready: Vec::new(),
         })
     }
 
@@ -404,7 +408,7 @@ impl Server {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(e) => return Err(e),
         }
-        let mut ready = Vec::new();
+        let mut ready = core::mem::take(&mut self.ready);
         for event in self.events.iter() {
             if event.token() == LISTENER {
                 ready.push((u32::MAX, false, false));
@@ -415,7 +419,7 @@ impl Server {
             ready.push((event.token().0 as u32, readable, writable));
         }
         let again = core::mem::take(&mut self.again);
-        for (index, readable, writable) in ready {
+        for &(index, readable, writable) in &ready {
             if index == u32::MAX {
                 self.accept()?;
                 continue;
@@ -428,6 +432,8 @@ impl Server {
                 self.read(handler, id);
             }
         }
+        ready.clear();
+        self.ready = ready;
         for id in again {
             self.read(handler, id);
         }
@@ -486,22 +492,17 @@ impl Server {
                 }
             }
             handler.before_read(&record.stream);
-            let read = match record.stream.read(&mut self.buf) {
+            let n = match record.stream.read(&mut self.buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if let Phase::Open(open) = &mut record.phase {
-                        if let Some(buffers) = open.conn.take_buffers() {
-                            pool::put(buffers);
-                        }
+                        pool::reclaim(&mut open.conn);
                     }
                     return;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Ok(n) => Ok(n),
-                Err(e) => Err(e),
-            };
-            let n = match read {
-                Ok(0) | Err(_) => 0,
                 Ok(n) => n,
+                // A broken stream ends as the end of the stream does.
+                Err(_) => 0,
             };
             match &mut record.phase {
                 Phase::Opening(_) if n == 0 => {
@@ -713,9 +714,7 @@ impl Server {
             return;
         }
         if !pending {
-            if let Some(buffers) = open.conn.take_buffers() {
-                pool::put(buffers);
-            }
+            pool::reclaim(&mut open.conn);
         }
         self.arm(id);
     }
@@ -739,9 +738,7 @@ impl Server {
         if let Some(mut record) = self.records.remove(index) {
             let _ = self.poll.registry().deregister(&mut record.stream);
             if let Phase::Open(mut open) = record.phase {
-                if let Some(buffers) = open.conn.take_buffers() {
-                    pool::put(buffers);
-                }
+                pool::reclaim(&mut open.conn);
             }
         }
     }

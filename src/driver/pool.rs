@@ -33,7 +33,7 @@ thread_local! {
     static POOL: RefCell<Pool> = RefCell::new(Pool::default());
 }
 
-pub(crate) fn put(buffers: Buffers) {
+fn put(buffers: Buffers) {
     let size = buffers.capacity();
     if size <= MAX_KEPT {
         // During thread teardown the pool may be gone: then just free.
@@ -44,6 +44,15 @@ pub(crate) fn put(buffers: Buffers) {
                 pool.sets.push(buffers);
             }
         });
+    }
+}
+
+/// Takes `conn`'s buffers into the pool if it is idle (nothing received
+/// waits to be decoded, nothing to be written): a connection that waits
+/// for its peer holds no buffer memory.
+pub(crate) fn reclaim(conn: &mut crate::Connection) {
+    if let Some(buffers) = conn.take_buffers() {
+        put(buffers);
     }
 }
 

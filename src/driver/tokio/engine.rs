@@ -200,9 +200,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 Poll::Pending => {
                     // Waiting for the peer: lend the buffers to the
                     // thread's other connections until bytes arrive.
-                    if let Some(buffers) = self.held.conn.take_buffers() {
-                        pool::put(buffers);
-                    }
+                    pool::reclaim(&mut self.held.conn);
                     self.reader = Some(cx.waker().clone());
                     return Poll::Pending;
                 }
