@@ -57,8 +57,11 @@ fn free_port() -> u16 {
 
 fn wait_listening(port: u16) {
     for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+        // Not a connection to itself (see tests/common/example.rs).
+        if let Ok(probe) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            if probe.local_addr().map(|a| a.port()).ok() != Some(port) {
+                return;
+            }
         }
         std::thread::sleep(Duration::from_millis(25));
     }

@@ -37,11 +37,17 @@ pub fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
-/// Waits until something accepts connections on `addr`.
+/// Waits until something accepts connections on `addr`. A connection to
+/// a free port on loopback can, rarely, be made to itself (its own source
+/// port chosen as the target: TCP's simultaneous open); that one is not a
+/// listener, and it holds the port the server is about to bind, so it is
+/// not taken for one.
 pub fn wait_listening(addr: SocketAddr) {
     for _ in 0..200 {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            return;
+        if let Ok(probe) = std::net::TcpStream::connect(addr) {
+            if probe.local_addr().ok() != Some(addr) {
+                return;
+            }
         }
         std::thread::sleep(Duration::from_millis(25));
     }
