@@ -155,9 +155,12 @@ fn echoing_messages_up_to_the_limit_stays_within_9_kib_and_two_reads() {
         // About 8.5 KiB with small reads: the message being assembled (one
         // allocation of at most the 4 KiB limit), the one before it still
         // being echoed, a frame's room in the receive buffer; a larger
-        // read adds what it holds of the following frames.
+        // read adds what it holds of the following frames. Plus the
+        // connection's working part (its buffers' handles, the frame and
+        // message under way: 224 bytes on 64-bit), which is on the heap
+        // while the connection has work, so that a waiting one is small.
         assert!(
-            peak <= (9 << 10) + 2 * read,
+            peak <= (9 << 10) + 256 + 2 * read,
             "reads of {read}: the heap peaked at {peak} bytes"
         );
     }

@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use bytes::buf::UninitSlice;
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::Connection;
+use super::{Connection, Io};
 use crate::time::Timers;
 
 /// The largest send buffer [`Plumbing::take_buffers`](crate::plumbing::Plumbing::take_buffers) leaves in place.
@@ -254,13 +254,14 @@ pub trait Plumbing {
 
 impl Plumbing for Connection {
     fn read_buffer(&mut self, size: usize) -> ReadBuffer<'_> {
-        self.spill_held();
-        if self.input.len() + size > self.input.capacity() {
-            self.input.reserve(size);
+        let io = self.io.get();
+        io.spill_held();
+        if io.input.len() + size > io.input.capacity() {
+            io.input.reserve(size);
         }
         ReadBuffer {
-            start: self.input.len(),
-            buf: &mut self.input,
+            start: io.input.len(),
+            buf: &mut io.input,
             timers: &mut self.timers,
             size,
             lent: 0,
@@ -268,12 +269,13 @@ impl Plumbing for Connection {
     }
 
     fn read_buffer_owned(&mut self, size: usize) -> BytesMut {
-        self.spill_held();
-        if self.input.len() + size > self.input.capacity() {
-            self.input.reserve(size);
+        let io = self.io.get();
+        io.spill_held();
+        if io.input.len() + size > io.input.capacity() {
+            io.input.reserve(size);
         }
-        let filled = self.input.len();
-        self.input.split_off(filled)
+        let filled = io.input.len();
+        io.input.split_off(filled)
     }
 
     fn handle_read_owned(&mut self, data: BytesMut) {
@@ -283,8 +285,9 @@ impl Plumbing for Connection {
         if !data.is_empty() {
             self.timers.heard();
         }
-        self.spill_held();
-        self.input.unsplit(data);
+        let io = self.io.get();
+        io.spill_held();
+        io.input.unsplit(data);
     }
 
     fn handle_read_bytes(&mut self, data: Bytes) {
@@ -292,65 +295,78 @@ impl Plumbing for Connection {
     }
 
     fn read_size_hint(&self, default: usize) -> usize {
-        match &self.frame {
-            Some(frame) => {
-                let missing = frame.remaining.saturating_sub(self.input.len() as u64);
+        match self.io.peek() {
+            Some(Io {
+                frame: Some(frame),
+                input,
+                ..
+            }) => {
+                let missing = frame.remaining.saturating_sub(input.len() as u64);
                 (missing.min(MAX_RESERVE_AHEAD) as usize).max(1)
             }
-            None => default,
+            _ => default,
         }
     }
 
     fn buffer_capacity(&self) -> usize {
-        self.input.capacity() + self.output.capacity()
+        self.io
+            .peek()
+            .map_or(0, |io| io.input.capacity() + io.output.capacity())
     }
 
     fn take_buffers(&mut self) -> Option<Buffers> {
-        let idle = self.input.is_empty()
-            && self.held.is_empty()
-            && self.frame.is_none()
-            && self.output.len() == 0;
-        let output_too = self.output.capacity() > KEEP_OUTPUT;
-        if idle && self.input.capacity() == 0 {
+        let io = self.io.peek_mut()?;
+        let idle =
+            io.input.is_empty() && io.held.is_empty() && io.frame.is_none() && io.output.len() == 0;
+        let output_too = io.output.capacity() > KEEP_OUTPUT;
+        if idle && io.input.capacity() == 0 {
             // An empty view of the buffer the last message was cut from:
             // it would keep that buffer alive for as long as the
             // connection waits.
-            self.input = BytesMut::new();
+            io.input = BytesMut::new();
         }
-        if !idle || (self.input.capacity() == 0 && !output_too) {
-            return None;
-        }
-        let output = match output_too {
-            true => self.output.take_buf().expect("nothing is pending"),
-            false => Vec::new(),
+        let taken = if !idle || (io.input.capacity() == 0 && !output_too) {
+            None
+        } else {
+            let output = match output_too {
+                true => io.output.take_buf().expect("nothing is pending"),
+                false => Vec::new(),
+            };
+            Some(Buffers {
+                input: core::mem::take(&mut io.input),
+                output,
+            })
         };
-        Some(Buffers {
-            input: core::mem::take(&mut self.input),
-            output,
-        })
+        self.io.free_if_vacant();
+        taken
     }
 
     fn needs_buffers(&self) -> bool {
-        self.input.capacity() == 0
+        self.io.peek().is_none_or(|io| io.input.capacity() == 0)
     }
 
     fn give_buffers(&mut self, buffers: Buffers) {
-        if self.input.capacity() == 0 && self.input.is_empty() && self.frame.is_none() {
-            self.input = buffers.input;
-            self.input.clear();
+        let io = self.io.get();
+        if io.input.capacity() == 0 && io.input.is_empty() && io.frame.is_none() {
+            io.input = buffers.input;
+            io.input.clear();
         }
-        self.output.give_buf(buffers.output);
+        io.output.give_buf(buffers.output);
     }
 
     fn shrink_buffers(&mut self) {
-        if self.input.is_empty() && self.held.is_empty() && self.frame.is_none() {
-            self.input = BytesMut::new();
+        let Some(io) = self.io.peek_mut() else {
+            return;
+        };
+        if io.input.is_empty() && io.held.is_empty() && io.frame.is_none() {
+            io.input = BytesMut::new();
         }
-        drop(self.output.take_buf());
+        drop(io.output.take_buf());
+        self.io.free_if_vacant();
     }
 
     fn pending_output_pieces(&self) -> impl Iterator<Item = &[u8]> {
-        self.output.pieces()
+        self.io.peek().into_iter().flat_map(|io| io.output.pieces())
     }
 
     fn copy_below(&mut self, bytes: usize) {
@@ -360,7 +376,7 @@ impl Plumbing for Connection {
     #[cfg(feature = "std")]
     fn pending_output_vectored<'a>(&'a self, slices: &mut [std::io::IoSlice<'a>]) -> usize {
         let mut filled = 0;
-        for (slice, piece) in slices.iter_mut().zip(self.output.pieces()) {
+        for (slice, piece) in slices.iter_mut().zip(self.pending_output_pieces()) {
             *slice = std::io::IoSlice::new(piece);
             filled += 1;
         }
@@ -368,6 +384,9 @@ impl Plumbing for Connection {
     }
 
     fn take_output(&mut self, max: usize) -> Bytes {
-        self.output.take(max)
+        match self.io.peek_mut() {
+            Some(io) => io.output.take(max),
+            None => Bytes::new(),
+        }
     }
 }

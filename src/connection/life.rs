@@ -69,7 +69,7 @@ impl Connection {
         if self.timers.closing_expired() {
             return true;
         }
-        self.output.len() == 0 && (self.role == Role::Server || ended.failed || self.eof)
+        self.pending_output_len() == 0 && (self.role == Role::Server || ended.failed || self.eof)
     }
 
     /// Whether the driver is done with the transport and can drop it: the
@@ -82,7 +82,7 @@ impl Connection {
             return false;
         };
         ended.event.is_none()
-            && (self.timers.closing_expired() || (self.eof && self.output.len() == 0))
+            && (self.timers.closing_expired() || (self.eof && self.pending_output_len() == 0))
     }
 
     // ----- the connection's life -----
@@ -111,10 +111,12 @@ impl Connection {
         error: Option<ProtocolError>,
         failed: bool,
     ) {
-        self.input = BytesMut::new();
-        self.held = bytes::Bytes::new();
-        self.frame = None;
-        self.message = None;
+        if let Some(io) = self.io.peek_mut() {
+            io.input = BytesMut::new();
+            io.held = bytes::Bytes::new();
+            io.frame = None;
+            io.message = None;
+        }
         self.timers.start_closing();
         self.life = Life::Closed(Box::new(Ended {
             event: Some(Closed {

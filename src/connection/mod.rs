@@ -106,30 +106,21 @@ pub struct Connection {
     role: Role,
     /// What it keeps of its [`Config`] (the timeouts are the timers').
     settings: Settings,
+    /// [`Config::auto_pong`].
+    auto_pong: bool,
+    /// [`Config::streaming`].
+    streaming: bool,
     /// Open, closing or closed, with what each stage needs.
     life: Life,
     /// The heartbeat and the closing countdown.
     timers: Timers,
-
-    // ----- receiving (receive.rs) -----
-    /// Received bytes not yet turned into events. While `frame` is `Some`,
-    /// this starts with that frame's unconsumed payload.
-    input: BytesMut,
-    /// Received bytes a server's transport handed over owned
-    /// ([`handle_read_bytes`](crate::plumbing::Plumbing::handle_read_bytes))
-    /// while `input` was empty: a whole masked payload in them is unmasked
-    /// as it is copied out, and the rest joins `input` before it is decoded.
-    held: Bytes,
-    /// The frame whose header has been decoded and whose payload is arriving.
-    frame: Option<receive::FrameInProgress>,
-    /// The data message being received, from its first frame to its last.
-    message: Option<receive::MessageInProgress>,
+    /// The bytes received and to send, and the frame and message on their
+    /// way: none at all while the connection waits with nothing in them.
+    io: IoSlot,
     /// The transport reported end of stream.
     eof: bool,
 
     // ----- sending (send.rs) -----
-    /// Bytes to send.
-    output: Output,
     /// The fragmented message we are sending, if any: its kind, and
     /// whether the extension transforms it.
     sending: Option<(crate::MessageKind, bool)>,
@@ -145,6 +136,80 @@ pub struct Connection {
     rsv_allowed: u8,
 }
 
+/// What a connection holds while it has work: the bytes received and not
+/// yet decoded, the frame and the message arriving, the bytes to send.
+///
+/// Most of the connections of a busy server wait for their peer with none
+/// of this: an `Io` is allocated when bytes or a command come, and freed
+/// when the connection is left with nothing in it (its buffers taken,
+/// [`Plumbing::take_buffers`](crate::plumbing::Plumbing::take_buffers)),
+/// so that a waiting connection is the size of its settings, its timers
+/// and its state.
+#[derive(Debug, Default)]
+struct Io {
+    // ----- receiving (receive.rs) -----
+    /// Received bytes not yet turned into events. While `frame` is `Some`,
+    /// this starts with that frame's unconsumed payload.
+    input: BytesMut,
+    /// Received bytes a server's transport handed over owned
+    /// ([`handle_read_bytes`](crate::plumbing::Plumbing::handle_read_bytes))
+    /// while `input` was empty: a whole masked payload in them is unmasked
+    /// as it is copied out, and the rest joins `input` before it is decoded.
+    held: Bytes,
+    /// The frame whose header has been decoded and whose payload is arriving.
+    frame: Option<receive::FrameInProgress>,
+    /// The data message being received, from its first frame to its last.
+    message: Option<receive::MessageInProgress>,
+
+    // ----- sending (send.rs) -----
+    /// Bytes to send.
+    output: Output,
+}
+
+impl Io {
+    /// Holds nothing: no bytes, no buffer memory, nothing under way.
+    fn is_vacant(&self) -> bool {
+        self.input.is_empty()
+            && self.input.capacity() == 0
+            && self.held.is_empty()
+            && self.frame.is_none()
+            && self.message.is_none()
+            && self.output.len() == 0
+            && self.output.capacity() == 0
+    }
+}
+
+/// A connection's [`Io`], allocated on first use.
+#[derive(Debug, Default)]
+struct IoSlot(Option<Box<Io>>);
+
+impl IoSlot {
+    /// The `Io`, allocated if there is none.
+    #[inline]
+    fn get(&mut self) -> &mut Io {
+        self.0.get_or_insert_with(Box::default)
+    }
+
+    /// The `Io`, if there is one.
+    #[inline]
+    fn peek(&self) -> Option<&Io> {
+        self.0.as_deref()
+    }
+
+    /// The `Io`, if there is one, to change.
+    #[inline]
+    fn peek_mut(&mut self) -> Option<&mut Io> {
+        self.0.as_deref_mut()
+    }
+
+    /// Frees the `Io` if it holds nothing.
+    fn free_if_vacant(&mut self) {
+        if self.0.as_deref().is_some_and(Io::is_vacant) {
+            self.0 = None;
+        }
+    }
+}
+
 /// What an open connection keeps of its [`Config`]: the limits, the
 /// delivery and the key source. The handshake's parts (the head's limits,
 /// the PROXY protocol, the handshake's timeout, the deflate settings) stay
@@ -152,16 +217,24 @@ pub struct Connection {
 /// connection carries this, so it holds nothing else.
 #[derive(Debug)]
 struct Settings {
-    /// [`Config::max_frame_size`].
-    max_frame_size: Option<usize>,
-    /// [`Config::max_message_size`].
-    max_message_size: Option<usize>,
+    /// [`Config::max_frame_size`]; `usize::MAX` for none.
+    max_frame_size: usize,
+    /// [`Config::max_message_size`]; `usize::MAX` for none.
+    max_message_size: usize,
     /// [`Config::mask_keys`].
     mask_keys: crate::MaskKeys,
-    /// [`Config::auto_pong`].
-    auto_pong: bool,
-    /// [`Config::streaming`].
-    streaming: bool,
+}
+
+impl Settings {
+    /// The frame size limit, if any.
+    fn max_frame_size(&self) -> Option<usize> {
+        (self.max_frame_size != usize::MAX).then_some(self.max_frame_size)
+    }
+
+    /// The message size limit, if any.
+    fn max_message_size(&self) -> Option<usize> {
+        (self.max_message_size != usize::MAX).then_some(self.max_message_size)
+    }
 }
 
 /// The negotiated per-message extension, and the buffer it encodes into
@@ -226,19 +299,15 @@ impl Connection {
             role,
             timers: Timers::new(&config.timeouts),
             settings: Settings {
-                max_frame_size: config.max_frame_size,
-                max_message_size: config.max_message_size,
+                max_frame_size: config.max_frame_size.unwrap_or(usize::MAX),
+                max_message_size: config.max_message_size.unwrap_or(usize::MAX),
                 mask_keys: config.mask_keys,
-                auto_pong: config.auto_pong,
-                streaming: config.streaming,
             },
+            auto_pong: config.auto_pong,
+            streaming: config.streaming,
             life: Life::Open,
-            input: BytesMut::new(),
-            held: Bytes::new(),
-            frame: None,
-            message: None,
+            io: IoSlot::default(),
             eof: false,
-            output: Output::default(),
             sending: None,
             copy_below: send::COPY_BELOW as u32,
             extension: None,
@@ -292,7 +361,7 @@ impl Connection {
     /// Whether messages are delivered in pieces as they arrive
     /// ([`Config::streaming`]).
     pub fn is_streaming(&self) -> bool {
-        self.settings.streaming
+        self.streaming
     }
 
     /// Where the closing handshake stands.
@@ -313,6 +382,8 @@ impl Connection {
 
     /// Bytes received but not yet decoded into events.
     pub fn buffered_input(&self) -> usize {
-        self.input.len() + self.held.len()
+        self.io
+            .peek()
+            .map_or(0, |io| io.input.len() + io.held.len())
     }
 }

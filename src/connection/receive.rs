@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use bytes::{Buf, Bytes};
 
 use super::buffers::MAX_RESERVE_AHEAD;
-use super::{Connection, Life};
+use super::{Connection, Io, Life};
 use crate::extension::DecodeError;
 use crate::frame::{Header, OpCode};
 use crate::mask::{apply_mask, extend_masked};
@@ -82,37 +82,7 @@ enum Step {
     NeedMore,
 }
 
-impl Connection {
-    /// Feeds bytes read from the transport. Decoding happens in
-    /// [`poll_event`](Connection::poll_event). Bytes that arrive after the
-    /// connection is closed are dropped.
-    pub fn handle_read(&mut self, data: &[u8]) {
-        if matches!(self.life, Life::Closed(_)) {
-            return;
-        }
-        self.timers.heard();
-        self.spill_held();
-        self.append_input(data);
-    }
-
-    /// Input handed over owned (for [`Plumbing::handle_read_bytes`]): a
-    /// server keeps it as it is while nothing else is buffered, so a
-    /// masked payload in it is unmasked as it is copied out.
-    ///
-    /// [`Plumbing::handle_read_bytes`]: crate::plumbing::Plumbing::handle_read_bytes
-    pub(super) fn hold_input(&mut self, data: Bytes) {
-        if matches!(self.life, Life::Closed(_)) || data.is_empty() {
-            return;
-        }
-        self.timers.heard();
-        if self.role == Role::Server && self.input.is_empty() && self.held.is_empty() {
-            self.held = data;
-        } else {
-            self.spill_held();
-            self.append_input(&data);
-        }
-    }
-
+impl Io {
     /// Moves held input into `input`, where the general decoder reads it.
     pub(super) fn spill_held(&mut self) {
         if !self.held.is_empty() {
@@ -143,6 +113,40 @@ impl Connection {
         }
         self.input.extend_from_slice(data);
     }
+}
+
+impl Connection {
+    /// Feeds bytes read from the transport. Decoding happens in
+    /// [`poll_event`](Connection::poll_event). Bytes that arrive after the
+    /// connection is closed are dropped.
+    pub fn handle_read(&mut self, data: &[u8]) {
+        if matches!(self.life, Life::Closed(_)) || data.is_empty() {
+            return;
+        }
+        self.timers.heard();
+        let io = self.io.get();
+        io.spill_held();
+        io.append_input(data);
+    }
+
+    /// Input handed over owned (for [`Plumbing::handle_read_bytes`]): a
+    /// server keeps it as it is while nothing else is buffered, so a
+    /// masked payload in it is unmasked as it is copied out.
+    ///
+    /// [`Plumbing::handle_read_bytes`]: crate::plumbing::Plumbing::handle_read_bytes
+    pub(super) fn hold_input(&mut self, data: Bytes) {
+        if matches!(self.life, Life::Closed(_)) || data.is_empty() {
+            return;
+        }
+        self.timers.heard();
+        let io = self.io.get();
+        if self.role == Role::Server && io.input.is_empty() && io.held.is_empty() {
+            io.held = data;
+        } else {
+            io.spill_held();
+            io.append_input(&data);
+        }
+    }
 
     /// Reports that the transport will deliver no more bytes. Events for
     /// the bytes already fed still come first; then, unless the closing
@@ -157,8 +161,10 @@ impl Connection {
         loop {
             if let Life::Closed(ended) = &mut self.life {
                 // Bytes read into `read_buffer` after the end are dropped.
-                self.input.clear();
-                self.held = Bytes::new();
+                if let Some(io) = self.io.peek_mut() {
+                    io.input.clear();
+                    io.held = Bytes::new();
+                }
                 return ended
                     .event
                     .take()
@@ -170,7 +176,10 @@ impl Connection {
                 Ok(Step::NeedMore) if self.eof => {
                     // Inside a frame: its header or payload was cut off.
                     // Between the frames of a fragmented message is not.
-                    let mid_frame = self.frame.is_some() || !self.input.is_empty();
+                    let mid_frame = self
+                        .io
+                        .peek()
+                        .is_some_and(|io| io.frame.is_some() || !io.input.is_empty());
                     let sent = match &self.life {
                         Life::Closing(sent) => Some((**sent).clone()),
                         _ => None,
@@ -191,34 +200,38 @@ impl Connection {
 
     /// Decodes as far as the next event.
     fn step(&mut self) -> Result<Step, ProtocolError> {
-        if !self.held.is_empty() {
+        let Some(io) = self.io.peek_mut() else {
+            return Ok(Step::NeedMore);
+        };
+        if !io.held.is_empty() {
             if let Some(step) = self.step_held()? {
                 return Ok(step);
             }
-            self.spill_held();
+            self.io.get().spill_held();
         }
-        if self.frame.is_none() {
-            let Some((header, header_len)) = Header::decode(&self.input)? else {
+        if self.io.get().frame.is_none() {
+            let Some((header, header_len)) = Header::decode(&self.io.get().input)? else {
                 return Ok(Step::NeedMore);
             };
             self.check_header(&header)?;
-            self.input.advance(header_len);
+            self.io.get().input.advance(header_len);
             if let Some(event) = self.whole_frame_message(&header)? {
                 return Ok(Step::Event(event));
             }
             self.begin_frame(header);
         }
-        let frame = self.frame.as_mut().expect("a frame is in progress");
-        let available = (self.input.len() as u64).min(frame.remaining) as usize;
+        let io = self.io.get();
+        let frame = io.frame.as_mut().expect("a frame is in progress");
+        let available = (io.input.len() as u64).min(frame.remaining) as usize;
         if available > frame.processed {
-            let fresh = &mut self.input[frame.processed..available];
+            let fresh = &mut io.input[frame.processed..available];
             if let Some(key) = frame.header.mask {
                 apply_mask(fresh, key, frame.unmasked);
             }
             frame.unmasked += fresh.len();
             frame.processed = available;
             if !frame.header.opcode.is_control() {
-                let message = self
+                let message = io
                     .message
                     .as_mut()
                     .expect("data frames belong to a message");
@@ -228,7 +241,7 @@ impl Connection {
                         message,
                         fresh,
                         false,
-                        self.settings.max_message_size,
+                        self.settings.max_message_size(),
                     )?;
                 // Fail fast: check text as it arrives, not when it is whole.
                 } else if message.kind == MessageKind::Text && message.utf8.feed(fresh).is_err() {
@@ -237,14 +250,14 @@ impl Connection {
             }
         }
         if (frame.processed as u64) < frame.remaining {
-            if self.settings.streaming && !frame.header.opcode.is_control() {
-                let message = self
+            if self.streaming && !frame.header.opcode.is_control() {
+                let message = io
                     .message
                     .as_mut()
                     .expect("data frames belong to a message");
                 if message.transformed && !message.data.is_empty() {
                     // The frame's bytes so far are spent; deliver what they made.
-                    self.input.advance(frame.processed);
+                    io.input.advance(frame.processed);
                     frame.remaining -= frame.processed as u64;
                     frame.processed = 0;
                     message.drained += message.data.len();
@@ -252,7 +265,7 @@ impl Connection {
                     return Ok(Step::Event(self.fragment(data, false)));
                 }
                 if !message.transformed && frame.processed > 0 {
-                    let data = self.input.split_to(frame.processed).freeze();
+                    let data = io.input.split_to(frame.processed).freeze();
                     frame.remaining -= frame.processed as u64;
                     frame.processed = 0;
                     return Ok(Step::Event(self.fragment(data, false)));
@@ -260,8 +273,8 @@ impl Connection {
             }
             return Ok(Step::NeedMore);
         }
-        let frame = self.frame.take().expect("a frame is in progress");
-        let payload = self.input.split_to(frame.remaining as usize);
+        let frame = io.frame.take().expect("a frame is in progress");
+        let payload = io.input.split_to(frame.remaining as usize);
         self.end_frame(frame.header, payload.freeze())
     }
 
@@ -270,10 +283,10 @@ impl Connection {
     /// event at once, with no per-frame or per-message state. `None`: take
     /// the general path. The header has passed `check_header`.
     fn whole_frame_message(&mut self, header: &Header) -> Result<Option<Event>, ProtocolError> {
-        let Some(kind) = self.whole_kind(header, self.input.len()) else {
+        let Some(kind) = whole_kind(self.streaming, header, self.io.get().input.len()) else {
             return Ok(None);
         };
-        let mut payload = self.input.split_to(header.len as usize);
+        let mut payload = self.io.get().input.split_to(header.len as usize);
         if let Some(key) = header.mask {
             apply_mask(&mut payload, key, 0);
         }
@@ -289,22 +302,23 @@ impl Connection {
     /// The payload is unmasked as it is copied out, in one pass. `None`:
     /// the held bytes go to `input` for the general path.
     fn step_held(&mut self) -> Result<Option<Step>, ProtocolError> {
-        if !self.input.is_empty() || self.settings.streaming {
+        let io = self.io.get();
+        if !io.input.is_empty() || self.streaming {
             return Ok(None);
         }
-        if let Some(frame) = &self.frame {
+        if let Some(frame) = &io.frame {
             let transformed = !frame.header.opcode.is_control()
-                && self.message.as_ref().is_some_and(|m| m.transformed);
+                && io.message.as_ref().is_some_and(|m| m.transformed);
             let Some(key) = frame.header.mask else {
                 return Ok(None);
             };
-            if transformed || frame.unmasked > 0 || (self.held.len() as u64) < frame.remaining {
+            if transformed || frame.unmasked > 0 || (io.held.len() as u64) < frame.remaining {
                 return Ok(None);
             }
-            let frame = self.frame.take().expect("matched above");
-            let payload = unmasked(&self.held.split_to(frame.remaining as usize), key);
+            let frame = io.frame.take().expect("matched above");
+            let payload = unmasked(&io.held.split_to(frame.remaining as usize), key);
             if !frame.header.opcode.is_control() {
-                let message = self
+                let message = io
                     .message
                     .as_mut()
                     .expect("data frames belong to a message");
@@ -314,36 +328,21 @@ impl Connection {
             }
             return self.end_frame(frame.header, payload).map(Some);
         }
-        let Some((header, header_len)) = Header::decode(&self.held)? else {
+        let Some((header, header_len)) = Header::decode(&io.held)? else {
             return Ok(None);
         };
         let (Some(kind), Some(key)) = (
-            self.whole_kind(&header, self.held.len() - header_len),
+            whole_kind(self.streaming, &header, io.held.len() - header_len),
             header.mask,
         ) else {
             return Ok(None);
         };
         self.check_header(&header)?;
-        self.held.advance(header_len);
-        let payload = unmasked(&self.held.split_to(header.len as usize), key);
+        let held = &mut self.io.get().held;
+        held.advance(header_len);
+        let payload = unmasked(&held.split_to(header.len as usize), key);
         check_whole_text(kind, &payload)?;
         Ok(Some(Step::Event(Event::Message(whole(kind, payload)))))
-    }
-
-    /// The kind of message `header` starts, if the fast path takes it: a
-    /// data frame that is the whole message, not transformed, not
-    /// streamed, with its whole payload among the `available` bytes.
-    fn whole_kind(&self, header: &Header, available: usize) -> Option<MessageKind> {
-        let kind = match header.opcode {
-            OpCode::Text => MessageKind::Text,
-            OpCode::Binary => MessageKind::Binary,
-            _ => return None,
-        };
-        let whole = header.fin
-            && header.rsv == 0
-            && !self.settings.streaming
-            && header.len <= available as u64;
-        whole.then_some(kind)
     }
 
     /// Checks what the header alone can tell (§5.2, §5.4, §5.5) and the limits.
@@ -384,14 +383,15 @@ impl Connection {
             }
             return Ok(());
         }
-        match (header.opcode, &self.message) {
+        let message = self.io.peek().and_then(|io| io.message.as_ref());
+        match (header.opcode, message) {
             (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
             (OpCode::Text | OpCode::Binary, Some(_)) => {
                 return Err(ProtocolError::ExpectedContinuation)
             }
             _ => {}
         }
-        if let Some(max) = self.settings.max_frame_size {
+        if let Some(max) = self.settings.max_frame_size() {
             if header.len > max as u64 {
                 return Err(ProtocolError::FrameTooBig {
                     len: header.len,
@@ -399,12 +399,8 @@ impl Connection {
                 });
             }
         }
-        if let Some(max) = self.settings.max_message_size {
-            let len = self
-                .message
-                .as_ref()
-                .map_or(0, |m| m.len)
-                .saturating_add(header.len);
+        if let Some(max) = self.settings.max_message_size() {
+            let len = message.map_or(0, |m| m.len).saturating_add(header.len);
             if len > max as u64 {
                 return Err(ProtocolError::MessageTooBig { len, max });
             }
@@ -413,6 +409,7 @@ impl Connection {
     }
 
     fn begin_frame(&mut self, header: Header) {
+        let io = self.io.get();
         match header.opcode {
             OpCode::Text | OpCode::Binary => {
                 let kind = if header.opcode == OpCode::Text {
@@ -420,7 +417,7 @@ impl Connection {
                 } else {
                     MessageKind::Binary
                 };
-                self.message = Some(MessageInProgress {
+                io.message = Some(MessageInProgress {
                     kind,
                     data: Vec::new(),
                     len: header.len,
@@ -431,12 +428,12 @@ impl Connection {
                 });
             }
             OpCode::Continuation => {
-                let message = self.message.as_mut().expect("checked in check_header");
+                let message = io.message.as_mut().expect("checked in check_header");
                 message.len = message.len.saturating_add(header.len);
             }
             OpCode::Close | OpCode::Ping | OpCode::Pong => {}
         }
-        self.frame = Some(FrameInProgress {
+        io.frame = Some(FrameInProgress {
             header,
             remaining: header.len,
             processed: 0,
@@ -448,7 +445,8 @@ impl Connection {
     fn end_frame(&mut self, header: Header, payload: Bytes) -> Result<Step, ProtocolError> {
         match header.opcode {
             OpCode::Text | OpCode::Binary | OpCode::Continuation => {
-                let message = self
+                let io = self.io.get();
+                let message = io
                     .message
                     .as_mut()
                     .expect("data frames belong to a message");
@@ -461,7 +459,7 @@ impl Connection {
                             message,
                             &[],
                             true,
-                            self.settings.max_message_size,
+                            self.settings.max_message_size(),
                         )?;
                     }
                     return self.end_transformed_frame(header.fin);
@@ -469,18 +467,18 @@ impl Connection {
                 if header.fin && message.kind == MessageKind::Text && !message.utf8.is_complete() {
                     return Err(ProtocolError::InvalidUtf8);
                 }
-                if self.settings.streaming {
+                if self.streaming {
                     if payload.is_empty() && !header.fin {
                         return Ok(Step::Continue);
                     }
                     return Ok(Step::Event(self.fragment(payload, header.fin)));
                 }
-                let max = self.settings.max_message_size;
+                let max = self.settings.max_message_size();
                 if !header.fin {
                     append(&mut message.data, &payload, max);
                     return Ok(Step::Continue);
                 }
-                let mut message = self.message.take().expect("checked above");
+                let mut message = io.message.take().expect("checked above");
                 let data = if message.data.is_empty() {
                     payload
                 } else {
@@ -493,7 +491,7 @@ impl Connection {
                 // "Upon receipt of a Ping frame, an endpoint MUST send a Pong
                 // frame in response, unless it already received a Close
                 // frame." (§5.5.2) Once we sent our Close we send nothing.
-                if self.settings.auto_pong && self.can_send() {
+                if self.auto_pong && self.can_send() {
                     self.write_frame(true, OpCode::Pong, 0, &payload);
                 }
                 Ok(Step::Event(Event::Ping(payload)))
@@ -522,14 +520,15 @@ impl Connection {
     /// A frame of a transformed message is complete: its payload was
     /// decoded on arrival, so only the decoded bytes matter now.
     fn end_transformed_frame(&mut self, fin: bool) -> Result<Step, ProtocolError> {
-        let message = self
+        let io = self.io.get();
+        let message = io
             .message
             .as_mut()
             .expect("data frames belong to a message");
         if fin && message.kind == MessageKind::Text && !message.utf8.is_complete() {
             return Err(ProtocolError::InvalidUtf8);
         }
-        if self.settings.streaming {
+        if self.streaming {
             if message.data.is_empty() && !fin {
                 return Ok(Step::Continue);
             }
@@ -540,14 +539,15 @@ impl Connection {
         if !fin {
             return Ok(Step::Continue);
         }
-        let message = self.message.take().expect("checked above");
+        let message = io.message.take().expect("checked above");
         let data = Bytes::from(message.data);
         Ok(Step::Event(Event::Message(whole(message.kind, data))))
     }
 
     /// A streaming-mode piece of the current message.
     fn fragment(&mut self, data: Bytes, last: bool) -> Event {
-        let message = self
+        let io = self.io.get();
+        let message = io
             .message
             .as_mut()
             .expect("data frames belong to a message");
@@ -555,7 +555,7 @@ impl Connection {
         message.delivered = true;
         let kind = message.kind;
         if last {
-            self.message = None;
+            io.message = None;
         }
         Event::Fragment(Fragment {
             kind,
@@ -564,6 +564,19 @@ impl Connection {
             last,
         })
     }
+}
+
+/// The kind of message `header` starts, if the fast path takes it: a
+/// data frame that is the whole message, not transformed, not
+/// streamed, with its whole payload among the `available` bytes.
+fn whole_kind(streaming: bool, header: &Header, available: usize) -> Option<MessageKind> {
+    let kind = match header.opcode {
+        OpCode::Text => MessageKind::Text,
+        OpCode::Binary => MessageKind::Binary,
+        _ => return None,
+    };
+    let whole = header.fin && header.rsv == 0 && !streaming && header.len <= available as u64;
+    whole.then_some(kind)
 }
 
 /// Runs the extension over the newly arrived part of a transformed

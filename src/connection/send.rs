@@ -37,7 +37,10 @@ impl Connection {
         if self.role == Role::Server && len >= self.copy_below as usize && !self.transforms(len) {
             self.check_can_start_message()?;
             self.write_header(true, opcode_of(message.kind()), 0, len, None);
-            self.output.push_shared(message.clone().into_bytes());
+            self.io
+                .get()
+                .output
+                .push_shared(message.clone().into_bytes());
             return Ok(());
         }
         self.send_data(message.kind(), message.as_bytes())
@@ -71,7 +74,7 @@ impl Connection {
             apply_mask(&mut payload, key, 0);
         }
         self.write_header(true, opcode_of(kind), 0, len, mask);
-        self.output.push_shared(payload.freeze());
+        self.io.get().output.push_shared(payload.freeze());
         Ok(())
     }
 
@@ -106,20 +109,26 @@ impl Connection {
                     extension.codec.encode(data, true, &mut out);
                     (out, rsv)
                 });
-                self.output.buf().extend_from_slice(head.as_bytes());
-                self.output.push_shared(frame_payload);
+                self.io
+                    .get()
+                    .output
+                    .buf()
+                    .extend_from_slice(head.as_bytes());
+                self.io.get().output.push_shared(frame_payload);
                 return Ok(());
             }
             return self.send_data(prepared.kind(), payload);
         }
         self.check_can_start_message()?;
-        self.output
+        self.io
+            .get()
+            .output
             .buf()
             .extend_from_slice(prepared.head().as_bytes());
         if payload.len() >= COPY_BELOW {
-            self.output.push_shared(payload.clone());
+            self.io.get().output.push_shared(payload.clone());
         } else {
-            self.output.buf().extend_from_slice(payload);
+            self.io.get().output.buf().extend_from_slice(payload);
         }
         Ok(())
     }
@@ -322,9 +331,13 @@ impl Connection {
     /// Encodes one frame into the output, masked if we are the client.
     pub(super) fn write_frame(&mut self, fin: bool, opcode: OpCode, rsv: u8, payload: &[u8]) {
         let mask = self.next_mask();
-        self.output.buf().reserve(MAX_HEADER_LEN + payload.len());
+        self.io
+            .get()
+            .output
+            .buf()
+            .reserve(MAX_HEADER_LEN + payload.len());
         self.write_header(fin, opcode, rsv, payload.len(), mask);
-        let output = self.output.buf();
+        let output = self.io.get().output.buf();
         match mask {
             // One pass: the payload is masked as it is copied.
             Some(key) => extend_masked(output, payload, key),
@@ -360,7 +373,11 @@ impl Connection {
         };
         let mut head = [0; MAX_HEADER_LEN];
         let head_len = header.encode(&mut head);
-        self.output.buf().extend_from_slice(&head[..head_len]);
+        self.io
+            .get()
+            .output
+            .buf()
+            .extend_from_slice(&head[..head_len]);
     }
 
     // ----- output -----
@@ -373,12 +390,12 @@ impl Connection {
     /// [`pending_output_pieces`](crate::plumbing::Plumbing::pending_output_pieces)
     /// gives all of it for one vectored write.
     pub fn pending_output(&self) -> &[u8] {
-        self.output.pending()
+        self.io.peek().map_or(&[], |io| io.output.pending())
     }
 
     /// How many bytes are waiting to be written, in all pieces.
     pub fn pending_output_len(&self) -> usize {
-        self.output.len()
+        self.io.peek().map_or(0, |io| io.output.len())
     }
 
     /// Records that the first `n` bytes of the pending output were
@@ -387,7 +404,10 @@ impl Connection {
     /// # Panics
     /// If `n` is more than is pending: that is a bug in the driver.
     pub fn consume_output(&mut self, n: usize) {
-        self.output.consume(n);
+        match self.io.peek_mut() {
+            Some(io) => io.output.consume(n),
+            None => assert!(n == 0, "consumed more output than was pending"),
+        }
     }
 }
 

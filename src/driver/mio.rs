@@ -136,15 +136,21 @@ pub trait Handler {
 struct Record {
     stream: TcpStream,
     phase: Phase,
-    /// The deadline the heap holds for this connection, if any.
-    armed: Option<Timestamp>,
+    /// The deadline the heap holds for this connection
+    /// ([`Timestamp::as_nanos`]), or [`UNARMED`].
+    armed: u64,
     /// Registered for writability: output waits for the socket.
     writing: bool,
     /// Queued to by the application: to be written at the end of the turn.
     dirty: bool,
     /// We shut down our sending side.
     shut: bool,
+    /// The Closed event was handed to the application.
+    reported: bool,
 }
+
+/// `Record::armed` when the heap holds no deadline for the connection.
+const UNARMED: u64 = u64::MAX;
 
 #[derive(Debug)]
 enum Phase {
@@ -169,11 +175,11 @@ struct Refusal {
 #[derive(Debug)]
 struct Open {
     conn: Connection,
-    /// The unwritten end of the 101 response (usually nothing: it goes
-    /// out with the first write).
-    head: Vec<u8>,
-    /// The Closed event was handed to the application.
-    reported: bool,
+    /// The unwritten end of the 101 response, if the first write did not
+    /// take it all (boxed: one pointer in every connection's record,
+    /// where a `Vec` takes three).
+    #[allow(clippy::box_collection)]
+    head: Option<Box<Vec<u8>>>,
 }
 
 #[derive(Debug)]
@@ -318,8 +324,9 @@ pub struct Server {
     listener: TcpListener,
     config: Config,
     records: Records,
-    /// The core's deadlines: (when; slot; generation).
-    deadlines: BinaryHeap<Reverse<(Timestamp, u32, u32)>>,
+    /// The core's deadlines: (when, [`Timestamp::as_nanos`]; slot;
+    /// generation).
+    deadlines: BinaryHeap<Reverse<(u64, u32, u32)>>,
     buf: Vec<u8>,
     /// Connections that may have more to read than this turn took.
     again: Vec<Id>,
@@ -399,7 +406,7 @@ impl Server {
     /// never past the core's next deadline), and handles what is ready.
     pub fn turn(&mut self, handler: &mut impl Handler, until: Option<Timestamp>) -> io::Result<()> {
         self.records.free.append(&mut self.records.freed);
-        let next = self.deadlines.peek().map(|Reverse((at, _, _))| *at);
+        let next = (self.deadlines.peek()).map(|Reverse((at, _, _))| Timestamp::from_nanos(*at));
         // Connections with more to read: no waiting.
         let busy = (!self.again.is_empty()).then_some(Timestamp::ZERO);
         let wait = wait_for([next, until, busy]);
@@ -469,10 +476,11 @@ impl Server {
             let id = self.records.insert(Record {
                 stream,
                 phase: Phase::Opening(Box::new(handshake)),
-                armed: None,
+                armed: UNARMED,
                 writing: false,
                 dirty: false,
                 shut: false,
+                reported: false,
             });
             debug_assert_eq!(id.index, index);
             self.arm(id);
@@ -574,8 +582,7 @@ impl Server {
         };
         record.phase = Phase::Open(Box::new(Open {
             conn: accepted.connection,
-            head: accepted.response,
-            reported: false,
+            head: (!accepted.response.is_empty()).then(|| Box::new(accepted.response)),
         }));
         handler.open(
             &mut Ctx {
@@ -621,6 +628,7 @@ impl Server {
     fn next_event(&mut self, id: Id) -> Option<Event> {
         let Some(Record {
             phase: Phase::Open(open),
+            reported,
             ..
         }) = self.records.get(id)
         else {
@@ -628,7 +636,7 @@ impl Server {
         };
         let event = open.conn.poll_event()?;
         if let Event::Closed(_) = event {
-            open.reported = true;
+            *reported = true;
         }
         Some(event)
     }
@@ -668,7 +676,7 @@ impl Server {
             }
             Phase::Open(open) => {
                 let result = write_open(&mut record.stream, open);
-                let pending = !open.head.is_empty() || open.conn.pending_output_len() > 0;
+                let pending = open.head.is_some() || open.conn.pending_output_len() > 0;
                 (result, pending)
             }
         };
@@ -676,7 +684,7 @@ impl Server {
             // The peer is gone: the core hears it as the end of the stream.
             if let Phase::Open(open) = &mut record.phase {
                 open.conn.handle_eof();
-                if !open.reported {
+                if !record.reported {
                     return self.fail(handler, id);
                 }
             }
@@ -709,7 +717,7 @@ impl Server {
             let _ = record.stream.shutdown(Shutdown::Write);
             record.shut = true;
         }
-        if open.conn.is_finished() && open.reported {
+        if open.conn.is_finished() && record.reported {
             self.drop_record(id.index);
             return;
         }
@@ -753,10 +761,12 @@ impl Server {
             Phase::Open(open) => open.conn.poll_timeout(),
             Phase::Refusing(_) | Phase::Taken => None,
         };
+        let next = next.map_or(UNARMED, |at| at.as_nanos().min(UNARMED - 1));
         if next != record.armed {
             record.armed = next;
-            if let Some(at) = next {
-                self.deadlines.push(Reverse((at, id.index, id.generation)));
+            if next != UNARMED {
+                self.deadlines
+                    .push(Reverse((next, id.index, id.generation)));
             }
         }
     }
@@ -765,7 +775,7 @@ impl Server {
     fn expire(&mut self, handler: &mut impl Handler) {
         let now = Time::timestamp();
         while let Some(&Reverse((at, index, generation))) = self.deadlines.peek() {
-            if at > now {
+            if at > now.as_nanos() {
                 break;
             }
             self.deadlines.pop();
@@ -773,10 +783,10 @@ impl Server {
             let Some(record) = self.records.get(id) else {
                 continue;
             };
-            if record.armed != Some(at) {
+            if record.armed != at {
                 continue;
             }
-            record.armed = None;
+            record.armed = UNARMED;
             match &mut record.phase {
                 Phase::Opening(handshake) => {
                     if let Err(e) = handshake.handle_timeout(now) {
@@ -799,14 +809,14 @@ impl Server {
 /// socket is full; how many bytes went.
 fn write_open(stream: &mut TcpStream, open: &mut Open) -> io::Result<usize> {
     let mut total = 0;
-    if !open.head.is_empty() {
-        let n = write_all(stream, &open.head)?;
-        open.head.drain(..n);
+    if let Some(head) = &mut open.head {
+        let n = write_all(stream, head)?;
+        head.drain(..n);
         total += n;
-        if !open.head.is_empty() {
+        if !head.is_empty() {
             return Ok(total);
         }
-        open.head = Vec::new();
+        open.head = None;
     }
     while open.conn.pending_output_len() > 0 {
         let mut slices = [IoSlice::new(&[]); WRITE_SLICES];

@@ -46,6 +46,19 @@ impl Timestamp {
         self.0
     }
 
+    /// The time since the epoch in nanoseconds, in 8 bytes where a
+    /// `Timestamp` takes 16, for a driver that keeps a deadline for each
+    /// of many connections; [`from_nanos`](Timestamp::from_nanos) turns
+    /// it back. Saturates at `u64::MAX` (584 years).
+    pub fn as_nanos(self) -> u64 {
+        u64::try_from(self.0.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// `nanos` nanoseconds after the epoch.
+    pub const fn from_nanos(nanos: u64) -> Timestamp {
+        Timestamp(Duration::from_nanos(nanos))
+    }
+
     /// How long after `earlier` this is (zero if it is not after it).
     pub fn saturating_duration_since(self, earlier: Timestamp) -> Duration {
         self.0.saturating_sub(earlier.0)
