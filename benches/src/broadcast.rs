@@ -17,6 +17,11 @@
 //!   message and `offer_many`s them to each connection in one write
 //!   (backlog 1 MiB, then the connection misses messages), never waiting
 //!   for a client;
+//! - rfc6455-mio: the event-loop server (`rfc6455::mio`), one thread,
+//!   every connection a record in its loop; each pass queues the batch's
+//!   `PreparedMessage`s to every open connection with at most 1 MiB
+//!   waiting (the others miss them), and the loop writes them when the
+//!   pass ends;
 //! - tokio-tungstenite: a `tokio::sync::broadcast` channel of `Bytes`
 //!   (capacity 1024; a lagging client skips), a task per connection
 //!   sending `Message::Binary(bytes.clone())` (the payload shared);
@@ -57,6 +62,7 @@ const CONNECT_LIMIT: Duration = Duration::from_secs(60);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lib {
     Rfc6455,
+    Rfc6455Mio,
     Tungstenite,
     TungsteniteFeed,
     Fastwebsockets,
@@ -65,8 +71,9 @@ pub enum Lib {
 }
 
 impl Lib {
-    const ALL: [Lib; 6] = [
+    const ALL: [Lib; 7] = [
         Lib::Rfc6455,
+        Lib::Rfc6455Mio,
         Lib::UWebSockets,
         Lib::Tungstenite,
         Lib::TungsteniteFeed,
@@ -77,6 +84,7 @@ impl Lib {
     fn name(self) -> &'static str {
         match self {
             Lib::Rfc6455 => "rfc6455",
+            Lib::Rfc6455Mio => "rfc6455-mio",
             Lib::Tungstenite => "tokio-tungstenite",
             Lib::TungsteniteFeed => "tokio-tungstenite-feed",
             Lib::Fastwebsockets => "fastwebsockets",
@@ -114,6 +122,9 @@ const MAX_BATCH: u64 = 32;
 /// `bench serve-broadcast LIB SIZE`: binds a free port, prints `ready
 /// PORT`, publishes every 10 ms until killed.
 pub fn serve_main(lib: Lib, size: usize) -> io::Result<()> {
+    if lib == Lib::Rfc6455Mio {
+        return serve_mio(size);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -125,9 +136,10 @@ pub fn serve_main(lib: Lib, size: usize) -> io::Result<()> {
             Lib::Tungstenite | Lib::TungsteniteFeed | Lib::Fastwebsockets => {
                 serve_channel(lib, listener, size).await
             }
-            Lib::NodeWs | Lib::UWebSockets => {
-                Err(io::Error::other(format!("{} runs as its own process", lib.name())))
-            }
+            Lib::Rfc6455Mio | Lib::NodeWs | Lib::UWebSockets => Err(io::Error::other(format!(
+                "{} runs as its own process",
+                lib.name()
+            ))),
         }
     })
 }
@@ -174,6 +186,53 @@ async fn serve_rfc6455(listener: TcpListener, size: usize) -> io::Result<()> {
             let (mut reader, writer) = ws.split();
             writers.lock().unwrap().push(writer);
             while let Ok(Some(_)) = reader.recv().await {}
+        });
+    }
+}
+
+/// The event-loop server: the publisher's passes (as [`publish`] makes
+/// them) between the loop's turns, on the one thread.
+fn serve_mio(size: usize) -> io::Result<()> {
+    use rfc6455::mio::{Ctx, Handler, Id, Server};
+
+    /// Reads and drops what clients send.
+    struct Quiet;
+
+    impl Handler for Quiet {
+        fn message(&mut self, _: &mut Ctx<'_>, _: Id, _: rfc6455::Message) {}
+    }
+
+    let addr = "127.0.0.1:0".parse().map_err(io::Error::other)?;
+    let mut server = Server::bind(addr, rfc6455::Config::default())?;
+    println!("ready {}", server.local_addr()?.port());
+    let (start, start_ns) = (Instant::now(), now_ns());
+    let mut next: u64 = 0;
+    let mut ids = Vec::new();
+    loop {
+        let wait = (start + PERIOD * next as u32).saturating_duration_since(Instant::now());
+        let until = server.now().as_nanos() + wait.as_nanos() as u64;
+        server.turn(&mut Quiet, Some(rfc6455::Timestamp::from_nanos(until)))?;
+        let due = start.elapsed().as_nanos() as u64 / PERIOD.as_nanos() as u64 + 1;
+        if due <= next {
+            continue;
+        }
+        let first = next.max(due.saturating_sub(MAX_BATCH));
+        let at = |i: u64| start_ns + i * PERIOD.as_nanos() as u64;
+        let batch: Vec<_> = (first..due)
+            .map(|i| rfc6455::PreparedMessage::binary(stamped_at(size, at(i))))
+            .collect();
+        next = due;
+        server.with(&mut Quiet, |ctx| {
+            ids.clear();
+            ids.extend(ctx.ids());
+            for &id in &ids {
+                if ctx.backlog(id) > 1 << 20 {
+                    continue;
+                }
+                for message in &batch {
+                    let _ = ctx.send_prepared(id, message);
+                }
+            }
         });
     }
 }
@@ -543,8 +602,9 @@ fn fmt_ms(us: u32) -> String {
 /// Whether `lib` runs: all do, unless `BROADCAST_SERVERS` lists some
 /// (`BROADCAST_SERVERS=rfc6455,uwebsockets bench broadcast`).
 fn chosen(lib: Lib) -> bool {
-    std::env::var("BROADCAST_SERVERS")
-        .map_or(true, |list| list.split(',').any(|name| name.trim() == lib.name()))
+    std::env::var("BROADCAST_SERVERS").map_or(true, |list| {
+        list.split(',').any(|name| name.trim() == lib.name())
+    })
 }
 
 pub fn run(budget: Budget) {

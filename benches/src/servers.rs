@@ -66,7 +66,9 @@ pub enum ServerLib {
 /// Where benches/uws/build puts a uWebSockets server: `uws_echo` (the echo
 /// and memory parts) or `uws_broadcast`.
 pub fn uws_path(program: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("uws/target").join(program)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("uws/target")
+        .join(program)
 }
 
 /// Whether uWebSockets was built; if not, says how to build it, once per

@@ -197,6 +197,12 @@ struct Records {
     free: Vec<u32>,
     freed: Vec<u32>,
     dirty: Vec<u32>,
+    /// The connection the application last queued to: its output is
+    /// written as soon as the application turns to another (as
+    /// uWebSockets uncorks), so that a broadcast pass over many
+    /// connections passes one output buffer from each to the next through
+    /// the pool rather than filling one per connection.
+    corked: Option<Id>,
 }
 
 impl Records {
@@ -239,6 +245,26 @@ impl Records {
         self.id(index)
     }
 
+    /// Writes what the open connection `id` queued, if its socket takes
+    /// all of it at once, and lends its buffers back to the pool. What is
+    /// left (a full socket, an error, the end of the connection) is for
+    /// [`Server::write`] at the end of the callbacks: `id` stays dirty.
+    fn uncork(&mut self, id: Id) {
+        let Some(record) = self.get(id) else {
+            return;
+        };
+        let Phase::Open(open) = &mut record.phase else {
+            return;
+        };
+        if record.writing || record.shut || open.conn.should_close_transport() {
+            return;
+        }
+        let written = write_open(&mut record.stream, open);
+        if written.is_ok() && open.head.is_none() && open.conn.pending_output_len() == 0 {
+            pool::release(&mut open.conn);
+        }
+    }
+
     fn remove(&mut self, index: u32) -> Option<Record> {
         let slot = &mut self.slots[index as usize];
         let record = slot.record.take()?;
@@ -259,6 +285,11 @@ impl Ctx<'_> {
     /// The open connection `id`'s `Connection`, marked to be written at
     /// the end of the turn; `None` if it has gone.
     fn open(&mut self, id: Id) -> Option<&mut Connection> {
+        if let Some(corked) = self.records.corked.replace(id) {
+            if corked != id {
+                self.records.uncork(corked);
+            }
+        }
         let slot = self.records.slots.get_mut(id.index as usize)?;
         if slot.generation != id.generation {
             return None;
@@ -503,7 +534,7 @@ impl Server {
             let n = match record.stream.read(&mut self.buf) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if let Phase::Open(open) = &mut record.phase {
-                        pool::reclaim(&mut open.conn);
+                        pool::release(&mut open.conn);
                     }
                     return;
                 }
@@ -643,6 +674,7 @@ impl Server {
 
     /// Writes what every connection the application queued to has.
     fn write_dirty(&mut self, handler: &mut impl Handler) {
+        self.records.corked = None;
         while let Some(index) = self.records.dirty.pop() {
             let id = self.records.id(index);
             if let Some(record) = self.records.get(id) {
@@ -722,7 +754,7 @@ impl Server {
             return;
         }
         if !pending {
-            pool::reclaim(&mut open.conn);
+            pool::release(&mut open.conn);
         }
         self.arm(id);
     }
@@ -746,7 +778,7 @@ impl Server {
         if let Some(mut record) = self.records.remove(index) {
             let _ = self.poll.registry().deregister(&mut record.stream);
             if let Phase::Open(mut open) = record.phase {
-                pool::reclaim(&mut open.conn);
+                pool::release(&mut open.conn);
             }
         }
     }

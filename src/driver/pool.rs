@@ -56,6 +56,16 @@ pub(crate) fn reclaim(conn: &mut crate::Connection) {
     }
 }
 
+/// Takes `conn`'s buffers into the pool, as [`reclaim`] does, and frees
+/// a small send buffer that `take_buffers` leaves in place: for a driver
+/// whose connections are all written on this thread (the mio server),
+/// so that a waiting connection holds no buffer at all.
+#[cfg(feature = "mio")]
+pub(crate) fn release(conn: &mut crate::Connection) {
+    reclaim(conn);
+    conn.shrink_buffers();
+}
+
 /// Gives `conn` pooled buffers if it has none.
 pub(crate) fn lend(conn: &mut crate::Connection) {
     if conn.needs_buffers() {
