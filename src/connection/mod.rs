@@ -187,7 +187,18 @@ impl IoSlot {
     /// The `Io`, allocated if there is none.
     #[inline]
     fn get(&mut self) -> &mut Io {
-        self.0.get_or_insert_with(Box::default)
+        if self.0.is_none() {
+            self.allocate();
+        }
+        self.0.as_deref_mut().expect("allocated above")
+    }
+
+    /// Allocates the `Io`: out of line, so that the paths that find one
+    /// (nearly all) stay small.
+    #[cold]
+    #[inline(never)]
+    fn allocate(&mut self) {
+        self.0 = Some(Box::default());
     }
 
     /// The `Io`, if there is one.

@@ -329,6 +329,7 @@ impl Connection {
     }
 
     /// Encodes one frame into the output, masked if we are the client.
+    #[inline]
     pub(super) fn write_frame(&mut self, fin: bool, opcode: OpCode, rsv: u8, payload: &[u8]) {
         let mask = self.next_mask();
         self.io
@@ -347,6 +348,7 @@ impl Connection {
 
     /// The masking key of our next frame: a fresh one if we are the
     /// client (§5.3), none if we are the server.
+    #[inline]
     fn next_mask(&mut self) -> Option<[u8; 4]> {
         match self.role {
             // A client is only made with a key source (`Connection::try_new`).
@@ -356,6 +358,7 @@ impl Connection {
     }
 
     /// Encodes a frame header into the output.
+    #[inline]
     fn write_header(
         &mut self,
         fin: bool,
@@ -389,11 +392,13 @@ impl Connection {
     /// counts all of it, and
     /// [`pending_output_pieces`](crate::plumbing::Plumbing::pending_output_pieces)
     /// gives all of it for one vectored write.
+    #[inline]
     pub fn pending_output(&self) -> &[u8] {
         self.io.peek().map_or(&[], |io| io.output.pending())
     }
 
     /// How many bytes are waiting to be written, in all pieces.
+    #[inline]
     pub fn pending_output_len(&self) -> usize {
         self.io.peek().map_or(0, |io| io.output.len())
     }
@@ -403,6 +408,7 @@ impl Connection {
     ///
     /// # Panics
     /// If `n` is more than is pending: that is a bug in the driver.
+    #[inline]
     pub fn consume_output(&mut self, n: usize) {
         match self.io.peek_mut() {
             Some(io) => io.output.consume(n),
