@@ -398,3 +398,79 @@ impl Connection {
             .map_or(0, |io| io.input.len() + io.held.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plumbing::Plumbing;
+    use crate::{Event, MessageKind};
+
+    /// A client's frames, masked, as the server receives them.
+    fn client_frames(f: impl FnOnce(&mut Connection)) -> Vec<u8> {
+        let mut config = Config::default();
+        config.mask_keys = crate::MaskKeys::Fixed([1, 2, 3, 4]);
+        let mut client = Connection::new(Role::Client, config);
+        f(&mut client);
+        let wire: Vec<u8> = client.pending_output_pieces().flatten().copied().collect();
+        client.consume_output(wire.len());
+        wire
+    }
+
+    /// Takes the buffers back as a driver of many connections does when
+    /// the connection waits.
+    fn wait(conn: &mut Connection) {
+        drop(conn.take_buffers());
+        conn.shrink_buffers();
+    }
+
+    #[test]
+    fn a_connection_that_waits_with_nothing_under_way_holds_no_io() {
+        let mut server = Connection::new(Role::Server, Config::default());
+        assert!(
+            server.io.peek().is_none(),
+            "nothing is allocated before work"
+        );
+        server.handle_read(&client_frames(|c| c.send_text("hello").unwrap()));
+        let Some(Event::Message(message)) = server.poll_event() else {
+            panic!("the message");
+        };
+        server.send(&message).unwrap();
+        assert!(server.io.peek().is_some());
+        let n = server.pending_output_len();
+        server.consume_output(n);
+        wait(&mut server);
+        assert!(
+            server.io.peek().is_none(),
+            "freed once nothing is under way"
+        );
+        assert_eq!(server.poll_event().map(|_| ()), None);
+        assert!(
+            server.io.peek().is_none(),
+            "polling with nothing to do allocates nothing"
+        );
+    }
+
+    #[test]
+    fn a_message_under_way_keeps_its_fragments_while_the_connection_waits() {
+        let first = client_frames(|c| c.send_fragment(MessageKind::Text, b"hel", false).unwrap());
+        let last = client_frames(|c| {
+            c.send_fragment(MessageKind::Text, b"", false).unwrap();
+            let n = c.pending_output_len();
+            c.consume_output(n);
+            c.send_fragment(MessageKind::Text, b"lo", true).unwrap();
+        });
+        let mut server = Connection::new(Role::Server, Config::default());
+        server.handle_read(&first);
+        assert!(
+            server.poll_event().is_none(),
+            "the message is not whole yet"
+        );
+        wait(&mut server);
+        assert!(server.io.peek().is_some(), "the first fragment is kept");
+        server.handle_read(&last);
+        match server.poll_event() {
+            Some(Event::Message(message)) => assert_eq!(message.as_text(), Some("hello")),
+            other => panic!("expected the whole message, got {other:?}"),
+        }
+    }
+}
