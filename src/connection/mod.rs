@@ -407,8 +407,10 @@ mod tests {
 
     /// A client's frames, masked, as the server receives them.
     fn client_frames(f: impl FnOnce(&mut Connection)) -> Vec<u8> {
-        let mut config = Config::default();
-        config.mask_keys = crate::MaskKeys::Fixed([1, 2, 3, 4]);
+        let config = Config {
+            mask_keys: crate::MaskKeys::Fixed([1, 2, 3, 4]),
+            ..Config::default()
+        };
         let mut client = Connection::new(Role::Client, config);
         f(&mut client);
         let wire: Vec<u8> = client.pending_output_pieces().flatten().copied().collect();
