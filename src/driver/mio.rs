@@ -175,9 +175,9 @@ struct Refusal {
 #[derive(Debug)]
 struct Open {
     conn: Connection,
-    /// The unwritten end of the 101 response, if the first write did not
-    /// take it all (boxed: one pointer in every connection's record,
-    /// where a `Vec` takes three).
+    /// The 101 response, or its unwritten end, until the writes have taken
+    /// it all (boxed: one pointer in every connection's record, where a
+    /// `Vec` takes three).
     #[allow(clippy::box_collection)]
     head: Option<Box<Vec<u8>>>,
 }
