@@ -150,15 +150,48 @@ pub fn serve_main(lib: Lib, size: usize) -> io::Result<()> {
 /// a pass): one message per pass while the server keeps up, several when
 /// it falls behind (up to [`MAX_BATCH`]; older ones are skipped).
 async fn publish(size: usize, mut pass: impl FnMut(Vec<bytes::Bytes>)) {
-    let (start, start_ns) = (tokio::time::Instant::now(), now_ns());
-    let mut next: u64 = 0;
+    let mut schedule = Schedule::new(size);
     loop {
-        tokio::time::sleep_until(start + PERIOD * next as u32).await;
-        let due = start.elapsed().as_nanos() as u64 / PERIOD.as_nanos() as u64 + 1;
-        let first = next.max(due.saturating_sub(MAX_BATCH));
-        let at = |i: u64| start_ns + i * PERIOD.as_nanos() as u64;
-        pass((first..due).map(|i| stamped_at(size, at(i))).collect());
-        next = due;
+        tokio::time::sleep_until(schedule.next_at().into()).await;
+        pass(schedule.due());
+    }
+}
+
+/// The publisher's clock: a message due every [`PERIOD`] from the start,
+/// each stamped with the time it was due.
+struct Schedule {
+    size: usize,
+    start: Instant,
+    start_ns: u64,
+    /// The index of the next message to publish.
+    next: u64,
+}
+
+impl Schedule {
+    fn new(size: usize) -> Schedule {
+        Schedule {
+            size,
+            start: Instant::now(),
+            start_ns: now_ns(),
+            next: 0,
+        }
+    }
+
+    /// When the next message falls due.
+    fn next_at(&self) -> Instant {
+        self.start + PERIOD * self.next as u32
+    }
+
+    /// The messages that fell due since the last call (empty if none; at
+    /// most [`MAX_BATCH`], the older ones skipped).
+    fn due(&mut self) -> Vec<bytes::Bytes> {
+        let period = PERIOD.as_nanos() as u64;
+        let due = (self.start.elapsed().as_nanos() as u64 / period + 1).max(self.next);
+        let first = self.next.max(due.saturating_sub(MAX_BATCH));
+        self.next = due;
+        (first..due)
+            .map(|i| stamped_at(self.size, self.start_ns + i * period))
+            .collect()
     }
 }
 
@@ -205,23 +238,20 @@ fn serve_mio(size: usize) -> io::Result<()> {
     let addr = "127.0.0.1:0".parse().map_err(io::Error::other)?;
     let mut server = Server::bind(addr, rfc6455::Config::default())?;
     println!("ready {}", server.local_addr()?.port());
-    let (start, start_ns) = (Instant::now(), now_ns());
-    let mut next: u64 = 0;
+    let mut schedule = Schedule::new(size);
     let mut ids = Vec::new();
     loop {
-        let wait = (start + PERIOD * next as u32).saturating_duration_since(Instant::now());
+        let wait = schedule.next_at().saturating_duration_since(Instant::now());
         let until = server.now().as_nanos() + wait.as_nanos() as u64;
         server.turn(&mut Quiet, Some(rfc6455::Timestamp::from_nanos(until)))?;
-        let due = start.elapsed().as_nanos() as u64 / PERIOD.as_nanos() as u64 + 1;
-        if due <= next {
+        let batch: Vec<_> = schedule
+            .due()
+            .into_iter()
+            .map(rfc6455::PreparedMessage::binary)
+            .collect();
+        if batch.is_empty() {
             continue;
         }
-        let first = next.max(due.saturating_sub(MAX_BATCH));
-        let at = |i: u64| start_ns + i * PERIOD.as_nanos() as u64;
-        let batch: Vec<_> = (first..due)
-            .map(|i| rfc6455::PreparedMessage::binary(stamped_at(size, at(i))))
-            .collect();
-        next = due;
         server.with(&mut Quiet, |ctx| {
             ids.clear();
             ids.extend(ctx.ids());
