@@ -474,7 +474,7 @@ async fn echo_uring(stream: autobahn::uring::QuickAck, peer: SocketAddr) {
 #[cfg(feature = "mio")]
 fn serve_mio(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::Error>> {
     use rfc6455::mio::{Ctx, Handler, Id, Server, TcpStream};
-    use rfc6455::Message;
+    use rfc6455::MessageRef;
 
     struct Echo {
         quick: bool,
@@ -487,8 +487,8 @@ fn serve_mio(addr: &str, quick: bool) -> Result<(), Box<dyn std::error::Error>> 
             }
         }
 
-        fn message(&mut self, ctx: &mut Ctx<'_>, id: Id, message: Message) {
-            let _ = ctx.send(id, &message);
+        fn message(&mut self, ctx: &mut Ctx<'_>, id: Id, message: MessageRef<'_>) {
+            let _ = ctx.send(id, message);
         }
 
         fn closed(&mut self, _: &mut Ctx<'_>, id: Id, closed: &Closed) {

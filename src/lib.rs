@@ -101,7 +101,8 @@ pub mod proxy;
 /// connections, the output as pieces or owned bytes. Import
 /// [`Plumbing`](plumbing::Plumbing) to call these on a connection.
 pub mod plumbing {
-    pub use crate::connection::{Buffers, Plumbing, ReadBuffer};
+    pub use crate::connection::{Buffers, Plumbing, ReadBuffer, Unread};
+    pub use crate::message::Received;
 }
 mod time;
 mod utf8;
@@ -176,7 +177,7 @@ pub use driver::Shutdown;
 pub use error::{ProtocolError, UsageError};
 #[cfg(feature = "deflate")]
 pub use extension::deflate::{DeflateConfig, DeflateParams};
-pub use message::{Closed, Event, Fragment, Initiator, Message, MessageKind, Role};
+pub use message::{Closed, Event, Fragment, Initiator, Message, MessageKind, MessageRef, Role};
 pub use prepared::PreparedMessage;
 pub use time::{Timeouts, Timestamp};
 pub use utf8::Utf8Bytes;

@@ -105,6 +105,115 @@ impl From<&[u8]> for Message {
     }
 }
 
+/// A whole data message lent for the time of a call: a driver that
+/// decodes in place (see [`Plumbing::poll_event_from`]) hands it out
+/// without copying it out of the bytes it read, as a view of them.
+///
+/// Read it where it is ([`as_bytes`](MessageRef::as_bytes),
+/// [`as_text`](MessageRef::as_text)); to keep it, make it a [`Message`]
+/// with [`to_message`](MessageRef::to_message).
+///
+/// ```
+/// use rfc6455::{Message, MessageKind, MessageRef};
+///
+/// let owned = Message::from("hi");
+/// let lent = MessageRef::from(&owned);
+/// assert_eq!(lent.kind(), MessageKind::Text);
+/// assert_eq!(lent.as_text(), Some("hi"));
+/// assert_eq!(lent.to_message(), owned);
+/// ```
+///
+/// [`Plumbing::poll_event_from`]: crate::plumbing::Plumbing::poll_event_from
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageRef<'a>(Lent<'a>);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lent<'a> {
+    /// Text in the reader's buffer, checked.
+    Text(&'a str),
+    /// Binary data in the reader's buffer.
+    Binary(&'a [u8]),
+    /// A message the connection assembled (from fragments, say).
+    Whole(&'a Message),
+}
+
+impl<'a> MessageRef<'a> {
+    /// Text, in a buffer that is not the connection's.
+    pub(crate) fn text(text: &'a str) -> MessageRef<'a> {
+        MessageRef(Lent::Text(text))
+    }
+
+    /// Binary data, in a buffer that is not the connection's.
+    pub(crate) fn binary(data: &'a [u8]) -> MessageRef<'a> {
+        MessageRef(Lent::Binary(data))
+    }
+
+    /// Text or binary.
+    pub fn kind(&self) -> MessageKind {
+        match self.0 {
+            Lent::Text(_) => MessageKind::Text,
+            Lent::Binary(_) => MessageKind::Binary,
+            Lent::Whole(message) => message.kind(),
+        }
+    }
+
+    /// The payload bytes.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        match self.0 {
+            Lent::Text(text) => text.as_bytes(),
+            Lent::Binary(data) => data,
+            Lent::Whole(message) => message.as_bytes(),
+        }
+    }
+
+    /// The text, if this is a text message.
+    pub fn as_text(&self) -> Option<&'a str> {
+        match self.0 {
+            Lent::Text(text) => Some(text),
+            Lent::Binary(_) => None,
+            Lent::Whole(message) => message.as_text(),
+        }
+    }
+
+    /// The message, to keep: its bytes copied, or, when it lends a whole
+    /// [`Message`], that message shared (a count goes up, nothing is copied).
+    pub fn to_message(&self) -> Message {
+        match self.0 {
+            Lent::Text(text) => Message::from(text),
+            Lent::Binary(data) => Message::from(data),
+            Lent::Whole(message) => message.clone(),
+        }
+    }
+
+    /// The whole [`Message`] it lends, if it lends one: a sender can
+    /// share its bytes instead of copying them.
+    pub fn as_message(&self) -> Option<&'a Message> {
+        match self.0 {
+            Lent::Whole(message) => Some(message),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> From<&'a Message> for MessageRef<'a> {
+    fn from(message: &'a Message) -> MessageRef<'a> {
+        MessageRef(Lent::Whole(message))
+    }
+}
+
+/// What [`Plumbing::poll_event_from`] gives: a message lent from the
+/// bytes read, or any event as [`Connection::poll_event`] gives it.
+///
+/// [`Plumbing::poll_event_from`]: crate::plumbing::Plumbing::poll_event_from
+/// [`Connection::poll_event`]: crate::Connection::poll_event
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received<'a> {
+    /// A whole data message, decoded where it was read.
+    Message(MessageRef<'a>),
+    /// Any other event, or a message the connection had to buffer.
+    Event(Event),
+}
+
 /// A piece of a data message, delivered in [streaming](crate::Config::streaming) mode.
 ///
 /// Concatenating the `data` of every piece from `first` to `last` gives the

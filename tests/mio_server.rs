@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rfc6455::mio::{Ctx, Handler, Id, Server};
-use rfc6455::{CloseCode, Closed, Config, Message, MessageKind, PreparedMessage};
+use rfc6455::{CloseCode, Closed, Config, Message, MessageKind, MessageRef, PreparedMessage};
 
 use common::{client_frame, close_payload, decode_frames, CLOSE, PING, PONG, TEXT};
 
@@ -28,15 +28,15 @@ struct App {
 }
 
 impl Handler for App {
-    fn message(&mut self, ctx: &mut Ctx<'_>, id: Id, message: Message) {
+    fn message(&mut self, ctx: &mut Ctx<'_>, id: Id, message: MessageRef<'_>) {
         if self.broadcast {
-            let prepared = PreparedMessage::new(&message);
+            let prepared = PreparedMessage::new(&message.to_message());
             let ids: Vec<Id> = ctx.ids().collect();
             for to in ids {
                 ctx.send_prepared(to, &prepared).unwrap();
             }
         } else {
-            ctx.send(id, &message).unwrap();
+            ctx.send(id, message).unwrap();
         }
     }
 

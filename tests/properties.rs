@@ -262,6 +262,9 @@ enum Feed {
     Handed,
     /// `read_buffer_owned` filled, then `handle_read_owned`.
     Lent,
+    /// Decoded where it was read (`poll_event_from`): polled at once, as
+    /// the driver's buffer is its own again only when nothing is left.
+    InPlace,
 }
 
 /// Everything observable after feeding `bytes` in reads of `sizes`, each
@@ -286,6 +289,11 @@ fn observe_fed(
         let n = size.max(1).min(rest.len());
         let (piece, after) = rest.split_at(n);
         let &(feed, poll) = ways.next().expect("cycle");
+        if let Feed::InPlace = feed {
+            events.extend(poll_in_place(&mut c, &mut piece.to_vec()));
+            rest = after;
+            continue;
+        }
         match feed {
             Feed::Copied => c.handle_read(piece),
             Feed::Handed => c.handle_read_bytes(Bytes::copy_from_slice(piece)),
@@ -294,6 +302,7 @@ fn observe_fed(
                 buf.extend_from_slice(piece);
                 c.handle_read_owned(buf);
             }
+            Feed::InPlace => unreachable!("polled above"),
         }
         if poll {
             events.extend(common::poll_all(&mut c));
@@ -309,8 +318,28 @@ fn observe_fed(
     (events, output, c.state(), c.should_close_transport())
 }
 
+/// Every event of one read decoded where it lies, lent messages made owned.
+fn poll_in_place(c: &mut Connection, read: &mut [u8]) -> Vec<Event> {
+    use rfc6455::plumbing::{Plumbing, Received, Unread};
+    let mut unread = Unread::new(read);
+    let mut events = Vec::new();
+    while let Some(received) = c.poll_event_from(&mut unread) {
+        events.push(match received {
+            Received::Message(message) => Event::Message(message.to_message()),
+            Received::Event(event) => event,
+        });
+    }
+    assert!(unread.is_empty(), "bytes left untaken");
+    events
+}
+
 fn arb_feeds() -> impl Strategy<Value = Vec<(Feed, bool)>> {
-    let feed = prop_oneof![1 => Just(Feed::Copied), 3 => Just(Feed::Handed), 1 => Just(Feed::Lent)];
+    let feed = prop_oneof![
+        1 => Just(Feed::Copied),
+        3 => Just(Feed::Handed),
+        1 => Just(Feed::Lent),
+        3 => Just(Feed::InPlace),
+    ];
     vec((feed, prop_oneof![3 => Just(true), 1 => Just(false)]), 1..6)
 }
 
@@ -420,6 +449,8 @@ proptest! {
         prop_assert_eq!(&fed, &whole);
         let handed = observe_fed(role, &bytes, &[bytes.len()], &[(Feed::Handed, true)], eof);
         prop_assert_eq!(&handed, &whole);
+        let in_place = observe_fed(role, &bytes, &[bytes.len()], &[(Feed::InPlace, true)], eof);
+        prop_assert_eq!(&in_place, &whole);
     }
 
     /// Streaming mode gives the same messages, pings, pongs, closing and

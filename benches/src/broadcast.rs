@@ -232,7 +232,7 @@ fn serve_mio(size: usize) -> io::Result<()> {
     struct Quiet;
 
     impl Handler for Quiet {
-        fn message(&mut self, _: &mut Ctx<'_>, _: Id, _: rfc6455::Message) {}
+        fn message(&mut self, _: &mut Ctx<'_>, _: Id, _: rfc6455::MessageRef<'_>) {}
     }
 
     let addr = "127.0.0.1:0".parse().map_err(io::Error::other)?;

@@ -314,8 +314,8 @@ fn serve_mio(addr: &str) -> io::Result<()> {
     struct Echo;
 
     impl Handler for Echo {
-        fn message(&mut self, ctx: &mut Ctx<'_>, id: Id, message: rfc6455::Message) {
-            let _ = ctx.send(id, &message);
+        fn message(&mut self, ctx: &mut Ctx<'_>, id: Id, message: rfc6455::MessageRef<'_>) {
+            let _ = ctx.send(id, message);
         }
     }
 

@@ -7,6 +7,7 @@ use bytes::buf::UninitSlice;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{Connection, Io};
+use crate::message::Received;
 use crate::time::Timers;
 
 /// The largest send buffer [`Plumbing::take_buffers`](crate::plumbing::Plumbing::take_buffers) leaves in place.
@@ -100,6 +101,53 @@ unsafe impl BufMut for ReadBuffer<'_> {
     }
 }
 
+/// Bytes a driver read into a buffer of its own that a connection has not
+/// taken yet (see [`Plumbing::poll_event_from`](crate::plumbing::Plumbing::poll_event_from)).
+///
+/// The connection decodes whole messages where they are, unmasking them
+/// in place, and lends them out; what it cannot decode there (a frame cut
+/// by the end of the read, a control frame, a fragment) it copies into
+/// its own receive buffer, with everything after it.
+#[derive(Debug)]
+pub struct Unread<'a> {
+    rest: &'a mut [u8],
+}
+
+impl<'a> Unread<'a> {
+    /// The bytes of one read, none taken yet.
+    pub fn new(bytes: &'a mut [u8]) -> Unread<'a> {
+        Unread { rest: bytes }
+    }
+
+    /// How many bytes are not taken yet.
+    pub fn len(&self) -> usize {
+        self.rest.len()
+    }
+
+    /// Whether every byte was taken.
+    pub fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    /// The bytes not taken yet.
+    pub(super) fn rest(&self) -> &[u8] {
+        self.rest
+    }
+
+    /// Takes `skip` bytes, then the `len` after them, which it returns.
+    pub(super) fn take(&mut self, skip: usize, len: usize) -> &'a mut [u8] {
+        let rest = core::mem::take(&mut self.rest);
+        let (taken, rest) = rest[skip..].split_at_mut(len);
+        self.rest = rest;
+        taken
+    }
+
+    /// Takes every byte left.
+    pub(super) fn take_all(&mut self) -> &'a mut [u8] {
+        core::mem::take(&mut self.rest)
+    }
+}
+
 /// A connection's receive and send buffers, empty but with their
 /// capacity, on their way from one connection to another (see
 /// [`Plumbing::take_buffers`](crate::plumbing::Plumbing::take_buffers)).
@@ -178,6 +226,25 @@ pub trait Plumbing {
     /// read (h2's read buffer, under glibc's default allocator, cost a page
     /// fault per 4 KiB received that way).
     fn handle_read_bytes(&mut self, data: Bytes);
+
+    /// The next event, decoded from bytes the driver read into a buffer
+    /// of its own: a whole message there is lent out where it lies
+    /// ([`Received::Message`]), unmasked in place, with no copy into the
+    /// receive buffer and no count to share it; anything else comes as
+    /// [`poll_event`](Connection::poll_event) gives it. Call it until it
+    /// gives `None`, as `poll_event`: by then every byte of `unread` was
+    /// decoded or copied into the connection, and the buffer is the
+    /// driver's again.
+    ///
+    /// Input exactly as if passed to [`handle_read`](Connection::handle_read):
+    /// the same events, in the same order, and the same output. Only
+    /// while the connection has nothing buffered (no partial frame, no
+    /// bytes) is a message decoded in place; a connection in
+    /// [streaming](crate::Config::streaming) mode, or a message the
+    /// extension transforms, takes the general path.
+    ///
+    /// [`Received::Message`]: crate::plumbing::Received::Message
+    fn poll_event_from<'a>(&mut self, unread: &mut Unread<'a>) -> Option<Received<'a>>;
 
     /// How many bytes the next read should ask for: `default` between
     /// frames, and exactly what is missing of a frame whose payload is
@@ -292,6 +359,10 @@ impl Plumbing for Connection {
 
     fn handle_read_bytes(&mut self, data: Bytes) {
         self.hold_input(data);
+    }
+
+    fn poll_event_from<'a>(&mut self, unread: &mut Unread<'a>) -> Option<Received<'a>> {
+        self.poll_event_in_place(unread)
     }
 
     fn read_size_hint(&self, default: usize) -> usize {

@@ -20,7 +20,7 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use bytes::{Bytes, BytesMut};
 
-pub use buffers::{Buffers, Plumbing, ReadBuffer};
+pub use buffers::{Buffers, Plumbing, ReadBuffer, Unread};
 
 use crate::extension::MessageExtension;
 use crate::time::Timers;

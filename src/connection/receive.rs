@@ -11,15 +11,16 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use bytes::{Buf, Bytes};
 
-use super::buffers::MAX_RESERVE_AHEAD;
+use super::buffers::{Unread, MAX_RESERVE_AHEAD};
 use super::{Connection, Io, Life};
 use crate::extension::DecodeError;
 use crate::frame::{Header, OpCode};
 use crate::mask::{apply_mask, extend_masked};
+use crate::message::Received;
 use crate::utf8::Utf8Validator;
 use crate::{
-    CloseCode, CloseFrame, Event, Fragment, Initiator, Message, MessageKind, ProtocolError, Role,
-    Utf8Bytes,
+    CloseCode, CloseFrame, Event, Fragment, Initiator, Message, MessageKind, MessageRef,
+    ProtocolError, Role, Utf8Bytes,
 };
 
 #[derive(Debug)]
@@ -196,6 +197,59 @@ impl Connection {
                 Err(error) => self.fail(error),
             }
         }
+    }
+
+    /// [`Plumbing::poll_event_from`](crate::plumbing::Plumbing::poll_event_from).
+    pub(super) fn poll_event_in_place<'a>(
+        &mut self,
+        unread: &mut Unread<'a>,
+    ) -> Option<Received<'a>> {
+        if !unread.is_empty() {
+            match self.whole_message_in_place(unread) {
+                Ok(Some(message)) => return Some(Received::Message(message)),
+                Ok(None) => {}
+                Err(error) => self.fail(error),
+            }
+            // The general path, for this frame and all after it (once the
+            // connection is closed, `handle_read` drops them).
+            self.handle_read(unread.take_all());
+        }
+        self.poll_event().map(Received::Event)
+    }
+
+    /// The fast path of [`whole_frame_message`](Connection::whole_frame_message)
+    /// on bytes that are not the connection's: a whole unfragmented,
+    /// untransformed message at the start of `unread`, while the
+    /// connection has nothing buffered, is unmasked and checked where it
+    /// lies. `None`: take the general path.
+    fn whole_message_in_place<'a>(
+        &mut self,
+        unread: &mut Unread<'a>,
+    ) -> Result<Option<MessageRef<'a>>, ProtocolError> {
+        let buffered = self
+            .io
+            .peek()
+            .is_some_and(|io| !io.input.is_empty() || !io.held.is_empty() || io.frame.is_some());
+        if buffered || matches!(self.life, Life::Closed(_)) {
+            return Ok(None);
+        }
+        let Some((header, header_len)) = Header::decode(unread.rest())? else {
+            return Ok(None);
+        };
+        let available = unread.len() - header_len;
+        let Some(kind) = whole_kind(self.streaming, &header, available) else {
+            return Ok(None);
+        };
+        self.check_header(&header)?;
+        self.timers.heard();
+        let payload = unread.take(header_len, header.len as usize);
+        if let Some(key) = header.mask {
+            apply_mask(payload, key, 0);
+        }
+        Ok(Some(match kind {
+            MessageKind::Text => MessageRef::text(checked_text(payload)?),
+            MessageKind::Binary => MessageRef::binary(payload),
+        }))
     }
 
     /// Decodes as far as the next event.
@@ -656,6 +710,15 @@ fn check_whole_text(kind: MessageKind, payload: &[u8]) -> Result<(), ProtocolErr
         return Err(ProtocolError::InvalidUtf8);
     }
     Ok(())
+}
+
+/// A whole text payload as text, if it is valid UTF-8.
+fn checked_text(payload: &[u8]) -> Result<&str, ProtocolError> {
+    let text = match payload.len() <= 64 {
+        true => core::str::from_utf8(payload).ok(),
+        false => simdutf8::basic::from_utf8(payload).ok(),
+    };
+    text.ok_or(ProtocolError::InvalidUtf8)
 }
 
 /// A received message, whole; text was checked as it arrived.

@@ -6,10 +6,12 @@
 //! on its socket; here one thread waits on all of them at once, and a
 //! connection is what the protocol needs and no more: its socket, its
 //! sans-IO [`Connection`] (boxed), and a few flags. Every socket is read
-//! into one buffer of the server's, whose bytes the connection takes
-//! (`handle_read`); a connection that waits for its peer lends its own
-//! buffers to the thread's pool, as the tokio driver's do. So an idle
-//! connection costs its record, its `Connection`, and the kernel's socket.
+//! into one buffer of the server's, where the connection decodes whole
+//! messages in place and lends them to the handler (as uWebSockets does);
+//! only a frame cut by the end of a read is copied into the connection's
+//! own buffer. A connection that waits for its peer lends its buffers to
+//! the thread's pool, as the tokio driver's do. So an idle connection
+//! costs its record, its `Connection`, and the kernel's socket.
 //!
 //! The application is a [`Handler`]: it decides on each request, and is
 //! called for each message with a [`Ctx`], through which it sends to any
@@ -19,13 +21,13 @@
 //!
 //! ```no_run
 //! use rfc6455::mio::{Ctx, Handler, Id, Server};
-//! use rfc6455::{Config, Message};
+//! use rfc6455::{Config, MessageRef};
 //!
 //! struct Echo;
 //!
 //! impl Handler for Echo {
-//!     fn message(&mut self, ctx: &mut Ctx<'_>, id: Id, message: Message) {
-//!         let _ = ctx.send(id, &message);
+//!     fn message(&mut self, ctx: &mut Ctx<'_>, id: Id, message: MessageRef<'_>) {
+//!         let _ = ctx.send(id, message);
 //!     }
 //! }
 //!
@@ -55,9 +57,10 @@ use mio::{Events, Interest, Poll, Token};
 use crate::driver::clock::{wait_for, Clock};
 use crate::driver::pool;
 use crate::handshake::{Accept, Progress, Request, ServerHandshake};
-use crate::plumbing::Plumbing;
+use crate::plumbing::{Plumbing, Received, Unread};
 use crate::{
-    CloseCode, Closed, Config, Connection, Event, Message, PreparedMessage, Timestamp, UsageError,
+    CloseCode, Closed, Config, Connection, Event, MessageRef, PreparedMessage, Timestamp,
+    UsageError,
 };
 
 /// The server's own read buffer: every socket is read into it. Large, so
@@ -114,8 +117,11 @@ pub trait Handler {
         let _ = (ctx, id);
     }
 
-    /// A whole message arrived.
-    fn message(&mut self, ctx: &mut Ctx<'_>, id: Id, message: Message);
+    /// A whole message arrived. It is lent for the call, most often as a
+    /// view of the server's read buffer: make it a
+    /// [`Message`](crate::Message) with [`MessageRef::to_message`] to keep
+    /// it.
+    fn message(&mut self, ctx: &mut Ctx<'_>, id: Id, message: MessageRef<'_>);
 
     /// Any other event but the last: a Ping (already answered unless
     /// `Config::auto_pong` is off), a Pong, a piece of a message in
@@ -306,9 +312,20 @@ impl Ctx<'_> {
         Some(&mut open.conn)
     }
 
-    /// Queues a message to `id`.
-    pub fn send(&mut self, id: Id, message: &Message) -> Result<(), UsageError> {
-        self.open(id).ok_or(UsageError::Closed)?.send(message)
+    /// Queues a message to `id`: a [`MessageRef`] (the one the handler
+    /// was lent, say) or a `&`[`Message`](crate::Message).
+    pub fn send<'m>(
+        &mut self,
+        id: Id,
+        message: impl Into<MessageRef<'m>>,
+    ) -> Result<(), UsageError> {
+        let message = message.into();
+        let conn = self.open(id).ok_or(UsageError::Closed)?;
+        match message.as_message() {
+            // Its bytes are shared, not copied, where they are large.
+            Some(whole) => conn.send(whole),
+            None => conn.send_data(message.kind(), message.as_bytes()),
+        }
     }
 
     /// Queues a prepared message to `id`: encoded once, however many
@@ -557,12 +574,8 @@ impl Server {
                         conn.handle_eof();
                     } else {
                         pool::lend_or_new(conn, LENT_INPUT);
-                        conn.handle_read(&self.buf[..n]);
-                        if conn.poll_timeout().is_some() {
-                            conn.handle_timeout(Time::timestamp());
-                        }
                     }
-                    self.deliver(handler, id);
+                    self.deliver(handler, id, n);
                 }
             }
             // A read that did not fill the buffer took all there was: new
@@ -621,8 +634,8 @@ impl Server {
             },
             id,
         );
-        // Bytes that came after the request are events already.
-        self.deliver(handler, id);
+        // Bytes that came after the request are the connection's already.
+        self.deliver(handler, id, 0);
     }
 
     fn refuse(&mut self, handler: &mut impl Handler, id: Id, response: Vec<u8>) {
@@ -634,16 +647,44 @@ impl Server {
 
     /// Hands the connection's events to the application one at a time
     /// (each sees the connection as it was when its event came: a message
-    /// before the peer's Close can still be answered), then writes.
-    fn deliver(&mut self, handler: &mut impl Handler, id: Id) {
-        while let Some(event) = self.next_event(id) {
+    /// before the peer's Close can still be answered), then writes. The
+    /// first `read` bytes of the server's buffer are the connection's new
+    /// input: its messages are decoded and lent where they lie.
+    fn deliver(&mut self, handler: &mut impl Handler, id: Id, read: usize) {
+        let mut buf = core::mem::take(&mut self.buf);
+        let mut unread = Unread::new(&mut buf[..read]);
+        // Told the time after its input, so the bytes count as heard.
+        let mut told = read == 0;
+        while let Some(Record {
+            phase: Phase::Open(open),
+            reported,
+            ..
+        }) = self.records.get(id)
+        {
+            let received = match open.conn.poll_event_from(&mut unread) {
+                Some(received) => received,
+                None if !told => {
+                    told = true;
+                    if open.conn.poll_timeout().is_some() {
+                        open.conn.handle_timeout(Time::timestamp());
+                    }
+                    continue;
+                }
+                None => break,
+            };
+            if let Received::Event(Event::Closed(_)) = received {
+                *reported = true;
+            }
             let mut ctx = Ctx {
                 records: &mut self.records,
             };
-            match event {
-                Event::Message(message) => handler.message(&mut ctx, id, message),
-                Event::Closed(closed) => handler.closed(&mut ctx, id, &closed),
-                event => handler.event(&mut ctx, id, event),
+            match received {
+                Received::Message(message) => handler.message(&mut ctx, id, message),
+                Received::Event(Event::Message(message)) => {
+                    handler.message(&mut ctx, id, MessageRef::from(&message))
+                }
+                Received::Event(Event::Closed(closed)) => handler.closed(&mut ctx, id, &closed),
+                Received::Event(event) => handler.event(&mut ctx, id, event),
             }
             // Answers to a long burst go out as they pile up, so the peer
             // reads the first while we decode the rest.
@@ -651,6 +692,7 @@ impl Server {
                 self.write(handler, id);
             }
         }
+        self.buf = buf;
         self.write(handler, id);
         self.write_dirty(handler);
     }
@@ -829,7 +871,7 @@ impl Server {
                 }
                 Phase::Open(open) => {
                     open.conn.handle_timeout(now);
-                    self.deliver(handler, id);
+                    self.deliver(handler, id, 0);
                 }
                 Phase::Refusing(_) | Phase::Taken => {}
             }
