@@ -17,7 +17,7 @@ use arbitrary::Arbitrary;
 use bytes::BufMut;
 use libfuzzer_sys::fuzz_target;
 use rfc6455::frame::{OpCode, MAX_HEADER_LEN};
-use rfc6455::plumbing::Plumbing;
+use rfc6455::plumbing::{Plumbing, Received, Unread};
 use rfc6455::{CloseCode, CloseFrame, Config, Connection, Event, Initiator, ProtocolError, Role};
 use rfc6455_fuzz::{
     assert_same_story, check_output, chunks, drain, normalize, parse_close_payload,
@@ -93,12 +93,24 @@ fn run(role: Role, input: &Input<'_>, pieces: &[&[u8]]) -> Run {
     for (i, piece) in pieces.iter().enumerate() {
         // The pieces take turns: copied in, read straight into the receive
         // buffer (as the tokio adapter reads), handed over as a buffer of
-        // the transport's own (as the HTTP/2 driver does); the events must
-        // not depend on the way.
-        match i % 3 {
+        // the transport's own (as the HTTP/2 driver does), decoded where
+        // it was read (as the mio server does); the events must not
+        // depend on the way.
+        match i % 4 {
             0 => conn.handle_read(piece),
             1 => conn.read_buffer(piece.len()).put_slice(piece),
-            _ => conn.handle_read_bytes(bytes::Bytes::copy_from_slice(piece)),
+            2 => conn.handle_read_bytes(bytes::Bytes::copy_from_slice(piece)),
+            _ => {
+                let mut read = piece.to_vec();
+                let mut unread = Unread::new(&mut read);
+                while let Some(received) = conn.poll_event_from(&mut unread) {
+                    events.push(match received {
+                        Received::Message(message) => Event::Message(message.to_message()),
+                        Received::Event(event) => event,
+                    });
+                }
+                assert!(unread.is_empty(), "bytes left untaken");
+            }
         }
         drain(&mut conn, &mut events);
         let buffered = conn.buffered_input();
