@@ -361,6 +361,7 @@ impl Plumbing for Connection {
         self.hold_input(data);
     }
 
+    #[inline(always)]
     fn poll_event_from<'a>(&mut self, unread: &mut Unread<'a>) -> Option<Received<'a>> {
         self.poll_event_in_place(unread)
     }

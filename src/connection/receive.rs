@@ -200,6 +200,10 @@ impl Connection {
     }
 
     /// [`Plumbing::poll_event_from`](crate::plumbing::Plumbing::poll_event_from).
+    /// Inlined into the driver's loop with its fast path, so that the
+    /// message lent comes back in registers (returned through memory, it
+    /// was read back at other widths than it was written, which stalls).
+    #[inline(always)]
     pub(super) fn poll_event_in_place<'a>(
         &mut self,
         unread: &mut Unread<'a>,
@@ -210,8 +214,15 @@ impl Connection {
                 Ok(None) => {}
                 Err(error) => self.fail(error),
             }
-            // The general path, for this frame and all after it (once the
-            // connection is closed, `handle_read` drops them).
+        }
+        self.poll_event_general(unread)
+    }
+
+    /// The general path, for the frame at the start of `unread` and all
+    /// after it (once the connection is closed, `handle_read` drops them).
+    #[inline(never)]
+    fn poll_event_general<'a>(&mut self, unread: &mut Unread<'a>) -> Option<Received<'a>> {
+        if !unread.is_empty() {
             self.handle_read(unread.take_all());
         }
         self.poll_event().map(Received::Event)
@@ -222,6 +233,7 @@ impl Connection {
     /// untransformed message at the start of `unread`, while the
     /// connection has nothing buffered, is unmasked and checked where it
     /// lies. `None`: take the general path.
+    #[inline(always)]
     fn whole_message_in_place<'a>(
         &mut self,
         unread: &mut Unread<'a>,
@@ -233,7 +245,7 @@ impl Connection {
         if buffered || matches!(self.life, Life::Closed(_)) {
             return Ok(None);
         }
-        let Some((header, header_len)) = Header::decode(unread.rest())? else {
+        let Some((header, header_len)) = Header::decode_inline(unread.rest())? else {
             return Ok(None);
         };
         let available = unread.len() - header_len;

@@ -655,12 +655,21 @@ impl Server {
         let mut unread = Unread::new(&mut buf[..read]);
         // Told the time after its input, so the bytes count as heard.
         let mut told = read == 0;
+        // The application was called since the last write.
+        let mut called = false;
         while let Some(Record {
             phase: Phase::Open(open),
             reported,
             ..
         }) = self.records.get(id)
         {
+            // Answers to a long burst go out as they pile up, so the peer
+            // reads the first while we decode the rest.
+            if called && open.conn.pending_output_len() >= WRITE_AT {
+                called = false;
+                self.write(handler, id);
+                continue;
+            }
             let received = match open.conn.poll_event_from(&mut unread) {
                 Some(received) => received,
                 None if !told => {
@@ -686,11 +695,7 @@ impl Server {
                 Received::Event(Event::Closed(closed)) => handler.closed(&mut ctx, id, &closed),
                 Received::Event(event) => handler.event(&mut ctx, id, event),
             }
-            // Answers to a long burst go out as they pile up, so the peer
-            // reads the first while we decode the rest.
-            if self.records.backlog(id) >= WRITE_AT {
-                self.write(handler, id);
-            }
+            called = true;
         }
         self.buf = buf;
         self.write(handler, id);
