@@ -175,7 +175,7 @@ impl Header {
     /// path: returned from a call, the header went through memory and was
     /// read back at other widths than it was written, which stalls (3 %
     /// of an echo server's time).
-    #[inline(always)]
+    #[cfg_attr(feature = "std", inline(always))]
     pub(crate) fn decode_inline(buf: &[u8]) -> Result<Option<(Header, usize)>, ProtocolError> {
         let [b0, b1, ..] = *buf else {
             return Ok(None);

@@ -18,6 +18,7 @@ pub const HIGH_WATER: usize = 256 * 1024;
 /// the end `Ok(None)`, or the error if the connection failed), or `None`
 /// for an event the caller of `recv` does not see (a Ping, a Pong, a
 /// fragment of a streamed message).
+#[cfg_attr(feature = "std", inline(always))]
 pub(crate) fn received<E: From<ProtocolError>>(event: Event) -> Option<Result<Option<Message>, E>> {
     match event {
         Event::Message(message) => Some(Ok(Some(message))),

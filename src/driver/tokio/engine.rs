@@ -120,6 +120,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         &mut self.held.conn
     }
 
+    #[inline(always)]
     pub(super) fn poll_message(
         &mut self,
         cx: &mut Context<'_>,
@@ -147,6 +148,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         Poll::Ready(item)
     }
 
+    #[inline(always)]
     pub(super) fn poll_event(
         &mut self,
         cx: &mut Context<'_>,
