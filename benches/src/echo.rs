@@ -348,6 +348,7 @@ pub fn run(budget: Budget) {
                 ServerLib::TungsteniteFeed,
                 ServerLib::Rfc6455Send,
                 ServerLib::Rfc6455Uring,
+                ServerLib::Rfc6455Mio,
             ])
             .chain(uws.as_ref())
             .map(|&lib| ServerProcess::start(lib, placement.server_cpus).expect("start a server"))
@@ -378,6 +379,8 @@ pub fn run(budget: Budget) {
                 "uring/best peer",
                 "uring/rfc6455",
                 "CPU µs/msg uring / rfc6455",
+                "rfc6455-mio",
+                "mio/uwebsockets",
                 "drops",
             ],
         );
@@ -390,6 +393,7 @@ pub fn run(budget: Budget) {
                         libs.push(ServerLib::Rfc6455Send);
                     }
                     libs.push(ServerLib::Rfc6455Uring);
+                    libs.push(ServerLib::Rfc6455Mio);
                     libs.extend(uws);
                     let mut samples: Vec<Vec<EchoResult>> = vec![Vec::new(); libs.len()];
                     // The server's CPU time per message, µs: what a server
@@ -493,6 +497,11 @@ pub fn run(budget: Budget) {
                         cpu_of(ServerLib::Rfc6455Uring),
                         cpu_of(ServerLib::Rfc6455)
                     ));
+                    let mio = of(ServerLib::Rfc6455Mio).expect("measured");
+                    row.push(cell(Some(mio)));
+                    row.push(of(ServerLib::UWebSockets).map_or("-".into(), |u| {
+                        fmt_ratio(mio.msgs_per_s / u.msgs_per_s)
+                    }));
                     row.push(drops.to_string());
                     table.row(row);
                 }
@@ -503,6 +512,7 @@ pub fn run(budget: Budget) {
         table.note("Every server: its own process, tokio current-thread runtime, TCP_NODELAY, one task per connection. rfc6455: recv then queue (the echo is written when recv next waits for input); tungstenite, fastwebsockets: read then send/write_frame per message.");
         table.note("tungstenite-feed (pipelined rows, a peer there): Sink::feed while next().now_or_never() has more, then flush.");
         table.note("uwebsockets: uWebSockets (C++) built from source by benches/uws/build, ws->send in its message handler, compression off, its own event loop on one thread; \"-\" where it was not built.");
+        table.note("rfc6455-mio (every row, not in the ratios to the best peer): the rfc6455::mio event-loop server on one thread, its handler sending each message back as it is lent; mio/uwebsockets compares msgs/s.");
         table.note("drops: packets the kernel dropped (softnet backlog, whole machine) during the row; each costs a 200 ms+ retransmission timeout, so such a row says more about loopback than about the servers.");
         table.note("rfc6455-send (pipelined rows, not in the ratios): recv then send, one write per message.");
         table.note("rfc6455-uring: the compio driver (io_uring), compio's runtime on one thread, recv then queue; uring/best peer and uring/rfc6455 (our tokio adapter) compare msgs/s; CPU µs/msg: the server process's CPU time (user + system) over the whole measurement, per message of its rate (median of the runs): what it costs where the load generator sets the pace.");
