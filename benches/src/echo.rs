@@ -499,9 +499,10 @@ pub fn run(budget: Budget) {
                     ));
                     let mio = of(ServerLib::Rfc6455Mio).expect("measured");
                     row.push(cell(Some(mio)));
-                    row.push(of(ServerLib::UWebSockets).map_or("-".into(), |u| {
-                        fmt_ratio(mio.msgs_per_s / u.msgs_per_s)
-                    }));
+                    row.push(
+                        of(ServerLib::UWebSockets)
+                            .map_or("-".into(), |u| fmt_ratio(mio.msgs_per_s / u.msgs_per_s)),
+                    );
                     row.push(drops.to_string());
                     table.row(row);
                 }
