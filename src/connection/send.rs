@@ -384,17 +384,7 @@ impl Connection {
         }
         let mut head = [0; MAX_HEADER_LEN];
         let head_len = header.encode(&mut head);
-        // Each length a constant: the copy is a store or two, not a call
-        // to `memcpy`.
-        match head_len {
-            2 => output.extend_from_slice(&head[..2]),
-            4 => output.extend_from_slice(&head[..4]),
-            6 => output.extend_from_slice(&head[..6]),
-            8 => output.extend_from_slice(&head[..8]),
-            10 => output.extend_from_slice(&head[..10]),
-            14 => output.extend_from_slice(&head[..14]),
-            _ => output.extend_from_slice(&head[..head_len]),
-        }
+        output.extend_from_slice(&head[..head_len]);
     }
 
     // ----- output -----
