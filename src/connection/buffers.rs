@@ -388,8 +388,7 @@ impl Plumbing for Connection {
 
     fn take_buffers(&mut self) -> Option<Buffers> {
         let io = self.io.peek_mut()?;
-        let idle =
-            io.input.is_empty() && io.held.is_empty() && io.frame.is_none() && io.output.len() == 0;
+        let idle = io.holds_no_input() && io.output.len() == 0;
         let output_too = io.output.capacity() > KEEP_OUTPUT;
         if idle && io.input.capacity() == 0 {
             // An empty view of the buffer the last message was cut from:
@@ -430,7 +429,7 @@ impl Plumbing for Connection {
         let Some(io) = self.io.peek_mut() else {
             return;
         };
-        if io.input.is_empty() && io.held.is_empty() && io.frame.is_none() {
+        if io.holds_no_input() {
             io.input = BytesMut::new();
         }
         drop(io.output.take_buf());

@@ -84,6 +84,12 @@ enum Step {
 }
 
 impl Io {
+    /// Nothing received waits here: no bytes, held or copied, and no
+    /// frame under way.
+    pub(super) fn holds_no_input(&self) -> bool {
+        self.input.is_empty() && self.held.is_empty() && self.frame.is_none()
+    }
+
     /// Moves held input into `input`, where the general decoder reads it.
     pub(super) fn spill_held(&mut self) {
         if !self.held.is_empty() {
@@ -279,10 +285,7 @@ impl Connection {
         &mut self,
         unread: &mut Unread<'a>,
     ) -> Result<Option<MessageRef<'a>>, ProtocolError> {
-        let buffered = self
-            .io
-            .peek()
-            .is_some_and(|io| !io.input.is_empty() || !io.held.is_empty() || io.frame.is_some());
+        let buffered = self.io.peek().is_some_and(|io| !io.holds_no_input());
         if buffered || matches!(self.life, Life::Closed(_)) {
             return Ok(None);
         }
