@@ -29,7 +29,7 @@ use harness::Budget;
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
 
-const PARTS: [&str; 13] = [
+const PARTS: [&str; 14] = [
     "codec",
     "send",
     "echo",
@@ -41,13 +41,14 @@ const PARTS: [&str; 13] = [
     "http3",
     "axum",
     "broadcast",
+    "broadcast-workers",
     "scaling",
     "cluster",
 ];
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench [codec] [send] [echo] [memory] [alloc] [deflate] [embedded] [http2] [http3] [axum] [broadcast] [scaling] [cluster] [--quick]\n       \
+        "usage: bench [codec] [send] [echo] [memory] [alloc] [deflate] [embedded] [http2] [http3] [axum] [broadcast] [broadcast-workers] [scaling] [cluster] [--quick]\n       \
          bench serve --lib LIB [--addr ADDR]\n       \
          bench probe LIB CONNS SIZE pingpong|pipelined MS [SERVER_CPU LOAD_CPU]\n       \
          bench loop decode|encode rfc6455|tungstenite|tungstenite4k|fastwebsockets SIZE binary|ascii|mixed many|one SECONDS\n       \
@@ -80,11 +81,12 @@ fn main() {
     if args.first().map(String::as_str) == Some("serve-broadcast") {
         let lib = args.get(1).and_then(|l| broadcast::Lib::parse(l));
         let size = args.get(2).and_then(|s| s.parse().ok());
-        let (Some(lib), Some(size)) = (lib, size) else {
+        let workers = args.get(3).map_or(Some(1), |w| w.parse().ok());
+        let (Some(lib), Some(size), Some(workers)) = (lib, size, workers) else {
             usage()
         };
         harness::raise_fd_limit();
-        if let Err(e) = broadcast::serve_main(lib, size) {
+        if let Err(e) = broadcast::serve_main(lib, size, workers) {
             eprintln!("serve-broadcast: {e}");
             std::process::exit(1);
         }
@@ -196,6 +198,7 @@ fn main() {
             "http3" => http2::run_http3(budget),
             "axum" => axum_echo::run(budget),
             "broadcast" => broadcast::run(budget),
+            "broadcast-workers" => broadcast::run_workers(budget),
             "scaling" => scaling::run(budget),
             "cluster" => cluster::run(budget),
             _ => unreachable!("checked above"),

@@ -119,20 +119,28 @@ const MAX_BATCH: u64 = 32;
 
 // ----- the servers -----
 
-/// `bench serve-broadcast LIB SIZE`: binds a free port, prints `ready
-/// PORT`, publishes every 10 ms until killed.
-pub fn serve_main(lib: Lib, size: usize) -> io::Result<()> {
+/// `bench serve-broadcast LIB SIZE [WORKERS]`: binds a free port, prints
+/// `ready PORT`, publishes every 10 ms until killed; on `WORKERS`
+/// threads (rfc6455 and rfc6455-mio; 1 if not given).
+pub fn serve_main(lib: Lib, size: usize, workers: usize) -> io::Result<()> {
     if lib == Lib::Rfc6455Mio {
-        return serve_mio(size);
+        return serve_mio(size, workers);
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = if workers > 1 {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    };
     runtime.block_on(async move {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         println!("ready {}", listener.local_addr()?.port());
         match lib {
-            Lib::Rfc6455 => serve_rfc6455(listener, size).await,
+            Lib::Rfc6455 => serve_rfc6455(listener, size, workers).await,
             Lib::Tungstenite | Lib::TungsteniteFeed | Lib::Fastwebsockets => {
                 serve_channel(lib, listener, size).await
             }
@@ -149,8 +157,7 @@ pub fn serve_main(lib: Lib, size: usize) -> io::Result<()> {
 /// each stamped with the time it was due (so latency counts the wait for
 /// a pass): one message per pass while the server keeps up, several when
 /// it falls behind (up to [`MAX_BATCH`]; older ones are skipped).
-async fn publish(size: usize, mut pass: impl FnMut(Vec<bytes::Bytes>)) {
-    let mut schedule = Schedule::new(size);
+async fn publish(mut schedule: Schedule, mut pass: impl FnMut(Vec<bytes::Bytes>)) {
     loop {
         tokio::time::sleep_until(schedule.next_at().into()).await;
         pass(schedule.due());
@@ -158,7 +165,9 @@ async fn publish(size: usize, mut pass: impl FnMut(Vec<bytes::Bytes>)) {
 }
 
 /// The publisher's clock: a message due every [`PERIOD`] from the start,
-/// each stamped with the time it was due.
+/// each stamped with the time it was due. Workers publishing each to
+/// their share of the connections hold clones (one clock).
+#[derive(Clone)]
 struct Schedule {
     size: usize,
     start: Instant,
@@ -195,23 +204,30 @@ impl Schedule {
     }
 }
 
-async fn serve_rfc6455(listener: TcpListener, size: usize) -> io::Result<()> {
+/// With more than one worker, the connections are dealt to `workers`
+/// shards in turn, each with its list of writers and its publishing task
+/// (the runtime spreads the tasks over its threads).
+async fn serve_rfc6455(listener: TcpListener, size: usize, workers: usize) -> io::Result<()> {
     use rfc6455::tokio::{Offered, WhenFull, WriteHalf};
-    let writers: Arc<Mutex<Vec<WriteHalf<TcpStream>>>> = Arc::default();
-    let publisher = writers.clone();
-    tokio::spawn(publish(size, move |batch| {
-        let batch: Vec<_> = batch
-            .into_iter()
-            .map(rfc6455::PreparedMessage::binary)
-            .collect();
-        publisher.lock().unwrap().retain(|writer| {
-            writer.offer_many(&batch, 1 << 20, WhenFull::Drop).ok() != Some(Offered::Closed)
-        });
-    }));
-    loop {
+    type Writers = Arc<Mutex<Vec<WriteHalf<TcpStream>>>>;
+    let schedule = Schedule::new(size);
+    let shards: Vec<Writers> = (0..workers).map(|_| Writers::default()).collect();
+    for shard in &shards {
+        let publisher = shard.clone();
+        tokio::spawn(publish(schedule.clone(), move |batch| {
+            let batch: Vec<_> = batch
+                .into_iter()
+                .map(rfc6455::PreparedMessage::binary)
+                .collect();
+            publisher.lock().unwrap().retain(|writer| {
+                writer.offer_many(&batch, 1 << 20, WhenFull::Drop).ok() != Some(Offered::Closed)
+            });
+        }));
+    }
+    for next in (0..workers).cycle() {
         let (stream, _) = listener.accept().await?;
         stream.set_nodelay(true)?;
-        let writers = writers.clone();
+        let writers = shards[next].clone();
         tokio::spawn(async move {
             let Ok(ws) = rfc6455::tokio::accept(stream).await else {
                 return;
@@ -221,11 +237,85 @@ async fn serve_rfc6455(listener: TcpListener, size: usize) -> io::Result<()> {
             while let Ok(Some(_)) = reader.recv().await {}
         });
     }
+    unreachable!("cycle never ends")
 }
 
 /// The event-loop server: the publisher's passes (as [`publish`] makes
-/// them) between the loop's turns, on the one thread.
-fn serve_mio(size: usize) -> io::Result<()> {
+/// them) between the loop's turns, on the one thread. With more than one
+/// worker, one server per thread, each on a listener of its own on the
+/// same port (`SO_REUSEPORT`: the kernel deals the connections) and
+/// publishing to its own connections, as uWebSockets' threads do.
+fn serve_mio(size: usize, workers: usize) -> io::Result<()> {
+    let schedule = Schedule::new(size);
+    let first = reuse_port_listener(0)?;
+    let port = first.local_addr()?.port();
+    let mut listeners = vec![first];
+    for _ in 1..workers {
+        listeners.push(reuse_port_listener(port)?);
+    }
+    println!("ready {port}");
+    let threads: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| {
+            let schedule = schedule.clone();
+            std::thread::spawn(move || mio_worker(listener, schedule))
+        })
+        .collect();
+    for thread in threads {
+        thread
+            .join()
+            .map_err(|_| io::Error::other("a worker panicked"))??;
+    }
+    Ok(())
+}
+
+/// A listener on 127.0.0.1:`port` (0: any free port) that other sockets
+/// may bind too (`SO_REUSEPORT`), for a server per thread.
+fn reuse_port_listener(port: u16) -> io::Result<std::net::TcpListener> {
+    use std::os::fd::FromRawFd;
+    let check = |r: libc::c_int| {
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(r)
+        }
+    };
+    // SAFETY: plain socket calls on a descriptor this function owns; the
+    // address and option are initialised values of the sizes passed.
+    unsafe {
+        let fd = check(libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+        ))?;
+        let listener = std::net::TcpListener::from_raw_fd(fd);
+        let one: libc::c_int = 1;
+        for option in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+            check(libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                option,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            ))?;
+        }
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_port = port.to_be();
+        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        check(libc::bind(
+            fd,
+            (&addr as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        ))?;
+        check(libc::listen(fd, 4096))?;
+        Ok(listener)
+    }
+}
+
+/// One thread's server: its connections, and every pass of `schedule`
+/// published to them.
+fn mio_worker(listener: std::net::TcpListener, mut schedule: Schedule) -> io::Result<()> {
     use rfc6455::mio::{Ctx, Handler, Id, Server};
 
     /// Reads and drops what clients send.
@@ -235,10 +325,7 @@ fn serve_mio(size: usize) -> io::Result<()> {
         fn message(&mut self, _: &mut Ctx<'_>, _: Id, _: rfc6455::MessageRef<'_>) {}
     }
 
-    let addr = "127.0.0.1:0".parse().map_err(io::Error::other)?;
-    let mut server = Server::bind(addr, rfc6455::Config::default())?;
-    println!("ready {}", server.local_addr()?.port());
-    let mut schedule = Schedule::new(size);
+    let mut server = Server::from_std(listener, rfc6455::Config::default())?;
     let mut ids = Vec::new();
     loop {
         let wait = schedule.next_at().saturating_duration_since(Instant::now());
@@ -270,7 +357,7 @@ fn serve_mio(size: usize) -> io::Result<()> {
 async fn serve_channel(lib: Lib, listener: TcpListener, size: usize) -> io::Result<()> {
     let (tx, _) = tokio::sync::broadcast::channel::<bytes::Bytes>(1024);
     let publisher = tx.clone();
-    tokio::spawn(publish(size, move |batch| {
+    tokio::spawn(publish(Schedule::new(size), move |batch| {
         for bytes in batch {
             let _ = publisher.send(bytes);
         }
@@ -507,7 +594,7 @@ impl Drop for Server {
     }
 }
 
-fn start_server(lib: Lib, size: usize) -> io::Result<Server> {
+fn start_server(lib: Lib, size: usize, workers: usize) -> io::Result<Server> {
     let mut command = match lib {
         Lib::NodeWs => {
             let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -519,17 +606,20 @@ fn start_server(lib: Lib, size: usize) -> io::Result<Server> {
         }
         Lib::UWebSockets => {
             let mut c = Command::new(crate::servers::uws_path("uws_broadcast"));
-            c.arg(size.to_string());
+            c.args([size, workers].map(|v| v.to_string()));
             c
         }
         _ => {
             let mut c = Command::new(std::env::current_exe()?);
-            c.args(["serve-broadcast", lib.name(), &size.to_string()]);
+            c.args(["serve-broadcast", lib.name()])
+                .args([size, workers].map(|v| v.to_string()));
             c
         }
     };
     command.stdout(Stdio::piped()).stderr(Stdio::inherit());
-    pin_to(&mut command, 0);
+    // One worker: CPU 0, the load on CPU 1. More: every CPU, shared with
+    // the load.
+    pin_to(&mut command, if workers > 1 { ALL_CPUS } else { 0..1 });
     let mut child = command.spawn()?;
     let mut line = String::new();
     io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
@@ -540,15 +630,22 @@ fn start_server(lib: Lib, size: usize) -> io::Result<Server> {
     Ok(Server { child, port })
 }
 
-fn pin_to(command: &mut Command, cpu: usize) {
+/// Every CPU (of a machine with fewer than 64).
+const ALL_CPUS: std::ops::Range<usize> = 0..64;
+
+/// Runs `command` on the CPUs `cpus` (those of them the machine has; the
+/// last one if none).
+fn pin_to(command: &mut Command, cpus: std::ops::Range<usize>) {
     use std::os::unix::process::CommandExt;
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cpu = cpu.min(cpus - 1);
+    let count = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpus = cpus.start.min(count - 1)..cpus.end.clamp(1, count);
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         command.pre_exec(move || {
             let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu, &mut set);
+            for cpu in cpus.clone() {
+                libc::CPU_SET(cpu, &mut set);
+            }
             libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             Ok(())
@@ -568,8 +665,22 @@ struct Row {
     rss_mib: f64,
 }
 
-fn one(lib: Lib, n: usize, stalled: usize, size: usize, budget: Budget) -> io::Result<Row> {
-    let server = start_server(lib, size)?;
+/// How one server is run in a row: its message size, how many of the
+/// clients never read, and on how many threads it serves.
+#[derive(Clone, Copy)]
+struct Setup {
+    size: usize,
+    stalled: usize,
+    workers: usize,
+}
+
+fn one(lib: Lib, n: usize, setup: Setup, budget: Budget) -> io::Result<Row> {
+    let Setup {
+        size,
+        stalled,
+        workers,
+    } = setup;
+    let server = start_server(lib, size, workers)?;
     let (warmup, measure) = if budget.quick {
         (300, 700)
     } else {
@@ -581,7 +692,7 @@ fn one(lib: Lib, n: usize, stalled: usize, size: usize, budget: Budget) -> io::R
         .args([n, stalled, warmup, measure].map(|v| v.to_string()))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    pin_to(&mut clients, 1);
+    pin_to(&mut clients, if workers > 1 { ALL_CPUS } else { 1..2 });
     let mut clients = clients.spawn()?;
     let mut lines = io::BufReader::new(clients.stdout.take().expect("piped")).lines();
     let first = lines.next().transpose()?.unwrap_or_default();
@@ -666,8 +777,7 @@ pub fn run(budget: Budget) {
                     ""
                 }
             );
-            println!("| N | server | delivered/s | of offered | p50 | p95 | p99 | CPU | µs/msg | RSS MiB | load CPU | ours / this |");
-            println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            println!("{TABLE_HEAD}");
             for &n in ns {
                 let stalled = if stalled_tenth { n / 10 } else { 0 };
                 let offered = (n - stalled) as f64 * 100.0;
@@ -679,30 +789,98 @@ pub fn run(budget: Budget) {
                     {
                         continue;
                     }
-                    match one(lib, n, stalled, size, budget) {
-                        Ok(row) => {
-                            let ours_rate = *ours.get_or_insert(row.received_per_s);
-                            println!(
-                                "| {n} | {} | {} | {:.2} | {} | {} | {} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} |",
-                                lib.name(),
-                                fmt_rate(row.received_per_s),
-                                row.received_per_s / offered,
-                                fmt_ms(row.p50),
-                                fmt_ms(row.p95),
-                                fmt_ms(row.p99),
-                                row.cpu,
-                                row.cpu * 1e6 / row.received_per_s.max(1.0),
-                                row.rss_mib,
-                                row.client_cpu,
-                                ours_rate / row.received_per_s.max(1.0),
-                            );
-                        }
-                        Err(e) => {
-                            println!("| {n} | {} | failed: {e} | | | | | | | | | |", lib.name())
-                        }
+                    let setup = Setup {
+                        size,
+                        stalled,
+                        workers: 1,
+                    };
+                    let row = one(lib, n, setup, budget);
+                    if let Ok(row) = &row {
+                        ours.get_or_insert(row.received_per_s);
                     }
+                    print_row(n, lib.name(), &row, offered, ours);
                 }
             }
         }
+    }
+}
+
+const TABLE_HEAD: &str = "| N | server | delivered/s | of offered | p50 | p95 | p99 | CPU | µs/msg | RSS MiB | load CPU | ours / this |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
+
+/// One row of a table headed [`TABLE_HEAD`]; `ours` is the first server's
+/// rate in the row's group.
+fn print_row(n: usize, name: &str, row: &io::Result<Row>, offered: f64, ours: Option<f64>) {
+    match row {
+        Ok(row) => println!(
+            "| {n} | {name} | {} | {:.2} | {} | {} | {} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} |",
+            fmt_rate(row.received_per_s),
+            row.received_per_s / offered,
+            fmt_ms(row.p50),
+            fmt_ms(row.p95),
+            fmt_ms(row.p99),
+            row.cpu,
+            row.cpu * 1e6 / row.received_per_s.max(1.0),
+            row.rss_mib,
+            row.client_cpu,
+            ours.unwrap_or(row.received_per_s) / row.received_per_s.max(1.0),
+        ),
+        Err(e) => println!("| {n} | {name} | failed: {e} | | | | | | | | | |"),
+    }
+}
+
+/// Part 10: the broadcast past one core. The event-loop server with one
+/// thread and with two (a server per thread on one port, each publishing
+/// to its own connections), uWebSockets the same way (its
+/// `EchoServerThreaded` pattern), the tokio driver on a runtime of two
+/// workers; 64-byte messages, N rising to the descriptor limit. Reports
+/// the largest N each keeps under 250 ms at p95 with everything offered
+/// delivered.
+pub fn run_workers(budget: Budget) {
+    println!("\n## Part 10: broadcast past one core, 64-byte messages every 10 ms to N clients");
+    println!(
+        "\nOne worker: the server on CPU 0, the load on CPU 1. Two: both processes on both CPUs.\n"
+    );
+    let uws = crate::servers::uws_built("broadcast-workers");
+    let servers: Vec<(Lib, usize)> = [
+        (Lib::Rfc6455Mio, 1),
+        (Lib::Rfc6455Mio, 2),
+        (Lib::UWebSockets, 1),
+        (Lib::UWebSockets, 2),
+        (Lib::Rfc6455, 2),
+    ]
+    .into_iter()
+    .filter(|&(lib, _)| (lib != Lib::UWebSockets || uws) && chosen(lib))
+    .collect();
+    let ns: &[usize] = if budget.quick {
+        &[1000]
+    } else {
+        &[2500, 5000, 7500, 10_000, 15_000, 19_000]
+    };
+    println!("{TABLE_HEAD}");
+    let mut largest = vec![None; servers.len()];
+    for &n in ns {
+        let offered = n as f64 * 100.0;
+        let mut ours = None;
+        for (i, &(lib, workers)) in servers.iter().enumerate() {
+            let setup = Setup {
+                size: 64,
+                stalled: 0,
+                workers,
+            };
+            let row = one(lib, n, setup, budget);
+            if let Ok(row) = &row {
+                ours.get_or_insert(row.received_per_s);
+                if row.p95 < 250_000 && row.received_per_s >= 0.99 * offered {
+                    largest[i] = Some(n);
+                }
+            }
+            let name = format!("{} x{workers}", lib.name());
+            print_row(n, &name, &row, offered, ours);
+        }
+    }
+    println!("\nThe largest N under 250 ms at p95 with everything delivered:");
+    for (&(lib, workers), n) in servers.iter().zip(largest) {
+        let n = n.map_or("none of those tried".to_string(), |n| n.to_string());
+        println!("- {} with {workers} worker(s): {n}", lib.name());
     }
 }

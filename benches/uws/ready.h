@@ -1,4 +1,4 @@
-// What both uWebSockets programs do once `listen` has answered: print
+// What the uWebSockets echo program does once `listen` has answered: print
 // `ready PORT` as `bench serve` does, or fail with the program's name.
 #pragma once
 

@@ -41,6 +41,13 @@
 //! the heartbeat. This loop reads, writes, and tells the core the time
 //! when the core's next deadline comes (one heap of deadlines for all the
 //! connections).
+//!
+//! A `Server` is one thread. For more cores, run one per thread, each on
+//! a listener of its own bound to the same port with `SO_REUSEPORT` (the
+//! kernel deals the connections out; socket2's `set_reuse_port` sets it)
+//! and handed over with [`Server::from_std`], as uWebSockets runs an app
+//! per thread. A broadcast then publishes from each thread to its own
+//! connections.
 
 use alloc::boxed::Box;
 use alloc::collections::BinaryHeap;
