@@ -24,16 +24,31 @@ pub const GRACE: Duration = Duration::from_secs(6);
 /// On SIGTERM or SIGINT, begins [`SHUTDOWN`] with `code` (1001 Going Away
 /// or 1012 Service Restart). `listening` is a blocking accept loop's
 /// address: a connection to it wakes the loop to see that it must stop.
+///
+/// The signal handlers are installed before it returns, so the server
+/// accepts nothing before it can be stopped (and a server short of file
+/// descriptors later cannot lose them); where they cannot be, it says so
+/// and the server runs without a graceful stop.
 pub fn on_signals(code: CloseCode, listening: Option<SocketAddr>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let installed = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .and_then(|runtime| {
+            let _entered = runtime.enter();
+            let term = signal(SignalKind::terminate())?;
+            let int = signal(SignalKind::interrupt())?;
+            Ok((runtime, term, int))
+        });
+    let (runtime, mut term, mut int) = match installed {
+        Ok(installed) => installed,
+        Err(e) => {
+            eprintln!("no graceful stop (signal handlers: {e})");
+            return;
+        }
+    };
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime for the signals");
         let name = runtime.block_on(async {
-            use tokio::signal::unix::{signal, SignalKind};
-            let mut term = signal(SignalKind::terminate()).expect("SIGTERM");
-            let mut int = signal(SignalKind::interrupt()).expect("SIGINT");
             tokio::select! {
                 _ = term.recv() => "SIGTERM",
                 _ = int.recv() => "SIGINT",
