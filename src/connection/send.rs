@@ -348,13 +348,23 @@ impl Connection {
 
     /// The masking key of our next frame: a fresh one if we are the
     /// client (§5.3), none if we are the server.
-    #[inline]
+    ///
+    /// Always inlined, the key's source never: a server's every frame
+    /// asked a call that saved and restored six registers to answer
+    /// `None` (1.8 % of the tokio echo server's CPU, pipelined 16 B).
+    #[inline(always)]
     fn next_mask(&mut self) -> Option<[u8; 4]> {
         match self.role {
-            // A client is only made with a key source (`Connection::try_new`).
-            Role::Client => Some(self.settings.mask_keys.next_key().unwrap_or_default()),
+            Role::Client => Some(self.fresh_key()),
             Role::Server => None,
         }
+    }
+
+    /// A client's next masking key.
+    #[inline(never)]
+    fn fresh_key(&mut self) -> [u8; 4] {
+        // A client is only made with a key source (`Connection::try_new`).
+        self.settings.mask_keys.next_key().unwrap_or_default()
     }
 
     /// Encodes a frame header into the output.
