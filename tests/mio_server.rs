@@ -280,3 +280,58 @@ fn a_broadcast_reaches_every_connection() {
         }
     }
 }
+
+/// Remembers the connection that sent a message.
+#[derive(Default)]
+struct Sender(Option<Id>);
+
+impl Handler for Sender {
+    fn message(&mut self, _: &mut Ctx<'_>, id: Id, _: MessageRef<'_>) {
+        self.0 = Some(id);
+    }
+}
+
+/// A broadcaster's offer never lets a connection that does not read hold
+/// more than its backlog and one message: past it, what is offered is
+/// dropped (`Dropped`), and a connection that has gone is `Closed`.
+#[test]
+fn an_offer_past_the_backlog_is_dropped_and_a_gone_connection_is_closed() {
+    use rfc6455::mio::{Offered, WhenFull};
+    let mut server = Server::bind("127.0.0.1:0".parse().unwrap(), Config::default()).unwrap();
+    let addr = server.local_addr().unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let client = std::thread::spawn(move || {
+        let (mut stream, _) = raw_client(addr);
+        stream.write_all(&client_frame(TEXT, b"go")).unwrap();
+        // Reads nothing until told, then goes.
+        done_rx.recv().unwrap();
+    });
+    let mut app = Sender::default();
+    let until = |server: &Server| Some(server.now() + Duration::from_millis(10));
+    while app.0.is_none() {
+        server.turn(&mut app, until(&server)).unwrap();
+    }
+    let id = app.0.unwrap();
+    let large = PreparedMessage::binary(vec![7u8; 64 * 1024]);
+    let limit = 256 * 1024;
+    let (offered, backlog) = server.with(&mut app, |ctx| {
+        let offered = ctx.offer_many(id, &vec![large.clone(); 64], limit, WhenFull::Drop);
+        (offered, ctx.backlog(id))
+    });
+    assert_eq!(offered, Ok(Offered::Dropped));
+    // What the socket did not take waits, within the backlog and one
+    // message (the kernel may have taken some of it).
+    assert!(backlog <= limit + large.payload().len() + 16, "{backlog}");
+    done_tx.send(()).unwrap();
+    client.join().unwrap();
+    // Once the server has seen the socket go, the id is gone.
+    let gone = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        server.turn(&mut app, until(&server)).unwrap();
+        let offered = server.with(&mut app, |ctx| ctx.offer(id, &large, limit, WhenFull::Drop));
+        if offered == Ok(Offered::Closed) {
+            break;
+        }
+        assert!(std::time::Instant::now() < gone, "still {offered:?}");
+    }
+}

@@ -18,10 +18,10 @@
 //!   (backlog 1 MiB, then the connection misses messages), never waiting
 //!   for a client;
 //! - rfc6455-mio: the event-loop server (`rfc6455::mio`), one thread,
-//!   every connection a record in its loop; each pass queues the batch's
-//!   `PreparedMessage`s to every open connection with at most 1 MiB
-//!   waiting (the others miss them), and the loop writes them when the
-//!   pass ends;
+//!   every connection a record in its loop; each pass `offer_many`s the
+//!   batch's `PreparedMessage`s to every open connection (backlog 1 MiB,
+//!   then that connection misses them), each connection's written as the
+//!   pass turns to the next;
 //! - tokio-tungstenite: a `tokio::sync::broadcast` channel of `Bytes`
 //!   (capacity 1024; a lagging client skips), a task per connection
 //!   sending `Message::Binary(bytes.clone())` (the payload shared);
@@ -316,7 +316,7 @@ fn reuse_port_listener(port: u16) -> io::Result<std::net::TcpListener> {
 /// One thread's server: its connections, and every pass of `schedule`
 /// published to them.
 fn mio_worker(listener: std::net::TcpListener, mut schedule: Schedule) -> io::Result<()> {
-    use rfc6455::mio::{Ctx, Handler, Id, Server};
+    use rfc6455::mio::{Ctx, Handler, Id, Server, WhenFull};
 
     /// Reads and drops what clients send.
     struct Quiet;
@@ -343,12 +343,7 @@ fn mio_worker(listener: std::net::TcpListener, mut schedule: Schedule) -> io::Re
             ids.clear();
             ids.extend(ctx.ids());
             for &id in &ids {
-                if ctx.backlog(id) > 1 << 20 {
-                    continue;
-                }
-                for message in &batch {
-                    let _ = ctx.send_prepared(id, message);
-                }
+                let _ = ctx.offer_many(id, &batch, 1 << 20, WhenFull::Drop);
             }
         });
     }

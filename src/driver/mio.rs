@@ -59,9 +59,12 @@ use std::net::{Shutdown, SocketAddr};
 
 use mio::net::TcpListener;
 pub use mio::net::TcpStream;
+
+pub use crate::driver::policy::{Offered, WhenFull};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::driver::clock::{wait_for, Clock};
+use crate::driver::policy;
 use crate::driver::pool;
 use crate::handshake::{Accept, Progress, Request, ServerHandshake};
 use crate::plumbing::{Plumbing, Received, Unread};
@@ -341,6 +344,36 @@ impl Ctx<'_> {
         self.open(id)
             .ok_or(UsageError::Closed)?
             .send_prepared(message)
+    }
+
+    /// Offers a prepared message to `id` without ever waiting for it, as
+    /// the other drivers' `offer` does: queued if at most `backlog` bytes
+    /// already wait to be written, otherwise `when_full` decides (miss
+    /// this message, or close). [`Offered::Closed`] if `id` has gone.
+    pub fn offer(
+        &mut self,
+        id: Id,
+        message: &PreparedMessage,
+        backlog: usize,
+        when_full: WhenFull,
+    ) -> Result<Offered, UsageError> {
+        self.offer_many(id, core::slice::from_ref(message), backlog, when_full)
+    }
+
+    /// Offers several prepared messages in order, as
+    /// [`offer`](Ctx::offer) offers one, the backlog checked before each:
+    /// a broadcaster's pass, one lookup of the connection for all.
+    pub fn offer_many(
+        &mut self,
+        id: Id,
+        messages: &[PreparedMessage],
+        backlog: usize,
+        when_full: WhenFull,
+    ) -> Result<Offered, UsageError> {
+        match self.open(id) {
+            Some(conn) => policy::offer(conn, messages, backlog, when_full),
+            None => Ok(Offered::Closed),
+        }
     }
 
     /// Starts the closing handshake with `id`.
