@@ -539,12 +539,14 @@ fn parse(message: &Message) -> Option<Incoming> {
 /// or a stream of an HTTP/2 connection. Both drive the same core; the
 /// chat needs these three calls, and waits for an event only where it may
 /// drop the wait (both adapters' `recv_event` lose nothing when dropped).
+/// The HTTP/2 stream's WebSocket is boxed, as the others keep their state
+/// behind a pointer already.
 enum Tab {
     Http1(rfc6455::tokio::WebSocket<Stream>),
     #[cfg(feature = "axum")]
     Axum(rfc6455::axum::WebSocket),
     #[cfg(feature = "http2")]
-    Http2(rfc6455::http2::WebSocket),
+    Http2(Box<rfc6455::http2::WebSocket>),
 }
 
 impl Tab {
@@ -991,7 +993,7 @@ mod http2 {
                             "{peer} /ws: upgraded (HTTP/2 extended CONNECT); \
                              extensions offered: {offered:?}"
                         );
-                        session(chat, Tab::Http2(ws), &path).await;
+                        session(chat, Tab::Http2(Box::new(ws)), &path).await;
                     }
                     Err(err) => println!("{peer} /ws: {err}"),
                 }
