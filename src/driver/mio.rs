@@ -59,8 +59,6 @@ use std::net::{Shutdown, SocketAddr};
 
 use mio::net::TcpListener;
 pub use mio::net::TcpStream;
-
-pub use crate::driver::policy::{Offered, WhenFull};
 use mio::{Events, Interest, Poll, Token};
 
 use crate::driver::clock::{wait_for, Clock};
@@ -68,6 +66,7 @@ use crate::driver::policy;
 use crate::driver::pool;
 use crate::handshake::{Accept, Progress, Request, ServerHandshake};
 use crate::plumbing::{Plumbing, Received, Unread};
+pub use crate::socket::{Offered, WhenFull};
 use crate::{
     CloseCode, Closed, Config, Connection, Event, MessageRef, PreparedMessage, Timestamp,
     UsageError,
