@@ -345,15 +345,41 @@ pub fn fmt_us(ns: f64) -> String {
 /// CPU time of a process so far (user + system), from /proc.
 pub fn cpu_time(pid: u32) -> std::time::Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
-    let fields: Vec<u64> = after
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    // utime and stime are fields 14 and 15; after the name, 12th and 13th
-    // numbers (the state letter is not a number).
-    let ticks = fields.get(10).copied().unwrap_or(0) + fields.get(11).copied().unwrap_or(0);
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    std::time::Duration::from_millis(ticks * 1000 / hz)
+    std::time::Duration::from_millis(cpu_ticks(&stat) * 1000 / hz)
+}
+
+/// utime + stime, in clock ticks, from a `/proc/PID/stat` line: fields 14
+/// and 15, counted by position after the name (which may hold spaces).
+/// Every field counts, the state letter and a `-1` tpgid included (a
+/// process with no terminal has one, and skipping it counted stime and
+/// cutime instead).
+fn cpu_ticks(stat: &str) -> u64 {
+    let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+    // After the name: state is field 3, so utime (14) is the 12th.
+    let mut fields = after.split_whitespace().skip(11);
+    let mut next = || {
+        fields
+            .next()
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    next() + next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_ticks;
+
+    #[test]
+    fn cpu_ticks_are_utime_plus_stime_whatever_the_name_and_terminal() {
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt
+        // cminflt majflt cmajflt utime stime cutime cstime ...
+        let rest = "4194304 123 0 0 0 700 45 9 9 20 0 1";
+        for (head, tty) in [("7 (bench)", "0 -1"), ("7 (a b) c)", "34816 2900")] {
+            let line = format!("{head} R 1 7 7 {tty} {rest}");
+            assert_eq!(cpu_ticks(&line), 745, "{line}");
+        }
+    }
 }
