@@ -133,12 +133,12 @@ fn main() {
                 / t0.elapsed().as_secs_f64();
             match r {
                 Ok(r) => println!(
-                    "{:.0} msgs/s p50 {:.1} us p99 {:.1} us server CPU {:.0} % = {:.2} us/msg",
+                    "{:.0} msgs/s p50 {:.1} us p99 {:.1} us server CPU {:.0} % = {:.0} ns/msg",
                     r.msgs_per_s,
                     r.p50_ns / 1e3,
                     r.p99_ns / 1e3,
                     busy * 100.0,
-                    busy / r.msgs_per_s * 1e6
+                    busy / r.msgs_per_s * 1e9
                 ),
                 Err(e) => println!("error: {e}"),
             }
