@@ -606,6 +606,52 @@ async fn sink_waits_while_peer_does_not_read() {
     assert_eq!(client_end.unwrap(), None);
 }
 
+/// `queue` queues when it is called, is ready at once while at most
+/// `HIGH_WATER` bytes wait (writing nothing), and writes everything
+/// before it is ready once more wait; the peer gets every message in
+/// order.
+#[tokio::test]
+async fn queue_queues_at_once_and_writes_only_above_high_water() {
+    use futures_util::FutureExt;
+    use rfc6455::tokio::HIGH_WATER;
+
+    let (a, b) = tokio::io::duplex(4 * HIGH_WATER);
+    let mut server =
+        WebSocket::from_connection(a, Connection::new(Role::Server, Config::default()));
+    let mut client =
+        WebSocket::from_connection(b, Connection::new(Role::Client, Config::default()));
+    let message = |i: usize| Message::from(vec![i as u8; 16 * 1024]);
+    // A 16 KiB payload has a 4-byte header from a server.
+    let frame = 16 * 1024 + 4;
+
+    // Queued by the call, though its future is dropped unpolled.
+    drop(server.queue(&message(0)));
+    assert_eq!(server.backlog(), frame);
+    let mut sent = 1;
+    let mut flushed = false;
+    while !flushed {
+        let before = server.backlog();
+        let next = message(sent);
+        let queued = server.queue(&next);
+        sent += 1;
+        if before + frame <= HIGH_WATER {
+            // Ready at the first poll, and nothing written.
+            assert!(matches!(queued.now_or_never(), Some(Ok(()))));
+            assert_eq!(server.backlog(), before + frame, "message {sent}");
+        } else {
+            within("queue above the high-water mark", queued)
+                .await
+                .unwrap();
+            assert_eq!(server.backlog(), 0, "everything was written");
+            flushed = true;
+        }
+    }
+    for i in 0..sent {
+        let received = within("client recv", client.recv()).await.unwrap();
+        assert_eq!(received, Some(message(i)), "message {i}");
+    }
+}
+
 // ----- errors are distinct -----
 
 /// An unmasked frame from a client is a protocol error for the server, and

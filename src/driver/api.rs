@@ -7,6 +7,11 @@
 //! queues and writes only when more than [`HIGH_WATER`] bytes wait;
 //! `offer*` queues or not by the slow-consumer policy, never writing.
 
+use alloc::boxed::Box;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
 use bytes::BytesMut;
 
 use super::policy::{self, received, Held, Offered, WhenFull, HIGH_WATER};
@@ -145,16 +150,22 @@ pub trait Driver: sealed::Holds {
     /// that answers what it receives, which then writes all the answers
     /// to a burst at once. Writes first if more than [`HIGH_WATER`] bytes
     /// wait.
-    async fn queue(&mut self, message: &Message) -> Result<(), Self::Error> {
-        self.connection_mut().send(message)?;
-        flush_above_high_water(self).await
+    ///
+    /// The call itself queues the message, before the future is polled;
+    /// the future is ready at once unless there is that much to write.
+    fn queue(&mut self, message: &Message) -> impl Future<Output = Result<(), Self::Error>> {
+        let queued = self.connection_mut().send(message);
+        flush_above_high_water(self, queued)
     }
 
     /// Queues a prepared message as [`queue`](Driver::queue) queues a
     /// message.
-    async fn queue_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Self::Error> {
-        self.connection_mut().send_prepared(prepared)?;
-        flush_above_high_water(self).await
+    fn queue_prepared(
+        &mut self,
+        prepared: &PreparedMessage,
+    ) -> impl Future<Output = Result<(), Self::Error>> {
+        let queued = self.connection_mut().send_prepared(prepared);
+        flush_above_high_water(self, queued)
     }
 
     /// Offers a prepared message without waiting, for a broadcaster that
@@ -225,13 +236,56 @@ pub trait Driver: sealed::Holds {
     }
 }
 
-/// What `queue` waits for: nothing, unless more than [`HIGH_WATER`] bytes
-/// wait; then all of them are written.
-async fn flush_above_high_water<D: Driver + ?Sized>(driver: &mut D) -> Result<(), D::Error> {
-    if driver.backlog() > HIGH_WATER {
-        driver.flush().await?;
+/// What a `queue_*` waits for, once it has queued (`queued`, the core's
+/// answer): nothing, unless more than [`HIGH_WATER`] bytes wait; then all
+/// of them are written. Inlined into the caller, with the future's poll.
+#[inline(always)]
+fn flush_above_high_water<D: Driver + ?Sized>(
+    driver: &mut D,
+    queued: Result<(), UsageError>,
+) -> Queued<impl Future<Output = Result<(), D::Error>> + '_> {
+    if queued.is_err() || driver.backlog() <= HIGH_WATER {
+        return Queued::Done(Some(queued));
     }
-    Ok(())
+    Queued::Flushing(flushing(driver))
+}
+
+/// The flush of a `queue_*` above [`HIGH_WATER`], out of its caller's way.
+#[cold]
+#[inline(never)]
+fn flushing<D: Driver + ?Sized>(
+    driver: &mut D,
+) -> Pin<Box<impl Future<Output = Result<(), D::Error>> + '_>> {
+    Box::pin(driver.flush())
+}
+
+/// The future of a `queue_*`: the core's answer, known when it was
+/// called, or the flush it waits for (boxed: it comes once every
+/// [`HIGH_WATER`] bytes, and the common case stays small). Its poll is
+/// inlined, and the answer kept as the core's 16-byte error until it is
+/// handed out: a driver's error is 32 bytes, and a result of that size
+/// returned from a call went through memory, where the caller read it
+/// back at other widths than it was written, and stalled.
+enum Queued<F> {
+    Done(Option<Result<(), UsageError>>),
+    Flushing(Pin<Box<F>>),
+}
+
+/// Nothing in it is pinned in place: the flush is pinned in its box, and
+/// the answer is moved out.
+impl<F> Unpin for Queued<F> {}
+
+impl<F: Future<Output = Result<(), E>>, E: From<UsageError>> Future for Queued<F> {
+    type Output = Result<(), E>;
+
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            // Polled again after it was ready: nothing is left to do.
+            Queued::Done(answer) => Poll::Ready(Ok(answer.take().unwrap_or(Ok(()))?)),
+            Queued::Flushing(flush) => flush.as_mut().poll(cx),
+        }
+    }
 }
 
 /// Only this crate's drivers are [`Driver`]s (a transport of your own

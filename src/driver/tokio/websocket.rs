@@ -3,7 +3,7 @@
 
 use alloc::boxed::Box;
 use alloc::string::String;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -85,8 +85,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver for WebSocket<S> {
     }
 
     /// Cancel-safe.
-    async fn recv(&mut self) -> Result<Option<Message>, Error> {
-        poll_fn(|cx| self.inner.poll_message(cx, Side::Reader)).await
+    fn recv(&mut self) -> impl Future<Output = Result<Option<Message>, Error>> {
+        Recv {
+            inner: &mut self.inner,
+        }
     }
 
     async fn flush(&mut self) -> Result<(), Error> {
@@ -132,3 +134,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
 }
 
 holds!(impl[S] WebSocket<S>, inner.held);
+
+/// The future of [`Driver::recv`], its poll inlined into the caller's:
+/// the message comes out of it in registers, not through memory.
+struct Recv<'a, S> {
+    inner: &'a mut Inner<S>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Future for Recv<'_, S> {
+    type Output = Result<Option<Message>, Error>;
+
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().inner.poll_message(cx, Side::Reader)
+    }
+}
