@@ -282,7 +282,7 @@ impl<F: Future<Output = Result<(), E>>, E: From<UsageError>> Future for Queued<F
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.get_mut() {
             // Polled again after it was ready: nothing is left to do.
-            Queued::Done(answer) => Poll::Ready(Ok(answer.take().unwrap_or(Ok(()))?)),
+            Queued::Done(answer) => Poll::Ready(answer.take().unwrap_or(Ok(())).map_err(E::from)),
             Queued::Flushing(flush) => flush.as_mut().poll(cx),
         }
     }
