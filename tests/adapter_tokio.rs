@@ -652,6 +652,30 @@ async fn queue_queues_at_once_and_writes_only_above_high_water() {
     }
 }
 
+/// A write that has to wait is woken when the peer reads, from the first
+/// wait of a fresh connection (no waker is kept for writing until a write
+/// has had to wait) to every later one; the peer gets every message whole.
+#[tokio::test]
+async fn a_send_that_waits_is_woken_when_the_peer_reads() {
+    let (a, b) = tokio::io::duplex(256);
+    let mut server =
+        WebSocket::from_connection(a, Connection::new(Role::Server, Config::default()));
+    let mut client =
+        WebSocket::from_connection(b, Connection::new(Role::Client, Config::default()));
+    let message = |i: usize| Message::from(vec![i as u8; 64 * 1024]);
+    let sender = tokio::spawn(async move {
+        for i in 0..3 {
+            server.send(&message(i)).await.unwrap();
+        }
+        server
+    });
+    for i in 0..3 {
+        let received = within("client recv", client.recv()).await.unwrap();
+        assert_eq!(received, Some(message(i)), "message {i}");
+    }
+    within("the sender", sender).await.unwrap();
+}
+
 // ----- errors are distinct -----
 
 /// An unmasked frame from a client is a protocol error for the server, and

@@ -79,6 +79,15 @@ fn measure(lib: ServerLib, n: usize) -> io::Result<Measured> {
     })
 }
 
+/// Whether `lib` runs: all do, unless `MEMORY_SERVERS` lists some
+/// (`MEMORY_SERVERS=rfc6455,uwebsockets bench memory`); the ratios need
+/// rfc6455 and a peer.
+fn chosen(lib: ServerLib) -> bool {
+    std::env::var("MEMORY_SERVERS").map_or(true, |list| {
+        list.split(',').any(|name| name.trim() == lib.name())
+    })
+}
+
 pub fn run(budget: Budget) {
     println!("\n## Part 3: memory per connection");
     let limit = raise_fd_limit();
@@ -105,6 +114,7 @@ pub fn run(budget: Budget) {
         .into_iter()
         .chain(uws)
         .chain([ServerLib::Rfc6455Uring, ServerLib::Rfc6455Mio])
+        .filter(|&lib| chosen(lib))
     {
         let mut values = Vec::new();
         for &n in &counts {
@@ -120,24 +130,30 @@ pub fn run(budget: Budget) {
         row.extend(values.iter().map(|v| format!("{v:.2}")));
         table.row(row);
     }
-    let ours = &results[0].1;
-    let mut ratio = vec!["ours/best peer".to_string()];
-    let mut target = vec![format!("ours/target ({TARGET_KIB} KiB idle)")];
-    for (col, &v) in ours.iter().enumerate() {
-        let best = results[1..]
-            .iter()
-            .filter(|(lib, _)| !matches!(lib, ServerLib::Rfc6455Uring | ServerLib::Rfc6455Mio))
-            .map(|(_, vals)| vals[col])
-            .fold(f64::INFINITY, f64::min);
-        ratio.push(fmt_ratio(v / best));
-        target.push(if col % 2 == 0 {
-            fmt_ratio(v / TARGET_KIB)
-        } else {
-            "-".into()
-        });
+    // The ratios need rfc6455's row and a peer's.
+    if let Some((ServerLib::Rfc6455, ours)) = results.first() {
+        let mut ratio = vec!["ours/best peer".to_string()];
+        let mut target = vec![format!("ours/target ({TARGET_KIB} KiB idle)")];
+        for (col, &v) in ours.iter().enumerate() {
+            let best = results[1..]
+                .iter()
+                .filter(|(lib, _)| !matches!(lib, ServerLib::Rfc6455Uring | ServerLib::Rfc6455Mio))
+                .map(|(_, vals)| vals[col])
+                .fold(f64::INFINITY, f64::min);
+            ratio.push(if best.is_finite() {
+                fmt_ratio(v / best)
+            } else {
+                "-".into()
+            });
+            target.push(if col % 2 == 0 {
+                fmt_ratio(v / TARGET_KIB)
+            } else {
+                "-".into()
+            });
+        }
+        table.row(ratio);
+        table.row(target);
     }
-    table.row(ratio);
-    table.row(target);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -158,7 +174,7 @@ pub fn run(budget: Budget) {
     table.note("rfc6455-mio (not in the ratios): the event-loop server (rfc6455::mio), one thread, every connection a record in its loop and no task; an idle connection lends its buffers to the thread's pool.");
     table.note(format!("Open-file limit raised to {limit} in-process (setrlimit); the hard limit caps the connection count."));
     table.print();
-    if !budget.quick {
+    if !budget.quick && chosen(ServerLib::Rfc6455Mio) {
         if let Err(e) = million(limit) {
             eprintln!("  memory: the million-connection figure failed: {e}");
         }

@@ -6,13 +6,12 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll, Waker};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::time::Sleep;
 
-use super::stream::{Io, Side, WriteWakers};
+use super::stream::{Io, Side};
 use super::{Time, HIGH_WATER, READ_BUF};
 use crate::driver::policy::{offer as policy_offer, Held};
 use crate::driver::pool;
@@ -51,15 +50,13 @@ impl Timer for Time {
 impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     pub(super) fn new(stream: S, mut conn: Connection, protocol: Option<String>) -> Self {
         conn.copy_below(COPY_BELOW);
-        let write_wakers = Arc::new(WriteWakers::default());
         Inner {
             io: Io {
                 stream,
                 shut: false,
                 finished: false,
                 unflushed: false,
-                write_waker: Waker::from(write_wakers.clone()),
-                write_wakers,
+                write_wakers: None,
             },
             held: Held::new(conn, protocol),
             reported: false,
