@@ -21,7 +21,10 @@
 //! UDP, with the same certificate, and says so in an `Alt-Svc` field
 //! (`h3=":PORT"`) on every TCP response; `--cert-out FILE` writes the
 //! certificate for clients to trust. One log line per connection.
-//! `--quickack` acknowledges every read at once; the Autobahn runs use it
+//! `--each` echoes from `Driver::for_each_message`, each message lent as a
+//! view of the bytes read, instead of `recv` and `queue` (the tokio,
+//! HTTP/2 and HTTP/3 modes). `--quickack` acknowledges every read at
+//! once; the Autobahn runs use it
 //! (see examples/support/autobahn.rs). `--heartbeat MS` pings every
 //! client after MS of silence and drops one that stays silent three times
 //! as long (the core's `ping_interval` and `idle` timeouts); the soak test
@@ -62,6 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut uring = false;
     let mut events = false;
     let mut quick = false;
+    let mut each = false;
     let mut secure = false;
     let mut heartbeat = None;
     let mut stop_code = rfc6455::CloseCode::GOING_AWAY;
@@ -87,6 +91,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--uring" => uring = true,
             "--mio" => events = true,
             "--quickack" => quick = true,
+            "--each" => each = true,
             "--restart" => stop_code = rfc6455::CloseCode::SERVICE_RESTART,
             "--proxy-protocol" => proxy_protocol = true,
             "--trust-proxy" => {
@@ -95,7 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: echo_server [ADDR] [--blocking | --embedded | --uring | --mio | --tls [--cert-out FILE]] [--quickack] [--heartbeat MS] [--restart] [--proxy-protocol] [--trust-proxy LIST]"
+                    "usage: echo_server [ADDR] [--blocking | --embedded | --uring | --mio | --tls [--cert-out FILE]] [--each] [--quickack] [--heartbeat MS] [--restart] [--proxy-protocol] [--trust-proxy LIST]"
                 );
                 return Ok(());
             }
@@ -103,6 +108,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     HEARTBEAT.get_or_init(|| heartbeat);
+    EACH.get_or_init(|| each);
     STOP_CODE.get_or_init(|| stop_code);
     PROXY_PROTOCOL.get_or_init(|| proxy_protocol);
     TRUSTED.get_or_init(|| trusted);
@@ -163,6 +169,9 @@ static TRUSTED: OnceLock<TrustedProxies> = OnceLock::new();
 
 /// `--heartbeat`: the Ping interval, if any.
 static HEARTBEAT: OnceLock<Option<Duration>> = OnceLock::new();
+
+/// `--each`: echo from `for_each_message`.
+static EACH: OnceLock<bool> = OnceLock::new();
 
 /// Every mode's configuration: the Autobahn one, with the heartbeat if
 /// asked for.
@@ -341,6 +350,14 @@ where
 /// echoed in one write.
 async fn echo<W: Driver>(mut ws: W, peer: SocketAddr, what: &str) {
     ws.watch(&stop::SHUTDOWN);
+    if EACH.get() == Some(&true) {
+        // Each message lent where it was read, its echo queued at once.
+        let outcome = ws
+            .for_each_message(|message, conn| conn.send_data(message.kind(), message.as_bytes()))
+            .await
+            .map_err(|err| err.to_string());
+        return log(peer, what, outcome.map(|()| ws.closed()));
+    }
     let outcome = loop {
         match ws.recv().await {
             Ok(Some(message)) => {

@@ -24,6 +24,10 @@ pub enum ServerLib {
     /// rfc6455's tokio adapter: `recv`, then `send`, a write per message.
     /// Informational.
     Rfc6455Send,
+    /// rfc6455's tokio adapter lending each message where it was read
+    /// (`Driver::for_each_message`), the echo queued in the closure: the
+    /// shape of uWebSockets' message handler.
+    Rfc6455Each,
     /// rfc6455's compio driver (io_uring), one thread: `recv`, then
     /// `queue`, as the tokio row; the read goes to the kernel with the
     /// echo, in the same submission.
@@ -98,6 +102,7 @@ impl ServerLib {
         match self {
             ServerLib::Rfc6455 => "rfc6455",
             ServerLib::Rfc6455Send => "rfc6455-send",
+            ServerLib::Rfc6455Each => "rfc6455-each",
             ServerLib::Rfc6455Uring => "rfc6455-uring",
             ServerLib::Rfc6455Mio => "rfc6455-mio",
             ServerLib::CoreTokio => "core-tokio",
@@ -117,6 +122,7 @@ impl ServerLib {
         [
             ServerLib::Rfc6455,
             ServerLib::Rfc6455Send,
+            ServerLib::Rfc6455Each,
             ServerLib::Rfc6455Uring,
             ServerLib::Rfc6455Mio,
             ServerLib::CoreTokio,
@@ -201,6 +207,9 @@ pub async fn serve(lib: ServerLib, listener: TcpListener) -> io::Result<()> {
             })),
             ServerLib::Rfc6455Send => drop(tokio::spawn(async move {
                 let _ = echo_rfc6455_send(stream).await;
+            })),
+            ServerLib::Rfc6455Each => drop(tokio::spawn(async move {
+                let _ = echo_rfc6455_each(stream).await;
             })),
             ServerLib::Tungstenite => drop(tokio::spawn(async move {
                 let _ = echo_tungstenite(stream, None).await;
@@ -303,6 +312,13 @@ async fn echo_rfc6455(stream: TcpStream) -> Result<(), BoxError> {
     while let Some(message) = ws.recv().await? {
         ws.queue(&message).await?;
     }
+    Ok(())
+}
+
+async fn echo_rfc6455_each(stream: TcpStream) -> Result<(), BoxError> {
+    let mut ws = rfc6455::tokio::accept(stream).await?;
+    ws.for_each_message(|message, conn| conn.send_data(message.kind(), message.as_bytes()))
+        .await?;
     Ok(())
 }
 

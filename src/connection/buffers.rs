@@ -130,7 +130,7 @@ impl<'a> Unread<'a> {
     }
 
     /// The bytes not taken yet.
-    pub(super) fn rest(&self) -> &[u8] {
+    pub(crate) fn rest(&self) -> &[u8] {
         self.rest
     }
 

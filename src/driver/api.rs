@@ -16,8 +16,8 @@ use bytes::BytesMut;
 
 use super::policy::{self, received, Held, Offered, WhenFull, HIGH_WATER};
 use crate::{
-    CloseCode, Closed, Connection, Event, Message, MessageKind, PreparedMessage, ProtocolError,
-    UsageError,
+    CloseCode, Closed, Connection, Event, Message, MessageKind, MessageRef, PreparedMessage,
+    ProtocolError, UsageError,
 };
 
 /// A WebSocket of any driver: its commands and events, for code written
@@ -95,6 +95,45 @@ pub trait Driver: sealed::Holds {
                 return done;
             }
         }
+    }
+
+    /// Lends every data message to `answer`, with the connection to queue
+    /// answers on, until the connection ends: `Ok(())` when the closing
+    /// handshake finished, the error otherwise (as [`recv`](Driver::recv)
+    /// ends), or the first error `answer` returns.
+    ///
+    /// The message is a [`MessageRef`]: where the driver can, a view of
+    /// the bytes it read, decoded and unmasked where they lie, with no
+    /// copy, no allocation and no reference count (the tokio driver);
+    /// elsewhere a view of the message [`recv`](Driver::recv) would have
+    /// returned. [`to_message`](MessageRef::to_message) keeps it. This is
+    /// the shape of uWebSockets' message handler, for a server whose
+    /// answers do not wait for anything else:
+    ///
+    /// ```
+    /// use rfc6455::Driver;
+    ///
+    /// async fn echo<W: Driver>(ws: &mut W) -> Result<(), W::Error> {
+    ///     ws.for_each_message(|message, conn| conn.send_data(message.kind(), message.as_bytes()))
+    ///         .await
+    /// }
+    /// ```
+    ///
+    /// Pings are answered on the way. What `answer` queues goes out as
+    /// [`queue`](Driver::queue)'s does: all the answers to one read in one
+    /// write when the driver next waits for the peer, and before the
+    /// driver reads on once more than [`HIGH_WATER`] bytes wait.
+    async fn for_each_message<F>(&mut self, mut answer: F) -> Result<(), Self::Error>
+    where
+        F: FnMut(MessageRef<'_>, &mut Connection) -> Result<(), UsageError>,
+    {
+        while let Some(message) = self.recv().await? {
+            answer(MessageRef::from(&message), self.connection_mut())?;
+            if self.connection().pending_output_len() > HIGH_WATER {
+                self.flush().await?;
+            }
+        }
+        Ok(())
     }
 
     /// Sends a message in one frame.

@@ -3,7 +3,7 @@
 //! buffer memory, and steady traffic allocates none.
 
 use alloc::vec::Vec;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::thread_local;
 
 use crate::plumbing::Buffers;
@@ -31,6 +31,27 @@ struct Pool {
 
 thread_local! {
     static POOL: RefCell<Pool> = RefCell::new(Pool::default());
+    /// The thread's buffer for reads decoded where they land
+    /// ([`with_scratch`]).
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Lends `f` this thread's read buffer, `len` bytes long (zeroed when
+/// first made, then as the last read left it): a driver that decodes
+/// messages where they were read and lends them out
+/// ([`Driver::for_each_message`](crate::Driver::for_each_message)) reads
+/// into it, so that no connection holds a buffer for it. A call made
+/// while another has it (from inside `f`) gets a buffer of its own.
+#[cfg(feature = "tokio")]
+pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    let mut buf = SCRATCH.try_with(Cell::take).unwrap_or_default();
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
+    let result = f(&mut buf[..len]);
+    // During thread teardown the slot may be gone: then just free.
+    let _ = SCRATCH.try_with(|slot| slot.set(buf));
+    result
 }
 
 fn put(buffers: Buffers) {

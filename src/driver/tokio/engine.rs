@@ -8,7 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
 use super::stream::{Io, Side};
@@ -17,9 +17,11 @@ use crate::driver::policy::{offer as policy_offer, Held};
 use crate::driver::pool;
 use crate::driver::pool::COPY_BELOW;
 use crate::driver::{received, Alarm, Clock, Error, Timer};
-use crate::plumbing::Plumbing;
+use crate::plumbing::{Plumbing, Received, Unread};
 use crate::socket::{Offered, WhenFull};
-use crate::{CloseCode, Connection, Event, Message, PreparedMessage, State};
+use crate::{
+    CloseCode, Connection, Event, Message, MessageRef, PreparedMessage, State, UsageError,
+};
 
 #[derive(Debug)]
 pub(super) struct Inner<S> {
@@ -205,6 +207,128 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 }
             }
         }
+    }
+}
+
+/// [`Driver::for_each_message`](crate::Driver::for_each_message): the
+/// messages lent where they were read.
+impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
+    /// Runs `answer` on every message until the connection ends. Each read
+    /// lands in the thread's scratch buffer ([`pool::with_scratch`]), and
+    /// the core decodes its messages there and lends them out
+    /// ([`Plumbing::poll_event_from`]); what it cannot decode there (a
+    /// frame cut by the end of the read, a fragment) it keeps, and it
+    /// comes out of [`Connection::poll_event`] once whole.
+    pub(super) fn poll_each<F>(
+        &mut self,
+        cx: &mut Context<'_>,
+        answer: &mut F,
+    ) -> Poll<Result<(), Error>>
+    where
+        F: FnMut(MessageRef<'_>, &mut Connection) -> Result<(), UsageError>,
+    {
+        loop {
+            if self.held.closed.is_some() {
+                ready!(self
+                    .io
+                    .poll_finish(&mut self.held.conn, &mut self.alarm, cx, Side::Reader));
+                let closed = self.held.closed.as_deref().expect("checked above");
+                return Poll::Ready(closed.error.clone().map_or(Ok(()), |e| Err(e.into())));
+            }
+            self.held.heed_shutdown();
+            if let Some(event) = self.held.conn.poll_event() {
+                if let Err(e) = self.lend(event, answer) {
+                    return Poll::Ready(Err(e));
+                }
+                continue;
+            }
+            // What the answers queued goes out before we wait for the
+            // peer; more than `HIGH_WATER` of it, before we read on.
+            match self.poll_flush_output(cx, Side::Reader) {
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending if self.held.conn.pending_output_len() > HIGH_WATER => {
+                    return Poll::Pending
+                }
+                _ => {}
+            }
+            pool::lend(&mut self.held.conn);
+            let polled = pool::with_scratch(READ_BUF, |scratch| {
+                let mut read = ReadBuf::new(scratch);
+                let n = match Pin::new(&mut self.io.stream).poll_read(cx, &mut read) {
+                    Poll::Ready(Ok(())) => read.filled().len(),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Error::from(e))),
+                    Poll::Pending => return Poll::Pending,
+                };
+                if n == 0 {
+                    self.held.conn.handle_eof();
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(self.lend_read(&mut scratch[..n], answer))
+            });
+            match polled {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                // Nothing to read: as `poll_event` waits.
+                Poll::Pending if self.alarm.poll(&mut self.held.conn, cx) => {}
+                Poll::Pending if self.held.shutdown.poll(cx).is_ready() => {}
+                Poll::Pending => {
+                    pool::reclaim(&mut self.held.conn);
+                    self.reader = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    /// The messages of one read, decoded where they lie and lent to
+    /// `answer`; the core is told the time after the read's input (so its
+    /// bytes count as heard), if it keeps a deadline. If `answer` fails,
+    /// the bytes not yet decoded go to the connection, for the next call.
+    fn lend_read<F>(&mut self, read: &mut [u8], answer: &mut F) -> Result<(), Error>
+    where
+        F: FnMut(MessageRef<'_>, &mut Connection) -> Result<(), UsageError>,
+    {
+        let conn = &mut self.held.conn;
+        let mut unread = Unread::new(read);
+        let mut told = false;
+        loop {
+            let answered = match conn.poll_event_from(&mut unread) {
+                Some(Received::Message(message)) => answer(message, conn),
+                Some(Received::Event(Event::Message(message))) => {
+                    answer(MessageRef::from(&message), conn)
+                }
+                Some(Received::Event(Event::Closed(closed))) => {
+                    self.held.closed = Some(closed);
+                    Ok(())
+                }
+                Some(Received::Event(_)) => Ok(()),
+                None if !told => {
+                    told = true;
+                    if conn.poll_timeout().is_some() {
+                        conn.handle_timeout(Time::timestamp());
+                    }
+                    continue;
+                }
+                None => return Ok(()),
+            };
+            if let Err(e) = answered {
+                conn.handle_read(unread.rest());
+                return Err(e.into());
+            }
+        }
+    }
+
+    /// An event the connection already held: a message to lend, or the end.
+    fn lend<F>(&mut self, event: Event, answer: &mut F) -> Result<(), Error>
+    where
+        F: FnMut(MessageRef<'_>, &mut Connection) -> Result<(), UsageError>,
+    {
+        match event {
+            Event::Message(message) => answer(MessageRef::from(&message), &mut self.held.conn)?,
+            Event::Closed(closed) => self.held.closed = Some(closed),
+            _ => {}
+        }
+        Ok(())
     }
 }
 

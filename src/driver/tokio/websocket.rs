@@ -17,7 +17,7 @@ use super::stream::Side;
 use super::Time;
 use crate::driver::api::holds;
 use crate::driver::{Clock, Driver, Error};
-use crate::{CloseCode, Connection, Event, Message};
+use crate::{CloseCode, Connection, Event, Message, MessageRef, UsageError};
 
 /// A WebSocket over an async stream.
 #[derive(Debug)]
@@ -89,6 +89,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver for WebSocket<S> {
         Recv {
             inner: &mut self.inner,
         }
+    }
+
+    /// Each read lands in a buffer the thread lends (not the
+    /// connection's), and its messages are decoded and lent out where
+    /// they lie. Cancel-safe: what was read is decoded before the future
+    /// can be dropped, and what is left of a message stays with the
+    /// connection.
+    async fn for_each_message<F>(&mut self, mut answer: F) -> Result<(), Error>
+    where
+        F: FnMut(MessageRef<'_>, &mut Connection) -> Result<(), UsageError>,
+    {
+        poll_fn(|cx| self.inner.poll_each(cx, &mut answer)).await
     }
 
     async fn flush(&mut self) -> Result<(), Error> {
