@@ -43,6 +43,7 @@ macro_rules! async_commands {
         let _ = ws.ping(b"x").await;
         let _ = ws.close(CloseCode::NORMAL, "bye").await;
         let _ = ws.flush().await;
+        let _ = ws.for_each_message(|_, _| Ok(())).await;
         let _ = (ws.closed(), ws.protocol(), ws.connection());
     }};
 }
@@ -148,6 +149,7 @@ fn blocking(
     let _ = ws.ping(b"x");
     let _ = ws.close(CloseCode::NORMAL, "bye");
     let _ = ws.flush();
+    let _ = rfc6455::blocking::block_on(Driver::for_each_message(ws, |_, _| Ok(())));
     let _ = (ws.closed(), ws.protocol(), ws.connection());
 }
 
@@ -274,6 +276,17 @@ const TABLE: &[(&str, [&str; 6])] = &[
     ("`queue`, `queue_prepared`", ["yes"; 6]),
     ("`offer`, `offer_many` (slow consumers)", ["yes"; 6]),
     ("`ping`, `close`, `flush`", ["yes"; 6]),
+    (
+        "`for_each_message` (each message lent to a closure)",
+        [
+            "yes (through `blocking::block_on`)",
+            "yes, decoded where it was read: no copy, no reference count",
+            "yes",
+            "yes",
+            "yes",
+            "yes",
+        ],
+    ),
     (
         "the `Driver` trait (code generic over drivers)",
         [

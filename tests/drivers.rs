@@ -69,6 +69,10 @@ enum Case {
     Owned,
     /// The server answers with `queue` and `queue_prepared`, then `flush`.
     QueueThenFlush,
+    /// The peer sends a burst (text, a Ping, a fragmented message, 1 MiB
+    /// cut across reads, a short binary message); the server echoes each
+    /// message from `for_each_message`'s closure.
+    Each,
     /// The peer pings; the server's `recv` sends the Pong.
     AutoPong,
     /// The peer closes with a code and a reason.
@@ -299,6 +303,41 @@ fn table() -> Vec<Row> {
             frames: vec![
                 (true, TEXT, QUEUED.len()),
                 (true, TEXT, QUEUED_TOO.len()),
+                close(""),
+            ],
+        },
+        Row {
+            name: "for_each_message lends every message of a burst, in order",
+            case: Case::Each,
+            server: [
+                vec![
+                    text(TEXT_MSG),
+                    text(FRAGMENTED),
+                    binary(&large),
+                    binary(BINARY_MSG),
+                    Seen::Recv(Ok(())),
+                ],
+                // `recv` after the end, and `closed()`.
+                vec![
+                    Seen::Recv(Ok(())),
+                    closed(Remote, 1000, Some((1000, "done")), None),
+                ],
+            ]
+            .concat(),
+            peer: vec![
+                text(TEXT_MSG),
+                Seen::Pong(PING.to_vec()),
+                text(FRAGMENTED),
+                binary(&large),
+                binary(BINARY_MSG),
+                closed_by_peer(),
+            ],
+            frames: vec![
+                (true, TEXT, TEXT_MSG.len()),
+                (true, PONG, PING.len()),
+                (true, TEXT, FRAGMENTED.len()),
+                (true, BINARY, large.len()),
+                (true, BINARY, BINARY_MSG.len()),
                 close(""),
             ],
         },
@@ -579,6 +618,18 @@ where
             sent.expect("the echo");
             seen.push(unsent(&ws));
             true
+        }
+        Case::Each => {
+            let mut lent = Vec::new();
+            let ended = ws
+                .for_each_message(|m, conn| {
+                    lent.push(msg(m.kind(), m.as_bytes()));
+                    conn.send_data(m.kind(), m.as_bytes())
+                })
+                .await;
+            seen.extend(lent);
+            seen.push(Seen::Recv(ended.map_err(|e| e.failure())));
+            false
         }
         Case::AutoPong | Case::PeerCloses => true,
         Case::ServerCloses | Case::CloseTimesOut => {
@@ -885,6 +936,14 @@ async fn play<P: Pipe>(case: Case, mut peer: Peer<P>) -> (Vec<Seen>, Vec<Frame>)
             .map(|()| 1),
         Case::QueueThenFlush => conn.send_text(QUEUED).map(|()| 2),
         Case::OfferDrop => Ok(2),
+        Case::Each => (|| {
+            conn.send_text(TEXT_MSG)?;
+            conn.ping(PING)?;
+            conn.send_fragmented(MessageKind::Text, FRAGMENTED.as_bytes(), FRAGMENT_SIZE)?;
+            conn.send_binary(&large())?;
+            conn.send_binary(BINARY_MSG)?;
+            Ok(4)
+        })(),
         Case::AutoPong => conn.ping(PING).map(|()| 0),
         Case::PeerCloses => conn.close(CloseCode(4000), PEER_REASON).map(|()| 0),
         Case::ServerCloses
