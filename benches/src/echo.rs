@@ -349,6 +349,7 @@ pub fn run(budget: Budget) {
                 ServerLib::Rfc6455Send,
                 ServerLib::Rfc6455Uring,
                 ServerLib::Rfc6455Mio,
+                ServerLib::Rfc6455Each,
             ])
             .chain(uws.as_ref())
             .map(|&lib| ServerProcess::start(lib, placement.server_cpus).expect("start a server"))
@@ -381,6 +382,8 @@ pub fn run(budget: Budget) {
                 "CPU µs/msg uring / rfc6455",
                 "rfc6455-mio",
                 "mio/uwebsockets",
+                "rfc6455-each",
+                "each/uwebsockets",
                 "drops",
             ],
         );
@@ -394,6 +397,7 @@ pub fn run(budget: Budget) {
                     }
                     libs.push(ServerLib::Rfc6455Uring);
                     libs.push(ServerLib::Rfc6455Mio);
+                    libs.push(ServerLib::Rfc6455Each);
                     libs.extend(uws);
                     let mut samples: Vec<Vec<EchoResult>> = vec![Vec::new(); libs.len()];
                     // The server's CPU time per message, µs: what a server
@@ -503,6 +507,12 @@ pub fn run(budget: Budget) {
                         of(ServerLib::UWebSockets)
                             .map_or("-".into(), |u| fmt_ratio(mio.msgs_per_s / u.msgs_per_s)),
                     );
+                    let each = of(ServerLib::Rfc6455Each).expect("measured");
+                    row.push(cell(Some(each)));
+                    row.push(
+                        of(ServerLib::UWebSockets)
+                            .map_or("-".into(), |u| fmt_ratio(each.msgs_per_s / u.msgs_per_s)),
+                    );
                     row.push(drops.to_string());
                     table.row(row);
                 }
@@ -514,6 +524,7 @@ pub fn run(budget: Budget) {
         table.note("tungstenite-feed (pipelined rows, a peer there): Sink::feed while next().now_or_never() has more, then flush.");
         table.note("uwebsockets: uWebSockets (C++) built from source by benches/uws/build, ws->send in its message handler, compression off, its own event loop on one thread; \"-\" where it was not built.");
         table.note("rfc6455-mio (every row, not in the ratios to the best peer): the rfc6455::mio event-loop server on one thread, its handler sending each message back as it is lent; mio/uwebsockets compares msgs/s.");
+        table.note("rfc6455-each (every row, not in the ratios to the best peer): our tokio adapter echoing from for_each_message, each message lent as a view of the bytes read (the shape of uWebSockets' handler); each/uwebsockets compares msgs/s.");
         table.note("drops: packets the kernel dropped (softnet backlog, whole machine) during the row; each costs a 200 ms+ retransmission timeout, so such a row says more about loopback than about the servers.");
         table.note("rfc6455-send (pipelined rows, not in the ratios): recv then send, one write per message.");
         table.note("rfc6455-uring: the compio driver (io_uring), compio's runtime on one thread, recv then queue; uring/best peer and uring/rfc6455 (our tokio adapter) compare msgs/s; CPU µs/msg: the server process's CPU time (user + system) over the whole measurement, per message of its rate (median of the runs): what it costs where the load generator sets the pace.");
