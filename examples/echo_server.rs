@@ -23,7 +23,7 @@
 //! certificate for clients to trust. One log line per connection.
 //! `--each` echoes from `Driver::for_each_message`, each message lent as a
 //! view of the bytes read, instead of `recv` and `queue` (the tokio,
-//! HTTP/2 and HTTP/3 modes). `--quickack` acknowledges every read at
+//! compio, HTTP/2 and HTTP/3 modes). `--quickack` acknowledges every read at
 //! once; the Autobahn runs use it
 //! (see examples/support/autobahn.rs). `--heartbeat MS` pings every
 //! client after MS of silence and drops one that stays silent three times
@@ -466,25 +466,10 @@ async fn echo_uring(stream: autobahn::uring::QuickAck, peer: SocketAddr) {
         Ok(Accept::new())
     })
     .await;
-    let mut ws = match accepted {
-        Ok(ws) => ws,
-        Err(err) => return log(peer, &path, Err(err.to_string())),
-    };
-    ws.watch(&stop::SHUTDOWN);
-    let outcome = loop {
-        match ws.recv().await {
-            // Queued, and written with the next read: a burst of messages
-            // is echoed in one write.
-            Ok(Some(message)) => {
-                if let Err(err) = ws.queue(&message).await {
-                    break Err(err.to_string());
-                }
-            }
-            Ok(None) => break Ok(()),
-            Err(err) => break Err(err.to_string()),
-        }
-    };
-    log(peer, &path, outcome.map(|()| ws.closed()));
+    match accepted {
+        Ok(ws) => echo(ws, peer, &path).await,
+        Err(err) => log(peer, &path, Err(err.to_string())),
+    }
 }
 
 /// The event-loop server: one thread, every connection a record.

@@ -1,7 +1,9 @@
-//! `Driver::for_each_message` through the tokio driver, which decodes each
-//! read where it lands and lends the messages out (the other drivers lend
-//! what `recv` returns: tests/drivers.rs runs one burst through all).
-//! Properties over arbitrary messages and arbitrary read sizes:
+//! `Driver::for_each_message` where the messages are lent where they were
+//! read: through the tokio driver (its own loop), and through the shared
+//! loop over a transport that reads into a buffer of its own (compio's
+//! way, `Transport::read_lent`). tests/drivers.rs runs one burst through
+//! every driver. Properties over arbitrary messages and read sizes, on
+//! both loops:
 //! 1. the closure is lent exactly the messages the peer sent, in order,
 //!    however the bytes are cut into reads (a frame cut anywhere, a read
 //!    holding many messages, a message larger than a read), with Pings
@@ -17,8 +19,12 @@ use std::task::{Context, Poll};
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use rfc6455::tokio::{Error, WebSocket};
-use rfc6455::{CloseCode, Config, Connection, Driver, Event, MaskKeys, Message, Role, UsageError};
+use rfc6455::socket::{Clock, Transport};
+use rfc6455::tokio::WebSocket;
+use rfc6455::{
+    CloseCode, Config, Connection, Driver, Event, MaskKeys, Message, ProtocolError, Role,
+    Timestamp, UsageError,
+};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// A peer's bytes, handed out in reads of the given sizes (in turn), then
@@ -37,12 +43,8 @@ impl AsyncRead for Reads {
         _: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let size = self.sizes[self.turn % self.sizes.len()];
-        self.turn += 1;
-        let n = size.min(buf.remaining()).min(self.input.len() - self.at);
-        let at = self.at;
-        buf.put_slice(&self.input[at..at + n]);
-        self.at += n;
+        let room = buf.remaining();
+        buf.put_slice(self.next(room));
         Poll::Ready(Ok(()))
     }
 }
@@ -63,6 +65,124 @@ impl AsyncWrite for Reads {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+impl Reads {
+    /// The next read's bytes: the next size in turn, at most `room`.
+    fn next(&mut self, room: usize) -> &[u8] {
+        let size = self.sizes[self.turn % self.sizes.len()];
+        self.turn += 1;
+        let n = size.min(room).min(self.input.len() - self.at);
+        self.at += n;
+        &self.input[self.at - n..self.at]
+    }
+}
+
+/// The same reads as a transport of the shared loop that lends them from
+/// a buffer of its own, as compio's does.
+struct Lending(Reads);
+
+impl Transport for Lending {
+    type Error = TransportError;
+
+    async fn read(&mut self, conn: &mut Connection) -> Result<(), TransportError> {
+        match self.0.next(32 * 1024) {
+            [] => conn.handle_eof(),
+            read => conn.handle_read(read),
+        }
+        Ok(())
+    }
+
+    async fn read_lent<L, R>(
+        &mut self,
+        conn: &mut Connection,
+        lend: Option<L>,
+    ) -> Result<Option<R>, TransportError>
+    where
+        L: FnOnce(&mut Connection, &mut [u8]) -> R,
+    {
+        let Some(lend) = lend else {
+            return self.read(conn).await.map(|()| None);
+        };
+        let mut own = self.0.next(32 * 1024).to_vec();
+        if own.is_empty() {
+            conn.handle_eof();
+            return Ok(None);
+        }
+        Ok(Some(lend(conn, &mut own)))
+    }
+
+    async fn write(&mut self, conn: &mut Connection) -> Result<(), TransportError> {
+        while conn.pending_output_len() > 0 {
+            let piece = conn.pending_output();
+            self.0.written.extend_from_slice(piece);
+            let n = piece.len();
+            conn.consume_output(n);
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&mut self) -> bool {
+        true
+    }
+}
+
+/// The shared loop's errors, as a driver's are made.
+#[derive(Debug)]
+enum TransportError {
+    Usage(UsageError),
+    Protocol(ProtocolError),
+}
+
+impl From<UsageError> for TransportError {
+    fn from(e: UsageError) -> Self {
+        TransportError::Usage(e)
+    }
+}
+
+impl From<ProtocolError> for TransportError {
+    fn from(e: ProtocolError) -> Self {
+        TransportError::Protocol(e)
+    }
+}
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransportError::Usage(e) => e.fmt(f),
+            TransportError::Protocol(e) => e.fmt(f),
+        }
+    }
+}
+
+/// A clock that stands still: no deadline of the core ever comes.
+struct Still;
+
+impl Clock for Still {
+    fn now(&self) -> Timestamp {
+        Timestamp::from(std::time::Duration::ZERO)
+    }
+
+    async fn sleep_until(&self, _: Timestamp) {
+        std::future::pending().await
+    }
+}
+
+/// A server on either loop, and what it wrote.
+trait Server: Driver {
+    fn written(&self) -> &[u8];
+}
+
+impl Server for WebSocket<Reads> {
+    fn written(&self) -> &[u8] {
+        &self.get_ref().written
+    }
+}
+
+impl Server for rfc6455::socket::WebSocket<Lending, Still> {
+    fn written(&self) -> &[u8] {
+        &self.transport().0.written
     }
 }
 
@@ -122,16 +242,65 @@ fn peer_bytes(ops: &[Op]) -> (Vec<u8>, Vec<Message>) {
     (peer.pending_output().to_vec(), messages)
 }
 
-/// The server, over `input` cut into reads of `sizes`.
-fn server(input: Vec<u8>, sizes: Vec<usize>) -> WebSocket<Reads> {
-    let reads = Reads {
+fn reads(input: Vec<u8>, sizes: Vec<usize>) -> Reads {
+    Reads {
         input,
         at: 0,
         sizes,
         turn: 0,
         written: Vec::new(),
-    };
-    WebSocket::from_connection(reads, Connection::new(Role::Server, Config::default()))
+    }
+}
+
+/// The tokio driver's server, over `input` cut into reads of `sizes`.
+fn on_tokio(input: Vec<u8>, sizes: Vec<usize>) -> WebSocket<Reads> {
+    let conn = Connection::new(Role::Server, Config::default());
+    WebSocket::from_connection(reads(input, sizes), conn)
+}
+
+/// The shared loop's server, over the same reads, lent.
+fn on_shared_loop(input: Vec<u8>, sizes: Vec<usize>) -> rfc6455::socket::WebSocket<Lending, Still> {
+    let conn = Connection::new(Role::Server, Config::default());
+    rfc6455::socket::WebSocket::new(Lending(reads(input, sizes)), Still, conn)
+}
+
+/// Property 1 on one server: every message lent once, in order, and
+/// every answer written.
+fn lends_every_message<W: Server>(mut ws: W, sent: &[Message]) -> Result<(), TestCaseError> {
+    let mut lent = Vec::new();
+    let ended = runtime().block_on(ws.for_each_message(|message, conn| {
+        lent.push(message.to_message());
+        conn.send_data(message.kind(), message.as_bytes())
+    }));
+    prop_assert!(ended.is_ok(), "{ended:?}");
+    prop_assert_eq!(&lent, sent);
+    prop_assert_eq!(answers(ws.written()), sent);
+    Ok(())
+}
+
+/// Property 2 on one server: the closure fails at message `fail_at`;
+/// `recv` has every message after it.
+fn leaves_the_rest<W: Server>(
+    mut ws: W,
+    sent: &[Message],
+    fail_at: usize,
+) -> Result<(), TestCaseError> {
+    let rt = runtime();
+    let mut lent = Vec::new();
+    let ended = rt.block_on(ws.for_each_message(|message, _| {
+        lent.push(message.to_message());
+        if lent.len() == fail_at + 1 {
+            return Err(UsageError::Closed);
+        }
+        Ok(())
+    }));
+    let error = ended.expect_err("the closure's error").to_string();
+    prop_assert_eq!(error, W::Error::from(UsageError::Closed).to_string());
+    while let Some(message) = rt.block_on(ws.recv()).unwrap() {
+        lent.push(message);
+    }
+    prop_assert_eq!(lent, sent);
+    Ok(())
 }
 
 /// The messages in the server's output, as a client reads them.
@@ -163,15 +332,8 @@ proptest! {
         sizes in arb_sizes(),
     ) {
         let (input, sent) = peer_bytes(&ops);
-        let mut ws = server(input, sizes);
-        let mut lent = Vec::new();
-        let ended = runtime().block_on(ws.for_each_message(|message, conn| {
-            lent.push(message.to_message());
-            conn.send_data(message.kind(), message.as_bytes())
-        }));
-        prop_assert!(ended.is_ok(), "{ended:?}");
-        prop_assert_eq!(&lent, &sent);
-        prop_assert_eq!(answers(&ws.get_ref().written), sent);
+        lends_every_message(on_tokio(input.clone(), sizes.clone()), &sent)?;
+        lends_every_message(on_shared_loop(input, sizes), &sent)?;
     }
 
     #[test]
@@ -183,22 +345,7 @@ proptest! {
         let (input, sent) = peer_bytes(&ops);
         prop_assume!(!sent.is_empty());
         let fail_at = fail_at.index(sent.len());
-        let mut ws = server(input, sizes);
-        let rt = runtime();
-        let mut lent = Vec::new();
-        let ended = rt.block_on(ws.for_each_message(|message, _| {
-            lent.push(message.to_message());
-            if lent.len() == fail_at + 1 {
-                return Err(UsageError::Closed);
-            }
-            Ok(())
-        }));
-        prop_assert!(matches!(ended, Err(Error::Usage(UsageError::Closed))), "{ended:?}");
-        let mut rest = Vec::new();
-        while let Some(message) = rt.block_on(ws.recv()).unwrap() {
-            rest.push(message);
-        }
-        lent.extend(rest);
-        prop_assert_eq!(lent, sent);
+        leaves_the_rest(on_tokio(input.clone(), sizes.clone()), &sent, fail_at)?;
+        leaves_the_rest(on_shared_loop(input, sizes), &sent, fail_at)?;
     }
 }

@@ -32,6 +32,9 @@ pub enum ServerLib {
     /// `queue`, as the tokio row; the read goes to the kernel with the
     /// echo, in the same submission.
     Rfc6455Uring,
+    /// The compio driver lending each message where it was read
+    /// (`for_each_message`), as rfc6455-each does on tokio.
+    Rfc6455UringEach,
     /// rfc6455's event-loop server (`rfc6455::mio`), one thread, every
     /// connection a record: `ctx.send` of each message in the handler.
     Rfc6455Mio,
@@ -104,6 +107,7 @@ impl ServerLib {
             ServerLib::Rfc6455Send => "rfc6455-send",
             ServerLib::Rfc6455Each => "rfc6455-each",
             ServerLib::Rfc6455Uring => "rfc6455-uring",
+            ServerLib::Rfc6455UringEach => "rfc6455-uring-each",
             ServerLib::Rfc6455Mio => "rfc6455-mio",
             ServerLib::CoreTokio => "core-tokio",
             ServerLib::CoreCompio => "core-compio",
@@ -124,6 +128,7 @@ impl ServerLib {
             ServerLib::Rfc6455Send,
             ServerLib::Rfc6455Each,
             ServerLib::Rfc6455Uring,
+            ServerLib::Rfc6455UringEach,
             ServerLib::Rfc6455Mio,
             ServerLib::CoreTokio,
             ServerLib::CoreCompio,
@@ -151,7 +156,12 @@ pub fn serve_main(lib: ServerLib, addr: &str) -> io::Result<()> {
                 "uwebsockets runs as its own process (uws_echo)",
             ))
         }
-        ServerLib::Rfc6455Uring => return rfc6455::compio::runtime()?.block_on(serve_uring(addr)),
+        ServerLib::Rfc6455Uring => {
+            return rfc6455::compio::runtime()?.block_on(serve_uring(addr, false))
+        }
+        ServerLib::Rfc6455UringEach => {
+            return rfc6455::compio::runtime()?.block_on(serve_uring(addr, true))
+        }
         ServerLib::Rfc6455Mio => return serve_mio(addr),
         ServerLib::CoreCompio => {
             return rfc6455::compio::runtime()?.block_on(core_loop::compio(addr))
@@ -226,6 +236,7 @@ pub async fn serve(lib: ServerLib, listener: TcpListener) -> io::Result<()> {
             ServerLib::AxumOurs | ServerLib::AxumOwn => unreachable!("served above"),
             ServerLib::UWebSockets => unreachable!("its own process"),
             ServerLib::Rfc6455Uring
+            | ServerLib::Rfc6455UringEach
             | ServerLib::Rfc6455Mio
             | ServerLib::CoreCompio
             | ServerLib::CoreMonoio
@@ -343,16 +354,23 @@ fn serve_mio(addr: &str) -> io::Result<()> {
 
 /// The io_uring server: compio's runtime on this thread, a task per
 /// connection.
-async fn serve_uring(addr: &str) -> io::Result<()> {
+async fn serve_uring(addr: &str, each: bool) -> io::Result<()> {
     let listener = compio::net::TcpListener::bind(addr).await?;
     println!("ready {}", listener.local_addr()?.port());
     loop {
         let (stream, _) = listener.accept().await?;
         stream.set_nodelay(true)?;
-        compio::runtime::spawn(async move {
-            let _ = echo_rfc6455_uring(stream).await;
-        })
-        .detach();
+        if each {
+            compio::runtime::spawn(async move {
+                let _ = echo_rfc6455_uring_each(stream).await;
+            })
+            .detach();
+        } else {
+            compio::runtime::spawn(async move {
+                let _ = echo_rfc6455_uring(stream).await;
+            })
+            .detach();
+        }
     }
 }
 
@@ -361,6 +379,13 @@ async fn echo_rfc6455_uring(stream: compio::net::TcpStream) -> Result<(), BoxErr
     while let Some(message) = ws.recv().await? {
         ws.queue(&message).await?;
     }
+    Ok(())
+}
+
+async fn echo_rfc6455_uring_each(stream: compio::net::TcpStream) -> Result<(), BoxError> {
+    let mut ws = rfc6455::compio::accept(stream).await?;
+    ws.for_each_message(|message, conn| conn.send_data(message.kind(), message.as_bytes()))
+        .await?;
     Ok(())
 }
 

@@ -6,8 +6,10 @@ use alloc::boxed::Box;
 use alloc::string::String;
 
 use crate::handshake::HandshakeError;
+use crate::plumbing::{Plumbing, Received, Unread};
 use crate::{
-    CloseCode, Closed, Connection, Event, Message, PreparedMessage, ProtocolError, UsageError,
+    CloseCode, Closed, Connection, Event, Message, MessageRef, PreparedMessage, ProtocolError,
+    Timestamp, UsageError,
 };
 
 /// Unsent bytes above which `queue` (and tokio's `Sink::poll_ready`)
@@ -91,6 +93,76 @@ impl Held {
         if let Some(watch) = &mut self.shutdown.0 {
             watch.heed(&mut self.conn);
         }
+    }
+}
+
+/// The messages of one read, decoded where they lie and lent to `answer`
+/// with the connection, for [`Driver::for_each_message`](super::Driver::for_each_message)
+/// on every driver that reads into a buffer of its own; the Closed event,
+/// if it comes, kept in `closed`. The core is told the time (`now`) after
+/// the read's input, so that its bytes count as heard, if it keeps a
+/// deadline. If `answer` fails, the bytes not yet decoded go to the
+/// connection, for the next call: nothing read is lost.
+pub(crate) fn lend_read<F>(
+    conn: &mut Connection,
+    closed: &mut Option<Box<Closed>>,
+    read: &mut [u8],
+    now: impl FnOnce() -> Timestamp,
+    answer: &mut F,
+) -> Result<(), UsageError>
+where
+    F: FnMut(MessageRef<'_>, &mut Connection) -> Result<(), UsageError>,
+{
+    let mut unread = Unread::new(read);
+    let mut now = Some(now);
+    loop {
+        let answered = match conn.poll_event_from(&mut unread) {
+            Some(Received::Message(message)) => answer(message, conn),
+            Some(Received::Event(Event::Message(message))) => {
+                answer(MessageRef::from(&message), conn)
+            }
+            Some(Received::Event(Event::Closed(ended))) => {
+                *closed = Some(ended);
+                Ok(())
+            }
+            Some(Received::Event(_)) => Ok(()),
+            None => match now.take() {
+                Some(now) if conn.poll_timeout().is_some() => {
+                    conn.handle_timeout(now());
+                    Ok(())
+                }
+                Some(_) => Ok(()),
+                None => return Ok(()),
+            },
+        };
+        if let Err(e) = answered {
+            conn.handle_read(unread.rest());
+            return Err(e);
+        }
+    }
+}
+
+/// What `for_each_message` returns at the end: `Ok(())` after a clean
+/// closing handshake, the peer's fault (or a timeout) otherwise.
+pub(crate) fn ended<E: From<ProtocolError>>(closed: &Closed) -> Result<(), E> {
+    closed.error.clone().map_or(Ok(()), |e| Err(e.into()))
+}
+
+/// [`Driver::for_each_message`](super::Driver::for_each_message) over the
+/// events a connection had already.
+impl Held {
+    /// An event the connection had already: a message to lend to
+    /// `answer`, or the end to keep.
+    pub(crate) fn lend<F>(&mut self, event: Event, answer: &mut F) -> Result<(), UsageError>
+    where
+        F: FnMut(MessageRef<'_>, &mut Connection) -> Result<(), UsageError>,
+    {
+        match event {
+            Event::Message(message) => answer(MessageRef::from(&message), &mut self.conn)?,
+            Event::Closed(closed) => self.closed = Some(closed),
+            _ => {}
+        }
+        Ok(())
     }
 }
 

@@ -86,9 +86,9 @@ pub use super::api::Driver;
 pub use super::extended::{Incoming, Respond};
 #[cfg(feature = "std")]
 pub use super::halves::{Locked, ReadHalf, WriteHalf};
-use super::policy::{next_event, Held, Next};
+use super::policy::{ended, lend_read, next_event, Held, Next};
 pub use super::policy::{Offered, WhenFull, HIGH_WATER};
-use crate::{Connection, Event, ProtocolError, Timestamp, UsageError};
+use crate::{Connection, Event, MessageRef, ProtocolError, Timestamp, UsageError};
 
 /// The time as the core counts it, and a way to wait for a deadline.
 ///
@@ -120,6 +120,27 @@ pub trait Transport {
     /// transport ([`handle_eof`](Connection::handle_eof)). After the end,
     /// it may never complete.
     async fn read(&mut self, conn: &mut Connection) -> Result<(), Self::Error>;
+
+    /// Reads once, as [`read`](Transport::read) does; with `lend`, a
+    /// transport that reads into a buffer of its own hands what arrived
+    /// to `lend` (with the connection) to decode where it lies
+    /// ([`Plumbing::poll_event_from`](crate::plumbing::Plumbing::poll_event_from)),
+    /// and gives back what `lend` returned: what
+    /// [`for_each_message`](Driver::for_each_message) reads with. By
+    /// default it reads into the connection as `read` does and does not
+    /// call `lend` (`Ok(None)`): the messages then come out of the
+    /// connection's [`poll_event`](Connection::poll_event).
+    async fn read_lent<L, R>(
+        &mut self,
+        conn: &mut Connection,
+        lend: Option<L>,
+    ) -> Result<Option<R>, Self::Error>
+    where
+        L: FnOnce(&mut Connection, &mut [u8]) -> R,
+    {
+        drop(lend);
+        self.read(conn).await.map(|()| None)
+    }
 
     /// Writes all of `conn`'s pending output
     /// ([`consume_output`](Connection::consume_output) or
@@ -176,6 +197,9 @@ async fn alarm<C: Clock>(clock: &C, deadline: Option<Timestamp>) {
     }
 }
 
+/// The `answer` of a [`WebSocket::fill`] that lends nothing (`recv`).
+type NoAnswer = fn(MessageRef<'_>, &mut Connection) -> Result<(), UsageError>;
+
 /// What ended a wait for the peer in [`WebSocket::fill`].
 enum Woken<R> {
     /// The read finished.
@@ -228,18 +252,32 @@ impl<T: Transport, C: Clock> WebSocket<T, C> {
     /// Reads once from the transport, or waits until the core's deadline
     /// or a shutdown signal; then tells the core the time, if it keeps a
     /// deadline (silence is measured from the last bytes).
-    async fn fill<I: Future<Output = ()>>(
+    ///
+    /// With `answer` (`for_each_message`), a transport that reads into a
+    /// buffer of its own lends the read's messages to it where they lie.
+    async fn fill<I: Future<Output = ()>, F>(
         &mut self,
         interrupt: Pin<&mut I>,
-    ) -> Result<bool, T::Error> {
+        answer: Option<&mut F>,
+    ) -> Result<bool, T::Error>
+    where
+        F: FnMut(MessageRef<'_>, &mut Connection) -> Result<(), UsageError>,
+    {
         let deadline = self.held.conn.poll_timeout();
         // The read, unless the deadline or the signal comes first (then
         // the loop turns: the core is told the time, the signal heeded),
         // or the caller's interrupt (then nothing was read). One poll over
         // the four, each pinned once here (see `race_pinned`).
         let woken = {
-            let mut read = pin!(self.transport.read(&mut self.held.conn));
-            let mut alarm = pin!(alarm(&self.clock, deadline));
+            let clock = &self.clock;
+            let closed = &mut self.held.closed;
+            let lend = answer.map(|answer| {
+                |conn: &mut Connection, read: &mut [u8]| {
+                    lend_read(conn, closed, read, || clock.now(), answer)
+                }
+            });
+            let mut read = pin!(self.transport.read_lent(&mut self.held.conn, lend));
+            let mut alarm = pin!(alarm(clock, deadline));
             let shutdown = &mut self.held.shutdown;
             let mut interrupt = interrupt;
             poll_fn(|cx| {
@@ -258,7 +296,11 @@ impl<T: Transport, C: Clock> WebSocket<T, C> {
         };
         match woken {
             Woken::Interrupted => return Ok(false),
-            Woken::Read(result) => result?,
+            Woken::Read(result) => {
+                if let Some(Err(e)) = result? {
+                    return Err(e.into());
+                }
+            }
             Woken::Turn => {}
         }
         self.held.heed_shutdown();
@@ -288,7 +330,7 @@ impl<T: Transport, C: Clock> WebSocket<T, C> {
                     if let Err(e) = self.flush().await {
                         return Some(Err(e));
                     }
-                    match self.fill(interrupt.as_mut()).await {
+                    match self.fill(interrupt.as_mut(), None::<&mut NoAnswer>).await {
                         Ok(true) => {}
                         Ok(false) => return None,
                         Err(e) => return Some(Err(e)),
@@ -312,7 +354,11 @@ impl<T: Transport, C: Clock> WebSocket<T, C> {
                         return;
                     }
                 }
-                if self.fill(pin!(pending())).await.is_err() {
+                if self
+                    .fill(pin!(pending()), None::<&mut NoAnswer>)
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -336,6 +382,30 @@ impl<T: Transport, C: Clock> Driver for WebSocket<T, C> {
         loop {
             if let Some(event) = self.recv_event_unless(pending()).await {
                 return event;
+            }
+        }
+    }
+
+    /// Each read goes to the transport's [`read_lent`](Transport::read_lent):
+    /// on compio, into a buffer of its own, whose messages are lent where
+    /// they lie.
+    async fn for_each_message<F>(&mut self, mut answer: F) -> Result<(), T::Error>
+    where
+        F: FnMut(MessageRef<'_>, &mut Connection) -> Result<(), UsageError>,
+    {
+        loop {
+            match next_event(&mut self.held) {
+                // The end, kept by an earlier call or by a lent read: its
+                // last steps (idempotent) before it is reported.
+                Next::Event(Event::Closed(closed)) | Next::End(Event::Closed(closed)) => {
+                    self.finish().await;
+                    return ended(&closed);
+                }
+                Next::Event(event) | Next::End(event) => self.held.lend(event, &mut answer)?,
+                Next::Wait => {
+                    self.flush().await?;
+                    self.fill(pin!(pending()), Some(&mut answer)).await?;
+                }
             }
         }
     }

@@ -39,6 +39,9 @@ type Writing = Pin<Box<dyn Future<Output = BufResult<(), Vec<Bytes>>>>>;
 /// the next call picks them up, so no byte is lost.
 pub struct Io<S> {
     stream: Rc<S>,
+    /// The buffer `for_each_message` reads into (its messages are lent
+    /// where they lie), kept from read to read.
+    own: BytesMut,
     /// The read in flight, if any.
     reading: Option<Reading>,
     /// The write in flight, if any.
@@ -82,6 +85,7 @@ impl<S> Io<S> {
     pub(super) fn new(stream: S) -> Self {
         Io {
             stream: Rc::new(stream),
+            own: BytesMut::new(),
             reading: None,
             writing: None,
             eof: false,
@@ -89,6 +93,51 @@ impl<S> Io<S> {
             asked: 0,
             pieces: Vec::new(),
         }
+    }
+}
+
+impl<S> Io<S>
+where
+    S: 'static,
+    for<'a> &'a S: AsyncRead + AsyncWrite,
+{
+    /// The read in flight, handed to the kernel first if none is: into the
+    /// connection's spare receive room, or (`own`) into this transport's
+    /// own buffer. The room the next read asks for follows what this one
+    /// got.
+    async fn next_read(&mut self, conn: &mut Connection, own: bool) -> BufResult<usize, BytesMut> {
+        if self.eof {
+            return core::future::pending().await;
+        }
+        if self.reading.is_none() {
+            // What a frame that is arriving still misses (nothing between
+            // frames), and room for what follows it: a read that stopped
+            // at the frame's end would leave the next frame to a round
+            // through the kernel of its own.
+            let size = conn.read_size_hint(0) + self.read_size;
+            let buf = if own {
+                let mut buf = core::mem::take(&mut self.own);
+                buf.reserve(size);
+                buf
+            } else {
+                conn.read_buffer_owned(size)
+            };
+            self.asked = buf.capacity();
+            let stream = Rc::clone(&self.stream);
+            self.reading = Some(Box::pin(async move {
+                let mut reader = &*stream;
+                reader.read(buf).await
+            }));
+        }
+        let done = self.reading.as_mut().expect("started above").await;
+        self.reading = None;
+        let filled = done.1.len();
+        if filled >= self.asked {
+            self.read_size = (self.read_size * 2).min(MAX_READ);
+        } else if filled < self.read_size / 4 {
+            self.read_size = (self.read_size / 2).max(MIN_READ);
+        }
+        done
     }
 }
 
@@ -102,37 +151,38 @@ where
     /// Hands the kernel a read into the connection's spare receive room
     /// (unless one is in flight), waits for it, and feeds it to the core.
     async fn read(&mut self, conn: &mut Connection) -> Result<(), Error> {
-        if self.eof {
-            return core::future::pending().await;
-        }
-        if self.reading.is_none() {
-            // What a frame that is arriving still misses (nothing between
-            // frames), and room for what follows it: a read that stopped
-            // at the frame's end would leave the next frame to a round
-            // through the kernel of its own.
-            let size = conn.read_size_hint(0) + self.read_size;
-            let buf = conn.read_buffer_owned(size);
-            self.asked = buf.capacity();
-            let stream = Rc::clone(&self.stream);
-            self.reading = Some(Box::pin(async move {
-                let mut reader = &*stream;
-                reader.read(buf).await
-            }));
-        }
-        let BufResult(read, buf) = self.reading.as_mut().expect("started above").await;
-        self.reading = None;
-        let filled = buf.len();
-        if filled >= self.asked {
-            self.read_size = (self.read_size * 2).min(MAX_READ);
-        } else if filled < self.read_size / 4 {
-            self.read_size = (self.read_size / 2).max(MIN_READ);
-        }
+        let BufResult(read, buf) = self.next_read(conn, false).await;
         conn.handle_read_owned(buf);
         if read? == 0 {
             self.eof = true;
             conn.handle_eof();
         }
         Ok(())
+    }
+
+    /// With `lend`: the read goes into a buffer of this transport's own
+    /// (kept from read to read), and what arrived is lent there.
+    async fn read_lent<L, R>(
+        &mut self,
+        conn: &mut Connection,
+        lend: Option<L>,
+    ) -> Result<Option<R>, Error>
+    where
+        L: FnOnce(&mut Connection, &mut [u8]) -> R,
+    {
+        let Some(lend) = lend else {
+            return self.read(conn).await.map(|()| None);
+        };
+        let BufResult(read, mut buf) = self.next_read(conn, true).await;
+        if read? == 0 {
+            self.eof = true;
+            conn.handle_eof();
+            return Ok(None);
+        }
+        let lent = lend(conn, &mut buf[..]);
+        buf.clear();
+        self.own = buf;
+        Ok(Some(lent))
     }
 
     /// Hands the kernel the pending output as owned pieces (up to

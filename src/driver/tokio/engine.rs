@@ -13,11 +13,11 @@ use tokio::time::Sleep;
 
 use super::stream::{Io, Side};
 use super::{Time, HIGH_WATER, READ_BUF};
-use crate::driver::policy::{offer as policy_offer, Held};
+use crate::driver::policy::{ended, lend_read, offer as policy_offer, Held};
 use crate::driver::pool;
 use crate::driver::pool::COPY_BELOW;
 use crate::driver::{received, Alarm, Clock, Error, Timer};
-use crate::plumbing::{Plumbing, Received, Unread};
+use crate::plumbing::Plumbing;
 use crate::socket::{Offered, WhenFull};
 use crate::{
     CloseCode, Connection, Event, Message, MessageRef, PreparedMessage, State, UsageError,
@@ -233,12 +233,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                     .io
                     .poll_finish(&mut self.held.conn, &mut self.alarm, cx, Side::Reader));
                 let closed = self.held.closed.as_deref().expect("checked above");
-                return Poll::Ready(closed.error.clone().map_or(Ok(()), |e| Err(e.into())));
+                return Poll::Ready(ended(closed));
             }
             self.held.heed_shutdown();
             if let Some(event) = self.held.conn.poll_event() {
-                if let Err(e) = self.lend(event, answer) {
-                    return Poll::Ready(Err(e));
+                if let Err(e) = self.held.lend(event, answer) {
+                    return Poll::Ready(Err(e.into()));
                 }
                 continue;
             }
@@ -263,7 +263,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                     self.held.conn.handle_eof();
                     return Poll::Ready(Ok(()));
                 }
-                Poll::Ready(self.lend_read(&mut scratch[..n], answer))
+                let held = &mut self.held;
+                let read = &mut scratch[..n];
+                let lent = lend_read(
+                    &mut held.conn,
+                    &mut held.closed,
+                    read,
+                    Time::timestamp,
+                    answer,
+                );
+                Poll::Ready(lent.map_err(Error::from))
             });
             match polled {
                 Poll::Ready(Ok(())) => {}
@@ -278,57 +287,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 }
             }
         }
-    }
-
-    /// The messages of one read, decoded where they lie and lent to
-    /// `answer`; the core is told the time after the read's input (so its
-    /// bytes count as heard), if it keeps a deadline. If `answer` fails,
-    /// the bytes not yet decoded go to the connection, for the next call.
-    fn lend_read<F>(&mut self, read: &mut [u8], answer: &mut F) -> Result<(), Error>
-    where
-        F: FnMut(MessageRef<'_>, &mut Connection) -> Result<(), UsageError>,
-    {
-        let conn = &mut self.held.conn;
-        let mut unread = Unread::new(read);
-        let mut told = false;
-        loop {
-            let answered = match conn.poll_event_from(&mut unread) {
-                Some(Received::Message(message)) => answer(message, conn),
-                Some(Received::Event(Event::Message(message))) => {
-                    answer(MessageRef::from(&message), conn)
-                }
-                Some(Received::Event(Event::Closed(closed))) => {
-                    self.held.closed = Some(closed);
-                    Ok(())
-                }
-                Some(Received::Event(_)) => Ok(()),
-                None if !told => {
-                    told = true;
-                    if conn.poll_timeout().is_some() {
-                        conn.handle_timeout(Time::timestamp());
-                    }
-                    continue;
-                }
-                None => return Ok(()),
-            };
-            if let Err(e) = answered {
-                conn.handle_read(unread.rest());
-                return Err(e.into());
-            }
-        }
-    }
-
-    /// An event the connection already held: a message to lend, or the end.
-    fn lend<F>(&mut self, event: Event, answer: &mut F) -> Result<(), Error>
-    where
-        F: FnMut(MessageRef<'_>, &mut Connection) -> Result<(), UsageError>,
-    {
-        match event {
-            Event::Message(message) => answer(MessageRef::from(&message), &mut self.held.conn)?,
-            Event::Closed(closed) => self.held.closed = Some(closed),
-            _ => {}
-        }
-        Ok(())
     }
 }
 
