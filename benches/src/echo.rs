@@ -350,6 +350,7 @@ pub fn run(budget: Budget) {
                 ServerLib::Rfc6455Uring,
                 ServerLib::Rfc6455Mio,
                 ServerLib::Rfc6455Each,
+                ServerLib::Rfc6455UringEach,
             ])
             .chain(uws.as_ref())
             .map(|&lib| ServerProcess::start(lib, placement.server_cpus).expect("start a server"))
@@ -384,6 +385,8 @@ pub fn run(budget: Budget) {
                 "mio/uwebsockets",
                 "rfc6455-each",
                 "each/uwebsockets",
+                "rfc6455-uring-each",
+                "uring-each/uwebsockets",
                 "drops",
             ],
         );
@@ -398,6 +401,7 @@ pub fn run(budget: Budget) {
                     libs.push(ServerLib::Rfc6455Uring);
                     libs.push(ServerLib::Rfc6455Mio);
                     libs.push(ServerLib::Rfc6455Each);
+                    libs.push(ServerLib::Rfc6455UringEach);
                     libs.extend(uws);
                     let mut samples: Vec<Vec<EchoResult>> = vec![Vec::new(); libs.len()];
                     // The server's CPU time per message, µs: what a server
@@ -513,6 +517,11 @@ pub fn run(budget: Budget) {
                         of(ServerLib::UWebSockets)
                             .map_or("-".into(), |u| fmt_ratio(each.msgs_per_s / u.msgs_per_s)),
                     );
+                    let uring_each = of(ServerLib::Rfc6455UringEach).expect("measured");
+                    row.push(cell(Some(uring_each)));
+                    row.push(of(ServerLib::UWebSockets).map_or("-".into(), |u| {
+                        fmt_ratio(uring_each.msgs_per_s / u.msgs_per_s)
+                    }));
                     row.push(drops.to_string());
                     table.row(row);
                 }
@@ -524,7 +533,7 @@ pub fn run(budget: Budget) {
         table.note("tungstenite-feed (pipelined rows, a peer there): Sink::feed while next().now_or_never() has more, then flush.");
         table.note("uwebsockets: uWebSockets (C++) built from source by benches/uws/build, ws->send in its message handler, compression off, its own event loop on one thread; \"-\" where it was not built.");
         table.note("rfc6455-mio (every row, not in the ratios to the best peer): the rfc6455::mio event-loop server on one thread, its handler sending each message back as it is lent; mio/uwebsockets compares msgs/s.");
-        table.note("rfc6455-each (every row, not in the ratios to the best peer): our tokio adapter echoing from for_each_message, each message lent as a view of the bytes read (the shape of uWebSockets' handler); each/uwebsockets compares msgs/s.");
+        table.note("rfc6455-each (every row, not in the ratios to the best peer): our tokio adapter echoing from for_each_message, each message lent as a view of the bytes read (the shape of uWebSockets' handler); each/uwebsockets compares msgs/s. rfc6455-uring-each: the same on the compio driver (io_uring).");
         table.note("drops: packets the kernel dropped (softnet backlog, whole machine) during the row; each costs a 200 ms+ retransmission timeout, so such a row says more about loopback than about the servers.");
         table.note("rfc6455-send (pipelined rows, not in the ratios): recv then send, one write per message.");
         table.note("rfc6455-uring: the compio driver (io_uring), compio's runtime on one thread, recv then queue; uring/best peer and uring/rfc6455 (our tokio adapter) compare msgs/s; CPU µs/msg: the server process's CPU time (user + system) over the whole measurement, per message of its rate (median of the runs): what it costs where the load generator sets the pace.");

@@ -113,7 +113,11 @@ pub fn run(budget: Budget) {
     for lib in ServerLib::MAIN
         .into_iter()
         .chain(uws)
-        .chain([ServerLib::Rfc6455Uring, ServerLib::Rfc6455Mio])
+        .chain([
+            ServerLib::Rfc6455Each,
+            ServerLib::Rfc6455Uring,
+            ServerLib::Rfc6455Mio,
+        ])
         .filter(|&lib| chosen(lib))
     {
         let mut values = Vec::new();
@@ -137,7 +141,12 @@ pub fn run(budget: Budget) {
         for (col, &v) in ours.iter().enumerate() {
             let best = results[1..]
                 .iter()
-                .filter(|(lib, _)| !matches!(lib, ServerLib::Rfc6455Uring | ServerLib::Rfc6455Mio))
+                .filter(|(lib, _)| {
+                    !matches!(
+                        lib,
+                        ServerLib::Rfc6455Each | ServerLib::Rfc6455Uring | ServerLib::Rfc6455Mio
+                    )
+                })
                 .map(|(_, vals)| vals[col])
                 .fold(f64::INFINITY, f64::min);
             ratio.push(if best.is_finite() {
@@ -170,6 +179,7 @@ pub fn run(budget: Budget) {
         ));
     }
     table.note("Lower is better; ratios < 1 favour rfc6455. tungstenite = tokio-tungstenite with default config.");
+    table.note("rfc6455-each (not in the ratios): the tokio adapter echoing from for_each_message; its task's future holds no message across an await.");
     table.note("rfc6455-uring (not in the ratios): the compio driver keeps a read in flight on every connection, so an idle connection holds its receive buffer (16 KiB asked; the kernel writes, and so commits, only the pages that receive bytes).");
     table.note("rfc6455-mio (not in the ratios): the event-loop server (rfc6455::mio), one thread, every connection a record in its loop and no task; an idle connection lends its buffers to the thread's pool.");
     table.note(format!("Open-file limit raised to {limit} in-process (setrlimit); the hard limit caps the connection count."));
