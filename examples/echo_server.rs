@@ -353,7 +353,7 @@ async fn echo<W: Driver>(mut ws: W, peer: SocketAddr, what: &str) {
     if EACH.get() == Some(&true) {
         // Each message lent where it was read, its echo queued at once.
         let outcome = ws
-            .for_each_message(|message, conn| conn.send_data(message.kind(), message.as_bytes()))
+            .for_each_message(|message, conn| conn.send(message))
             .await
             .map_err(|err| err.to_string());
         return log(peer, what, outcome.map(|()| ws.closed()));

@@ -349,3 +349,38 @@ proptest! {
         leaves_the_rest(on_shared_loop(input, sizes), &sent, fail_at)?;
     }
 }
+
+/// `Connection::send` of what `for_each_message` lends: a message the
+/// connection gathered whole is shared into the output (its bytes are a
+/// piece of the output, not a copy), a view of a read is copied, and the
+/// frame on the wire is the same either way.
+#[test]
+fn send_shares_a_lent_whole_message_and_copies_a_view() {
+    use rfc6455::plumbing::{Plumbing, Received, Unread};
+    use rfc6455::MessageRef;
+
+    let large = Message::from(vec![7u8; 64 * 1024]);
+    let output = |server: &Connection| -> (Vec<u8>, Vec<*const u8>) {
+        let pieces: Vec<&[u8]> = server.pending_output_pieces().collect();
+        (pieces.concat(), pieces.iter().map(|p| p.as_ptr()).collect())
+    };
+
+    let mut whole = Connection::new(Role::Server, Config::default());
+    whole.send(MessageRef::from(&large)).unwrap();
+    let (whole_frame, whole_pieces) = output(&whole);
+    assert!(whole_pieces.contains(&large.as_bytes().as_ptr()), "shared");
+
+    let (mut read, _) = peer_bytes(&[Op::Whole(large.clone())]);
+    let mut viewer = Connection::new(Role::Server, Config::default());
+    let mut unread = Unread::new(&mut read);
+    let Some(Received::Message(view)) = viewer.poll_event_from(&mut unread) else {
+        panic!("a message lent from the read");
+    };
+    let at = view.as_bytes().as_ptr();
+    assert_eq!(view.as_message(), None, "a view, not a whole message");
+    let mut sender = Connection::new(Role::Server, Config::default());
+    sender.send(view).unwrap();
+    let (view_frame, view_pieces) = output(&sender);
+    assert!(!view_pieces.contains(&at), "copied");
+    assert_eq!(view_frame, whole_frame);
+}

@@ -328,7 +328,7 @@ async fn echo_rfc6455(stream: TcpStream) -> Result<(), BoxError> {
 
 async fn echo_rfc6455_each(stream: TcpStream) -> Result<(), BoxError> {
     let mut ws = rfc6455::tokio::accept(stream).await?;
-    ws.for_each_message(|message, conn| conn.send_data(message.kind(), message.as_bytes()))
+    ws.for_each_message(|message, conn| conn.send(message))
         .await?;
     Ok(())
 }
@@ -384,7 +384,7 @@ async fn echo_rfc6455_uring(stream: compio::net::TcpStream) -> Result<(), BoxErr
 
 async fn echo_rfc6455_uring_each(stream: compio::net::TcpStream) -> Result<(), BoxError> {
     let mut ws = rfc6455::compio::accept(stream).await?;
-    ws.for_each_message(|message, conn| conn.send_data(message.kind(), message.as_bytes()))
+    ws.for_each_message(|message, conn| conn.send(message))
         .await?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 use super::{Connection, Life};
 use crate::frame::{Header, OpCode, MAX_HEADER_LEN};
 use crate::mask::{apply_mask, extend_masked};
-use crate::{CloseCode, CloseFrame, Message, MessageKind, PreparedMessage, Role, UsageError};
+use crate::{CloseCode, CloseFrame, MessageKind, MessageRef, PreparedMessage, Role, UsageError};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use bytes::BytesMut;
@@ -27,21 +27,26 @@ impl Connection {
         self.send_data(MessageKind::Binary, data)
     }
 
-    /// Queues a message in one frame.
+    /// Queues a message in one frame: a `&`[`Message`](crate::Message), or a
+    /// [`MessageRef`] (the one [`for_each_message`](crate::Driver::for_each_message)
+    /// lends, say).
     ///
-    /// A server sends the payload of a large message (1 KiB or more) as
-    /// it is, without copying it into the output: echoing a received
-    /// message, or broadcasting one to many connections, costs no copy.
-    pub fn send(&mut self, message: &Message) -> Result<(), UsageError> {
-        let len = message.as_bytes().len();
-        if self.role == Role::Server && len >= self.copy_below as usize && !self.transforms(len) {
-            self.check_can_start_message()?;
-            self.write_header(true, opcode_of(message.kind()), 0, len, None);
-            self.io
-                .get()
-                .output
-                .push_shared(message.clone().into_bytes());
-            return Ok(());
+    /// A server sends the payload of a large message it can share (a
+    /// `Message`, or a `MessageRef` that lends one whole) as it is, without
+    /// copying it into the output: echoing a received message, or
+    /// broadcasting one to many connections, costs no copy. A lent view of
+    /// bytes that are not the connection's is copied.
+    pub fn send<'m>(&mut self, message: impl Into<MessageRef<'m>>) -> Result<(), UsageError> {
+        let message = message.into();
+        if let Some(whole) = message.as_message() {
+            let len = whole.as_bytes().len();
+            if self.role == Role::Server && len >= self.copy_below as usize && !self.transforms(len)
+            {
+                self.check_can_start_message()?;
+                self.write_header(true, opcode_of(whole.kind()), 0, len, None);
+                self.io.get().output.push_shared(whole.clone().into_bytes());
+                return Ok(());
+            }
         }
         self.send_data(message.kind(), message.as_bytes())
     }

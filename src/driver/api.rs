@@ -114,10 +114,14 @@ pub trait Driver: sealed::Holds {
     /// use rfc6455::Driver;
     ///
     /// async fn echo<W: Driver>(ws: &mut W) -> Result<(), W::Error> {
-    ///     ws.for_each_message(|message, conn| conn.send_data(message.kind(), message.as_bytes()))
+    ///     ws.for_each_message(|message, conn| conn.send(message))
     ///         .await
     /// }
     /// ```
+    ///
+    /// `conn.send(message)` answers with the message itself: a view is
+    /// copied into the output, a large message gathered in the connection
+    /// (one larger than a read) is shared, not copied.
     ///
     /// Pings are answered on the way. What `answer` queues goes out as
     /// [`queue`](Driver::queue)'s does: all the answers to one read in one

@@ -328,13 +328,9 @@ impl Ctx<'_> {
         id: Id,
         message: impl Into<MessageRef<'m>>,
     ) -> Result<(), UsageError> {
-        let message = message.into();
-        let conn = self.open(id).ok_or(UsageError::Closed)?;
-        match message.as_message() {
-            // Its bytes are shared, not copied, where they are large.
-            Some(whole) => conn.send(whole),
-            None => conn.send_data(message.kind(), message.as_bytes()),
-        }
+        // A whole message's bytes are shared, not copied, where they are
+        // large (`Connection::send`).
+        self.open(id).ok_or(UsageError::Closed)?.send(message)
     }
 
     /// Queues a prepared message to `id`: encoded once, however many

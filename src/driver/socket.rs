@@ -88,6 +88,7 @@ pub use super::extended::{Incoming, Respond};
 pub use super::halves::{Locked, ReadHalf, WriteHalf};
 use super::policy::{ended, lend_read, next_event, Held, Next};
 pub use super::policy::{Offered, WhenFull, HIGH_WATER};
+use crate::plumbing::Plumbing;
 use crate::{Connection, Event, MessageRef, ProtocolError, Timestamp, UsageError};
 
 /// The time as the core counts it, and a way to wait for a deadline.
@@ -271,7 +272,11 @@ impl<T: Transport, C: Clock> WebSocket<T, C> {
         let woken = {
             let clock = &self.clock;
             let closed = &mut self.held.closed;
-            let lend = answer.map(|answer| {
+            // A frame on its way (larger than the reads, say) is gathered
+            // in the connection: its bytes are read straight there, not
+            // lent, which would copy them there.
+            let arriving = self.held.conn.read_size_hint(0) > 0;
+            let lend = answer.filter(|_| !arriving).map(|answer| {
                 |conn: &mut Connection, read: &mut [u8]| {
                     lend_read(conn, closed, read, || clock.now(), answer)
                 }

@@ -147,6 +147,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         Poll::Ready(item)
     }
 
+    /// One read straight into the connection's receive buffer (no copy
+    /// through a buffer of our own), and what the core must hear of it:
+    /// the end of the stream, or, if it keeps a deadline, the time the
+    /// bytes came (silence is measured from the last bytes).
+    #[inline(always)]
+    fn poll_read_into_conn(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, Error>> {
+        let size = self.held.conn.read_size_hint(READ_BUF);
+        let polled = {
+            let mut buffer = self.held.conn.read_buffer(size);
+            let read = self.io.stream.read_buf(&mut buffer);
+            std::pin::pin!(read).poll(cx)
+        };
+        let n = ready!(polled)?;
+        if n == 0 {
+            self.held.conn.handle_eof();
+        } else if self.held.conn.poll_timeout().is_some() {
+            self.held.conn.handle_timeout(Time::timestamp());
+        }
+        Poll::Ready(Ok(n))
+    }
+
     #[inline(always)]
     pub(super) fn poll_event(
         &mut self,
@@ -175,24 +196,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             if let Poll::Ready(Err(e)) = self.poll_flush_output(cx, side) {
                 return Poll::Ready(Err(e));
             }
-            // Read straight into the connection's receive buffer (no copy
-            // through a buffer of our own).
             pool::lend(&mut self.held.conn);
-            let size = self.held.conn.read_size_hint(READ_BUF);
-            let polled = {
-                let mut buffer = self.held.conn.read_buffer(size);
-                let read = self.io.stream.read_buf(&mut buffer);
-                std::pin::pin!(read).poll(cx)
-            };
-            match polled {
-                Poll::Ready(Ok(0)) => self.held.conn.handle_eof(),
-                // Bytes arrived: if the core keeps a deadline, it learns
-                // when (silence is measured from the last bytes).
-                Poll::Ready(Ok(_)) if self.held.conn.poll_timeout().is_some() => {
-                    self.held.conn.handle_timeout(Time::timestamp());
-                }
+            match self.poll_read_into_conn(cx) {
                 Poll::Ready(Ok(_)) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 // Nothing to read: the time. What the timers queue (a
                 // Ping, a Close) or end is handled on the next turn.
                 Poll::Pending if self.alarm.poll(&mut self.held.conn, cx) => {}
@@ -252,28 +259,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 _ => {}
             }
             pool::lend(&mut self.held.conn);
-            let polled = pool::with_scratch(READ_BUF, |scratch| {
-                let mut read = ReadBuf::new(scratch);
-                let n = match Pin::new(&mut self.io.stream).poll_read(cx, &mut read) {
-                    Poll::Ready(Ok(())) => read.filled().len(),
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Error::from(e))),
-                    Poll::Pending => return Poll::Pending,
-                };
-                if n == 0 {
-                    self.held.conn.handle_eof();
-                    return Poll::Ready(Ok(()));
-                }
-                let held = &mut self.held;
-                let read = &mut scratch[..n];
-                let lent = lend_read(
-                    &mut held.conn,
-                    &mut held.closed,
-                    read,
-                    Time::timestamp,
-                    answer,
-                );
-                Poll::Ready(lent.map_err(Error::from))
-            });
+            // A frame on its way (larger than the reads, say) is gathered
+            // in the connection: its bytes are read straight there, not
+            // lent, which would copy them there.
+            let polled = if self.held.conn.read_size_hint(0) > 0 {
+                self.poll_read_into_conn(cx).map_ok(drop)
+            } else {
+                self.poll_read_lent(cx, answer)
+            };
             match polled {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -287,6 +280,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 }
             }
         }
+    }
+
+    /// One read into the thread's scratch buffer, its messages lent to
+    /// `answer` where they lie.
+    fn poll_read_lent<F>(&mut self, cx: &mut Context<'_>, answer: &mut F) -> Poll<Result<(), Error>>
+    where
+        F: FnMut(MessageRef<'_>, &mut Connection) -> Result<(), UsageError>,
+    {
+        pool::with_scratch(READ_BUF, |scratch| {
+            let mut read = ReadBuf::new(scratch);
+            let n = match Pin::new(&mut self.io.stream).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) => read.filled().len(),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(Error::from(e))),
+                Poll::Pending => return Poll::Pending,
+            };
+            if n == 0 {
+                self.held.conn.handle_eof();
+                return Poll::Ready(Ok(()));
+            }
+            let held = &mut self.held;
+            let read = &mut scratch[..n];
+            let lent = lend_read(
+                &mut held.conn,
+                &mut held.closed,
+                read,
+                Time::timestamp,
+                answer,
+            );
+            Poll::Ready(lent.map_err(Error::from))
+        })
     }
 }
 
