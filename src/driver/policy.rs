@@ -96,6 +96,12 @@ impl Held {
     }
 }
 
+/// A frame still missing more than this is read straight into the
+/// connection, which gathers it, rather than into the buffer messages are
+/// lent from, whose bytes the connection would copy: a large message
+/// arriving. A smaller remainder is read with what follows it, and lent.
+pub(crate) const GATHER_ABOVE: usize = 16 * 1024;
+
 /// The messages of one read, decoded where they lie and lent to `answer`
 /// with the connection, for [`Driver::for_each_message`](super::Driver::for_each_message)
 /// on every driver that reads into a buffer of its own; the Closed event,

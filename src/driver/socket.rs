@@ -86,7 +86,7 @@ pub use super::api::Driver;
 pub use super::extended::{Incoming, Respond};
 #[cfg(feature = "std")]
 pub use super::halves::{Locked, ReadHalf, WriteHalf};
-use super::policy::{ended, lend_read, next_event, Held, Next};
+use super::policy::{ended, lend_read, next_event, Held, Next, GATHER_ABOVE};
 pub use super::policy::{Offered, WhenFull, HIGH_WATER};
 use crate::plumbing::Plumbing;
 use crate::{Connection, Event, MessageRef, ProtocolError, Timestamp, UsageError};
@@ -272,10 +272,10 @@ impl<T: Transport, C: Clock> WebSocket<T, C> {
         let woken = {
             let clock = &self.clock;
             let closed = &mut self.held.closed;
-            // A frame on its way (larger than the reads, say) is gathered
-            // in the connection: its bytes are read straight there, not
-            // lent, which would copy them there.
-            let arriving = self.held.conn.read_size_hint(0) > 0;
+            // A large frame on its way is gathered in the connection: its
+            // bytes are read straight there, not lent, which would copy
+            // them there.
+            let arriving = self.held.conn.read_size_hint(0) > GATHER_ABOVE;
             let lend = answer.filter(|_| !arriving).map(|answer| {
                 |conn: &mut Connection, read: &mut [u8]| {
                     lend_read(conn, closed, read, || clock.now(), answer)

@@ -13,7 +13,7 @@ use tokio::time::Sleep;
 
 use super::stream::{Io, Side};
 use super::{Time, HIGH_WATER, READ_BUF};
-use crate::driver::policy::{ended, lend_read, offer as policy_offer, Held};
+use crate::driver::policy::{ended, lend_read, offer as policy_offer, Held, GATHER_ABOVE};
 use crate::driver::pool;
 use crate::driver::pool::COPY_BELOW;
 use crate::driver::{received, Alarm, Clock, Error, Timer};
@@ -259,10 +259,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
                 _ => {}
             }
             pool::lend(&mut self.held.conn);
-            // A frame on its way (larger than the reads, say) is gathered
-            // in the connection: its bytes are read straight there, not
-            // lent, which would copy them there.
-            let polled = if self.held.conn.read_size_hint(0) > 0 {
+            // A large frame on its way is gathered in the connection: its
+            // bytes are read straight there, not lent, which would copy
+            // them there.
+            let polled = if self.held.conn.read_size_hint(0) > GATHER_ABOVE {
                 self.poll_read_into_conn(cx).map_ok(drop)
             } else {
                 self.poll_read_lent(cx, answer)
