@@ -384,3 +384,25 @@ fn send_shares_a_lent_whole_message_and_copies_a_view() {
     assert!(!view_pieces.contains(&at), "copied");
     assert_eq!(view_frame, whole_frame);
 }
+
+/// Frames cut by the end of a read do not shrink the reads after them:
+/// 200 messages of 1 KiB, which straddle every 32 KiB read, come in about
+/// as many reads as their bytes fill (a remainder gathered with a read of
+/// its own size each time once made every later read one frame long).
+#[test]
+fn reads_stay_full_when_frames_straddle_them() {
+    let ops: Vec<Op> = (0..200)
+        .map(|_| Op::Whole(Message::from(vec![5u8; 1024])))
+        .collect();
+    let (input, _) = peer_bytes(&ops);
+    let full_reads = input.len().div_ceil(32 * 1024);
+    let mut ws = on_tokio(input, vec![usize::MAX]);
+    runtime()
+        .block_on(ws.for_each_message(|message, conn| conn.send(message)))
+        .unwrap();
+    let reads = ws.get_ref().turn;
+    assert!(
+        reads <= 2 * full_reads + 2,
+        "{reads} reads for {full_reads} reads' worth"
+    );
+}
