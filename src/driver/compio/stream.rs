@@ -23,6 +23,12 @@ const MIN_READ: usize = 2 * 1024;
 /// missing more.
 const MAX_READ: usize = 64 * 1024;
 
+/// The most room a read into the buffer messages are lent from asks
+/// for: a message larger than this is gathered in the connection, whose
+/// copy of it is shared when it is sent on, where a view of this buffer
+/// would be copied.
+const LENT_READ: usize = 32 * 1024;
+
 /// The most pieces of output one write takes.
 const WRITE_PIECES: usize = 64;
 
@@ -117,7 +123,7 @@ where
             let size = conn.read_size_hint(0) + self.read_size;
             let buf = if own {
                 let mut buf = core::mem::take(&mut self.own);
-                buf.reserve(size);
+                buf.reserve(size.min(LENT_READ));
                 buf
             } else {
                 conn.read_buffer_owned(size)

@@ -147,6 +147,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         Poll::Ready(item)
     }
 
+    /// Nothing to read: ready if the loop must turn anyway (the time: what
+    /// the timers queue, a Ping or a Close, or end is handled on the next
+    /// turn; or a shutdown signal, heeded there); otherwise the task waits
+    /// for the peer, having lent the buffers to the thread's other
+    /// connections until bytes arrive.
+    #[inline(always)]
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.alarm.poll(&mut self.held.conn, cx) || self.held.shutdown.poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        pool::reclaim(&mut self.held.conn);
+        self.reader = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
     /// One read straight into the connection's receive buffer (no copy
     /// through a buffer of our own), and what the core must hear of it:
     /// the end of the stream, or, if it keeps a deadline, the time the
@@ -200,18 +215,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             match self.poll_read_into_conn(cx) {
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                // Nothing to read: the time. What the timers queue (a
-                // Ping, a Close) or end is handled on the next turn.
-                Poll::Pending if self.alarm.poll(&mut self.held.conn, cx) => {}
-                // Nor yet: a shutdown signal, heeded on the next turn.
-                Poll::Pending if self.held.shutdown.poll(cx).is_ready() => {}
-                Poll::Pending => {
-                    // Waiting for the peer: lend the buffers to the
-                    // thread's other connections until bytes arrive.
-                    pool::reclaim(&mut self.held.conn);
-                    self.reader = Some(cx.waker().clone());
-                    return Poll::Pending;
-                }
+                Poll::Pending => ready!(self.poll_idle(cx)),
             }
         }
     }
@@ -270,14 +274,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
             match polled {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                // Nothing to read: as `poll_event` waits.
-                Poll::Pending if self.alarm.poll(&mut self.held.conn, cx) => {}
-                Poll::Pending if self.held.shutdown.poll(cx).is_ready() => {}
-                Poll::Pending => {
-                    pool::reclaim(&mut self.held.conn);
-                    self.reader = Some(cx.waker().clone());
-                    return Poll::Pending;
-                }
+                Poll::Pending => ready!(self.poll_idle(cx)),
             }
         }
     }
