@@ -124,14 +124,7 @@ where
     loop {
         let answered = match conn.poll_event_from(&mut unread) {
             Some(Received::Message(message)) => answer(message, conn),
-            Some(Received::Event(Event::Message(message))) => {
-                answer(MessageRef::from(&message), conn)
-            }
-            Some(Received::Event(Event::Closed(ended))) => {
-                *closed = Some(ended);
-                Ok(())
-            }
-            Some(Received::Event(_)) => Ok(()),
+            Some(Received::Event(event)) => lend_event(conn, closed, event, answer),
             None => match now.take() {
                 Some(now) if conn.poll_timeout().is_some() => {
                     conn.handle_timeout(now());
@@ -154,6 +147,28 @@ pub(crate) fn ended<E: From<ProtocolError>>(closed: &Closed) -> Result<(), E> {
     closed.error.clone().map_or(Ok(()), |e| Err(e.into()))
 }
 
+/// An event of the connection's own making (a message it gathered, the
+/// end): a message lent to `answer`, the end kept in `closed`, anything
+/// else (a Ping, already answered) passed over.
+fn lend_event<F>(
+    conn: &mut Connection,
+    closed: &mut Option<Box<Closed>>,
+    event: Event,
+    answer: &mut F,
+) -> Result<(), UsageError>
+where
+    F: FnMut(MessageRef<'_>, &mut Connection) -> Result<(), UsageError>,
+{
+    match event {
+        Event::Message(message) => answer(MessageRef::from(&message), conn),
+        Event::Closed(ended) => {
+            *closed = Some(ended);
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// [`Driver::for_each_message`](super::Driver::for_each_message) over the
 /// events a connection had already.
 impl Held {
@@ -163,12 +178,7 @@ impl Held {
     where
         F: FnMut(MessageRef<'_>, &mut Connection) -> Result<(), UsageError>,
     {
-        match event {
-            Event::Message(message) => answer(MessageRef::from(&message), &mut self.conn)?,
-            Event::Closed(closed) => self.closed = Some(closed),
-            _ => {}
-        }
-        Ok(())
+        lend_event(&mut self.conn, &mut self.closed, event, answer)
     }
 }
 

@@ -141,10 +141,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
 
 /// The writing side: output to the stream, with backpressure.
 impl<S: AsyncWrite + Unpin> Io<S> {
-    /// The waker a write or flush is polled with: the shared one, or,
-    /// before any task has waited to write, none (no task to wake; a
-    /// write that cannot go on now stores a task's waker, makes the shared
-    /// one and is tried again with it, see [`Io::poll_write_some`]).
     /// One write of the pending output, polled with the shared write
     /// waker (see [`WriteWakers`]): the stream keeps that one waker.
     pub(super) fn write_once(&mut self, conn: &Connection) -> Poll<io::Result<usize>> {
